@@ -1,0 +1,37 @@
+# The two commands a new user types (README): `make demo` and `make test`.
+# Everything installs into .venv; Go-built tools (the official rules oracle,
+# the Kubernetes control plane) are built by the test fixtures and cached in
+# $(OURO_CACHE) so a second run skips them.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export OURO_CACHE ?= $(HOME)/.cache/ouroboros
+
+.PHONY: setup demo test unit lint bench clean
+
+$(BIN)/ouro: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --quiet -e '.[dev,operator]'
+	@touch $@
+
+setup: $(BIN)/ouro
+
+demo: setup
+	$(BIN)/ouro play --players heuristic,search,greedy,random-safe --games 4 --render 0
+
+lint: setup
+	$(BIN)/ruff check trainer operator tests benchmarks
+
+test: lint
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest -m unit
+
+bench: setup
+	$(BIN)/python -m benchmarks.engine
+
+clean:
+	rm -rf $(VENV) .pytest_cache

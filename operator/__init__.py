@@ -1,0 +1,1 @@
+"""Ouroboros operator: everything that runs in the operator image."""

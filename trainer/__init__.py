@@ -1,0 +1,1 @@
+"""Ouroboros trainer: everything that runs in the trainer image."""
