@@ -1,0 +1,169 @@
+"""The test control plane behaves like a cluster where it matters to the operator.
+
+The operator's integration tests rely on three things: a real API server of
+the pinned release, Jobs whose pods run and report a termination message,
+and garbage collection through ownerReferences. Each is checked here so a
+failure points at the harness, not at the operator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .kube import controlplane
+
+pytestmark = pytest.mark.integration
+
+
+def _wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_api_server_reports_the_pinned_release(kube_cluster):
+    version = json.loads(kube_cluster.kubectl("version", "-o", "json").stdout)
+
+    pinned = controlplane.versions()["KUBERNETES_VERSION"]
+    assert version["serverVersion"]["gitVersion"] == pinned
+    assert version["clientVersion"]["gitVersion"] == pinned
+    major, minor = pinned.removeprefix("v").split(".")[:2]
+    assert (version["serverVersion"]["major"], version["serverVersion"]["minor"]) == (major, minor)
+
+
+def _job(name: str, script: str, **spec) -> dict:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "main",
+                    "image": "ouroboros-trainer:test",
+                    "command": ["python", "-c", script],
+                    "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                }],
+            }},
+            **spec,
+        },
+    }
+
+
+def _job_pod(kube_cluster, namespace: str, job: str) -> dict:
+    pods = json.loads(kube_cluster.kubectl(
+        "get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "json").stdout)["items"]
+    assert len(pods) == 1, [pod["metadata"]["name"] for pod in pods]
+    return pods[0]
+
+
+def test_job_pod_runs_and_reports_its_termination_message(kube_cluster, node_agent, namespace):
+    script = (
+        "import json, os\n"
+        "result = {'pod': os.environ['POD_NAME'], 'metrics': {'win_rate': 0.75}}\n"
+        "open('/dev/termination-log', 'w').write(json.dumps(result))\n"
+        "print('phase done')\n"
+    )
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(_job("phase", script)))
+
+    kube_cluster.kubectl("wait", "-n", namespace, "--for=condition=Complete", "job/phase", "--timeout=90s")
+
+    pod = _job_pod(kube_cluster, namespace, "phase")
+    assert pod["spec"]["nodeName"] == node_agent.node_name
+    assert pod["status"]["phase"] == "Succeeded"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 0
+    assert json.loads(terminated["message"]) == {
+        "pod": pod["metadata"]["name"],
+        "metrics": {"win_rate": 0.75},
+    }
+    assert node_agent.logs(namespace, pod["metadata"]["name"]) == "phase done\n"
+
+
+def test_failing_job_pod_reports_exit_code_and_message(kube_cluster, node_agent, namespace):
+    script = (
+        "import os, sys\n"
+        "open(os.environ['OURO_TERMINATION_LOG'], 'w').write('out of memory')\n"
+        "sys.exit(3)\n"
+    )
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(_job("broken", script)))
+
+    kube_cluster.kubectl("wait", "-n", namespace, "--for=condition=Failed", "job/broken", "--timeout=90s")
+
+    terminated = _job_pod(kube_cluster, namespace, "broken")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["message"]) == (3, "out of memory")
+
+
+def test_configmap_volume_is_mounted_at_its_path(kube_cluster, node_agent, namespace):
+    kube_cluster.kubectl("create", "configmap", "run-config", "-n", namespace,
+                         "--from-literal=run.json={\"games\": 4, \"out\": \"/artifacts/run-1\"}")
+    script = (
+        "import json, pathlib\n"
+        "config = json.load(open('/etc/ouroboros/run.json'))\n"
+        "pathlib.Path(config['out']).mkdir(parents=True)\n"
+        "open('/dev/termination-log', 'w').write(json.dumps({'games': config['games']}))\n"
+    )
+    job = _job("configured", script)
+    pod_spec = job["spec"]["template"]["spec"]
+    pod_spec["volumes"] = [
+        {"name": "config", "configMap": {"name": "run-config"}},
+        {"name": "artifacts", "emptyDir": {}},
+    ]
+    pod_spec["containers"][0]["volumeMounts"] = [
+        {"name": "config", "mountPath": "/etc/ouroboros", "readOnly": True},
+        {"name": "artifacts", "mountPath": "/artifacts"},
+    ]
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(job))
+
+    kube_cluster.kubectl("wait", "-n", namespace, "--for=condition=Complete", "job/configured", "--timeout=90s")
+
+    pod = _job_pod(kube_cluster, namespace, "configured")
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert json.loads(terminated["message"]) == {"games": 4}
+    assert (node_agent.pod_dir(namespace, pod["metadata"]["name"]) / "volumes" / "artifacts" / "run-1").is_dir()
+
+
+def test_deleting_a_job_kills_its_running_pod(kube_cluster, node_agent, namespace):
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                         input=json.dumps(_job("sleeper", "import time; time.sleep(600)")))
+    _wait_for(lambda: _job_pod(kube_cluster, namespace, "sleeper")["status"].get("phase") == "Running"
+              if kube_cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout else False,
+              what="the sleeper pod to run")
+
+    kube_cluster.kubectl("delete", "job", "sleeper", "-n", namespace, "--cascade=foreground", "--timeout=60s")
+
+    assert kube_cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout == ""
+
+
+def test_deleting_an_owner_deletes_what_it_owns(kube_cluster, namespace):
+    owner = json.loads(kube_cluster.kubectl(
+        "create", "configmap", "owner", "-n", namespace, "-o", "json").stdout)
+    owned = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "owned",
+            "ownerReferences": [{
+                "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                "uid": owner["metadata"]["uid"], "blockOwnerDeletion": True, "controller": True,
+            }],
+        },
+    }
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(owned))
+
+    kube_cluster.kubectl("delete", "configmap", "owner", "-n", namespace)
+
+    _wait_for(
+        lambda: kube_cluster.kubectl("get", "configmap", "owned", "-n", namespace, check=False).returncode != 0,
+        what="the garbage collector to delete the owned ConfigMap",
+    )
