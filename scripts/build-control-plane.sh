@@ -43,7 +43,11 @@ step() {
 has_version() {
   local binary=$1 want=$2
   shift 2
-  [[ -x $bin/$binary ]] && "$bin/$binary" "$@" 2>&1 | grep -qF -- "$want"
+  [[ -x $bin/$binary ]] || return 1
+  # Not piped into `grep -q`: grep exiting early would fail the pipe (pipefail).
+  local output
+  output=$("$bin/$binary" "$@" 2>&1) || return 1
+  [[ $output == *"$want"* ]]
 }
 
 k8s_targets=()

@@ -32,6 +32,7 @@ def kube_cluster(request, tmp_path_factory) -> Iterator[controlplane.ControlPlan
       - `server` (https://127.0.0.1:<port>), `bin_dir`, `version` (e.g. v1.37.2),
         `token`, `ca_file`, `api()` (a small JSON client), `logs` (component ->
         log path), `root` (its temporary directory).
+    For the session, os.environ["KUBECONFIG"] also points at this cluster.
     No kube-scheduler and no kubelet: use `node_agent` for pods to run.
     Controllers running: see `controlplane.CONTROLLERS` (Jobs, garbage collection,
     namespaces, ServiceAccounts, TTL-after-finished, CronJobs, role aggregation).
@@ -42,7 +43,10 @@ def kube_cluster(request, tmp_path_factory) -> Iterator[controlplane.ControlPlan
     with capture.global_and_fixture_disabled():  # a cold build takes minutes: show progress
         bin_dir = controlplane.build_binaries()
     root = tmp_path_factory.mktemp("kube")
-    with controlplane.running(bin_dir, root) as plane:
+    with controlplane.running(bin_dir, root) as plane, pytest.MonkeyPatch.context() as patch:
+        # In-process clients (kopf, kubernetes) load $KUBECONFIG: point it here,
+        # never at a developer's real cluster.
+        patch.setenv("KUBECONFIG", str(plane.kubeconfig))
         request.config.stash[_LOGS_KEY] = plane.logs
         yield plane
 
@@ -62,6 +66,10 @@ def node_agent(kube_cluster, tmp_path_factory) -> Iterator[node_agent_module.Nod
     Succeeded/Failed with terminated.exitCode and terminated.message (the last
     4096 bytes of that file), as kubelet reports them. Deleting a running pod
     kills its process. The node offers cpu 16, memory 64Gi, nvidia.com/gpu 8.
+    Processes inherit `kube_cluster.env` (so `python` and `ouro` are this
+    venv's); a PVC volume is the directory `root/claims/<namespace>/<claim>`,
+    shared by all pods that mount the claim (no PV or PVC objects needed).
+    Restarts (OnFailure/Always) are immediate, without kubelet's back-off.
 
     Returns the `NodeAgent`: `node_name`, `root`, `pod_dir(ns, name)`,
     `logs(ns, name)` (the container's stdout+stderr), `errors` (sync failures).

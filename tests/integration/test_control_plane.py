@@ -9,6 +9,7 @@ failure points at the harness, not at the operator.
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -60,9 +61,13 @@ def _job(name: str, script: str, **spec) -> dict:
     }
 
 
-def _job_pod(kube_cluster, namespace: str, job: str) -> dict:
-    pods = json.loads(kube_cluster.kubectl(
+def _job_pods(kube_cluster, namespace: str, job: str) -> list[dict]:
+    return json.loads(kube_cluster.kubectl(
         "get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "json").stdout)["items"]
+
+
+def _job_pod(kube_cluster, namespace: str, job: str) -> dict:
+    pods = _job_pods(kube_cluster, namespace, job)
     assert len(pods) == 1, [pod["metadata"]["name"] for pod in pods]
     return pods[0]
 
@@ -136,13 +141,25 @@ def test_configmap_volume_is_mounted_at_its_path(kube_cluster, node_agent, names
 def test_deleting_a_job_kills_its_running_pod(kube_cluster, node_agent, namespace):
     kube_cluster.kubectl("apply", "-n", namespace, "-f", "-",
                          input=json.dumps(_job("sleeper", "import time; time.sleep(600)")))
-    _wait_for(lambda: _job_pod(kube_cluster, namespace, "sleeper")["status"].get("phase") == "Running"
-              if kube_cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout else False,
-              what="the sleeper pod to run")
+    pod = _wait_for(
+        lambda: next((pod for pod in _job_pods(kube_cluster, namespace, "sleeper")
+                      if pod["status"].get("phase") == "Running"), None),
+        what="the sleeper pod to run",
+    )
+    pid = int(pod["status"]["containerStatuses"][0]["containerID"].removeprefix("ouro://"))
 
     kube_cluster.kubectl("delete", "job", "sleeper", "-n", namespace, "--cascade=foreground", "--timeout=60s")
 
-    assert kube_cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout == ""
+    assert _job_pods(kube_cluster, namespace, "sleeper") == []
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_deleting_an_owner_deletes_what_it_owns(kube_cluster, namespace):
@@ -167,3 +184,35 @@ def test_deleting_an_owner_deletes_what_it_owns(kube_cluster, namespace):
         lambda: kube_cluster.kubectl("get", "configmap", "owned", "-n", namespace, check=False).returncode != 0,
         what="the garbage collector to delete the owned ConfigMap",
     )
+
+
+def test_indexed_job_runs_every_index(kube_cluster, node_agent, namespace):
+    script = "import sys; open('/dev/termination-log', 'w').write(sys.argv[1])"
+    job = _job("workers", script, completionMode="Indexed", completions=3, parallelism=3)
+    job["spec"]["template"]["spec"]["containers"][0]["args"] = ["$(JOB_COMPLETION_INDEX)"]
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(job))
+
+    kube_cluster.kubectl("wait", "-n", namespace, "--for=condition=Complete", "job/workers", "--timeout=90s")
+
+    messages = sorted(pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+                      for pod in _job_pods(kube_cluster, namespace, "workers"))
+    assert messages == ["0", "1", "2"]
+
+
+def test_pods_mounting_one_claim_share_its_files(kube_cluster, node_agent, namespace):
+    def job_with_claim(name: str, script: str) -> dict:
+        job = _job(name, script)
+        pod_spec = job["spec"]["template"]["spec"]
+        pod_spec["volumes"] = [{"name": "store", "persistentVolumeClaim": {"claimName": "artifacts"}}]
+        pod_spec["containers"][0]["volumeMounts"] = [{"name": "store", "mountPath": "/var/lib/ouro"}]
+        return job
+
+    writer = job_with_claim("writer", "open('/var/lib/ouro/model.onnx', 'w').write('weights')")
+    reader = job_with_claim("reader", "open('/dev/termination-log', 'w').write(open('/var/lib/ouro/model.onnx').read())")
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(writer))
+    kube_cluster.kubectl("wait", "-n", namespace, "--for=condition=Complete", "job/writer", "--timeout=90s")
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(reader))
+    kube_cluster.kubectl("wait", "-n", namespace, "--for=condition=Complete", "job/reader", "--timeout=90s")
+
+    terminated = _job_pod(kube_cluster, namespace, "reader")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["message"] == "weights"

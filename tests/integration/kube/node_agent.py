@@ -217,7 +217,13 @@ class NodeAgent:
             self._done.add(meta["uid"])
             self._patch_status(pod, _failed_status(pod, str(err)))
             return
-        run = _Run(meta["namespace"], meta["name"], container, self._spawn(container), _now())
+        try:
+            process = self._spawn(container)
+        except OSError as err:  # e.g. the command is not on PATH: kubelet's StartError
+            self._done.add(meta["uid"])
+            self._patch_status(pod, _failed_status(pod, f"cannot start {container.argv[0]!r}: {err}"))
+            return
+        run = _Run(meta["namespace"], meta["name"], container, process, _now())
         self._runs[meta["uid"]] = run
         self._patch_status(pod, _running_status(pod, run))
 
@@ -353,10 +359,10 @@ def _terminated_status(pod: dict, run: _Run, terminated: dict) -> dict:
 
 
 def _failed_status(pod: dict, message: str) -> dict:
-    """A pod the agent refuses to run: Failed with the reason in status.message."""
+    """A pod the agent cannot run: Failed with the reason in status.message."""
     return {
         "phase": "Failed",
-        "reason": "NodeAgentUnsupported",
+        "reason": "NodeAgentCannotRun",
         "message": message,
         "startTime": _now(),
         "conditions": _conditions(ready=False, reason="PodFailed"),
