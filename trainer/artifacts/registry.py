@@ -328,7 +328,9 @@ class Registry:
         """
         return self._change(game, ChampionAction.ROLLBACK, to, by, reason)
 
-    def pin(self, game: str, version_id: str, *, by: str = "unknown", reason: str = "") -> ChampionState:
+    def pin(
+        self, game: str, version_id: str, *, by: str = "unknown", reason: str = ""
+    ) -> ChampionState:
         """Install ``version_id`` and freeze the pointer there (manual override)."""
         return self._change(game, ChampionAction.PIN, version_id, by, reason)
 

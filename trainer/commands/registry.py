@@ -1,0 +1,291 @@
+"""`ouro registry`: list, show, add, verify, promote, roll back and pin model versions.
+
+Thin wiring over :mod:`ouroboros.trainer.artifacts.registry`: parse, call, print.
+Humans get rich tables; ``--json`` prints one JSON document for scripts and the
+operator. Exit codes: 0 success, 1 refused (not found, pinned, bad input),
+2 usage error, 3 checksum mismatch (a corrupt artifact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ouroboros.trainer.artifacts import registry as reg
+from ouroboros.trainer.artifacts import store as st
+
+DEFAULT_STORE = "./runs/registry"
+EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 1, 2, 3
+
+
+def _user() -> str:
+    try:
+        return os.environ.get("OURO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _pairs(items: list[str], what: str, number: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} must look like NAME=VALUE, got {item!r}")
+        if number:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                raise ValueError(f"{what} {key!r} must be a number, got {value!r}") from None
+        else:
+            out[key] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--store",
+        default=os.environ.get("OURO_STORE", DEFAULT_STORE),
+        help="artifact store URL: a directory, file://, memory://, s3://... "
+        f"(default: $OURO_STORE or {DEFAULT_STORE})",
+    )
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    who = argparse.ArgumentParser(add_help=False)
+    who.add_argument("--by", default=_user(), help="who makes the change (default: $OURO_USER)")
+    who.add_argument("--reason", default="", help="why, recorded in the champion's history")
+
+    parser = argparse.ArgumentParser(
+        prog="ouro registry",
+        description="Model versions and champions in an artifact store.",
+        epilog="exit codes: 0 ok, 1 refused, 2 usage, 3 corrupt artifact (checksum mismatch)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", parents=[common], help="list versions (and champions)")
+    p.add_argument("--game", help="only versions for this game configuration")
+
+    p = sub.add_parser("show", parents=[common], help="show a version, or a game's champion")
+    p.add_argument("version", nargs="?", help="version id (omit with --game for the champion)")
+    p.add_argument("--game", help="game configuration, e.g. standard-11x11-2p")
+
+    p = sub.add_parser("add", parents=[common], help="register a model file as a new version")
+    p.add_argument("file", type=Path, help="the model artifact (e.g. an ONNX file)")
+    p.add_argument("--arch", required=True, help="architecture name")
+    p.add_argument("--run", required=True, help="training run that produced it")
+    p.add_argument("--phase", required=True, help="training phase that produced it")
+    p.add_argument("--game", help="game configuration it was trained for")
+    p.add_argument("--id", dest="version_id", help="version id (default: time and run)")
+    p.add_argument("--metric", action="append", default=[], help="NAME=NUMBER (repeatable)")
+    p.add_argument("--meta", action="append", default=[], help="NAME=TEXT (repeatable)")
+
+    p = sub.add_parser("verify", parents=[common], help="check a version's sha256")
+    p.add_argument("version")
+
+    p = sub.add_parser("promote", parents=[common, who], help="make a version the champion")
+    p.add_argument("version")
+    p.add_argument("--game", required=True)
+    p.add_argument("--run", help="training run (default: the version's)")
+    p.add_argument("--stats", type=Path, help="JSON file of gate statistics to record")
+
+    p = sub.add_parser("rollback", parents=[common, who], help="return to an earlier champion")
+    p.add_argument("version", nargs="?", default=reg.PREVIOUS, help="version id or 'previous'")
+    p.add_argument("--game", required=True)
+
+    p = sub.add_parser("pin", parents=[common, who], help="install a version and freeze it")
+    p.add_argument("version")
+    p.add_argument("--game", required=True)
+
+    p = sub.add_parser("unpin", parents=[common, who], help="lift a pin")
+    p.add_argument("--game", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `ouro registry ...`; returns the exit code."""
+    try:
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:  # argparse exits on --help (0) and on usage errors (2)
+        return int(e.code or 0)
+    try:
+        registry = reg.Registry.open(args.store)
+        return _COMMANDS[args.command](registry, args)
+    except st.ChecksumError as e:
+        _error(str(e))
+        return EXIT_CORRUPT
+    except (reg.RegistryError, st.ArtifactError, ValueError, OSError) as e:
+        _error(str(e))
+        return EXIT_REFUSED
+
+
+def _error(message: str) -> None:
+    print(f"ouro registry: error: {message}", file=sys.stderr)
+
+
+def _emit(args: argparse.Namespace, document: Any, human: Any) -> int:
+    if args.json:
+        print(json.dumps(document, indent=2, sort_keys=True, default=str))
+    else:
+        _console().print(human)
+    return 0
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200, soft_wrap=False)
+
+
+def _champions(registry: reg.Registry) -> dict[str, list[str]]:
+    """version id -> the games it is champion of."""
+    out: dict[str, list[str]] = {}
+    for game in registry.games():
+        version = registry.champion(game).version
+        if version:
+            out.setdefault(version, []).append(game)
+    return out
+
+
+def _cmd_list(registry: reg.Registry, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    versions = registry.versions(args.game)
+    champions = _champions(registry)
+    doc = [{**v.model_dump(mode="json"), "champion_of": champions.get(v.id, [])} for v in versions]
+    table = Table(title=f"model versions in {registry.store.url}")
+    for col in (
+        "id",
+        "architecture",
+        "run",
+        "phase",
+        "game",
+        "size",
+        "sha256",
+        "created",
+        "champion of",
+    ):
+        table.add_column(col, no_wrap=col in ("id", "sha256"))
+    for v in versions:
+        table.add_row(
+            v.id,
+            v.architecture,
+            v.run,
+            v.phase,
+            v.game or "-",
+            f"{v.size:,}",
+            v.sha256[:12],
+            f"{v.created_at:%Y-%m-%d %H:%M:%S}",
+            ", ".join(champions.get(v.id, [])),
+        )
+    return _emit(args, doc, table if versions else "no model versions")
+
+
+def _cmd_show(registry: reg.Registry, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    if args.version:
+        v = registry.get(args.version)
+        table = Table(title=f"version {v.id}", show_header=False)
+        for name, value in v.model_dump(mode="json").items():
+            table.add_row(name, json.dumps(value) if isinstance(value, dict) else str(value))
+        return _emit(args, v.model_dump(mode="json"), table)
+    if not args.game:
+        raise ValueError("show needs a VERSION or --game KEY")
+    state = registry.champion(args.game)
+    table = Table(
+        title=f"champion of {state.game}: {state.version or 'none'}"
+        + (f" (pinned to {state.pinned_version})" if state.pinned_version else "")
+    )
+    for col in ("when", "action", "version", "previous", "by", "run", "reason"):
+        table.add_column(col)
+    for r in state.history:
+        table.add_row(
+            f"{r.at:%Y-%m-%d %H:%M:%S}",
+            r.action.value,
+            r.version or "-",
+            r.previous or "-",
+            r.by,
+            r.run or "-",
+            r.reason,
+        )
+    return _emit(args, state.model_dump(mode="json"), table)
+
+
+def _cmd_add(registry: reg.Registry, args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise ValueError(f"no such file: {args.file}")
+    v = registry.register(
+        args.file,
+        architecture=args.arch,
+        run=args.run,
+        phase=args.phase,
+        game=args.game,
+        metrics=_pairs(args.metric, "--metric", number=True),
+        metadata={"source": str(args.file), **_pairs(args.meta, "--meta", number=False)},
+        version_id=args.version_id,
+        filename=args.file.name,
+    )
+    return _emit(args, v.model_dump(mode="json"), f"registered [bold]{v.id}[/] sha256 {v.sha256}")
+
+
+def _cmd_verify(registry: reg.Registry, args: argparse.Namespace) -> int:
+    v = registry.verify(args.version)
+    return _emit(args, {"id": v.id, "sha256": v.sha256, "ok": True}, f"{v.id}: sha256 ok")
+
+
+def _state_out(args: argparse.Namespace, state: reg.ChampionState, before: int, verb: str) -> int:
+    changed = state.generation != before
+    doc = {**state.model_dump(mode="json"), "changed": changed}
+    msg = (
+        f"{state.game}: champion is now [bold]{state.version}[/]"
+        if changed
+        else f"{state.game}: nothing to {verb}, champion is {state.version}"
+    )
+    return _emit(args, doc, msg)
+
+
+def _cmd_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
+    statistics = json.loads(args.stats.read_text()) if args.stats else {}
+    if not isinstance(statistics, dict):
+        raise ValueError(f"--stats {args.stats} must hold a JSON object")
+    before = registry.champion(args.game).generation
+    state = registry.promote(
+        args.game, args.version, by=args.by, run=args.run, reason=args.reason, statistics=statistics
+    )
+    return _state_out(args, state, before, "promote")
+
+
+def _cmd_rollback(registry: reg.Registry, args: argparse.Namespace) -> int:
+    before = registry.champion(args.game).generation
+    state = registry.rollback(args.game, args.version, by=args.by, reason=args.reason)
+    return _state_out(args, state, before, "roll back")
+
+
+def _cmd_pin(registry: reg.Registry, args: argparse.Namespace) -> int:
+    before = registry.champion(args.game).generation
+    state = registry.pin(args.game, args.version, by=args.by, reason=args.reason)
+    return _state_out(args, state, before, "pin")
+
+
+def _cmd_unpin(registry: reg.Registry, args: argparse.Namespace) -> int:
+    before = registry.champion(args.game).generation
+    state = registry.unpin(args.game, by=args.by, reason=args.reason)
+    return _state_out(args, state, before, "unpin")
+
+
+_COMMANDS = {
+    "list": _cmd_list,
+    "show": _cmd_show,
+    "add": _cmd_add,
+    "verify": _cmd_verify,
+    "promote": _cmd_promote,
+    "rollback": _cmd_rollback,
+    "pin": _cmd_pin,
+    "unpin": _cmd_unpin,
+}

@@ -1,0 +1,270 @@
+"""The promotion gate's decision: promote, reject, or keep testing.
+
+A candidate becomes champion only when two independent checks pass:
+
+1. **Strength**, from a tournament against the current champion, by one of
+   * ``sprt`` (default): the sequential test of :mod:`.stats` on paired games
+     (pentanomial) when available, else on games (trinomial). It may stop as
+     soon as the LLR leaves its bounds, but not before ``min_games`` (Leela
+     Zero: at least 100, at most 400 games). Running out of ``max_games``
+     without a decision is *inconclusive*: not enough evidence to promote.
+   * ``win_rate``: a fixed-budget test (KataGo's gatekeeper style). After
+     ``max_games`` the score (draws half) must reach ``min_win_rate`` and its
+     Wilson lower bound must reach ``min_lower_bound``. It does not stop
+     early, because looking at a fixed-sample interval after every game
+     inflates its error rate; use the SPRT for early stopping.
+2. **Production readiness**: p99 latency and peak memory of an inference
+   session under their thresholds (the guide's 10 ms and 50 MB by default),
+   and, when measured, ONNX/torch move parity. A model that fails is rejected
+   whatever its strength: it is not promotable.
+
+This module decides and does nothing else: the tournament runner feeds it
+counts, the registry records its ``statistics`` in the champion's history.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ouroboros.trainer.evaluation import stats
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+
+class GateMethod(StrEnum):
+    """How strength is judged."""
+
+    SPRT = "sprt"
+    WIN_RATE = "win_rate"
+
+
+class Verdict(StrEnum):
+    """The gate's answer."""
+
+    PROMOTE = "promote"
+    REJECT = "reject"
+    INCONCLUSIVE = "inconclusive"
+
+
+class WinRateConfig(BaseModel):
+    """Fixed-budget win-rate test."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_win_rate: float = Field(
+        0.55, ge=0.0, le=1.0, description="Score (draws half) the candidate must reach."
+    )
+    min_lower_bound: float = Field(
+        0.5, ge=0.0, le=1.0, description="Wilson lower bound of the score it must reach."
+    )
+    confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence of the Wilson bound.")
+
+
+class ReadinessThresholds(BaseModel):
+    """Limits a model must respect to be served."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_p99_latency_ms: float = Field(
+        10.0, gt=0, description="p99 latency at batch 1 on one thread, in milliseconds."
+    )
+    max_peak_memory_mb: float = Field(
+        50.0, gt=0, description="Peak memory of one inference session, in MB."
+    )
+
+
+class GateConfig(BaseModel):
+    """The promotion policy (a TrainingRun's ``promotion`` section maps onto it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: GateMethod = Field(GateMethod.SPRT, description="sprt or win_rate.")
+    sprt: stats.SprtConfig = Field(default_factory=stats.SprtConfig, description="SPRT test.")
+    win_rate: WinRateConfig = Field(default_factory=WinRateConfig, description="Win-rate test.")
+    min_games: int = Field(100, ge=0, description="No strength decision before this many games.")
+    max_games: int = Field(400, gt=0, description="Game budget of the tournament.")
+    readiness: ReadinessThresholds = Field(default_factory=ReadinessThresholds)
+    require_readiness: bool = Field(
+        True, description="Without a readiness report the candidate cannot be promoted."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> GateConfig:
+        if self.min_games > self.max_games:
+            raise ValueError(
+                f"min_games ({self.min_games}) must not exceed max_games ({self.max_games})"
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class TournamentResult:
+    """Candidate-vs-champion counts from the candidate's seat.
+
+    ``pentanomial`` counts the same games by seat-swapped pairs; when given it
+    must cover exactly the games of ``wdl`` (2 games per pair).
+    """
+
+    wdl: stats.WDL
+    pentanomial: stats.Pentanomial | None = None
+
+    def __post_init__(self) -> None:
+        if self.pentanomial is not None and self.pentanomial.games != self.wdl.games:
+            raise ValueError(
+                f"pentanomial covers {self.pentanomial.games} games but the record has "
+                f"{self.wdl.games}; both must count the same games"
+            )
+
+
+class ReadinessReport(BaseModel):
+    """Measured serving figures of the candidate's exported model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p50_latency_ms: float | None = Field(None, ge=0, description="Median latency, batch 1.")
+    p99_latency_ms: float = Field(ge=0, description="p99 latency, batch 1, one thread.")
+    peak_memory_mb: float = Field(ge=0, description="Peak memory of an inference session.")
+    parity_ok: bool | None = Field(None, description="ONNX picks the torch model's moves.")
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """The verdict, every reason behind it, and statistics to record with a promotion."""
+
+    verdict: Verdict
+    reasons: list[str]
+    statistics: dict[str, JsonValue] = field(default_factory=dict)
+    continue_testing: bool = False
+    """True when more games could still settle an inconclusive strength test."""
+
+
+def readiness_failures(report: ReadinessReport, limits: ReadinessThresholds) -> list[str]:
+    """Why a model is not production-ready (empty when it is)."""
+    failures = []
+    if report.p99_latency_ms > limits.max_p99_latency_ms:
+        failures.append(
+            f"p99 latency {report.p99_latency_ms:g} ms exceeds {limits.max_p99_latency_ms:g} ms"
+        )
+    if report.peak_memory_mb > limits.max_peak_memory_mb:
+        failures.append(
+            f"peak memory {report.peak_memory_mb:g} MB exceeds {limits.max_peak_memory_mb:g} MB"
+        )
+    if report.parity_ok is False:
+        failures.append("the ONNX model does not pick the same moves as the torch model")
+    return failures
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: an unbounded Elo is recorded as null."""
+    return x if math.isfinite(x) else None
+
+
+def _strength(
+    result: TournamentResult, config: GateConfig, out: dict[str, JsonValue]
+) -> tuple[Verdict | None, str, bool]:
+    """(PROMOTE-able / REJECT / None for undecided, reason, worth continuing)."""
+    games = result.wdl.games
+    if config.method is GateMethod.SPRT:
+        paired = result.pentanomial is not None and result.pentanomial.pairs > 0
+        record = result.pentanomial if paired else result.wdl
+        assert record is not None
+        sprt = stats.sprt(record, config.sprt)
+        out.update(
+            method="sprt",
+            counting="pentanomial" if paired else "trinomial",
+            llr=sprt.llr,
+            llr_lower_bound=sprt.lower_bound,
+            llr_upper_bound=sprt.upper_bound,
+            sprt_decision=sprt.decision.value,
+            elo0=config.sprt.elo0,
+            elo1=config.sprt.elo1,
+            alpha=config.sprt.alpha,
+            beta=config.sprt.beta,
+            elo_model=config.sprt.model.value,
+        )
+        test = (
+            f"SPRT [{config.sprt.elo0:g}, {config.sprt.elo1:g}] ({config.sprt.model.value}) "
+            f"LLR {sprt.llr:.2f} in ({sprt.lower_bound:.2f}, {sprt.upper_bound:.2f})"
+        )
+        if sprt.decision is not stats.SprtDecision.CONTINUE and games < config.min_games:
+            return None, f"{test} decided, but only {games} < {config.min_games} games", True
+        if sprt.decision is stats.SprtDecision.ACCEPT_H1:
+            return Verdict.PROMOTE, f"{test}: accepted H1, candidate is stronger", False
+        if sprt.decision is stats.SprtDecision.ACCEPT_H0:
+            return Verdict.REJECT, f"{test}: accepted H0, candidate is not stronger", False
+        if games >= config.max_games:
+            return None, f"{test}: undecided after the {config.max_games}-game budget", False
+        return None, f"{test}: undecided after {games} games", True
+
+    rule = config.win_rate
+    wilson = stats.wilson_interval(result.wdl.points, games, rule.confidence)
+    out.update(
+        method="win_rate",
+        wilson_lower=wilson.lower,
+        wilson_upper=wilson.upper,
+        min_win_rate=rule.min_win_rate,
+        min_lower_bound=rule.min_lower_bound,
+    )
+    test = (
+        f"score {wilson.estimate:.3f} (Wilson {rule.confidence:.0%} lower bound "
+        f"{wilson.lower:.3f}) against {rule.min_win_rate:.3f} / {rule.min_lower_bound:.3f}"
+    )
+    if games < config.max_games:
+        return None, f"{test}: {games} of {config.max_games} games played", True
+    if wilson.estimate >= rule.min_win_rate and wilson.lower >= rule.min_lower_bound:
+        return Verdict.PROMOTE, f"{test}: passed", False
+    return Verdict.REJECT, f"{test}: failed", False
+
+
+def decide(
+    result: TournamentResult, config: GateConfig, readiness: ReadinessReport | None
+) -> GateDecision:
+    """Judge a candidate from its tournament counts and its readiness report."""
+    out: dict[str, JsonValue] = {
+        "games": result.wdl.games,
+        "wins": result.wdl.wins,
+        "draws": result.wdl.draws,
+        "losses": result.wdl.losses,
+    }
+    if result.pentanomial is not None:
+        out["pentanomial"] = list(result.pentanomial.counts)
+    reasons: list[str] = []
+
+    failures: list[str] = []
+    if readiness is not None:
+        out.update(readiness.model_dump(exclude_none=True))
+        failures = readiness_failures(readiness, config.readiness)
+        reasons += [f"not production-ready: {f}" for f in failures]
+
+    if result.wdl.games == 0:
+        reasons.insert(0, "no games played yet")
+        verdict = Verdict.REJECT if failures else Verdict.INCONCLUSIVE
+        return GateDecision(verdict, reasons, out, continue_testing=not failures)
+
+    record = result.pentanomial if result.pentanomial and result.pentanomial.pairs else result.wdl
+    elo = stats.elo_estimate(record)
+    out.update(
+        score=elo.score.estimate,
+        elo=_finite(elo.elo),
+        elo_lower=_finite(elo.lower),
+        elo_upper=_finite(elo.upper),
+    )
+    strength, why, more = _strength(result, config, out)
+    reasons.insert(0, why)
+
+    if failures:
+        return GateDecision(Verdict.REJECT, reasons, out, continue_testing=False)
+    if strength is Verdict.REJECT:
+        return GateDecision(Verdict.REJECT, reasons, out)
+    if strength is None:
+        return GateDecision(Verdict.INCONCLUSIVE, reasons, out, continue_testing=more)
+    if readiness is None and config.require_readiness:
+        reasons.append("no production-readiness report: cannot promote without one")
+        return GateDecision(Verdict.INCONCLUSIVE, reasons, out)
+    if readiness is not None:
+        reasons.append(
+            f"production-ready: p99 {readiness.p99_latency_ms:g} ms, "
+            f"peak memory {readiness.peak_memory_mb:g} MB"
+        )
+    return GateDecision(Verdict.PROMOTE, reasons, out)
