@@ -309,6 +309,18 @@ def test_sprt_llr_approximation_agrees_for_close_hypotheses(case):
     assert stats.sprt_llr_approx(record, elo0, elo1, model) == pytest.approx(llr, abs=0.02)
 
 
+def test_sprt_llr_normalized_with_wide_hypotheses_does_not_fail():
+    # fishtest's iteration from the uniform distribution has no solution here (t1 = 1.15);
+    # the fallback start must still give the constrained MLE: finite, with the right sign.
+    strong = stats.sprt_llr(WDL(100, 0, 0), 0, 400, EloModel.NORMALIZED)
+    weak = stats.sprt_llr(WDL(50, 10, 40), 0, 400, EloModel.NORMALIZED)
+    assert math.isfinite(strong) and strong > 2.944 and weak < -2.944
+    # ... and agrees with the closed form where that is accurate (data far from both bounds)
+    assert weak == pytest.approx(
+        stats.sprt_llr_approx(WDL(50, 10, 40), 0, 400, "normalized"), rel=0.15
+    )
+
+
 def test_sprt_llr_logistic_approximation_by_hand():
     # WDL(60,20,20), H0 0 Elo, H1 35 Elo: s0 = 0.5, s1 = 1/(1 + 10^-0.0875) = 0.550199,
     # ŝ = 0.7, σ² = 0.16: LLR ≈ 100·0.050199·(1.4 - 1.050199)/(2·0.16) = 5.487

@@ -193,7 +193,8 @@ def _cmd_show(registry: reg.Registry, args: argparse.Namespace) -> int:
         v = registry.get(args.version)
         table = Table(title=f"version {v.id}", show_header=False)
         for name, value in v.model_dump(mode="json").items():
-            table.add_row(name, json.dumps(value) if isinstance(value, dict) else str(value))
+            shown = json.dumps(value) if isinstance(value, dict) else str(value)
+            table.add_row(name, "-" if value is None else shown)
         return _emit(args, v.model_dump(mode="json"), table)
     if not args.game:
         raise ValueError("show needs a VERSION or --game KEY")

@@ -24,12 +24,14 @@ with a message naming the offending value.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from statistics import NormalDist
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NELO_PER_T = 800 / math.log(10)
@@ -325,8 +327,6 @@ def league_ratings(
     the other; otherwise ValueError. Standard errors come from the inverse
     Fisher information (pseudo-inverse when anchored on the mean).
     """
-    import numpy as np  # numpy is a hard dependency; imported here to keep the module light
-
     if prior_draws < 0:
         raise ValueError(f"prior_draws must be >= 0, got {prior_draws}")
     results = [r for r in results if r.record.games > 0]
@@ -518,20 +518,54 @@ def _mle_mean(values: list[float], p: list[float], s: float) -> list[float]:
     return [pi / (1.0 + x * ai) for ai, pi in zip(shifted, p, strict=True)]
 
 
+def _t_value(values: list[float], q: list[float], ref: float) -> float:
+    mu = sum(v * qi for v, qi in zip(values, q, strict=True))
+    var = sum(qi * (v - mu) ** 2 for v, qi in zip(values, q, strict=True))
+    return (mu - ref) / math.sqrt(var)
+
+
 def _mle_t(values: list[float], p: list[float], ref: float, t: float) -> list[float]:
-    """MLE of the distribution with ``(mean - ref)/σ = t`` (normalized_elo_practical §4.1)."""
-    q = [1.0 / len(values)] * len(values)
-    for _ in range(100):
-        mu = sum(v * qi for v, qi in zip(values, q, strict=True))
-        sigma = math.sqrt(sum(qi * (v - mu) ** 2 for v, qi in zip(values, q, strict=True)))
-        phi = [v - ref - t * sigma * (1.0 + ((mu - v) / sigma) ** 2) / 2.0 for v in values]
-        x = _secular(phi, p)
-        new = [pi / (1.0 + x * fi) for fi, pi in zip(phi, p, strict=True)]
-        done = max(abs(a - b) for a, b in zip(new, q, strict=True)) < 1e-12
-        q = new
-        if done:
-            break
-    return q
+    """MLE of the distribution with ``(mean - ref)/σ = t`` (normalized_elo_practical §4.1).
+
+    Van den Bergh's fixed-point iteration: linearise the constraint at the
+    current guess ``q`` (``φ_i = a_i - ref - t·σ·(1 + ((μ - a_i)/σ)²)/2``) and solve
+    the secular equation. Like fishtest we start from the uniform distribution;
+    from there the linearised problem has no solution once ``|t|`` is large
+    (about 400 normalised Elo), and then we restart from a distribution that
+    already meets the constraint: the mean-constrained MLE whose t-value is
+    ``t``, found by bisection on the mean. Both reach the same fixed point.
+    """
+
+    def iterate(q: list[float], first_may_fail: bool) -> list[float]:
+        for i in range(100):
+            mu = sum(v * qi for v, qi in zip(values, q, strict=True))
+            sigma = math.sqrt(sum(qi * (v - mu) ** 2 for v, qi in zip(values, q, strict=True)))
+            phi = [v - ref - t * sigma * (1.0 + ((mu - v) / sigma) ** 2) / 2.0 for v in values]
+            try:
+                x = _secular(phi, p)
+            except ValueError:
+                if first_may_fail and i == 0:
+                    raise
+                break  # keep the last feasible guess
+            new = [pi / (1.0 + x * fi) for fi, pi in zip(phi, p, strict=True)]
+            done = max(abs(a - b) for a, b in zip(new, q, strict=True)) < 1e-12
+            q = new
+            if done:
+                break
+        return q
+
+    with contextlib.suppress(ValueError):
+        return iterate([1.0 / len(values)] * len(values), first_may_fail=True)
+    lo, hi = min(values), max(values)
+    q = p
+    while hi - lo > 1e-12:
+        s = 0.5 * (lo + hi)
+        q = _mle_mean(values, p, s)
+        if _t_value(values, q, ref) < t:
+            lo = s
+        else:
+            hi = s
+    return iterate(q, first_may_fail=False)
 
 
 def _t_bounds(record: Record, elo0: float, elo1: float) -> tuple[float, float]:
