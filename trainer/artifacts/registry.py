@@ -280,9 +280,7 @@ class Registry:
 
     def games(self) -> list[str]:
         """Game configurations that have a champion pointer."""
-        paths = self.store.fs.find(f"{self.store.root}/champions")
-        names = [p.rsplit("/", 1)[-1] for p in paths]
-        return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
+        return [k[len("champions/") : -len(".json")] for k in self.store.documents("champions")]
 
     def champion(self, game: str) -> ChampionState:
         """The pointer of ``game`` (an empty state when there has never been a champion)."""

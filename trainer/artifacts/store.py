@@ -314,6 +314,16 @@ class ArtifactStore:
                 keys.append(path[len(self.root) :].lstrip("/")[: -len(SIDECAR_SUFFIX)])
         return sorted(keys)
 
+    def documents(self, prefix: str) -> list[str]:
+        """Keys of the JSON documents written by :meth:`write_json` under ``prefix``."""
+        base = f"{self.root}/{_check_key(prefix.strip('/'))}"
+        found = []
+        for path in self.fs.find(base):
+            name = path.rsplit("/", 1)[-1]
+            if name.endswith(".json") and not name.endswith(SIDECAR_SUFFIX) and name[0] != ".":
+                found.append(path[len(self.root) :].lstrip("/"))
+        return sorted(found)
+
     def read_json(self, key: str) -> Any:
         """A document written by :meth:`write_json`, or None if there is none."""
         return self._read_json_path(self.path(key))

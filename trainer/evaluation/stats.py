@@ -18,6 +18,12 @@ Elo* (fishtest, Van den Bergh): ``nElo = (score - 1/2) / sigma_game * 800/ln 10`
 with ``sigma_game`` the standard deviation of one game's score; it measures
 how quickly a match separates the players, independent of the draw rate.
 
+SPRT. The log-likelihood ratio is fishtest's *generalised* LLR: the data's
+likelihood under the maximum-likelihood distribution that satisfies H1 over
+the one that satisfies H0 (M. Van den Bergh, cantate.be/Fishtest), in
+logistic or normalised Elo, for games or pairs; its closed-form Brownian
+approximations are alongside (:func:`sprt_llr_approx`).
+
 All functions are pure; inputs are validated and bad input raises ValueError
 with a message naming the offending value.
 """
