@@ -1,0 +1,216 @@
+"""Battlesnake JSON to engine state and back.
+
+Two shapes share one board format:
+
+- the rules-tool shape of `ouro rules step` (the board keeps eliminated snakes,
+  with `eliminatedCause`, `eliminatedBy` and `eliminatedOnTurn`), and
+- the game-server API shape (`game`, `turn`, `board`, `you`; only living snakes).
+
+Every malformed value raises `InputError` naming the JSON path of the field, so
+a tool or a server can tell its caller exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ouroboros.trainer.engine import types
+from ouroboros.trainer.engine.state import BatchState, Board
+from ouroboros.trainer.engine.types import Cause, GameConfig, RulesetSettings
+
+MAX_SIDE = 25
+ENGINE_DEFAULTS = RulesetSettings(food_spawn_chance=0, minimum_food=0, hazard_damage_per_turn=0,
+                                  shrink_every_n_turns=20)
+
+
+class InputError(ValueError):
+    """A JSON value that cannot describe a game; `path` names the field."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+@dataclasses.dataclass
+class Game:
+    """One game decoded from JSON: its config, a one-game state and the snake ids in order."""
+
+    config: GameConfig
+    state: BatchState
+    ids: list[str]
+
+
+def _get(obj: Any, key: str, path: str, kind, default=...):
+    if not isinstance(obj, dict):
+        raise InputError(path, "expected an object")
+    if key not in obj:
+        if default is ...:
+            raise InputError(f"{path}.{key}" if path else key, "required field is missing")
+        return default
+    value = obj[key]
+    where = f"{path}.{key}" if path else key
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(where, f"expected an integer, got {type(value).__name__}")
+    elif not isinstance(value, kind):
+        raise InputError(where, f"expected {_kind_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_name(kind) -> str:
+    return {str: "a string", list: "an array", dict: "an object"}.get(kind, kind.__name__)
+
+
+def parse_ruleset(obj: Any, path: str = "ruleset") -> tuple[types.Ruleset, RulesetSettings]:
+    """`{"name": ..., "settings": {...}}` -> (Ruleset, RulesetSettings).
+
+    A setting left out takes the official *engine's* default (0 for food and
+    damage, 20 for shrinkEveryNTurns), not the CLI's flag defaults, so that the
+    same JSON means the same game here and in the official engine.
+    """
+    name = _get(obj, "name", path, str)
+    try:
+        ruleset = types.Ruleset(name)
+    except ValueError:
+        known = ", ".join(r.value for r in types.Ruleset)
+        raise InputError(f"{path}.name", f"unknown ruleset {name!r} (known: {known})") from None
+    settings = _get(obj, "settings", path, dict, {})
+    spath = f"{path}.settings"
+    defaults = ENGINE_DEFAULTS
+    royale = _get(settings, "royale", spath, dict, {})
+    return ruleset, RulesetSettings(
+        food_spawn_chance=_get(settings, "foodSpawnChance", spath, int, defaults.food_spawn_chance),
+        minimum_food=_get(settings, "minimumFood", spath, int, defaults.minimum_food),
+        hazard_damage_per_turn=_get(settings, "hazardDamagePerTurn", spath, int, defaults.hazard_damage_per_turn),
+        shrink_every_n_turns=_get(royale, "shrinkEveryNTurns", f"{spath}.royale", int, defaults.shrink_every_n_turns),
+    )
+
+
+def parse_map(value: Any, path: str = "map") -> types.GameMap:
+    if value is None:
+        return types.GameMap.STANDARD
+    if not isinstance(value, str):
+        raise InputError(path, f"expected a string, got {type(value).__name__}")
+    try:
+        return types.GameMap(value)
+    except ValueError:
+        known = ", ".join(m.value for m in types.GameMap)
+        raise InputError(path, f"unknown map {value!r} (known: {known})") from None
+
+
+def _point(obj: Any, path: str, board: Board, allow_outside: bool) -> int:
+    x = _get(obj, "x", path, int)
+    y = _get(obj, "y", path, int)
+    lo_x, lo_y = (-1, -1) if allow_outside else (0, 0)
+    hi_x, hi_y = (board.width, board.height) if allow_outside else (board.width - 1, board.height - 1)
+    if not (lo_x <= x <= hi_x and lo_y <= y <= hi_y):
+        raise InputError(path, f"({x}, {y}) is outside the {board.width}x{board.height} board")
+    return int(board.cell(x, y))
+
+
+def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "board") -> Game:
+    """A board object (rules-tool shape; API boards work too) -> a one-game state."""
+    width = _get(obj, "width", path, int)
+    height = _get(obj, "height", path, int)
+    for key, side in (("width", width), ("height", height)):
+        if not 1 <= side <= MAX_SIDE:
+            raise InputError(f"{path}.{key}", f"{side} is outside 1..{MAX_SIDE}")
+    board = Board(width, height)
+    snakes = _get(obj, "snakes", path, list)
+    if not 1 <= len(snakes) <= 8:
+        raise InputError(f"{path}.snakes", f"{len(snakes)} snakes: 1 to 8 are supported")
+    ids: list[str] = []
+    bodies: list[list[int]] = []
+    for i, snake in enumerate(snakes):
+        spath = f"{path}.snakes[{i}]"
+        sid = _get(snake, "id", spath, str)
+        if sid in ids:
+            raise InputError(f"{spath}.id", f"duplicate snake id {sid!r}")
+        ids.append(sid)
+        body = _get(snake, "body", spath, list)
+        if not body:
+            raise InputError(f"{spath}.body", "a snake needs at least one segment")
+        bodies.append(body)
+    capacity = max(board.n_cells, max(len(b) for b in bodies) + 1)
+    state = BatchState.empty(board, 1, len(snakes), capacity)
+    state.turn[0], state.seed[0] = turn, seed
+    for i, snake in enumerate(snakes):
+        spath = f"{path}.snakes[{i}]"
+        cause_name = _get(snake, "eliminatedCause", spath, str, "")
+        try:
+            cause = Cause.parse(cause_name)
+        except ValueError as err:
+            raise InputError(f"{spath}.eliminatedCause", str(err)) from None
+        alive = cause is Cause.NOT_ELIMINATED
+        cells = [_point(p, f"{spath}.body[{j}]", board, allow_outside=not alive)
+                 for j, p in enumerate(bodies[i])]
+        state.body[0, i, :len(cells)] = cells
+        state.length[0, i] = len(cells)
+        state.health[0, i] = _get(snake, "health", spath, int, types.SNAKE_MAX_HEALTH)
+        state.alive[0, i] = alive
+        state.cause[0, i] = cause
+        by = _get(snake, "eliminatedBy", spath, str, "")
+        if by and by not in [s.get("id") for s in snakes if isinstance(s, dict)]:
+            raise InputError(f"{spath}.eliminatedBy", f"no snake has id {by!r}")
+        state.eliminated_by[0, i] = ids.index(by) if by else -1
+        state.eliminated_turn[0, i] = _get(snake, "eliminatedOnTurn", spath, int, 0)
+    for j, p in enumerate(_get(obj, "food", path, list, [])):
+        state.food[0, _point(p, f"{path}.food[{j}]", board, allow_outside=False)] = True
+    for j, p in enumerate(_get(obj, "hazards", path, list, [])):
+        state.hazard[0, _point(p, f"{path}.hazards[{j}]", board, allow_outside=False)] += 1
+    state.rebuild_occ()
+    config = GameConfig(width=width, height=height, n_snakes=len(snakes), **config_kw)
+    return Game(config=config, state=state, ids=ids)
+
+
+def parse_moves(obj: Any, ids: list[str], path: str = "moves") -> np.ndarray:
+    """`{"id": "up", ...}` -> [1, S] Move values; a missing or unknown move becomes NONE
+    (the engine then applies the default move); an unknown snake id is an error."""
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, dict):
+        raise InputError(path, f"expected an object mapping snake id to move, got {type(obj).__name__}")
+    moves = np.full((1, len(ids)), types.Move.NONE, np.int8)
+    for sid, name in obj.items():
+        if sid not in ids:
+            raise InputError(f"{path}.{sid}", "no snake on the board has this id")
+        moves[0, ids.index(sid)] = types.Move.parse(name)
+    return moves
+
+
+def _xy(board: Board, cell) -> dict:
+    x, y = board.xy(int(cell))
+    return {"x": int(x), "y": int(y)}
+
+
+def board_json(game: Game, index: int = 0, living_only: bool = False) -> dict:
+    """The board of game `index` in the rules-tool shape (or API shape with living_only).
+
+    Food and hazards are listed in x-major order (the order royale builds hazards);
+    duplicated hazards repeat.
+    """
+    state, board = game.state, game.state.board
+    snakes = []
+    for i, sid in enumerate(game.ids):
+        alive = bool(state.alive[index, i])
+        if living_only and not alive:
+            continue
+        body = [_xy(board, c) for c in state.snake_cells(index, i)]
+        snake = {"id": sid, "health": int(state.health[index, i]), "body": body}
+        if living_only:
+            snake.update(head=body[0], length=len(body))
+        else:
+            by = int(state.eliminated_by[index, i])
+            snake.update(
+                eliminatedCause=Cause(int(state.cause[index, i])).api_name,
+                eliminatedBy=game.ids[by] if by >= 0 else "",
+                eliminatedOnTurn=int(state.eliminated_turn[index, i]),
+            )
+        snakes.append(snake)
+    cells = board.column_major_cells
+    food = [_xy(board, c) for c in cells[state.food[index, cells]]]
+    hazards = [_xy(board, c) for c in cells for _ in range(int(state.hazard[index, c]))]
+    return {"width": board.width, "height": board.height, "food": food, "hazards": hazards, "snakes": snakes}
