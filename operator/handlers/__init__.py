@@ -1,0 +1,17 @@
+"""kopf handlers: thin shells that read, let pure code decide, and write.
+
+`register(registry, ctx)` attaches every handler of the operator to a kopf
+registry; `main` owns the registry and the context.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from ouroboros.operator.handlers import trainingrun
+from ouroboros.operator.handlers.context import Context
+
+
+def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
+    """Attach all handlers (TrainingRun for now; schedules and champions come later)."""
+    trainingrun.register(registry, ctx)

@@ -1,0 +1,86 @@
+"""What every handler gets: settings, the API client, metrics, per-run locks, timers.
+
+One `Context` is built by `main` and closed over by the handlers when they are
+registered, instead of living in module globals, so a test can run two
+operators side by side or swap the API client for a fake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from ouroboros.operator.handlers.kube import KubeClient
+from ouroboros.operator.metrics import Metrics
+from ouroboros.operator.settings import OperatorSettings
+
+
+def utcnow() -> datetime:
+    """Now, to the second (metav1.Time has second resolution)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class KeyedLocks:
+    """One lock per key, so two events about the same run never reconcile it at once."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: tuple[str, str]) -> Iterator[None]:
+        """Hold the key's lock for the duration of the block."""
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+class Timers:
+    """At most one pending wake-up per key (e.g. a run's TTL), on daemon threads."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._timers: dict[tuple[str, str], threading.Timer] = {}
+
+    def schedule(self, key: tuple[str, str], delay: float, fn: Callable[[], object]) -> None:
+        """Call `fn` after `delay` seconds, replacing any pending call for `key`."""
+        timer = threading.Timer(max(delay, 0.0), fn)
+        timer.daemon = True
+        with self._guard:
+            old = self._timers.pop(key, None)
+            self._timers[key] = timer
+        if old is not None:
+            old.cancel()
+        timer.start()
+
+    def cancel_all(self) -> None:
+        """Drop every pending wake-up (at shutdown)."""
+        with self._guard:
+            timers, self._timers = list(self._timers.values()), {}
+        for timer in timers:
+            timer.cancel()
+
+
+@dataclasses.dataclass
+class Context:
+    """Shared by the handlers of one operator process."""
+
+    settings: OperatorSettings
+    kube: KubeClient
+    metrics: Metrics
+    locks: KeyedLocks = dataclasses.field(default_factory=KeyedLocks)
+    timers: Timers = dataclasses.field(default_factory=Timers)
+    clock: Callable[[], datetime] = utcnow

@@ -1,0 +1,181 @@
+"""kopf handlers for TrainingRuns: read, decide (in `lifecycle`), act, record.
+
+The controller is level-triggered. Any watch event about a run, or about one
+of its Jobs, leads to the same `reconcile(namespace, name)`: read the run and
+its children fresh from the API server, let `lifecycle.decide` compute the new
+status and the actions, carry the actions out (creating with deterministic
+names, so a repeat is harmless), write the status with optimistic concurrency,
+then post the Events. Only `on.event` handlers are used, so kopf keeps no
+state of its own on the objects, needs no finalizers, and replays every
+object at start-up, which is how a restarted operator picks runs up.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from ouroboros.operator import lifecycle, observe
+from ouroboros.operator.builders import names
+from ouroboros.operator.handlers.context import Context
+from ouroboros.operator.handlers.kube import ApiError
+from ouroboros.operator.resources import GROUP, VERSION, TrainingRun, TrainingRunStatus
+
+CONTROLLER = "trainingrun"
+MAX_CONFLICT_RETRIES = 5
+log = logging.getLogger(__name__)
+
+
+class OwnershipError(RuntimeError):
+    """A child's deterministic name is taken by an object the run does not control."""
+
+
+def _status_of(raw: dict[str, Any]) -> TrainingRunStatus:
+    try:
+        return TrainingRunStatus.model_validate(raw.get("status") or {})
+    except ValidationError:
+        return TrainingRunStatus()
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"])
+    return f"{where}: {err['msg']}"
+
+
+def _act(ctx: Context, raw: dict[str, Any], action: lifecycle.Action) -> None:
+    meta = raw["metadata"]
+    if isinstance(action, lifecycle.CreateObject):
+        obj, created = ctx.kube.create(action.manifest)
+        kind = action.manifest["kind"]
+        if created:
+            ctx.metrics.actions_total.labels(CONTROLLER, f"create_{kind.lower()}").inc()
+            return
+        owners = obj.get("metadata", {}).get("ownerReferences") or []
+        if not any(o.get("uid") == meta["uid"] for o in owners):
+            raise OwnershipError(
+                f"{kind} {obj['metadata']['name']} exists but is not owned by TrainingRun {meta['name']}"
+            )
+    elif isinstance(action, lifecycle.SetJobSuspended):
+        ctx.kube.set_job_suspended(meta["namespace"], action.name, action.suspend)
+        ctx.metrics.actions_total.labels(CONTROLLER, "suspend_job" if action.suspend else "resume_job").inc()
+    elif isinstance(action, lifecycle.DeleteRun):
+        ctx.kube.delete_run(meta["namespace"], meta["name"], meta["uid"])
+        ctx.metrics.actions_total.labels(CONTROLLER, "delete_run").inc()
+
+
+def _observe_children(ctx: Context, raw: dict[str, Any]) -> list[observe.ObservedJob]:
+    meta = raw["metadata"]
+    selector = names.run_selector(meta["uid"])
+    jobs = ctx.kube.list_jobs(meta["namespace"], selector)
+    finished = any(
+        observe.job_state(j)[0] in (observe.JobState.SUCCEEDED, observe.JobState.FAILED) for j in jobs
+    )
+    pods = ctx.kube.list_pods(meta["namespace"], selector) if finished else []
+    return observe.children(jobs, pods, meta["uid"])
+
+
+def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, TrainingRunStatus, str]:
+    """(decision, old status, champion) for the run as read."""
+    now = ctx.clock()
+    meta = raw["metadata"]
+    try:
+        run = TrainingRun.model_validate(raw)
+    except ValidationError as exc:
+        old = _status_of(raw)
+        decision = lifecycle.decide_invalid(old, meta.get("generation", 0), _first_error(exc), now)
+        return decision, old, str((raw.get("spec") or {}).get("champion", ""))
+    jobs = [] if run.status.phase in lifecycle.FINISHED else _observe_children(ctx, raw)
+    return lifecycle.decide(run, jobs, now, ctx.settings.jobs), run.status, run.spec.champion
+
+
+def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
+    """Bring one run one step closer to done; returns seconds until it wants another look, if any."""
+    with ctx.locks.hold((namespace, name)), ctx.metrics.reconciling(CONTROLLER):
+        for _ in range(MAX_CONFLICT_RETRIES):
+            raw = ctx.kube.get_run(namespace, name)
+            if raw is None:
+                ctx.metrics.forget_run(namespace, name)
+                return None
+            if raw["metadata"].get("deletionTimestamp"):
+                return None
+            decision, old, champion = _decide(ctx, raw)
+            for action in decision.actions:
+                _act(ctx, raw, action)
+                if isinstance(action, lifecycle.DeleteRun):
+                    return None
+            new_status = decision.status.to_api()
+            if new_status != old.to_api():
+                try:
+                    ctx.kube.replace_run_status(raw, new_status)
+                except ApiError as exc:
+                    if exc.status == 409:  # the run changed under us: read it again
+                        continue
+                    raise
+            for event in decision.events:
+                try:
+                    ctx.kube.post_event(raw, event.type, event.reason, event.message, ctx.clock())
+                    ctx.metrics.events_total.labels(event.type, event.reason).inc()
+                except ApiError as exc:  # events are best effort
+                    log.warning("could not post event %s on %s/%s: %s", event.reason, namespace, name, exc)
+            ctx.metrics.observe_run(namespace, name, champion, old, decision.status)
+            return decision.requeue_after
+        log.warning("run %s/%s kept changing during %d attempts; leaving it to the next event",
+                    namespace, name, MAX_CONFLICT_RETRIES)
+        return None
+
+
+def reconcile_logged(ctx: Context, namespace: str, name: str) -> None:
+    """`reconcile`, with errors logged instead of raised and wake-ups scheduled (for timers and resyncs)."""
+    try:
+        delay = reconcile(ctx, namespace, name)
+    except Exception:  # noqa: BLE001 - a background pass must survive any one run's error
+        log.exception("reconciling TrainingRun %s/%s failed", namespace, name)
+        return
+    if delay is not None:
+        ctx.timers.schedule((namespace, name), delay, lambda: reconcile_logged(ctx, namespace, name))
+
+
+def resync(ctx: Context) -> int:
+    """Reconcile every run in the watched namespaces (catches missed events and TTLs); returns how many."""
+    namespaces = ctx.settings.namespaces or (None,)
+    count = 0
+    for namespace in namespaces:
+        for raw in ctx.kube.list_runs(namespace):
+            meta = raw["metadata"]
+            reconcile_logged(ctx, meta["namespace"], meta["name"])
+            count += 1
+    return count
+
+
+def _owner_run(body: Any) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == "TrainingRun" and ref.get("apiVersion", "").startswith(f"{GROUP}/") and ref.get("controller"):
+            return ref.get("name")
+    return None
+
+
+def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
+    """Register the TrainingRun handlers on `registry`, closed over `ctx`."""
+
+    @kopf.on.event(GROUP, VERSION, "trainingruns", registry=registry)
+    def run_event(event: dict[str, Any], body: Any, namespace: str, name: str, **_: Any) -> None:
+        if event.get("type") == "DELETED":
+            ctx.metrics.forget_run(namespace, name)
+            return
+        status = body.get("status") or {}
+        generation = body.get("metadata", {}).get("generation")
+        if event.get("type") == "MODIFIED" and status.get("observedGeneration") == generation:
+            return  # a status write (ours) or metadata change: nothing new to act on
+        reconcile_logged(ctx, namespace, name)
+
+    @kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_MANAGED_BY: names.MANAGED_BY}, registry=registry)
+    def job_event(event: dict[str, Any], body: Any, namespace: str, **_: Any) -> None:
+        if event.get("type") == "ADDED":
+            return  # we just created it; its first status change will follow
+        run = _owner_run(body)
+        if run is not None:
+            reconcile_logged(ctx, namespace, run)

@@ -1,0 +1,439 @@
+"""The TrainingRun state machine, as a pure function.
+
+`decide(run, jobs, now, settings)` takes a run (spec and the status last
+written) and the phase Jobs observed in the cluster, and returns the new
+status, the actions that bring the cluster closer to it (create the ConfigMap
+and a Job, suspend or resume a Job, delete an expired run) and the Events to
+post. The handlers only read, call this, and write.
+
+Restart safety comes from deriving everything from what exists: a phase's
+attempt count is the number of its Jobs (names are deterministic, so creating
+one twice is a no-op), a finished phase's result is re-read from its pod until
+the status records it, and events are computed from the difference between
+the old and the new status, so a transition the operator crashed in the middle
+of is still reported once the status catches up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ouroboros.operator import conditions
+from ouroboros.operator.builders import manifests, names
+from ouroboros.operator.observe import JobState, ObservedJob
+from ouroboros.operator.resources import (
+    ConditionStatus,
+    PhaseName,
+    PhaseResult,
+    PhaseState,
+    PhaseStatus,
+    PromotionDecision,
+    RunConditionType,
+    RunPhase,
+    TrainingRun,
+    TrainingRunStatus,
+)
+from ouroboros.operator.resources.trainingrun import CandidateStatus, PromotionStatus
+from ouroboros.operator.settings import JobSettings
+
+FINISHED = (RunPhase.SUCCEEDED, RunPhase.FAILED)
+WIN_RATE_KEYS = ("winRate", "win_rate")
+MESSAGE_LIMIT = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the run."""
+
+    type: str
+    """Normal or Warning."""
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateObject:
+    """Create this manifest; "already exists" counts as done."""
+
+    manifest: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SetJobSuspended:
+    """Set a Job's spec.suspend."""
+
+    name: str
+    suspend: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class DeleteRun:
+    """Delete the run (its TTL after finishing has expired); children follow by ownerReference."""
+
+
+Action = CreateObject | SetJobSuspended | DeleteRun
+
+
+@dataclasses.dataclass
+class Decision:
+    """What to do and what to record."""
+
+    status: TrainingRunStatus
+    actions: list[Action] = dataclasses.field(default_factory=list)
+    events: list[Event] = dataclasses.field(default_factory=list)
+    requeue_after: float | None = None
+    """Reconcile again after this many seconds even without events (TTL)."""
+
+
+@dataclasses.dataclass
+class _Outcome:
+    index: int
+    failure: tuple[str, str] | None = None
+    succeeded: bool = False
+
+
+# ---------------------------------------------------------------------------
+# Reading attempts
+
+
+def parse_result(job: ObservedJob, phase: PhaseName) -> PhaseResult:
+    """The result a succeeded Job's pods wrote; ValueError if it cannot be read.
+
+    An Indexed Job (parallel self-play workers) has one result per pod: their
+    metrics are averaged and their artifacts concatenated.
+    """
+    pods = [p for p in job.pods if p.phase == "Succeeded"]
+    if not pods:
+        raise ValueError("no succeeded pod left to read the result from")
+    results = []
+    for pod in pods:
+        if not pod.message:
+            raise ValueError(f"pod {pod.name} wrote no result to its termination log")
+        try:
+            result = PhaseResult.model_validate_json(pod.message)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "result"
+            raise ValueError(f"pod {pod.name} wrote an invalid result ({where}: {first['msg']})") from exc
+        if result.phase != phase:
+            raise ValueError(f"pod {pod.name} reported phase {result.phase.value}, expected {phase.value}")
+        results.append(result)
+    if len(results) == 1:
+        return results[0]
+    keys = sorted({k for r in results for k in r.metrics})
+    metrics = {k: sum(r.metrics[k] for r in results if k in r.metrics) / sum(k in r.metrics for r in results) for k in keys}
+    return PhaseResult(
+        phase=phase,
+        placeholder=all(r.placeholder for r in results),
+        metrics=metrics,
+        artifacts=[a for r in results for a in r.artifacts][:64],
+        candidate=next((r.candidate for r in results if r.candidate), None),
+        gate=next((r.gate for r in results if r.gate), None),
+        message=results[0].message,
+    )
+
+
+def _message_text(raw: str | None) -> str:
+    """A termination message for humans: the result's `message` if it is JSON, else the text."""
+    if not raw:
+        return ""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw.strip()[-MESSAGE_LIMIT:]
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])[:MESSAGE_LIMIT]
+    return raw.strip()[-MESSAGE_LIMIT:]
+
+
+def describe_failure(job: ObservedJob) -> tuple[str, str]:
+    """(reason, message) of a failed attempt, from the Job's condition and its pod's termination."""
+    failed = [p for p in job.pods if p.phase == "Failed"]
+    pod = failed[-1] if failed else None
+    if job.reason == "DeadlineExceeded":
+        reason = "DeadlineExceeded"
+    elif pod is not None and pod.reason == "OOMKilled":
+        reason = "OOMKilled"
+    else:
+        reason = "PhaseError"
+    parts = [f"Job {job.name}"]
+    if pod is not None and pod.exit_code is not None:
+        parts.append(f"exit code {pod.exit_code}")
+    text = _message_text(pod.message if pod else None) or (job.message or "")
+    if text:
+        parts.append(text)
+    return reason, ": ".join(parts)[:MESSAGE_LIMIT]
+
+
+def attempt_failure(job: ObservedJob, phase: PhaseName) -> tuple[str, str] | None:
+    """Why a finished attempt counts as failed, or None if it succeeded with a usable result."""
+    if job.state == JobState.FAILED:
+        return describe_failure(job)
+    if job.state == JobState.SUCCEEDED:
+        try:
+            parse_result(job, phase)
+        except ValueError as exc:
+            return "InvalidResult", f"Job {job.name} succeeded but its result is unusable: {exc}"[:MESSAGE_LIMIT]
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Deciding
+
+
+def _start(run: TrainingRun, index: int, attempt: int, settings: JobSettings) -> list[Action]:
+    return [
+        CreateObject(manifests.config_map(run)),
+        CreateObject(manifests.phase_job(run, index, attempt, settings)),
+    ]
+
+
+def _record_success(st: TrainingRunStatus, ps: PhaseStatus, job: ObservedJob, result: PhaseResult, now: datetime) -> None:
+    ps.state = PhaseState.SUCCEEDED
+    ps.job = job.name
+    ps.completion_time = job.completion_time or now
+    ps.start_time = ps.start_time or job.start_time
+    ps.metrics = dict(result.metrics)
+    ps.artifacts = list(result.artifacts)
+    ps.placeholder = result.placeholder
+    ps.reason = None
+    ps.message = result.message
+    if result.candidate is not None:
+        st.candidate = CandidateStatus(phase=result.phase, artifact=result.candidate.artifact)
+    if result.gate is not None:
+        st.promotion = PromotionStatus(decision=PromotionDecision.PENDING, statistics=result.gate)
+
+
+def _advance(
+    run: TrainingRun, st: TrainingRunStatus, jobs: dict[int, list[ObservedJob]], now: datetime, settings: JobSettings
+) -> tuple[list[Action], _Outcome]:
+    """Walk the phases in order to the first unfinished one and decide what it needs."""
+    spec = run.spec
+    actions: list[Action] = []
+    for i, pspec in enumerate(spec.phases):
+        ps = st.phases[i]
+        if ps.state == PhaseState.SUCCEEDED:
+            continue
+        if ps.state == PhaseState.FAILED:
+            return actions, _Outcome(i, failure=(ps.reason or "PhaseError", ps.message or ""))
+        attempts = jobs.get(i, [])
+        latest = attempts[-1] if attempts else None
+        if latest is not None:
+            ps.attempts = max(ps.attempts, latest.attempt + 1)
+            ps.job = latest.name
+            ps.start_time = ps.start_time or attempts[0].start_time or now
+        if latest is None and ps.attempts == 0:
+            if spec.suspend:
+                ps.state = PhaseState.PENDING
+                return actions, _Outcome(i)
+            actions += _start(run, i, 0, settings)
+            ps.attempts, ps.job, ps.state = 1, names.job_name(run.metadata.name, i, pspec.name), PhaseState.RUNNING
+            ps.start_time = ps.start_time or now
+            return actions, _Outcome(i)
+        if latest is not None and latest.state in (JobState.ACTIVE, JobState.SUSPENDED):
+            earlier = attempt_failure(attempts[-2], pspec.name) if len(attempts) > 1 else None
+            if earlier:
+                ps.reason, ps.message = earlier
+            if spec.suspend:
+                ps.state = PhaseState.SUSPENDED
+                if latest.state == JobState.ACTIVE:
+                    actions.append(SetJobSuspended(latest.name, True))
+            else:
+                ps.state = PhaseState.RUNNING
+                if latest.state == JobState.SUSPENDED:
+                    actions.append(SetJobSuspended(latest.name, False))
+            return actions, _Outcome(i)
+        if latest is not None:
+            failure = attempt_failure(latest, pspec.name)
+            if failure is None:
+                _record_success(st, ps, latest, parse_result(latest, pspec.name), now)
+                continue
+            attempt = latest.attempt
+        else:  # a Job we started is gone (deleted by hand) before it finished
+            attempt = ps.attempts - 1
+            failure = ("JobDeleted", f"the Job of attempt {attempt + 1} was deleted before it finished")
+        ps.reason, ps.message = failure
+        if attempt < spec.backoff_limit:
+            if spec.suspend:
+                ps.state = PhaseState.SUSPENDED
+                return actions, _Outcome(i)
+            actions += _start(run, i, attempt + 1, settings)
+            ps.attempts = attempt + 2
+            ps.job = names.job_name(run.metadata.name, i, pspec.name, attempt + 1)
+            ps.state = PhaseState.RUNNING
+            return actions, _Outcome(i)
+        ps.state = PhaseState.FAILED
+        ps.completion_time = (latest.completion_time if latest else None) or now
+        return actions, _Outcome(i, failure=failure)
+    return actions, _Outcome(len(spec.phases) - 1, succeeded=True)
+
+
+def _best_win_rate(st: TrainingRunStatus) -> float | None:
+    rates = [v for ps in st.phases for k, v in ps.metrics.items() if k in WIN_RATE_KEYS and 0 <= v <= 1]
+    return max(rates) if rates else None
+
+
+def _desired_conditions(st: TrainingRunStatus, run: TrainingRun, failure: tuple[str, str] | None) -> list[conditions.Desired]:
+    T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+    n = len(run.spec.phases)
+    i = st.current_phase_index or 0
+    where = f"phase {st.current_phase.value if st.current_phase else '?'} ({i + 1}/{n})"
+    job = st.phases[i].job if i < len(st.phases) else None
+    phase = st.phase
+    running = {
+        RunPhase.RUNNING: (T, "PhaseRunning", f"{where} is running as Job {job}"),
+        RunPhase.PENDING: (F, "Pending", f"{where} has not started"),
+        RunPhase.SUSPENDED: (F, "Suspended", f"spec.suspend is true; {where} is on hold"),
+        RunPhase.SUCCEEDED: (F, "RunSucceeded", "the run has finished"),
+        RunPhase.FAILED: (F, "RunFailed", "the run has finished"),
+    }[phase]
+    if phase == RunPhase.SUSPENDED:
+        suspended = (T, "SuspendedBySpec", f"spec.suspend is true; {where} is on hold")
+    elif phase in FINISHED:
+        suspended = (F, "RunFinished", "the run has finished")
+    else:
+        suspended = (F, "NotSuspended", "spec.suspend is false")
+    if phase == RunPhase.SUCCEEDED:
+        succeeded = (T, "AllPhasesSucceeded", f"all {n} phases succeeded")
+    elif phase == RunPhase.FAILED:
+        succeeded = (F, "RunFailed", f"{where} failed")
+    else:
+        succeeded = (U, "InProgress", f"{where} of {n} phases")
+    if phase == RunPhase.FAILED and failure:
+        reason, message = failure
+        attempts = st.phases[i].attempts if i < len(st.phases) else 0
+        failed = (T, "BackoffLimitExceeded" if attempts > 1 else reason,
+                  f"{where} failed after {attempts} attempt(s) ({reason}): {message}")
+    else:
+        failed = (F, "NoFailure", "no phase has failed for good")
+    return [
+        conditions.Desired(RunConditionType.RUNNING.value, *running),
+        conditions.Desired(RunConditionType.SUSPENDED.value, *suspended),
+        conditions.Desired(RunConditionType.SUCCEEDED.value, *succeeded),
+        conditions.Desired(RunConditionType.FAILED.value, *failed),
+    ]
+
+
+def _events(old: TrainingRunStatus, new: TrainingRunStatus, run: TrainingRun) -> list[Event]:
+    """Events for every transition between the recorded status and the new one."""
+    n = len(run.spec.phases)
+    out = []
+    for i, ps in enumerate(new.phases):
+        before = old.phases[i] if i < len(old.phases) and old.phases[i].name == ps.name else PhaseStatus(name=ps.name)
+        label = f"phase {ps.name.value} ({i + 1}/{n})"
+        if ps.attempts > before.attempts:
+            if before.attempts == 0 and ps.attempts == 1:
+                out.append(Event("Normal", "PhaseStarted", f"started {label} as Job {ps.job}"))
+            else:
+                out.append(Event(
+                    "Warning", "PhaseRetrying",
+                    f"{label} attempt {ps.attempts - 1} failed ({ps.reason}): {ps.message}; "
+                    f"started attempt {ps.attempts} of {run.spec.backoff_limit + 1} as Job {ps.job}",
+                ))
+        if ps.state != before.state and ps.state == PhaseState.SUCCEEDED:
+            detail = ", ".join(f"{k}={v:g}" for k, v in sorted(ps.metrics.items())) or "no metrics"
+            note = " (placeholder: nothing was trained)" if ps.placeholder else ""
+            out.append(Event("Normal", "PhaseSucceeded", f"{label} succeeded in Job {ps.job}: {detail}{note}"))
+        if ps.state != before.state and ps.state == PhaseState.FAILED:
+            out.append(Event("Warning", "PhaseFailed", f"{label} failed ({ps.reason}): {ps.message}"))
+    if old.phase != new.phase:
+        if new.phase == RunPhase.SUSPENDED:
+            out.append(Event("Normal", "Suspended", "spec.suspend is true: no new phase starts, the running one is suspended"))
+        elif old.phase == RunPhase.SUSPENDED and new.phase in (RunPhase.RUNNING, RunPhase.PENDING):
+            out.append(Event("Normal", "Resumed", "spec.suspend is false: the run continues"))
+        elif new.phase == RunPhase.SUCCEEDED:
+            out.append(Event("Normal", "Succeeded", f"all {n} phases succeeded"))
+        elif new.phase == RunPhase.FAILED:
+            failed = conditions.get(new.conditions, RunConditionType.FAILED.value)
+            out.append(Event("Warning", "Failed", failed.message if failed else "the run failed"))
+    return out
+
+
+def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: JobSettings) -> Decision:
+    """The new status of `run` and what to do, given its observed phase Jobs."""
+    spec, meta = run.spec, run.metadata
+    old = run.status
+    st = old.model_copy(deep=True)
+    st.phases = [
+        st.phases[i] if i < len(st.phases) and st.phases[i].name == p.name else PhaseStatus(name=p.name)
+        for i, p in enumerate(spec.phases)
+    ]
+    if st.phase in FINISHED:  # final: only acknowledge the generation (e.g. a late suspend edit)
+        st.conditions = [c.model_copy(update={"observed_generation": meta.generation}) for c in st.conditions]
+        st.observed_generation = meta.generation
+        decision = Decision(status=st)
+        _expire(run, st, now, decision)
+        return decision
+    by_index: dict[int, list[ObservedJob]] = {}
+    for job in jobs:
+        if job.index < len(spec.phases) and job.name == names.job_name(
+            meta.name, job.index, spec.phases[job.index].name, job.attempt
+        ):
+            by_index.setdefault(job.index, []).append(job)
+    actions, outcome = _advance(run, st, by_index, now, settings)
+    st.current_phase_index = outcome.index
+    st.current_phase = spec.phases[outcome.index].name
+    started = any(ps.attempts for ps in st.phases)
+    if outcome.failure:
+        st.phase = RunPhase.FAILED
+    elif outcome.succeeded:
+        st.phase = RunPhase.SUCCEEDED
+    elif spec.suspend:
+        st.phase = RunPhase.SUSPENDED
+    else:
+        st.phase = RunPhase.RUNNING if started else RunPhase.PENDING
+    if started and st.start_time is None:
+        st.start_time = min((ps.start_time for ps in st.phases if ps.start_time), default=now)
+    if st.phase in FINISHED:
+        st.completion_time = now
+    st.best_win_rate = _best_win_rate(st)
+    st.conditions = conditions.merge(
+        st.conditions, _desired_conditions(st, run, outcome.failure), meta.generation, now
+    )
+    st.observed_generation = meta.generation
+    decision = Decision(status=st, actions=actions, events=_events(old, st, run))
+    _expire(run, st, now, decision)
+    return decision
+
+
+def _expire(run: TrainingRun, st: TrainingRunStatus, now: datetime, decision: Decision) -> None:
+    """Delete a finished run once ttlSecondsAfterFinished has passed, else ask to be woken then."""
+    ttl = run.spec.ttl_seconds_after_finished
+    if ttl is None or st.phase not in FINISHED or st.completion_time is None:
+        return
+    left = (st.completion_time - now).total_seconds() + ttl
+    if left <= 0:
+        decision.actions.append(DeleteRun())
+    else:
+        decision.requeue_after = left
+
+
+def decide_invalid(status: TrainingRunStatus, generation: int, error: str, now: datetime) -> Decision:
+    """The run's spec failed validation in the operator (the API server let it through)."""
+    st = status.model_copy(deep=True)
+    if st.phase in FINISHED and st.observed_generation == generation:
+        return Decision(status=st)
+    was = st.phase
+    st.phase = RunPhase.FAILED
+    st.completion_time = st.completion_time or now
+    T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
+    message = f"spec is invalid: {error}"[:MESSAGE_LIMIT]
+    st.conditions = conditions.merge(
+        st.conditions,
+        [
+            conditions.Desired(RunConditionType.RUNNING.value, F, "RunFailed", "the run has finished"),
+            conditions.Desired(RunConditionType.SUSPENDED.value, F, "RunFinished", "the run has finished"),
+            conditions.Desired(RunConditionType.SUCCEEDED.value, F, "RunFailed", message),
+            conditions.Desired(RunConditionType.FAILED.value, T, "InvalidSpec", message),
+        ],
+        generation,
+        now,
+    )
+    st.observed_generation = generation
+    events = [Event("Warning", "InvalidSpec", message)] if was != RunPhase.FAILED else []
+    return Decision(status=st, events=events)

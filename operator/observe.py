@@ -1,0 +1,159 @@
+"""What the operator sees of a run's children, reduced to the facts it decides on.
+
+The lifecycle never looks at raw API objects: the handlers list a run's Jobs
+and pods and this module turns each into a small frozen record (which phase
+and attempt a Job is, whether it is running, suspended, done or failed, and
+what its pods wrote as termination messages). Keeping the parsing here makes
+the decision module testable with hand-written records, and makes the
+Kubernetes-version-dependent details (Job condition types, pod label names)
+live in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ouroboros.operator.builders import names
+
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+TRAINER_CONTAINER = "trainer"
+
+
+class JobState(StrEnum):
+    """A Job's state as far as the run is concerned."""
+
+    ACTIVE = "Active"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservedPod:
+    """One pod of a phase Job, and how its trainer container ended."""
+
+    name: str
+    job: str
+    phase: str
+    """Pod phase: Pending, Running, Succeeded, Failed or Unknown."""
+    exit_code: int | None = None
+    reason: str | None = None
+    """Terminated reason, e.g. Completed, Error, OOMKilled."""
+    message: str | None = None
+    """Termination message: the trainer's result JSON, or the log tail on error."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservedJob:
+    """One phase Job of a run."""
+
+    name: str
+    index: int
+    attempt: int
+    state: JobState
+    uid: str = ""
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    reason: str | None = None
+    """Reason of the Job's Failed condition (e.g. DeadlineExceeded)."""
+    message: str | None = None
+    pods: tuple[ObservedPod, ...] = ()
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_ and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def job_state(job: dict[str, Any]) -> tuple[JobState, dict[str, Any] | None]:
+    """The state of a Job and the condition that decided it (if any).
+
+    Only the terminal conditions count as done: `Complete` and `Failed`
+    (newer Job controllers first set `SuccessCriteriaMet`/`FailureTarget`
+    while pods are still terminating, and the result may not be final yet).
+    """
+    if cond := _condition(job, "Complete"):
+        return JobState.SUCCEEDED, cond
+    if cond := _condition(job, "Failed"):
+        return JobState.FAILED, cond
+    if (job.get("spec") or {}).get("suspend"):
+        return JobState.SUSPENDED, _condition(job, "Suspended")
+    return JobState.ACTIVE, None
+
+
+def pod(obj: dict[str, Any]) -> ObservedPod | None:
+    """An ObservedPod from a pod object, or None if it belongs to no Job."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    job = next((labels[k] for k in JOB_NAME_LABELS if k in labels), None)
+    if job is None:
+        return None
+    status = obj.get("status") or {}
+    exit_code = reason = message = None
+    for cs in status.get("containerStatuses") or []:
+        if cs.get("name") != TRAINER_CONTAINER:
+            continue
+        terminated = (cs.get("state") or {}).get("terminated") or {}
+        if terminated:
+            exit_code = terminated.get("exitCode")
+            reason = terminated.get("reason")
+            message = terminated.get("message")
+    return ObservedPod(
+        name=meta.get("name", ""),
+        job=job,
+        phase=status.get("phase", "Unknown"),
+        exit_code=exit_code,
+        reason=reason,
+        message=message,
+    )
+
+
+def job(obj: dict[str, Any], pods: list[ObservedPod] | tuple[ObservedPod, ...] = ()) -> ObservedJob | None:
+    """An ObservedJob from a Job object and the run's pods, or None if it is not a phase Job."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    try:
+        index = int(labels[names.LABEL_PHASE_INDEX])
+        attempt = int(labels[names.LABEL_ATTEMPT])
+    except (KeyError, ValueError):
+        return None
+    state, cond = job_state(obj)
+    status = obj.get("status") or {}
+    name = meta.get("name", "")
+    return ObservedJob(
+        name=name,
+        index=index,
+        attempt=attempt,
+        state=state,
+        uid=meta.get("uid", ""),
+        start_time=_time(status.get("startTime")),
+        completion_time=_time(status.get("completionTime") or (cond or {}).get("lastTransitionTime")),
+        reason=(cond or {}).get("reason") if state == JobState.FAILED else None,
+        message=(cond or {}).get("message") if state == JobState.FAILED else None,
+        pods=tuple(p for p in pods if p.job == name),
+    )
+
+
+def children(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], run_uid: str) -> list[ObservedJob]:
+    """The run's phase Jobs (only those it controls), each with its pods, ordered by (index, attempt)."""
+    observed_pods = [p for p in (pod(obj) for obj in pods) if p is not None]
+    out = []
+    for obj in jobs:
+        owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+        if run_uid and not any(o.get("uid") == run_uid and o.get("controller") for o in owners):
+            continue
+        observed = job(obj, observed_pods)
+        if observed is not None:
+            out.append(observed)
+    return sorted(out, key=lambda j: (j.index, j.attempt))

@@ -1,0 +1,248 @@
+"""The `ouroboros.dev/v1alpha1` API: TrainingRun, TrainingSchedule and Champion.
+
+This package is the single source of truth for the custom resources. Each
+resource is described once here (`DEFINITIONS`): its names, its spec and
+status models, its printer columns and its object-level CEL rules. The CRD
+generator (`ouroboros.operator.crdgen`) and the operator both read from it.
+
+Import cost matters: the trainer image imports this package to read its run
+config, so nothing here imports kopf or the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ouroboros.operator.resources.champion import ChampionSpec, ChampionStatus
+from ouroboros.operator.resources.common import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    Artifact,
+    Condition,
+    ConditionStatus,
+    GameSpec,
+    ModelSpec,
+    PhaseName,
+    PromotionSpec,
+    StatusModel,
+    cel,
+)
+from ouroboros.operator.resources.runconfig import PhaseResult, RunConfig, RunIdentity
+from ouroboros.operator.resources.trainingrun import (
+    IMMUTABLE_SPEC_FIELDS,
+    PhaseSpec,
+    PhaseState,
+    PhaseStatus,
+    PromotionDecision,
+    RunConditionType,
+    RunPhase,
+    TrainingRunSpec,
+    TrainingRunStatus,
+)
+from ouroboros.operator.resources.trainingschedule import (
+    TrainingScheduleSpec,
+    TrainingScheduleStatus,
+)
+
+__all__ = [
+    "API_VERSION",
+    "DEFINITIONS",
+    "GROUP",
+    "VERSION",
+    "Artifact",
+    "Champion",
+    "Condition",
+    "ConditionStatus",
+    "CustomResource",
+    "GameSpec",
+    "ModelSpec",
+    "ObjectMeta",
+    "PhaseName",
+    "PhaseResult",
+    "PhaseSpec",
+    "PhaseState",
+    "PhaseStatus",
+    "PromotionDecision",
+    "PromotionSpec",
+    "RunConditionType",
+    "RunConfig",
+    "RunIdentity",
+    "RunPhase",
+    "TrainingRun",
+    "TrainingRunSpec",
+    "TrainingRunStatus",
+    "TrainingSchedule",
+    "TrainingScheduleSpec",
+    "TrainingScheduleStatus",
+    "ChampionSpec",
+    "ChampionStatus",
+]
+
+
+class ObjectMeta(StatusModel):
+    """The few metadata fields the operator reads."""
+
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    creation_timestamp: datetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class TrainingRun(StatusModel):
+    """A TrainingRun object as read from the API server."""
+
+    api_version: str = API_VERSION
+    kind: str = "TrainingRun"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: TrainingRunSpec
+    status: TrainingRunStatus = Field(default_factory=TrainingRunStatus)
+
+
+class TrainingSchedule(StatusModel):
+    """A TrainingSchedule object as read from the API server."""
+
+    api_version: str = API_VERSION
+    kind: str = "TrainingSchedule"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: TrainingScheduleSpec
+    status: TrainingScheduleStatus = Field(default_factory=TrainingScheduleStatus)
+
+
+class Champion(StatusModel):
+    """A Champion object as read from the API server."""
+
+    api_version: str = API_VERSION
+    kind: str = "Champion"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: ChampionSpec = Field(default_factory=ChampionSpec)
+    status: ChampionStatus = Field(default_factory=ChampionStatus)
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomResource:
+    """Everything the CRD generator needs to know about one kind."""
+
+    kind: str
+    """CamelCase kind, e.g. TrainingRun."""
+    plural: str
+    """Lower-case plural used in URLs and `kubectl get`."""
+    short_names: tuple[str, ...]
+    """Abbreviations accepted by kubectl."""
+    description: str
+    """Top-level `kubectl explain` text."""
+    spec: type[BaseModel]
+    """Model of `.spec`."""
+    status: type[BaseModel]
+    """Model of `.status` (served through the status subresource)."""
+    printer_columns: tuple[dict[str, Any], ...]
+    """`additionalPrinterColumns` for `kubectl get`."""
+    spec_rules: tuple[dict[str, Any], ...] = ()
+    """CEL rules placed on `.spec` at the top of this kind only (e.g. transition rules)."""
+    spec_required: bool = True
+    """Whether `.spec` must be given (a Champion may be created empty)."""
+
+    @property
+    def singular(self) -> str:
+        """Lower-case singular name."""
+        return self.kind.lower()
+
+    @property
+    def name(self) -> str:
+        """The CRD's metadata.name: <plural>.<group>."""
+        return f"{self.plural}.{GROUP}"
+
+
+def _age() -> dict[str, Any]:
+    return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+TRAINING_RUN = CustomResource(
+    kind="TrainingRun",
+    plural="trainingruns",
+    short_names=("tr",),
+    description=(
+        "A TrainingRun trains a Battlesnake agent through a list of phases (bootstrap, hybrid, "
+        "self_play, continuous, evaluate), each run as a Kubernetes Job from the trainer image, "
+        "and offers the result as a candidate to its Champion."
+    ),
+    spec=TrainingRunSpec,
+    status=TrainingRunStatus,
+    printer_columns=(
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Run phase."},
+        {"name": "Current Phase", "type": "string", "jsonPath": ".status.currentPhase",
+         "description": "Training phase running now."},
+        {"name": "Best Win Rate", "type": "number", "format": "float", "jsonPath": ".status.bestWinRate",
+         "description": "Highest win rate reported by a phase."},
+        {"name": "Champion", "type": "string", "jsonPath": ".spec.champion",
+         "description": "Champion challenged."},
+        {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend", "priority": 1,
+         "description": "Whether the run is suspended."},
+        {"name": "Promotion", "type": "string", "jsonPath": ".status.promotion.decision", "priority": 1,
+         "description": "Gate decision."},
+        _age(),
+    ),
+    spec_rules=tuple(
+        cel(f"self.{field} == oldSelf.{field}", f"spec.{field} is immutable once the run exists", f".{field}")
+        for field in IMMUTABLE_SPEC_FIELDS
+    ),
+)
+
+TRAINING_SCHEDULE = CustomResource(
+    kind="TrainingSchedule",
+    plural="trainingschedules",
+    short_names=("ts",),
+    description=(
+        "A TrainingSchedule creates TrainingRuns from a template on a cron schedule and on triggers "
+        "(new games, champion regression, manual), like a CronJob creates Jobs."
+    ),
+    spec=TrainingScheduleSpec,
+    status=TrainingScheduleStatus,
+    printer_columns=(
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule", "description": "Cron expression."},
+        {"name": "Time Zone", "type": "string", "jsonPath": ".spec.timeZone", "priority": 1,
+         "description": "IANA time zone."},
+        {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend", "description": "Suspended."},
+        {"name": "Champion", "type": "string", "jsonPath": ".spec.template.spec.champion",
+         "description": "Champion the runs challenge."},
+        {"name": "Last Schedule", "type": "date", "jsonPath": ".status.lastScheduleTime",
+         "description": "Last run created."},
+        {"name": "Last Success", "type": "date", "jsonPath": ".status.lastSuccessfulTime", "priority": 1,
+         "description": "Last run that succeeded."},
+        _age(),
+    ),
+)
+
+CHAMPION = CustomResource(
+    kind="Champion",
+    plural="champions",
+    short_names=("champ",),
+    description=(
+        "A Champion is the model a game server plays: a pointer to a versioned ONNX file with its "
+        "ratings and a bounded history of promotions and rollbacks."
+    ),
+    spec=ChampionSpec,
+    status=ChampionStatus,
+    printer_columns=(
+        {"name": "Version", "type": "string", "jsonPath": ".status.version", "description": "Served version."},
+        {"name": "Pinned", "type": "string", "jsonPath": ".spec.pinnedVersion",
+         "description": "Version pinned by hand (rollback)."},
+        {"name": "Elo", "type": "number", "format": "float", "jsonPath": ".status.ratings.elo",
+         "description": "Elo rating."},
+        {"name": "Ruleset", "type": "string", "jsonPath": ".spec.game.ruleset", "priority": 1,
+         "description": "Game ruleset."},
+        _age(),
+    ),
+    spec_rules=(cel("self.game == oldSelf.game", "spec.game is immutable: a champion plays one game", ".game"),),
+    spec_required=False,
+)
+
+DEFINITIONS: tuple[CustomResource, ...] = (TRAINING_RUN, TRAINING_SCHEDULE, CHAMPION)

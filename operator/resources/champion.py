@@ -1,0 +1,117 @@
+"""The Champion resource: the model a game server plays, and its history.
+
+A Champion is a mutable pointer (like an MLflow alias) plus the audit trail
+that MLflow aliases lack: every promotion is kept in a bounded history with
+the gate statistics that justified it, so a rollback (`pinnedVersion`, or the
+automatic post-promotion check, in the style of Argo Rollouts' abort) points
+back at a version whose provenance is still on record. The promotion
+controller is a later piece of work; the resource is modelled now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from ouroboros.operator.resources.common import (
+    ApiModel,
+    Artifact,
+    Condition,
+    GameSpec,
+    GateStatistics,
+    PromotionSpec,
+    StatusModel,
+    conditions_field,
+    section,
+)
+
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class PostPromotionCheck(ApiModel):
+    """Games played right after a promotion; failing them rolls back automatically."""
+
+    games: int = Field(default=100, ge=0, le=100000, description="Games against the previous champion; 0 disables.")
+    min_win_rate: float = Field(
+        default=0.45, ge=0, le=1, description="Score under which the promotion is rolled back."
+    )
+
+
+class ChampionPolicy(ApiModel):
+    """How candidates are gated and how much history is kept."""
+
+    gate: PromotionSpec = section(PromotionSpec, "Default gate for runs that challenge this champion.")
+    post_promotion_check: PostPromotionCheck = section(
+        PostPromotionCheck, "Check after promotion; a failure rolls back."
+    )
+    history_limit: int = Field(default=20, ge=1, le=100, description="Promotions kept in status.history.")
+
+
+class ChampionSpec(ApiModel):
+    """What the champion plays and how it may change."""
+
+    game: GameSpec = section(GameSpec, "The game; runs challenging this champion must use the same.")
+    pinned_version: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=VERSION_PATTERN,
+        description="Serve this version from history regardless of promotions (manual rollback); unset to follow promotions.",
+    )
+    policy: ChampionPolicy = section(ChampionPolicy, "Promotion policy.")
+
+
+class ChampionArtifact(StatusModel):
+    """The champion's ONNX file."""
+
+    uri: str = Field(max_length=2048, description="Where the ONNX file lives.")
+    sha256: str = Field(pattern=r"^[a-f0-9]{64}$", description="Hex SHA-256 of the file.")
+    size: int | None = Field(default=None, ge=0, description="Size in bytes.")
+
+
+class HistoryReason(StrEnum):
+    """Why a version became the champion."""
+
+    INITIAL = "Initial"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    PINNED = "Pinned"
+
+
+class HistoryEntry(StatusModel):
+    """One change of champion, kept for audit and rollback."""
+
+    version: str = Field(max_length=63, description="Version that became the champion.")
+    promoted_at: datetime = Field(description="When.")
+    run: str | None = Field(default=None, max_length=253, description="TrainingRun that produced it.")
+    artifact: ChampionArtifact | None = Field(default=None, description="Its file.")
+    statistics: GateStatistics | None = Field(default=None, description="Gate that admitted it.")
+    reason: HistoryReason = Field(description="Initial, Promoted, RolledBack or Pinned.")
+    message: str | None = Field(default=None, max_length=1024, description="Details.")
+
+
+class ChampionConditionType(StrEnum):
+    """Condition types of a Champion."""
+
+    READY = "Ready"
+    PINNED = "Pinned"
+    DEGRADED = "Degraded"
+
+
+class ChampionStatus(StatusModel):
+    """The version being served, its ratings and how it got there."""
+
+    version: str | None = Field(default=None, max_length=63, description="Version served now.")
+    artifact: ChampionArtifact | None = Field(default=None, description="The served ONNX file.")
+    ratings: dict[str, float] = Field(
+        default_factory=dict, description="Ratings by name, e.g. elo, winRateVsHeuristic."
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list, max_length=100, description="Changes of champion, newest first (bounded by policy.historyLimit)."
+    )
+    artifacts: list[Artifact] = Field(
+        default_factory=list, max_length=16, description="Other files of the served version (checkpoint, metadata)."
+    )
+    conditions: list[Condition] = conditions_field("Ready, Pinned, Degraded")
+    observed_generation: int | None = Field(default=None, ge=0, description="Generation reflected.")

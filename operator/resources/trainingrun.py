@@ -1,0 +1,428 @@
+"""The TrainingRun resource: one champion-challenging run of training phases.
+
+A run is a list of phases, each executed as one Kubernetes Job from the trainer
+image. The spec says what to train and on what hardware; the status is the
+operator's record of what happened (phase by phase, with metrics and artifact
+hashes), written so that a restarted operator can continue from it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field, model_validator
+
+from ouroboros.operator.resources.common import (
+    CEL_KEY,
+    DNS_LABEL,
+    ApiModel,
+    Artifact,
+    Condition,
+    GameSpec,
+    GateStatistics,
+    ModelSpec,
+    PhaseName,
+    PromotionSpec,
+    Quantity,
+    StatusModel,
+    cel,
+    conditions_field,
+    section,
+)
+
+TRAINING_PHASES = ("bootstrap", "hybrid")  # phases where heuristic opponents make sense
+
+
+class PhaseSpec(ApiModel):
+    """One phase of a run and its own budget."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            CEL_KEY: [
+                cel(
+                    "!has(self.heuristicRatio) || self.name in ['bootstrap', 'hybrid']",
+                    "heuristicRatio applies only to the bootstrap and hybrid phases",
+                    ".heuristicRatio",
+                ),
+                cel(
+                    "self.name != 'evaluate' || (!has(self.epochs) && !has(self.learningRate) && !has(self.batchSize))",
+                    "an evaluate phase does not train: leave epochs, learningRate and batchSize unset",
+                    ".name",
+                ),
+            ]
+        }
+    )
+
+    name: PhaseName = Field(description="Which phase: bootstrap, hybrid, self_play, continuous or evaluate.")
+    games: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000_000,
+        description="Games to generate (training phases) or to play against baselines (evaluate).",
+    )
+    epochs: int | None = Field(
+        default=None, ge=1, le=10_000, description="Passes over the replay window; unset: the phase's default."
+    )
+    learning_rate: float | None = Field(
+        default=None, gt=0, le=1, description="Optimizer step size; unset: the phase's default."
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, le=65536, description="Positions per optimizer step; unset: the phase's default."
+    )
+    heuristic_ratio: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Fraction of opponents played by the heuristic agent (bootstrap, hybrid).",
+    )
+    replay_window: int | None = Field(
+        default=None, ge=1, le=100_000_000, description="Most recent games that training samples from."
+    )
+    iterations: int = Field(
+        default=1, ge=1, le=10_000, description="Generate-then-train cycles within the phase."
+    )
+    temperature: float = Field(
+        default=1.0, ge=0, le=10, description="Move-sampling temperature during self-play; 0 = greedy."
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Wall-clock limit of one attempt of this phase; overrides spec.activeDeadlineSeconds.",
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> PhaseSpec:
+        """Mirror of the CEL rules."""
+        if self.heuristic_ratio is not None and self.name.value not in TRAINING_PHASES:
+            raise ValueError("heuristicRatio applies only to the bootstrap and hybrid phases")
+        if self.name == PhaseName.EVALUATE and (
+            self.epochs is not None or self.learning_rate is not None or self.batch_size is not None
+        ):
+            raise ValueError(
+                "an evaluate phase does not train: leave epochs, learningRate and batchSize unset"
+            )
+        return self
+
+
+class ResourceSpec(ApiModel):
+    """Compute requested for each phase's pod (requests = limits)."""
+
+    gpu: int = Field(default=0, ge=0, le=16, description="GPUs per pod; 0 runs on CPU.")
+    gpu_resource_name: str = Field(
+        default="nvidia.com/gpu",
+        max_length=253,
+        pattern=r"^[a-z0-9.-]+/[a-z0-9-]+$",
+        description="Extended resource that counts GPUs on the nodes.",
+    )
+    cpu: Quantity = Field(default="1", description="CPU per pod (Kubernetes quantity).")
+    memory: Quantity = Field(default="2Gi", description="Memory per pod (Kubernetes quantity).")
+
+
+class StorageSpec(ApiModel):
+    """Where phases read and write artifacts (replay shards, checkpoints, ONNX)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            CEL_KEY: [
+                cel(
+                    "!has(self.persistentVolumeClaim) || self.url.startsWith('file://' + self.mountPath)",
+                    "storage.url must be a file:// URL under storage.mountPath when a persistentVolumeClaim is mounted",
+                    ".url",
+                )
+            ]
+        }
+    )
+
+    url: str = Field(
+        default="file:///var/lib/ouroboros/artifacts",
+        max_length=1024,
+        pattern=r"^[a-z][a-z0-9+.-]*://.+$",
+        description="fsspec URL of the artifact store, e.g. s3://bucket/prefix or file:///data.",
+    )
+    persistent_volume_claim: str | None = Field(
+        default=None, max_length=253, pattern=DNS_LABEL, description="PVC to mount at mountPath."
+    )
+    mount_path: str = Field(
+        default="/var/lib/ouroboros/artifacts",
+        max_length=512,
+        pattern=r"^/.*$",
+        description="Where the PVC is mounted in the pod.",
+    )
+    secret_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_LABEL,
+        description="Secret whose keys become environment variables (object-store credentials).",
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> StorageSpec:
+        """Mirror of the CEL rule."""
+        if self.persistent_volume_claim and not self.url.startswith("file://" + self.mount_path):
+            raise ValueError(
+                "storage.url must be a file:// URL under storage.mountPath when a persistentVolumeClaim is mounted"
+            )
+        return self
+
+
+class TolerationOperator(StrEnum):
+    """core/v1 Toleration operators."""
+
+    EQUAL = "Equal"
+    EXISTS = "Exists"
+
+
+class TaintEffect(StrEnum):
+    """core/v1 taint effects."""
+
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Toleration(ApiModel):
+    """A core/v1 Toleration, copied onto every phase pod (e.g. to reach GPU nodes)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            CEL_KEY: [
+                cel(
+                    "self.operator == 'Exists' || has(self.key)",
+                    "a toleration with operator Equal needs a key",
+                    ".key",
+                ),
+                cel(
+                    "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                    "a toleration with operator Exists must not set a value",
+                    ".value",
+                ),
+                cel(
+                    "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                    "tolerationSeconds applies only to the NoExecute effect",
+                    ".tolerationSeconds",
+                ),
+            ]
+        }
+    )
+
+    key: str | None = Field(default=None, max_length=317, description="Taint key; empty with Exists matches all.")
+    operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, description="Equal or Exists.")
+    value: str | None = Field(default=None, max_length=63, description="Taint value (operator Equal).")
+    effect: TaintEffect | None = Field(default=None, description="Taint effect to match; unset matches all.")
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated before eviction."
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> Toleration:
+        """Mirror of the CEL rules."""
+        if self.operator == TolerationOperator.EQUAL and not self.key:
+            raise ValueError("a toleration with operator Equal needs a key")
+        if self.operator == TolerationOperator.EXISTS and self.value:
+            raise ValueError("a toleration with operator Exists must not set a value")
+        if self.toleration_seconds is not None and self.effect != TaintEffect.NO_EXECUTE:
+            raise ValueError("tolerationSeconds applies only to the NoExecute effect")
+        return self
+
+
+SPEC_RULES = [
+    cel(
+        "self.phases.all(p, self.phases.exists_one(q, q.name == p.name))",
+        "each phase name may appear only once in spec.phases",
+        ".phases",
+    ),
+    cel(
+        "self.phases.exists(p, p.name != 'evaluate')",
+        "spec.phases needs at least one training phase (evaluate alone trains nothing)",
+        ".phases",
+    ),
+    cel(
+        "!self.phases.exists(p, p.name == 'bootstrap') || self.phases[0].name == 'bootstrap'",
+        "the bootstrap phase must come first in spec.phases",
+        ".phases",
+    ),
+    cel(
+        "!self.phases.exists(p, p.name == 'evaluate') || self.phases[size(self.phases) - 1].name == 'evaluate'",
+        "the evaluate phase must come last in spec.phases",
+        ".phases",
+    ),
+    cel(
+        "self.selfPlayWorkers == 1 || has(self.storage.persistentVolumeClaim) || !self.storage.url.startsWith('file://')",
+        "selfPlayWorkers > 1 needs shared storage: an object-store URL or a persistentVolumeClaim",
+        ".selfPlayWorkers",
+    ),
+]
+
+
+class TrainingRunSpec(ApiModel):
+    """What to train, how, and on what hardware."""
+
+    model_config = ConfigDict(json_schema_extra={CEL_KEY: SPEC_RULES})
+
+    champion: str = Field(
+        max_length=63, pattern=DNS_LABEL, description="Name of the Champion (same namespace) this run challenges."
+    )
+    image: str | None = Field(
+        default=None, min_length=1, max_length=512, description="Trainer image; unset: the operator's default."
+    )
+    game: GameSpec = section(GameSpec, "The game trained on; must match the champion's.")
+    model: ModelSpec = section(ModelSpec, "Network architecture and size.")
+    phases: list[PhaseSpec] = Field(
+        min_length=1, max_length=10, description="Phases run in order, one Job each."
+    )
+    promotion: PromotionSpec = section(PromotionSpec, "Gate the candidate must pass to become champion.")
+    resources: ResourceSpec = section(ResourceSpec, "Compute for each phase's pod.")
+    self_play_workers: int = Field(
+        default=1, ge=1, le=256, description="Parallel pods for self-play generation (Indexed Job)."
+    )
+    storage: StorageSpec = section(StorageSpec, "Artifact store.")
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Wall-clock limit of one phase attempt (the Job's activeDeadlineSeconds)."
+    )
+    backoff_limit: int = Field(
+        default=2, ge=0, le=20, description="Retries of a failed phase before the run fails."
+    )
+    suspend: bool = Field(
+        default=False, description="True stops starting phases and suspends the running one; false resumes."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete the run (and its Jobs) this long after it finished."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Node labels a phase pod requires (e.g. a GPU node pool).",
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=32, description="Taints the phase pods tolerate."
+    )
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, pattern=DNS_LABEL, description="PriorityClass of the phase pods."
+    )
+    service_account_name: str | None = Field(
+        default=None, max_length=253, pattern=DNS_LABEL, description="ServiceAccount the phase pods run as."
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> TrainingRunSpec:
+        """Mirror of SPEC_RULES."""
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError("each phase name may appear only once in spec.phases")
+        if all(n == PhaseName.EVALUATE for n in names):
+            raise ValueError("spec.phases needs at least one training phase (evaluate alone trains nothing)")
+        if PhaseName.BOOTSTRAP in names and names[0] != PhaseName.BOOTSTRAP:
+            raise ValueError("the bootstrap phase must come first in spec.phases")
+        if PhaseName.EVALUATE in names and names[-1] != PhaseName.EVALUATE:
+            raise ValueError("the evaluate phase must come last in spec.phases")
+        shared = self.storage.persistent_volume_claim or not self.storage.url.startswith("file://")
+        if self.self_play_workers > 1 and not shared:
+            raise ValueError(
+                "selfPlayWorkers > 1 needs shared storage: an object-store URL or a persistentVolumeClaim"
+            )
+        return self
+
+
+# Fields that define what the run trains; changing them mid-run would mix two runs.
+IMMUTABLE_SPEC_FIELDS = ("champion", "game", "model", "phases", "promotion", "storage")
+
+
+# ---------------------------------------------------------------------------
+# Status
+
+
+class RunPhase(StrEnum):
+    """Where the run as a whole stands."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+class PhaseState(StrEnum):
+    """Where one phase stands."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class RunConditionType(StrEnum):
+    """Condition types of a TrainingRun (`kubectl wait --for=condition=Succeeded`)."""
+
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class PromotionDecision(StrEnum):
+    """Outcome of the gate."""
+
+    PENDING = "Pending"
+    PROMOTED = "Promoted"
+    REJECTED = "Rejected"
+    INCONCLUSIVE = "Inconclusive"
+    SKIPPED = "Skipped"
+
+
+class PhaseStatus(StatusModel):
+    """What happened in one phase."""
+
+    name: PhaseName = Field(description="The phase.")
+    state: PhaseState = Field(default=PhaseState.PENDING, description="Where the phase stands.")
+    job: str | None = Field(default=None, max_length=63, description="Job of the latest attempt.")
+    attempts: int = Field(default=0, ge=0, description="Jobs started for this phase (1 + retries).")
+    start_time: datetime | None = Field(default=None, description="When the first attempt started.")
+    completion_time: datetime | None = Field(default=None, description="When the phase succeeded or finally failed.")
+    reason: str | None = Field(default=None, max_length=128, description="CamelCase reason of the last failure.")
+    message: str | None = Field(default=None, max_length=4096, description="Details of the last failure.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Numbers the phase reported.")
+    artifacts: list[Artifact] = Field(default_factory=list, max_length=64, description="Files the phase produced.")
+    placeholder: bool = Field(
+        default=False, description="True if the trainer only checked the config and trained nothing."
+    )
+
+
+class CandidateStatus(StatusModel):
+    """The model this run produced, to be gated against the champion."""
+
+    phase: PhaseName = Field(description="Phase that produced it.")
+    artifact: Artifact = Field(description="The model file.")
+
+
+class PromotionStatus(StatusModel):
+    """The gate's decision and its statistics."""
+
+    decision: PromotionDecision = Field(default=PromotionDecision.PENDING, description="Outcome.")
+    reason: str | None = Field(default=None, max_length=128, description="CamelCase reason.")
+    message: str | None = Field(default=None, max_length=4096, description="Details.")
+    statistics: GateStatistics | None = Field(default=None, description="Gate measurements.")
+    decided_at: datetime | None = Field(default=None, description="When the gate decided.")
+
+
+class TrainingRunStatus(StatusModel):
+    """The operator's record of the run."""
+
+    phase: RunPhase = Field(default=RunPhase.PENDING, description="Where the run as a whole stands.")
+    current_phase: PhaseName | None = Field(default=None, description="Phase running now, or the last one.")
+    current_phase_index: int | None = Field(default=None, ge=0, description="Index of currentPhase in spec.phases.")
+    phases: list[PhaseStatus] = Field(
+        default_factory=list, max_length=10, description="One entry per spec.phases entry, same order."
+    )
+    candidate: CandidateStatus | None = Field(default=None, description="Model produced by the run.")
+    promotion: PromotionStatus | None = Field(default=None, description="Gate outcome.")
+    best_win_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Highest winRate any phase reported."
+    )
+    start_time: datetime | None = Field(default=None, description="When the first phase started.")
+    completion_time: datetime | None = Field(default=None, description="When the run succeeded or failed.")
+    conditions: list[Condition] = conditions_field("Running, Suspended, Succeeded, Failed")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the status reflects."
+    )
