@@ -20,9 +20,10 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ouroboros.operator.resources import PhaseName, PhaseResult, RunConfig
 from ouroboros.operator.resources.runconfig import RESULT_MAX_BYTES
-from pydantic import ValidationError
 
 PLACEHOLDER_MESSAGE = "placeholder: run config checked, nothing trained (no training pipeline yet)"
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.run_config)
         result = run_phase(config, name)
     except (ValueError, KeyError) as exc:
-        message = str(exc).strip("'\"")
+        message = str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)
         print(f"ouro phase {name.value}: {message}", file=sys.stderr)
         failure = PhaseResult(phase=name, placeholder=True, message=message[:1000])
         with contextlib.suppress(OSError):  # the message on stderr is what matters then

@@ -1,0 +1,162 @@
+"""Builders: deterministic names and the exact manifests a run's children get."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from ouroboros.operator.builders import manifests, names
+from ouroboros.operator.resources import PhaseName, RunConfig, TrainingRun
+from ouroboros.operator.settings import JobSettings
+
+pytestmark = pytest.mark.unit
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+UID = "0b8e6a6e-1111-2222-3333-444455556666"
+
+
+def make_run(name="tiny", **spec):
+    body = {
+        "metadata": {"name": name, "namespace": "ns", "uid": UID, "generation": 3},
+        "spec": {"champion": "main", "phases": [{"name": "bootstrap"}, {"name": "self_play"}, {"name": "evaluate"}]},
+    }
+    body["spec"].update(spec)
+    return TrainingRun.model_validate(body)
+
+
+@pytest.mark.parametrize(
+    ("run", "index", "phase", "attempt", "expected"),
+    [
+        ("tiny", 0, "bootstrap", 0, "tiny-0-bootstrap"),
+        ("tiny", 2, "self_play", 0, "tiny-2-self-play"),
+        ("tiny", 1, "hybrid", 2, "tiny-1-hybrid-r2"),
+        ("a" * 40, 3, "continuous", 0, "a" * 40 + "-3-continuous"),
+    ],
+)
+def test_job_names_are_readable_when_they_fit(run, index, phase, attempt, expected):
+    assert names.job_name(run, index, phase, attempt) == expected
+
+
+@pytest.mark.parametrize("length", [50, 60, 63, 64, 100, 253])
+@pytest.mark.parametrize("phase", list(PhaseName))
+def test_long_names_fit_63_chars_and_stay_distinct(length, phase):
+    run = ("r" * (length - 1)) + "x"
+    made = {names.job_name(run, i, phase, a) for i in range(3) for a in range(3)}
+    made.add(names.job_name(run[:-1] + "y", 0, phase, 0))
+    assert len(made) == 10
+    for name in made:
+        assert len(name) <= 63 and DNS_LABEL.match(name), name
+    assert names.job_name(run, 1, phase, 2).endswith(f"-1-{names.phase_slug(phase)}-r2")
+    assert names.job_name(run, 1, phase, 2) == names.job_name(run, 1, phase, 2)
+
+
+def test_config_map_name_and_labels_fit():
+    long = "x" * 200
+    assert len(names.config_map_name(long)) <= 63
+    labels = names.run_labels(long, UID)
+    assert all(len(v) <= 63 for v in labels.values())
+    assert names.run_selector(UID) == f"ouroboros.dev/run-uid={UID}"
+
+
+def test_config_map_holds_the_run_config():
+    run = make_run()
+    cm = manifests.config_map(run)
+    assert cm["metadata"]["name"] == "tiny-config" and cm["immutable"] is True
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == UID
+    config = RunConfig.model_validate(json.loads(cm["data"]["run.json"]))
+    assert config.run.name == "tiny" and config.run.generation == 3
+    assert [p.name for p in config.phases] == [PhaseName.BOOTSTRAP, PhaseName.SELF_PLAY, PhaseName.EVALUATE]
+
+
+def test_job_runs_the_phase_verb_with_the_mounted_config():
+    settings = JobSettings(trainer_command=("/venv/bin/python", "-m", "ouroboros.trainer.commands.cli"))
+    job = manifests.phase_job(make_run(), 1, 0, settings)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == [
+        "/venv/bin/python", "-m", "ouroboros.trainer.commands.cli",
+        "phase", "self_play", "--run-config", "/etc/ouroboros/run.json", "--result", "/dev/termination-log",
+    ]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["volumeMounts"][0]["mountPath"] == "/etc/ouroboros"
+    volume = job["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["configMap"]["name"] == "tiny-config"
+    assert container["image"] == settings.default_image
+
+
+def test_job_identity_labels_and_owner():
+    job = manifests.phase_job(make_run(), 2, 1, JobSettings())
+    meta = job["metadata"]
+    assert meta["name"] == "tiny-2-evaluate-r1" and meta["namespace"] == "ns"
+    assert meta["labels"][names.LABEL_PHASE_INDEX] == "2" and meta["labels"][names.LABEL_ATTEMPT] == "1"
+    assert meta["labels"][names.LABEL_RUN_UID] == UID
+    assert job["spec"]["template"]["metadata"]["labels"] == meta["labels"]
+    owner = meta["ownerReferences"][0]
+    assert owner == {
+        "apiVersion": "ouroboros.dev/v1alpha1", "kind": "TrainingRun", "name": "tiny", "uid": UID,
+        "controller": True, "blockOwnerDeletion": True,
+    }
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert "ttlSecondsAfterFinished" not in job["spec"]
+    assert meta["annotations"][names.ANNOTATION_GENERATION] == "3"
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({}, {"cpu": "1", "memory": "2Gi"}),
+        ({"cpu": "500m", "memory": "1Gi"}, {"cpu": "500m", "memory": "1Gi"}),
+        ({"gpu": 2}, {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "2"}),
+        ({"gpu": 1, "gpuResourceName": "amd.com/gpu"}, {"cpu": "1", "memory": "2Gi", "amd.com/gpu": "1"}),
+    ],
+)
+def test_job_resources(resources, expected):
+    job = manifests.phase_job(make_run(resources=resources), 0, 0, JobSettings())
+    got = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert got == {"requests": expected, "limits": expected}
+
+
+def test_job_scheduling_fields():
+    run = make_run(
+        nodeSelector={"pool": "gpu"},
+        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        priorityClassName="training",
+        serviceAccountName="trainer",
+        activeDeadlineSeconds=600,
+        storage={"persistentVolumeClaim": "artifacts", "url": "file:///var/lib/ouroboros/artifacts/x",
+                 "secretName": "creds"},
+    )
+    job = manifests.phase_job(run, 0, 0, JobSettings())
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["priorityClassName"] == "training" and pod["serviceAccountName"] == "trainer"
+    assert job["spec"]["activeDeadlineSeconds"] == 600
+    assert pod["volumes"][1] == {"name": "artifacts", "persistentVolumeClaim": {"claimName": "artifacts"}}
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "creds"}}]
+
+
+def test_phase_deadline_overrides_the_run_deadline():
+    run = make_run(activeDeadlineSeconds=600, phases=[{"name": "hybrid", "activeDeadlineSeconds": 60}])
+    assert manifests.phase_job(run, 0, 0, JobSettings())["spec"]["activeDeadlineSeconds"] == 60
+    plain = make_run(phases=[{"name": "hybrid"}])
+    assert "activeDeadlineSeconds" not in manifests.phase_job(plain, 0, 0, JobSettings())["spec"]
+
+
+@pytest.mark.parametrize(("phase", "indexed"), [("self_play", True), ("continuous", True), ("hybrid", False)])
+def test_self_play_workers_make_an_indexed_job(phase, indexed):
+    run = make_run(selfPlayWorkers=4, storage={"url": "s3://bucket/p"}, phases=[{"name": phase}])
+    spec = manifests.phase_job(run, 0, 0, JobSettings())["spec"]
+    if indexed:
+        assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 4, 4)
+    else:
+        assert "completionMode" not in spec
+
+
+def test_env_tells_the_trainer_who_it_is():
+    env = manifests.phase_job(make_run(), 1, 2, JobSettings())["spec"]["template"]["spec"]["containers"][0]["env"]
+    values = {e["name"]: e.get("value") for e in env}
+    assert values["OURO_RUN_NAME"] == "tiny" and values["OURO_PHASE"] == "self_play"
+    assert values["OURO_PHASE_INDEX"] == "1" and values["OURO_ATTEMPT"] == "2"

@@ -1,0 +1,66 @@
+"""`ouro phase`: checks the run config and writes a result that says it is a placeholder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ouroboros.operator.builders import manifests
+from ouroboros.operator.resources import PhaseResult, TrainingRun
+from ouroboros.trainer.commands import cli, phase
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def run_json(tmp_path):
+    run = TrainingRun.model_validate({
+        "metadata": {"name": "tiny", "namespace": "ns", "uid": "u"},
+        "spec": {"champion": "c", "phases": [{"name": "bootstrap"}, {"name": "evaluate"}]},
+    })
+    path = tmp_path / "run.json"
+    path.write_text(manifests.config_map(run)["data"]["run.json"])
+    return path
+
+
+def test_writes_a_placeholder_result(run_json, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    assert cli.main(["phase", "bootstrap", "--run-config", str(run_json), "--result", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["phase"] == "bootstrap" and data["placeholder"] is True
+    assert data["metrics"] == {} and data["artifacts"] == []
+    assert PhaseResult.model_validate(data).placeholder
+    assert "nothing trained" in capsys.readouterr().out
+
+
+def test_a_phase_the_run_lacks_is_an_error(run_json, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    assert phase.main(["hybrid", "--run-config", str(run_json), "--result", str(out)]) == 2
+    assert "no phase 'hybrid'" in capsys.readouterr().err
+    assert "no phase" in json.loads(out.read_text())["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [("{", "invalid run config"), ('{"kind": "RunConfig"}', "invalid run config"), (None, "cannot read")],
+)
+def test_a_bad_config_is_an_error(tmp_path, content, needle, capsys):
+    config = tmp_path / "run.json"
+    if content is not None:
+        config.write_text(content)
+    assert phase.main(["bootstrap", "--run-config", str(config), "--result", str(tmp_path / "r")]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_runs_as_the_console_script(run_json, tmp_path):
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ouroboros.trainer.commands.cli", "phase", "evaluate",
+         "--run-config", str(run_json), "--result", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["phase"] == "evaluate"
