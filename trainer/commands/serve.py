@@ -1,0 +1,103 @@
+"""`ouro serve`: play real Battlesnake games with any player over the API v1.
+
+    ouro serve --player heuristic --host 0.0.0.0 --port 8000
+    ouro serve --player champion --registry s3://bucket/ouro --game standard-11x11-2p
+
+Wiring only: flags -> `serving.app.ServerSettings` -> `serving.server`. The
+player is built before the port opens, so a bad spec or a missing champion
+fails at once with exit status 2 instead of at the first game. SIGTERM (a
+Kubernetes pod stopping) and Ctrl-C stop the server cleanly with status 0;
+a port that cannot be bound exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from ouroboros.trainer.serving import app as app_module
+from ouroboros.trainer.serving import players, protocol, server
+
+DEFAULT_BUILTIN = "greedy"
+"""Served when neither --player nor --registry is given (the strongest built-in player)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = app_module.ServerSettings()
+    a = protocol.Appearance()
+    parser = argparse.ArgumentParser(
+        prog="ouro serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--player", default=None,
+                        help="random-safe | greedy | heuristic | search[:ms=N] | onnx:PATH | champion "
+                             f"(default: champion with --registry, else {DEFAULT_BUILTIN})")
+    parser.add_argument("--registry", default="", help="model registry URL, for --player champion")
+    parser.add_argument("--game", default=players.ChampionSource().game,
+                        help="game configuration whose champion is served (default %(default)s)")
+    parser.add_argument("--host", default=d.host, help="interface to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=d.port, help="TCP port (default %(default)s)")
+    parser.add_argument("--margin-ms", type=int, default=d.latency_margin_ms,
+                        help="part of the game's timeout kept for the network (default %(default)s)")
+    parser.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
+                        help="largest request body accepted (default %(default)s)")
+    parser.add_argument("--max-games", type=int, default=d.max_games,
+                        help="game sessions kept at once (default %(default)s)")
+    parser.add_argument("--max-connections", type=int, default=d.max_connections,
+                        help="connections served at once (default %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s,
+                        help="seconds before an idle connection is closed (default %(default)s)")
+    parser.add_argument("--author", default=a.author, help="author shown on the board")
+    parser.add_argument("--color", default=a.color, help="snake colour, #rrggbb")
+    parser.add_argument("--head", default=a.head, help="head customization")
+    parser.add_argument("--tail", default=a.tail, help="tail customization")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> app_module.ServerSettings:
+    """The server settings the flags describe."""
+    return app_module.ServerSettings(
+        host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
+        max_games=args.max_games, latency_margin_ms=args.margin_ms,
+        idle_timeout_s=args.idle_timeout, max_connections=args.max_connections,
+        appearance=protocol.Appearance(author=args.author, color=args.color, head=args.head,
+                                       tail=args.tail))
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until interrupted; 0 on a clean stop, 1 if the port cannot be bound, 2 on bad input."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    spec = args.player or ("champion" if args.registry else DEFAULT_BUILTIN)
+    try:
+        app = app_module.App(spec, settings_from(args),
+                             players.ChampionSource(registry_url=args.registry, game=args.game))
+    except (players.PlayerUnavailable, ValueError) as err:
+        print(f"ouro serve: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - e.g. a registry that cannot be read
+        print(f"ouro serve: cannot load player {spec!r}: {err}", file=sys.stderr)
+        return 2
+    try:
+        httpd = server.make_server(app)
+    except OSError as err:
+        print(f"ouro serve: cannot listen on {args.host}:{args.port}: {err.strerror or err}",
+              file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"ouro serve: {spec} on {httpd.url}", file=sys.stderr, flush=True)
+    try:
+        httpd.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+    print("ouro serve: stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,191 @@
+"""The Battlesnake API as a function: (method, path, body) -> (status, JSON answer).
+
+Everything the server decides lives here, away from sockets, so unit tests and
+benchmarks can call it directly and the HTTP shell (`serving.server`) stays a
+thin reader and writer of bytes. The rules of the road:
+
+- every answer is JSON; every refusal is a 4xx whose `error` names the field;
+- nothing a request carries can raise out of `dispatch` (a 500 would make the
+  engine repeat our last move): a player that raises is logged and replaced by
+  a safe move for that turn;
+- `/start` and `/end` bracket a game's session (its rng and its budgeted
+  player); `/move` without `/start` opens one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from importlib import metadata
+
+from ouroboros.trainer.agents.base import Player
+from ouroboros.trainer.engine import types
+from ouroboros.trainer.serving import players, protocol, sessions
+from ouroboros.trainer.serving.protocol import RequestError
+
+log = logging.getLogger(__name__)
+
+ROUTES = {"/": ("GET", "HEAD"), "/start": ("POST",), "/move": ("POST",), "/end": ("POST",)}
+"""Paths of API v1 and the methods each accepts."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """How `ouro serve` listens and plays."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on (0.0.0.0 for every interface)."""
+    port: int = 8000
+    """TCP port; 0 picks a free one (tests)."""
+    max_body_bytes: int = 1 << 20
+    """Largest request body accepted; larger ones get 413 before being read."""
+    max_games: int = 1024
+    """Sessions kept at once; the least recently heard-from game is dropped beyond it."""
+    latency_margin_ms: int = 150
+    """Part of `game.timeout` kept for the network and the server itself; a search
+    player thinks for `timeout - margin` ms at most."""
+    idle_timeout_s: float = 75.0
+    """A keep-alive connection idle (or a body stalled) this long is closed."""
+    max_connections: int = 256
+    """Connections served at once (one thread each); more are answered 503."""
+    appearance: protocol.Appearance = protocol.Appearance()
+    """What `GET /` says about the snake."""
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("ouroboros")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class App:
+    """One player served on the Battlesnake API. Thread-safe: handlers share one App."""
+
+    def __init__(self, spec: str, settings: ServerSettings = ServerSettings(),
+                 champion: players.ChampionSource | None = None):
+        self.spec = players.Spec.parse(spec)
+        self.settings = settings
+        self.champion = champion
+        self._players: dict[str, Player] = {}
+        self._players_lock = threading.Lock()
+        self.default_player = self._player(self.spec)  # fails fast on a bad spec
+        self.sessions = sessions.SessionStore(settings.max_games)
+        appearance = settings.appearance
+        if not appearance.version:
+            appearance = dataclasses.replace(
+                appearance, version=f"ouroboros {package_version()} ({self.spec})")
+        self.index = protocol.index_answer(appearance)
+
+    def _player(self, spec: players.Spec) -> Player:
+        """One player per distinct spec (budgets differ by game timeout, not by game)."""
+        key = str(spec)
+        with self._players_lock:
+            player = self._players.get(key)
+        if player is None:
+            player = players.make_player(spec, self.champion)
+            with self._players_lock:
+                player = self._players.setdefault(key, player)
+        return player
+
+    def _open(self, request: protocol.MoveRequest) -> sessions.Session:
+        spec = players.budgeted_spec(self.spec, request.timeout_ms, self.settings.latency_margin_ms)
+        budget = int(spec.option("ms") or 0) if players.is_budgeted(spec) else 0
+        return sessions.Session(game_id=request.game_id, player=self._player(spec),
+                                rng=sessions.game_rng(request.game_id), budget_ms=budget)
+
+    def _session(self, request: protocol.MoveRequest) -> sessions.Session:
+        session, opened = self.sessions.get_or_open(request.game_id, lambda: self._open(request))
+        if opened:
+            for note in request.notes:
+                log.warning("game %s: %s", request.game_id, note)
+        return session
+
+    # -- the four endpoints -------------------------------------------------------------
+
+    def start(self, body: dict) -> dict:
+        request = protocol.parse_move_request(body)
+        session = self._session(request)
+        log.info("game %s: start, %s %dx%d, %d snakes, timeout %d ms, player %s%s",
+                 request.game_id, request.game.config.ruleset.value, request.game.config.width,
+                 request.game.config.height, request.game.config.n_snakes, request.timeout_ms,
+                 getattr(session.player, "name", "?"),
+                 f", budget {session.budget_ms} ms" if session.budget_ms else "")
+        return {}
+
+    def move(self, body: dict) -> dict:
+        request = protocol.parse_move_request(body)
+        session = self._session(request)
+        game = request.game
+        with session.lock:
+            began = time.perf_counter()
+            fell_back = False
+            try:
+                move = int(session.player.act(game.config, game.state, request.seat, session.rng)[0])
+                if move not in (0, 1, 2, 3):
+                    raise ValueError(f"player answered {move}, not a move")
+            except Exception:  # noqa: BLE001 - any player failure becomes a safe move
+                log.exception("game %s turn %d: player %s failed; answering a safe move",
+                              request.game_id, request.turn, getattr(session.player, "name", "?"))
+                move = players.fallback_move(game.config, game.state, request.seat, session.rng)
+                fell_back = True
+            elapsed_ms = (time.perf_counter() - began) * 1e3
+            session.record(elapsed_ms, fell_back)
+        if elapsed_ms > players.budget_ms(request.timeout_ms, self.settings.latency_margin_ms):
+            log.warning("game %s turn %d: the player took %.0f ms of a %d ms timeout",
+                        request.game_id, request.turn, elapsed_ms, request.timeout_ms)
+        return protocol.move_answer(move)
+
+    def end(self, body: dict) -> dict:
+        # The engine sends /end to every snake, eliminated ones too, whose `you`
+        # is no longer on the board and may lie off it: only game.id matters.
+        game_id = protocol.game_id_of(body)
+        session = self.sessions.close(game_id)
+        if session is None:
+            log.info("game %s: end (no session)", game_id)
+        else:
+            log.info("game %s: end, %s", game_id, session.summary())
+        return {}
+
+    # -- routing ------------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[int, dict, dict] | None:
+        """The refusal for a path or method we do not serve (404, 405), else None."""
+        path = _normal(path)
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            return 404, {"error": f"path: no such endpoint {path[:100]!r} (known: "
+                                  f"{', '.join(ROUTES)})", "field": "path"}, {}
+        if method not in allowed:
+            return 405, {"error": f"method: {path} accepts {', '.join(allowed)}, not {method}",
+                         "field": "method"}, {"Allow": ", ".join(allowed)}
+        return None
+
+    def dispatch(self, method: str, path: str, body: bytes) -> tuple[int, dict, dict]:
+        """One request -> (status, JSON answer, extra headers). Never raises."""
+        refusal = self.route(method, path)
+        if refusal is not None:
+            return refusal
+        path = _normal(path)
+        if path == "/":
+            return 200, self.index, {}
+        try:
+            obj = protocol.decode_body(body)
+            handler = {"/start": self.start, "/move": self.move, "/end": self.end}[path]
+            return 200, handler(obj), {}
+        except RequestError as err:
+            log.info("%s refused (%d): %s", path, err.status, err)
+            return err.status, err.payload(), {}
+        except Exception:  # noqa: BLE001 - a bug here must not take the game down with a 500
+            log.exception("%s: unexpected failure", path)
+            if path == "/move":
+                return 200, protocol.move_answer(types.Move.UP, "error"), {}
+            return 200, {}, {}
+
+
+def _normal(path: str) -> str:
+    """The path without query string or trailing slash (`/move/` is `/move`)."""
+    path = path.split("?", 1)[0]
+    return path.rstrip("/") or "/"

@@ -1,0 +1,180 @@
+"""Battlesnake API v1 requests and answers, decoded and checked without any I/O.
+
+The game engine sends `{game, turn, board, you}` to `/start`, `/move` and
+`/end`. This module turns those bodies into engine states (through
+`engine.jsonio`, which names the JSON path of any bad field) and raises
+`RequestError` with an HTTP status and that path for anything we cannot play
+from, so the HTTP shell only has to copy the status and message out.
+
+Leniency is deliberate where a strict answer would cost a game: an unknown
+ruleset or map name is played as `standard` (logged) instead of refused,
+because a 4xx makes the engine repeat our last move, which is usually worse
+than a move chosen on the standard rules. Type errors and missing fields are
+refused: they mean the sender is not a Battlesnake engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zlib
+from typing import Any
+
+from ouroboros.trainer.engine import jsonio, types
+
+DEFAULT_TIMEOUT_MS = 500
+"""The engine's timeout when `game.timeout` is absent (the API's default)."""
+
+
+class RequestError(Exception):
+    """A request we answer with a 4xx: `status`, the JSON `field` at fault and why."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.status = status
+        self.field = field
+        self.message = message
+
+    def payload(self) -> dict:
+        """The JSON error body: a readable `error` that names the field, and the field alone."""
+        return {"error": str(self), "field": self.field}
+
+
+@dataclasses.dataclass
+class MoveRequest:
+    """One decoded `/start` or `/move` body."""
+
+    game_id: str
+    """`game.id`: the key of the per-game session."""
+    turn: int
+    """`turn`."""
+    timeout_ms: int
+    """`game.timeout`: the engine's deadline for our answer, round trip included."""
+    game: jsonio.Game
+    """The board as a one-game engine state, living snakes only, in board order."""
+    seat: int
+    """Index of `you` among `game.ids`."""
+    notes: list[str] = dataclasses.field(default_factory=list)
+    """What was played leniently (unknown ruleset or map), for the log."""
+
+
+def decode_body(body: bytes) -> dict:
+    """Request bytes -> a JSON object, or RequestError(400) saying where the JSON breaks."""
+    try:
+        obj = json.loads(body)
+    except UnicodeDecodeError as err:
+        raise RequestError(400, "body", f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise RequestError(400, "body", f"not valid JSON: {err.msg} at line {err.lineno} "
+                                        f"column {err.colno}") from None
+    if not isinstance(obj, dict):
+        raise RequestError(400, "body", f"expected a JSON object, got {_json_kind(obj)}")
+    return obj
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _field(obj: dict, key: str, path: str, kind, default=...):
+    """jsonio's typed getter, with its InputError turned into RequestError(400)."""
+    try:
+        return jsonio._get(obj, key, path, kind, default)
+    except jsonio.InputError as err:
+        raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
+
+
+def game_id_of(obj: dict) -> str:
+    """`game.id` of a request body (all that `/end` needs)."""
+    game = _field(obj, "game", "", dict)
+    return _field(game, "id", "game", str)
+
+
+def _seed(game_id: str) -> int:
+    """A stable seed per game, so a player's simulations of food spawns repeat."""
+    return zlib.crc32(game_id.encode())
+
+
+def _config_kw(game: dict, notes: list[str]) -> dict:
+    ruleset_obj = _field(game, "ruleset", "game", dict)
+    try:
+        ruleset, settings = jsonio.parse_ruleset(ruleset_obj, "game.ruleset")
+    except jsonio.InputError as err:
+        if err.path != "game.ruleset.name" or not isinstance(ruleset_obj.get("name"), str):
+            raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
+        notes.append(f"unknown ruleset {ruleset_obj['name']!r}, played as standard")
+        ruleset, settings = jsonio.parse_ruleset({**ruleset_obj, "name": "standard"}, "game.ruleset")
+    map_name = game.get("map")
+    if map_name == "":
+        map_name = None
+    try:
+        game_map = jsonio.parse_map(map_name, "game.map")
+    except jsonio.InputError as err:
+        if not isinstance(map_name, str):
+            raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
+        notes.append(f"unknown map {map_name!r}, played as standard")
+        game_map = types.GameMap.STANDARD
+    return {"ruleset": ruleset, "game_map": game_map, "settings": settings}
+
+
+def parse_move_request(obj: dict) -> MoveRequest:
+    """A `/start` or `/move` body -> MoveRequest.
+
+    Raises RequestError: 400 for a missing field, a wrong type or a board the
+    engine cannot hold (the field's JSON path in the message), 422 when
+    `you.id` is not among the board's (living) snakes.
+    """
+    game = _field(obj, "game", "", dict)
+    game_id = _field(game, "id", "game", str)
+    timeout_ms = _field(game, "timeout", "game", int, DEFAULT_TIMEOUT_MS)
+    if timeout_ms <= 0:
+        raise RequestError(400, "game.timeout", f"{timeout_ms} is not a positive number of ms")
+    turn = _field(obj, "turn", "", int)
+    if turn < 0:
+        raise RequestError(400, "turn", f"{turn} is negative")
+    notes: list[str] = []
+    config_kw = _config_kw(game, notes)
+    you = _field(obj, "you", "", dict)
+    you_id = _field(you, "id", "you", str)
+    board = _field(obj, "board", "", dict)
+    try:
+        parsed = jsonio.parse_board(board, config_kw, turn, _seed(game_id))
+    except jsonio.InputError as err:
+        raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
+    except ValueError as err:  # GameConfig's own range checks
+        raise RequestError(400, "board", str(err)) from None
+    if you_id not in parsed.ids:
+        raise RequestError(422, "you.id", f"snake {you_id!r} is not among the living snakes on "
+                                          f"the board ({len(parsed.ids)} listed)")
+    return MoveRequest(game_id=game_id, turn=turn, timeout_ms=timeout_ms, game=parsed,
+                       seat=parsed.ids.index(you_id), notes=notes)
+
+
+def move_answer(move: types.Move, shout: str = "") -> dict:
+    """The `/move` answer body."""
+    return {"move": types.Move(move).api_name, "shout": shout[:256]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Appearance:
+    """What `GET /` tells the engine about our snake (API v1 customizations)."""
+
+    author: str = "ouroboros"
+    """Shown on the game board as the snake's author."""
+    color: str = "#2e8b57"
+    """Body colour, `#rrggbb`."""
+    head: str = "default"
+    """Head customization name."""
+    tail: str = "default"
+    """Tail customization name."""
+    version: str = ""
+    """Free text; the server fills in the package version and the player's name."""
+
+
+def index_answer(appearance: Appearance) -> dict:
+    """The `GET /` answer body."""
+    return {"apiversion": "1", "author": appearance.author, "color": appearance.color,
+            "head": appearance.head, "tail": appearance.tail, "version": appearance.version}
