@@ -39,7 +39,7 @@ def bad_manifests() -> list[tuple[dict[str, Any], dict[str, Any]]]:
     data = yaml.safe_load((DATA / "bad_manifests.yaml").read_text())
     out = []
     for case in data["cases"]:
-        manifest = _merge(data["bases"][case["kind"]], case.get("patch", {}))
+        manifest = _merge(copy.deepcopy(data["bases"][case["kind"]]), case.get("patch", {}))
         for dotted in case.get("remove", []):
             _remove(manifest, dotted)
         manifest["metadata"]["name"] = case["name"]

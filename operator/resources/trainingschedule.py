@@ -107,7 +107,7 @@ class RunTemplate(ApiModel):
 
 SCHEDULE_RULES = [
     cel(
-        "has(self.schedule) || size(self.triggers) > 0",
+        "has(self.schedule) || (has(self.triggers) && size(self.triggers) > 0)",
         "a TrainingSchedule needs a cron schedule, triggers, or both",
         ".schedule",
     ),
