@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from importlib import metadata
 
 from ouroboros.trainer.agents.base import Player
@@ -65,10 +66,13 @@ class App:
     """One player served on the Battlesnake API. Thread-safe: handlers share one App."""
 
     def __init__(self, spec: str, settings: ServerSettings = ServerSettings(),
-                 champion: players.ChampionSource | None = None):
+                 champion: players.ChampionSource | None = None,
+                 factory: Callable[..., Player] = players.make_player):
+        """`factory(spec, champion)` builds players (tests inject their own)."""
         self.spec = players.Spec.parse(spec)
         self.settings = settings
         self.champion = champion
+        self._factory = factory
         self._players: dict[str, Player] = {}
         self._players_lock = threading.Lock()
         self.default_player = self._player(self.spec)  # fails fast on a bad spec
@@ -85,7 +89,7 @@ class App:
         with self._players_lock:
             player = self._players.get(key)
         if player is None:
-            player = players.make_player(spec, self.champion)
+            player = self._factory(spec, self.champion)
             with self._players_lock:
                 player = self._players.setdefault(key, player)
         return player

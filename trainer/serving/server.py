@@ -109,12 +109,17 @@ class Handler(BaseHTTPRequestHandler):
         status, payload, headers = self.server.app.dispatch(self.command, self.path, body)
         self._write(status, payload, headers)
 
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
+    def __getattr__(self, name: str):
+        # The base class looks up `do_<METHOD>`: every method, standard or not, is
+        # routed, so an unsupported one gets 405 with Allow rather than 501.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Protocol-level errors (bad request line, header too large, unknown method) as JSON."""
+        """Protocol-level errors (bad request line, URI or header too long) as JSON."""
         self.close_connection = True
-        field = "method" if code == HTTPStatus.NOT_IMPLEMENTED else "request"
+        field = "request"
         text = message or HTTPStatus(code).phrase
         with contextlib.suppress(OSError):
             self._write(code, {"error": f"{field}: {text}", "field": field})

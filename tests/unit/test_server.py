@@ -1,0 +1,412 @@
+"""The Battlesnake server over real HTTP on loopback: answers, refusals, lifecycle, concurrency.
+
+What a game engine (and whoever points one at us) relies on: a legal, safe
+move for every well-formed `/move`; a 4xx whose message names the field for
+every malformed request, never a 500 or a dropped connection; games that do
+not disturb each other when served at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from ouroboros.trainer.serving import app as app_module
+from ouroboros.trainer.serving import players, server
+
+pytestmark = pytest.mark.unit
+
+
+def _snake(sid: str, cells: list[tuple[int, int]], health: int = 90) -> dict:
+    body = [{"x": x, "y": y} for x, y in cells]
+    return {"id": sid, "name": sid, "health": health, "body": body, "head": body[0],
+            "length": len(body), "latency": "0", "shout": "", "customizations": {}}
+
+
+def request_body(game_id: str = "g1", turn: int = 5, you: str = "me", **game_extra) -> dict:
+    """A /move body as the official engine sends it: `me` in the bottom-left corner,
+    moving down into it, so `right` is its only safe move."""
+    me = _snake("me", [(0, 0), (0, 1), (0, 2)])
+    other = _snake("other", [(5, 5), (5, 6), (5, 7)])
+    game = {"id": game_id, "ruleset": {"name": "standard", "version": "v1.2.3", "settings": {
+        "foodSpawnChance": 15, "minimumFood": 1, "hazardDamagePerTurn": 14,
+        "royale": {"shrinkEveryNTurns": 25}}}, "map": "standard", "timeout": 500, "source": ""}
+    game.update(game_extra)
+    board = {"width": 11, "height": 11, "snakes": [me, other], "food": [{"x": 3, "y": 3}],
+             "hazards": []}
+    return {"game": game, "turn": turn, "board": board,
+            "you": copy.deepcopy(me if you == "me" else {**me, "id": you})}
+
+
+class Client:
+    """One keep-alive connection to the server."""
+
+    def __init__(self, srv: server.BattlesnakeHTTPServer):
+        host, port = srv.server_address[:2]
+        self.conn = http.client.HTTPConnection(host, port, timeout=10)
+
+    def call(self, method: str, path: str, body: bytes | dict | None = None,
+             headers: dict | None = None) -> tuple[int, dict, http.client.HTTPResponse]:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        self.conn.request(method, path, body=data, headers=headers or {})
+        resp = self.conn.getresponse()
+        raw = resp.read()
+        return resp.status, (json.loads(raw) if raw else {}), resp
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def serve():
+    """serve(spec, **settings) -> a running server (stopped at the test's end)."""
+    stack = []
+
+    def start(spec: str = "random-safe", factory=players.make_player, **settings):
+        settings.setdefault("port", 0)
+        app = app_module.App(spec, app_module.ServerSettings(**settings), factory=factory)
+        ctx = server.running(app)
+        srv = ctx.__enter__()
+        stack.append(ctx)
+        return srv
+
+    yield start
+    for ctx in reversed(stack):
+        ctx.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(serve):
+    c = Client(serve())
+    yield c
+    c.close()
+
+
+def raw_exchange(srv, data: bytes) -> tuple[int, dict]:
+    """Sends raw bytes, reads until the server closes: (status, JSON body)."""
+    with socket.create_connection(srv.server_address[:2], timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+# -- well-formed games ------------------------------------------------------------------
+
+def test_index_describes_the_snake(client):
+    status, body, resp = client.call("GET", "/")
+    assert status == 200 and resp.getheader("Content-Type") == "application/json"
+    assert body["apiversion"] == "1"
+    assert set(body) == {"apiversion", "author", "color", "head", "tail", "version"}
+    assert "random-safe" in body["version"]
+
+
+def test_start_move_end_lifecycle_keeps_and_cleans_the_session(serve):
+    srv = serve()
+    c = Client(srv)
+    assert c.call("POST", "/start", request_body("life", turn=0))[:2] == (200, {})
+    assert "life" in srv.app.sessions
+    for turn in range(1, 4):
+        status, body, _ = c.call("POST", "/move", request_body("life", turn=turn))
+        assert status == 200 and body == {"move": "right", "shout": ""}  # the only safe move
+    assert c.call("POST", "/end", request_body("life", turn=4))[:2] == (200, {})
+    assert "life" not in srv.app.sessions and len(srv.app.sessions) == 0
+    c.close()
+
+
+def test_move_without_start_opens_a_session(serve):
+    srv = serve()
+    c = Client(srv)
+    assert c.call("POST", "/move", request_body("restarted"))[1]["move"] == "right"
+    assert "restarted" in srv.app.sessions
+    c.close()
+
+
+def test_end_for_an_eliminated_snake_is_accepted(client):
+    body = request_body("gone")
+    body["you"] = _snake("me", [(-1, 0), (0, 0), (0, 1)])  # ran off the board: not on it any more
+    body["board"]["snakes"] = body["board"]["snakes"][1:]
+    assert client.call("POST", "/end", body)[:2] == (200, {})
+
+
+@pytest.mark.parametrize("path", ["/move/", "/move?x=1"])
+def test_trailing_slash_and_query_are_the_same_endpoint(client, path):
+    assert client.call("POST", path, request_body())[1]["move"] == "right"
+
+
+def test_unknown_ruleset_and_map_are_played_as_standard(client, caplog):
+    body = request_body("odd", map="hz_new_map")
+    body["game"]["ruleset"]["name"] = "squad"
+    with caplog.at_level(logging.WARNING):
+        status, answer, _ = client.call("POST", "/move", body)
+    assert status == 200 and answer["move"] == "right"
+    assert "unknown ruleset 'squad'" in caplog.text and "unknown map 'hz_new_map'" in caplog.text
+
+
+def test_wrapped_game_can_leave_the_board_edge(client):
+    body = request_body("wrap")
+    body["game"]["ruleset"]["name"] = "wrapped"
+    # me at (0,0) with its neck at (1,0): left wraps to (10,0), down wraps to (0,10).
+    body["board"]["snakes"][0] = body["you"] = _snake("me", [(0, 0), (1, 0), (2, 0)])
+    moves = {client.call("POST", "/move", {**body, "game": {**body["game"], "id": f"w{i}"}})[1]["move"]
+             for i in range(30)}
+    assert moves <= {"up", "down", "left"} and moves & {"down", "left"}  # wrapping moves are safe
+
+
+# -- refusals ---------------------------------------------------------------------------
+
+def _without(path: list, body: dict | None = None) -> dict:
+    body = body or request_body()
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return body
+
+
+def _with(path: list, value) -> dict:
+    body = request_body()
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return body
+
+
+MALFORMED = [
+    ("not json", b"{\"game\": ", 400, "body"),
+    ("not utf-8", b"\xff\xfe{}", 400, "body"),
+    ("json array", b"[1, 2]", 400, "body"),
+    ("missing game", _without(["game"]), 400, "game"),
+    ("game not an object", _with(["game"], "g"), 400, "game"),
+    ("game.id a number", _with(["game", "id"], 7), 400, "game.id"),
+    ("missing game.ruleset", _without(["game", "ruleset"]), 400, "game.ruleset"),
+    ("ruleset name a number", _with(["game", "ruleset", "name"], 3), 400, "game.ruleset.name"),
+    ("setting of wrong type", _with(["game", "ruleset", "settings", "minimumFood"], "1"), 400,
+     "game.ruleset.settings.minimumFood"),
+    ("map a number", _with(["game", "map"], 1), 400, "game.map"),
+    ("timeout a string", _with(["game", "timeout"], "500"), 400, "game.timeout"),
+    ("timeout zero", _with(["game", "timeout"], 0), 400, "game.timeout"),
+    ("missing turn", _without(["turn"]), 400, "turn"),
+    ("turn a float", _with(["turn"], 1.5), 400, "turn"),
+    ("turn negative", _with(["turn"], -1), 400, "turn"),
+    ("missing board", _without(["board"]), 400, "board"),
+    ("board width a string", _with(["board", "width"], "11"), 400, "board.width"),
+    ("board too large", _with(["board", "width"], 1000), 400, "board.width"),
+    ("snakes not a list", _with(["board", "snakes"], {}), 400, "board.snakes"),
+    ("no snakes", _with(["board", "snakes"], []), 400, "board.snakes"),
+    ("snake without id", _without(["board", "snakes", 1, "id"]), 400, "board.snakes[1].id"),
+    ("body cell off the board", _with(["board", "snakes", 1, "body", 2], {"x": 5, "y": 11}), 400,
+     "board.snakes[1].body[2]"),
+    ("body cell x a string", _with(["board", "snakes", 0, "body", 0, "x"], "0"), 400,
+     "board.snakes[0].body[0].x"),
+    ("health a string", _with(["board", "snakes", 0, "health"], "90"), 400, "board.snakes[0].health"),
+    ("food not a list", _with(["board", "food"], 3), 400, "board.food"),
+    ("hazard missing y", _with(["board", "hazards"], [{"x": 1}]), 400, "board.hazards[0].y"),
+    ("missing you", _without(["you"]), 400, "you"),
+    ("missing you.id", _without(["you", "id"]), 400, "you.id"),
+    ("unknown snake", request_body(you="stranger"), 422, "you.id"),
+]
+
+
+@pytest.mark.parametrize("path", ["/start", "/move"])
+@pytest.mark.parametrize(("case", "body", "status", "field"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_requests_get_a_4xx_naming_the_field(client, path, case, body, status, field):
+    got, answer, resp = client.call("POST", path, body)
+    assert got == status, answer
+    assert answer["field"] == field
+    assert answer["error"].startswith(f"{field}: ") and len(answer["error"]) > len(field) + 5
+    assert resp.getheader("Content-Type") == "application/json"
+    # The connection survives a refusal of a body it has read: the next request works.
+    assert client.call("POST", "/move", request_body())[1]["move"] == "right"
+
+
+def test_end_needs_only_the_game_id(client):
+    assert client.call("POST", "/end", {"game": {"id": "x"}})[0] == 200
+    status, answer, _ = client.call("POST", "/end", {"game": {}})
+    assert status == 400 and answer["field"] == "game.id"
+
+
+def test_oversized_body_is_refused_with_413(serve):
+    srv = serve(max_body_bytes=2048)
+    big = request_body()
+    big["board"]["food"] = [{"x": 1, "y": 1}] * 500
+    status, answer, resp = Client(srv).call("POST", "/move", big)
+    assert status == 413 and answer["field"] == "body" and "2048" in answer["error"]
+    assert resp.getheader("Connection") == "close"
+
+
+def test_oversized_length_is_refused_before_the_body_is_sent(serve):
+    srv = serve(max_body_bytes=1 << 20)
+    status, answer = raw_exchange(srv, b"POST /move HTTP/1.1\r\nHost: x\r\n"
+                                       b"Content-Length: 999999999\r\n\r\n{")
+    assert status == 413 and "999999999 bytes" in answer["error"]
+
+
+@pytest.mark.parametrize(("headers", "status", "field"), [
+    (b"", 411, "Content-Length"),
+    (b"Transfer-Encoding: chunked\r\n", 411, "Content-Length"),
+    (b"Content-Length: ten\r\n", 400, "Content-Length"),
+])
+def test_bodies_need_a_valid_length(serve, headers, status, field):
+    got, answer = raw_exchange(serve(), b"POST /move HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    assert (got, answer["field"]) == (status, field)
+
+
+def test_garbage_request_line_gets_json_400(serve):
+    status, answer = raw_exchange(serve(), b"HELLO THERE GENERAL KENOBI\r\n\r\n")
+    assert status == 400 and answer["field"] == "request"
+
+
+@pytest.mark.parametrize(("method", "path", "status", "field"), [
+    ("GET", "/nowhere", 404, "path"),
+    ("POST", "/api/move", 404, "path"),
+    ("GET", "/move", 405, "method"),
+    ("PUT", "/move", 405, "method"),
+    ("DELETE", "/", 405, "method"),
+    ("BREW", "/start", 405, "method"),
+])
+def test_unknown_paths_and_methods(client, method, path, status, field):
+    got, answer, resp = client.call(method, path, b"{}" if method != "GET" else None)
+    assert (got, answer["field"]) == (status, field)
+    if status == 405:
+        assert resp.getheader("Allow")
+
+
+# -- players, fallbacks, budgets --------------------------------------------------------
+
+class Exploding:
+    name = "exploding"
+
+    def act(self, config, state, seat, rng):
+        raise RuntimeError("boom")
+
+
+class Illegal:
+    name = "illegal"
+
+    def act(self, config, state, seat, rng):
+        return np.array([7], np.int8)
+
+
+@pytest.mark.parametrize("player", [Exploding(), Illegal()])
+def test_a_failing_player_falls_back_to_a_safe_move_and_is_logged(serve, caplog, player):
+    srv = serve(factory=lambda spec, champion: player)
+    c = Client(srv)
+    with caplog.at_level(logging.ERROR):
+        for turn in range(3):
+            status, answer, _ = c.call("POST", "/move", request_body("fb", turn=turn))
+            assert (status, answer["move"]) == (200, "right")
+    assert "answering a safe move" in caplog.text
+    c.close()
+
+
+def test_player_specs():
+    assert players.Spec.parse("search:ms=200") == players.Spec("search", (("ms", "200"),))
+    assert str(players.Spec.parse("onnx:/m/model.onnx")) == "onnx:/m/model.onnx"
+    assert players.make_player("random-safe").name == "random-safe"
+    for spec, words in [("onnx:model.onnx", "ONNX"), ("champion", "--registry"),
+                        ("nosuch", "known here"), ("greedy:x=1", "no options"), ("a b", "expected")]:
+        with pytest.raises(players.PlayerUnavailable, match=words):
+            players.make_player(spec)
+
+
+@pytest.mark.parametrize(("spec", "timeout", "want"), [
+    ("search", 500, "search:ms=350"),
+    ("search:ms=100", 500, "search:ms=100"),
+    ("search:ms=900", 500, "search:ms=350"),
+    ("search", 100, "search:ms=5"),
+    ("greedy", 500, "greedy"),
+])
+def test_search_budget_fits_the_game_timeout(spec, timeout, want):
+    assert str(players.budgeted_spec(players.Spec.parse(spec), timeout, margin_ms=150)) == want
+
+
+# -- concurrency and bounds -------------------------------------------------------------
+
+def test_concurrent_games_are_all_answered(serve):
+    srv = serve(spec="greedy")
+    n_threads, moves = 8, 40
+
+    def play(game: int) -> list[tuple[int, str]]:
+        c = Client(srv)
+        out = [c.call("POST", "/start", request_body(f"c{game}", turn=0))[:1] + ("",)]
+        out += [(s, b["move"]) for s, b, _ in
+                (c.call("POST", "/move", request_body(f"c{game}", turn=t)) for t in range(1, moves))]
+        c.close()
+        return out
+
+    barrier = threading.Barrier(n_threads)
+
+    def run(game: int):
+        barrier.wait()
+        return play(game)
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        results = list(pool.map(run, range(n_threads)))
+    assert all(status == 200 for game in results for status, _ in game)
+    assert all(move == "right" for game in results for _, move in game[1:])
+    assert len(srv.app.sessions) == n_threads
+
+
+def test_sessions_are_bounded(serve):
+    srv = serve(max_games=3)
+    c = Client(srv)
+    for i in range(5):
+        c.call("POST", "/start", request_body(f"b{i}", turn=0))
+    assert len(srv.app.sessions) == 3 and srv.app.sessions.evicted == 2
+    assert "b0" not in srv.app.sessions and "b4" in srv.app.sessions
+    c.close()
+
+
+def test_connections_beyond_the_cap_get_503(serve):
+    srv = serve(max_connections=2)
+    held = [Client(srv) for _ in range(2)]
+    for c in held:
+        assert c.call("GET", "/")[0] == 200
+    status, answer = raw_exchange(srv, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 503 and answer["field"] == "connections"
+    for c in held:
+        c.close()
+
+
+# -- the command ------------------------------------------------------------------------
+
+def test_serve_command_refuses_a_bad_player(capsys):
+    from ouroboros.trainer.commands import serve as serve_command
+
+    assert serve_command.main(["--player", "nosuch", "--port", "0"]) == 2
+    assert "unknown player 'nosuch'" in capsys.readouterr().err
+
+
+def test_serve_command_serves_until_sigterm():
+    proc = subprocess.Popen([sys.executable, "-m", "ouroboros.trainer.commands.cli", "serve",
+                             "--player", "random-safe", "--port", "0", "--log-level", "WARNING"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        line = proc.stderr.readline()
+        assert " on http://127.0.0.1:" in line, line
+        port = int(line.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/move", body=json.dumps(request_body()))
+        assert json.loads(conn.getresponse().read())["move"] == "right"
+        conn.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.stderr.close()
