@@ -38,7 +38,6 @@ from __future__ import annotations
 from collections.abc import Callable, MutableSequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ouroboros.trainer.engine import _gorand_table
 
@@ -153,7 +152,9 @@ def _seeded_run(states: np.ndarray, first: np.ndarray | int, k: int) -> np.ndarr
     else:
         step = np.arange(k)[:, None]
         cooked = _REV_COOKED.take(q[None, :] + step)
-        powers = _REV_POW.take(3 * q[None, None, :] + np.arange(3)[None, :, None] + 3 * step[:, :, None])
+        powers = _REV_POW.take(
+            3 * q[None, None, :] + np.arange(3)[None, :, None] + 3 * step[:, :, None]
+        )
         powers = powers.reshape(3 * k, m)
     return _combine(_mulmod(powers, states[None, :]).reshape(k, 3, m), cooked)
 
@@ -170,7 +171,9 @@ def _fresh_draws(states: np.ndarray, drawn: int, k: int) -> np.ndarray:
     )
     cooked = np.concatenate([_REV_COOKED[q_feed : q_feed + k], _REV_COOKED[q_tap : q_tap + k]])
     m = len(states)
-    entries = _combine(_mulmod(powers[:, None], states[None, :]).reshape(2 * k, 3, m), cooked[:, None])
+    entries = _combine(
+        _mulmod(powers[:, None], states[None, :]).reshape(2 * k, 3, m), cooked[:, None]
+    )
     out = entries[:k]
     out += entries[k:]
     return out
