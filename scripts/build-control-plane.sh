@@ -67,6 +67,7 @@ mkdir -p "$bin"
 work=$(mktemp -d "$cache/k8s/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 total_start=$SECONDS
+release_time="" # the release's commit time, set by prepare_kubernetes, stamped as buildDate
 log "go: $(go version); building into $bin (scratch modules in $work)"
 
 export CGO_ENABLED=0
@@ -88,7 +89,7 @@ prepare_kubernetes() {
   local meta=$work/kubernetes.json release_mod
   go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >"$meta"
   release_mod=$(json_field "$meta" GoMod)
-  release_time=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["Time"])' "$(json_field "$meta" Info)")
+  release_time=$(json_field "$(json_field "$meta" Info)" Time)
 
   local want_etcd
   want_etcd=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' "$release_mod")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -83,6 +84,8 @@ def node_agent(kube_cluster, tmp_path_factory) -> Iterator[node_agent_module.Nod
     agent.start()
     yield agent
     agent.stop()
+    if agent.errors:
+        warnings.warn(f"node agent sync errors: {agent.errors[-5:]}", stacklevel=1)
 
 
 @pytest.fixture
