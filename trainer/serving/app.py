@@ -171,6 +171,7 @@ class App:
         """One request -> (status, JSON answer, extra headers). Never raises."""
         refusal = self.route(method, path)
         if refusal is not None:
+            log.info("%s %s refused (%d)", method, path[:100], refusal[0])
             return refusal
         path = _normal(path)
         if path == "/":

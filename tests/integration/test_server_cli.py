@@ -1,0 +1,155 @@
+"""Full games under the official CLI (`battlesnake play`, rules v1.2.3) against our servers.
+
+This is what a real game does to `ouro serve`: the official engine pings `GET /`,
+sends `/start`, one `/move` per snake per turn in parallel (two of our snakes
+in one game hit one server at once), and `/end` to every snake, eliminated
+ones included. A game passes when the CLI finishes it with a winner or a draw,
+its log is valid JSON lines turn by turn, no snake's latency came near the
+timeout, the CLI printed no warning (a failed request, a non-200 status, a
+bad move) and our servers logged no error and closed every game's session.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ouroboros.trainer.serving import players
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+TIMEOUT_MS = 500
+
+
+def _strongest_builtin() -> str:
+    """heuristic once the agents package has it, else greedy."""
+    try:
+        players.make_player("heuristic")
+        return "heuristic"
+    except players.PlayerUnavailable:
+        return "greedy"
+
+
+class ServerProcess:
+    """`ouro serve` in its own process (as in production), its log in a file."""
+
+    def __init__(self, spec: str, log_path: Path):
+        self.spec, self.log_path = spec, log_path
+        self._log = log_path.open("w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ouroboros.trainer.commands.cli", "serve", "--player", spec,
+             "--port", "0", "--log-level", "INFO"], stderr=self._log, text=True)
+        self.url = self._wait_for_url()
+
+    def _wait_for_url(self) -> str:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            match = re.search(r" on (http://127\.0\.0\.1:\d+)", self.log_path.read_text())
+            if match:
+                return match[1]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"ouro serve {self.spec} did not start:\n{self.log_path.read_text()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(timeout=10)
+        self._log.close()
+        return code
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """Two servers with different players: (strongest built-in, greedy or random-safe)."""
+    root = tmp_path_factory.mktemp("servers")
+    first = _strongest_builtin()
+    second = "greedy" if first != "greedy" else "random-safe"
+    procs = [ServerProcess(first, root / "a.log"), ServerProcess(second, root / "b.log")]
+    yield procs
+    codes = [p.stop() for p in procs]
+    assert codes == [0, 0], "ouro serve did not stop cleanly on SIGTERM"
+
+
+def play(cli: Path, out: Path, snakes: list[tuple[str, str]], gametype: str, seed: int) -> tuple[list[dict], str]:
+    """Runs one CLI game; returns (the output log's records, the CLI's stderr)."""
+    args = [str(cli), "play", "-W", "11", "-H", "11", "-g", gametype, "-t", str(TIMEOUT_MS),
+            "--seed", str(seed), "-o", str(out)]
+    for name, url in snakes:
+        args += ["--name", name, "--url", url]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, f"battlesnake play failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    lines = out.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is one JSON value
+    return records, proc.stderr + proc.stdout
+
+
+def check_game(records: list[dict], cli_output: str, names: set[str]) -> dict:
+    """The game's log is well formed, it ended, and nothing timed out or failed."""
+    game, turns, result = records[0], records[1:-1], records[-1]
+    assert {"id", "ruleset", "map", "timeout"} <= set(game) and game["timeout"] == TIMEOUT_MS
+    assert turns, "no turns recorded"
+    assert [t["turn"] for t in turns] == list(range(len(turns)))
+    assert all(t["game"]["id"] == game["id"] for t in turns)
+    assert set(result) == {"winnerId", "winnerName", "isDraw"}
+    assert result["isDraw"] or result["winnerName"] in names, result
+    latencies = [int(s["latency"]) for t in turns[1:] for s in t["board"]["snakes"]]
+    assert latencies and max(latencies) < TIMEOUT_MS, f"a move hit the timeout: {max(latencies)} ms"
+    problems = [line for line in cli_output.splitlines()
+                if re.match(r"^(WARN|ERROR|FATAL)", line) or "failed" in line.lower()]
+    assert not problems, "\n".join(problems[:10])
+    assert re.search(r"Game completed after \d+ turns", cli_output)
+    return {"turns": len(turns), "max_latency_ms": max(latencies), "result": result}
+
+
+def check_servers(servers: list[ServerProcess], game_id: str, expect: list[bool]) -> None:
+    """Each server that played saw the game end (session closed), refused no request and
+    logged no error."""
+    for server, played in zip(servers, expect, strict=True):
+        log = server.log()
+        assert "ERROR" not in log and "Traceback" not in log, log[-3000:]
+        assert " refused (" not in log, log[-3000:]  # the engine's requests were all well formed
+        if played:
+            assert f"game {game_id}: end, " in log, f"{server.spec} never closed game {game_id}"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_duels_finish_cleanly(battlesnake_cli, servers, tmp_path, seed):
+    a, b = servers
+    records, output = play(battlesnake_cli, tmp_path / "out.jsonl",
+                           [("A", a.url), ("B", b.url)], "standard", seed)
+    summary = check_game(records, output, {"A", "B"})
+    check_servers(servers, records[0]["id"], [True, True])
+    print(f"seed {seed}: {summary}")
+
+
+def test_four_snake_game_two_per_server(battlesnake_cli, servers, tmp_path):
+    a, b = servers
+    snakes = [("A1", a.url), ("B1", b.url), ("A2", a.url), ("B2", b.url)]
+    records, output = play(battlesnake_cli, tmp_path / "out.jsonl", snakes, "standard", 11)
+    summary = check_game(records, output, {name for name, _ in snakes})
+    assert len(records[1]["board"]["snakes"]) == 4
+    check_servers(servers, records[0]["id"], [True, True])
+    print(summary)
+
+
+@pytest.mark.parametrize("gametype", ["wrapped", "royale"])
+def test_other_rulesets_finish_cleanly(battlesnake_cli, servers, tmp_path, gametype):
+    a, b = servers
+    records, output = play(battlesnake_cli, tmp_path / "out.jsonl",
+                           [("A", a.url), ("B", b.url)], gametype, 5)
+    summary = check_game(records, output, {"A", "B"})
+    assert records[0]["ruleset"]["name"] == gametype
+    if gametype == "royale" and summary["turns"] > 25:
+        assert any(t["board"]["hazards"] for t in records[1:-1]), "royale never shrank"
+    check_servers(servers, records[0]["id"], [True, True])
+    print(f"{gametype}: {summary}")
