@@ -11,8 +11,9 @@ package main
 // OP = {"op": NAME, "n": N, "count": K} and writes one line per input:
 // {"seed": N, "results": [[...], ...]}, one list per op, ops applied in order
 // to one generator. NAME is int63, uint64, uint32, int31 (no n), int31n,
-// int63n, intn (K draws below n), or shuffle (the permutation of 0..n-1 left
-// by Shuffle(n, swap); count is ignored).
+// int63n, intn (K draws below n), shuffle (the permutation of 0..n-1 left
+// by Shuffle(n, swap); count is ignored), or skip (K Uint64 draws, none
+// reported: to reach deep into a stream cheaply).
 
 import (
 	"encoding/json"
@@ -109,6 +110,7 @@ func runRandOps(req randRequest) (randResult, error) {
 		}
 		var vals []any
 		if op.Op == "shuffle" {
+			vals = make([]any, 0, op.N)
 			perm := make([]int, op.N)
 			for i := range perm {
 				perm[i] = i
@@ -121,6 +123,13 @@ func runRandOps(req randRequest) (randResult, error) {
 			continue
 		}
 		vals = make([]any, 0, op.Count)
+		if op.Op == "skip" {
+			for k := 0; k < op.Count; k++ {
+				r.Uint64()
+			}
+			res.Results = append(res.Results, vals)
+			continue
+		}
 		for k := 0; k < op.Count; k++ {
 			switch op.Op {
 			case "int63":
