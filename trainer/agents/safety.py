@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ouroboros.trainer.engine import state as state_mod
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
 
@@ -29,15 +30,14 @@ def occupied_next(state: BatchState) -> np.ndarray:
     occ counts body[1:] of living snakes; every living head becomes a neck (+1) and
     every living tail moves on (-1) unless it is doubled (tail == segment before it).
     """
-    grid = state.occ.astype(np.int32)
-    b = np.nonzero(state.alive)[0]
-    heads = state.heads[state.alive]
-    np.add.at(grid, (b, heads), 1)
-    length = state.length[state.alive]
-    tails = state.tails[state.alive]
-    pre_tail = state.segment(np.maximum(state.length - 2, 0))[state.alive]
-    moving = (length >= 2) & (tails != pre_tail)
-    np.subtract.at(grid, (b[moving], tails[moving]), 1)
+    grid = state.occ.copy()
+    alive = state.alive
+    row = np.arange(state.batch_size)[:, None] * state.board.n_cells
+    exact = not state.disjoint
+    state_mod.scatter_add(grid, (row + state.heads)[alive], 1, exact)
+    tails = state.tails
+    moving = alive & (state.length >= 2) & (tails != state.segment(np.maximum(state.length - 2, 0)))
+    state_mod.scatter_add(grid, (row + tails)[moving], -1, exact)
     return grid
 
 
@@ -45,8 +45,8 @@ def safe_moves(config: GameConfig, state: BatchState) -> np.ndarray:
     """True where a move neither leaves the board nor runs into a body. Shape [B, S, 4]."""
     cells = targets(config, state)
     grid = occupied_next(state)
-    rows = np.arange(state.batch_size)[:, None, None]
-    return state.board.inside[cells] & (grid[rows, cells] == 0)
+    rows = np.arange(state.batch_size)[:, None, None] * state.board.n_cells
+    return state.board.inside[cells] & (state_mod.flat(grid).take(rows + cells) == 0)
 
 
 def head_to_head_risk(config: GameConfig, state: BatchState) -> np.ndarray:

@@ -161,6 +161,7 @@ def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "bo
         state.food[0, _point(p, f"{path}.food[{j}]", board, allow_outside=False)] = True
     for j, p in enumerate(_get(obj, "hazards", path, list, [])):
         state.hazard[0, _point(p, f"{path}.hazards[{j}]", board, allow_outside=False)] += 1
+    state.disjoint = False  # arbitrary JSON may overlap bodies: the rules scatter exactly
     state.rebuild_occ()
     config = GameConfig(width=width, height=height, n_snakes=len(snakes), **config_kw)
     return Game(config=config, state=state, ids=ids)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ouroboros.trainer.engine import gorand, types
+from ouroboros.trainer.engine import state as state_mod
 from ouroboros.trainer.engine.state import BatchState, Board
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset
 
@@ -40,8 +41,8 @@ def new_games(config: GameConfig, seeds) -> BatchState:
     else:
         starts = _random_starts(board, state, rng, n)
     state.body[:, :, :types.SNAKE_START_SIZE] = starts[:, :, None]
-    rows = np.repeat(np.arange(seeds.size), n)
-    np.add.at(state.occ, (rows, starts.ravel()), types.SNAKE_START_SIZE - 1)
+    rows = np.repeat(np.arange(seeds.size), n)  # start cells are distinct within a game
+    state_mod.scatter_add(state.occ, rows * board.n_cells + starts.ravel(), types.SNAKE_START_SIZE - 1, False)
     if config.game_map is GameMap.STANDARD:
         if w == h and w >= 7:
             _fixed_food(board, state, rng, starts)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ouroboros.trainer.engine import maps, types
+from ouroboros.trainer.engine import state as state_mod
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import Cause, GameConfig, Ruleset
 
@@ -39,13 +40,14 @@ def advance(config: GameConfig, state: BatchState, moves: np.ndarray) -> None:
     """`step`, in place: the fast path for self-play loops that own their state."""
     solo = config.ruleset is Ruleset.SOLO
     playing = ~state.game_over(solo)
-    movers = state.alive & playing[:, None]
-    gb, sb = np.nonzero(movers)  # the (game, snake) pairs that take part this turn
+    gb, sb = np.nonzero(state.alive & playing[:, None])  # the snakes that move this turn
     if gb.size:
-        heads = _move(config, state, moves, gb, sb)
-        _starve_and_hazard(config, state, gb, sb, heads)
-        _feed(state, gb, sb, heads)
-        _eliminate(state, gb, sb, heads)
+        movers = _Movers(state, gb, sb)
+        heads = _move(config, state, moves, movers)
+        movers.at_heads(heads, state.board.n_cells)
+        _starve_and_hazard(config, state, movers)
+        _feed(state, movers)
+        _eliminate(state, movers)
         games = np.flatnonzero(playing)
         if config.ruleset is Ruleset.ROYALE:
             maps.update_royale_hazards(config, state, games)
@@ -57,12 +59,26 @@ def advance(config: GameConfig, state: BatchState, moves: np.ndarray) -> None:
     state.turn += 1
 
 
+class _Movers:
+    """The (game, snake) pairs that move this turn, with their flat indices into the
+    state's arrays (one-dimensional `take`/`put` is several times faster than
+    multi-axis fancy indexing, and these run on every snake every turn)."""
+
+    def __init__(self, state: BatchState, gb: np.ndarray, sb: np.ndarray):
+        self.g, self.s = gb, sb
+        self.snake = gb * state.n_snakes + sb  # index into [B*S] arrays
+
+    def at_heads(self, heads: np.ndarray, n_cells: int) -> None:
+        """Records the new heads [n] and their index into [B*P] grids."""
+        self.heads = heads
+        self.cell = self.g * n_cells + heads
+
+
 def _default_moves(state: BatchState, gb: np.ndarray, sb: np.ndarray) -> np.ndarray:
     """The official default move (neck -> head direction; `up` if stacked or length 1). Shape [n]."""
     board = state.board
-    hx, hy = board.xy(state.body[gb, sb, state.head_ptr[gb, sb]])
-    neck = state.body[gb, sb, (state.head_ptr[gb, sb] + 1) % state.capacity]
-    nx, ny = board.xy(neck)
+    hx, hy = board.xy(state.cells_of(gb, sb, 0))
+    nx, ny = board.xy(state.cells_of(gb, sb, 1))
     has_neck = state.length[gb, sb] >= 2
     conditions = [
         hx == nx + 1, hx == nx - 1, hy == ny + 1, hy == ny - 1,
@@ -73,102 +89,106 @@ def _default_moves(state: BatchState, gb: np.ndarray, sb: np.ndarray) -> np.ndar
     return np.select(conditions, choices, default=types.Move.UP)
 
 
-def _move(config: GameConfig, state: BatchState, moves, gb, sb) -> np.ndarray:
+def _move(config: GameConfig, state: BatchState, moves, m: _Movers) -> np.ndarray:
     """Movement stage: new head prepended, tail forgotten. Returns the new heads [n]."""
     board = state.board
     cap = state.capacity
-    mv = np.asarray(moves)[gb, sb].astype(np.int64)
+    mv = state_mod.flat(np.ascontiguousarray(moves)).take(m.snake).astype(np.int64)
     bad = (mv < 0) | (mv > 3)
     if bad.any():
-        mv[bad] = _default_moves(state, gb[bad], sb[bad])
-    old_ptr = state.head_ptr[gb, sb]
-    length = state.length[gb, sb]
-    old_head = state.body[gb, sb, old_ptr]
-    old_tail = state.body[gb, sb, (old_ptr + length - 1) % cap]
+        mv[bad] = _default_moves(state, m.g[bad], m.s[bad])
+    ptr = state_mod.flat(state.head_ptr)
+    old_ptr = ptr.take(m.snake)
+    length = state_mod.flat(state.length).take(m.snake)
+    base = m.snake * cap
+    body = state_mod.flat(state.body)
+    old_head = body.take(base + old_ptr)
+    old_tail = body.take(base + (old_ptr + length - 1) % cap)
     heads = old_head + board.move_delta[mv]
     if config.ruleset.wraps:
         heads = board.wrap[heads]
     new_ptr = (old_ptr - 1) % cap
-    state.head_ptr[gb, sb] = new_ptr
-    state.body[gb, sb, new_ptr] = heads
+    ptr[m.snake] = new_ptr
+    body[base + new_ptr] = heads
     # body[1:] gains the old head and loses the old tail (a length-1 snake: both, net 0).
-    np.add.at(state.occ, (gb, old_head), 1)
-    np.subtract.at(state.occ, (gb, old_tail), 1)
+    row = m.g * board.n_cells
+    state_mod.scatter_add(state.occ, row + old_head, 1, not state.disjoint)
+    state_mod.scatter_add(state.occ, row + old_tail, -1, not state.disjoint)
     return heads
 
 
-def _starve_and_hazard(config: GameConfig, state: BatchState, gb, sb, heads) -> None:
+def _starve_and_hazard(config: GameConfig, state: BatchState, m: _Movers) -> None:
     """Starvation (-1 health, no clamp), then hazard damage per hazard entry under the head."""
-    state.health[gb, sb] -= 1
-    entries = state.hazard[gb, heads]
-    hit = (entries > 0) & ~state.food[gb, heads]
+    health = state_mod.flat(state.health)
+    health[m.snake] -= 1
+    entries = state_mod.flat(state.hazard).take(m.cell)
+    if not entries.any():
+        return
+    hit = (entries > 0) & ~state_mod.flat(state.food).take(m.cell)
     if not hit.any():
         return
-    g, s, n = gb[hit], sb[hit], entries[hit].astype(np.int64)
+    g, s, n = m.g[hit], m.s[hit], entries[hit].astype(np.int64)
     damage = config.settings.hazard_damage_per_turn
-    health = state.health[g, s]
+    value = state.health[g, s]
     dead = np.zeros(g.size, bool)
     for k in range(int(n.max())):  # the official engine clamps after every entry
         on = n > k
-        health = np.where(on, np.clip(health - damage, 0, types.SNAKE_MAX_HEALTH), health)
-        dead |= on & (health <= 0)
-    state.health[g, s] = health
+        value = np.where(on, np.clip(value - damage, 0, types.SNAKE_MAX_HEALTH), value)
+        dead |= on & (value <= 0)
+    state.health[g, s] = value
     _kill(state, g[dead], s[dead], Cause.HAZARD, -1)
 
 
-def _feed(state: BatchState, gb, sb, heads) -> None:
+def _feed(state: BatchState, m: _Movers) -> None:
     """Every living snake whose head is on food eats it: health 100, tail doubled."""
-    eats = state.alive[gb, sb] & state.food[gb, heads]
+    eats = state_mod.flat(state.food).take(m.cell)
     if not eats.any():
         return
-    g, s = gb[eats], sb[eats]
-    state.food[g, heads[eats]] = False
+    eats &= state_mod.flat(state.alive).take(m.snake)
+    g, s = m.g[eats], m.s[eats]
+    state_mod.flat(state.food)[m.cell[eats]] = False
     state.health[g, s] = types.SNAKE_MAX_HEALTH
     _grow(state, g, s)
 
 
 def _grow(state: BatchState, g, s) -> None:
     """Appends a copy of the last segment (it keeps the tail's cell occupied next turn)."""
-    need = int(state.length[g, s].max(initial=0)) + 1
+    if g.size == 0:
+        return
+    need = int(state.length[g, s].max()) + 1
     if need > state.capacity:
         _widen_rings(state, need)
+    length = state.length[g, s]
+    tail = state.cells_of(g, s, length - 1)
     cap = state.capacity
-    ptr, length = state.head_ptr[g, s], state.length[g, s]
-    tail = state.body[g, s, (ptr + length - 1) % cap]
-    state.body[g, s, (ptr + length) % cap] = tail
+    state.body[g, s, (state.head_ptr[g, s] + length) % cap] = tail
     state.length[g, s] = length + 1
     living = state.alive[g, s]
-    np.add.at(state.occ, (g[living], tail[living]), 1)
+    state_mod.scatter_add(state.occ, g[living] * state.board.n_cells + tail[living], 1, not state.disjoint)
 
 
 def _widen_rings(state: BatchState, need: int) -> None:
     """Re-lays every ring buffer with room for `need` segments (rare: very long snakes)."""
-    b, s, cap = state.body.shape
-    new_cap = max(need, 2 * cap)
-    idx = (state.head_ptr[..., None] + np.arange(cap)) % cap
-    unrolled = np.take_along_axis(state.body, idx, axis=2)
-    body = np.zeros((b, s, new_cap), state.body.dtype)
-    body[..., :cap] = unrolled
-    state.body = body
-    state.head_ptr = np.zeros((b, s), np.int64)
+    wide = state.with_capacity(max(need, 2 * state.capacity))
+    state.body, state.head_ptr = wide.body, wide.head_ptr
 
 
-def _eliminate(state: BatchState, gb, sb, heads) -> None:
+def _eliminate(state: BatchState, m: _Movers) -> None:
     """Elimination stage: health and walls first, then collisions decided together."""
-    alive = state.alive[gb, sb]
-    starved = alive & (state.health[gb, sb] <= 0)
-    walled = alive & ~starved & ~state.board.inside[heads]
+    alive = state_mod.flat(state.alive).take(m.snake)
+    starved = alive & (state_mod.flat(state.health).take(m.snake) <= 0)
+    walled = alive & ~starved & ~state.board.inside[m.heads]
     for mask, cause in ((starved, Cause.OUT_OF_HEALTH), (walled, Cause.WALL_COLLISION)):
         if mask.any():
-            _kill(state, gb[mask], sb[mask], cause, -1)
+            _kill(state, m.g[mask], m.s[mask], cause, -1)
+            alive &= ~mask
 
-    alive = state.alive[gb, sb]
-    on_body = alive & (state.occ[gb, heads] > 0)
-    same_head = alive & _shares_head(state, gb, sb, heads)
+    on_body = alive & (state_mod.flat(state.occ).take(m.cell) > 0)
+    same_head = alive & state_mod.flat(_shared_heads(state)).take(m.snake)
     suspects = np.flatnonzero(on_body | same_head)
     if suspects.size == 0:
         return
-    g, s = gb[suspects], sb[suspects]
+    g, s = m.g[suspects], m.s[suspects]
     cause, blame = _blame(state, g, s, on_body[suspects])
     dead = cause != Cause.NOT_ELIMINATED
     for c in (Cause.SELF_COLLISION, Cause.SNAKE_COLLISION, Cause.HEAD_COLLISION):
@@ -177,16 +197,16 @@ def _eliminate(state: BatchState, gb, sb, heads) -> None:
             _kill(state, g[pick], s[pick], c, blame[pick])
 
 
-def _shares_head(state: BatchState, gb, sb, heads) -> np.ndarray:
-    """Whether another living snake of the same game has its head on the same cell. Shape [n]."""
-    all_heads, alive = state.heads, state.alive
+def _shared_heads(state: BatchState) -> np.ndarray:
+    """Whether another living snake of the same game has its head on the same cell. Shape [B, S]."""
+    heads, alive = state.heads, state.alive
     shared = np.zeros(alive.shape, bool)
     for i in range(state.n_snakes):
         for j in range(i + 1, state.n_snakes):
-            same = (all_heads[:, i] == all_heads[:, j]) & alive[:, i] & alive[:, j]
+            same = (heads[:, i] == heads[:, j]) & alive[:, i] & alive[:, j]
             shared[:, i] |= same
             shared[:, j] |= same
-    return shared[gb, sb]
+    return shared
 
 
 def _blame(state: BatchState, g, s, on_body):
@@ -233,7 +253,7 @@ def _kill(state: BatchState, g, s, cause: Cause, blame) -> None:
     state.eliminated_by[g, s] = blame
     state.eliminated_turn[g, s] = state.turn[g] + 1
     cells, owner = _segments_behind_head(state, g, s)
-    np.subtract.at(state.occ, (owner, cells), 1)
+    state_mod.scatter_add(state.occ, owner * state.board.n_cells + cells, -1, exact=True)
 
 
 def _segments_behind_head(state: BatchState, g, s):

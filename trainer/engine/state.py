@@ -77,6 +77,21 @@ class Board:
         return self.cell(xs.ravel(), ys.ravel())
 
 
+def flat(a: np.ndarray) -> np.ndarray:
+    """A 1-D view of a contiguous state array (writes go through). One-dimensional
+    `take`/`put` is several times faster than multi-axis fancy indexing."""
+    return a.reshape(-1)
+
+
+def scatter_add(grid: np.ndarray, flat_index: np.ndarray, value, exact: bool) -> None:
+    """grid.flat[flat_index] += value. Plain fancy indexing drops repeated indices, so it is
+    only right when they cannot repeat (see `BatchState.disjoint`); else the exact `np.add.at`."""
+    if exact:
+        np.add.at(flat(grid), flat_index, value)
+    else:
+        flat(grid)[flat_index] += value
+
+
 @dataclasses.dataclass
 class BatchState:
     """B games of S snakes on one board size, as numpy arrays (shapes in brackets).
@@ -99,6 +114,11 @@ class BatchState:
     hazard: np.ndarray  # [B, P] int16: hazard entries per cell (duplicates stack)
     occ: np.ndarray  # [B, P] int16: body[1:] segments of living snakes per cell
     royale_shrinks: np.ndarray  # [B] int64: shrinks the hazard grid reflects (-1: unknown)
+    disjoint: bool = True
+    """Living snakes' heads are distinct and their body[1:] cells disjoint. Every state the
+    engine makes from `maps.new_games` keeps this, which lets grid updates use plain
+    (buffered) fancy indexing; a board read from arbitrary JSON sets it False and the
+    rules fall back to exact unbuffered scatters."""
 
     @property
     def batch_size(self) -> int:
@@ -147,10 +167,26 @@ class BatchState:
 
     def assign(self, games, other: BatchState) -> None:
         """Writes `other`'s games into this state at `games` (used to reset finished games)."""
+        if other.capacity != self.capacity:
+            other = other.with_capacity(self.capacity)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
                 value[games] = getattr(other, f.name)
+        self.disjoint = self.disjoint and other.disjoint
+
+    def with_capacity(self, capacity: int) -> BatchState:
+        """A copy whose ring buffers hold `capacity` segments, each body unrolled head first."""
+        if capacity < int(self.length.max(initial=0)):
+            raise ValueError(f"capacity {capacity} is shorter than the longest snake")
+        b, s, cap = self.body.shape
+        width = min(cap, capacity)
+        idx = (self.head_ptr[..., None] + np.arange(width)) % cap
+        new = self.copy()
+        new.body = np.zeros((b, s, capacity), self.body.dtype)
+        new.body[..., :width] = np.take_along_axis(self.body, idx, axis=2)
+        new.head_ptr = np.zeros((b, s), np.int64)
+        return new
 
     # -- views used by the rules, players and encoders -------------------------------
 
@@ -160,8 +196,14 @@ class BatchState:
 
     def segment(self, offset) -> np.ndarray:
         """Cell of segment `offset` of every snake (0 = head, length-1 = tail). Shape [B, S]."""
-        idx = self.ring_index(offset)
-        return np.take_along_axis(self.body, idx[..., None], axis=2)[..., 0]
+        b, s, cap = self.body.shape
+        flat = np.arange(b * s).reshape(b, s) * cap + self.ring_index(offset)
+        return self.body.reshape(-1).take(flat)
+
+    def cells_of(self, g: np.ndarray, s: np.ndarray, offset) -> np.ndarray:
+        """Cell of segment `offset` (scalar or [n]) of the snakes (g[n], s[n]). Shape [n]."""
+        _, n_snakes, cap = self.body.shape
+        return self.body.reshape(-1).take((g * n_snakes + s) * cap + (self.head_ptr[g, s] + offset) % cap)
 
     @property
     def heads(self) -> np.ndarray:
