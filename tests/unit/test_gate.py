@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from ouroboros.trainer.evaluation import gate, stats
 from ouroboros.trainer.evaluation.gate import GateConfig, ReadinessReport, TournamentResult, Verdict
 from ouroboros.trainer.evaluation.stats import Outcome

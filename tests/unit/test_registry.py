@@ -11,6 +11,7 @@ import os
 import uuid
 
 import pytest
+
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
 from ouroboros.trainer.commands import registry as cli

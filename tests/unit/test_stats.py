@@ -7,6 +7,7 @@ checked without trusting the code under test.
 import math
 
 import pytest
+
 from ouroboros.trainer.evaluation import stats
 from ouroboros.trainer.evaluation.stats import (
     WDL,

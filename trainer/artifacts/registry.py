@@ -34,13 +34,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import BinaryIO
 
+from pydantic import BaseModel, Field, JsonValue
+
 from ouroboros.trainer.artifacts.store import (
     ArtifactInfo,
     ArtifactNotFoundError,
     ArtifactStore,
     ChecksumError,
 )
-from pydantic import BaseModel, Field, JsonValue
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,9 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ouroboros.trainer.evaluation import stats
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from ouroboros.trainer.evaluation import stats
 
 
 class GateMethod(StrEnum):
