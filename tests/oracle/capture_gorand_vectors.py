@@ -50,6 +50,7 @@ CASES = [
         "ops": [
             op("intn", 100), op("shuffle", 100), op("skip", count=300), op("int63", count=3),
             op("shuffle", 30), op("skip", count=1000), op("uint64", count=3), op("intn", 100, 3),
+            op("shuffle", 700), op("int63", count=2), op("shuffle", 1300), op("int63", count=2),
         ],
     },
     {

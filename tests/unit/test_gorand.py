@@ -195,3 +195,17 @@ def test_bad_inputs_raise() -> None:
         GoRandBatch(np.array([1, 2])).int63(np.array([True]))
     with pytest.raises(ValueError):
         GoRandBatch(np.array([1, 2])).shuffle(np.array([3, -1]))
+
+
+def test_unmasked_draws_after_an_uneven_shuffle() -> None:
+    # Rows that shuffled different lengths no longer share a draw count.
+    seeds = np.arange(10, 20)
+    lengths = np.arange(10) * 7
+    batch = GoRandBatch(seeds)
+    batch.shuffle(lengths)
+    got = [batch.int63().tolist(), batch.shuffle(300).tolist()]
+    scalars = [GoRand(int(s)) for s in seeds]
+    for sc, n in zip(scalars, lengths, strict=True):
+        sc.permutation(int(n))
+    assert got[0] == [sc.int63() for sc in scalars]
+    assert got[1] == [sc.permutation(300) for sc in scalars]
