@@ -13,6 +13,7 @@ a port that cannot be bound exits with 1.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _stop)
+    # Everything built so far (modules, the player, a model) lives as long as the
+    # process: frozen, the collector's full passes no longer walk it mid-move.
+    gc.collect()
+    gc.freeze()
     print(f"ouro serve: {spec} on {httpd.url}", file=sys.stderr, flush=True)
     try:
         httpd.serve_forever(poll_interval=0.5)
