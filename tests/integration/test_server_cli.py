@@ -132,10 +132,11 @@ def test_duels_finish_cleanly(battlesnake_cli, servers, tmp_path, seed):
     print(f"seed {seed}: {summary}")
 
 
-def test_four_snake_game_two_per_server(battlesnake_cli, servers, tmp_path):
+@pytest.mark.parametrize("seed", [11, 12])
+def test_four_snake_game_two_per_server(battlesnake_cli, servers, tmp_path, seed):
     a, b = servers
     snakes = [("A1", a.url), ("B1", b.url), ("A2", a.url), ("B2", b.url)]
-    records, output = play(battlesnake_cli, tmp_path / "out.jsonl", snakes, "standard", 11)
+    records, output = play(battlesnake_cli, tmp_path / "out.jsonl", snakes, "standard", seed)
     summary = check_game(records, output, {name for name, _ in snakes})
     assert len(records[1]["board"]["snakes"]) == 4
     check_servers(servers, records[0]["id"], [True, True])

@@ -16,6 +16,7 @@ package, not here). Two serving concerns sit on top of any player:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 
 import numpy as np
@@ -30,6 +31,8 @@ CHAMPION = "champion"
 """The spec of the registry's champion (needs a registry URL and a game key)."""
 
 _BUILTIN = {"random-safe": simple.RandomSafe, "greedy": simple.Greedy}
+_LATER = {"heuristic": ("ouroboros.trainer.agents.heuristic", "Heuristic")}
+"""Players of the agents package that may not be installed yet (imported on demand)."""
 _SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?::(?P<options>.*))?$")
 
 
@@ -98,12 +101,21 @@ def make_player(spec: str | Spec, champion: ChampionSource | None = None) -> Pla
         return _neural_player(spec.path, name=f"onnx:{spec.path}")
     if spec.name == CHAMPION:
         return _champion_player(champion or ChampionSource())
-    if spec.name in _BUILTIN:
+    if spec.name in _BUILTIN or spec.name in _LATER:
         if spec.options:
             raise PlayerUnavailable(f"player {spec.name!r} takes no options (got {str(spec)!r})")
-        return _BUILTIN[spec.name]()
-    known = ", ".join([*_BUILTIN, "onnx:PATH", CHAMPION])
+        return _BUILTIN[spec.name]() if spec.name in _BUILTIN else _import_player(spec.name)
+    known = ", ".join([*_BUILTIN, *_LATER, "onnx:PATH", CHAMPION])
     raise PlayerUnavailable(f"unknown player {spec.name!r} (known here: {known})")
+
+
+def _import_player(name: str) -> Player:
+    module_name, class_name = _LATER[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise PlayerUnavailable(f"player {name!r} is not available here ({err})") from None
+    return getattr(module, class_name)()
 
 
 def _neural_player(model: str | bytes, name: str) -> Player:
