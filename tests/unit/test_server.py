@@ -191,6 +191,8 @@ MALFORMED = [
     ("not json", b"{\"game\": ", 400, "body"),
     ("not utf-8", b"\xff\xfe{}", 400, "body"),
     ("json array", b"[1, 2]", 400, "body"),
+    ("nested too deeply", b"[" * 100_000, 400, "body"),
+    ("integer of 5000 digits", b'{"turn": ' + b"9" * 5000 + b"}", 400, "body"),
     ("missing game", _without(["game"]), 400, "game"),
     ("game not an object", _with(["game"], "g"), 400, "game"),
     ("game.id a number", _with(["game", "id"], 7), 400, "game.id"),
@@ -204,6 +206,7 @@ MALFORMED = [
     ("missing turn", _without(["turn"]), 400, "turn"),
     ("turn a float", _with(["turn"], 1.5), 400, "turn"),
     ("turn negative", _with(["turn"], -1), 400, "turn"),
+    ("turn huge", _with(["turn"], 10**30), 400, "turn"),
     ("missing board", _without(["board"]), 400, "board"),
     ("board width a string", _with(["board", "width"], "11"), 400, "board.width"),
     ("board too large", _with(["board", "width"], 1000), 400, "board.width"),
@@ -215,11 +218,14 @@ MALFORMED = [
     ("body cell x a string", _with(["board", "snakes", 0, "body", 0, "x"], "0"), 400,
      "board.snakes[0].body[0].x"),
     ("health a string", _with(["board", "snakes", 0, "health"], "90"), 400, "board.snakes[0].health"),
+    ("health huge", _with(["board", "snakes", 1, "health"], 10**30), 400, "board.snakes[1].health"),
     ("food not a list", _with(["board", "food"], 3), 400, "board.food"),
     ("hazard missing y", _with(["board", "hazards"], [{"x": 1}]), 400, "board.hazards[0].y"),
     ("missing you", _without(["you"]), 400, "you"),
     ("missing you.id", _without(["you", "id"]), 400, "you.id"),
     ("unknown snake", request_body(you="stranger"), 422, "you.id"),
+    ("you eliminated", _with(["board", "snakes", 0, "eliminatedCause"], "wall-collision"), 422,
+     "you.id"),
 ]
 
 

@@ -24,6 +24,8 @@ from ouroboros.trainer.engine import jsonio, types
 
 DEFAULT_TIMEOUT_MS = 500
 """The engine's timeout when `game.timeout` is absent (the API's default)."""
+MAX_INT = 2**31 - 1
+"""Largest turn or timeout accepted (the engine stores numbers in fixed-width integers)."""
 
 
 class RequestError(Exception):
@@ -67,6 +69,10 @@ def decode_body(body: bytes) -> dict:
     except json.JSONDecodeError as err:
         raise RequestError(400, "body", f"not valid JSON: {err.msg} at line {err.lineno} "
                                         f"column {err.colno}") from None
+    except RecursionError:
+        raise RequestError(400, "body", "JSON nested too deeply") from None
+    except ValueError as err:  # e.g. an integer literal past Python's digit limit
+        raise RequestError(400, "body", f"not valid JSON: {err}") from None
     if not isinstance(obj, dict):
         raise RequestError(400, "body", f"expected a JSON object, got {_json_kind(obj)}")
     return obj
@@ -130,11 +136,11 @@ def parse_move_request(obj: dict) -> MoveRequest:
     game = _field(obj, "game", "", dict)
     game_id = _field(game, "id", "game", str)
     timeout_ms = _field(game, "timeout", "game", int, DEFAULT_TIMEOUT_MS)
-    if timeout_ms <= 0:
-        raise RequestError(400, "game.timeout", f"{timeout_ms} is not a positive number of ms")
+    if not 0 < timeout_ms <= MAX_INT:
+        raise RequestError(400, "game.timeout", f"{timeout_ms} is outside 1..{MAX_INT} ms")
     turn = _field(obj, "turn", "", int)
-    if turn < 0:
-        raise RequestError(400, "turn", f"{turn} is negative")
+    if not 0 <= turn <= MAX_INT:
+        raise RequestError(400, "turn", f"{turn} is outside 0..{MAX_INT}")
     notes: list[str] = []
     config_kw = _config_kw(game, notes)
     you = _field(obj, "you", "", dict)
@@ -146,11 +152,29 @@ def parse_move_request(obj: dict) -> MoveRequest:
         raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
     except ValueError as err:  # GameConfig's own range checks
         raise RequestError(400, "board", str(err)) from None
+    except OverflowError:  # a number too large for the engine's integer arrays
+        where = _oversized_int(board, "board") or "board"
+        raise RequestError(400, where, f"a number outside -{MAX_INT}..{MAX_INT}") from None
     if you_id not in parsed.ids:
         raise RequestError(422, "you.id", f"snake {you_id!r} is not among the living snakes on "
                                           f"the board ({len(parsed.ids)} listed)")
+    seat = parsed.ids.index(you_id)
+    if not parsed.state.alive[0, seat]:
+        raise RequestError(422, "you.id", f"snake {you_id!r} is marked eliminated on the board")
     return MoveRequest(game_id=game_id, turn=turn, timeout_ms=timeout_ms, game=parsed,
-                       seat=parsed.ids.index(you_id), notes=notes)
+                       seat=seat, notes=notes)
+
+
+def _oversized_int(value: Any, path: str) -> str | None:
+    """The JSON path of the first integer beyond +-MAX_INT in `value` (error path only)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _oversized_int(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
+        if found:
+            return found
+    return None
 
 
 def move_answer(move: types.Move, shout: str = "") -> dict:
