@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the operator until interrupted; returns the exit code."""
     del argv  # configuration comes from the environment (see settings.py)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
     settings = OperatorSettings.from_env()
     registry = kopf.OperatorRegistry()
     ctx = build(settings, registry)

@@ -145,10 +145,22 @@ def resync(ctx: Context) -> int:
     count = 0
     for namespace in namespaces:
         for raw in ctx.kube.list_runs(namespace):
+            if _settled(raw):
+                continue
             meta = raw["metadata"]
             reconcile_logged(ctx, meta["namespace"], meta["name"])
             count += 1
     return count
+
+
+def _settled(raw: dict[str, Any]) -> bool:
+    """A finished run with no TTL whose status is current: a resync has nothing to do for it."""
+    status = raw.get("status") or {}
+    return (
+        status.get("phase") in {p.value for p in lifecycle.FINISHED}
+        and (raw.get("spec") or {}).get("ttlSecondsAfterFinished") is None
+        and status.get("observedGeneration") == raw["metadata"].get("generation")
+    )
 
 
 def _owner_run(body: Any) -> str | None:
@@ -161,7 +173,7 @@ def _owner_run(body: Any) -> str | None:
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     """Register the TrainingRun handlers on `registry`, closed over `ctx`."""
 
-    @kopf.on.event(GROUP, VERSION, "trainingruns", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "trainingruns", id="trainingrun", registry=registry)
     def run_event(event: dict[str, Any], body: Any, namespace: str, name: str, **_: Any) -> None:
         if event.get("type") == "DELETED":
             ctx.metrics.forget_run(namespace, name)
@@ -172,7 +184,8 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
             return  # a status write (ours) or metadata change: nothing new to act on
         reconcile_logged(ctx, namespace, name)
 
-    @kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_MANAGED_BY: names.MANAGED_BY}, registry=registry)
+    @kopf.on.event("batch", "v1", "jobs", id="trainingrun-job",
+                   labels={names.LABEL_MANAGED_BY: names.MANAGED_BY}, registry=registry)
     def job_event(event: dict[str, Any], body: Any, namespace: str, **_: Any) -> None:
         if event.get("type") == "ADDED":
             return  # we just created it; its first status change will follow

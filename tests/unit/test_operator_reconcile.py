@@ -115,3 +115,12 @@ def test_a_missing_run_is_forgotten():
 def test_resync_visits_every_run():
     kube, ctx = make()
     assert trainingrun.resync(ctx) == 1 and ("Job", "r-0-hybrid") in kube.objects
+
+
+def test_resync_skips_settled_runs():
+    kube, ctx = make()
+    trainingrun.reconcile(ctx, "ns", "r")
+    kube.run["status"]["phase"] = "Succeeded"
+    assert trainingrun.resync(ctx) == 0
+    kube.run["spec"]["ttlSecondsAfterFinished"] = 5
+    assert trainingrun.resync(ctx) == 1

@@ -1,0 +1,1 @@
+"""Operator benchmarks: apply -> first Job latency and peak memory (see __main__)."""
