@@ -416,3 +416,21 @@ def test_serve_command_serves_until_sigterm():
     finally:
         proc.kill()
         proc.stderr.close()
+
+
+def test_serve_command_needs_a_champion_in_the_registry(tmp_path, capsys):
+    from ouroboros.trainer.commands import serve as serve_command
+
+    assert serve_command.main(["--registry", str(tmp_path), "--port", "0"]) == 2
+    assert "no champion for 'standard-11x11-2p'" in capsys.readouterr().err
+
+
+def test_serve_command_reports_a_busy_port(capsys):
+    from ouroboros.trainer.commands import serve as serve_command
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert serve_command.main(["--player", "random-safe", "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -21,8 +21,21 @@ import sys
 from ouroboros.trainer.serving import app as app_module
 from ouroboros.trainer.serving import players, protocol, server
 
-DEFAULT_BUILTIN = "greedy"
-"""Served when neither --player nor --registry is given (the strongest built-in player)."""
+BUILTIN_PREFERENCE = ("heuristic", "greedy")
+"""Served when neither --player nor --registry is given: the first that can be built."""
+
+
+def default_spec(registry: str) -> str:
+    """`champion` with a registry, else the strongest built-in player available."""
+    if registry:
+        return players.CHAMPION
+    for spec in BUILTIN_PREFERENCE:
+        try:
+            players.make_player(spec)
+            return spec
+        except players.PlayerUnavailable:
+            continue
+    return BUILTIN_PREFERENCE[-1]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="ouro serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--player", default=None,
                         help="random-safe | greedy | heuristic | search[:ms=N] | onnx:PATH | champion "
-                             f"(default: champion with --registry, else {DEFAULT_BUILTIN})")
+                             "(default: champion with --registry, else heuristic)")
     parser.add_argument("--registry", default="", help="model registry URL, for --player champion")
     parser.add_argument("--game", default=players.ChampionSource().game,
                         help="game configuration whose champion is served (default %(default)s)")
@@ -76,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    spec = args.player or ("champion" if args.registry else DEFAULT_BUILTIN)
+    spec = args.player or default_spec(args.registry)
     try:
         app = app_module.App(spec, settings_from(args),
                              players.ChampionSource(registry_url=args.registry, game=args.game))
