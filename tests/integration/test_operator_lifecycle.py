@@ -8,7 +8,11 @@ fake_trainer wrapper around it) as local processes of this venv.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +60,7 @@ def phase_jobs(cluster, namespace):
 
 
 def test_a_tiny_run_goes_through_every_phase(cluster, namespace, operator):
-    op = operator()
+    op = operator([str(Path(sys.executable).parent / "ouro")])  # the console script, as in the image
     apply(cluster, namespace, tiny_run("tiny"))
     cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/tiny", "-n", namespace, "--timeout=120s")
     status = run_status(cluster, namespace, "tiny")
@@ -207,6 +211,30 @@ def test_killing_the_operator_mid_run_loses_nothing(cluster, namespace, operator
         assert len(list(control.glob(f"started-{phase}-*"))) == 1, phase  # each phase ran exactly once
     reasons = [e["reason"] for e in events(cluster, namespace, "crash")]
     assert reasons.count("PhaseSucceeded") == 4 and reasons.count("PhaseStarted") == 4
+
+
+def test_repeated_kills_at_random_moments(cluster, namespace, operator, tmp_path):
+    control = tmp_path / "control"
+    command = fake_trainer_command(control)
+    rng = random.Random(3)
+    apply(cluster, namespace, tiny_run("chaos", phases=ALL_PHASES))
+    kills = 0
+    while run_status(cluster, namespace, "chaos").get("phase") != "Succeeded" and kills < 12:
+        op = operator(command)
+        time.sleep(rng.uniform(0.1, 1.5))
+        op.kill()
+        kills += 1
+    operator(command)
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/chaos", "-n", namespace, "--timeout=120s")
+    status = run_status(cluster, namespace, "chaos")
+    assert [p["attempts"] for p in status["phases"]] == [1] * 5
+    assert len(phase_jobs(cluster, namespace)) == 5
+    for phase in ALL_PHASES:
+        assert len(list(control.glob(f"started-{phase}-*"))) == 1, phase
+    # events follow the status write, so a kill in between may drop one, but never doubles one
+    reasons = [e["reason"] for e in events(cluster, namespace, "chaos")]
+    assert reasons.count("PhaseSucceeded") <= 5 and reasons.count("PhaseStarted") <= 5
+    assert reasons.count("Succeeded") <= 1
 
 
 def test_ttl_deletes_a_finished_run(cluster, namespace, operator):
