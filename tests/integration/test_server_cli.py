@@ -111,15 +111,15 @@ def check_game(records: list[dict], cli_output: str, names: set[str]) -> dict:
     return {"turns": len(turns), "max_latency_ms": max(latencies), "result": result}
 
 
-def check_servers(servers: list[ServerProcess], game_id: str, expect: list[bool]) -> None:
-    """Each server that played saw the game end (session closed), refused no request and
-    logged no error."""
-    for server, played in zip(servers, expect, strict=True):
+def check_servers(servers: list[ServerProcess], game_id: str, snakes: list[int]) -> None:
+    """Each server closed the session of each of its snakes at /end, refused no request
+    and logged no error."""
+    for server, count in zip(servers, snakes, strict=True):
         log = server.log()
         assert "ERROR" not in log and "Traceback" not in log, log[-3000:]
         assert " refused (" not in log, log[-3000:]  # the engine's requests were all well formed
-        if played:
-            assert f"game {game_id}: end, " in log, f"{server.spec} never closed game {game_id}"
+        closed = log.count(f"game {game_id}: end, snake ")
+        assert closed == count, f"{server.spec} closed {closed} of its {count} snakes' sessions"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -128,7 +128,7 @@ def test_duels_finish_cleanly(battlesnake_cli, servers, tmp_path, seed):
     records, output = play(battlesnake_cli, tmp_path / "out.jsonl",
                            [("A", a.url), ("B", b.url)], "standard", seed)
     summary = check_game(records, output, {"A", "B"})
-    check_servers(servers, records[0]["id"], [True, True])
+    check_servers(servers, records[0]["id"], [1, 1])
     print(f"seed {seed}: {summary}")
 
 
@@ -139,7 +139,7 @@ def test_four_snake_game_two_per_server(battlesnake_cli, servers, tmp_path, seed
     records, output = play(battlesnake_cli, tmp_path / "out.jsonl", snakes, "standard", seed)
     summary = check_game(records, output, {name for name, _ in snakes})
     assert len(records[1]["board"]["snakes"]) == 4
-    check_servers(servers, records[0]["id"], [True, True])
+    check_servers(servers, records[0]["id"], [2, 2])
     print(summary)
 
 
@@ -152,5 +152,5 @@ def test_other_rulesets_finish_cleanly(battlesnake_cli, servers, tmp_path, gamet
     assert records[0]["ruleset"]["name"] == gametype
     if gametype == "royale" and summary["turns"] > 25:
         assert any(t["board"]["hazards"] for t in records[1:-1]), "royale never shrank"
-    check_servers(servers, records[0]["id"], [True, True])
+    check_servers(servers, records[0]["id"], [1, 1])
     print(f"{gametype}: {summary}")

@@ -119,12 +119,12 @@ def test_start_move_end_lifecycle_keeps_and_cleans_the_session(serve):
     srv = serve()
     c = Client(srv)
     assert c.call("POST", "/start", request_body("life", turn=0))[:2] == (200, {})
-    assert "life" in srv.app.sessions
+    assert ("life", "me") in srv.app.sessions
     for turn in range(1, 4):
         status, body, _ = c.call("POST", "/move", request_body("life", turn=turn))
         assert status == 200 and body == {"move": "right", "shout": ""}  # the only safe move
     assert c.call("POST", "/end", request_body("life", turn=4))[:2] == (200, {})
-    assert "life" not in srv.app.sessions and len(srv.app.sessions) == 0
+    assert ("life", "me") not in srv.app.sessions and len(srv.app.sessions) == 0
     c.close()
 
 
@@ -132,7 +132,7 @@ def test_move_without_start_opens_a_session(serve):
     srv = serve()
     c = Client(srv)
     assert c.call("POST", "/move", request_body("restarted"))[1]["move"] == "right"
-    assert "restarted" in srv.app.sessions
+    assert ("restarted", "me") in srv.app.sessions
     c.close()
 
 
@@ -241,10 +241,23 @@ def test_malformed_requests_get_a_4xx_naming_the_field(client, path, case, body,
     assert client.call("POST", "/move", request_body())[1]["move"] == "right"
 
 
-def test_end_needs_only_the_game_id(client):
-    assert client.call("POST", "/end", {"game": {"id": "x"}})[0] == 200
-    status, answer, _ = client.call("POST", "/end", {"game": {}})
+def test_end_needs_only_the_game_id(serve):
+    srv = serve()
+    c = Client(srv)
+    for you in ("me", "other"):  # two of our snakes in one game: a session each
+        body = request_body("two", turn=0)
+        body["you"] = next(s for s in body["board"]["snakes"] if s["id"] == you)
+        c.call("POST", "/start", body)
+    assert len(srv.app.sessions) == 2
+    assert c.call("POST", "/end", {"game": {"id": "two"}, "you": {"id": "me"}})[0] == 200
+    assert list(srv.app.sessions.games()) == ["two"] and len(srv.app.sessions) == 1
+    assert c.call("POST", "/end", {"game": {"id": "two"}})[0] == 200  # no you: the whole game
+    assert len(srv.app.sessions) == 0
+    status, answer, _ = c.call("POST", "/end", {"game": {}})
     assert status == 400 and answer["field"] == "game.id"
+    status, answer, _ = c.call("POST", "/end", {"game": {"id": "x"}, "you": {"id": 3}})
+    assert status == 400 and answer["field"] == "you.id"
+    c.close()
 
 
 def test_oversized_body_is_refused_with_413(serve):
@@ -375,7 +388,7 @@ def test_sessions_are_bounded(serve):
     for i in range(5):
         c.call("POST", "/start", request_body(f"b{i}", turn=0))
     assert len(srv.app.sessions) == 3 and srv.app.sessions.evicted == 2
-    assert "b0" not in srv.app.sessions and "b4" in srv.app.sessions
+    assert srv.app.sessions.games() == {"b2", "b3", "b4"}
     c.close()
 
 

@@ -8,8 +8,8 @@ thin reader and writer of bytes. The rules of the road:
 - nothing a request carries can raise out of `dispatch` (a 500 would make the
   engine repeat our last move): a player that raises is logged and replaced by
   a safe move for that turn;
-- `/start` and `/end` bracket a game's session (its rng and its budgeted
-  player); `/move` without `/start` opens one.
+- `/start` and `/end` bracket a session per (game, snake of ours) (its rng
+  and its budgeted player); `/move` without `/start` opens one.
 """
 
 from __future__ import annotations
@@ -97,11 +97,18 @@ class App:
     def _open(self, request: protocol.MoveRequest) -> sessions.Session:
         spec = players.budgeted_spec(self.spec, request.timeout_ms, self.settings.latency_margin_ms)
         budget = int(spec.option("ms") or 0) if players.is_budgeted(spec) else 0
-        return sessions.Session(game_id=request.game_id, player=self._player(spec),
-                                rng=sessions.game_rng(request.game_id), budget_ms=budget)
+        try:
+            player = self._player(spec)
+        except Exception:  # noqa: BLE001 - the player we started with still plays
+            log.exception("game %s: cannot build %s; playing %s", request.game_id, spec, self.spec)
+            player, budget = self.default_player, 0
+        return sessions.Session(game_id=request.game_id, snake_id=request.you_id, player=player,
+                                rng=sessions.game_rng(request.game_id, request.you_id),
+                                budget_ms=budget)
 
     def _session(self, request: protocol.MoveRequest) -> sessions.Session:
-        session, opened = self.sessions.get_or_open(request.game_id, lambda: self._open(request))
+        session, opened = self.sessions.get_or_open((request.game_id, request.you_id),
+                                                    lambda: self._open(request))
         if opened:
             for note in request.notes:
                 log.warning("game %s: %s", request.game_id, note)
@@ -144,13 +151,14 @@ class App:
 
     def end(self, body: dict) -> dict:
         # The engine sends /end to every snake, eliminated ones too, whose `you`
-        # is no longer on the board and may lie off it: only game.id matters.
-        game_id = protocol.game_id_of(body)
-        session = self.sessions.close(game_id)
-        if session is None:
+        # is no longer on the board and may lie off it: only the ids matter.
+        # Without `you.id`, every session of the game is closed.
+        game_id, snake_id = protocol.end_ids(body)
+        closed = self.sessions.close(game_id, snake_id)
+        if not closed:
             log.info("game %s: end (no session)", game_id)
-        else:
-            log.info("game %s: end, %s", game_id, session.summary())
+        for session in closed:
+            log.info("game %s: end, snake %s: %s", game_id, session.snake_id, session.summary())
         return {}
 
     # -- routing ------------------------------------------------------------------------

@@ -56,6 +56,8 @@ class MoveRequest:
     """The board as a one-game engine state, living snakes only, in board order."""
     seat: int
     """Index of `you` among `game.ids`."""
+    you_id: str
+    """`you.id`: with `game_id`, the key of the per-snake session."""
     notes: list[str] = dataclasses.field(default_factory=list)
     """What was played leniently (unknown ruleset or map), for the log."""
 
@@ -93,10 +95,12 @@ def _field(obj: dict, key: str, path: str, kind, default=...):
         raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
 
 
-def game_id_of(obj: dict) -> str:
-    """`game.id` of a request body (all that `/end` needs)."""
+def end_ids(obj: dict) -> tuple[str, str | None]:
+    """(`game.id`, `you.id` or None) of an `/end` body: all that `/end` needs."""
     game = _field(obj, "game", "", dict)
-    return _field(game, "id", "game", str)
+    game_id = _field(game, "id", "game", str)
+    you = _field(obj, "you", "", dict, {})
+    return game_id, _field(you, "id", "you", str, None)
 
 
 def _seed(game_id: str) -> int:
@@ -162,7 +166,7 @@ def parse_move_request(obj: dict) -> MoveRequest:
     if not parsed.state.alive[0, seat]:
         raise RequestError(422, "you.id", f"snake {you_id!r} is marked eliminated on the board")
     return MoveRequest(game_id=game_id, turn=turn, timeout_ms=timeout_ms, game=parsed,
-                       seat=seat, notes=notes)
+                       seat=seat, you_id=you_id, notes=notes)
 
 
 def _oversized_int(value: Any, path: str) -> str | None:
