@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -380,6 +381,40 @@ def test_concurrent_games_are_all_answered(serve):
     assert all(status == 200 for game in results for status, _ in game)
     assert all(move == "right" for game in results for _, move in game[1:])
     assert len(srv.app.sessions) == n_threads
+
+
+class SlowOnTurn999:
+    """Thinks for 1.5 s on turn 999 (releasing the GIL, as onnxruntime does)."""
+
+    name = "slow"
+
+    def act(self, config, state, seat, rng):
+        if state.turn[0] == 999:
+            time.sleep(1.5)
+        return players.make_player("random-safe").act(config, state, seat, rng)
+
+
+def test_a_slow_game_does_not_hold_up_the_others(serve):
+    srv = serve(factory=lambda spec, champion: SlowOnTurn999())
+    slow_done = threading.Event()
+
+    def slow_game():
+        c = Client(srv)
+        c.call("POST", "/move", request_body("slow", turn=999))
+        slow_done.set()
+        c.close()
+
+    thread = threading.Thread(target=slow_game)
+    thread.start()
+    time.sleep(0.05)
+    c = Client(srv)
+    began = time.perf_counter()
+    answers = [c.call("POST", "/move", request_body("fast", turn=t))[1]["move"] for t in range(20)]
+    elapsed = time.perf_counter() - began
+    assert not slow_done.is_set() and answers == ["right"] * 20 and elapsed < 1.0
+    thread.join()
+    assert slow_done.is_set()
+    c.close()
 
 
 def test_sessions_are_bounded(serve):
