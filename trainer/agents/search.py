@@ -1,0 +1,284 @@
+"""The search player: paranoid alpha-beta over simultaneous moves, the strong baseline.
+
+Each turn every snake moves at once. The search serialises a turn as a max node
+(our move) followed by a min node over the joint moves of the opponents that
+matter (the `focus` nearest, within reach of our head over the remaining depth;
+all of them in a duel): the opponents are assumed to know our move and to play
+against us together ("paranoid"). Other opponents play a fixed safe move. The
+turn is then resolved with the engine's rules (compact.py).
+
+Leaves are scored by a Voronoi partition (cells each snake reaches strictly
+first), length advantage, food distance when hungry and health, computed on
+Python-integer bitboards. Iterative deepening runs whole turns (depth = turns
+looked ahead) until the per-move budget (default 400 ms) runs out, with the
+previous iteration's best move first, a history heuristic for move ordering and
+an early stop once the result is proven (a forced win or loss).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+
+import numpy as np
+
+from ouroboros.trainer.agents import compact
+from ouroboros.trainer.engine.state import BatchState
+from ouroboros.trainer.engine.types import GameConfig, Ruleset
+
+WIN = 1_000_000.0
+DRAW = -50_000.0  # every snake dead in the same turn: better than losing, worse than playing on
+PROVEN = WIN / 2
+
+
+class _Timeout(Exception):
+    """The move budget ran out inside an iteration."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchWeights:
+    """The leaf evaluation, in points (a won game is 1e6)."""
+
+    area: float = 10.0
+    """Per cell of Voronoi territory more than the best-placed opponent."""
+    length: float = 25.0
+    """Per segment longer than the longest opponent (clipped to +-`length_cap`)."""
+    length_cap: int = 4
+    """Length advantage beyond this earns nothing more."""
+    kill: float = 300.0
+    """Per opponent eliminated (free-for-all: fewer rivals is better)."""
+    food: float = 150.0
+    """Times 1 / (1 + distance to food in our territory) when hungry."""
+    hungry_health: int = 50
+    """Below this health (or when not the longest) the snake is hungry."""
+    starve: float = 40.0
+    """Per move that the nearest food lies beyond our remaining health."""
+    trapped: float = 400.0
+    """Times the fraction of our length that does not fit in our territory."""
+
+
+@dataclasses.dataclass
+class Search:
+    """A `Player` that searches each game separately (per-game loop inside `act`)."""
+
+    ms: float = 400.0
+    """Time budget per move and game, in milliseconds."""
+    max_depth: int = 48
+    """Deepest iteration (turns)."""
+    focus: int = 2
+    """Opponents searched adversarially in free-for-all (the nearest ones)."""
+    weights: SearchWeights = dataclasses.field(default_factory=SearchWeights)
+    name: str = "search"
+    depths: list[int] = dataclasses.field(default_factory=list)
+    """Depth completed for every searched decision (benchmarks read it)."""
+
+    def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
+        """Moves for `seat` in every game. Shape [B] int8."""
+        moves = np.zeros(state.batch_size, np.int8)
+        over = state.game_over(config.ruleset is Ruleset.SOLO)
+        for g in np.flatnonzero(~over & state.alive[:, seat]):
+            rules = compact.Rules.of(config, state, int(g))
+            pos = compact.from_batch(state, int(g))
+            move, depth = choose(rules, pos, seat, self.ms / 1000.0, self.max_depth, self.focus, self.weights)
+            if depth > 0:
+                self.depths.append(depth)
+            moves[g] = move
+        return moves
+
+
+def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
+           max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None) -> tuple[int, int]:
+    """Best move for snake `me` by iterative deepening within `seconds`. Returns (move, depth
+    completed); depth 0 means no search was needed (one safe move or none)."""
+    search = _Search(rules, me, weights or SearchWeights(), time.perf_counter() + seconds, focus)
+    snakes = pos[0]
+    options = search.safe_moves(snakes, me, search.obstacles(snakes))
+    if len(options) <= 1:
+        return (options[0] if options else search.default_move(snakes[me])), 0
+    best, completed = options[0], 0
+    for depth in range(1, max_depth + 1):
+        try:
+            scores = search.root(pos, depth, options)
+        except _Timeout:
+            break
+        completed = depth
+        options.sort(key=lambda m: -scores[m])
+        best = options[0]
+        top = scores[best]
+        if top >= PROVEN or top <= -PROVEN or sum(scores[m] > -PROVEN for m in options) == 1:
+            break  # proven: deeper search cannot change the choice
+    return best, completed
+
+
+class _Search:
+    """State of one decision: rules, our seat, deadline, node count and move history."""
+
+    def __init__(self, rules: compact.Rules, me: int, weights: SearchWeights, deadline: float, focus: int):
+        self.rules, self.me, self.w, self.deadline, self.focus = rules, me, weights, deadline, focus
+        self.geo = rules.geo
+        self.nodes = 0
+        self.history: dict[tuple[int, int], int] = {}
+
+    # -- move generation -----------------------------------------------------------
+
+    def obstacles(self, snakes) -> int:
+        """Cells that stay occupied after the coming move (bodies minus moving tails)."""
+        bit = self.geo.bit
+        obst = 0
+        for s in snakes:
+            if s is not None:
+                body = s[0]
+                obst |= s[1] if len(body) >= 2 and body[-1] == body[-2] else s[1] & ~bit[body[-1]]
+        return obst
+
+    def safe_moves(self, snakes, i: int, obstacles: int) -> list[int]:
+        """Moves of snake i that stay on the board and off bodies, best history first."""
+        bit, inside = self.geo.bit, self.geo.inside
+        cells = self.rules.targets(snakes[i])
+        moves = [m for m in range(4) if inside & bit[cells[m]] and not obstacles & bit[cells[m]]]
+        if len(moves) > 1:
+            moves.sort(key=lambda m: -self.history.get((i, m), 0))
+        return moves
+
+    def default_move(self, snake) -> int:
+        """Any move for a snake that dies whatever it does."""
+        return 0
+
+    def opponents(self, snakes, depth: int) -> tuple[list[int], list[int]]:
+        """(searched, scripted) living opponents: the `focus` nearest within reach of our
+        head in `depth` turns are searched; every opponent is searched in a duel."""
+        others = [j for j, s in enumerate(snakes) if s is not None and j != self.me]
+        if len(snakes) <= 2 or len(others) <= 1:
+            return others, []
+        stride = self.geo.stride
+        hy, hx = divmod(snakes[self.me][0][0], stride)
+        dist = []
+        for j in others:
+            y, x = divmod(snakes[j][0][0], stride)
+            dist.append((abs(x - hx) + abs(y - hy), j))
+        dist.sort()
+        searched = [j for d, j in dist[:self.focus] if d <= 2 * depth + 2]
+        return searched, [j for j in others if j not in searched]
+
+    # -- tree --------------------------------------------------------------------------
+
+    def root(self, pos, depth: int, options: list[int]) -> dict[int, float]:
+        """Score of each of our moves searched `depth` turns deep (fail-low scores are bounds)."""
+        alpha = -np.inf
+        scores = {}
+        for m in options:
+            scores[m] = self.reply(pos, m, depth, alpha, np.inf, 0)
+            alpha = max(alpha, scores[m])
+        return scores
+
+    def node(self, pos, depth: int, alpha: float, beta: float, ply: int) -> float:
+        """Max node: our choice at the start of a turn."""
+        self.nodes += 1
+        if not self.nodes & 127 and time.perf_counter() > self.deadline:
+            raise _Timeout
+        snakes = pos[0]
+        terminal = self.terminal(snakes, ply)
+        if terminal is not None:
+            return terminal
+        if depth == 0:
+            return self.evaluate(pos)
+        moves = self.safe_moves(snakes, self.me, self.obstacles(snakes)) or [self.default_move(snakes[self.me])]
+        best = -np.inf
+        for m in moves:
+            v = self.reply(pos, m, depth, alpha, beta, ply)
+            if v > best:
+                best = v
+                if v > alpha:
+                    alpha = v
+                    if alpha >= beta:
+                        key = (self.me, m)
+                        self.history[key] = self.history.get(key, 0) + depth * depth
+                        break
+        return best
+
+    def reply(self, pos, mine: int, depth: int, alpha: float, beta: float, ply: int) -> float:
+        """Min node: the searched opponents' joint reply to our move `mine`, then the turn."""
+        snakes = pos[0]
+        obst = self.obstacles(snakes)
+        searched, scripted = self.opponents(snakes, depth)
+        moves = [0] * len(snakes)
+        moves[self.me] = mine
+        for j in scripted:
+            safe = self.safe_moves(snakes, j, obst)
+            moves[j] = safe[0] if safe else 0
+        choices = [self.safe_moves(snakes, j, obst) or [0] for j in searched]
+        worst = np.inf
+        for joint in itertools.product(*choices):
+            for j, m in zip(searched, joint, strict=True):
+                moves[j] = m
+            child = self.rules.step(pos, moves)
+            v = self.node(child, depth - 1, alpha, min(beta, worst), ply + 1)
+            if v < worst:
+                worst = v
+                if worst <= alpha:
+                    for j, m in zip(searched, joint, strict=True):
+                        self.history[(j, m)] = self.history.get((j, m), 0) + depth * depth
+                    break
+        return worst
+
+    # -- leaves ------------------------------------------------------------------------
+
+    def terminal(self, snakes, ply: int) -> float | None:
+        """Score of a finished game (earlier wins and later losses are better), else None."""
+        alive_others = sum(1 for j, s in enumerate(snakes) if s is not None and j != self.me)
+        if snakes[self.me] is None:
+            return DRAW if alive_others == 0 and len(snakes) > 1 else -WIN + ply
+        if alive_others == 0 and len(snakes) > 1:
+            return WIN - ply
+        return None
+
+    def evaluate(self, pos) -> float:
+        """Voronoi territory, length, food and health from our point of view."""
+        snakes, food = pos
+        geo, w, me = self.geo, self.w, self.me
+        bit, stride, wraps = geo.bit, geo.stride, geo.wraps
+        alive = [j for j, s in enumerate(snakes) if s is not None]
+        fronts = [bit[snakes[j][0][0]] for j in alive]
+        claimed = self.obstacles(snakes)
+        for f in fronts:
+            claimed |= f
+        free = geo.inside & ~claimed
+        area = [0] * len(alive)
+        mine = alive.index(me)
+        food_dist = steps = 0
+        while True:
+            steps += 1
+            seen = multi = 0
+            grown = []
+            for f in fronts:
+                if f:
+                    f = geo.dilate(f) if wraps else f | f << 1 | f >> 1 | f << stride | f >> stride
+                    f &= free
+                    multi |= seen & f
+                    seen |= f
+                grown.append(f)
+            if not seen:
+                break
+            free &= ~seen
+            fronts = [f & ~multi for f in grown]
+            for k, f in enumerate(fronts):
+                if f:
+                    area[k] += f.bit_count()
+            if not food_dist and fronts[mine] & food:
+                food_dist = steps
+        body, _, health = snakes[me]
+        length = len(body)
+        rivals = [k for k, j in enumerate(alive) if j != me]
+        rival_area = max((area[k] for k in rivals), default=0)
+        rival_len = max((len(snakes[alive[k]][0]) for k in rivals), default=0)
+        lead = max(-w.length_cap, min(w.length_cap, length - rival_len))
+        score = w.area * (area[mine] - rival_area) + w.length * lead
+        score -= w.kill * len(rivals)
+        if health < w.hungry_health or lead <= 0:
+            score += w.food / (1 + food_dist) if food_dist else 0.0
+        reach = food_dist or 2 * (geo.width + geo.height)
+        score -= w.starve * max(0, reach - health)
+        if area[mine] < length:
+            score -= w.trapped * (length - area[mine]) / length
+        return score
