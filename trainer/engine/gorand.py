@@ -31,6 +31,14 @@ power of two, else rejects draws above ``2**31 - 1 - 2**31 % n`` and takes the
 remainder; ``Intn`` is ``Int31n`` below 2**31 and ``Int63n`` above;
 ``Shuffle`` is Fisher-Yates from the end with the unexported Lemire
 ``int31n`` (multiply-shift with a rare rejection).
+
+Typical batched use, the standard map's per-turn food for N games (a row
+below minimumFood skips the roll and shuffles right away):
+
+    rng = GoRandBatch(seeds + turn)                  # int64 (N,); wraps like Go
+    roll = rng.intn(100, active=~below_minimum)      # int64 (N,), -1 if inactive
+    spawn = below_minimum | ((100 - roll) < chance)  # chance > 0 assumed
+    picks = rng.shuffle_prefix(n_free, 2, spawn)     # int64 (N, 2), -1 padded
 """
 
 from __future__ import annotations
@@ -123,8 +131,21 @@ def _mulmod(power: np.ndarray, x: np.ndarray) -> np.ndarray:
 _REV_POW = np.stack([_NP_POW_A, _NP_POW_B, _NP_POW_C], axis=1)[::-1].reshape(-1).copy()
 _REV_COOKED = _NP_COOKED[::-1].copy()
 
-# Arrays below are step-major, (k, m): one row per draw or entry, one column
+# Batched arrays are step-major, (k, m): one row per draw or entry, one column
 # per generator, so NumPy's inner loops run along the batch.
+
+_CHUNK_WORDS = 1 << 14
+"""Largest temporary (in 64-bit words) a batched helper makes at once. Larger
+NumPy temporaries get fresh pages from glibc on every call and ran 2-10x
+slower here, so long runs are computed in slices of steps."""
+
+
+def _chunks(k: int, words_per_step: int, most: int | None = None) -> list[tuple[int, int]]:
+    """(start, stop) slices of range(k) with at most _CHUNK_WORDS words each."""
+    size = max(1, _CHUNK_WORDS // max(1, words_per_step))
+    if most is not None:
+        size = min(size, most)
+    return [(start, min(start + size, k)) for start in range(0, k, size)]
 
 
 def _combine(x: np.ndarray, cooked: np.ndarray) -> np.ndarray:
@@ -152,49 +173,60 @@ def _seeded_run(states: np.ndarray, first: np.ndarray | int, k: int) -> np.ndarr
     else:
         step = np.arange(k)[:, None]
         cooked = _REV_COOKED.take(q[None, :] + step)
-        powers = _REV_POW.take(
-            3 * q[None, None, :] + np.arange(3)[None, :, None] + 3 * step[:, :, None]
-        )
+        triple = np.arange(3)[None, :, None]
+        powers = _REV_POW.take(3 * (q[None, None, :] + step[:, :, None]) + triple)
         powers = powers.reshape(3 * k, m)
     return _combine(_mulmod(powers, states[None, :]).reshape(k, 3, m), cooked)
 
 
 def _fresh_draws(states: np.ndarray, drawn: int, k: int) -> np.ndarray:
-    """Draws drawn + 1 .. drawn + k (<= 273) of generators that made ``drawn``.
+    """Draws drawn + 1 .. drawn + k (<= 273) of generators that each made ``drawn``.
 
     states: uint64 (m,). Draw t is entry 334 - t plus entry 607 - t of the
     seeded table; both runs share one multiplication. Returns uint64 (k, m).
     """
-    q_feed, q_tap = RNG_TAP + drawn, drawn  # reversed positions of entries 333-drawn, 606-drawn
-    powers = np.concatenate(
-        [_REV_POW[3 * q_feed : 3 * (q_feed + k)], _REV_POW[3 * q_tap : 3 * (q_tap + k)]]
-    )
-    cooked = np.concatenate([_REV_COOKED[q_feed : q_feed + k], _REV_COOKED[q_tap : q_tap + k]])
     m = len(states)
-    entries = _combine(
-        _mulmod(powers[:, None], states[None, :]).reshape(2 * k, 3, m), cooked[:, None]
-    )
-    out = entries[:k]
-    out += entries[k:]
+    out = np.empty((k, m), dtype=np.uint64)
+    for start, stop in _chunks(k, 6 * m):
+        c = stop - start
+        q_feed = RNG_TAP + drawn + start  # reversed position of entry 333 - drawn - start
+        q_tap = drawn + start  # reversed position of entry 606 - drawn - start
+        powers = np.concatenate(
+            [_REV_POW[3 * q_feed : 3 * (q_feed + c)], _REV_POW[3 * q_tap : 3 * (q_tap + c)]]
+        )
+        cooked = np.concatenate([_REV_COOKED[q_feed : q_feed + c], _REV_COOKED[q_tap : q_tap + c]])
+        x = _mulmod(powers[:, None], states[None, :]).reshape(2 * c, 3, m)
+        entries = _combine(x, cooked[:, None])
+        np.add(entries[:c], entries[c:], out=out[start:stop])
     return out
 
 
-def _seeded_table(states: np.ndarray) -> np.ndarray:
-    """The whole seeded table: uint64 (N,) reduced seeds -> uint64 (N, 607)."""
-    return np.ascontiguousarray(_seeded_run(states, RNG_LEN - 1, RNG_LEN)[::-1].T)
+def _lazy_draws(states: np.ndarray, drawn: np.ndarray, k: int) -> np.ndarray:
+    """Like _fresh_draws, for generators with different draw counts (m,)."""
+    out = np.empty((k, len(states)), dtype=np.uint64)
+    for start, stop in _chunks(k, 3 * len(states)):
+        chunk = out[start:stop]
+        chunk[...] = _seeded_run(states, FEED_START - 1 - drawn - start, stop - start)
+        chunk += _seeded_run(states, RNG_LEN - 1 - drawn - start, stop - start)
+    return out
 
 
-def _replay_first_draws(table: np.ndarray, draws: np.ndarray) -> None:
-    """Apply the writes of the first ``draws`` (<= 273) draws to seeded tables.
+def _seeded_tables(states: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Full tables of generators that made draws (m,) <= 273 draws: uint64 (m, 607).
 
-    table: uint64 (N, 607), modified in place; draws: int (N,). Draw t writes
-    slot 334 - t with slot 334 - t plus slot 607 - t; for t <= 273 the read
-    slots are untouched, so all writes can be applied at once.
+    Draw t writes slot 334 - t with slot 334 - t plus slot 607 - t; for
+    t <= 273 the slots read are untouched, so the writes replay in one go.
     """
+    m = len(states)
+    table = np.empty((m, RNG_LEN), dtype=np.uint64)
+    for start, stop in _chunks(RNG_LEN, 3 * m):
+        run = _seeded_run(states, RNG_LEN - 1 - start, stop - start)
+        table[:, RNG_LEN - stop : RNG_LEN - start] = run[::-1].T
     t = np.arange(1, RNG_TAP + 1)
     feed, tap = FEED_START - t, RNG_LEN - t
     written = t[None, :] <= draws[:, None]
     table[:, feed] = np.where(written, table[:, feed] + table[:, tap], table[:, feed])
+    return table
 
 
 class GoRand:
@@ -227,8 +259,7 @@ class GoRand:
         return ((a << 40) ^ (b << 20) ^ c ^ _COOKED[i]) & MASK64
 
     def _build_table(self) -> list[int]:
-        table = _seeded_table(np.array([self._state], dtype=np.uint64))
-        _replay_first_draws(table, np.array([self._draws]))
+        table = _seeded_tables(np.array([self._state], dtype=np.uint64), np.array([self._draws]))
         self._cursor = self._draws % RNG_LEN
         return table[0].tolist()
 
@@ -360,8 +391,8 @@ class GoRandBatch:
         self._slot = np.full(self._n, -1, dtype=np.int64)
         self._tables = np.empty((0, RNG_LEN), dtype=np.uint64)
         self._all_rows = np.arange(self._n)
-        # While every call has drawn the same number from every row, all rows
-        # share one draw count and one table state (none or all built).
+        # True while every call so far drew the same number from every row:
+        # all rows then share one draw count and none has a table yet.
         self._uniform = True
 
     def __len__(self) -> int:
@@ -383,42 +414,32 @@ class GoRandBatch:
         self._uniform = False
         return np.flatnonzero(active)
 
-    def _build_tables(self, rows: np.ndarray) -> None:
-        """Give lazy rows (each at most 273 draws in) their full table."""
-        table = _seeded_table(self._state[rows])
-        _replay_first_draws(table, self._draws[rows])
-        self._slot[rows] = np.arange(len(self._tables), len(self._tables) + len(rows))
-        self._tables = np.concatenate([self._tables, table])
-
     def _peek(self, rows: np.ndarray, k: int) -> np.ndarray:
         """The next k draws of each row, not yet consumed: uint64 (k, m).
 
         Rows that would pass draw 273 get their table first.
         """
-        if self._uniform and rows is self._all_rows and self._n and len(self._tables) == 0:
+        if self._uniform and rows is self._all_rows and self._n:
             drawn = int(self._draws[0])
             if drawn + k <= RNG_TAP:
                 return _fresh_draws(self._state, drawn, k)
+        self._uniform = False
         drawn = self._draws[rows]
         lazy = self._slot[rows] < 0
         grow = lazy & (drawn + k > RNG_TAP)
         if grow.any():
-            self._build_tables(rows[grow])
+            new = rows[grow]
+            self._slot[new] = np.arange(len(self._tables), len(self._tables) + len(new))
+            tables = _seeded_tables(self._state[new], self._draws[new])
+            self._tables = np.concatenate([self._tables, tables])
             lazy &= ~grow
         if lazy.all():
-            return self._peek_lazy(rows, drawn, k)
+            return _lazy_draws(self._state[rows], drawn, k)
         out = np.empty((k, len(rows)), dtype=np.uint64)
         if lazy.any():
-            out[:, lazy] = self._peek_lazy(rows[lazy], drawn[lazy], k)
+            out[:, lazy] = _lazy_draws(self._state[rows[lazy]], drawn[lazy], k)
         tabled = ~lazy
         out[:, tabled] = self._peek_tabled(rows[tabled], drawn[tabled], k)
-        return out
-
-    def _peek_lazy(self, rows: np.ndarray, drawn: np.ndarray, k: int) -> np.ndarray:
-        # Draw t (<= 273) of an untouched table: entry 334 - t plus entry 607 - t.
-        state = self._state[rows]
-        out = _seeded_run(state, FEED_START - 1 - drawn, k)
-        out += _seeded_run(state, RNG_LEN - 1 - drawn, k)
         return out
 
     def _peek_tabled(self, rows: np.ndarray, drawn: np.ndarray, k: int) -> np.ndarray:
@@ -426,46 +447,40 @@ class GoRandBatch:
 
         Step j reads its feed slot from the table for j < 607 (else its own
         output j - 607) and its tap slot from the table for j < 273 (else
-        output j - 273); chunks of 273 steps depend only on earlier chunks.
+        output j - 273); slices of at most 273 steps only read earlier ones.
         """
         slots = self._slot[rows][None, :]
-        t = drawn[None, :] + np.arange(1, k + 1)[:, None]
-        feed = (FEED_START - t) % RNG_LEN
-        tap = -t % RNG_LEN
         out = np.empty((k, len(rows)), dtype=np.uint64)
-        for start in range(0, k, RNG_TAP):
-            stop = min(start + RNG_TAP, k)
-            a = self._tables[slots, feed[start:stop]]
+        for start, stop in _chunks(k, len(rows), RNG_TAP):
+            t = drawn[None, :] + np.arange(start + 1, stop + 1)[:, None]
+            a = self._tables[slots, (FEED_START - t) % RNG_LEN]
             if stop > RNG_LEN:
                 first = max(start, RNG_LEN)
                 a[first - start :] = out[first - RNG_LEN : stop - RNG_LEN]
             if start >= RNG_TAP:
                 b = out[start - RNG_TAP : stop - RNG_TAP]
             else:
-                b = self._tables[slots, tap[start:stop]]
-            out[start:stop] = a + b
+                b = self._tables[slots, -t % RNG_LEN]
+                if stop > RNG_TAP:
+                    b[RNG_TAP - start :] = out[: stop - RNG_TAP]
+            np.add(a, b, out=out[start:stop])
         return out
 
-    def _commit(self, rows: np.ndarray, peeked: np.ndarray, used: np.ndarray | int) -> None:
-        """Consume the first used[i] (<= k) peeked draws (k, m) of each row."""
-        used = np.broadcast_to(np.asarray(used, dtype=np.int64), (len(rows),))
-        if self._uniform and not (rows is self._all_rows and (used == used[:1]).all()):
-            self._uniform = False
+    def _commit(self, rows: np.ndarray, peeked: np.ndarray, used: np.ndarray) -> None:
+        """Consume the first used[i] (<= k) of the peeked draws (k, m) of each row."""
         slots = self._slot[rows]
-        tabled = slots >= 0
-        if tabled.any():
-            j = np.arange(peeked.shape[0])[:, None]
-            u = used[None, tabled]
-            # Only the last 607 writes matter; earlier ones to a slot are overwritten.
-            write = (j < u) & (j >= u - RNG_LEN)
-            t = self._draws[rows[tabled]][None, :] + 1 + j
-            feed = np.broadcast_to((FEED_START - t) % RNG_LEN, write.shape)
-            slot = np.broadcast_to(slots[None, tabled], write.shape)
-            self._tables[slot[write], feed[write]] = peeked[:, tabled][write]
-        if rows is self._all_rows:
-            self._draws += used
-        else:
-            self._draws[rows] += used
+        tabled = np.flatnonzero(slots >= 0)
+        if tabled.size:
+            slots, drawn, u = slots[tabled], self._draws[rows[tabled]], used[tabled]
+            for start, stop in _chunks(peeked.shape[0], len(tabled)):
+                j = np.arange(start, stop)[:, None]
+                # Only the last 607 writes matter; earlier ones to a slot are overwritten.
+                write = (j < u) & (j >= u - RNG_LEN)
+                feed = (FEED_START - drawn - 1 - j) % RNG_LEN
+                slot = np.broadcast_to(slots, write.shape)
+                self._tables[slot[write], feed[write]] = peeked[start:stop, tabled][write]
+        self._uniform = False
+        self._draws[rows] += used
 
     def _draw(self, rows: np.ndarray) -> np.ndarray:
         """One committed 64-bit draw per row: uint64 (m,)."""
@@ -612,17 +627,18 @@ class GoRandBatch:
         if rows.size == 0:
             return perm
         picks = self._shuffle_picks(rows, sizes)
-        # Apply the swaps step by step, all rows at once; a finished row swaps 0 with 0.
-        i = sizes[None, :] - 1 - np.arange(picks.shape[0])[:, None]
-        live = i >= 1
-        base = rows[None, :] * width
-        flat_i = base + np.where(live, i, 0)
-        flat_j = base + np.where(live, picks, 0)
+        # Swap step by step, all rows at once; a row that has finished swaps 0 with 0.
         flat = perm.reshape(-1)
-        for fi, fj in zip(flat_i, flat_j, strict=True):
-            a, b = flat[fi], flat[fj]
-            flat[fi] = b
-            flat[fj] = a
+        base = rows * width
+        for start, stop in _chunks(picks.shape[0], len(rows)):
+            i = sizes - 1 - np.arange(start, stop)[:, None]
+            live = i >= 1
+            flat_i = base + np.where(live, i, 0)
+            flat_j = base + np.where(live, picks[start:stop], 0)
+            for fi, fj in zip(flat_i, flat_j, strict=True):
+                a, b = flat[fi], flat[fj]
+                flat[fi] = b
+                flat[fj] = a
         return perm
 
     def shuffle_prefix(
@@ -648,14 +664,21 @@ class GoRandBatch:
         """
         steps = int(sizes.max()) - 1
         peeked = self._peek(rows, steps)
-        bound = sizes[None, :] - np.arange(steps)[:, None]
-        live = bound >= 2
-        bound = np.where(live, bound, 1).astype(np.uint64)
-        prod = ((peeked & _U_MASK63) >> _U31) * bound
-        low = prod & _U_MASK32
-        thresh = (np.uint64(1 << 32) - bound) % bound
-        rejected = (live & (low < thresh)).any(axis=0)
-        picks = (prod >> _U32).astype(np.int64)
+        picks = np.empty((steps, len(rows)), dtype=np.int64)
+        rejected = np.zeros(len(rows), dtype=bool)
+        for start, stop in _chunks(steps, len(rows)):
+            bound = sizes - np.arange(start, stop)[:, None]
+            live = bound >= 2
+            bound = np.where(live, bound, 1).astype(np.uint64)
+            prod = ((peeked[start:stop] & _U_MASK63) >> _U31) * bound
+            low = prod & _U_MASK32
+            # Go rejects when low < (2**32 - n) % n, which needs low < n first.
+            near = np.nonzero(live & (low < bound))
+            if near[0].size:
+                n = bound[near]
+                bad = low[near] < (np.uint64(1 << 32) - n) % n
+                rejected[near[1][bad]] = True
+            picks[start:stop] = prod >> _U32
         clean = ~rejected
         self._commit(rows[clean], peeked[:, clean], sizes[clean] - 1)
         for index in np.flatnonzero(rejected):
