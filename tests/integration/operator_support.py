@@ -55,8 +55,9 @@ class OperatorProcess:
     """`python -m ouroboros.operator` against the test cluster, watching one namespace."""
 
     def __init__(self, cluster, namespace: str, log_dir: Path, trainer_command: list[str] | None = None,
-                 resync_seconds: float = 2.0):
+                 resync_seconds: float = 2.0, kubeconfig: Path | None = None):
         self.cluster = cluster
+        self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log_dir = log_dir
         self.metrics_port = free_port()
@@ -76,6 +77,8 @@ class OperatorProcess:
             OURO_RESYNC_SECONDS=str(self.resync_seconds),
             PYTHONUNBUFFERED="1",
         )
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
         return env
 
     @property

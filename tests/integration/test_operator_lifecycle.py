@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .operator_support import (
     OperatorProcess,
@@ -235,6 +236,27 @@ def test_repeated_kills_at_random_moments(cluster, namespace, operator, tmp_path
     reasons = [e["reason"] for e in events(cluster, namespace, "chaos")]
     assert reasons.count("PhaseSucceeded") <= 5 and reasons.count("PhaseStarted") <= 5
     assert reasons.count("Succeeded") <= 1
+
+
+def test_the_operator_needs_no_more_than_its_cluster_role(cluster, namespace, operator, tmp_path):
+    manifests = Path(__file__).resolve().parents[2] / "manifests" / "operator"
+    cluster.kubectl("apply", "-f", str(manifests / "rbac.yaml"))
+    cluster.kubectl("apply", "--dry-run=server", "-f", str(manifests / "deployment.yaml"))
+    token = cluster.kubectl("create", "token", "ouroboros-operator", "-n", "ouroboros-system").stdout.strip()
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    kubeconfig = tmp_path / "operator-kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    whoami = cluster.kubectl("auth", "whoami", "--kubeconfig", str(kubeconfig), "-o", "json")
+    assert "system:serviceaccount:ouroboros-system:ouroboros-operator" in whoami.stdout
+    op = operator(kubeconfig=kubeconfig)
+    apply(cluster, namespace, tiny_run("rbac", phases=("hybrid", "evaluate"), suspend=True))
+    cluster.kubectl("wait", "--for=condition=Suspended", "trainingrun/rbac", "-n", namespace, "--timeout=60s")
+    cluster.kubectl("patch", "trainingrun", "rbac", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/rbac", "-n", namespace, "--timeout=120s")
+    assert [e["reason"] for e in events(cluster, namespace, "rbac")].count("PhaseSucceeded") == 2
+    assert "Forbidden" not in op.log() and " 403" not in op.log()
 
 
 def test_ttl_deletes_a_finished_run(cluster, namespace, operator):
