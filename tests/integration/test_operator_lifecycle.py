@@ -94,6 +94,23 @@ def test_a_tiny_run_goes_through_every_phase(cluster, namespace, operator):
     assert 'ouroboros_operator_actions_total{action="create_job",controller="trainingrun"} 5.0' in metrics
 
 
+def test_self_play_workers_run_as_an_indexed_job(cluster, namespace, operator):
+    operator()
+    apply(cluster, namespace, tiny_run(
+        "wide", phases=("bootstrap", "self_play"), selfPlayWorkers=3,
+        storage={"persistentVolumeClaim": "artifacts", "url": "file:///var/lib/ouroboros/artifacts/wide"},
+    ))
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/wide", "-n", namespace, "--timeout=120s")
+    job = get(cluster, "job", namespace, "wide-1-self-play")
+    assert job["spec"]["completionMode"] == "Indexed" and job["status"]["succeeded"] == 3
+    assert get(cluster, "job", namespace, "wide-0-bootstrap")["spec"].get("completions", 1) == 1
+    pods = items(cluster, "pods", namespace, "batch.kubernetes.io/job-name=wide-1-self-play")
+    assert len(pods) == 3
+    volumes = pods[0]["spec"]["volumes"]
+    assert {"name": "artifacts", "persistentVolumeClaim": {"claimName": "artifacts"}} in volumes
+    assert run_status(cluster, namespace, "wide")["phases"][1]["placeholder"] is True
+
+
 def test_deleting_a_run_deletes_its_jobs_and_config(cluster, namespace, operator):
     operator()
     apply(cluster, namespace, tiny_run("gone", phases=("hybrid",)))
