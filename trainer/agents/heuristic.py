@@ -3,8 +3,8 @@
 The bootstrap phase imitates this player on millions of positions, so it scores
 every candidate move of every snake of every game in one vectorised pass:
 
-- **safety**: a move that leaves the board or runs into a body loses at once;
-  it is only ever chosen when every move does.
+- **safety**: a move that leaves the board, runs into a body or runs out of
+  health loses at once; it is only ever chosen when every move does.
 - **space**: a flood fill from the move's target over the cells that are free
   by the time the snake could get there (a body segment k from its tail is gone
   after k + 1 moves), to a depth of the snake's length. Fewer reachable cells
@@ -130,8 +130,11 @@ def move_scores(config: GameConfig, state: BatchState, w: HeuristicWeights, seat
 
     fit = np.minimum(space, own) / np.maximum(own, 1)
     n_inside = float(board.width * board.height)
-    hazard = state.hazard[rows, cells] * ~state.food[rows, cells]
+    on_food = state.food[rows, cells]
+    hazard = state.hazard[rows, cells] * ~on_food
     damage = config.settings.hazard_damage_per_turn / 14.0
+    # Out of health this turn (starvation, hazard damage) unless the target holds food.
+    starves = ~on_food & (health[..., None] - 1 - hazard * config.settings.hazard_damage_per_turn <= 0)
     score = (
         w.trap * (fit - 1.0)
         + w.space * space / n_inside
@@ -141,7 +144,7 @@ def move_scores(config: GameConfig, state: BatchState, w: HeuristicWeights, seat
         + np.where(shorter_at & ~loss & ~tie, w.h2h_win, 0.0)
         - w.hazard * damage * hazard
     )
-    score = np.where(safe, score, w.death + score * 1e-3)
+    score = np.where(safe & ~starves, score, w.death + score * 1e-3)
     return np.where(state.alive[:, seats, None], score, 0.0)
 
 

@@ -30,6 +30,7 @@ from ouroboros.trainer.engine.types import GameConfig, Ruleset
 WIN = 1_000_000.0
 DRAW = -50_000.0  # every snake dead in the same turn: better than losing, worse than playing on
 PROVEN = WIN / 2
+EARLY_STOP = 0.4  # fraction of the budget after which no new iteration starts
 
 
 class _Timeout(Exception):
@@ -80,23 +81,37 @@ class Search:
         for g in np.flatnonzero(~over & state.alive[:, seat]):
             rules = compact.Rules.of(config, state, int(g))
             pos = compact.from_batch(state, int(g))
-            move, depth = choose(rules, pos, seat, self.ms / 1000.0, self.max_depth, self.focus, self.weights)
-            if depth > 0:
-                self.depths.append(depth)
-            moves[g] = move
+            decision = choose(rules, pos, seat, self.ms / 1000.0, self.max_depth, self.focus, self.weights)
+            if decision.depth > 0:
+                self.depths.append(decision.depth)
+            moves[g] = decision.move
         return moves
 
 
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What one search concluded."""
+
+    move: int
+    """The chosen move (Move value)."""
+    depth: int
+    """Turns searched by the last completed iteration (0: one or no safe move, no search)."""
+    score: float
+    """Its score (>= PROVEN: a forced win found; <= -PROVEN: every move loses)."""
+    nodes: int
+    """Positions visited."""
+
+
 def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
-           max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None) -> tuple[int, int]:
-    """Best move for snake `me` by iterative deepening within `seconds`. Returns (move, depth
-    completed); depth 0 means no search was needed (one safe move or none)."""
-    search = _Search(rules, me, weights or SearchWeights(), time.perf_counter() + seconds, focus)
+           max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None) -> Decision:
+    """Best move for snake `me` by iterative deepening within `seconds`."""
+    start = time.perf_counter()
+    search = _Search(rules, me, weights or SearchWeights(), start + seconds, focus)
     snakes = pos[0]
     options = search.safe_moves(snakes, me, search.obstacles(snakes))
     if len(options) <= 1:
-        return (options[0] if options else search.default_move(snakes[me])), 0
-    best, completed = options[0], 0
+        return Decision(options[0] if options else search.default_move(snakes[me]), 0, 0.0, 0)
+    best, completed, top = options[0], 0, 0.0
     for depth in range(1, max_depth + 1):
         try:
             scores = search.root(pos, depth, options)
@@ -108,7 +123,9 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
         top = scores[best]
         if top >= PROVEN or top <= -PROVEN or sum(scores[m] > -PROVEN for m in options) == 1:
             break  # proven: deeper search cannot change the choice
-    return best, completed
+        if time.perf_counter() - start > seconds * EARLY_STOP:
+            break  # the next iteration (several times longer) would not finish
+    return Decision(best, completed, top, search.nodes)
 
 
 class _Search:

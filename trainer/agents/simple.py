@@ -47,5 +47,5 @@ class Greedy:
         has_food = state.food[:, food_cells]  # [B, F]
         dist = np.abs(tx[..., None] - fx) + np.abs(ty[..., None] - fy)  # [B, 4, F]
         dist = np.where(has_food[:, None, :], dist, 10_000).min(axis=2)
-        score = np.where(safe, 1_000 - dist, -1_000)
+        score = np.where(safe, 20_000 - dist, 0)  # any safe move beats every unsafe one, food or not
         return safety.choose(score.astype(np.float64), rng)
