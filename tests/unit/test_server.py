@@ -336,11 +336,14 @@ def test_a_failing_player_falls_back_to_a_safe_move_and_is_logged(serve, caplog,
 
 
 def test_player_specs():
-    assert players.Spec.parse("search:ms=200") == players.Spec("search", (("ms", "200"),))
+    assert players.Spec.parse("search:ms=200,focus=3").options() == {"ms": "200", "focus": "3"}
+    assert players.Spec.parse("onnx:/m/a,b=c.onnx").options() == {}  # a scheme's rest is verbatim
     assert str(players.Spec.parse("onnx:/m/model.onnx")) == "onnx:/m/model.onnx"
     assert players.make_player("random-safe").name == "random-safe"
-    for spec, words in [("onnx:model.onnx", "ONNX"), ("champion", "--registry"),
-                        ("nosuch", "known here"), ("greedy:x=1", "no options"), ("a b", "expected")]:
+    assert players.make_player("search:ms=20").ms == 20
+    for spec, words in [("onnx:model.onnx", "not installed"), ("champion", "--registry"),
+                        ("nosuch", "unknown player"), ("greedy:x=1", "unknown option"),
+                        (":ms=1", "unknown player")]:
         with pytest.raises(players.PlayerUnavailable, match=words):
             players.make_player(spec)
 
@@ -350,6 +353,7 @@ def test_player_specs():
     ("search:ms=100", 500, "search:ms=100"),
     ("search:ms=900", 500, "search:ms=350"),
     ("search", 100, "search:ms=5"),
+    ("search:focus=3,ms=120.5", 500, "search:focus=3,ms=120"),
     ("greedy", 500, "greedy"),
 ])
 def test_search_budget_fits_the_game_timeout(spec, timeout, want):

@@ -1,9 +1,11 @@
 """Which player the server asks, and what it answers when the player cannot.
 
 `make_player(spec)` is the one place a `--player` spec becomes a `Player`:
-built-in players come from the agents package, `onnx:PATH` and `champion`
-are the hooks for the neural player (ONNX inference lives in the agents
-package, not here). Two serving concerns sit on top of any player:
+every spec goes to the agents package's registry (`random-safe`, `greedy`,
+`heuristic`, `search:ms=N`, and `onnx:PATH` once the neural player registers
+that scheme), except `champion`, which the server resolves itself: the model
+registry's champion for a game, checked against its sha256, written to a
+local file and served as `onnx:FILE`. Two serving concerns sit on top:
 
 - a *time budget*: the engine's `game.timeout` covers the whole round trip,
   so a player that can think longer (search) gets `timeout - margin` and
@@ -16,24 +18,20 @@ package, not here). Two serving concerns sit on top of any player:
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import re
+import os
+import tempfile
 
 import numpy as np
 
-from ouroboros.trainer.agents import safety, simple
+from ouroboros.trainer.agents import registry as agents
+from ouroboros.trainer.agents import safety
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.engine import types
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
 
 CHAMPION = "champion"
-"""The spec of the registry's champion (needs a registry URL and a game key)."""
-
-_BUILTIN = {"random-safe": simple.RandomSafe, "greedy": simple.Greedy}
-_LATER = {"heuristic": ("ouroboros.trainer.agents.heuristic", "Heuristic")}
-"""Players of the agents package that may not be installed yet (imported on demand)."""
-_SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?::(?P<options>.*))?$")
+"""The spec of the model registry's champion (needs a registry URL and a game key)."""
 
 
 class PlayerUnavailable(ValueError):
@@ -42,43 +40,38 @@ class PlayerUnavailable(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """A parsed player spec `name[:key=value,...]` (`onnx:PATH` keeps the path as `path`)."""
+    """A player spec split at its first colon: `search:ms=200` -> ("search", "ms=200").
+
+    Only built-in players' options are `key=value` pairs; a scheme's rest
+    (`onnx:PATH`) is kept verbatim.
+    """
 
     name: str
-    options: tuple[tuple[str, str], ...] = ()
-    path: str = ""
+    rest: str = ""
 
     @classmethod
     def parse(cls, text: str) -> Spec:
-        """`search:ms=200` -> Spec("search", (("ms", "200"),)); `onnx:model.onnx` keeps the path."""
-        match = _SPEC.match(text.strip())
-        if match is None:
-            raise PlayerUnavailable(f"player spec {text!r}: expected name[:key=value,...]")
-        name, options = match["name"], match["options"]
-        if name == "onnx":
-            if not options:
-                raise PlayerUnavailable("player spec 'onnx:PATH' needs the model's path")
-            return cls(name, path=options)
-        pairs = []
-        for item in filter(None, (options or "").split(",")):
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise PlayerUnavailable(f"player spec {text!r}: option {item!r} is not key=value")
-            pairs.append((key, value))
-        return cls(name, tuple(pairs))
+        name, _, rest = text.strip().partition(":")
+        if not name:
+            raise PlayerUnavailable(f"player spec {text!r} names no player")
+        return cls(name, rest)
+
+    def options(self) -> dict[str, str]:
+        """`key=value` options (built-in players only)."""
+        if self.name not in agents.BUILTINS:
+            return {}
+        pairs = (item.partition("=") for item in self.rest.split(",") if item.strip())
+        return {k.strip(): v.strip() for k, _, v in pairs}
 
     def option(self, key: str) -> str | None:
-        return dict(self.options).get(key)
+        return self.options().get(key)
 
     def with_option(self, key: str, value: str) -> Spec:
-        return dataclasses.replace(self, options=tuple(
-            (k, v) for k, v in self.options if k != key) + ((key, value),))
+        options = {**self.options(), key: value}
+        return dataclasses.replace(self, rest=",".join(f"{k}={v}" for k, v in options.items()))
 
     def __str__(self) -> str:
-        if self.path:
-            return f"{self.name}:{self.path}"
-        opts = ",".join(f"{k}={v}" for k, v in self.options)
-        return f"{self.name}:{opts}" if opts else self.name
+        return f"{self.name}:{self.rest}" if self.rest else self.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,32 +89,15 @@ def make_player(spec: str | Spec, champion: ChampionSource | None = None) -> Pla
 
     Raises PlayerUnavailable with the reason when the spec cannot be served here.
     """
-    spec = Spec.parse(spec) if isinstance(spec, str) else spec
-    if spec.name == "onnx":
-        return _neural_player(spec.path, name=f"onnx:{spec.path}")
-    if spec.name == CHAMPION:
+    text = str(spec).strip()
+    if text == CHAMPION:
         return _champion_player(champion or ChampionSource())
-    if spec.name in _BUILTIN or spec.name in _LATER:
-        if spec.options:
-            raise PlayerUnavailable(f"player {spec.name!r} takes no options (got {str(spec)!r})")
-        return _BUILTIN[spec.name]() if spec.name in _BUILTIN else _import_player(spec.name)
-    known = ", ".join([*_BUILTIN, *_LATER, "onnx:PATH", CHAMPION])
-    raise PlayerUnavailable(f"unknown player {spec.name!r} (known here: {known})")
-
-
-def _import_player(name: str) -> Player:
-    module_name, class_name = _LATER[name]
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise PlayerUnavailable(f"player {name!r} is not available here ({err})") from None
-    return getattr(module, class_name)()
-
-
-def _neural_player(model: str | bytes, name: str) -> Player:
-    """Hook for the ONNX player of the agents package (not part of the server)."""
-    raise PlayerUnavailable(f"{name}: the ONNX player is not available in this build yet "
-                            "(it comes with the agents package's neural player)")
+        return agents.make_player(text)
+    except agents.SpecError as err:
+        raise PlayerUnavailable(f"{err} (or {CHAMPION})") from None
+    except ImportError as err:  # a scheme whose runtime (e.g. onnxruntime) is not installed
+        raise PlayerUnavailable(f"player {text!r} cannot be loaded here: {err}") from None
 
 
 def _champion_player(source: ChampionSource) -> Player:
@@ -131,7 +107,11 @@ def _champion_player(source: ChampionSource) -> Player:
     from ouroboros.trainer.artifacts import registry
 
     version, model = registry.Registry.open(source.registry_url).load_champion(source.game)
-    return _neural_player(model, name=f"champion {version.id} of {source.game}")
+    folder = tempfile.mkdtemp(prefix="ouro-champion-")
+    path = os.path.join(folder, f"{version.id}.onnx")
+    with open(path, "wb") as out:
+        out.write(model)
+    return make_player(f"onnx:{path}")
 
 
 def is_budgeted(spec: Spec) -> bool:
@@ -150,8 +130,11 @@ def budgeted_spec(spec: Spec, timeout_ms: int, margin_ms: int) -> Spec:
         return spec
     allowed = budget_ms(timeout_ms, margin_ms)
     asked = spec.option("ms")
-    if asked is not None and asked.isdigit():
-        allowed = min(allowed, int(asked))
+    if asked is not None:
+        try:
+            allowed = min(allowed, int(float(asked)))
+        except ValueError:
+            return spec  # the registry refuses the bad value with its own message
     return spec.with_option("ms", str(allowed))
 
 
