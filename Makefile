@@ -19,7 +19,7 @@ $(BIN)/ouro: pyproject.toml setup.py
 setup: $(BIN)/ouro
 
 demo: setup
-	$(BIN)/ouro play --players heuristic,search,greedy,random-safe --games 4 --render 0
+	$(BIN)/ouro play --players heuristic,search,greedy,random-safe --games 4 --render 0 --search-ms 100 --render-delay 0.03
 
 lint: setup
 	$(BIN)/ruff check trainer operator tests benchmarks
