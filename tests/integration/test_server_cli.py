@@ -80,9 +80,10 @@ def servers(tmp_path_factory):
     assert codes == [0, 0], "ouro serve did not stop cleanly on SIGTERM"
 
 
-def play(cli: Path, out: Path, snakes: list[tuple[str, str]], gametype: str, seed: int) -> tuple[list[dict], str]:
+def play(cli: Path, out: Path, snakes: list[tuple[str, str]], gametype: str, seed: int,
+         timeout_ms: int = TIMEOUT_MS) -> tuple[list[dict], str]:
     """Runs one CLI game; returns (the output log's records, the CLI's stderr)."""
-    args = [str(cli), "play", "-W", "11", "-H", "11", "-g", gametype, "-t", str(TIMEOUT_MS),
+    args = [str(cli), "play", "-W", "11", "-H", "11", "-g", gametype, "-t", str(timeout_ms),
             "--seed", str(seed), "-o", str(out)]
     for name, url in snakes:
         args += ["--name", name, "--url", url]
@@ -93,17 +94,18 @@ def play(cli: Path, out: Path, snakes: list[tuple[str, str]], gametype: str, see
     return records, proc.stderr + proc.stdout
 
 
-def check_game(records: list[dict], cli_output: str, names: set[str]) -> dict:
+def check_game(records: list[dict], cli_output: str, names: set[str],
+               timeout_ms: int = TIMEOUT_MS) -> dict:
     """The game's log is well formed, it ended, and nothing timed out or failed."""
     game, turns, result = records[0], records[1:-1], records[-1]
-    assert {"id", "ruleset", "map", "timeout"} <= set(game) and game["timeout"] == TIMEOUT_MS
+    assert {"id", "ruleset", "map", "timeout"} <= set(game) and game["timeout"] == timeout_ms
     assert turns, "no turns recorded"
     assert [t["turn"] for t in turns] == list(range(len(turns)))
     assert all(t["game"]["id"] == game["id"] for t in turns)
     assert set(result) == {"winnerId", "winnerName", "isDraw"}
     assert result["isDraw"] or result["winnerName"] in names, result
     latencies = [int(s["latency"]) for t in turns[1:] for s in t["board"]["snakes"]]
-    assert latencies and max(latencies) < TIMEOUT_MS, f"a move hit the timeout: {max(latencies)} ms"
+    assert latencies and max(latencies) < timeout_ms, f"a move hit the timeout: {max(latencies)} ms"
     problems = [line for line in cli_output.splitlines()
                 if re.match(r"^(WARN|ERROR|FATAL)", line) or "failed" in line.lower()]
     assert not problems, "\n".join(problems[:10])
@@ -154,3 +156,20 @@ def test_other_rulesets_finish_cleanly(battlesnake_cli, servers, tmp_path, gamet
         assert any(t["board"]["hazards"] for t in records[1:-1]), "royale never shrank"
     check_servers(servers, records[0]["id"], [1, 1])
     print(f"{gametype}: {summary}")
+
+
+def test_search_player_keeps_within_a_short_timeout(battlesnake_cli, servers, tmp_path):
+    """A budgeted player under a 250 ms engine timeout thinks 100 ms (margin 150) and
+    no move comes near the timeout."""
+    search = ServerProcess("search", tmp_path / "search.log")
+    try:
+        records, output = play(battlesnake_cli, tmp_path / "out.jsonl",
+                               [("S", search.url), ("A", servers[0].url)], "standard", 3,
+                               timeout_ms=250)
+        summary = check_game(records, output, {"S", "A"}, timeout_ms=250)
+        check_servers([search, servers[0]], records[0]["id"], [1, 1])
+        assert "budget 100 ms" in search.log()
+        assert "of a 250 ms timeout" not in search.log()  # never past 175 ms of thinking
+    finally:
+        assert search.stop() == 0
+    print(f"search: {summary}")

@@ -360,6 +360,19 @@ def test_search_budget_fits_the_game_timeout(spec, timeout, want):
     assert str(players.budgeted_spec(players.Spec.parse(spec), timeout, margin_ms=150)) == want
 
 
+def test_each_game_gets_a_search_budget_from_its_timeout(serve):
+    srv = serve(spec="search:ms=400", latency_margin_ms=150)
+    c = Client(srv)
+    for game, timeout in (("quick", 200), ("slow", 2000)):
+        body = request_body(game, turn=0, timeout=timeout)
+        assert c.call("POST", "/start", body)[0] == 200
+    quick, slow = (srv.app.sessions.get_or_open((g, "me"), None)[0] for g in ("quick", "slow"))
+    assert (quick.budget_ms, quick.player.ms) == (50, 50)
+    assert (slow.budget_ms, slow.player.ms) == (400, 400)  # never more than the spec asked
+    assert c.call("POST", "/move", request_body("quick", turn=1, timeout=200))[1]["move"] == "right"
+    c.close()
+
+
 # -- concurrency and bounds -------------------------------------------------------------
 
 def test_concurrent_games_are_all_answered(serve):
