@@ -209,3 +209,18 @@ def test_unmasked_draws_after_an_uneven_shuffle() -> None:
         sc.permutation(int(n))
     assert got[0] == [sc.int63() for sc in scalars]
     assert got[1] == [sc.permutation(300) for sc in scalars]
+
+
+def test_shuffle_prefix_traces_back_to_the_full_shuffle():
+    """shuffle_prefix follows writes backwards instead of replaying swaps: same answer."""
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        seeds = rng.integers(-(2**40), 2**40, 40)
+        lengths = rng.integers(0, 400 if trial % 4 == 0 else 60, 40)
+        k = int(rng.integers(1, 6))
+        full = GoRandBatch(seeds).shuffle(lengths)
+        prefix = GoRandBatch(seeds).shuffle_prefix(lengths, k)
+        want = np.full((40, k), -1)
+        width = min(k, full.shape[1])
+        want[:, :width] = full[:, :width]
+        np.testing.assert_array_equal(prefix, want)

@@ -361,6 +361,43 @@ class GoRand:
         return items
 
 
+def _trace_back(picks: np.ndarray, sizes: np.ndarray, p: int) -> np.ndarray:
+    """Which original index ends at position p after Go's Shuffle: int64 (m,), -1 if p >= size.
+
+    picks: int64 (steps, m), step s of a row of size n swapping i = n - 1 - s
+    with j = picks[s]. Position q is last written either by its own step
+    (i = q, taking what position j held) or by the latest later step whose j
+    is q (taking what position i held). Following those writes backwards in
+    time ends at an index no step moved: the original value. The chain is
+    short (about ln n hops), so this is a handful of vector operations where
+    replaying every swap is one per element.
+    """
+    steps, m = picks.shape
+    by_row = np.ascontiguousarray(picks.T)  # (m, steps): each hop gathers whole rows
+    result = np.full(m, -1, dtype=np.int64)
+    live = p < sizes
+    if p == 0:
+        q = np.zeros(m, dtype=np.int64)
+    else:  # position p's own step wrote it last: it took what position picks[p's step] held
+        q = by_row[np.arange(m), np.clip(sizes - 1 - p, 0, steps - 1)]
+    t = np.full(m, p, dtype=np.int64)  # steps for i <= t have not happened yet at this point
+    s_index = np.arange(steps)
+    while live.any():
+        a = np.flatnonzero(live)
+        # The latest step (smallest i > t, i.e. largest s < n - 1 - t) whose j is q.
+        hit = (by_row[a] == q[a, None]) & (s_index < (sizes[a] - 1 - t[a])[:, None])
+        found = hit.any(axis=1)
+        last = steps - 1 - np.argmax(hit[:, ::-1], axis=1)
+        done = a[~found]
+        result[done] = q[done]
+        live[done] = False
+        more = a[found]
+        i = sizes[more] - 1 - last[found]
+        q[more] = i
+        t[more] = i
+    return result
+
+
 class GoRandBatch:
     """N independent Go generators, ``rand.New(rand.NewSource(seeds[r]))``.
 
@@ -647,13 +684,26 @@ class GoRandBatch:
         """The first k entries of ``shuffle(lengths, active)``: int64 (N, k).
 
         Same draws as ``shuffle``; positions past a row's length are -1. The
-        standard map takes its new food from this prefix.
+        standard map takes its new food from this prefix, usually k = 1, so
+        the swaps are not replayed: each wanted position is traced back
+        through the picks (see ``_trace_back``), a few vector steps instead of
+        one per element.
         """
-        perm = self.shuffle(lengths, active)
-        if perm.shape[1] >= k:
-            return perm[:, :k].copy()
-        pad = np.full((self._n, k - perm.shape[1]), -1, dtype=np.int64)
-        return np.concatenate([perm, pad], axis=1)
+        rows = self._rows(active)
+        lengths = np.broadcast_to(np.asarray(lengths, dtype=np.int64), (self._n,))
+        if lengths.size and (lengths.min() < 0 or lengths.max() > INT32_MAX):
+            raise ValueError("lengths must be in 0 .. 2**31 - 1")
+        sizes = lengths[rows]
+        out = np.full((self._n, k), -1, dtype=np.int64)
+        out[rows[sizes == 1], 0] = 0
+        movers = sizes >= 2
+        rows, sizes = rows[movers], sizes[movers]
+        if rows.size == 0 or k == 0:
+            return out
+        picks = self._shuffle_picks(rows, sizes)
+        for p in range(k):
+            out[rows, p] = _trace_back(picks, sizes, p)
+        return out
 
     def _shuffle_picks(self, rows: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """The j of each Fisher-Yates step: int64 (max(sizes) - 1, m).

@@ -157,12 +157,10 @@ def spawn_food(config: GameConfig, state: BatchState) -> None:
     n_free[keep] = free.sum(axis=1)
     perm = rng.shuffle_prefix(n_free, int(spawn.max()), active=keep)[keep]
     games, spawn, n_free = todo[keep], spawn[keep], n_free[keep]
-    order = np.argsort(~free, axis=1, kind="stable")  # free cells first, in x-major order
     cells = state.board.column_major_cells
     for k in range(perm.shape[1]):
-        ok = (k < spawn) & (k < n_free)
-        rows = np.flatnonzero(ok)
-        chosen = order[rows, perm[rows, k]]
+        rows = np.flatnonzero((k < spawn) & (k < n_free))
+        chosen = _nth_true(free[rows], perm[rows, k])  # the perm[k]-th free cell, x-major
         state.food[games[rows], cells[chosen]] = True
 
 

@@ -216,14 +216,17 @@ def _blame(state: BatchState, g, s, on_body):
     order), whose body[1:] holds the head; then the first that wins head-to-head
     (at least as long). Returns (cause [n] int8, blame [n] int8).
     """
-    n, cap = g.size, state.capacity
-    rel = (np.arange(cap)[None, None, :] - state.head_ptr[g][:, :, None]) % cap  # [n, S, L]
-    behind_head = (rel >= 1) & (rel < state.length[g][:, :, None])
-    target = state.body[g, s, state.head_ptr[g, s]]  # the suspects' heads [n]
-    hits = ((state.body[g] == target[:, None, None]) & behind_head).any(axis=2)  # [n, S]
+    n, n_snakes, cap = g.size, state.n_snakes, state.capacity
+    lengths = state.length[g]  # [n, S]
+    span = np.arange(1, max(int(lengths.max()), 2))  # segment offsets behind the head
+    snake = g[:, None] * n_snakes + np.arange(n_snakes)  # [n, S] flat snake index
+    ring = (state.head_ptr[g][:, :, None] + span) % cap  # [n, S, K]
+    segments = state_mod.flat(state.body).take(snake[:, :, None] * cap + ring)
+    target = state.cells_of(g, s, 0)  # the suspects' heads [n]
+    behind_head = span < lengths[:, :, None]
+    hits = ((segments == target[:, None, None]) & behind_head).any(axis=2)  # [n, S]
     hits &= state.alive[g] & on_body[:, None]
-    heads_all = np.take_along_axis(state.body[g], state.head_ptr[g][:, :, None], axis=2)[..., 0]
-    lengths = state.length[g]
+    heads_all = state_mod.flat(state.body).take(snake * cap + state.head_ptr[g])
     wins_h2h = (heads_all == target[:, None]) & (lengths >= state.length[g, s][:, None]) & state.alive[g]
     rows = np.arange(n)
     others = np.ones((n, state.n_snakes), bool)
