@@ -99,8 +99,9 @@ def time_free(state: BatchState, depth: int) -> np.ndarray:
     free_at = np.zeros((state.batch_size, state.board.n_cells), np.int64)
     length = np.where(state.alive, state.length, 0)
     for j in range(int(length.max(initial=0))):
-        cells = state.segment(j)
-        value = np.where(j < length, np.minimum(length - j, depth + 1), 0)
+        has = j < length  # others write padding cell 0, so no live cell is written twice
+        cells = np.where(has, state.segment(j), 0)
+        value = np.where(has, np.minimum(length - j, depth + 1), 0)
         free_at[b, cells] = np.maximum(free_at[b, cells], value)
     return free_at
 
