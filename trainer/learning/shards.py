@@ -350,3 +350,51 @@ def describe(
         cursor=cursor,
         extra=dict(extra or {}),
     )
+
+
+class DataSummary(BaseModel):
+    """Totals over a set of shards (one row of ``ouro data stats``)."""
+
+    run: str | None = Field(None, description="Run, or None for a total over runs.")
+    phase: str | None = Field(None, description="Phase, or None for a total over phases.")
+    producer: str | None = Field(None, description="Producer, or None for all producers.")
+    shards: int = Field(0, description="Shards holding these positions.")
+    games: int = Field(0, description="Games (summed per shard; shards hold whole games).")
+    positions: int = Field(0, description="Recorded positions.")
+    quality_mean: float | None = Field(None, description="Mean position quality.")
+    oldest: float | None = Field(None, description="Oldest position (unix seconds).")
+    newest: float | None = Field(None, description="Newest position (unix seconds).")
+    bytes: int = Field(0, description="Compressed size on the store.")
+
+
+def summarize(refs: list[ShardRef]) -> dict[str, list[DataSummary]]:
+    """Totals of ``refs`` from their sidecars: ``{"total": [one row], "phases": [per (run,
+    phase)], "producers": [per (run, phase, producer)]}``, each sorted by its key."""
+    rows: dict[tuple[str | None, str | None, str | None], DataSummary] = {}
+    quality: dict[tuple[str | None, str | None, str | None], float] = {}
+
+    def add(key, games: int, positions: int, quality_sum: float, meta: ShardMeta, size: int) -> None:
+        s = rows.setdefault(key, DataSummary(run=key[0], phase=key[1], producer=key[2]))
+        s.shards += 1
+        s.games += games
+        s.positions += positions
+        s.bytes += size
+        s.oldest = meta.created_min if s.oldest is None else min(s.oldest, meta.created_min)
+        s.newest = meta.created_max if s.newest is None else max(s.newest, meta.created_max)
+        quality[key] = quality.get(key, 0.0) + quality_sum
+
+    for ref in refs:
+        m = ref.meta
+        for key in ((None, None, None), (m.run, m.phase, None)):
+            add(key, m.games, m.rows, m.quality_mean * m.rows, m, ref.info.size)
+        for name, p in m.by_producer.items():
+            add((m.run, m.phase, name), p.games, p.rows, p.quality_sum, m, 0)
+    for key, s in rows.items():
+        s.quality_mean = quality[key] / s.positions if s.positions else None
+    total = rows.pop((None, None, None), DataSummary())
+    ordered = [s for _, s in sorted(rows.items(), key=lambda kv: tuple(k or "" for k in kv[0]))]
+    return {
+        "total": [total],
+        "phases": [s for s in ordered if s.producer is None],
+        "producers": [s for s in ordered if s.producer is not None],
+    }

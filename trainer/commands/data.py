@@ -1,0 +1,157 @@
+"""`ouro data stats`: what replay data a store holds (games, positions, quality, age).
+
+Thin wiring over :func:`ouroboros.trainer.learning.shards.summarize`: it reads
+shard sidecars only, so it is cheap on a large store; ``--verify`` also
+hashes every shard and lists the corrupt ones (which training skips).
+Humans get rich tables; ``--json`` prints one JSON document for scripts.
+Exit codes: 0 ok, 1 refused (bad store or name), 2 usage, 3 a corrupt shard
+was found by ``--verify``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ouroboros.trainer.artifacts import store as st
+from ouroboros.trainer.learning import shards
+
+DEFAULT_STORE = "./runs/registry"  # the same default store as `ouro registry`
+EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="ouro data",
+        description="Replay data in an artifact store.",
+        epilog="exit codes: 0 ok, 1 refused, 2 usage, 3 corrupt shard found by --verify",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("stats", help="games, positions, quality and age per phase and producer")
+    p.add_argument(
+        "--store",
+        default=os.environ.get("OURO_STORE", DEFAULT_STORE),
+        help=f"artifact store URL (default: $OURO_STORE or {DEFAULT_STORE})",
+    )
+    p.add_argument("--run", help="only this training run (default: every run in the store)")
+    p.add_argument("--phase", help="only this phase (with --run)")
+    p.add_argument("--verify", action="store_true", help="hash every shard and report corrupt ones")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `ouro data ...`; returns the exit code."""
+    try:
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:  # argparse exits on --help (0) and on usage errors (2)
+        return int(e.code or 0)
+    if args.phase and not args.run:
+        print("ouro data: error: --phase needs --run", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = st.ArtifactStore(args.store)
+        refs = shards.list_shards(store, args.run, args.phase)
+        corrupt = _verify(store, refs) if args.verify else []
+    except (st.ArtifactError, ValueError, OSError) as e:
+        print(f"ouro data: error: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    summary = shards.summarize(refs)
+    now = time.time()
+    if args.json:
+        print(json.dumps(_document(store, args, summary, corrupt, now), indent=2, sort_keys=True))
+    else:
+        _print(store, args, summary, corrupt, now)
+    return EXIT_CORRUPT if corrupt else 0
+
+
+def _verify(store: st.ArtifactStore, refs: list[shards.ShardRef]) -> list[dict[str, str]]:
+    corrupt = []
+    for ref in refs:
+        try:
+            shards.read_shard(store, ref)
+        except st.ArtifactError as e:
+            corrupt.append({"key": ref.key, "error": str(e)})
+    return corrupt
+
+
+def _row(s: shards.DataSummary, now: float) -> dict[str, Any]:
+    doc = s.model_dump(mode="json")
+    for field in ("oldest", "newest"):
+        value = doc[field]
+        doc[f"{field}_at"] = None if value is None else datetime.fromtimestamp(value, UTC).isoformat()
+        doc[f"{field}_age_s"] = None if value is None else round(now - value, 3)
+    return doc
+
+
+def _document(store, args, summary, corrupt, now) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return {
+        "store": store.url,
+        "run": args.run,
+        "phase": args.phase,
+        "total": _row(summary["total"][0], now),
+        "phases": [_row(s, now) for s in summary["phases"]],
+        "producers": [_row(s, now) for s in summary["producers"]],
+        **({"corrupt": corrupt} if args.verify else {}),
+    }
+
+
+def _age(value: float | None, now: float) -> str:
+    if value is None:
+        return "-"
+    seconds = max(0.0, now - value)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def _print(store, args, summary, corrupt, now) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200, soft_wrap=False)
+    scope = f"run {args.run}" + (f", phase {args.phase}" if args.phase else "") if args.run else "all runs"
+    if not summary["phases"]:
+        console.print(f"no replay shards in {store.url} ({scope})")
+        return
+    table = Table(title=f"replay data in {store.url} ({scope})")
+    for col in ("run", "phase", "producer", "shards", "games", "positions", "quality", "oldest", "newest", "size"):
+        table.add_column(col, justify="right" if col in ("shards", "games", "positions", "quality", "size") else "left")
+    rows = [*summary["phases"], *summary["producers"]]
+    rows.sort(key=lambda s: (s.run or "", s.phase or "", s.producer is not None, s.producer or ""))
+    rows.append(summary["total"][0])
+    for s in rows:
+        is_total = s.run is None
+        table.add_row(
+            "total" if is_total else s.run,
+            "" if is_total else s.phase,
+            f"  {s.producer}" if s.producer else ("" if is_total else "(all)"),
+            f"{s.shards:,}" if s.producer is None else "",
+            f"{s.games:,}",
+            f"{s.positions:,}",
+            "-" if s.quality_mean is None else f"{s.quality_mean:.3f}",
+            _age(s.oldest, now),
+            _age(s.newest, now),
+            _size(s.bytes) if s.producer is None else "",
+            end_section=is_total or False,
+            style="bold" if is_total else None,
+        )
+    console.print(table)
+    for c in corrupt:
+        console.print(f"[red]corrupt shard[/] {c['key']}: {c['error']}")
