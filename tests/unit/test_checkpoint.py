@@ -167,6 +167,10 @@ def test_keeps_the_newest_few(store):
     for step in range(1, 6):
         ckpt_er.save(model=state.model, optimizer=state.optimizer, step=step)
     assert [s for s, _ in ckpt_er.list()] == [4, 5]
+    leftover = f"{store.path(PREFIX)}/.step-0000000006.pt.tmp-0123"
+    store.fs.pipe_file(leftover, b"killed mid-save")
+    assert ck.Checkpointer(store, PREFIX).list() == ckpt_er.list()
+    assert not store.fs.exists(leftover)  # swept when the next trainer opens the prefix
     with pytest.raises(ValueError, match="keep"):
         ck.Checkpointer(store, PREFIX, keep=1)
 

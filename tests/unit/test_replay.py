@@ -108,10 +108,14 @@ def test_half_written_shard_is_invisible_and_replaced(store):
     orphan = shards.shard_key(RUN, "bootstrap", 0, 1)
     store.fs.pipe_file(store.path(orphan), b"half a shard")
     folder = store.path(shards.replay_prefix(RUN, "bootstrap").rstrip("/"))
-    store.fs.pipe_file(f"{folder}/.shard-0000-00000002.npz.tmp-x", b"temp")
+    for worker in (0, 1):
+        store.fs.pipe_file(f"{folder}/.shard-000{worker}-00000002.npz.tmp-x", b"temp")
     assert [r.key for r in shards.list_shards(store, RUN)] == [shards.shard_key(RUN, "bootstrap", 0, 0)]
     writer = write_games(store, [7])
     assert writer.next_seq == 2
+    # the writer removed its own leftover temp file, not worker 1's (maybe a live write)
+    names = sorted(p.rsplit("/", 1)[-1] for p in store.fs.ls(folder, detail=False))
+    assert [n for n in names if ".tmp-" in n] == [".shard-0001-00000002.npz.tmp-x"]
     ref = shards.list_shards(store, RUN)[-1]
     assert ref.key == orphan and shards.read_shard(store, ref)["game_id"][0] == 7
 

@@ -213,6 +213,26 @@ class ArtifactStore:
         else:
             self.fs.mv(tmp, path)
 
+    def remove_temp_files(self, folder: str, name_prefix: str = "") -> int:
+        """Delete the temp files that writes killed mid-way left in ``folder`` (not below
+        it), for artifacts whose names start with ``name_prefix``; returns how many.
+
+        A temp file of a write still in progress looks the same, so call this only
+        for names no other live process writes (e.g. a worker's own shards, at start)."""
+        path = f"{self.root}/{_check_key(folder.strip('/'))}"
+        try:
+            entries = self.fs.ls(path, detail=False)
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for entry in entries:
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith(f".{name_prefix}") and ".tmp-" in name:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(entry)
+                    removed += 1
+        return removed
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         """Serialise read-modify-write of ``key`` between processes on a local store.

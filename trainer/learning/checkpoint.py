@@ -118,6 +118,7 @@ class Checkpointer:
         if keep < 2:
             raise ValueError(f"keep must be >= 2 so that a corrupt newest one has a fallback, got {keep}")
         self.store, self.prefix, self.keep = store, prefix.strip("/"), keep
+        store.remove_temp_files(self.prefix)  # left by a killed save; one trainer per prefix
 
     def key(self, step: int) -> str:
         """The key of the checkpoint at ``step``."""

@@ -249,6 +249,8 @@ class ReplayWriter:
             raise ValueError(f"worker must be >= 0, got {worker}")
         self.store, self.run, self.phase, self.worker = store, run, phase, worker
         self.shard_rows, self.extra, self._clock = shard_rows, dict(extra or {}), clock
+        # our own leftovers only: another worker's temp file may be a write in progress
+        store.remove_temp_files(replay_prefix(run, phase), f"shard-{worker:04d}-")
         mine = [r for r in list_shards(store, run, phase) if r.meta.worker == worker]
         mine.sort(key=lambda r: r.meta.seq)
         self.next_seq = mine[-1].meta.seq + 1 if mine else 0
