@@ -1,0 +1,165 @@
+"""The layers the networks are assembled from: trunks' blocks and the two heads.
+
+Every layer here is size-agnostic (no parameter depends on the board's H or
+W) and exports to plain ONNX operators (Conv, MatMul, Softmax,
+LayerNormalization, Pad/Slice-free gathers), so one trained network runs on
+any board and the classic TorchScript exporter needs no custom symbolic.
+
+The board mask (the ``board`` input plane, 1 on playable cells) threads
+through the trunk: blocks zero their output on padding, pooling averages
+over playable cells only and attention never attends to padding, so a
+board padded into a larger input computes what the unpadded board would.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+
+class Normalisation(str, Enum):
+    """Normalisation after each convolution."""
+
+    BATCH = "batch"  # folds into the convolution at inference: the fastest to serve
+    GROUP = "group"  # independent of the batch: steadier with small or mixed batches
+    NONE = "none"
+
+
+def norm_layer(kind: Normalisation, channels: int, groups: int) -> nn.Module:
+    """A normalisation layer over [B, C, H, W]."""
+    if kind is Normalisation.BATCH:
+        return nn.BatchNorm2d(channels)
+    if kind is Normalisation.GROUP:
+        return nn.GroupNorm(math.gcd(groups, channels), channels)
+    return nn.Identity()
+
+
+class ConvBlock(nn.Module):
+    """conv3x3 -> norm -> ReLU, zeroed on padding. [B, Cin, H, W] -> [B, Cout, H, W]."""
+
+    def __init__(self, c_in: int, c_out: int, norm: Normalisation, groups: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm is Normalisation.NONE)
+        self.norm = norm_layer(norm, c_out, groups)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, Cin, H, W], mask [B, 1, H, W] -> [B, Cout, H, W]."""
+        return F.relu(self.norm(self.conv(x))) * mask
+
+
+class ResidualBlock(nn.Module):
+    """Two conv3x3 with a skip connection (He et al.), zeroed on padding. [B, C, H, W] -> same."""
+
+    def __init__(self, channels: int, norm: Normalisation, groups: int) -> None:
+        super().__init__()
+        bias = norm is Normalisation.NONE
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.norm1 = norm_layer(norm, channels, groups)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.norm2 = norm_layer(norm, channels, groups)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, C, H, W], mask [B, 1, H, W] -> [B, C, H, W]."""
+        y = F.relu(self.norm1(self.conv1(x))) * mask
+        y = self.norm2(self.conv2(y))
+        return F.relu(x + y) * mask
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention over board cells, then a feed-forward layer (pre-norm
+    transformer layer). Lets every cell see the whole board in one step, which 3×3
+    convolutions need about W/2 layers for (a snake's fate often hangs on a far tail).
+
+    Written out instead of ``nn.MultiheadAttention`` so the padding mask is a plain
+    additive bias that exports as Add, and the graph stays readable. Positions come
+    from the convolutional features that feed it (zero padding marks the walls).
+    """
+
+    def __init__(self, channels: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads})")
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        self.norm2 = nn.LayerNorm(channels)
+        self.ffn = nn.Sequential(
+            nn.Linear(channels, 2 * channels), nn.ReLU(), nn.Linear(2 * channels, channels)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, C, H, W], mask [B, 1, H, W] -> [B, C, H, W]."""
+        b, c, h, w = x.shape
+        d = c // self.heads
+        tokens = x.flatten(2).transpose(1, 2)  # [B, N, C], N = H*W
+        q, k, v = self.qkv(self.norm1(tokens)).chunk(3, dim=-1)
+        q = q.reshape(b, -1, self.heads, d).transpose(1, 2)  # [B, heads, N, d]
+        k = k.reshape(b, -1, self.heads, d).transpose(1, 2)
+        v = v.reshape(b, -1, self.heads, d).transpose(1, 2)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(d))  # [B, heads, N, N]
+        scores = scores + (mask.flatten(1)[:, None, None, :] - 1.0) * 1e4  # no attention to padding
+        attn = self.dropout(torch.softmax(scores, dim=-1))
+        mixed = torch.matmul(attn, v).transpose(1, 2).reshape(b, -1, c)  # [B, N, C]
+        tokens = tokens + self.dropout(self.proj(mixed))
+        tokens = tokens + self.dropout(self.ffn(self.norm2(tokens)))
+        return tokens.transpose(1, 2).reshape(b, c, h, w) * mask
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over playable cells. x [B, C, H, W], mask [B, 1, H, W] -> [B, C]."""
+    return (x * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp(min=1.0)
+
+
+def at_cells(x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Features read at one-hot cells. x [B, C, H, W], where [B, K, H, W] -> [B, K, C]."""
+    return torch.matmul(where.flatten(2), x.flatten(2).transpose(1, 2))
+
+
+class PolicyHead(nn.Module):
+    """4 move logits read where the moves go: [B, C, H, W] features -> [B, 4].
+
+    Each move's logit = a shared linear map of the features of the cell it enters
+    (one step from my head; zero off the board) + a linear map of my head's
+    features and the board average. Reading at the head is what HandyRL's Hungry
+    Geese network did; the neighbour term gives each move its own evidence.
+    """
+
+    def __init__(self, channels: int, dropout: float) -> None:
+        super().__init__()
+        # Fixed kernels that move the head marker onto the cell each move enters
+        # (UP = row - 1, DOWN = row + 1, LEFT = column - 1, RIGHT = column + 1).
+        kernel = torch.zeros(4, 1, 3, 3)
+        kernel[0, 0, 2, 1] = kernel[1, 0, 0, 1] = kernel[2, 0, 1, 2] = kernel[3, 0, 1, 0] = 1.0
+        self.register_buffer("neighbours", kernel, persistent=False)
+        self.cell = nn.Linear(channels, 1)
+        self.context = nn.Sequential(
+            nn.Linear(2 * channels, channels), nn.ReLU(), nn.Dropout(dropout), nn.Linear(channels, 4)
+        )
+
+    def forward(self, x: torch.Tensor, head: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, C, H, W], head [B, 1, H, W] (one-hot), mask [B, 1, H, W] -> logits [B, 4]."""
+        targets = F.conv2d(head, self.neighbours, padding=1)  # [B, 4, H, W]
+        per_move = self.cell(at_cells(x, targets))[..., 0]  # [B, 4]
+        context = torch.cat([at_cells(x, head)[:, 0], masked_mean(x, mask)], dim=1)
+        return per_move + self.context(context)
+
+
+class ValueHead(nn.Module):
+    """Expected outcome for me in [-1, 1]: [B, C, H, W] features -> [B, 1] (tanh)."""
+
+    def __init__(self, channels: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * channels, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, x: torch.Tensor, head: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, C, H, W], head [B, 1, H, W], mask [B, 1, H, W] -> [B, 1]."""
+        features = torch.cat([at_cells(x, head)[:, 0], masked_mean(x, mask)], dim=1)
+        return torch.tanh(self.mlp(features))

@@ -1,0 +1,187 @@
+"""Policy-value networks, sized by a typed config, built by one factory.
+
+Two architectures, the operations guide's two (`CNN_Simple`,
+`CNN_Attention_Residual`):
+
+* ``cnn_simple``: a stack of conv3x3 layers. The cheapest net that learns
+  local safety and food-seeking; the yardstick for the other.
+* ``cnn_attention_residual``: residual conv blocks with multi-head
+  self-attention layers over the board's cells spread among them, so that
+  far-away tails and space reach every cell in one step.
+
+Both take the planes of :mod:`.encoding` ``[N, C, H, W]`` and return
+``(policy logits [N, 4], value [N, 1] in [-1, 1])``; moves are indexed like
+``Move`` (UP, DOWN, LEFT, RIGHT). Nothing depends on H or W, so a network
+trained on one board plays any other (see :mod:`.blocks`).
+
+**The default** (``NetworkConfig()``): attention-residual, 6 blocks × 32
+channels, one 4-head attention layer, batch norm: about 0.13 M parameters,
+p99 well under 1 ms at batch 1 on one thread and a few MB as ONNX (issue 5's
+serving goal: p99 <= 1 ms, <= 20 MB; the figures are printed by
+``benchmarks/onnx.py``). Batch norm is the default because it folds into
+the convolutions at export, so it costs nothing to serve.
+
+A checkpoint for :func:`load_checkpoint` is a ``torch.save``'d dict with
+``"network"`` (this config as a dict) and ``"model"`` (the state dict); any
+other keys (optimiser, step ...) are ignored here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from enum import Enum
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from ouroboros.trainer.learning import blocks, encoding
+from ouroboros.trainer.learning.blocks import Normalisation
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Architecture",
+    "NetworkConfig",
+    "Normalisation",
+    "PolicyValueNet",
+    "build_network",
+    "count_parameters",
+    "load_checkpoint",
+]
+
+
+class Architecture(str, Enum):
+    """Network families."""
+
+    CNN_SIMPLE = "cnn_simple"
+    CNN_ATTENTION_RESIDUAL = "cnn_attention_residual"
+
+
+class NetworkConfig(BaseModel):
+    """The size and shape of a network (a TrainingRun's ``model`` section)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    architecture: Architecture = Field(
+        Architecture.CNN_ATTENTION_RESIDUAL, description="cnn_simple or cnn_attention_residual."
+    )
+    in_channels: int = Field(
+        encoding.N_CHANNELS, ge=1, description="Input planes; the encoding's channel count."
+    )
+    blocks: int = Field(
+        6, ge=1, le=64, description="Conv layers (cnn_simple) or residual blocks (attention)."
+    )
+    channels: int = Field(32, ge=4, le=512, description="Feature channels of the trunk.")
+    heads: int = Field(4, ge=1, le=32, description="Attention heads; must divide channels.")
+    attention_layers: int = Field(
+        1, ge=0, le=16, description="Attention layers spread evenly among the residual blocks."
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout in attention and heads.")
+    normalisation: Normalisation = Field(
+        Normalisation.BATCH, description="batch, group or none, after every convolution."
+    )
+    groups: int = Field(8, ge=1, description="Groups of group normalisation.")
+    value_hidden: int = Field(64, ge=1, description="Hidden units of the value head.")
+
+    @model_validator(mode="after")
+    def _check(self) -> NetworkConfig:
+        if self.architecture is Architecture.CNN_ATTENTION_RESIDUAL:
+            if self.channels % self.heads:
+                raise ValueError(
+                    f"channels ({self.channels}) must be a multiple of heads ({self.heads})"
+                )
+            if self.attention_layers > self.blocks:
+                raise ValueError(
+                    f"attention_layers ({self.attention_layers}) exceeds blocks ({self.blocks})"
+                )
+        return self
+
+    @property
+    def name(self) -> str:
+        """Short architecture name for registries and logs, e.g. ``cnn_attention_residual-6x32``."""
+        return f"{self.architecture.value}-{self.blocks}x{self.channels}"
+
+
+class PolicyValueNet(nn.Module):
+    """Planes [N, C, H, W] -> (policy logits [N, 4], value [N, 1] in [-1, 1]).
+
+    The trunk is a list of blocks that all take (features, board mask); the
+    heads read at my head (the ``own_head`` plane) and over the board.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, norm, groups = config.channels, config.normalisation, config.groups
+        layers: list[nn.Module] = [blocks.ConvBlock(config.in_channels, c, norm, groups)]
+        if config.architecture is Architecture.CNN_SIMPLE:
+            layers += [blocks.ConvBlock(c, c, norm, groups) for _ in range(config.blocks - 1)]
+        else:
+            after = _attention_positions(config.blocks, config.attention_layers)
+            for i in range(config.blocks):
+                layers.append(blocks.ResidualBlock(c, norm, groups))
+                if i in after:
+                    layers.append(blocks.AttentionBlock(c, config.heads, config.dropout))
+        self.trunk = nn.ModuleList(layers)
+        self.policy = blocks.PolicyHead(c, config.dropout)
+        self.value = blocks.ValueHead(c, config.value_hidden, config.dropout)
+
+    def forward(self, board: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """board [N, C, H, W] float32 -> (policy logits [N, 4], value [N, 1])."""
+        mask = board[:, encoding.Channel.BOARD : encoding.Channel.BOARD + 1]
+        head = board[:, encoding.Channel.OWN_HEAD : encoding.Channel.OWN_HEAD + 1]
+        x = board
+        for layer in self.trunk:
+            x = layer(x, mask)
+        return self.policy(x, head, mask), self.value(x, head, mask)
+
+
+def _attention_positions(n_blocks: int, n_attention: int) -> set[int]:
+    """Indices of the residual blocks followed by attention: evenly spread, the last one
+    always (attention sees the most refined features there)."""
+    return {n_blocks - 1 - (i * n_blocks) // n_attention for i in range(n_attention)}
+
+
+def build_network(config: NetworkConfig | None = None, *, seed: int | None = None) -> PolicyValueNet:
+    """A freshly initialised network for ``config`` (the default one when None).
+
+    seed: makes the initial weights reproducible (uses a private generator state,
+    so the caller's torch RNG is untouched).
+    """
+    config = config or NetworkConfig()
+    if seed is None:
+        net = PolicyValueNet(config)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = PolicyValueNet(config)
+    log.info("built %s: %s parameters", config.name, f"{count_parameters(net):,}")
+    return net
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[PolicyValueNet, NetworkConfig]:
+    """The network of a checkpoint file (see the module docstring), in eval mode."""
+    raw = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(raw, dict) or "network" not in raw or "model" not in raw:
+        keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise ValueError(
+            f"{path}: not a network checkpoint (need a dict with 'network' and 'model', got {keys})"
+        )
+    config = NetworkConfig.model_validate(raw["network"])
+    net = PolicyValueNet(config)
+    net.load_state_dict(raw["model"])
+    log.info("loaded %s from %s: %s parameters", config.name, path, f"{count_parameters(net):,}")
+    return net.eval(), config
+
+
+def checkpoint(net: PolicyValueNet, **extra: object) -> dict[str, object]:
+    """The dict :func:`load_checkpoint` reads (save it with ``torch.save``); ``extra``
+    keys (optimiser state, step ...) ride along."""
+    return {"network": net.config.model_dump(mode="json"), "model": net.state_dict(), **extra}
