@@ -111,3 +111,24 @@ def test_init_matches_documented_placement():
     assert heads <= {(1, 1), (1, 9), (9, 1), (9, 9), (1, 5), (5, 1), (5, 9), (9, 5)}
     assert {"x": 5, "y": 5} in out["board"]["food"] and len(out["board"]["food"]) == 5
     assert all(len(s["body"]) == 3 and s["health"] == 100 for s in out["board"]["snakes"])
+
+
+def test_rings_widen_when_snakes_outgrow_them():
+    """Constrictor snakes grow every turn: the ring buffers must double without losing a segment."""
+    cfg = GameConfig(width=19, height=19, n_snakes=2, ruleset=Ruleset.CONSTRICTOR)
+    state = maps.new_games(cfg, np.arange(1, 9))
+    start = state.capacity
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        rules.advance(cfg, state, RandomSafe().act_all(cfg, state, rng))
+    assert state.length.max() > start and state.capacity >= state.length.max()
+    check = state.copy()
+    check.rebuild_occ()
+    np.testing.assert_array_equal(check.occ, state.occ)
+    for g in range(8):
+        for s in range(2):
+            cells = state.snake_cells(g, s)
+            x, y = state.board.xy(cells[1:])
+            # consecutive segments are neighbours or doubled: the ring kept the body's order
+            steps = np.abs(np.diff(x)) + np.abs(np.diff(y)) if cells.size > 2 else np.array([1])
+            assert (steps <= 1).all()

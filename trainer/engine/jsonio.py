@@ -134,7 +134,7 @@ def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "bo
         if not body:
             raise InputError(f"{spath}.body", "a snake needs at least one segment")
         bodies.append(body)
-    capacity = max(board.n_cells, max(len(b) for b in bodies) + 1)
+    capacity = max(32, max(len(b) for b in bodies) + 1)
     state = BatchState.empty(board, 1, len(snakes), capacity)
     state.turn[0], state.seed[0] = turn, seed
     for i, snake in enumerate(snakes):

@@ -22,6 +22,9 @@ import numpy as np
 
 from ouroboros.trainer.engine import types
 
+INITIAL_CAPACITY = 32
+"""Ring-buffer length a new batch starts with; the rules double it when a snake outgrows it."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Board:
@@ -102,7 +105,7 @@ class BatchState:
     board: Board
     turn: np.ndarray  # [B] int64
     seed: np.ndarray  # [B] int64: the game's seed; turn t draws from Go's NewSource(seed + t)
-    body: np.ndarray  # [B, S, L] int32 ring buffers of padded cells
+    body: np.ndarray  # [B, S, L] int16 ring buffers of padded cells (L grows on demand)
     head_ptr: np.ndarray  # [B, S] int64 ring index of the head
     length: np.ndarray  # [B, S] int64 segments, stacked ones included
     health: np.ndarray  # [B, S] int64
@@ -136,12 +139,12 @@ class BatchState:
     def empty(cls, board: Board, batch_size: int, n_snakes: int, capacity: int | None = None):
         """A batch of boards without food, hazards or placed snakes (all lengths 0)."""
         b, s, p = batch_size, n_snakes, board.n_cells
-        cap = capacity or p
+        cap = capacity or min(p, INITIAL_CAPACITY)
         return cls(
             board=board,
             turn=np.zeros(b, np.int64),
             seed=np.zeros(b, np.int64),
-            body=np.zeros((b, s, cap), np.int32),
+            body=np.zeros((b, s, cap), np.int16),
             head_ptr=np.zeros((b, s), np.int64),
             length=np.zeros((b, s), np.int64),
             health=np.full((b, s), types.SNAKE_MAX_HEALTH, np.int64),
