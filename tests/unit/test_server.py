@@ -202,6 +202,8 @@ MALFORMED = [
     ("setting of wrong type", _with(["game", "ruleset", "settings", "minimumFood"], "1"), 400,
      "game.ruleset.settings.minimumFood"),
     ("map a number", _with(["game", "map"], 1), 400, "game.map"),
+    ("royale that never shrinks", _with(["game", "ruleset"], {"name": "royale", "settings": {
+        "royale": {"shrinkEveryNTurns": 0}}}), 400, "game.ruleset.settings.royale.shrinkEveryNTurns"),
     ("timeout a string", _with(["game", "timeout"], "500"), 400, "game.timeout"),
     ("timeout zero", _with(["game", "timeout"], 0), 400, "game.timeout"),
     ("missing turn", _without(["turn"]), 400, "turn"),

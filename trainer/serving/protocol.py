@@ -155,7 +155,9 @@ def parse_move_request(obj: dict) -> MoveRequest:
     except jsonio.InputError as err:
         raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
     except ValueError as err:  # GameConfig's own range checks
-        raise RequestError(400, "board", str(err)) from None
+        where = ("game.ruleset.settings.royale.shrinkEveryNTurns" if "shrinkEveryNTurns" in str(err)
+                 else "board")
+        raise RequestError(400, where, str(err)) from None
     except OverflowError:  # a number too large for the engine's integer arrays
         where = _oversized_int(board, "board") or "board"
         raise RequestError(400, where, f"a number outside -{MAX_INT}..{MAX_INT}") from None
