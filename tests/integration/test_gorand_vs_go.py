@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from oracle import run_oracle
 
-from ouroboros.trainer.engine.gorand import GoRand, GoRandBatch
+from ouroboros.trainer.engine.gorand import GoRand
+from ouroboros.trainer.engine.gorand_batch import GoRandBatch
 
 pytestmark = pytest.mark.integration
 

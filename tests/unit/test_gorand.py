@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ouroboros.trainer.engine import gorand
-from ouroboros.trainer.engine.gorand import GoRand, GoRandBatch
+from ouroboros.trainer.engine.gorand import GoRand
+from ouroboros.trainer.engine.gorand_batch import GoRandBatch
 
 pytestmark = pytest.mark.unit
 

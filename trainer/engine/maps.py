@@ -3,7 +3,7 @@
 Setup (snake placement, initial food), the standard map's per-turn food spawn
 and royale's shrinking hazards are the only random parts of a game. The
 official engine draws them from Go's `math/rand` seeded with `seed + turn`
-(setup and royale use turn 0); `gorand.GoRandBatch` reproduces that generator
+(setup and royale use turn 0); `gorand_batch.GoRandBatch` reproduces that generator
 for a whole batch, so a seeded game here spawns the same food and the same
 hazards as the official engine. Draw order matters: each function below draws
 in exactly the order of its Go counterpart (board.go, maps/standard.go, royale.go).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ouroboros.trainer.engine import gorand, types
+from ouroboros.trainer.engine import gorand_batch, types
 from ouroboros.trainer.engine import state as state_mod
 from ouroboros.trainer.engine.state import BatchState, Board
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset
@@ -32,7 +32,7 @@ def new_games(config: GameConfig, seeds) -> BatchState:
     state = BatchState.empty(board, seeds.size, config.n_snakes)
     state.seed[:] = seeds
     state.length[:] = types.SNAKE_START_SIZE
-    rng = gorand.GoRandBatch(seeds)
+    rng = gorand_batch.GoRandBatch(seeds)
     w, h, n = config.width, config.height, config.n_snakes
     if w == h and w >= 7 and n <= 8:
         starts = _fixed_starts(board, rng, n)
@@ -145,7 +145,7 @@ def spawn_food(config: GameConfig, state: BatchState) -> None:
     todo = np.flatnonzero((need > 0) | chance)
     if todo.size == 0:
         return
-    rng = gorand.GoRandBatch(state.seed[todo] + state.turn[todo])
+    rng = gorand_batch.GoRandBatch(state.seed[todo] + state.turn[todo])
     rolls = chance[todo]
     draw = rng.intn(100, active=rolls)
     spawn = np.where(rolls, (100 - draw < settings.food_spawn_chance).astype(np.int64), need[todo])
@@ -198,7 +198,7 @@ def update_royale_hazards(config: GameConfig, state: BatchState, games: np.ndarr
     box = np.zeros((games.size, 4), np.int64)  # minX, maxX, minY, maxY as offsets
     box[:, 1] = board.width - 1
     box[:, 3] = board.height - 1
-    rng = gorand.GoRandBatch(state.seed[games])
+    rng = gorand_batch.GoRandBatch(state.seed[games])
     step = np.array([1, -1, 1, -1])
     for k in range(int(shrinks.max(initial=0))):
         active = shrinks > k
