@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ouroboros.trainer.evaluation import gate, stats
+from ouroboros.trainer.evaluation import gate, sprt, stats
 from ouroboros.trainer.evaluation.gate import GateConfig, ReadinessReport, TournamentResult, Verdict
 from ouroboros.trainer.evaluation.stats import Outcome
 
@@ -54,7 +54,7 @@ def test_undecided_sprt_keeps_testing_until_the_budget():
 
 def test_sprt_cannot_stop_before_min_games():
     early = paired(WW=40)  # 80 straight wins: LLR 3.83 > 2.944 (logistic [0, 35])
-    assert stats.sprt(early.pentanomial, stats.SprtConfig()).decision.value == "accept_h1"
+    assert sprt.sprt(early.pentanomial, sprt.SprtConfig()).decision.value == "accept_h1"
     decision = gate.decide(early, GateConfig(min_games=100), READY)
     assert decision.verdict is Verdict.INCONCLUSIVE and decision.continue_testing
     assert "only 80 < 100 games" in decision.reasons[0]

@@ -8,16 +8,9 @@ import math
 
 import pytest
 
-from ouroboros.trainer.evaluation import stats
-from ouroboros.trainer.evaluation.stats import (
-    WDL,
-    EloModel,
-    Outcome,
-    PairResult,
-    Pentanomial,
-    SprtConfig,
-    SprtDecision,
-)
+from ouroboros.trainer.evaluation import sprt, stats
+from ouroboros.trainer.evaluation.sprt import EloModel, SprtConfig, SprtDecision
+from ouroboros.trainer.evaluation.stats import WDL, Outcome, PairResult, Pentanomial
 
 pytestmark = pytest.mark.unit
 
@@ -288,14 +281,14 @@ FASTCHESS_PENTANOMIAL = [
 def test_sprt_llr_trinomial_matches_fastchess(wld, elo0, elo1, model, llr):
     wins, losses, draws = wld
     record = WDL(wins, draws, losses)
-    assert stats.sprt_llr(record, elo0, elo1, model) == pytest.approx(llr, rel=0.01)
+    assert sprt.sprt_llr(record, elo0, elo1, model) == pytest.approx(llr, rel=0.01)
 
 
 @pytest.mark.parametrize("penta, elo0, elo1, model, llr", FASTCHESS_PENTANOMIAL)
 def test_sprt_llr_pentanomial_matches_fastchess(penta, elo0, elo1, model, llr):
     ll, ld, wl, dd, wd, ww = penta
     record = Pentanomial(ll, ld, wl + dd, wd, ww)
-    assert stats.sprt_llr(record, elo0, elo1, model) == pytest.approx(llr, rel=0.01)
+    assert sprt.sprt_llr(record, elo0, elo1, model) == pytest.approx(llr, rel=0.01)
 
 
 @pytest.mark.parametrize(
@@ -307,44 +300,44 @@ def test_sprt_llr_approximation_agrees_for_close_hypotheses(case):
         record = WDL(counts[0], counts[2], counts[1])
     else:
         record = Pentanomial(counts[0], counts[1], counts[2] + counts[3], counts[4], counts[5])
-    assert stats.sprt_llr_approx(record, elo0, elo1, model) == pytest.approx(llr, abs=0.02)
+    assert sprt.sprt_llr_approx(record, elo0, elo1, model) == pytest.approx(llr, abs=0.02)
 
 
 def test_sprt_llr_normalized_with_wide_hypotheses_does_not_fail():
     # fishtest's iteration from the uniform distribution has no solution here (t1 = 1.15);
     # the fallback start must still give the constrained MLE: finite, with the right sign.
-    strong = stats.sprt_llr(WDL(100, 0, 0), 0, 400, EloModel.NORMALIZED)
-    weak = stats.sprt_llr(WDL(50, 10, 40), 0, 400, EloModel.NORMALIZED)
+    strong = sprt.sprt_llr(WDL(100, 0, 0), 0, 400, EloModel.NORMALIZED)
+    weak = sprt.sprt_llr(WDL(50, 10, 40), 0, 400, EloModel.NORMALIZED)
     assert math.isfinite(strong) and strong > 2.944 and weak < -2.944
     # ... and agrees with the closed form where that is accurate (data far from both bounds)
     assert weak == pytest.approx(
-        stats.sprt_llr_approx(WDL(50, 10, 40), 0, 400, "normalized"), rel=0.15
+        sprt.sprt_llr_approx(WDL(50, 10, 40), 0, 400, "normalized"), rel=0.15
     )
 
 
 def test_sprt_llr_logistic_approximation_by_hand():
     # WDL(60,20,20), H0 0 Elo, H1 35 Elo: s0 = 0.5, s1 = 1/(1 + 10^-0.0875) = 0.550199,
     # ŝ = 0.7, σ² = 0.16: LLR ≈ 100·0.050199·(1.4 - 1.050199)/(2·0.16) = 5.487
-    value = stats.sprt_llr_approx(WDL(60, 20, 20), 0, 35, EloModel.LOGISTIC)
+    value = sprt.sprt_llr_approx(WDL(60, 20, 20), 0, 35, EloModel.LOGISTIC)
     assert value == pytest.approx(5.487, abs=1e-3)
 
 
 def test_sprt_llr_is_monotone_in_results():
     llrs = [
-        stats.sprt_llr(Pentanomial(10, 20, 40, 20 + k, 10), 0, 10, EloModel.LOGISTIC)
+        sprt.sprt_llr(Pentanomial(10, 20, 40, 20 + k, 10), 0, 10, EloModel.LOGISTIC)
         for k in range(0, 30, 5)
     ]
     assert llrs == sorted(llrs) and llrs[0] < 0 < llrs[-1]
-    assert stats.sprt_llr(WDL(), 0, 10, EloModel.NORMALIZED) == 0.0
+    assert sprt.sprt_llr(WDL(), 0, 10, EloModel.NORMALIZED) == 0.0
 
 
 def test_sprt_decisions_and_early_stopping():
     config = SprtConfig(elo0=0, elo1=35, alpha=0.05, beta=0.05)
-    wins = stats.sprt(WDL(70, 10, 20), config)
+    wins = sprt.sprt(WDL(70, 10, 20), config)
     assert wins.decision is SprtDecision.ACCEPT_H1 and wins.llr >= config.upper_bound
-    losses = stats.sprt(WDL(20, 10, 70), config)
+    losses = sprt.sprt(WDL(20, 10, 70), config)
     assert losses.decision is SprtDecision.ACCEPT_H0 and losses.llr <= config.lower_bound
-    even = stats.sprt(WDL(5, 0, 5), config)
+    even = sprt.sprt(WDL(5, 0, 5), config)
     assert even.decision is SprtDecision.CONTINUE and even.games == 10
 
     # A candidate that wins 3 pairs in 4 and splits the 4th stops early with H1,
@@ -354,14 +347,14 @@ def test_sprt_decisions_and_early_stopping():
     for i in range(400):
         total = total + pattern[i % 4]
         prefixes.append(total)
-    index, result = stats.sprt_stopping_point(prefixes, config)
+    index, result = sprt.sprt_stopping_point(prefixes, config)
     assert result.decision is SprtDecision.ACCEPT_H1
     assert result.llr >= config.upper_bound
-    assert stats.sprt(prefixes[index - 1], config).decision is SprtDecision.CONTINUE
+    assert sprt.sprt(prefixes[index - 1], config).decision is SprtDecision.CONTINUE
     assert index < 100  # far fewer pairs than the 400 available
 
     never = [Pentanomial(lw_dd_wl=k) for k in range(1, 4)]
-    index, result = stats.sprt_stopping_point(never, config)
+    index, result = sprt.sprt_stopping_point(never, config)
     assert (index, result.decision) == (2, SprtDecision.CONTINUE)
 
 
@@ -383,8 +376,8 @@ def test_sprt_config_refuses_bad_parameters(kwargs, message):
 
 def test_sprt_llr_refuses_inverted_hypotheses_and_empty_stopping_sequence():
     with pytest.raises(ValueError, match="elo0 .* must be less than elo1"):
-        stats.sprt_llr(WDL(1, 1, 1), 5, 0, EloModel.LOGISTIC)
+        sprt.sprt_llr(WDL(1, 1, 1), 5, 0, EloModel.LOGISTIC)
     with pytest.raises(ValueError, match="elo0 .* must be less than elo1"):
-        stats.sprt_llr_approx(WDL(1, 1, 1), 5, 0, EloModel.NORMALIZED)
+        sprt.sprt_llr_approx(WDL(1, 1, 1), 5, 0, EloModel.NORMALIZED)
     with pytest.raises(ValueError, match="no records"):
-        stats.sprt_stopping_point([], SprtConfig())
+        sprt.sprt_stopping_point([], SprtConfig())

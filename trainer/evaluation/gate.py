@@ -3,7 +3,7 @@
 A candidate becomes champion only when two independent checks pass:
 
 1. **Strength**, from a tournament against the current champion, by one of
-   * ``sprt`` (default): the sequential test of :mod:`.stats` on paired games
+   * ``sprt`` (default): the sequential test of :mod:`.sprt` on paired games
      (pentanomial) when available, else on games (trinomial). It may stop as
      soon as the LLR leaves its bounds, but not before ``min_games`` (Leela
      Zero: at least 100, at most 400 games). Running out of ``max_games``
@@ -30,6 +30,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from ouroboros.trainer.evaluation import sprt as sequential
 from ouroboros.trainer.evaluation import stats
 
 
@@ -81,7 +82,7 @@ class GateConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: GateMethod = Field(GateMethod.SPRT, description="sprt or win_rate.")
-    sprt: stats.SprtConfig = Field(default_factory=stats.SprtConfig, description="SPRT test.")
+    sprt: sequential.SprtConfig = Field(default_factory=sequential.SprtConfig, description="SPRT test.")
     win_rate: WinRateConfig = Field(default_factory=WinRateConfig, description="Win-rate test.")
     min_games: int = Field(100, ge=0, description="No strength decision before this many games.")
     max_games: int = Field(400, gt=0, description="Game budget of the tournament.")
@@ -170,14 +171,14 @@ def _strength(
         paired = result.pentanomial is not None and result.pentanomial.pairs > 0
         record = result.pentanomial if paired else result.wdl
         assert record is not None
-        sprt = stats.sprt(record, config.sprt)
+        outcome = sequential.sprt(record, config.sprt)
         out.update(
             method="sprt",
             counting="pentanomial" if paired else "trinomial",
-            llr=sprt.llr,
-            llr_lower_bound=sprt.lower_bound,
-            llr_upper_bound=sprt.upper_bound,
-            sprt_decision=sprt.decision.value,
+            llr=outcome.llr,
+            llr_lower_bound=outcome.lower_bound,
+            llr_upper_bound=outcome.upper_bound,
+            sprt_decision=outcome.decision.value,
             elo0=config.sprt.elo0,
             elo1=config.sprt.elo1,
             alpha=config.sprt.alpha,
@@ -186,13 +187,13 @@ def _strength(
         )
         test = (
             f"SPRT [{config.sprt.elo0:g}, {config.sprt.elo1:g}] ({config.sprt.model.value}) "
-            f"LLR {sprt.llr:.2f} in ({sprt.lower_bound:.2f}, {sprt.upper_bound:.2f})"
+            f"LLR {outcome.llr:.2f} in ({outcome.lower_bound:.2f}, {outcome.upper_bound:.2f})"
         )
-        if sprt.decision is not stats.SprtDecision.CONTINUE and games < config.min_games:
+        if outcome.decision is not sequential.SprtDecision.CONTINUE and games < config.min_games:
             return None, f"{test} decided, but only {games} < {config.min_games} games", True
-        if sprt.decision is stats.SprtDecision.ACCEPT_H1:
+        if outcome.decision is sequential.SprtDecision.ACCEPT_H1:
             return Verdict.PROMOTE, f"{test}: accepted H1, candidate is stronger", False
-        if sprt.decision is stats.SprtDecision.ACCEPT_H0:
+        if outcome.decision is sequential.SprtDecision.ACCEPT_H0:
             return Verdict.REJECT, f"{test}: accepted H0, candidate is not stronger", False
         if games >= config.max_games:
             return None, f"{test}: undecided after the {config.max_games}-game budget", False
