@@ -96,6 +96,8 @@ def make_player(spec: str | Spec, champion: ChampionSource | None = None) -> Pla
         return agents.make_player(text)
     except agents.SpecError as err:
         raise PlayerUnavailable(f"{err} (or {CHAMPION})") from None
+    except ValueError as err:  # a scheme's factory refusing its argument (e.g. a model file)
+        raise PlayerUnavailable(f"player {text!r}: {err}") from None
     except ImportError as err:  # a scheme whose runtime (e.g. onnxruntime) is not installed
         raise PlayerUnavailable(f"player {text!r} cannot be loaded here: {err}") from None
 
