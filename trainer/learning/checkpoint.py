@@ -300,8 +300,8 @@ class ResumableLoop:
 
     def save(self, state: TrainState, data: Any = None) -> ArtifactInfo:
         """Checkpoint ``state`` now (and ``data.state_dict()`` when ``data`` has one)."""
-        if data is not None and hasattr(data, "state_dict"):
-            state.data_state = data.state_dict()
+        if data is not None:
+            state.data_state = data.state_dict() if hasattr(data, "state_dict") else None
         return self.checkpointer.save(
             model=state.model,
             optimizer=state.optimizer,

@@ -84,7 +84,10 @@ class ReplayConfig(BaseModel):
 
     shard_rows: int = Field(4096, ge=1, description="Positions per shard the writer aims for.")
     window_positions: int | None = Field(
-        250_000, ge=1, description="Newest recorded positions to consider (None: no limit)."
+        100_000,
+        ge=1,
+        description="Newest recorded positions to consider (None: no limit). Memory is about "
+        "this times one position's bytes: 100,000 float16 17x11x11 planes take 0.4 GB.",
     )
     window_games: int | None = Field(
         None, ge=1, description="Newest games to consider (None: no limit); whichever window is smaller wins."
@@ -177,7 +180,8 @@ class ReplayBuffer:
         age = (n - 1 - np.arange(n, dtype=np.float64))
         half = config.recency_half_life
         self._recency = np.ones(n) if half is None else 0.5 ** (age / half)
-        self._cdf: np.ndarray | None = None
+        self._cdf: np.ndarray | None = None  # cumulative sampling weights, rebuilt after updates
+        self._p_min = 0.0
 
     def __len__(self) -> int:
         return len(self.row)
