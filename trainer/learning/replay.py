@@ -5,7 +5,8 @@ networks and teach yesterday's mistakes, and the store grows without bound.
 :meth:`ReplayBuffer.load` takes the **newest window** of a run's shards
 (``window_positions`` and/or ``window_games``, whichever is reached first;
 newest = most recently committed shard) and loads only those shards, newest
-first, so memory holds the window plus one shard, never the whole store.
+first, so memory holds the window (at peak, plus one shard while reading and one
+column while joining), never the whole store.
 A shard that fails its sha256 or does not match its metadata is skipped with a
 warning and listed in ``buffer.skipped``; it never reaches a batch, and the
 window then reaches one shard further back.
