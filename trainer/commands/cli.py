@@ -16,6 +16,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "play": ("play", "play local games between built-in players, render, write logs"),
     "phase": ("phase", "run one training phase from a run config (what a Kubernetes Job runs)"),
     "registry": ("registry", "list, show, promote and roll back model versions"),
+    "export": ("export", "a network to ONNX (contract, optimised, int8) with a readiness check"),
     "data": ("data", "replay data in a store: `data stats` (games, positions, quality, age)"),
     "serve": ("serve", "play real Battlesnake games: an API v1 server for any player"),
 }

@@ -22,8 +22,10 @@ serving goal: p99 <= 1 ms, <= 20 MB; the figures are printed by
 the convolutions at export, so it costs nothing to serve.
 
 A checkpoint for :func:`load_checkpoint` is a ``torch.save``'d dict with
-``"network"`` (this config as a dict) and ``"model"`` (the state dict); any
-other keys (optimiser, step ...) are ignored here.
+``"model"`` (the state dict) and the network config either as ``"network"``
+(what :func:`checkpoint` writes) or as the ``network``/``model`` section of
+``"config"`` (what the training loop's ``Checkpointer`` writes); other keys
+(optimiser, step ...) are ignored here.
 """
 
 from __future__ import annotations
@@ -166,15 +168,40 @@ def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[PolicyValueNet, NetworkConfig]:
-    """The network of a checkpoint file (see the module docstring), in eval mode."""
-    raw = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(raw, dict) or "network" not in raw or "model" not in raw:
+def _network_section(raw: dict) -> dict | None:
+    """The network config inside a checkpoint payload: top-level ``network``, or the
+    ``network``/``model`` section of its ``config`` (the phase config that
+    :mod:`.checkpoint` saves)."""
+    if isinstance(raw.get("network"), dict):
+        return raw["network"]
+    config = raw.get("config")
+    if isinstance(config, dict):
+        for key in ("network", "model"):
+            if isinstance(config.get(key), dict) and "architecture" in config[key]:
+                return config[key]
+    return None
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], config: NetworkConfig | None = None
+) -> tuple[PolicyValueNet, NetworkConfig]:
+    """The network of a checkpoint file, in eval mode.
+
+    Reads the payload of :func:`checkpoint` or of :mod:`.checkpoint`'s
+    ``Checkpointer`` (weights only: a tampered file cannot run code). ``config``
+    overrides the network config stored in it (needed when none is stored).
+    """
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
         keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
-        raise ValueError(
-            f"{path}: not a network checkpoint (need a dict with 'network' and 'model', got {keys})"
-        )
-    config = NetworkConfig.model_validate(raw["network"])
+        raise ValueError(f"{path}: not a network checkpoint (no 'model' state dict; has {keys})")
+    if config is None:
+        section = _network_section(raw)
+        if section is None:
+            raise ValueError(
+                f"{path}: the checkpoint does not say which network it holds; give its config"
+            )
+        config = NetworkConfig.model_validate(section)
     net = PolicyValueNet(config)
     net.load_state_dict(raw["model"])
     log.info("loaded %s from %s: %s parameters", config.name, path, f"{count_parameters(net):,}")

@@ -1,0 +1,167 @@
+"""Neural players: a network (ONNX file or torch module) choosing moves for a batch.
+
+Both players encode every game of the batch for their seat
+(:mod:`ouroboros.trainer.learning.encoding`), run the network once on the
+whole batch, and pick among the moves that do not lose at once: the best
+logit (``temperature == 0``, what a served champion does) or a sample from
+``softmax(logits / temperature)`` (exploration in self-play). When every move
+loses, the network's favourite is played anyway.
+
+:class:`OnnxPlayer` is what serves and what tournaments play against; it
+needs onnxruntime only. :class:`TorchPlayer` plays the live network during
+training. Neither module-level import pulls torch, so a server that plays
+ONNX never loads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from ouroboros.trainer.agents import safety
+from ouroboros.trainer.engine.state import BatchState
+from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.learning import encoding
+
+
+def inference_session(model: str | os.PathLike[str] | bytes, threads: int = 1) -> Any:
+    """An onnxruntime CPU session set up as a game server runs it: ``threads`` intra-op
+    threads (1 by default: on this CPU a second thread lowers p50 but raises p99),
+    sequential execution, every graph optimisation."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    source = model if isinstance(model, bytes) else os.fspath(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def choose(
+    logits: np.ndarray, allowed: np.ndarray, temperature: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Moves from logits [B, 4] among ``allowed`` [B, 4] bool (all moves where none is).
+
+    temperature 0: argmax; > 0: a sample of softmax(logits / temperature), drawn with
+    the Gumbel-max trick (one vectorised argmax). Returns [B] int8.
+    """
+    allowed = allowed | ~allowed.any(axis=1, keepdims=True)
+    scores = logits.astype(np.float64)
+    if temperature > 0:
+        scores = scores / temperature + rng.gumbel(size=scores.shape)
+    return np.argmax(np.where(allowed, scores, -np.inf), axis=1).astype(np.int8)
+
+
+class _NeuralPlayer:
+    """Encoding, move choice and the batched ``act``/``act_all`` shared by both players."""
+
+    name: str
+    temperature: float
+    input_size: tuple[int, int] | None = None
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """planes float32 [N, C, H, W] -> (policy logits [N, 4], value [N, 1])."""
+        raise NotImplementedError
+
+    def _size(self, config: GameConfig) -> tuple[int, int] | None:
+        if self.input_size is None or self.input_size == (config.height, config.width):
+            return None
+        h, w = self.input_size
+        if config.height > h or config.width > w:
+            raise ValueError(
+                f"{self.name}: the model takes boards up to {h}x{w}, "
+                f"this game is {config.height}x{config.width}"
+            )
+        return self.input_size
+
+    def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
+        """Moves for ``seat`` in every game. Shape [B] int8."""
+        planes = encoding.encode(config, state, seat, size=self._size(config))
+        logits, _ = self.evaluate(planes)
+        safe = safety.safe_moves(config, state)[:, seat]
+        return choose(logits, safe, self.temperature, rng)
+
+    def act_all(self, config: GameConfig, state: BatchState, rng: np.random.Generator) -> np.ndarray:
+        """Moves for every seat of every game, one inference for all living snakes.
+        Shape [B, S] int8 (UP for eliminated snakes, which do not move)."""
+        moves = np.zeros((state.batch_size, state.n_snakes), np.int8)
+        games, seats = np.nonzero(state.alive)
+        if games.size:
+            planes = encoding.encode(config, state.select(games), seats, size=self._size(config))
+            logits, _ = self.evaluate(planes)
+            safe = safety.safe_moves(config, state)[games, seats]
+            moves[games, seats] = choose(logits, safe, self.temperature, rng)
+        return moves
+
+
+class OnnxPlayer(_NeuralPlayer):
+    """Plays an exported model (``ouro export``) with onnxruntime.
+
+    The model's contract (its metadata) gives the board size it was exported
+    for; a smaller game is padded into it (see the encoding's board mask).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | bytes,
+        *,
+        temperature: float = 0.0,
+        threads: int = 1,
+        name: str | None = None,
+    ) -> None:
+        self.session = inference_session(model, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.contract = json.loads(meta["contract"]) if "contract" in meta else None
+        if self.contract is not None:
+            channels = self.contract["input"]["shape"][1]
+            if channels != encoding.N_CHANNELS:
+                raise ValueError(
+                    f"model expects {channels} input planes, this encoding makes "
+                    f"{encoding.N_CHANNELS} (encoding version {encoding.ENCODING_VERSION})"
+                )
+            board = self.contract["board"]
+            self.input_size = (int(board["height"]), int(board["width"]))
+        self.temperature = temperature
+        label = "bytes" if isinstance(model, bytes) else os.fspath(model)
+        self.name = name or f"onnx:{label}"
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """planes float32 [N, C, H, W] -> (policy logits [N, 4], value [N, 1])."""
+        policy, value = self.session.run(["policy", "value"], {"board": planes})
+        return policy, value
+
+
+@dataclasses.dataclass
+class TorchPlayer(_NeuralPlayer):
+    """Plays a live torch network (``PolicyValueNet``) in eval mode, without gradients."""
+
+    module: Any
+    temperature: float = 0.0
+    name: str = "torch"
+    device: str = "cpu"
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """planes float32 [N, C, H, W] -> (policy logits [N, 4], value [N, 1])."""
+        import torch
+
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.inference_mode():
+                policy, value = self.module(torch.from_numpy(planes).to(self.device))
+        finally:
+            self.module.train(was_training)
+        return policy.float().cpu().numpy(), value.float().cpu().numpy()
+
+
+def from_spec(text: str) -> OnnxPlayer:
+    """The factory of the ``onnx:PATH`` player spec (agents.registry)."""
+    if not text:
+        raise ValueError("onnx player: give a model file, e.g. onnx:models/champion.onnx")
+    return OnnxPlayer(text, name=f"onnx:{text}")

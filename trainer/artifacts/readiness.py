@@ -1,0 +1,315 @@
+"""Production readiness: is an exported model faithful, fast and small enough to serve?
+
+The promotion gate (:mod:`ouroboros.trainer.evaluation.gate`) refuses a
+candidate whose :class:`~ouroboros.trainer.evaluation.gate.ReadinessReport`
+fails its thresholds; this module measures that report for an ONNX file:
+
+* **Parity** on real positions (games played by the engine, every living
+  seat encoded; 10,000 by default): the share of positions where the ONNX
+  model's favourite move equals the torch model's, and the largest absolute
+  difference of policy logits and of values. fp32 must agree on every
+  position; int8 on at least 99% (configurable). Trained networks have clear
+  margins; a randomly initialised deep network has many near-ties, so its
+  int8 agreement says little.
+* **Latency**: p50 and p99 of single-position inference (batch 1) on one
+  thread, as a server runs it (:func:`ouroboros.trainer.agents.neural.inference_session`).
+  This CPU is shared, so the calls run in several rounds and each percentile
+  is the median of the rounds' (a burst of load spoils one round, not the
+  verdict).
+* **Memory**: the peak resident memory an inference session adds to its
+  process (session creation and every call included), in a fresh subprocess
+  that imports onnxruntime and numpy only: the baseline RSS is read after the
+  imports, the kernel's peak counter (VmHWM) is reset, and the peak is read at
+  the end. The interpreter and the runtime library themselves are not counted:
+  they are the server's fixed cost whatever the model.
+
+A model that fails any check is not promotable, and the report says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ouroboros.trainer.evaluation import gate
+
+
+class ReadinessConfig(BaseModel):
+    """How a model is checked, and what it must reach."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    thresholds: gate.ReadinessThresholds = Field(
+        default_factory=gate.ReadinessThresholds, description="Latency and memory limits."
+    )
+    positions: int = Field(10_000, ge=1, description="Real positions of the parity check.")
+    min_agreement_fp32: float = Field(1.0, ge=0, le=1, description="Move agreement fp32 must reach.")
+    min_agreement_int8: float = Field(0.99, ge=0, le=1, description="Move agreement int8 must reach.")
+    latency_calls: int = Field(1000, ge=10, description="Timed calls per latency round.")
+    latency_rounds: int = Field(5, ge=1, description="Rounds; percentiles are their medians.")
+    warmup_calls: int = Field(100, ge=0, description="Untimed calls before the first round.")
+    threads: int = Field(1, ge=1, description="Intra-op threads of the measured session.")
+    seed: int = Field(0, description="Seed of the games the positions come from.")
+
+
+class Parity(BaseModel):
+    """How closely an ONNX model follows its torch network."""
+
+    positions: int = Field(description="Positions compared.")
+    agreement: float = Field(description="Share of positions with the same favourite move.")
+    disagreements: int = Field(description="Positions where the favourite moves differ.")
+    max_abs_diff_policy: float = Field(description="Largest |logit difference|.")
+    max_abs_diff_value: float = Field(description="Largest |value difference|.")
+    required: float = Field(description="The agreement this precision must reach.")
+
+    @property
+    def ok(self) -> bool:
+        return self.agreement >= self.required
+
+
+class Serving(BaseModel):
+    """Latency and memory of one inference session, measured in a subprocess."""
+
+    p50_latency_ms: float = Field(description="Median over rounds of each round's p50.")
+    p99_latency_ms: float = Field(description="Median over rounds of each round's p99.")
+    rounds_p99_ms: list[float] = Field(description="Each round's p99 (spread = noise).")
+    peak_memory_mb: float = Field(description="Peak RSS the session added to its process.")
+    process_peak_mb: float = Field(description="Peak RSS of the whole probe process.")
+    model_size_mb: float = Field(description="Size of the ONNX file.")
+    threads: int = Field(description="Intra-op threads.")
+    calls: int = Field(description="Timed calls in all.")
+
+
+class Readiness(BaseModel):
+    """The verdict on one ONNX file: the gate's report plus the evidence behind it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str = Field(description="Path of the ONNX file.")
+    precision: str = Field(description="fp32 or int8, from the model's metadata.")
+    report: gate.ReadinessReport = Field(description="What the promotion gate reads.")
+    parity: Parity | None = Field(description="Parity with torch (None when not measured).")
+    serving: Serving
+    thresholds: gate.ReadinessThresholds
+    failures: list[str] = Field(description="Why it is not promotable; empty when it is.")
+
+    @property
+    def promotable(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        """One line per figure and the verdict, for logs and the CLI."""
+        s = self.serving
+        lines = [f"{self.model} ({self.precision})"]
+        if self.parity is not None:
+            p = self.parity
+            lines.append(
+                f"  parity    {p.agreement:.4%} same move on {p.positions:,} positions "
+                f"(needs {p.required:.0%}); max |diff| policy {p.max_abs_diff_policy:.2e}, "
+                f"value {p.max_abs_diff_value:.2e}"
+            )
+        lines.append(
+            f"  latency   p50 {s.p50_latency_ms:.3f} ms, p99 {s.p99_latency_ms:.3f} ms "
+            f"(batch 1, {s.threads} thread; limit {self.thresholds.max_p99_latency_ms:g} ms)"
+        )
+        lines.append(
+            f"  memory    {s.peak_memory_mb:.1f} MB session peak (process {s.process_peak_mb:.1f} MB; "
+            f"limit {self.thresholds.max_peak_memory_mb:g} MB), file {s.model_size_mb:.2f} MB"
+        )
+        verdict = "promotable" if self.promotable else "NOT promotable: " + "; ".join(self.failures)
+        lines.append(f"  verdict   {verdict}")
+        return "\n".join(lines)
+
+
+def precision_of(path: str | os.PathLike[str]) -> str:
+    """The ``precision`` entry of a model's metadata (fp32 when absent)."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(os.fspath(path), load_external_data=False).metadata_props}
+    return meta.get("precision", "fp32")
+
+
+def parity(net: Any, model: str | os.PathLike[str], planes: np.ndarray, required: float) -> Parity:
+    """Compare the torch network and the ONNX model on planes [N, C, H, W]."""
+    import torch
+
+    from ouroboros.trainer.agents import neural
+
+    session = neural.inference_session(model, threads=os.cpu_count() or 1)
+    was_training = net.training
+    net.eval()
+    torch_policy, torch_value, onnx_policy, onnx_value = [], [], [], []
+    try:
+        with torch.inference_mode():
+            for chunk in np.array_split(planes, max(1, len(planes) // 1024)):
+                p, v = net(torch.from_numpy(chunk))
+                torch_policy.append(p.numpy())
+                torch_value.append(v.numpy())
+                p, v = session.run(["policy", "value"], {"board": chunk})
+                onnx_policy.append(p)
+                onnx_value.append(v)
+    finally:
+        net.train(was_training)
+    tp, tv = np.concatenate(torch_policy), np.concatenate(torch_value)
+    op, ov = np.concatenate(onnx_policy), np.concatenate(onnx_value)
+    same = tp.argmax(axis=1) == op.argmax(axis=1)
+    return Parity(
+        positions=len(planes),
+        agreement=float(same.mean()),
+        disagreements=int((~same).sum()),
+        max_abs_diff_policy=float(np.abs(tp - op).max()),
+        max_abs_diff_value=float(np.abs(tv - ov).max()),
+        required=required,
+    )
+
+
+def measure_serving(
+    model: str | os.PathLike[str], planes: np.ndarray, config: ReadinessConfig
+) -> Serving:
+    """Latency and memory of ``model`` in a fresh subprocess (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "inputs.npy"
+        np.save(inputs, np.ascontiguousarray(planes[: min(len(planes), 512)], np.float32))
+        cmd = [
+            sys.executable, "-m", __name__, "probe", os.fspath(model), "--inputs", str(inputs),
+            "--calls", str(config.latency_calls), "--rounds", str(config.latency_rounds),
+            "--warmup", str(config.warmup_calls), "--threads", str(config.threads),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"latency probe of {model} failed ({done.returncode}): {done.stderr[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["model_size_mb"] = Path(model).stat().st_size / 1e6
+    return Serving.model_validate(figures)
+
+
+def check(
+    model: str | os.PathLike[str],
+    net: Any | None,
+    planes: np.ndarray,
+    config: ReadinessConfig | None = None,
+) -> Readiness:
+    """The readiness verdict of one ONNX file. ``net`` is the torch network it was
+    exported from (None skips parity: then the gate sees ``parity_ok=None``);
+    ``planes`` [N, C, H, W] are real positions (:func:`real_positions`)."""
+    config = config or ReadinessConfig()
+    precision = precision_of(model)
+    required = config.min_agreement_int8 if precision == "int8" else config.min_agreement_fp32
+    measured = None if net is None else parity(net, model, planes, required)
+    serving = measure_serving(model, planes, config)
+    report = gate.ReadinessReport(
+        p50_latency_ms=round(serving.p50_latency_ms, 4),
+        p99_latency_ms=round(serving.p99_latency_ms, 4),
+        peak_memory_mb=round(serving.peak_memory_mb, 2),
+        parity_ok=None if measured is None else measured.ok,
+    )
+    # The gate's own wording for latency and memory; parity gets the figures.
+    failures = gate.readiness_failures(report.model_copy(update={"parity_ok": None}), config.thresholds)
+    if measured is not None and not measured.ok:
+        failures.append(
+            f"{precision} ONNX picks the torch model's move on {measured.agreement:.2%} of "
+            f"{measured.positions:,} positions ({measured.disagreements} differ); "
+            f"needs {measured.required:.0%}"
+        )
+    return Readiness(
+        model=os.fspath(model), precision=precision, report=report, parity=measured,
+        serving=serving, thresholds=config.thresholds, failures=failures,
+    )
+
+
+def real_positions(game: Any, count: int, seed: int = 0) -> np.ndarray:
+    """Planes [count, C, H, W] from games between the heuristic teacher and random-safe
+    players (a mix of long, purposeful games and erratic ones)."""
+    from ouroboros.trainer.agents.heuristic import Heuristic
+    from ouroboros.trainer.agents.simple import RandomSafe
+    from ouroboros.trainer.learning import positions
+
+    players = [Heuristic(), RandomSafe()]
+    return positions.play_positions(game, count, seed=seed, players=players).planes
+
+
+# -- the probe: runs in its own process, imports onnxruntime and numpy only -----------------
+
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _probe(args: argparse.Namespace) -> dict[str, Any]:
+    from ouroboros.trainer.agents import neural
+
+    inputs = np.load(args.inputs)
+    samples = [np.ascontiguousarray(inputs[i : i + 1]) for i in range(len(inputs))]
+    import onnxruntime  # noqa: F401  (loaded before the baseline: a fixed cost of any server)
+
+    gc.collect()
+    base = _rss_kb("VmRSS")
+    try:  # reset the peak counter to the current RSS (Linux >= 4.0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    session = neural.inference_session(args.model, threads=args.threads)
+    feed = {"board": samples[0]}
+    for i in range(args.warmup):
+        feed["board"] = samples[i % len(samples)]
+        session.run(None, feed)
+    p50s, p99s = [], []
+    gc.disable()
+    for _ in range(args.rounds):
+        times = np.empty(args.calls)
+        for i in range(args.calls):
+            feed["board"] = samples[i % len(samples)]
+            start = time.perf_counter_ns()
+            session.run(None, feed)
+            times[i] = time.perf_counter_ns() - start
+        p50s.append(float(np.percentile(times, 50)) / 1e6)
+        p99s.append(float(np.percentile(times, 99)) / 1e6)
+    gc.enable()
+    peak = _rss_kb("VmHWM")
+    return {
+        "p50_latency_ms": float(np.median(p50s)),
+        "p99_latency_ms": float(np.median(p99s)),
+        "rounds_p99_ms": [round(x, 4) for x in p99s],
+        "peak_memory_mb": max(peak - base, 0) * 1024 / 1e6,
+        "process_peak_mb": peak * 1024 / 1e6,
+        "model_size_mb": 0.0,
+        "threads": args.threads,
+        "calls": args.calls * args.rounds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ouroboros.trainer.artifacts.readiness probe MODEL --inputs X.npy``:
+    prints one JSON line of latency and memory figures (used by :func:`measure_serving`)."""
+    parser = argparse.ArgumentParser(prog="readiness", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    probe = sub.add_parser("probe", help="measure one model in this process")
+    probe.add_argument("model")
+    probe.add_argument("--inputs", required=True, help=".npy of planes [N, C, H, W]")
+    probe.add_argument("--calls", type=int, default=1000)
+    probe.add_argument("--rounds", type=int, default=5)
+    probe.add_argument("--warmup", type=int, default=100)
+    probe.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    print(json.dumps(_probe(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

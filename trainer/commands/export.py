@@ -1,0 +1,119 @@
+"""`ouro export`: a network (checkpoint or fresh) to ONNX, optionally int8, optionally checked.
+
+    ouro export --checkpoint runs/r1/checkpoints/bootstrap/step-0000001000.pt --out champion.onnx
+    ouro export --arch cnn_attention_residual --random-init --int8 --check --out /tmp/net.onnx
+
+Writes OUT (portable fp32), OUT's ``.opt.onnx`` (onnxruntime-optimised, the one
+to serve) and with ``--int8`` its ``.int8.onnx``, each atomically with a
+``.meta.json`` sidecar holding its sha256 (see
+:mod:`ouroboros.trainer.artifacts.onnx_export` for the input/output contract).
+``--check`` then runs the production-readiness check on the served files and
+exits 1 when one is not promotable.
+
+Exit codes: 0 done (and ready), 1 not production-ready, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ouroboros.trainer.engine.types import GameConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ouroboros.trainer.learning.networks import Architecture, NetworkConfig, Normalisation
+
+    d = NetworkConfig()
+    p = argparse.ArgumentParser(prog="ouro export", description="Export a network to ONNX.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a checkpoint .pt with the network's config")
+    source.add_argument("--arch", choices=[a.value for a in Architecture],
+                        help="a fresh network of this architecture (needs --random-init)")
+    p.add_argument("--random-init", action="store_true", help="export untrained weights (with --arch)")
+    p.add_argument("--blocks", type=int, default=d.blocks, help=f"with --arch (default {d.blocks})")
+    p.add_argument("--channels", type=int, default=d.channels, help=f"with --arch (default {d.channels})")
+    p.add_argument("--heads", type=int, default=d.heads, help=f"with --arch (default {d.heads})")
+    p.add_argument("--attention-layers", type=int, default=d.attention_layers,
+                   help=f"with --arch (default {d.attention_layers})")
+    p.add_argument("--normalisation", choices=[n.value for n in Normalisation],
+                   default=d.normalisation.value, help="with --arch")
+    p.add_argument("--seed", type=int, default=0, help="weights seed with --random-init, and positions seed")
+    p.add_argument("--width", type=int, default=11, help="board width the model is exported for")
+    p.add_argument("--height", type=int, default=11, help="board height the model is exported for")
+    p.add_argument("--snakes", type=int, default=4, help="snakes per game of the positions played "
+                   "for calibration and checks (default 4: crowded boards cover more situations)")
+    p.add_argument("--int8", action="store_true", help="also write a static int8 model")
+    p.add_argument("--calibration-positions", type=int, default=2000,
+                   help="real positions int8 is calibrated on (default 2000)")
+    p.add_argument("--check", action="store_true", help="run the production-readiness check")
+    p.add_argument("--positions", type=int, default=10_000, help="parity positions of --check")
+    p.add_argument("--max-p99-ms", type=float, default=10.0, help="readiness latency limit")
+    p.add_argument("--max-memory-mb", type=float, default=50.0, help="readiness memory limit")
+    p.add_argument("--out", type=Path, required=True, help="output file, ending in .onnx")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Run `ouro export`; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.arch and not args.random_init:
+        print("ouro export: --arch exports untrained weights; add --random-init to confirm",
+              file=sys.stderr)
+        return 2
+    if args.out.suffix != ".onnx":
+        print(f"ouro export: --out {args.out}: must end in .onnx", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("ouroboros").setLevel(logging.INFO)  # parameter counts; not the quantiser's chatter
+
+    from ouroboros.trainer.artifacts import onnx_export, readiness
+    from ouroboros.trainer.evaluation.gate import ReadinessThresholds
+    from ouroboros.trainer.learning import networks
+
+    try:
+        game = GameConfig(width=args.width, height=args.height, n_snakes=args.snakes)
+        if args.checkpoint:
+            net, config = networks.load_checkpoint(args.checkpoint)
+        else:
+            config = networks.NetworkConfig(
+                architecture=args.arch, blocks=args.blocks, channels=args.channels,
+                heads=args.heads, attention_layers=min(args.attention_layers, args.blocks),
+                normalisation=args.normalisation,
+            )
+            net = networks.build_network(config, seed=args.seed).eval()
+        check_config = readiness.ReadinessConfig(
+            positions=args.positions, seed=args.seed,
+            thresholds=ReadinessThresholds(max_p99_latency_ms=args.max_p99_ms,
+                                           max_peak_memory_mb=args.max_memory_mb),
+        )
+    except (ValueError, ValidationError, FileNotFoundError) as e:
+        print(f"ouro export: {e}", file=sys.stderr)
+        return 2
+
+    calibration = None
+    if args.int8:
+        calibration = readiness.real_positions(game, args.calibration_positions, seed=args.seed + 1)
+    source = str(args.checkpoint) if args.checkpoint else f"random-init seed {args.seed}"
+    result = onnx_export.export(
+        net, args.out, height=args.height, width=args.width, int8=args.int8,
+        calibration=calibration, metadata={"source": source},
+    )
+    print(f"{config.name}: {networks.count_parameters(net):,} parameters")
+    for info in result.files():
+        print(f"  {info.uri}  {info.size / 1e6:.2f} MB  sha256 {info.sha256}")
+    if not args.check:
+        return 0
+
+    planes = readiness.real_positions(game, args.positions, seed=args.seed + 2)
+    served = [result.optimised] + ([result.int8] if result.int8 else [])
+    ready = True
+    for info in served:
+        verdict = readiness.check(Path(args.out).parent / info.key, net, planes, check_config)
+        print(verdict.summary())
+        ready &= verdict.promotable
+    return 0 if ready else 1
