@@ -190,3 +190,15 @@ def test_arena_rotates_seats_and_scores_every_game():
     per_game = result.outcome.sum(axis=1)
     assert set(per_game.tolist()) <= {0, -1}  # one winner and one loser, or a draw
     assert (result.outcome[:, 0] == arena.WIN).sum() >= 5  # the teacher beats random-safe
+
+
+def test_arena_keeps_games_whose_snakes_outgrow_the_ring_buffers():
+    """Constrictor snakes grow every turn, past the engine's initial ring capacity, while
+    other games of the batch have already finished (the sub-batch path)."""
+    config = GameConfig(11, 11, 2, "constrictor")
+    result = arena.play_match(config, [Heuristic(), Heuristic()], np.arange(6), np.random.default_rng(0))
+    final = result.final
+    assert final.length.max() > 40 and len(set(result.turns.tolist())) > 1
+    for g in range(6):
+        for i in range(2):
+            assert len(final.snake_cells(g, i)) == final.length[g, i]

@@ -102,6 +102,8 @@ def play_match(config: GameConfig, players: Sequence[Player], seeds: Sequence[in
             moves[:, seat] = player.act(config, sub, seat, rng)
         rules.advance(config, sub, moves)
         if sub is not state:
+            if sub.capacity > state.capacity:  # a snake outgrew the ring buffers
+                state = state.with_capacity(sub.capacity)
             state.assign(live, sub)
         if observer:
             observer(state, live)

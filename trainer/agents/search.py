@@ -17,6 +17,7 @@ an early stop once the result is proven (a forced win or loss).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import time
@@ -71,8 +72,8 @@ class Search:
     """Opponents searched adversarially in free-for-all (the nearest ones)."""
     weights: SearchWeights = dataclasses.field(default_factory=SearchWeights)
     name: str = "search"
-    depths: list[int] = dataclasses.field(default_factory=list)
-    """Depth completed for every searched decision (benchmarks read it)."""
+    depths: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=100_000))
+    """Depth completed for recent searched decisions (benchmarks read it)."""
 
     def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
         """Moves for `seat` in every game. Shape [B] int8."""
