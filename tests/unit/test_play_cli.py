@@ -127,3 +127,9 @@ def _canonical(board: dict) -> dict:
         "hazards": sorted(board["hazards"], key=key),
         "snakes": [(s["id"], s["health"], s["body"]) for s in board["snakes"]],
     }
+
+
+def test_solo_reports_survival_not_wins(capsys):
+    assert play.main(["--players", "heuristic", "--ruleset", "solo", "--width", "7", "--height", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "mean turns survived" in out and "wins" not in out

@@ -123,14 +123,16 @@ def results_table(result: arena.MatchResult, roster: gamelog.Roster) -> Table:
     games = len(result.seeds)
     table = Table(title=f"{games} game(s) · {result.config.ruleset.value} · {result.config.game_map.value} · "
                   f"{result.config.width}x{result.config.height}")
-    for col in ("player", "wins", "draws", "losses", "win %", "mean length", "mean turns survived"):
+    solo = result.config.ruleset is Ruleset.SOLO  # nobody wins a solo game: it is about surviving
+    scored = () if solo else ("wins", "draws", "losses", "win %")
+    for col in ("player", *scored, "mean length", "mean turns survived"):
         table.add_column(col, justify="left" if col == "player" else "right")
     survived = result.survived()
     for p, name in enumerate(roster.names):
         o = result.outcome[:, p]
         wins, draws, losses = (int((o == v).sum()) for v in (arena.WIN, arena.DRAW, arena.LOSS))
-        table.add_row(f"[{roster.colors[p]}]{name}[/]", str(wins), str(draws), str(losses),
-                      f"{100.0 * wins / games:.0f}", f"{result.final.length[:, p].mean():.1f}",
+        counts = () if solo else (str(wins), str(draws), str(losses), f"{100.0 * wins / games:.0f}")
+        table.add_row(f"[{roster.colors[p]}]{name}[/]", *counts, f"{result.final.length[:, p].mean():.1f}",
                       f"{survived[:, p].mean():.1f}")
     return table
 
