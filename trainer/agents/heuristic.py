@@ -7,8 +7,10 @@ every candidate move of every snake of every game in one vectorised pass:
   health loses at once; it is only ever chosen when every move does.
 - **space**: a flood fill from the move's target over the cells that are free
   by the time the snake could get there (a body segment k from its tail is gone
-  after k + 1 moves), to a depth of the snake's length. Fewer reachable cells
-  than its own length is a trap and is penalised by the shortfall.
+  after k + 1 moves), to a depth of the snake's length. The snake must move
+  every turn, so it survives t moves only if at least t cells are reachable by
+  then; surviving fewer moves than its length is a trap, penalised by the
+  shortfall (a pocket that opens only after the snake would have died is no room).
 - **head-to-head**: a cell that an enemy at least as long can also reach this
   turn is avoided (equal length kills both); one that a shorter enemy can reach
   is attractive.
@@ -45,7 +47,7 @@ class HeuristicWeights:
     h2h_win: float = 25.0
     """A shorter enemy can move to the same cell (it dies if it does)."""
     trap: float = 600.0
-    """Times the fraction of its own length that does not fit in the reachable space."""
+    """Times the fraction of its own length (up to `depth`) that it cannot survive in the space."""
     space: float = 20.0
     """Times the reachable fraction of the board (prefer open areas)."""
     food: float = 120.0
@@ -63,7 +65,7 @@ class HeuristicWeights:
     territory_depth: int = 10
     """Moves over which territory is counted."""
     depth: int = 24
-    """Flood-fill depth cap (moves); space is measured min(length + 1, depth) moves out."""
+    """Flood-fill depth cap (moves); space is measured min(length, depth) moves out."""
 
 
 @dataclasses.dataclass
@@ -119,7 +121,7 @@ def move_scores(config: GameConfig, state: BatchState, w: HeuristicWeights, seat
     enemy_len_at, shorter_at = _head_to_head(state, targets_all, seats)
     loss = enemy_len_at > own
     tie = enemy_len_at == own
-    space, territory, dist = _room(config, state, w, seats, cells)
+    space, survive, territory, dist = _room(config, state, w, seats, cells)
 
     has_food = state.food.any(axis=1)
     enemies_len = np.where(state.alive, state.length, 0)
@@ -129,7 +131,8 @@ def move_scores(config: GameConfig, state: BatchState, w: HeuristicWeights, seat
     urgency = 1.0 + np.clip((w.hungry_health - health) / max(w.hungry_health, 1), 0, 1)
     food_weight = np.where(hungry, w.food * urgency, w.food_idle)[..., None]
 
-    fit = np.minimum(space, own) / np.maximum(own, 1)
+    need = np.minimum(own, w.depth)
+    fit = np.minimum(survive, need) / np.maximum(need, 1)
     n_inside = float(board.width * board.height)
     on_food = state.food[rows, cells]
     hazard = state.hazard[rows, cells] * ~on_food
@@ -166,9 +169,11 @@ def _head_to_head(state: BatchState, targets_all: np.ndarray, seats: np.ndarray)
 
 
 def _room(config: GameConfig, state: BatchState, w: HeuristicWeights, seats: np.ndarray, cells: np.ndarray):
-    """Flood fills from every target cell. Returns (space, territory, food distance), each [B, K, 4].
+    """Flood fills from every target cell. Returns (space, survive, territory, food distance),
+    each [B, K, 4].
 
-    space: cells reachable within min(length + 1, depth) moves over cells free by then.
+    space: cells reachable within need = min(length, depth) moves over cells free by then.
+    survive: moves t <= need for which every step s <= t had at least s reachable cells.
     territory: cells reachable within `territory_depth` moves strictly before any enemy
     could get there (a Voronoi partition with time-aware bodies).
     """
@@ -178,7 +183,7 @@ def _room(config: GameConfig, state: BatchState, w: HeuristicWeights, seats: np.
     horizon = board.width + board.height
     free = _FreeMasks(bits, board.inside[None, :], time_free(state, horizon))
     target_bits = bits.single(cells.reshape(bsz, k))  # [B, K*4, Hp]
-    need = np.repeat(np.minimum(state.length[:, seats] + 1, w.depth), 4, axis=1)  # [B, K*4]
+    need = np.repeat(np.minimum(state.length[:, seats], w.depth), 4, axis=1)  # [B, K*4]
     steps = int(max(need.max(initial=1), w.territory_depth))
 
     # Every living snake's reach over time, and per seat the union of its enemies' reach.
@@ -189,6 +194,8 @@ def _room(config: GameConfig, state: BatchState, w: HeuristicWeights, seats: np.
     reach = target_bits & free[1][:, None, :]
     mine = reach.copy()
     space = np.zeros((bsz, k), np.int64)
+    survive = np.zeros((bsz, k), np.int64)
+    cornered = np.zeros((bsz, k), bool)  # some step s had fewer than s reachable cells
     territory = np.zeros((bsz, k), np.int64)
     for t in range(1, steps + 1):
         free_t = free[t][:, None, :]
@@ -200,6 +207,11 @@ def _room(config: GameConfig, state: BatchState, w: HeuristicWeights, seats: np.
                 contested = np.stack([np.bitwise_or.reduce(enemy_reach[:, o], axis=1) for o in others], 1)
                 mine = bits.dilate(mine, free_t)
                 mine.reshape(bsz, len(seats), 4, -1)[...] &= ~contested[:, :, None, :]
+        open_ = ~cornered & (t <= need)
+        if open_.any():
+            count = bitboard.popcount(reach[open_])
+            cornered[open_] = count < t
+            survive[open_] += count >= t
         at = need == t
         if at.any():
             space[at] = bitboard.popcount(reach[at])
@@ -207,7 +219,7 @@ def _room(config: GameConfig, state: BatchState, w: HeuristicWeights, seats: np.
             territory = bitboard.popcount(mine)
     dist = _food_distance(bits, free, bits.pack(state.food), target_bits, horizon)
     shape = cells.shape
-    return space.reshape(shape), territory.reshape(shape), dist.reshape(shape)
+    return space.reshape(shape), survive.reshape(shape), territory.reshape(shape), dist.reshape(shape)
 
 
 class _FreeMasks:
