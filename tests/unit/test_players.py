@@ -182,14 +182,14 @@ def test_registry_scheme_hook():
 
 def test_arena_rotates_seats_and_scores_every_game():
     config = GameConfig(11, 11, 2)
-    result = arena.play_match(config, [Heuristic(), RandomSafe()], np.arange(6), np.random.default_rng(0))
+    result = arena.play_match(config, [Heuristic(), RandomSafe()], np.arange(20), np.random.default_rng(0))
     starts = maps.new_games(config, np.arange(6)).heads
     arena.rotate_seats(fresh := maps.new_games(config, np.arange(6)), np.arange(6) % 2)
     assert (fresh.heads[1::2] == starts[1::2, ::-1]).all()  # odd games swap the starts
     assert not result.truncated.any()
     per_game = result.outcome.sum(axis=1)
     assert set(per_game.tolist()) <= {0, -1}  # one winner and one loser, or a draw
-    assert (result.outcome[:, 0] == arena.WIN).sum() >= 5  # the teacher beats random-safe
+    assert (result.outcome[:, 0] == arena.WIN).sum() >= 14  # the teacher beats random-safe (~90%)
 
 
 def test_arena_keeps_games_whose_snakes_outgrow_the_ring_buffers():
