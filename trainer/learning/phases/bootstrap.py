@@ -1,0 +1,103 @@
+"""The bootstrap phase: the heuristic teacher plays, the network imitates it.
+
+Two restartable stages that meet in the store:
+
+1. **generate**: teacher-vs-teacher games, ``parallel_games`` at a time, each
+   batch written as one replay shard whose cursor is the number of games
+   done. A restart continues after the last complete shard (game ``k`` always
+   has seed ``seed + k``), so no game is lost or recorded twice.
+2. **train**: imitation steps (:mod:`.imitation`) over the newest window of
+   the phase's shards, ``epochs`` passes, checkpointed by a ResumableLoop: a
+   restart resumes at the checkpoint's step with the same priorities.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from ouroboros.trainer.learning import replay, shards
+from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
+from ouroboros.trainer.learning.phases import imitation, runner, selfplay
+
+SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "quality")
+
+
+def generate(ctx: runner.Context) -> tuple[int, int, float]:
+    """Play the teacher's games not yet in shards; returns (games, positions, seconds) played now."""
+    config = ctx.run.game.engine()
+    phase = ctx.phase
+    writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
+                                 shard_rows=1 << 30, extra={"encoding": "planes-v1", "producer": "heuristic"})
+    done = int((writer.cursor or {}).get("games", 0)) if isinstance(writer.cursor, dict) else 0
+    advance = ctx.reporter.task("bootstrap: teacher games", phase.games)
+    advance(done)
+    games = positions = 0
+    started = time.monotonic()
+    teachers = [selfplay.Seat.TEACHER] * config.n_snakes
+    while done < phase.games:
+        n = min(phase.parallel_games, phase.games - done)
+        rollout = selfplay.play(
+            config, games=n, parallel=n, max_turns=ctx.run.game.max_turns,
+            seed=ctx.run.seed * 1_000_003 + done, assign=lambda i, rng: teachers,
+            rng=np.random.default_rng([ctx.run.seed, 0, done]), record_teacher=True,
+            explore=0.1, progress=advance)
+        cols = {k: rollout.columns[k] for k in SHARD_COLUMNS}
+        cols["game_id"] = cols["game_id"] + done
+        writer.add("heuristic", cols, cursor={"games": done + n})
+        writer.flush()
+        done += n
+        games += n
+        positions += rollout.rows
+    return games, positions, time.monotonic() - started
+
+
+def run(ctx: runner.Context) -> runner.PhaseOutcome:
+    """Generate, then train; returns the phase's outcome (weights and ONNX candidate saved)."""
+    started = time.monotonic()
+    games, positions, gen_seconds = generate(ctx)
+    phase = ctx.phase
+    window = replay.ReplayConfig(window_positions=phase.replay_window, quality_threshold=0.0,
+                                 priority_alpha=0.3)
+    buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, [ctx.name], window)
+    net = runner.start_network(ctx)
+    optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
+    steps = max(1, math.ceil(phase.epochs * len(buffer) / phase.batch_size))
+
+    advance = ctx.reporter.task("bootstrap: imitation steps", steps)
+
+    def hook(state: TrainState) -> None:
+        advance(1)
+        if state.step % 10 == 0 or state.step == steps:
+            for tag, value in state.metrics.items():
+                ctx.reporter.scalar(f"bootstrap/{tag}", value, state.step)
+
+    loop = ResumableLoop(
+        Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name)),
+        lambda state, data, _: imitation.step(state, data, phase, ctx.run.seed),
+        every=phase.checkpoint_every, config=phase, hook=hook)
+    state = loop.restore(TrainState(net, optimizer))
+    if state.data_state:
+        buffer.load_state_dict(state.data_state)
+    advance(state.step)
+    train_started = time.monotonic()
+    first = state.step
+    state = loop.run(state, buffer, steps)
+    train_seconds = time.monotonic() - train_started
+    metrics = {
+        "games": float(games), "positions": float(len(buffer)),
+        "positionsPerSecond": positions / gen_seconds if gen_seconds > 0 else 0.0,
+        "steps": float(state.step),
+        "samplesPerSecond": (state.step - first) * phase.batch_size / train_seconds if train_seconds > 0 else 0.0,
+        "policyLoss": state.metrics.get("loss/policy", 0.0),
+        "valueLoss": state.metrics.get("loss/value", 0.0),
+        "accuracy": state.metrics.get("accuracy", 0.0),
+    }
+    ckpt = Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name)).list()
+    files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
+    message = (f"bootstrap: {len(buffer)} teacher positions, {state.step} imitation steps, "
+               f"accuracy {metrics['accuracy']:.2f}")
+    return runner.finish(ctx, net, metrics, files, message, started)

@@ -1,0 +1,56 @@
+"""Imitation: cross-entropy on the teacher's moves and regression of the game outcome.
+
+The bootstrap phase starts the network from the heuristic teacher rather than
+from random play (the Hungry Geese 3rd place went imitation -> RL, and a
+random snake rarely lives long enough to learn anything by RL). Every sample
+gets one random board symmetry (rotations/flips with the moves relabelled),
+which multiplies the data by up to 8 for free: the rules have no preferred
+direction. The policy loss only ranks the moves that do not lose at once
+(the same mask the player applies), so no capacity goes to "walls kill".
+Samples come from the prioritised replay window; the value error sets the
+priorities, and the importance weights undo their bias.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ouroboros.trainer.learning import encoding
+from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
+from ouroboros.trainer.learning.phases import policy
+from ouroboros.trainer.learning.phases.config import PhaseSettings
+from ouroboros.trainer.learning.replay import ReplayBuffer
+
+COLUMNS = ("planes", "move", "mask", "value")
+
+
+def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed: int) -> dict[str, float]:
+    """One optimiser step on a batch of ``settings.batch_size`` rows (a ResumableLoop step_fn).
+
+    planes [B, C, H, W] -> logits [B, 4] vs one-hot(move) [B, 4]; value [B, 1] vs outcome [B]."""
+    rng = step_rng(seed, state.step)
+    batch = buffer.sample(settings.batch_size, rng, COLUMNS)
+    cols = batch.columns
+    target = np.zeros((len(cols["move"]), 2, 4), np.float32)
+    target[np.arange(len(cols["move"])), 0, cols["move"].astype(np.int64)] = 1.0
+    target[:, 1] = cols["mask"]
+    planes, target = encoding.augment(cols["planes"].astype(np.float32), target, rng)
+    net, opt = state.model, state.optimizer
+    net.train()
+    logits, value = net(torch.from_numpy(planes))
+    logits = policy.masked_logits(logits, torch.from_numpy(target[:, 1] > 0.5))
+    weights = torch.from_numpy(batch.weights)
+    ce = -(torch.from_numpy(target[:, 0]) * torch.log_softmax(logits, dim=1)).sum(1)
+    err = value[:, 0] - torch.from_numpy(cols["value"].astype(np.float32))
+    policy_loss = (weights * ce).mean()
+    value_loss = (weights * err.square()).mean()
+    loss = policy_loss + value_loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    buffer.update_priorities(batch.indices, err.detach().numpy())
+    accuracy = (logits.argmax(1) == torch.from_numpy(target[:, 0]).argmax(1)).float().mean()
+    return {"loss/policy": float(policy_loss), "loss/value": float(value_loss),
+            "accuracy": float(accuracy)}

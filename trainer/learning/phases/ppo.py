@@ -1,0 +1,92 @@
+"""PPO for simultaneous-move self-play: GAE advantages, clipped surrogate, entropy bonus.
+
+Why PPO (Schulman et al., 2017) and not V-trace: our rollouts are played by the
+very network that is then updated for a few epochs, so the data are on-policy
+up to the clip, and PPO needs no importance-weight truncation machinery. Each
+snake is an independent agent with the shared network (every seat is
+egocentric), which is how a PPO Battlesnake briefly topped the global arena;
+the entropy bonus is not optional: a PPO snake without it collapsed into
+circling. Advantages use GAE (λ = 0.95) over each snake's own trajectory.
+
+Shapes: rows N in time order; minibatches of B rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
+from ouroboros.trainer.learning.phases import policy
+from ouroboros.trainer.learning.phases.config import PhaseSettings
+
+
+def gae(reward: np.ndarray, done: np.ndarray, value: np.ndarray, traj: np.ndarray,
+        gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """(advantages [N], returns [N]) from rows in time order: reward, done, value [N] and
+    trajectory ids traj [N]. A trajectory's row after the last one is worth 0 (terminal);
+    a trajectory cut without ``done`` bootstraps from nothing either (rollouts play whole games)."""
+    n = len(reward)
+    adv = np.zeros(n, np.float32)
+    _, local = np.unique(traj, return_inverse=True)
+    next_value = np.zeros(local.max(initial=-1) + 1, np.float64)
+    next_adv = np.zeros_like(next_value)
+    for i in range(n - 1, -1, -1):
+        t = local[i]
+        keep = 0.0 if done[i] else 1.0
+        delta = reward[i] + gamma * keep * next_value[t] - value[i]
+        a = delta + gamma * lam * keep * next_adv[t]
+        next_value[t], next_adv[t] = value[i], a
+        adv[i] = a
+    return adv, (adv + value).astype(np.float32)
+
+
+class RolloutData:
+    """One iteration's rows as tensors, for :func:`step`; minibatches drawn by step number."""
+
+    def __init__(self, columns: dict[str, np.ndarray], settings: PhaseSettings) -> None:
+        adv, ret = gae(columns["reward"], columns["done"], columns["v_old"], columns["traj"],
+                       settings.gamma, settings.lam)
+        self.planes = torch.from_numpy(columns["planes"])
+        self.move = torch.from_numpy(columns["move"].astype(np.int64))
+        self.logp = torch.from_numpy(columns["logp"])
+        self.mask = torch.from_numpy(columns["mask"].astype(bool))
+        self.adv = torch.from_numpy(adv)
+        self.ret = torch.from_numpy(ret)
+        self.rows = len(adv)
+
+
+def steps_per_iteration(rows: int, settings: PhaseSettings) -> int:
+    """Optimiser steps for ``epochs`` passes over ``rows`` new rows (at least 1)."""
+    return max(1, round(settings.epochs * rows / settings.batch_size))
+
+
+def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: int) -> dict[str, float]:
+    """One PPO minibatch step (the ``step_fn`` of a ResumableLoop); the minibatch comes
+    from :func:`step_rng` so a resumed phase draws the same rows."""
+    rng = step_rng(seed, state.step)
+    idx = torch.from_numpy(rng.choice(data.rows, size=min(settings.batch_size, data.rows), replace=False))
+    net, opt = state.model, state.optimizer
+    net.train()
+    logits, value = net(data.planes[idx].float())
+    logits = policy.masked_logits(logits, data.mask[idx])
+    logp_all = torch.log_softmax(logits, dim=1)
+    logp = logp_all.gather(1, data.move[idx, None])[:, 0]
+    adv = data.adv[idx]
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(idx) > 1 else adv
+    ratio = torch.exp(logp - data.logp[idx])
+    clipped = torch.clamp(ratio, 1 - settings.clip, 1 + settings.clip)
+    policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+    probs = logp_all.exp()
+    entropy = -(probs * torch.where(probs > 0, logp_all, torch.zeros_like(logp_all))).sum(1).mean()
+    value_loss = torch.nn.functional.mse_loss(value[:, 0], data.ret[idx])
+    loss = policy_loss + settings.value_coef * value_loss - settings.entropy * entropy
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    with torch.no_grad():
+        kl = (data.logp[idx] - logp).mean()
+        clip_frac = ((ratio - 1).abs() > settings.clip).float().mean()
+    return {"loss/policy": float(policy_loss), "loss/value": float(value_loss),
+            "entropy": float(entropy), "kl": float(kl), "clip_fraction": float(clip_frac)}

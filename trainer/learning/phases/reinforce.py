@@ -1,0 +1,167 @@
+"""The RL phases (hybrid, self_play, continuous): rounds of batched rollouts and PPO updates.
+
+Each iteration ``i``:
+
+1. **rollout** (:mod:`.selfplay`): ``games`` games with the current network;
+   each game's opponents are drawn by :func:`opponents`: the heuristic teacher
+   (``heuristic_ratio``), a frozen league snapshot (``league_ratio``), else the
+   network itself on every seat. The rows are written as one replay shard
+   whose cursor names the iteration and the optimiser step it starts at.
+2. **update** (:mod:`.ppo`): ``epochs`` passes of minibatch PPO over those
+   rows, in a ResumableLoop; at the iteration's last step the network is
+   saved to the league and the checkpoint records the iteration as done.
+
+A restart reads the checkpoint (step, iteration) and, if the iteration's shard
+exists, trains on it instead of playing again: no rollout is lost or played
+twice and no step is repeated. The league is every snapshot of the run
+(``runs/<run>/league/``), so self_play meets hybrid's and its own earlier
+selves: play cannot collapse into one narrow strategy that only beats itself.
+
+With ``workers > 1`` (an Indexed Job), workers other than 0 only play one
+round of games into their own shards (data for later phases); worker 0 trains.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ouroboros.trainer.learning import shards
+from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
+from ouroboros.trainer.learning.phases import ppo, runner, selfplay
+from ouroboros.trainer.learning.phases.config import PhaseKind
+
+LEAGUE_SIZE = 6
+SHARD_COLUMNS = ("planes", "move", "logp", "v_old", "mask", "reward", "done", "traj", "value",
+                 "game_id", "turn", "seat", "quality")
+
+
+def league(ctx: runner.Context) -> tuple[list, list[str]]:
+    """The newest LEAGUE_SIZE snapshots of the run (networks, names)."""
+    keys = sorted(k for k in ctx.store.list(ctx.key("league")) if k.endswith(".pt"))
+    keys = sorted(keys, key=lambda k: ctx.store.info(k).created_at)[-LEAGUE_SIZE:]
+    return [runner.load_weights(ctx.store, k) for k in keys], [k.rsplit("/", 1)[-1][:-3] for k in keys]
+
+
+def opponents(ctx: runner.Context, n_league: int):
+    """assign(game, rng) -> controllers per seat (module docstring)."""
+    s = ctx.run.game.snakes
+    h, lg = ctx.phase.heuristic_ratio, ctx.phase.league_ratio if n_league else 0.0
+
+    def assign(game: int, rng: np.random.Generator) -> list[int]:
+        u = rng.random()
+        if s == 1 or u >= h + lg:
+            return [selfplay.Seat.LEARNER] * s
+        other = selfplay.Seat.TEACHER if u < h else selfplay.Seat.SNAPSHOT + int(
+            min(n_league - 1, n_league * rng.random() ** 0.5))  # newer snapshots more often
+        seats = [other] * s
+        seats[game % s] = selfplay.Seat.LEARNER
+        return seats
+
+    return assign
+
+
+def rollout(ctx: runner.Context, net, it: int, start_step: int) -> tuple[dict, dict, float]:
+    """The rows of iteration ``it``: from its shard if one exists, else played and written.
+    Returns (columns, results per opponent, seconds spent playing)."""
+    run, phase = ctx.run, ctx.phase
+    for ref in shards.list_shards(ctx.store, run.run, ctx.name):
+        cursor = ref.meta.cursor
+        if ref.meta.worker == run.worker and isinstance(cursor, dict) and cursor.get("iteration") == it:
+            return shards.read_shard(ctx.store, ref), dict(cursor.get("results", {})), 0.0
+    snaps, names = league(ctx)
+    started = time.monotonic()
+    advance = ctx.reporter.task(f"{ctx.name} {it + 1}/{phase.iterations}: games", phase.games)
+    salt = list(PhaseKind).index(phase.kind)
+    seed = (run.seed * 7919 + it * 104_729 + run.worker * 15_485_863 + salt * 1009) % 2**31
+    result = selfplay.play(
+        run.game.engine(), games=phase.games, parallel=phase.parallel_games, max_turns=run.game.max_turns,
+        seed=seed, assign=opponents(ctx, len(snaps) if snaps else 0),
+        rng=np.random.default_rng([run.seed, it, run.worker, 1]), learner=net, snapshots=snaps,
+        labels=names, temperature=phase.temperature, progress=advance)
+    cols = {k: result.columns[k] for k in SHARD_COLUMNS} if result.rows else {}
+    if cols:
+        cols["game_id"] = cols["game_id"] + (it * 1_000_000 + run.worker) * 1_000
+        writer = shards.ReplayWriter(ctx.store, run.run, ctx.name, worker=run.worker, shard_rows=1 << 30,
+                                     extra={"encoding": "planes-v1", "producer": "network"})
+        writer.add("network", cols, cursor={"iteration": it, "start_step": start_step,
+                                            "results": {k: v for k, v in result.results.items()}})
+        writer.flush()
+    return cols, result.results, time.monotonic() - started
+
+
+def run(ctx: runner.Context) -> runner.PhaseOutcome:
+    """All iterations of an RL phase; returns its outcome (weights and ONNX candidate saved)."""
+    started = time.monotonic()
+    phase = ctx.phase
+    net = runner.start_network(ctx)
+    if not ctx.store.list(ctx.key("league")):  # the league starts with where this run's RL started
+        runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-0000.pt"), net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
+    checkpointer = Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name))
+    state = TrainState(net, optimizer)
+    totals: dict[str, list[int]] = {}
+    play_seconds = positions = 0.0
+    train_seconds = trained = 0.0
+    iterations = 1 if ctx.run.worker > 0 else phase.iterations
+    current: dict = {}
+
+    def hook(st: TrainState) -> None:
+        current["advance"](1)
+        if st.step % 5 == 0:
+            for tag, value in st.metrics.items():
+                ctx.reporter.scalar(f"{ctx.name}/{tag}", value, st.step)
+        if st.step == current["target"]:
+            st.epoch = current["it"] + 1
+            runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-{st.epoch:04d}.pt"), st.model)
+
+    loop = ResumableLoop(checkpointer, lambda st, data, _: ppo.step(st, data, phase, ctx.run.seed),
+                         every=phase.checkpoint_every, config=phase, hook=hook)
+    if ctx.run.worker == 0:
+        state = loop.restore(state)
+    while state.epoch < iterations:
+        it = state.epoch
+        cols, results, seconds = rollout(ctx, net, it, state.step)
+        play_seconds += seconds
+        positions += len(cols.get("move", ())) if seconds else 0
+        for name, (w, d, lost) in results.items():
+            total = totals.setdefault(name, [0, 0, 0])
+            total[0], total[1], total[2] = total[0] + w, total[1] + d, total[2] + lost
+            ctx.reporter.scalar(f"{ctx.name}/win_rate/{name}", (w + d / 2) / max(1, w + d + lost), it)
+        if ctx.run.worker > 0:
+            break
+        data = ppo.RolloutData(cols, phase)
+        start_step = int(_start_step(ctx, it, state.step))
+        target = start_step + ppo.steps_per_iteration(data.rows, phase)
+        current.update(it=it, target=target, advance=ctx.reporter.task(
+            f"{ctx.name} {it + 1}/{iterations}: PPO steps", target - state.step))
+        t0, s0 = time.monotonic(), state.step
+        state = loop.run(state, data, current["target"])
+        train_seconds += time.monotonic() - t0
+        trained += (state.step - s0) * phase.batch_size
+    metrics: dict[str, float] = {
+        "games": float(phase.games * iterations), "steps": float(state.step),
+        "positionsPerSecond": positions / play_seconds if play_seconds else 0.0,
+        "samplesPerSecond": trained / train_seconds if train_seconds else 0.0,
+    }
+    for tag in ("loss/policy", "loss/value", "entropy"):
+        if tag in state.metrics:
+            metrics[tag.replace("loss/", "") + ("Loss" if tag.startswith("loss") else "")] = state.metrics[tag]
+    for name, (w, d, lost) in totals.items():
+        key = "winRateVs" + "".join(p.capitalize() for p in name.replace("-", "_").split("_"))[:40]
+        metrics[key] = (w + d / 2) / max(1, w + d + lost)
+    ckpt = checkpointer.list()
+    files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
+    message = f"{ctx.name}: {iterations} iterations of {phase.games} games, {state.step} PPO steps"
+    return runner.finish(ctx, net, metrics, files, message, started)
+
+
+def _start_step(ctx: runner.Context, it: int, fallback: int) -> int:
+    """The optimiser step iteration ``it`` started at (from its shard's cursor)."""
+    for ref in shards.list_shards(ctx.store, ctx.run.run, ctx.name):
+        cursor = ref.meta.cursor
+        if ref.meta.worker == ctx.run.worker and isinstance(cursor, dict) and cursor.get("iteration") == it:
+            return int(cursor.get("start_step", fallback))
+    return fallback

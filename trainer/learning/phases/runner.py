@@ -1,0 +1,163 @@
+"""What every phase shares: where it starts from, what it leaves, and how it reports.
+
+Artifacts of phase P of run R in the store::
+
+    runs/R/replay/P/shard-*.npz        positions (see learning.shards)
+    runs/R/checkpoints/P/step-*.pt     resumable training state (learning.checkpoint)
+    runs/R/league/P-*.pt               snapshots self-play draws opponents from
+    runs/R/models/P.pt                 the phase's final weights (what the next phase starts from)
+    runs/R/models/P.onnx               the same network exported: the phase's candidate
+
+Start points: bootstrap from scratch, hybrid from bootstrap, self_play from
+hybrid (else bootstrap), continuous from the registry's champion (its
+version's metadata names the weights it was exported from).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from ouroboros.trainer.artifacts import onnx_export
+from ouroboros.trainer.artifacts import registry as model_registry
+from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
+from ouroboros.trainer.learning import networks
+from ouroboros.trainer.learning.phases.config import PhaseKind, PhaseSettings, RunSettings
+
+log = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """Where a phase shows progress and scalars (rich + TensorBoard in ``ouro train``)."""
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        """Start a long step of ``total`` units; returns ``advance(n)``."""
+        ...
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        """Record one scalar (e.g. ``bootstrap/loss/policy``)."""
+        ...
+
+
+class LogReporter:
+    """Progress as log lines (what a Kubernetes Job prints)."""
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        log.info("%s (%d)", description, total)
+        return lambda n: None
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class Context:
+    """One phase's run: settings, store and reporter."""
+
+    run: RunSettings
+    phase: PhaseSettings
+    store: ArtifactStore
+    reporter: Reporter
+
+    def key(self, *parts: str) -> str:
+        """A key under ``runs/<run>/``."""
+        return "/".join(("runs", self.run.run, *parts))
+
+    @property
+    def name(self) -> str:
+        return self.phase.kind.value
+
+
+@dataclasses.dataclass
+class PhaseOutcome:
+    """What a phase did: metrics, files (name -> store record), the candidate, a summary line."""
+
+    kind: PhaseKind
+    metrics: dict[str, float]
+    artifacts: dict[str, ArtifactInfo]
+    candidate: ArtifactInfo | None
+    message: str
+    seconds: float = 0.0
+
+
+def save_weights(store: ArtifactStore, key: str, net: networks.PolicyValueNet, **meta) -> ArtifactInfo:
+    """The network as a ``networks.load_checkpoint`` file, written atomically with sha256."""
+    buf = io.BytesIO()
+    torch.save(networks.checkpoint(net), buf)
+    return store.put_bytes(key, buf.getvalue(), {"network": net.config.model_dump(mode="json"), **meta})
+
+
+def load_weights(store: ArtifactStore, key: str, sha256: str | None = None) -> networks.PolicyValueNet:
+    """The network saved at ``key`` (checked against ``sha256`` when given)."""
+    raw = torch.load(io.BytesIO(store.get_bytes(key, expected_sha256=sha256)), map_location="cpu",
+                     weights_only=True)
+    net = networks.PolicyValueNet(networks.NetworkConfig.model_validate(raw["network"]))
+    net.load_state_dict(raw["model"])
+    return net
+
+
+def start_network(ctx: Context) -> networks.PolicyValueNet:
+    """The network the phase starts from (module docstring)."""
+    kind = ctx.phase.kind
+    if kind is PhaseKind.BOOTSTRAP:
+        return networks.build_network(ctx.run.network, seed=ctx.run.seed)
+    if kind is PhaseKind.CONTINUOUS:
+        reg = model_registry.Registry(ctx.store)
+        state = reg.champion(ctx.run.game.key)
+        if state.version is not None:
+            meta = reg.get(state.version).metadata
+            if isinstance(meta.get("weights"), str):
+                log.info("continuous: starting from champion %s", state.version)
+                return load_weights(ctx.store, meta["weights"], meta.get("weights_sha256"))
+        earlier = (PhaseKind.SELF_PLAY, PhaseKind.HYBRID, PhaseKind.BOOTSTRAP)
+    elif kind is PhaseKind.HYBRID:
+        earlier = (PhaseKind.BOOTSTRAP,)
+    else:
+        earlier = (PhaseKind.HYBRID, PhaseKind.BOOTSTRAP)
+    for prior in earlier:
+        key = ctx.key("models", f"{prior.value}.pt")
+        if ctx.store.exists(key):
+            log.info("%s: starting from %s", kind.value, key)
+            return load_weights(ctx.store, key)
+    log.warning("%s: no earlier model in %s; starting from a fresh network", kind.value, ctx.store.url)
+    return networks.build_network(ctx.run.network, seed=ctx.run.seed)
+
+
+def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float],
+           artifacts: dict[str, ArtifactInfo], message: str, started: float) -> PhaseOutcome:
+    """Save the final weights and the ONNX candidate; the phase's outcome."""
+    weights = save_weights(ctx.store, ctx.key("models", f"{ctx.name}.pt"), net, run=ctx.run.run, phase=ctx.name)
+    net.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model.onnx"
+        onnx_export.export(net, out, height=ctx.run.game.height, width=ctx.run.game.width,
+                           metadata={"run": ctx.run.run, "phase": ctx.name})
+        candidate = ctx.store.put_file(
+            ctx.key("models", f"{ctx.name}.onnx"), out,
+            {"run": ctx.run.run, "phase": ctx.name, "architecture": net.config.name,
+             "weights": weights.key, "weights_sha256": weights.sha256})
+    files = {**artifacts, "weights": weights, "onnx": candidate}
+    return PhaseOutcome(ctx.phase.kind, metrics, files, candidate, message, time.monotonic() - started)
+
+
+def register_candidate(store: ArtifactStore, outcome: PhaseOutcome, run: RunSettings,
+                       metrics: dict[str, float] | None = None) -> model_registry.ModelVersion:
+    """Register the phase's ONNX candidate as a model version (weights named in its metadata,
+    so ``continuous`` can resume training from it once it is champion)."""
+    assert outcome.candidate is not None
+    meta = outcome.candidate.metadata
+    reg = model_registry.Registry(store)
+    return reg.register(
+        store.get_bytes(outcome.candidate.key, expected_sha256=outcome.candidate.sha256),
+        architecture=str(meta.get("architecture", "network")), run=run.run, phase=outcome.kind.value,
+        game=run.game.key, metrics=metrics or outcome.metrics,
+        metadata={"weights": meta.get("weights"), "weights_sha256": meta.get("weights_sha256"),
+                  "candidate": outcome.candidate.uri})
