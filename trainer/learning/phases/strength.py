@@ -1,0 +1,62 @@
+"""How strong a trained network is: batched duels against the built-in players.
+
+Games are played in seat-swapped pairs (the same seed twice, the arena rotating
+the start positions), so neither side profits from a lucky corner; the score
+counts a draw as half a win and comes with its Wilson 95% interval. The
+network plays greedily (temperature 0) with the safety mask, as a served
+champion does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ouroboros.trainer.agents import arena
+from ouroboros.trainer.agents import registry as players
+from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.evaluation import stats
+from ouroboros.trainer.learning import networks
+from ouroboros.trainer.learning.phases import policy
+
+
+@dataclasses.dataclass(frozen=True)
+class Duel:
+    """The network's record against one opponent."""
+
+    opponent: str
+    games: int
+    wins: int
+    draws: int
+    losses: int
+
+    @property
+    def score(self) -> float:
+        """(wins + draws / 2) / games."""
+        return (self.wins + self.draws / 2) / self.games
+
+    def interval(self) -> stats.Interval:
+        """Wilson 95% interval of the score."""
+        return stats.wilson_interval(self.wins + self.draws / 2, self.games)
+
+    def describe(self) -> str:
+        ci = self.interval()
+        return (f"vs {self.opponent}: {self.score:.1%} over {self.games} games "
+                f"(W{self.wins} D{self.draws} L{self.losses}), Wilson 95% [{ci.lower:.1%}, {ci.upper:.1%}]")
+
+
+def duel(net: networks.PolicyValueNet, opponent: str, config: GameConfig, games: int,
+         seed: int = 12345, max_turns: int = 500) -> Duel:
+    """Play ``games`` (rounded up to even) duels of ``net`` against the player spec ``opponent``."""
+    if config.n_snakes != 2:
+        raise ValueError("duels need a two-snake game")
+    pairs = (games + 1) // 2
+    seeds = seed + np.repeat(np.arange(pairs), 2)
+    net.eval()
+    me = policy.NetworkPlayer(net, temperature=0.0)
+    result = arena.play_match(config, [me, players.make_player(opponent)], seeds,
+                              np.random.default_rng(seed), max_turns=max_turns)
+    outcome = result.outcome[:, 0]
+    return Duel(opponent, len(seeds), int((outcome == arena.WIN).sum()),
+                int((outcome == arena.DRAW).sum()), int((outcome == arena.LOSS).sum()))
