@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ouroboros.trainer.agents import arena, compact, registry, safety, search
+from ouroboros.trainer.agents import arena, bitboard, compact, heuristic, registry, safety, search
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.agents.simple import Greedy, RandomSafe
 from ouroboros.trainer.engine import jsonio, maps, rules
@@ -202,3 +202,32 @@ def test_arena_keeps_games_whose_snakes_outgrow_the_ring_buffers():
     for g in range(6):
         for i in range(2):
             assert len(final.snake_cells(g, i)) == final.length[g, i]
+
+
+@pytest.mark.parametrize("ruleset", ["standard", "constrictor", "wrapped"])
+def test_heuristic_free_masks_follow_the_bodies(ruleset):
+    """The incremental free-cell bitboards equal the direct definition (`time_free`) at every
+    step, doubled tails included (constrictor doubles every tail every turn)."""
+    config = GameConfig(7, 7, 3, ruleset)
+    state = maps.new_games(config, np.arange(24))
+    rng = np.random.default_rng(2)
+    for _ in range(12):
+        rules.advance(config, state, Heuristic().act_all(config, state, rng))
+    bits = bitboard.RowBits(state.board, config.ruleset.wraps)
+    masks = heuristic._FreeMasks(bits, state)
+    free_at = heuristic.time_free(state, 60)
+    for t in range(60):
+        assert (masks[t] == bits.pack(state.board.inside[None, :] & (free_at <= t))).all(), t
+
+
+def test_row_bitboards_round_trip_and_dilate():
+    board = maps.new_games(GameConfig(9, 7, 2), [0]).board
+    for wraps in (False, True):
+        bits = bitboard.RowBits(board, wraps)
+        grid = np.random.default_rng(0).random((5, board.n_cells)) < 0.3
+        assert (bits.unpack(bits.pack(grid)) == grid).all()
+        corner = bits.single(np.array([board.cell(0, 0)]))
+        grown = {tuple(int(v) for v in board.xy(c)) for c in np.flatnonzero(bits.unpack(
+            bits.dilate(corner, bits.pack(board.inside[None, :]))))}
+        expected = {(0, 0), (1, 0), (0, 1)} | ({(8, 0), (0, 6)} if wraps else set())
+        assert grown == expected

@@ -48,7 +48,7 @@ class RowBits:
         bits = self.board.width + 2
         if bits > 64:
             raise ValueError(f"board width {self.board.width} too wide for row bitboards (max 62)")
-        return np.uint32 if bits <= 32 else np.uint64
+        return np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64
 
     def pack(self, grid: np.ndarray) -> np.ndarray:
         """Boolean cells to row bitboards. grid [..., P] bool -> [..., Hp] uint."""

@@ -95,7 +95,8 @@ def time_free(state: BatchState, depth: int) -> np.ndarray:
     """Moves until each cell is clear of bodies (0 = clear now), capped at depth + 1. Shape [B, P].
 
     Segment j (0 = head) of a snake of length L leaves its cell after L - j moves
-    if the snake does not eat; stacked segments keep the latest time.
+    if the snake does not eat; stacked segments keep the latest time. The reference
+    definition of the masks `_FreeMasks` builds incrementally (the tests compare them).
     """
     b = np.arange(state.batch_size)[:, None]
     free_at = np.zeros((state.batch_size, state.board.n_cells), np.int64)
@@ -121,7 +122,8 @@ def move_scores(config: GameConfig, state: BatchState, w: HeuristicWeights, seat
     enemy_len_at, shorter_at = _head_to_head(state, targets_all, seats)
     loss = enemy_len_at > own
     tie = enemy_len_at == own
-    space, survive, territory, dist = _room(config, state, w, seats, cells)
+    alive = state.alive[:, seats]
+    space, survive, territory, dist = _room(config, state, w, seats, cells, safe & alive[..., None])
 
     has_food = state.food.any(axis=1)
     enemies_len = np.where(state.alive, state.length, 0)
@@ -149,7 +151,7 @@ def move_scores(config: GameConfig, state: BatchState, w: HeuristicWeights, seat
         - w.hazard * damage * hazard
     )
     score = np.where(safe & ~starves, score, w.death + score * 1e-3)
-    return np.where(state.alive[:, seats, None], score, 0.0)
+    return np.where(alive[..., None], score, 0.0)
 
 
 def _head_to_head(state: BatchState, targets_all: np.ndarray, seats: np.ndarray):
@@ -168,45 +170,49 @@ def _head_to_head(state: BatchState, targets_all: np.ndarray, seats: np.ndarray)
     return enemy_len_at, shorter_at
 
 
-def _room(config: GameConfig, state: BatchState, w: HeuristicWeights, seats: np.ndarray, cells: np.ndarray):
-    """Flood fills from every target cell. Returns (space, survive, territory, food distance),
-    each [B, K, 4].
+def _room(config: GameConfig, state: BatchState, w: HeuristicWeights, seats: np.ndarray,
+          cells: np.ndarray, valid: np.ndarray):
+    """Flood fills from the target cells of the `valid` moves (others get zeros and the
+    no-food distance). Returns (space, survive, territory, food distance), each [B, K, 4].
 
     space: cells reachable within need = min(length, depth) moves over cells free by then.
     survive: moves t <= need for which every step s <= t had at least s reachable cells.
     territory: cells reachable within `territory_depth` moves strictly before any enemy
     could get there (a Voronoi partition with time-aware bodies).
+
+    The fills run on the valid moves only, as [N, Hp] rows (N = valid moves, about half
+    of B * K * 4 once necks, walls and eliminated snakes are left out); `g` maps each row
+    to its game for the per-game masks.
     """
     board = state.board
-    bsz, k = cells.shape[0], cells.shape[1] * 4
     bits = bitboard.RowBits(board, config.ruleset.wraps)
     horizon = board.width + board.height
-    free = _FreeMasks(bits, board.inside[None, :], time_free(state, horizon))
-    target_bits = bits.single(cells.reshape(bsz, k))  # [B, K*4, Hp]
-    need = np.repeat(np.minimum(state.length[:, seats], w.depth), 4, axis=1)  # [B, K*4]
+    free = _FreeMasks(bits, state)
+    g, ks, ms = np.nonzero(valid)
+    target = bits.single(cells[g, ks, ms])  # [N, Hp]
+    need = np.minimum(state.length[g, seats[ks]], w.depth)  # [N]
     steps = int(max(need.max(initial=1), w.territory_depth))
 
-    # Every living snake's reach over time, and per seat the union of its enemies' reach.
-    heads = bits.single(state.heads) * state.alive[..., None]  # [B, S, Hp]
-    enemy_reach = heads
+    # Every living snake's reach over time; per seat, the union of its enemies' reach.
+    enemy_reach = bits.single(state.heads) * state.alive[..., None].astype(bits.dtype)  # [B, S, Hp]
     others = ~np.eye(state.n_snakes, dtype=bool)[seats]  # [K, S]
 
-    reach = target_bits & free[1][:, None, :]
+    reach = target & free[1][g]
     mine = reach.copy()
-    space = np.zeros((bsz, k), np.int64)
-    survive = np.zeros((bsz, k), np.int64)
-    cornered = np.zeros((bsz, k), bool)  # some step s had fewer than s reachable cells
-    territory = np.zeros((bsz, k), np.int64)
+    n = g.size
+    space, survive, territory = (np.zeros(n, np.int64) for _ in range(3))
+    cornered = np.zeros(n, bool)  # some step s had fewer than s reachable cells
     for t in range(1, steps + 1):
-        free_t = free[t][:, None, :]
+        free_t = free[t]
+        rows_free = free_t[g]
         if t <= w.territory_depth:
-            enemy_reach = bits.dilate(enemy_reach, free_t)
+            enemy_reach = bits.dilate(enemy_reach, free_t[:, None, :])
         if t > 1:
-            reach = bits.dilate(reach, free_t)
+            reach = bits.dilate(reach, rows_free)
             if t <= w.territory_depth:
                 contested = np.stack([np.bitwise_or.reduce(enemy_reach[:, o], axis=1) for o in others], 1)
-                mine = bits.dilate(mine, free_t)
-                mine.reshape(bsz, len(seats), 4, -1)[...] &= ~contested[:, :, None, :]
+                mine = bits.dilate(mine, rows_free)
+                mine &= ~contested[g, ks]
         open_ = ~cornered & (t <= need)
         if open_.any():
             count = bitboard.popcount(reach[open_])
@@ -217,35 +223,57 @@ def _room(config: GameConfig, state: BatchState, w: HeuristicWeights, seats: np.
             space[at] = bitboard.popcount(reach[at])
         if t == w.territory_depth:
             territory = bitboard.popcount(mine)
-    dist = _food_distance(bits, free, bits.pack(state.food), target_bits, horizon)
-    shape = cells.shape
-    return space.reshape(shape), survive.reshape(shape), territory.reshape(shape), dist.reshape(shape)
+    dist = _food_distance(bits, free, bits.pack(state.food), target, g, horizon)
+    out = []
+    for values, empty in ((space, 0), (survive, 0), (territory, 0), (dist, 2 * horizon)):
+        full = np.full(cells.shape, empty, values.dtype)
+        full[g, ks, ms] = values
+        out.append(full)
+    return tuple(out)
 
 
 class _FreeMasks:
-    """Bitboards of the cells free t moves from now (free_at <= t), built on first use. [B, Hp] each."""
+    """Bitboards of the cells free t moves from now, built incrementally. [B, Hp] each.
 
-    def __init__(self, bits: bitboard.RowBits, inside: np.ndarray, free_at: np.ndarray):
-        self.bits, self.inside, self.free_at = bits, inside, free_at
-        self.cap = int(free_at.max(initial=0))
-        self.cache: dict[int, np.ndarray] = {}
+    Free at t = free now, plus the cells each snake's body has left by then: segment
+    j (0 = head) of a snake of length L leaves after L - j moves, unless segment j - 1
+    lies on the same cell (a doubled tail), which leaves later. One pack for t = 0,
+    then one-bit rows per snake and step: cheaper than packing a [B, P] grid per step.
+    """
+
+    def __init__(self, bits: bitboard.RowBits, state: BatchState):
+        self.bits, self.state = bits, state
+        self.length = np.where(state.alive, state.length, 0)  # [B, S]
+        occupied = np.zeros((state.batch_size, state.board.n_cells), bool)
+        b = np.arange(state.batch_size)[:, None]
+        for j in range(int(self.length.max(initial=0))):
+            occupied[b, np.where(j < self.length, state.segment(j), 0)] = True
+        occupied[:, 0] = False  # padding cell 0 stood in for missing segments
+        self.masks = [bits.pack(state.board.inside[None, :] & ~occupied)]
 
     def __getitem__(self, t: int) -> np.ndarray:
-        t = min(t, self.cap)  # past every body's free time, the mask no longer changes
-        if t not in self.cache:
-            self.cache[t] = self.bits.pack(self.inside & (self.free_at <= t))
-        return self.cache[t]
+        t = min(t, int(self.length.max(initial=0)))  # every body has left by then
+        while len(self.masks) <= t:
+            k = len(self.masks)  # segment L - k leaves at step k
+            j = self.length - k
+            cell = self.state.segment(np.maximum(j, 0))
+            before = self.state.segment(np.maximum(j - 1, 0))
+            leaves = (j >= 0) & ((j == 0) | (cell != before))
+            rows = self.bits.single(cell) * leaves[..., None].astype(self.bits.dtype)
+            self.masks.append(self.masks[-1] | np.bitwise_or.reduce(rows, axis=1))
+        return self.masks[t]
 
 
 def _food_distance(bits: bitboard.RowBits, free: _FreeMasks, food: np.ndarray,
-                   target_bits: np.ndarray, horizon: int) -> np.ndarray:
+                   target: np.ndarray, g: np.ndarray, horizon: int) -> np.ndarray:
     """Moves from each target cell to the nearest food by a breadth-first search from
     the food over cells free by then (1 when the target holds food; 2 * horizon when
-    none is reachable). food [B, Hp] row bitboards, target_bits [B, N, Hp] -> [B, N] float64."""
+    none is reachable). food [B, Hp] row bitboards, target [N, Hp] one-cell rows of
+    games g [N] -> [N] float64."""
     layer = food  # cells within d moves of food
-    dist = np.zeros(target_bits.shape[:2], np.float64)
+    dist = np.zeros(target.shape[0], np.float64)
     for d in range(1, horizon + 1):
-        found = (dist == 0) & (target_bits & layer[:, None, :]).any(axis=-1)
+        found = (dist == 0) & (target & layer[g]).any(axis=-1)
         dist[found] = d
         if (dist > 0).all():
             break
