@@ -4,10 +4,10 @@
 
 - teacher: positions labelled per second by the heuristic teacher (`act_all`:
   every living snake of every game in one call) at B = 256, 1024, 4096 on
-  11x11 with 4 snakes, standard rules. Positions are mid-game states from the
-  teacher's own games (finished games restarted), so bodies have grown and
-  games have thinned out as in a real bootstrap phase. A position is one living
-  snake in one game: one move label. Median of the repeats.
+  11x11 with 4 snakes, standard rules. Positions are the states after 40 and
+  120 turns of the teacher's own games (finished games restarted), so bodies have
+  grown and games have thinned out as in a real bootstrap phase. A position is
+  one living snake in one game: one move label. Median of the repeats.
 - depth: the search player's completed depth (turns) at its default 400 ms per
   move on 11x11 duels and 4-player positions, sampled from heuristic games at
   turns 5..120; positions with a single safe move (no search) are left out.
@@ -21,6 +21,7 @@ Prints one line per measurement; `--json FILE` also writes them as JSON.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -51,13 +52,13 @@ def midgame_states(config: GameConfig, batch: int, turns: int, seed: int):
     return state
 
 
-def bench_teacher(batches: list[int], repeats: int) -> list[dict]:
+def bench_teacher(batches: list[int], turns: list[int], repeats: int) -> list[dict]:
     config = GameConfig(11, 11, 4)
     teacher = Heuristic()
     rng = np.random.default_rng(0)
     out = []
-    for batch in batches:
-        state = midgame_states(config, batch, 40, seed=1000)
+    for turn, batch in itertools.product(turns, batches):
+        state = midgame_states(config, batch, turn, seed=1000)
         positions = int(state.alive.sum())
         teacher.act_all(config, state, rng)  # warm caches
         times = []
@@ -66,9 +67,9 @@ def bench_teacher(batches: list[int], repeats: int) -> list[dict]:
             teacher.act_all(config, state, rng)
             times.append(time.perf_counter() - start)
         t = statistics.median(times)
-        row = {"bench": "teacher", "batch": batch, "positions": positions, "seconds": t,
+        row = {"bench": "teacher", "batch": batch, "turns": turn, "positions": positions, "seconds": t,
                "positions_per_s": positions / t, "mean_length": float(state.length[state.alive].mean())}
-        print(f"teacher  B={batch:5d}  {positions:6d} positions in {t * 1e3:7.1f} ms  "
+        print(f"teacher  B={batch:5d} after {turn:3d} turns: {positions:6d} positions in {t * 1e3:7.1f} ms  "
               f"-> {positions / t:9.0f} positions/s  (mean length {row['mean_length']:.1f})", flush=True)
         out.append(row)
     return out
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sections", nargs="*", choices=["teacher", "depth", "matches", []], default=[])
     p.add_argument("--batches", default="256,1024,4096")
+    p.add_argument("--turns", default="40,120", help="teacher positions: turns played before measuring")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--positions", type=int, default=20, help="search positions per snake count")
     p.add_argument("--ms", type=float, default=400.0, help="search budget for the depth benchmark")
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.sections or ["teacher", "depth", "matches"]
     rows = []
     if "teacher" in sections:
-        rows += bench_teacher([int(b) for b in args.batches.split(",")], args.repeats)
+        rows += bench_teacher([int(b) for b in args.batches.split(",")], [int(t) for t in args.turns.split(",")],
+                              args.repeats)
     if "depth" in sections:
         rows += bench_depth(args.positions, args.ms)
     if "matches" in sections:
