@@ -25,17 +25,58 @@ class Normalisation(str, Enum):
     """Normalisation after each convolution."""
 
     BATCH = "batch"  # folds into the convolution at inference: the fastest to serve
-    GROUP = "group"  # independent of the batch: steadier with small or mixed batches
+    GROUP = "group"  # independent of the batch: steadier with small or mixed batches (masked)
     NONE = "none"
 
 
+class MaskedGroupNorm(nn.Module):
+    """Group normalisation whose statistics cover playable cells only, so a padded
+    board normalises like the bare one (``nn.GroupNorm`` would average the padding
+    in). Equals ``nn.GroupNorm`` when nothing is padded. [B, C, H, W] -> same."""
+
+    def __init__(self, groups: int, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.groups, self.eps = groups, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, C, H, W], mask [B, 1, H, W] -> [B, C, H, W]."""
+        b, c, h, w = x.shape
+        xg = x.reshape(b, self.groups, c // self.groups, h, w)
+        m = mask.reshape(b, 1, 1, h, w)
+        count = (m.sum(dim=(2, 3, 4), keepdim=True) * (c // self.groups)).clamp(min=1.0)
+        mean = (xg * m).sum(dim=(2, 3, 4), keepdim=True) / count
+        var = (((xg - mean) * m) ** 2).sum(dim=(2, 3, 4), keepdim=True) / count
+        y = ((xg - mean) / torch.sqrt(var + self.eps)).reshape(b, c, h, w)
+        return y * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class _BatchNorm(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` with the masked layers' signature (same parameter names)."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x)
+
+
+class _Identity(nn.Module):
+    """No normalisation, with the masked layers' signature."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 def norm_layer(kind: Normalisation, channels: int, groups: int) -> nn.Module:
-    """A normalisation layer over [B, C, H, W]."""
+    """A normalisation layer called as ``norm(x [B, C, H, W], mask [B, 1, H, W])``.
+
+    Batch norm's statistics are per batch at training time (padding included) and
+    fixed at inference, where it folds into the convolution before it.
+    """
     if kind is Normalisation.BATCH:
-        return nn.BatchNorm2d(channels)
+        return _BatchNorm(channels)
     if kind is Normalisation.GROUP:
-        return nn.GroupNorm(math.gcd(groups, channels), channels)
-    return nn.Identity()
+        return MaskedGroupNorm(math.gcd(groups, channels), channels)
+    return _Identity()
 
 
 class ConvBlock(nn.Module):
@@ -48,7 +89,7 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, Cin, H, W], mask [B, 1, H, W] -> [B, Cout, H, W]."""
-        return F.relu(self.norm(self.conv(x))) * mask
+        return F.relu(self.norm(self.conv(x), mask)) * mask
 
 
 class ResidualBlock(nn.Module):
@@ -64,8 +105,8 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, C, H, W], mask [B, 1, H, W] -> [B, C, H, W]."""
-        y = F.relu(self.norm1(self.conv1(x))) * mask
-        y = self.norm2(self.conv2(y))
+        y = F.relu(self.norm1(self.conv1(x), mask)) * mask
+        y = self.norm2(self.conv2(y), mask)
         return F.relu(x + y) * mask
 
 
