@@ -18,12 +18,12 @@ Run as a script to print the binary's path: ``python tests/battlesnake_cli/build
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make tests/ importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gobuild  # noqa: E402
 
 CLI_DIR = Path(__file__).resolve().parent
 MODULE = "github.com/BattlesnakeOfficial/rules"
@@ -32,19 +32,12 @@ PACKAGE = f"{MODULE}/cli/battlesnake"
 BINARY_NAME = "battlesnake"
 
 
-class CliUnavailable(RuntimeError):
-    """The CLI cannot be built here (no Go toolchain, no module, or the build failed)."""
-
-
-def cache_root() -> Path:
-    """The project's cache folder: $OURO_CACHE, else ~/.cache/ouroboros."""
-    env = os.environ.get("OURO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ouroboros"
+CliUnavailable = gobuild.GoUnavailable
 
 
 def binary_path() -> Path:
     """Where the built CLI lives (whether or not it is built yet)."""
-    return cache_root() / "battlesnake-cli" / VERSION / BINARY_NAME
+    return gobuild.cache_root() / "battlesnake-cli" / VERSION / BINARY_NAME
 
 
 def ensure_cli(timeout_s: float = 600.0) -> Path:
@@ -53,32 +46,8 @@ def ensure_cli(timeout_s: float = 600.0) -> Path:
     Raises CliUnavailable when Go is missing or the build fails (the fixture
     turns that into a skip with the reason).
     """
-    target = binary_path()
-    if target.is_file() and os.access(target, os.X_OK):
-        return target
-    go = shutil.which("go")
-    if go is None:
-        raise CliUnavailable("the Go toolchain (`go`) is not on PATH")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{BINARY_NAME}.", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false", "GOWORK": "off"}
-    try:
-        proc = subprocess.run(
-            [go, "build", "-trimpath", "-o", str(tmp), PACKAGE],
-            cwd=CLI_DIR, env=env, capture_output=True, text=True,
-            timeout=timeout_s, check=False,
-        )
-        if proc.returncode != 0:
-            raise CliUnavailable(f"go build {PACKAGE}@{VERSION} failed:\n{proc.stderr[-4000:]}")
-        tmp.chmod(0o755)
-        os.replace(tmp, target)
-    except subprocess.TimeoutExpired:
-        raise CliUnavailable(f"go build {PACKAGE} took over {timeout_s:.0f}s") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    env = {"GOFLAGS": "-mod=readonly -buildvcs=false", "GOWORK": "off"}
+    return gobuild.build_once(binary_path(), CLI_DIR, PACKAGE, env=env, timeout_s=timeout_s)
 
 
 if __name__ == "__main__":

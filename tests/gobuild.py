@@ -1,0 +1,53 @@
+"""Builds a Go binary that the tests need (the oracle, the official CLI) once, into the cache.
+
+The binary is written under a temporary name in its final folder and renamed
+into place, so parallel test sessions never run a half-written file, and a
+present binary is reused without calling Go at all. The cache folder is
+``$OURO_CACHE`` (default ``~/.cache/ouroboros``), shared with the control-plane
+build script.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+class GoUnavailable(RuntimeError):
+    """A Go binary cannot be built here (no Go toolchain, or the build failed)."""
+
+
+def cache_root() -> Path:
+    """The project's cache folder: $OURO_CACHE, else ~/.cache/ouroboros."""
+    env = os.environ.get("OURO_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ouroboros"
+
+
+def build_once(target: Path, cwd: Path, package: str = ".", *, env: dict[str, str] | None = None,
+               timeout_s: float = 600.0) -> Path:
+    """`go build -trimpath -o target package` in `cwd`, unless `target` already exists."""
+    if target.is_file() and os.access(target, os.X_OK):
+        return target
+    go = shutil.which("go")
+    if go is None:
+        raise GoUnavailable("the Go toolchain (`go`) is not on PATH")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        proc = subprocess.run([go, "build", "-trimpath", "-o", str(tmp), package], cwd=cwd,
+                              env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+        if proc.returncode != 0:
+            raise GoUnavailable(f"go build {package} in {cwd} failed:\n{proc.stderr[-4000:]}")
+        tmp.chmod(0o755)
+        os.replace(tmp, target)
+    except subprocess.TimeoutExpired:
+        raise GoUnavailable(f"go build {package} took over {timeout_s:.0f}s") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
