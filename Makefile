@@ -19,7 +19,8 @@ $(BIN)/ouro: pyproject.toml setup.py
 setup: $(BIN)/ouro
 
 demo: setup
-	$(BIN)/ouro play --players heuristic,search,greedy,random-safe --games 4 --render 0 --search-ms 100 --render-delay 0.03
+	$(BIN)/ouro train --preset quick
+	$(BIN)/ouro registry show --game standard-11x11-2p
 
 lint: setup
 	$(BIN)/ruff check trainer operator tests benchmarks

@@ -1,4 +1,5 @@
-"""`ouro phase`: checks the run config and writes a result that says it is a placeholder."""
+"""`ouro phase`: checks the run config; `evaluate` writes a result that says it is a placeholder
+(the training phases are tested end to end in test_phases.py)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ def run_json(tmp_path):
 
 def test_writes_a_placeholder_result(run_json, tmp_path, capsys):
     out = tmp_path / "result.json"
-    assert cli.main(["phase", "bootstrap", "--run-config", str(run_json), "--result", str(out)]) == 0
+    assert cli.main(["phase", "evaluate", "--run-config", str(run_json), "--result", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert data["phase"] == "bootstrap" and data["placeholder"] is True
+    assert data["phase"] == "evaluate" and data["placeholder"] is True
     assert data["metrics"] == {} and data["artifacts"] == []
     assert PhaseResult.model_validate(data).placeholder
-    assert "nothing trained" in capsys.readouterr().out
+    assert "nothing evaluated" in capsys.readouterr().out
 
 
 def test_a_phase_the_run_lacks_is_an_error(run_json, tmp_path, capsys):

@@ -1,15 +1,17 @@
 """`ouro phase NAME --run-config FILE --result PATH`: what a phase Job runs.
 
-For now this is a placeholder: it checks the run config (the run.json the
-operator mounts from the run's ConfigMap) and that the run has the named
-phase, then writes a result that says plainly that nothing was trained
-(`"placeholder": true`, no metrics, no artifacts). The learning pipeline
-replaces the body of `run_phase` with the real phases; the command line, the
-config and the result format stay.
+It checks the run config (the run.json the operator mounts from the run's
+ConfigMap) and that the run has the named phase, then runs it: bootstrap,
+hybrid, self_play and continuous are the training phases of
+`ouroboros.trainer.learning.phases` (the same code `ouro train` runs), against
+the run's artifact store (`OURO_STORAGE_URL` overrides `storage.url`). A
+self-play worker of an Indexed Job takes its index from
+`JOB_COMPLETION_INDEX`. `evaluate` is still a placeholder that says plainly
+that nothing was measured (`"placeholder": true`).
 
 The result goes to PATH (in a pod, /dev/termination-log, which kubelet copies
 into the pod status where the operator reads it; at most 4096 bytes).
-Exit codes: 0 done, 2 bad arguments or config.
+Exit codes: 0 done, 1 the phase failed, 2 bad arguments or config.
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from ouroboros.operator.resources import PhaseName, PhaseResult, RunConfig
-from ouroboros.operator.resources.runconfig import RESULT_MAX_BYTES
+from ouroboros.operator.resources.common import Artifact
+from ouroboros.operator.resources.runconfig import RESULT_MAX_BYTES, CandidateResult
 
-PLACEHOLDER_MESSAGE = "placeholder: run config checked, nothing trained (no training pipeline yet)"
+PLACEHOLDER_MESSAGE = "placeholder: run config checked, nothing evaluated (no evaluation phase yet)"
+MAX_ARTIFACTS = 6  # names, URIs and hashes of a few files keep the result far below 4096 bytes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,9 +53,34 @@ def load_config(path: Path) -> RunConfig:
 
 
 def run_phase(config: RunConfig, name: PhaseName) -> PhaseResult:
-    """Run phase `name` of the run; for now only checks it exists and reports a placeholder."""
-    config.phase(name)  # KeyError if the run has no such phase
-    return PhaseResult(phase=name, placeholder=True, metrics={}, artifacts=[], message=PLACEHOLDER_MESSAGE)
+    """Run phase `name` of the run (KeyError if the run has no such phase)."""
+    config.phase(name)
+    if name is PhaseName.EVALUATE:
+        return PhaseResult(phase=name, placeholder=True, metrics={}, artifacts=[], message=PLACEHOLDER_MESSAGE)
+    from ouroboros.trainer.learning.phases import config as phase_config
+    from ouroboros.trainer.learning.phases import execute
+
+    worker = int(os.environ.get("JOB_COMPLETION_INDEX", "0") or 0)
+    run, phase = phase_config.from_run_config(config, phase_config.PhaseKind(name.value), worker)
+    if os.environ.get("OURO_STORAGE_URL"):
+        run = run.model_copy(update={"store": os.environ["OURO_STORAGE_URL"]})
+    return to_result(name, execute.execute(run, phase))
+
+
+def to_result(name: PhaseName, outcome) -> PhaseResult:
+    """The operator's PhaseResult of a phase outcome (artifacts by URI and sha256 only)."""
+    artifacts = [
+        Artifact(name=key, uri=info.uri, sha256=info.sha256, size=info.size)
+        for key, info in list(outcome.artifacts.items())[:MAX_ARTIFACTS]
+    ]
+    candidate = None
+    if outcome.candidate is not None:
+        c = outcome.candidate
+        candidate = CandidateResult(artifact=Artifact(name="onnx", uri=c.uri, sha256=c.sha256, size=c.size))
+    metrics = {k: round(float(v), 6) for k, v in outcome.metrics.items()}
+    metrics["seconds"] = round(outcome.seconds, 3)
+    return PhaseResult(phase=name, metrics=metrics, artifacts=artifacts, candidate=candidate,
+                       message=outcome.message[:1000])
 
 
 def write_result(result: PhaseResult, path: Path) -> str:
@@ -65,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `ouro phase`; returns the exit code."""
     args = _parser().parse_args(argv)
     name = PhaseName(args.name)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.run_config)
-        result = run_phase(config, name)
+        config.phase(name)  # KeyError if the run has no such phase
     except (ValueError, KeyError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)
         print(f"ouro phase {name.value}: {message}", file=sys.stderr)
@@ -75,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # the message on stderr is what matters then
             write_result(failure, args.result)
         return 2
+    result = run_phase(config, name)  # a crash is exit 1 with its traceback in the pod's log
     text = write_result(result, args.result)
-    print(f"ouro phase {name.value}: run {config.run.namespace}/{config.run.name}: {PLACEHOLDER_MESSAGE}")
+    print(f"ouro phase {name.value}: run {config.run.namespace}/{config.run.name}: {result.message}")
     print(text)
     return 0
 

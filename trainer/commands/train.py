@@ -60,21 +60,21 @@ PRESETS: dict[str, Preset] = {
         eval_games=8,
     ),
     "quick": Preset(
-        description="about 10 minutes on 2 CPU cores: a champion that beats random-safe",
-        expected_minutes=10,
-        network=networks.NetworkConfig(**_SIMPLE, blocks=4, channels=32),
+        description="about 9.5 minutes on 2 shared CPU cores: a champion that beats random-safe",
+        expected_minutes=9.5,
+        network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
-            pc.phase_settings(pc.PhaseKind.BOOTSTRAP, games=320, parallel_games=160, epochs=2,
-                              batch_size=256, learning_rate=2e-3),
-            pc.phase_settings(pc.PhaseKind.HYBRID, games=96, iterations=2, parallel_games=96,
+            pc.phase_settings(pc.PhaseKind.BOOTSTRAP, games=800, parallel_games=200, epochs=2,
+                              batch_size=256, learning_rate=2e-3, replay_window=200_000),
+            pc.phase_settings(pc.PhaseKind.HYBRID, games=128, iterations=4, parallel_games=128,
                               heuristic_ratio=0.5),
-            pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=96, iterations=2, parallel_games=96),
+            pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=128, iterations=6, parallel_games=128),
         ],
     ),
     "long": Preset(
-        description="hours on a CPU (estimated from measured throughputs), minutes on a GPU: "
+        description="about 8 hours on 2 CPU cores (estimated from benchmarks.training, not run): "
                     "the default attention network, aiming past the heuristic teacher",
-        expected_minutes=240,
+        expected_minutes=480,
         network=networks.NetworkConfig(),
         phases=[
             pc.phase_settings(pc.PhaseKind.BOOTSTRAP, games=4000, parallel_games=256, epochs=3),

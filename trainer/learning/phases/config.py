@@ -64,6 +64,9 @@ class PhaseSettings(BaseModel):
     learning_rate: float = Field(description="Adam step size.")
     batch_size: int = Field(description="Positions per optimiser step.")
     heuristic_ratio: float = Field(0.0, ge=0, le=1, description="Games whose opponent is the heuristic teacher.")
+    random_ratio: float = Field(
+        0.0, ge=0, le=1, description="Games whose opponent plays random-safe: the floor every model must "
+        "clear; the teacher itself loses ~11% of duels to it, so imitation alone does not get there.")
     league_ratio: float = Field(0.0, ge=0, le=1, description="Games whose opponent is an earlier snapshot.")
     temperature: float = Field(1.0, ge=0, description="Move-sampling temperature of the learner.")
     parallel_games: int = Field(256, ge=1, description="Games advanced together in one batch.")

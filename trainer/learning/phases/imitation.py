@@ -52,5 +52,5 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     opt.step()
     buffer.update_priorities(batch.indices, err.detach().numpy())
     accuracy = (logits.argmax(1) == torch.from_numpy(target[:, 0]).argmax(1)).float().mean()
-    return {"loss/policy": float(policy_loss), "loss/value": float(value_loss),
+    return {"loss/policy": policy_loss.item(), "loss/value": value_loss.item(),
             "accuracy": float(accuracy)}

@@ -88,5 +88,5 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
     with torch.no_grad():
         kl = (data.logp[idx] - logp).mean()
         clip_frac = ((ratio - 1).abs() > settings.clip).float().mean()
-    return {"loss/policy": float(policy_loss), "loss/value": float(value_loss),
-            "entropy": float(entropy), "kl": float(kl), "clip_fraction": float(clip_frac)}
+    return {"loss/policy": policy_loss.item(), "loss/value": value_loss.item(),
+            "entropy": entropy.item(), "kl": float(kl), "clip_fraction": float(clip_frac)}

@@ -4,8 +4,8 @@ Each iteration ``i``:
 
 1. **rollout** (:mod:`.selfplay`): ``games`` games with the current network;
    each game's opponents are drawn by :func:`opponents`: the heuristic teacher
-   (``heuristic_ratio``), a frozen league snapshot (``league_ratio``), else the
-   network itself on every seat. The rows are written as one replay shard
+   (``heuristic_ratio``), random-safe (``random_ratio``), a frozen league
+   snapshot (``league_ratio``), else the network itself on every seat. The rows are written as one replay shard
    whose cursor names the iteration and the optimiser step it starts at.
 2. **update** (:mod:`.ppo`): ``epochs`` passes of minibatch PPO over those
    rows, in a ResumableLoop; at the iteration's last step the network is
@@ -48,14 +48,19 @@ def league(ctx: runner.Context) -> tuple[list, list[str]]:
 def opponents(ctx: runner.Context, n_league: int):
     """assign(game, rng) -> controllers per seat (module docstring)."""
     s = ctx.run.game.snakes
-    h, lg = ctx.phase.heuristic_ratio, ctx.phase.league_ratio if n_league else 0.0
+    h, r = ctx.phase.heuristic_ratio, ctx.phase.random_ratio
+    lg = ctx.phase.league_ratio if n_league else 0.0
 
     def assign(game: int, rng: np.random.Generator) -> list[int]:
         u = rng.random()
-        if s == 1 or u >= h + lg:
+        if s == 1 or u >= h + r + lg:
             return [selfplay.Seat.LEARNER] * s
-        other = selfplay.Seat.TEACHER if u < h else selfplay.Seat.SNAPSHOT + int(
-            min(n_league - 1, n_league * rng.random() ** 0.5))  # newer snapshots more often
+        if u < h:
+            other = selfplay.Seat.TEACHER
+        elif u < h + r:
+            other = selfplay.Seat.RANDOM
+        else:  # newer snapshots more often
+            other = selfplay.Seat.SNAPSHOT + int(min(n_league - 1, n_league * rng.random() ** 0.5))
         seats = [other] * s
         seats[game % s] = selfplay.Seat.LEARNER
         return seats

@@ -1,8 +1,8 @@
 """Batched rollouts: many games advance together, one network forward per turn.
 
 Every seat of every game has a *controller* (:class:`Seat`): the learner (the
-network being trained; its positions are recorded), the heuristic teacher, or
-a frozen league snapshot. Each turn the learner's living seats of all games
+network being trained; its positions are recorded), the heuristic teacher,
+random-safe, or a frozen league snapshot. Each turn the learner's living seats of all games
 are encoded into one batch and decided by one forward pass; the teacher
 scores all its games in one vectorised call; each snapshot gets one forward.
 Finished games are replaced by new ones until the budget is played, so the
@@ -41,7 +41,8 @@ class Seat(IntEnum):
 
     LEARNER = 0
     TEACHER = 1
-    SNAPSHOT = 2
+    RANDOM = 2
+    SNAPSHOT = 3
 
 
 Assign = Callable[[int, np.random.Generator], Sequence[int]]
@@ -136,6 +137,9 @@ def play(
                 if g.size:
                     planes, mask = policy.observe(config, state, g, s, safe)
                     moves[g, s] = policy.decide(net, planes, mask, rng, temperature).moves
+            rg, rs = np.nonzero(sel & alive & (codes == Seat.RANDOM))
+            if rg.size:
+                moves[rg, rs] = safety.choose(safe[rg, rs].astype(np.float64), rng)
             tg = np.flatnonzero((sel & alive & (codes == Seat.TEACHER)).any(axis=1))
             if tg.size:
                 best = safety.choose(teacher.scores(config, state.select(tg)), rng)  # [n, S]
@@ -165,6 +169,8 @@ def play(
                 rows += rec_g.size
             sub = state.select(live)
             rules.advance(config, sub, moves[live])
+            if sub.capacity > state.capacity:  # a snake outgrew the ring buffers this turn
+                state = state.with_capacity(sub.capacity)
             state.assign(live, sub)
             turns += live.size
             # rewards of the trajectories that ended this turn
@@ -210,7 +216,7 @@ def _tally(results: dict[str, list[int]], codes: np.ndarray, alive: np.ndarray, 
     if not mine.any() or len(others) != 1:
         return
     other = others.pop()
-    name = "heuristic" if other == Seat.TEACHER else (
+    name = "heuristic" if other == Seat.TEACHER else "random-safe" if other == Seat.RANDOM else (
         labels[other - Seat.SNAPSHOT] if other - Seat.SNAPSHOT < len(labels) else "league")
     score = results.setdefault(name, [0, 0, 0])
     if alive[mine].any() and decisive:
