@@ -69,6 +69,23 @@ def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(tmp_path)
     np.testing.assert_array_equal(weights(a), weights(b))
 
 
+def test_a_kill_inside_a_round_resumes_on_the_same_rollout(tmp_path):
+    whole, cut = tiny_run(tmp_path / "whole"), tiny_run(tmp_path / "cut")
+    for run in (whole, cut):
+        execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP))
+        done = execute.execute(run, tiny_phase(pc.PhaseKind.HYBRID, batch_size=8))
+    store = ArtifactStore(cut.store)
+    steps = [k for k in store.list("runs/t/checkpoints/hybrid") if k.endswith(".pt")]
+    assert len(steps) >= 2  # checkpoints every 2 steps: one inside the round
+    store.delete(sorted(steps)[-1])  # as if killed after the round's mid checkpoint
+    resumed = execute.execute(cut, tiny_phase(pc.PhaseKind.HYBRID, batch_size=8))
+    assert resumed.metrics["steps"] == done.metrics["steps"]
+    assert len(shards.list_shards(store, "t", "hybrid")) == 1  # trained on the round's shard again
+    a, _ = networks.load_checkpoint(ArtifactStore(whole.store).path(done.artifacts["weights"].key))
+    b, _ = networks.load_checkpoint(store.path(resumed.artifacts["weights"].key))
+    np.testing.assert_array_equal(weights(a), weights(b))
+
+
 def test_rerunning_a_finished_bootstrap_plays_and_trains_nothing_more(tmp_path):
     run = tiny_run(tmp_path)
     first = execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP))
