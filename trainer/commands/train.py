@@ -71,6 +71,20 @@ PRESETS: dict[str, Preset] = {
             pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=128, iterations=6, parallel_games=128),
         ],
     ),
+    "medium": Preset(
+        description="about 35 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
+                    "games and 2.5x the reinforcement learning, aiming past the heuristic teacher",
+        expected_minutes=35,
+        network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
+        phases=[
+            pc.phase_settings(pc.PhaseKind.BOOTSTRAP, games=2000, parallel_games=250, epochs=2,
+                              batch_size=256, learning_rate=2e-3, replay_window=400_000),
+            pc.phase_settings(pc.PhaseKind.HYBRID, games=128, iterations=10, parallel_games=128,
+                              heuristic_ratio=0.5),
+            pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=128, iterations=16, parallel_games=128),
+        ],
+        eval_games=400,
+    ),
     "long": Preset(
         description="about 8 hours on 2 CPU cores (estimated from benchmarks.training, not run): "
                     "the default attention network, aiming past the heuristic teacher",
