@@ -7,8 +7,9 @@ capacity or gradient on learning that walls kill, and the served player
 (``agents.neural``) masks the same way. When every move loses the mask is
 lifted and the network's favourite is played.
 
-The phases keep their own small player here rather than depend on the serving
-player: self-play needs log-probabilities and values alongside the moves.
+Self-play needs log-probabilities and values alongside the moves, so rollouts
+call `decide` here; evaluation plays the network as a `Player` through
+`agents.neural.TorchPlayer`, the same masked argmax the served model uses.
 """
 
 from __future__ import annotations
@@ -71,19 +72,3 @@ def observe(config: GameConfig, state: BatchState, games: np.ndarray, seats: np.
     if safe is None:
         safe = safety.safe_moves(config, state)
     return planes, safe[games, seats]
-
-
-@dataclasses.dataclass
-class NetworkPlayer:
-    """A ``Player`` (agents.base) backed by a torch network: batched, masked, argmax by default."""
-
-    net: networks.PolicyValueNet
-    temperature: float = 0.0
-    name: str = "network"
-
-    def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
-        """Moves for ``seat`` in every game. Shape [B] int8 (dead snakes get a dummy move)."""
-        games = np.arange(state.batch_size)
-        planes, mask = observe(config, state, games, np.full(len(games), seat))
-        self.net.eval()
-        return decide(self.net, planes, mask, rng, self.temperature).moves

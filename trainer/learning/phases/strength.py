@@ -13,12 +13,11 @@ import dataclasses
 
 import numpy as np
 
-from ouroboros.trainer.agents import arena
+from ouroboros.trainer.agents import arena, neural
 from ouroboros.trainer.agents import registry as players
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.evaluation import stats
 from ouroboros.trainer.learning import networks
-from ouroboros.trainer.learning.phases import policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +53,7 @@ def duel(net: networks.PolicyValueNet, opponent: str, config: GameConfig, games:
     pairs = (games + 1) // 2
     seeds = seed + np.repeat(np.arange(pairs), 2)
     net.eval()
-    me = policy.NetworkPlayer(net, temperature=0.0)
+    me = neural.TorchPlayer(module=net, temperature=0.0, name="network")
     result = arena.play_match(config, [me, players.make_player(opponent)], seeds,
                               np.random.default_rng(seed), max_turns=max_turns)
     outcome = result.outcome[:, 0]
