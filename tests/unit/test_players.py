@@ -164,7 +164,8 @@ def test_registry_builds_players_from_specs():
     ("search:depth", "expected key=value"),
     ("search:speed=3", "unknown option 'speed'"),
     ("search:ms=fast", "not a valid float"),
-    ("onnx:model.onnx", "not installed yet"),
+    ("onnx:model.onnx", "no such model file"),
+    ("registry:v1", "not installed yet"),
 ])
 def test_registry_rejects_bad_specs(spec, message):
     with pytest.raises(registry.SpecError, match=message):

@@ -343,7 +343,7 @@ def test_player_specs():
     assert str(players.Spec.parse("onnx:/m/model.onnx")) == "onnx:/m/model.onnx"
     assert players.make_player("random-safe").name == "random-safe"
     assert players.make_player("search:ms=20").ms == 20
-    for spec, words in [("onnx:model.onnx", "not installed"), ("champion", "--registry"),
+    for spec, words in [("onnx:model.onnx", "no such model file"), ("champion", "--registry"),
                         ("nosuch", "unknown player"), ("greedy:x=1", "unknown option"),
                         (":ms=1", "unknown player")]:
         with pytest.raises(players.PlayerUnavailable, match=words):

@@ -34,7 +34,6 @@ LAZY_SCHEMES: dict[str, str] = {}
 
 # Schemes that are planned but not installed yet, with what they will load (for error messages).
 PLANNED_SCHEMES = {
-    "onnx": "an exported model file (onnx:PATH)",
     "registry": "a model version from the registry (registry:VERSION)",
 }
 
@@ -131,3 +130,17 @@ def _build(cls: type, options: dict[str, object], spec: str) -> Player:
     if weights:
         direct["weights"] = dataclasses.replace(fields["weights"].default_factory(), **weights)
     return cls(name=spec, **direct)
+
+
+def _onnx_player(path: str) -> Player:
+    """``onnx:PATH``: a missing file is a refused spec (SpecError), not an onnxruntime error."""
+    import os
+
+    if path and not os.path.isfile(path):
+        raise SpecError(f"player 'onnx:{path}': no such model file: {path}")
+    from ouroboros.trainer.agents import neural  # imported on first use: onnxruntime is heavy
+
+    return neural.from_spec(path)
+
+
+register_scheme("onnx", _onnx_player)

@@ -16,6 +16,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "play": ("play", "play local games between built-in players, render, write logs"),
     "phase": ("phase", "run one training phase from a run config (what a Kubernetes Job runs)"),
     "train": ("train", "train a champion on this machine: bootstrap -> hybrid -> self_play (--preset quick)"),
+    "evaluate": ("evaluate", "tournaments: paired duels with SPRT, leagues with Elo, free-for-alls"),
     "registry": ("registry", "list, show, promote and roll back model versions"),
     "export": ("export", "a network to ONNX (contract, optimised, int8) with a readiness check"),
     "data": ("data", "replay data in a store: `data stats` (games, positions, quality, age)"),
