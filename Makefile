@@ -13,7 +13,7 @@ export OURO_CACHE ?= $(HOME)/.cache/ouroboros
 $(BIN)/ouro: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
-	$(BIN)/pip install --quiet -e '.[dev,operator]'
+	$(BIN)/pip install --quiet -e '.[dev,operator,trainer]'
 	@touch $@
 
 setup: $(BIN)/ouro
