@@ -140,29 +140,44 @@ def precision_of(path: str | os.PathLike[str]) -> str:
     return meta.get("precision", "fp32")
 
 
-def parity(net: Any, model: str | os.PathLike[str], planes: np.ndarray, required: float) -> Parity:
-    """Compare the torch network and the ONNX model on planes [N, C, H, W]."""
+def reference_outputs(net: Any, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The torch network's (policy [N, 4], value [N, 1]) on planes [N, C, H, W], in eval mode."""
     import torch
 
-    from ouroboros.trainer.agents import neural
-
-    session = neural.inference_session(model, threads=os.cpu_count() or 1)
     was_training = net.training
     net.eval()
-    torch_policy, torch_value, onnx_policy, onnx_value = [], [], [], []
+    policy, value = [], []
     try:
         with torch.inference_mode():
             for chunk in np.array_split(planes, max(1, len(planes) // 1024)):
                 p, v = net(torch.from_numpy(chunk))
-                torch_policy.append(p.numpy())
-                torch_value.append(v.numpy())
-                p, v = session.run(["policy", "value"], {"board": chunk})
-                onnx_policy.append(p)
-                onnx_value.append(v)
+                policy.append(p.numpy())
+                value.append(v.numpy())
     finally:
         net.train(was_training)
-    tp, tv = np.concatenate(torch_policy), np.concatenate(torch_value)
-    op, ov = np.concatenate(onnx_policy), np.concatenate(onnx_value)
+    return np.concatenate(policy), np.concatenate(value)
+
+
+def parity(
+    net: Any,
+    model: str | os.PathLike[str],
+    planes: np.ndarray,
+    required: float,
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Parity:
+    """Compare the torch network and the ONNX model on planes [N, C, H, W].
+
+    reference: the network's outputs on ``planes`` when already computed
+    (:func:`reference_outputs`), to check several files against one network.
+    """
+    from ouroboros.trainer.agents import neural
+
+    tp, tv = reference if reference is not None else reference_outputs(net, planes)
+    session = neural.inference_session(model, threads=os.cpu_count() or 1)
+    outputs = [session.run(["policy", "value"], {"board": chunk})
+               for chunk in np.array_split(planes, max(1, len(planes) // 1024))]
+    op = np.concatenate([o[0] for o in outputs])
+    ov = np.concatenate([o[1] for o in outputs])
     same = tp.argmax(axis=1) == op.argmax(axis=1)
     return Parity(
         positions=len(planes),
