@@ -5,6 +5,7 @@ tests play small ONNX models built in a temporary directory.
 """
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -123,3 +124,121 @@ def test_parse_sprt():
     config = evaluate.parse_sprt("0,35")
     assert (config.elo0, config.elo1, config.alpha, config.beta) == (0, 35, 0.05, 0.05)
     assert evaluate.parse_sprt("-5,5,0.1,0.2").beta == 0.2
+
+
+# -- gated promotion --------------------------------------------------------------------------
+
+KEY = "standard-11x11-2p"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Two tiny ONNX players of known strength: `food` walks up the gradient of a food
+    field (about greedy), `dumb` takes the first safe move of up/down/left/right."""
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    folder = tmp_path_factory.mktemp("models")
+
+    class Food(torch.nn.Module):
+        def forward(self, board):  # board [N, 17, H, W] -> policy [N, 4], value [N, 1]
+            field, head = board[:, 12:13], board[:, 1:2]  # food, own head
+            for _ in range(12):
+                field = torch.maximum(field, 0.7 * functional.max_pool2d(field, 3, 1, 1))
+            h, w = field.shape[2], field.shape[3]
+            up = functional.pad(field, (0, 0, 1, 0))[:, :, :h]  # row - 1
+            down = functional.pad(field, (0, 0, 0, 1))[:, :, 1:]
+            left = functional.pad(field, (1, 0, 0, 0))[:, :, :, :w]
+            right = functional.pad(field, (0, 1, 0, 0))[:, :, :, 1:]
+            policy = torch.cat([(s * head).sum(dim=(2, 3)) for s in (up, down, left, right)], dim=1)
+            return policy, board[:, 0:1, 0, 0] * 0
+
+    class Dumb(torch.nn.Module):
+        def forward(self, board):
+            return board[:, 0, 0, :4] * 0, board[:, 0:1, 0, 0] * 0
+
+    paths = {}
+    for name, module in (("food", Food()), ("dumb", Dumb())):
+        paths[name] = folder / f"{name}.onnx"
+        with warnings.catch_warnings():  # the legacy exporter's deprecation notes
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, torch.zeros(1, 17, 11, 11), str(paths[name]), input_names=["board"],
+                output_names=["policy", "value"], dynamo=False,
+                dynamic_axes={"board": {0: "n"}, "policy": {0: "n"}, "value": {0: "n"}})
+    return paths
+
+
+def gate(store, version, *extra):
+    from ouroboros.trainer.commands import registry as cli
+
+    return cli.main(["promote", version, "--game", KEY, "--gate", "--store", store, "--by", "ci",
+                     "--games", "200", "--min-games", "16", "--latency-calls", "20", *extra])
+
+
+def test_gated_promotion(models, tmp_path, capsys):
+    from ouroboros.trainer.artifacts import registry as reg
+
+    store = str(tmp_path / "registry")
+    registry = reg.Registry.open(store)
+    for version, model in (("dumb-1", "dumb"), ("food-1", "food"), ("dumb-2", "dumb"), ("food-2", "food")):
+        registry.register(models[model], architecture="hand-made", run=version, phase="test",
+                          version_id=version, game=KEY)
+
+    # no champion yet: readiness alone decides
+    assert gate(store, "dumb-1") == 0
+    first = registry.champion(KEY)
+    assert first.version == "dumb-1" and first.history[0].statistics["first_champion"] is True
+    assert first.history[0].statistics["p99_latency_ms"] < 10
+
+    # stronger: the SPRT accepts H1 and the gate's statistics land in the history
+    assert gate(store, "food-1", "--workers", "2") == 0
+    state = registry.champion(KEY)
+    assert state.version == "food-1"
+    record = state.history[0].statistics
+    assert record["sprt_decision"] == "accept_h1" and record["champion"] == "dumb-1"
+    assert record["games"] < 200 and record["wins"] > record["losses"] and record["elo"] > 0
+    assert "accepted H1" in state.history[0].reason and state.history[0].by == "ci"
+
+    # weaker: rejected with its reasons, champion unchanged
+    capsys.readouterr()
+    assert gate(store, "dumb-2") == 1
+    assert "NOT promoted" in capsys.readouterr().out
+    assert registry.champion(KEY).version == "food-1" and registry.champion(KEY).generation == state.generation
+
+    # a win-rate gate on a fixed budget rejects it too
+    assert gate(store, "dumb-2", "--min-win-rate", "0.55", "--games", "32") == 1
+
+    # failing readiness rejects even a candidate of the champion's strength
+    assert gate(store, "food-2", "--max-p99-ms", "0.000001") == 1
+    assert registry.champion(KEY).version == "food-1"
+
+
+def test_gate_refuses_a_corrupt_candidate(models, tmp_path, capsys):
+    from ouroboros.trainer.artifacts import registry as reg
+    from ouroboros.trainer.commands import registry as cli
+
+    store = str(tmp_path / "registry")
+    registry = reg.Registry.open(store)
+    registry.register(models["food"], architecture="hand-made", run="r", phase="test", version_id="bad")
+    path = registry.store.path(registry.get("bad").artifact)
+    data = bytearray(registry.store.fs.cat_file(path))
+    data[-1] ^= 0xFF
+    registry.store.fs.pipe_file(path, bytes(data))
+    assert gate(store, "bad") == cli.EXIT_CORRUPT
+    assert registry.champion(KEY).version is None
+    assert "sha256" in capsys.readouterr().err
+
+
+def test_evaluate_plays_registry_versions_and_the_champion(models, tmp_path):
+    from ouroboros.trainer.artifacts import registry as reg
+
+    store = str(tmp_path / "registry")
+    registry = reg.Registry.open(store)
+    registry.register(models["food"], architecture="hand-made", run="r", phase="test", version_id="food")
+    registry.register(models["dumb"], architecture="hand-made", run="r", phase="test", version_id="dumb")
+    registry.promote(KEY, "dumb")
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--players", "registry:food,champion", "--games", "8", "--store", store,
+                          "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["players"] == ["registry:food", "champion (dumb)"]
+    assert evaluate.main(["--players", "registry:nosuch,greedy", "--store", store]) == evaluate.EXIT_REFUSED

@@ -92,6 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--game", required=True)
     p.add_argument("--run", help="training run (default: the version's)")
     p.add_argument("--stats", type=Path, help="JSON file of gate statistics to record")
+    g = p.add_argument_group("promotion gate (--gate): a tournament against the champion and a readiness check")
+    g.add_argument("--gate", action="store_true",
+                   help="promote only if the candidate beats the champion and is production-ready")
+    g.add_argument("--sprt", metavar="ELO0,ELO1[,ALPHA,BETA]", default="0,35",
+                   help="the SPRT the candidate must pass (default: %(default)s)")
+    g.add_argument("--min-win-rate", type=float, default=None,
+                   help="instead of the SPRT: a fixed-budget score with its Wilson lower bound >= 0.5")
+    g.add_argument("--games", type=int, default=400, help="game budget (default: %(default)s)")
+    g.add_argument("--min-games", type=int, default=100, help="no SPRT decision before (default: %(default)s)")
+    g.add_argument("--workers", type=int, default=1, help="tournament worker processes (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the first pair (default: %(default)s)")
+    g.add_argument("--max-p99-ms", type=float, default=10.0, help="readiness: p99 latency limit (default: %(default)s)")
+    g.add_argument("--max-memory-mb", type=float, default=50.0,
+                   help="readiness: session peak memory limit (default: %(default)s)")
+    g.add_argument("--latency-calls", type=int, default=1000, help="readiness: timed calls per round")
 
     p = sub.add_parser("rollback", parents=[common, who], help="return to an earlier champion")
     p.add_argument("version", nargs="?", default=reg.PREVIOUS, help="version id or 'previous'")
@@ -252,6 +267,8 @@ def _state_out(args: argparse.Namespace, state: reg.ChampionState, before: int, 
 
 
 def _cmd_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
+    if args.gate:
+        return _gated_promote(registry, args)
     statistics = json.loads(args.stats.read_text()) if args.stats else {}
     if not isinstance(statistics, dict):
         raise ValueError(f"--stats {args.stats} must hold a JSON object")
@@ -260,6 +277,87 @@ def _cmd_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
         args.game, args.version, by=args.by, run=args.run, reason=args.reason, statistics=statistics
     )
     return _state_out(args, state, before, "promote")
+
+
+def _game_config(game: str) -> Any:
+    """``standard-11x11-2p`` -> the GameConfig the gate's games are played on."""
+    import re
+
+    from ouroboros.trainer.engine.types import GameConfig
+
+    match = re.fullmatch(r"([a-z_]+)-(\d+)x(\d+)-(\d+)p", game)
+    if match is None:
+        raise ValueError(f"--gate needs a game key RULESET-WxH-Np (e.g. standard-11x11-2p), got {game!r}")
+    ruleset, width, height, snakes = match.groups()
+    if snakes != "2":
+        raise ValueError(f"the gate plays duels: {game!r} is not a two-player game")
+    return GameConfig(width=int(width), height=int(height), ruleset=ruleset)
+
+
+def _gate_config(args: argparse.Namespace) -> Any:
+    from ouroboros.trainer.commands import evaluate
+    from ouroboros.trainer.evaluation import gate
+
+    thresholds = gate.ReadinessThresholds(max_p99_latency_ms=args.max_p99_ms, max_peak_memory_mb=args.max_memory_mb)
+    if args.min_win_rate is not None:
+        return gate.GateConfig(method=gate.GateMethod.WIN_RATE, max_games=args.games, min_games=0,
+                               win_rate=gate.WinRateConfig(min_win_rate=args.min_win_rate),
+                               readiness=thresholds)
+    return gate.GateConfig(sprt=evaluate.parse_sprt(args.sprt), max_games=args.games,
+                           min_games=min(args.min_games, args.games), readiness=thresholds)
+
+
+def _gated_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
+    """Promote only on the gate's PROMOTE: candidate vs champion on paired seeds (SPRT or
+    win rate), plus the candidate's production readiness; the first champion needs only
+    readiness. Every refusal exits 1 with the gate's reasons; a corrupt artifact exits 3."""
+    import tempfile
+
+    from ouroboros.trainer.artifacts import readiness
+    from ouroboros.trainer.evaluation import gate
+    from ouroboros.trainer.evaluation import tournament as tm
+
+    config, policy = _game_config(args.game), _gate_config(args)
+    state = registry.champion(args.game)
+    if state.version == args.version:
+        return _state_out(args, state, state.generation, "promote")
+    with tempfile.TemporaryDirectory(prefix="ouro-gate-") as folder:
+        candidate = Path(folder) / "candidate.onnx"
+        registry.fetch(args.version, candidate)  # ChecksumError: corrupt, never promoted
+        checks = readiness.ReadinessConfig(thresholds=policy.readiness, latency_calls=max(10, args.latency_calls),
+                                           latency_rounds=3, warmup_calls=20)
+        ready = readiness.check(candidate, None, readiness.real_positions(config, 64), checks)
+        report = None
+        if state.version is None:
+            result = None
+            decision = gate.GateDecision(
+                gate.Verdict.REJECT if ready.failures else gate.Verdict.PROMOTE,
+                ["no champion yet: the first candidate needs production readiness only"]
+                + [f"not production-ready: {f}" for f in ready.failures],
+                {**ready.report.model_dump(exclude_none=True), "first_champion": True})
+        else:
+            _, data = registry.load_champion(args.game)
+            champion = Path(folder) / "champion.onnx"
+            champion.write_bytes(data)
+            sprt = policy.sprt if policy.method is gate.GateMethod.SPRT else None
+            settings = tm.TournamentConfig(games=policy.max_games, min_games=policy.min_games, sprt=sprt,
+                                           workers=args.workers, seed=args.seed)
+            entrants = [tm.Entrant(f"onnx:{candidate}", args.version), tm.Entrant(f"onnx:{champion}", state.version)]
+            report = tm.run(entrants, config, settings)
+            result = report.pairs[0].gate_result()
+            decision = gate.decide(result, policy, ready.report)
+    statistics = {**decision.statistics, "verdict": decision.verdict.value, "champion": state.version,
+                  "seed": args.seed, **({"games_per_second": report.games_per_second} if report else {})}
+    if decision.verdict is not gate.Verdict.PROMOTE:
+        doc = {"verdict": decision.verdict.value, "reasons": decision.reasons, "statistics": statistics,
+               "changed": False, "champion": state.version}
+        _emit(args, doc, "\n".join([f"{args.game}: {args.version} NOT promoted ({decision.verdict.value}); "
+                                     f"champion stays {state.version or 'none'}"]
+                                    + [f"  - {r}" for r in decision.reasons]))
+        return EXIT_REFUSED
+    new = registry.promote(args.game, args.version, by=args.by, run=args.run,
+                           reason=args.reason or "; ".join(decision.reasons), statistics=statistics)
+    return _state_out(args, new, state.generation, "promote")
 
 
 def _cmd_rollback(registry: reg.Registry, args: argparse.Namespace) -> int:
