@@ -197,14 +197,16 @@ class _Played:
 
 
 _PLAYERS: dict[tuple[str, ...], list] = {}
-"""Players of this process by spec tuple: a worker builds each line-up once."""
+"""A worker's players by spec tuple: each line-up is built once (the pool ends with the run)."""
 
 
-def _play(chunk: _Chunk) -> _Played:
-    """Plays one chunk in one batch (runs in a worker, or here with one worker)."""
-    players = _PLAYERS.get(chunk.specs)
+def _play(chunk: _Chunk, cache: dict[tuple[str, ...], list] | None = None) -> _Played:
+    """Plays one chunk in one batch (runs in a worker, or here with one worker and the run's
+    own cache, so a long-lived process never keeps a stale model file's session)."""
+    cache = _PLAYERS if cache is None else cache
+    players = cache.get(chunk.specs)
     if players is None:
-        players = _PLAYERS[chunk.specs] = [agents.make_player(s) for s in chunk.specs]
+        players = cache[chunk.specs] = [agents.make_player(s) for s in chunk.specs]
     seeds = np.repeat(np.asarray(chunk.seeds, np.int64), chunk.config.n_snakes)
     rng = np.random.default_rng(np.random.SeedSequence(list(chunk.entropy)))
     result = arena.play_match(chunk.config, players, seeds, rng, max_turns=chunk.max_turns)
@@ -245,12 +247,13 @@ class _Runner:
 
     def __init__(self, workers: int) -> None:
         self.pool = None
+        self.players: dict[tuple[str, ...], list] = {}
         if workers > 1:
             self.pool = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def map(self, chunks: Sequence[_Chunk]) -> list[_Played]:
         if self.pool is None:
-            return [_play(c) for c in chunks]
+            return [_play(c, self.players) for c in chunks]
         return list(self.pool.map(_play, chunks))
 
     def close(self) -> None:
