@@ -165,9 +165,11 @@ def test_registry_builds_players_from_specs():
     ("search:speed=3", "unknown option 'speed'"),
     ("search:ms=fast", "not a valid float"),
     ("onnx:model.onnx", "no such model file"),
-    ("registry:v1", "not installed yet"),
+    ("registry:v1", "no version 'v1'"),
+    ("champion:standard-7x7-2p", "no champion of standard-7x7-2p"),
 ])
-def test_registry_rejects_bad_specs(spec, message):
+def test_registry_rejects_bad_specs(spec, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("OURO_STORE", str(tmp_path / "empty-registry"))
     with pytest.raises(registry.SpecError, match=message):
         registry.make_player(spec)
 

@@ -242,3 +242,17 @@ def test_evaluate_plays_registry_versions_and_the_champion(models, tmp_path):
                           "--json", str(out)]) == 0
     assert json.loads(out.read_text())["players"] == ["registry:food", "champion (dumb)"]
     assert evaluate.main(["--players", "registry:nosuch,greedy", "--store", store]) == evaluate.EXIT_REFUSED
+
+
+
+def test_stored_players_resolve_through_the_registry(models, tmp_path, monkeypatch):
+    """`champion` and `registry:VERSION` work in any verb's player spec, from $OURO_STORE."""
+    from ouroboros.trainer.artifacts import registry as reg
+
+    store = str(tmp_path / "registry")
+    monkeypatch.setenv("OURO_STORE", store)
+    registry = reg.Registry.open(store)
+    registry.register(models["food"], architecture="hand-made", run="r", phase="test", version_id="food-1", game=KEY)
+    registry.promote(KEY, "food-1", by="test", reason="first")
+    assert agents.make_player("champion").name == "champion (food-1)"
+    assert agents.make_player("registry:food-1").name == "registry:food-1"

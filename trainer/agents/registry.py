@@ -33,9 +33,7 @@ BUILTINS: dict[str, type] = {
 LAZY_SCHEMES: dict[str, str] = {}
 
 # Schemes that are planned but not installed yet, with what they will load (for error messages).
-PLANNED_SCHEMES = {
-    "registry": "a model version from the registry (registry:VERSION)",
-}
+PLANNED_SCHEMES: dict[str, str] = {}
 
 
 class SpecError(ValueError):
@@ -77,7 +75,10 @@ def make_player(spec: str, **defaults: object) -> Player:
         if name not in _FACTORIES:
             module, _, func = LAZY_SCHEMES[name].partition(":")
             _FACTORIES[name] = getattr(importlib.import_module(module), func)
-        return _FACTORIES[name](rest)
+        try:
+            return _FACTORIES[name](rest)
+        except (ValueError, FileNotFoundError) as err:  # a bad path, version or model: the spec's fault
+            raise SpecError(f"player {spec!r}: {err}") from err
     if name in PLANNED_SCHEMES:
         raise SpecError(f"player {spec!r}: {name}: players ({PLANNED_SCHEMES[name]}) are not installed yet")
     raise SpecError(f"unknown player {spec!r} (known: {', '.join(known())})")
@@ -144,3 +145,5 @@ def _onnx_player(path: str) -> Player:
 
 
 register_scheme("onnx", _onnx_player)
+register_scheme("champion", "ouroboros.trainer.agents.stored:champion_player")
+register_scheme("registry", "ouroboros.trainer.agents.stored:version_player")

@@ -43,6 +43,15 @@ from ouroboros.trainer.artifacts.store import (
     ChecksumError,
 )
 
+DEFAULT_STORE = "./runs/registry"
+"""The model registry every `ouro` verb uses when neither --store nor $OURO_STORE says otherwise."""
+
+
+def default_store() -> str:
+    """$OURO_STORE, else `DEFAULT_STORE`."""
+    return os.environ.get("OURO_STORE") or DEFAULT_STORE
+
+
 log = logging.getLogger(__name__)
 
 __all__ = [

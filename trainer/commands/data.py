@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
 from ouroboros.trainer.learning import shards
 
-DEFAULT_STORE = "./runs/registry"  # the same default store as `ouro registry`
 EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 1, 2, 3
 
 
@@ -36,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="games, positions, quality and age per phase and producer")
     p.add_argument(
         "--store",
-        default=os.environ.get("OURO_STORE", DEFAULT_STORE),
-        help=f"artifact store URL (default: $OURO_STORE or {DEFAULT_STORE})",
+        default=reg.default_store(),
+        help=f"artifact store URL (default: $OURO_STORE or {reg.DEFAULT_STORE})",
     )
     p.add_argument("--run", help="only this training run (default: every run in the store)")
     p.add_argument("--phase", help="only this phase (with --run)")

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ouroboros.trainer.agents import stored
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset
@@ -47,23 +48,18 @@ def parse_sprt(text: str) -> sequential.SprtConfig:
 def resolve(specs: Sequence[str], store: str, game: str, folder: str | os.PathLike[str]) -> list[tournament.Entrant]:
     """Entrants for specs: ``registry:VERSION`` and ``champion`` (of ``game``) are fetched,
     verified against their sha256 (ChecksumError if corrupt) and written under ``folder``
-    as ONNX files; other specs pass through to the agents' registry."""
-    registry: reg.Registry | None = None
+    as ONNX files, since workers build players from ``onnx:PATH`` specs; other specs pass
+    through to the agents' registry."""
     out = []
     for spec in specs:
         scheme, _, version = spec.partition(":")
-        if spec not in (CHAMPION,) and scheme != REGISTRY_SCHEME:
+        if spec == CHAMPION:
+            name, path = stored.champion_model(store, game, folder)
+        elif scheme == REGISTRY_SCHEME:
+            name, path = stored.version_model(store, version, folder)
+        else:
             out.append(tournament.Entrant(spec))
             continue
-        registry = registry or reg.Registry.open(store)
-        path = Path(folder) / f"{len(out)}.onnx"
-        if spec == CHAMPION:
-            found, data = registry.load_champion(game)
-            path.write_bytes(data)
-            name = f"champion ({found.id})"
-        else:
-            registry.fetch(version, path)
-            name = spec
         out.append(tournament.Entrant(f"onnx:{path}", name=name))
     return out
 
@@ -91,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--height", "-H", type=int, default=11)
     p.add_argument("--ruleset", choices=[r.value for r in Ruleset], default="standard")
     p.add_argument("--map", dest="game_map", choices=[m.value for m in GameMap], default="standard")
-    p.add_argument("--store", default=os.environ.get("OURO_STORE", "./runs/registry"),
+    p.add_argument("--store", default=reg.default_store(),
                    help="model registry for registry:VERSION and champion (default: $OURO_STORE or %(default)s)")
     p.add_argument("--game", help="game key of `champion` (default: RULESET-WxH-2p)")
     return p

@@ -19,7 +19,6 @@ from typing import Any
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
 
-DEFAULT_STORE = "./runs/registry"
 EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 1, 2, 3
 
 
@@ -51,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--store",
-        default=os.environ.get("OURO_STORE", DEFAULT_STORE),
+        default=reg.default_store(),
         help="artifact store URL: a directory, file://, memory://, s3://... "
-        f"(default: $OURO_STORE or {DEFAULT_STORE})",
+        f"(default: $OURO_STORE or {reg.DEFAULT_STORE})",
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     who = argparse.ArgumentParser(add_help=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,10 +23,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.learning import networks
 from ouroboros.trainer.learning.phases import config as pc
 
-DEFAULT_STORE = "./runs/registry"
 DEFAULT_LOGDIR = "./runs/tensorboard"
 
 
@@ -119,7 +118,7 @@ class RichReporter:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ouro train", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="training budget (default quick)")
-    p.add_argument("--store", default=os.environ.get("OURO_STORE", DEFAULT_STORE),
+    p.add_argument("--store", default=reg.default_store(),
                    help="artifact store and model registry (default %(default)s)")
     p.add_argument("--run", default=None, help="run id; the same id resumes (default: local-PRESET-TIME)")
     p.add_argument("--logdir", default=DEFAULT_LOGDIR, help="TensorBoard event files go to LOGDIR/RUN")

@@ -2,10 +2,10 @@
 
 `make_player(spec)` is the one place a `--player` spec becomes a `Player`:
 every spec goes to the agents package's registry (`random-safe`, `greedy`,
-`heuristic`, `search:ms=N`, and `onnx:PATH` once the neural player registers
-that scheme), except `champion`, which the server resolves itself: the model
-registry's champion for a game, checked against its sha256, written to a
-local file and served as `onnx:FILE`. Two serving concerns sit on top:
+`heuristic`, `search:ms=N`, `onnx:PATH`, `registry:VERSION`), except
+`champion`, whose registry and game come from the server's flags rather than
+$OURO_STORE (`agents.stored`, which checks the model's sha256 on load). Two
+serving concerns sit on top:
 
 - a *time budget*: the engine's `game.timeout` covers the whole round trip,
   so a player that can think longer (search) gets `timeout - margin` and
@@ -18,8 +18,6 @@ local file and served as `onnx:FILE`. Two serving concerns sit on top:
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 
 import numpy as np
 
@@ -106,14 +104,9 @@ def _champion_player(source: ChampionSource) -> Player:
     """The registry's champion for `source.game`, checked against its sha256 on load."""
     if not source.registry_url:
         raise PlayerUnavailable("player 'champion' needs --registry URL (the model registry)")
-    from ouroboros.trainer.artifacts import registry
+    from ouroboros.trainer.agents import stored
 
-    version, model = registry.Registry.open(source.registry_url).load_champion(source.game)
-    folder = tempfile.mkdtemp(prefix="ouro-champion-")
-    path = os.path.join(folder, f"{version.id}.onnx")
-    with open(path, "wb") as out:
-        out.write(model)
-    return make_player(f"onnx:{path}")
+    return stored.champion_player(source.game, source.registry_url)
 
 
 def is_budgeted(spec: Spec) -> bool:
