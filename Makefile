@@ -21,6 +21,7 @@ setup: $(BIN)/ouro
 demo: setup
 	$(BIN)/ouro train --preset quick
 	$(BIN)/ouro registry show --game standard-11x11-2p
+	$(BIN)/ouro play --players champion,heuristic --games 20 --render 0 --render-final
 
 lint: setup
 	$(BIN)/ruff check trainer operator tests benchmarks
