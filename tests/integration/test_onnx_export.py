@@ -4,10 +4,9 @@ positions, the readiness report the promotion gate reads, the ONNX player, `ouro
 Each network is first fitted for a few dozen steps to the heuristic teacher's
 moves: a trained network's logits have the structure (clear favourites,
 strongly negative fatal moves) that quantisation must preserve, which a
-randomly initialised one lacks. The two architectures at their default sizes
-must keep >= 99% move agreement in int8; the small group-norm variant checks
-that every normalisation exports exactly (fp32), but a 16-channel network is
-not one we would serve quantised (it measured 98.8%).
+randomly initialised one lacks. fp32 must pick the torch model's move on every
+one of 10,000 positions; int8 on >= 99% of the decisive ones (torch's top two
+logits >= 0.05 apart: see `readiness`), the strict figure is printed beside it.
 """
 
 from __future__ import annotations
@@ -108,15 +107,16 @@ def test_files_carry_the_contract_and_their_checksums(exported):
 def test_parity_on_ten_thousand_real_positions(exported, parity_planes):
     net, result, folder = exported
     reference = readiness.reference_outputs(net, parity_planes)
-    served_int8 = net.config in (CONFIGS["simple"], CONFIGS["attention"])
     for info in result.files():
-        required = (0.99 if served_int8 else 0.95) if "int8" in info.key else 1.0
-        p = readiness.parity(net, folder / info.key, parity_planes, required, reference)
-        print(f"{net.config.name} {info.key}: agreement {p.agreement:.4%} on {p.positions:,}, max |diff| "
+        int8 = "int8" in info.key
+        p = readiness.parity(net, folder / info.key, parity_planes, 0.99 if int8 else 1.0, reference,
+                             tie_tolerance=0.05 if int8 else 0.0)
+        print(f"{net.config.name} {info.key}: agreement {p.agreement:.4%} on {p.positions:,} "
+              f"({p.decisive_agreement:.4%} of {p.decisive_positions:,} decisive), max |diff| "
               f"policy {p.max_abs_diff_policy:.2e} value {p.max_abs_diff_value:.2e}")
         assert p.positions == 10_000
         assert p.ok, f"{info.key}: {p}"
-        if required == 1.0:
+        if not int8:
             assert p.disagreements == 0 and p.max_abs_diff_policy < 1e-4 and p.max_abs_diff_value < 1e-4
 
 
