@@ -15,11 +15,14 @@ Both take the planes of :mod:`.encoding` ``[N, C, H, W]`` and return
 trained on one board plays any other (see :mod:`.blocks`).
 
 **The default** (``NetworkConfig()``): attention-residual, 6 blocks × 32
-channels, one 4-head attention layer, batch norm: about 0.13 M parameters,
-p99 well under 1 ms at batch 1 on one thread and a few MB as ONNX (issue 5's
-serving goal: p99 <= 1 ms, <= 20 MB; the figures are printed by
-``benchmarks/onnx.py``). Batch norm is the default because it folds into
-the convolutions at export, so it costs nothing to serve.
+channels, one 4-head attention layer after the last block, batch norm:
+131,334 parameters, a 0.55 MB ONNX file, p50 0.28 ms and p99 0.33-0.38 ms at
+batch 1 on one thread of this CPU (1.06 ms while the shared machine's load
+average was 7), 16 MB of session memory: inside issue 5's serving goal
+(p99 <= 1 ms, <= 20 MB) with room for a second attention layer or 8 blocks.
+``benchmarks/onnx.py`` prints these figures for every architecture. Batch
+norm is the default because it folds into the convolutions at export, so it
+costs nothing to serve.
 
 A checkpoint for :func:`load_checkpoint` is a ``torch.save``'d dict with
 ``"model"`` (the state dict) and the network config either as ``"network"``
