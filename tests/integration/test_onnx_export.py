@@ -66,15 +66,29 @@ def fitted(config: NetworkConfig, data: positions.Positions, steps: int = 40) ->
     return net.eval()
 
 
-@pytest.fixture(scope="module", params=list(CONFIGS))
-def exported(request, tmp_path_factory, teacher):
-    """(net, ExportResult, folder) for each architecture, with an int8 model."""
-    net = fitted(CONFIGS[request.param], teacher)
-    folder = tmp_path_factory.mktemp(request.param)
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, teacher):
+    """name -> (net, ExportResult, folder), each architecture fitted and exported once
+    (int8 included) on first use."""
+    cache: dict[str, tuple] = {}
     calibration = readiness.real_positions(GAME, 1500, seed=103)
-    result = onnx_export.export(net, folder / "model.onnx", int8=True, calibration=calibration,
-                                metadata={"run": "test"})
-    return net, result, folder
+
+    def get(name: str) -> tuple:
+        if name not in cache:
+            net = fitted(CONFIGS[name], teacher)
+            folder = tmp_path_factory.mktemp(name)
+            result = onnx_export.export(net, folder / "model.onnx", int8=True,
+                                        calibration=calibration, metadata={"run": "test"})
+            cache[name] = (net, result, folder)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(params=list(CONFIGS))
+def exported(request, exports):
+    """(net, ExportResult, folder) for each architecture."""
+    return exports(request.param)
 
 
 def test_files_carry_the_contract_and_their_checksums(exported):
@@ -120,10 +134,8 @@ def test_parity_on_ten_thousand_real_positions(exported, parity_planes):
             assert p.disagreements == 0 and p.max_abs_diff_policy < 1e-4 and p.max_abs_diff_value < 1e-4
 
 
-def test_readiness_report_feeds_the_promotion_gate(exported, parity_planes):
-    net, result, folder = exported
-    if net.config != CONFIGS["attention"]:
-        pytest.skip("measured for the default architecture only (latency runs take time)")
+def test_readiness_report_feeds_the_promotion_gate(exports, parity_planes):
+    net, result, folder = exports("attention")  # the default architecture
     quick = readiness.ReadinessConfig(latency_calls=300, latency_rounds=3, warmup_calls=30)
     ready = readiness.check(folder / result.optimised.key, net, parity_planes, quick)
     print(ready.summary())
@@ -149,10 +161,8 @@ def test_readiness_report_feeds_the_promotion_gate(exported, parity_planes):
     assert decision.verdict is gate.Verdict.REJECT
 
 
-def test_a_model_that_disagrees_is_not_promotable(exported, parity_planes):
-    net, result, folder = exported
-    if net.config != CONFIGS["simple"]:
-        pytest.skip("once is enough")
+def test_a_model_that_disagrees_is_not_promotable(exports, parity_planes):
+    net, result, folder = exports("simple")
     other = networks.build_network(net.config, seed=99).eval()  # not the network exported
     quick = readiness.ReadinessConfig(latency_calls=50, latency_rounds=1, warmup_calls=5)
     verdict = readiness.check(folder / result.optimised.key, other, parity_planes[:2000], quick)
