@@ -173,3 +173,25 @@ def test_search_player_keeps_within_a_short_timeout(battlesnake_cli, servers, tm
     finally:
         assert search.stop() == 0
     print(f"search: {summary}")
+
+
+def test_neural_server_plays_full_games(battlesnake_cli, servers, tmp_path):
+    """An ONNX network (the default architecture, untrained: the point is the serving
+    path, not its strength) served by `ouro serve --player onnx:PATH` plays full games
+    against a heuristic server under the official CLI, inside the timeout."""
+    pytest.importorskip("torch")
+    from ouroboros.trainer.artifacts import onnx_export
+    from ouroboros.trainer.learning import networks
+
+    model = tmp_path / "net.onnx"
+    onnx_export.export(networks.build_network(seed=0), model)
+    neural = ServerProcess(f"onnx:{onnx_export.sibling(model, 'opt')}", tmp_path / "neural.log")
+    try:
+        for seed in (21, 22):
+            records, output = play(battlesnake_cli, tmp_path / f"out-{seed}.jsonl",
+                                   [("N", neural.url), ("A", servers[0].url)], "standard", seed)
+            summary = check_game(records, output, {"N", "A"})
+            check_servers([neural, servers[0]], records[0]["id"], [1, 1])
+            print(f"neural, seed {seed}: {summary}")
+    finally:
+        assert neural.stop() == 0
