@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gorand_ops import BOUNDED, scalar_results
 from oracle import run_oracle
 
 from ouroboros.trainer.engine.gorand import GoRand
@@ -21,7 +22,6 @@ pytestmark = pytest.mark.integration
 
 M = 2**31 - 1
 EDGE_SEEDS = [0, 1, -1, M, -M, M - 1, 2 * M, -(2**63), 2**63 - 1, 89482311, -89482311, 2**31]
-BOUNDED = ("int31n", "int63n", "intn")
 
 
 def random_seeds(rng: np.random.Generator, n: int) -> list[int]:
@@ -73,24 +73,6 @@ def random_op(rng: np.random.Generator) -> dict:
     return {"op": name, "n": n, "count": int(rng.integers(1, 4))}
 
 
-def run_scalar(seed: int, ops: list[dict]) -> list[list[int]]:
-    g = GoRand(seed)
-    out = []
-    for op in ops:
-        name, n, count = op["op"], op["n"], op["count"]
-        if name == "shuffle":
-            out.append(g.permutation(n))
-        elif name == "skip":
-            for _ in range(count):
-                g.uint64()
-            out.append([])
-        elif name in BOUNDED:
-            out.append([getattr(g, name)(n) for _ in range(count)])
-        else:
-            out.append([getattr(g, name)() for _ in range(count)])
-    return out
-
-
 def test_scalar_random_op_sequences(oracle: Path) -> None:
     rng = np.random.default_rng(20240601)
     seeds = random_seeds(rng, 600)
@@ -98,7 +80,7 @@ def test_scalar_random_op_sequences(oracle: Path) -> None:
     answers = run_oracle(oracle, "rand", requests)
     for request, answer in zip(requests, answers, strict=True):
         assert answer["seed"] == request["seed"]
-        assert run_scalar(request["seed"], request["ops"]) == answer["results"], request
+        assert scalar_results(request["seed"], request["ops"]) == answer["results"], request
 
 
 def test_first_draws_of_many_seeds(oracle: Path) -> None:

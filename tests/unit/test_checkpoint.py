@@ -31,17 +31,6 @@ class TinyConfig(BaseModel):
     hidden: int = Field(8, description="Hidden units.")
 
 
-@pytest.fixture(params=["local", "memory"])
-def store(request, tmp_path):
-    if request.param == "local":
-        yield st.ArtifactStore(tmp_path / "store")
-        return
-    store = st.ArtifactStore(f"memory://ckpt-{uuid.uuid4().hex}")
-    yield store
-    if store.fs.exists(store.root):
-        store.fs.rm(store.root, recursive=True)
-
-
 def make_state(seed: int = 0) -> ck.TrainState:
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(8, 2))

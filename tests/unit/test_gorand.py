@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gorand_ops import scalar_results
 
 from ouroboros.trainer.engine import gorand
 from ouroboros.trainer.engine.gorand import GoRand
@@ -21,25 +22,6 @@ pytestmark = pytest.mark.unit
 VECTORS = Path(__file__).resolve().parents[1] / "oracle" / "fixtures" / "gorand_vectors.json"
 CASES = json.loads(VECTORS.read_text())["cases"]
 M = 2**31 - 1
-
-
-def scalar_results(seed: int, ops: list[dict]) -> list[list[int]]:
-    """Run an oracle op list on a GoRand."""
-    g = GoRand(seed)
-    results = []
-    for op in ops:
-        name, n, count = op["op"], op["n"], op["count"]
-        if name == "shuffle":
-            results.append(g.permutation(n))
-        elif name == "skip":
-            for _ in range(count):
-                g.uint64()
-            results.append([])
-        elif name in ("int31n", "int63n", "intn"):
-            results.append([getattr(g, name)(n) for _ in range(count)])
-        else:
-            results.append([getattr(g, name)() for _ in range(count)])
-    return results
 
 
 def batch_results(seeds: list[int], ops: list[dict]) -> list[list[list[int]]]:

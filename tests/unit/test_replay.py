@@ -8,12 +8,10 @@ inside it; prioritised sampling draws with the documented probabilities.
 
 import json
 import logging
-import uuid
 
 import numpy as np
 import pytest
 
-from ouroboros.trainer.artifacts import store as st
 from ouroboros.trainer.commands import cli
 from ouroboros.trainer.commands import data as data_cmd
 from ouroboros.trainer.learning import replay, shards
@@ -21,17 +19,6 @@ from ouroboros.trainer.learning import replay, shards
 pytestmark = pytest.mark.unit
 
 RUN = "r1"
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request, tmp_path):
-    if request.param == "local":
-        yield st.ArtifactStore(tmp_path / "store")
-        return
-    store = st.ArtifactStore(f"memory://replay-{uuid.uuid4().hex}")
-    yield store
-    if store.fs.exists(store.root):
-        store.fs.rm(store.root, recursive=True)
 
 
 def game(game_id: int, n: int = 4, quality: float = 0.8, seed: int = 0) -> dict[str, np.ndarray]:

@@ -24,17 +24,17 @@ from ouroboros.trainer.engine.types import GameConfig, Ruleset
 
 
 def _common(obj: dict) -> tuple[dict, int]:
-    ruleset, settings = jsonio.parse_ruleset(jsonio._get(obj, "ruleset", "", dict))
+    ruleset, settings = jsonio.parse_ruleset(jsonio.get_field(obj, "ruleset", "", dict))
     game_map = jsonio.parse_map(obj.get("map"))
-    seed = jsonio._get(obj, "seed", "", int, 0)
+    seed = jsonio.get_field(obj, "seed", "", int, 0)
     return {"ruleset": ruleset, "game_map": game_map, "settings": settings}, seed
 
 
 def step_line(obj: dict) -> dict:
     """One `rules step` request -> its answer."""
     config_kw, seed = _common(obj)
-    turn = jsonio._get(obj, "turn", "", int)
-    game = jsonio.parse_board(jsonio._get(obj, "board", "", dict), config_kw, turn, seed)
+    turn = jsonio.get_field(obj, "turn", "", int)
+    game = jsonio.parse_board(jsonio.get_field(obj, "board", "", dict), config_kw, turn, seed)
     moves = jsonio.parse_moves(obj.get("moves"), game.ids)
     game.state = rules.step(game.config, game.state, moves)
     over = game.state.game_over(game.config.ruleset is Ruleset.SOLO)
@@ -44,9 +44,9 @@ def step_line(obj: dict) -> dict:
 def init_line(obj: dict) -> dict:
     """One `rules init` request -> the starting board."""
     config_kw, seed = _common(obj)
-    width = jsonio._get(obj, "width", "", int)
-    height = jsonio._get(obj, "height", "", int)
-    ids = jsonio._get(obj, "snakes", "", list)
+    width = jsonio.get_field(obj, "width", "", int)
+    height = jsonio.get_field(obj, "height", "", int)
+    ids = jsonio.get_field(obj, "snakes", "", list)
     for i, sid in enumerate(ids):
         if not isinstance(sid, str):
             raise InputError(f"snakes[{i}]", "expected a snake id string")

@@ -43,7 +43,9 @@ class Game:
     ids: list[str]
 
 
-def _get(obj: Any, key: str, path: str, kind, default=...):
+def get_field(obj: Any, key: str, path: str, kind, default=...):
+    """`obj[key]` checked to be of `kind` (int excludes bool); `default` when absent, else
+    InputError naming `path.key`. Every JSON reader of the project validates through this."""
     if not isinstance(obj, dict):
         raise InputError(path, "expected an object")
     if key not in obj:
@@ -71,21 +73,21 @@ def parse_ruleset(obj: Any, path: str = "ruleset") -> tuple[types.Ruleset, Rules
     damage, 20 for shrinkEveryNTurns), not the CLI's flag defaults, so that the
     same JSON means the same game here and in the official engine.
     """
-    name = _get(obj, "name", path, str)
+    name = get_field(obj, "name", path, str)
     try:
         ruleset = types.Ruleset(name)
     except ValueError:
         known = ", ".join(r.value for r in types.Ruleset)
         raise InputError(f"{path}.name", f"unknown ruleset {name!r} (known: {known})") from None
-    settings = _get(obj, "settings", path, dict, {})
+    settings = get_field(obj, "settings", path, dict, {})
     spath = f"{path}.settings"
     defaults = ENGINE_DEFAULTS
-    royale = _get(settings, "royale", spath, dict, {})
+    royale = get_field(settings, "royale", spath, dict, {})
     return ruleset, RulesetSettings(
-        food_spawn_chance=_get(settings, "foodSpawnChance", spath, int, defaults.food_spawn_chance),
-        minimum_food=_get(settings, "minimumFood", spath, int, defaults.minimum_food),
-        hazard_damage_per_turn=_get(settings, "hazardDamagePerTurn", spath, int, defaults.hazard_damage_per_turn),
-        shrink_every_n_turns=_get(royale, "shrinkEveryNTurns", f"{spath}.royale", int, defaults.shrink_every_n_turns),
+        food_spawn_chance=get_field(settings, "foodSpawnChance", spath, int, defaults.food_spawn_chance),
+        minimum_food=get_field(settings, "minimumFood", spath, int, defaults.minimum_food),
+        hazard_damage_per_turn=get_field(settings, "hazardDamagePerTurn", spath, int, defaults.hazard_damage_per_turn),
+        shrink_every_n_turns=get_field(royale, "shrinkEveryNTurns", f"{spath}.royale", int, defaults.shrink_every_n_turns),
     )
 
 
@@ -102,8 +104,8 @@ def parse_map(value: Any, path: str = "map") -> types.GameMap:
 
 
 def _point(obj: Any, path: str, board: Board, allow_outside: bool) -> int:
-    x = _get(obj, "x", path, int)
-    y = _get(obj, "y", path, int)
+    x = get_field(obj, "x", path, int)
+    y = get_field(obj, "y", path, int)
     lo_x, lo_y = (-1, -1) if allow_outside else (0, 0)
     hi_x, hi_y = (board.width, board.height) if allow_outside else (board.width - 1, board.height - 1)
     if not (lo_x <= x <= hi_x and lo_y <= y <= hi_y):
@@ -113,24 +115,24 @@ def _point(obj: Any, path: str, board: Board, allow_outside: bool) -> int:
 
 def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "board") -> Game:
     """A board object (rules-tool shape; API boards work too) -> a one-game state."""
-    width = _get(obj, "width", path, int)
-    height = _get(obj, "height", path, int)
+    width = get_field(obj, "width", path, int)
+    height = get_field(obj, "height", path, int)
     for key, side in (("width", width), ("height", height)):
         if not 1 <= side <= MAX_SIDE:
             raise InputError(f"{path}.{key}", f"{side} is outside 1..{MAX_SIDE}")
     board = Board(width, height)
-    snakes = _get(obj, "snakes", path, list)
+    snakes = get_field(obj, "snakes", path, list)
     if not 1 <= len(snakes) <= 8:
         raise InputError(f"{path}.snakes", f"{len(snakes)} snakes: 1 to 8 are supported")
     ids: list[str] = []
     bodies: list[list[int]] = []
     for i, snake in enumerate(snakes):
         spath = f"{path}.snakes[{i}]"
-        sid = _get(snake, "id", spath, str)
+        sid = get_field(snake, "id", spath, str)
         if sid in ids:
             raise InputError(f"{spath}.id", f"duplicate snake id {sid!r}")
         ids.append(sid)
-        body = _get(snake, "body", spath, list)
+        body = get_field(snake, "body", spath, list)
         if not body:
             raise InputError(f"{spath}.body", "a snake needs at least one segment")
         bodies.append(body)
@@ -139,7 +141,7 @@ def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "bo
     state.turn[0], state.seed[0] = turn, seed
     for i, snake in enumerate(snakes):
         spath = f"{path}.snakes[{i}]"
-        cause_name = _get(snake, "eliminatedCause", spath, str, "")
+        cause_name = get_field(snake, "eliminatedCause", spath, str, "")
         try:
             cause = Cause.parse(cause_name)
         except ValueError as err:
@@ -149,17 +151,17 @@ def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "bo
                  for j, p in enumerate(bodies[i])]
         state.body[0, i, :len(cells)] = cells
         state.length[0, i] = len(cells)
-        state.health[0, i] = _get(snake, "health", spath, int, types.SNAKE_MAX_HEALTH)
+        state.health[0, i] = get_field(snake, "health", spath, int, types.SNAKE_MAX_HEALTH)
         state.alive[0, i] = alive
         state.cause[0, i] = cause
-        by = _get(snake, "eliminatedBy", spath, str, "")
+        by = get_field(snake, "eliminatedBy", spath, str, "")
         if by and by not in [s.get("id") for s in snakes if isinstance(s, dict)]:
             raise InputError(f"{spath}.eliminatedBy", f"no snake has id {by!r}")
         state.eliminated_by[0, i] = ids.index(by) if by else -1
-        state.eliminated_turn[0, i] = _get(snake, "eliminatedOnTurn", spath, int, 0)
-    for j, p in enumerate(_get(obj, "food", path, list, [])):
+        state.eliminated_turn[0, i] = get_field(snake, "eliminatedOnTurn", spath, int, 0)
+    for j, p in enumerate(get_field(obj, "food", path, list, [])):
         state.food[0, _point(p, f"{path}.food[{j}]", board, allow_outside=False)] = True
-    for j, p in enumerate(_get(obj, "hazards", path, list, [])):
+    for j, p in enumerate(get_field(obj, "hazards", path, list, [])):
         state.hazard[0, _point(p, f"{path}.hazards[{j}]", board, allow_outside=False)] += 1
     state.disjoint = False  # arbitrary JSON may overlap bodies: the rules scatter exactly
     state.rebuild_occ()

@@ -90,7 +90,7 @@ def _json_kind(value: Any) -> str:
 def _field(obj: dict, key: str, path: str, kind, default=...):
     """jsonio's typed getter, with its InputError turned into RequestError(400)."""
     try:
-        return jsonio._get(obj, key, path, kind, default)
+        return jsonio.get_field(obj, key, path, kind, default)
     except jsonio.InputError as err:
         raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
 

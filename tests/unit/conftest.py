@@ -1,0 +1,21 @@
+"""Fixtures shared by the unit tests."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ouroboros.trainer.artifacts import store as st
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request, tmp_path):
+    """An empty artifact store: a local folder, then an fsspec `memory://` one."""
+    if request.param == "local":
+        yield st.ArtifactStore(tmp_path / "store")
+        return
+    store = st.ArtifactStore(f"memory://unit-{uuid.uuid4().hex}")
+    yield store
+    if store.fs.exists(store.root):
+        store.fs.rm(store.root, recursive=True)
