@@ -1,11 +1,12 @@
-"""Maps the `trainer/` and `operator/` folders to `ouroboros.trainer` and `ouroboros.operator`.
+"""Maps the `contract/`, `trainer/` and `operator/` folders to `ouroboros.contract`, `ouroboros.trainer`
+and `ouroboros.operator`.
 
 pyproject.toml holds all metadata; this file only lists the packages, because
 setuptools' package discovery cannot rename folders on its own.
 """
 from setuptools import find_packages, setup
 
-ROOTS = {"ouroboros.trainer": "trainer", "ouroboros.operator": "operator"}
+ROOTS = {"ouroboros.contract": "contract", "ouroboros.trainer": "trainer", "ouroboros.operator": "operator"}
 
 packages = []
 for name, folder in ROOTS.items():

@@ -31,11 +31,12 @@ import numpy as np
 import torch
 
 from ouroboros.trainer.agents.simple import RandomSafe
-from ouroboros.trainer.artifacts import onnx_export, readiness
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.types import GameConfig
-from ouroboros.trainer.learning import encoding, networks
+from ouroboros.trainer.evaluation import readiness
+from ouroboros.trainer.learning import networks, onnx_export
 from ouroboros.trainer.learning.networks import Architecture, NetworkConfig
+from ouroboros.trainer.observation import encoding
 
 GAME = GameConfig(11, 11, 4)
 NETS = {

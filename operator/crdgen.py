@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
+from ouroboros.contract.schema import CEL_KEY
 from ouroboros.operator import resources
-from ouroboros.operator.resources.common import CEL_KEY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIRS = ("manifests/crds", "charts/ouroboros/crds")

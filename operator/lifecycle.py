@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ouroboros.contract.promotion import GateStatistics, GateVerdict
+from ouroboros.contract.vocabulary import Metric
 from ouroboros.operator import conditions
 from ouroboros.operator.builders import manifests, names
 from ouroboros.operator.observe import JobState, ObservedJob
@@ -42,7 +44,6 @@ from ouroboros.operator.resources.trainingrun import CandidateStatus, PromotionS
 from ouroboros.operator.settings import JobSettings
 
 FINISHED = (RunPhase.SUCCEEDED, RunPhase.FAILED)
-WIN_RATE_KEYS = ("winRate", "win_rate")
 MESSAGE_LIMIT = 1024
 
 
@@ -206,7 +207,24 @@ def _record_success(st: TrainingRunStatus, ps: PhaseStatus, job: ObservedJob, re
     if result.candidate is not None:
         st.candidate = CandidateStatus(phase=result.phase, artifact=result.candidate.artifact)
     if result.gate is not None:
-        st.promotion = PromotionStatus(decision=PromotionDecision.PENDING, statistics=result.gate)
+        st.promotion = _promotion_status(result.gate, now)
+
+
+_DECISIONS = {
+    GateVerdict.PROMOTE: (PromotionDecision.PROMOTED, "GatePassed"),
+    GateVerdict.REJECT: (PromotionDecision.REJECTED, "GateRejected"),
+    GateVerdict.INCONCLUSIVE: (PromotionDecision.INCONCLUSIVE, "GateInconclusive"),
+}
+
+
+def _promotion_status(gate: GateStatistics, now: datetime) -> PromotionStatus:
+    """The run's promotion status from the evaluate phase's gate statistics (its verdict already
+    carried out in the registry by the phase: PROMOTE means the candidate is champion)."""
+    decision, reason = _DECISIONS.get(gate.verdict, (PromotionDecision.PENDING, "GateNotRun"))
+    if gate.first_champion and decision is PromotionDecision.PROMOTED:
+        reason = "FirstChampion"
+    message = "; ".join(gate.reasons)[:MESSAGE_LIMIT] or None
+    return PromotionStatus(decision=decision, reason=reason, message=message, statistics=gate, decided_at=now)
 
 
 def _advance(
@@ -274,7 +292,7 @@ def _advance(
 
 
 def _best_win_rate(st: TrainingRunStatus) -> float | None:
-    rates = [v for ps in st.phases for k, v in ps.metrics.items() if k in WIN_RATE_KEYS and 0 <= v <= 1]
+    rates = [v for ps in st.phases for k, v in ps.metrics.items() if k == Metric.WIN_RATE and 0 <= v <= 1]
     return max(rates) if rates else None
 
 

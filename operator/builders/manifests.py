@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ouroboros.contract.run import RUN_CONFIG_KEY
 from ouroboros.operator.builders import names
 from ouroboros.operator.resources import (
     API_VERSION,
@@ -30,7 +31,6 @@ from ouroboros.operator.resources import (
     RunIdentity,
     TrainingRun,
 )
-from ouroboros.operator.resources.runconfig import RUN_CONFIG_KEY
 from ouroboros.operator.settings import JobSettings
 
 CONTAINER_NAME = "trainer"
@@ -58,7 +58,10 @@ def run_config(run: TrainingRun) -> RunConfig:
         uid=run.metadata.uid,
         generation=run.metadata.generation,
     )
-    return RunConfig.from_spec(run.spec, identity)
+    spec = run.spec
+    return RunConfig(run=identity, champion=spec.champion, game=spec.game, model=spec.model,
+                     phases=spec.phases, promotion=spec.promotion, storage=spec.storage,
+                     self_play_workers=spec.self_play_workers)
 
 
 def config_map(run: TrainingRun) -> dict[str, Any]:

@@ -5,8 +5,10 @@ resource is described once here (`DEFINITIONS`): its names, its spec and
 status models, its printer columns and its object-level CEL rules. The CRD
 generator (`ouroboros.operator.crdgen`) and the operator both read from it.
 
-Import cost matters: the trainer image imports this package to read its run
-config, so nothing here imports kopf or the Kubernetes client.
+The models the trainer shares (game, network, phases, gate, run config) come
+from `ouroboros.contract`; the names are re-exported here for the operator's
+modules. Nothing here imports kopf or the Kubernetes client (crdgen and the
+API-server tests read these models without them).
 """
 
 from __future__ import annotations
@@ -17,25 +19,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ouroboros.contract.game import GameSpec
+from ouroboros.contract.promotion import PromotionSpec
+from ouroboros.contract.run import ModelSpec, PhaseResult, PhaseSpec, RunConfig, RunIdentity
+from ouroboros.contract.schema import API_VERSION, GROUP, VERSION, Artifact, StatusModel, cel
+from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.operator.resources.champion import ChampionSpec, ChampionStatus
-from ouroboros.operator.resources.common import (
-    API_VERSION,
-    GROUP,
-    VERSION,
-    Artifact,
-    Condition,
-    ConditionStatus,
-    GameSpec,
-    ModelSpec,
-    PhaseName,
-    PromotionSpec,
-    StatusModel,
-    cel,
-)
-from ouroboros.operator.resources.runconfig import PhaseResult, RunConfig, RunIdentity
+from ouroboros.operator.resources.common import Condition, ConditionStatus
 from ouroboros.operator.resources.trainingrun import (
     IMMUTABLE_SPEC_FIELDS,
-    PhaseSpec,
     PhaseState,
     PhaseStatus,
     PromotionDecision,

@@ -15,17 +15,10 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from ouroboros.operator.resources.common import (
-    ApiModel,
-    Artifact,
-    Condition,
-    GameSpec,
-    GateStatistics,
-    PromotionSpec,
-    StatusModel,
-    conditions_field,
-    section,
-)
+from ouroboros.contract.game import GameSpec
+from ouroboros.contract.promotion import GateStatistics, PromotionSpec
+from ouroboros.contract.schema import ApiModel, Artifact, StatusModel, section
+from ouroboros.operator.resources.common import Condition, conditions_field
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 

@@ -13,96 +13,20 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ouroboros.operator.resources.common import (
+from ouroboros.contract.game import GameSpec
+from ouroboros.contract.promotion import GateStatistics, PromotionSpec
+from ouroboros.contract.run import ModelSpec, PhaseSpec, StorageSpec
+from ouroboros.contract.schema import (
     CEL_KEY,
     DNS_LABEL,
     ApiModel,
     Artifact,
-    Condition,
-    GameSpec,
-    GateStatistics,
-    ModelSpec,
-    PhaseName,
-    PromotionSpec,
-    Quantity,
     StatusModel,
     cel,
-    conditions_field,
     section,
 )
-
-TRAINING_PHASES = ("bootstrap", "hybrid")  # phases where heuristic opponents make sense
-
-
-class PhaseSpec(ApiModel):
-    """One phase of a run and its own budget."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            CEL_KEY: [
-                cel(
-                    "!has(self.heuristicRatio) || self.name in ['bootstrap', 'hybrid']",
-                    "heuristicRatio applies only to the bootstrap and hybrid phases",
-                    ".heuristicRatio",
-                ),
-                cel(
-                    "self.name != 'evaluate' || (!has(self.epochs) && !has(self.learningRate) && !has(self.batchSize))",
-                    "an evaluate phase does not train: leave epochs, learningRate and batchSize unset",
-                    ".name",
-                ),
-            ]
-        }
-    )
-
-    name: PhaseName = Field(description="Which phase: bootstrap, hybrid, self_play, continuous or evaluate.")
-    games: int = Field(
-        default=1000,
-        ge=1,
-        le=10_000_000,
-        description="Games to generate (training phases) or to play against baselines (evaluate).",
-    )
-    epochs: int | None = Field(
-        default=None, ge=1, le=10_000, description="Passes over the replay window; unset: the phase's default."
-    )
-    learning_rate: float | None = Field(
-        default=None, gt=0, le=1, description="Optimizer step size; unset: the phase's default."
-    )
-    batch_size: int | None = Field(
-        default=None, ge=1, le=65536, description="Positions per optimizer step; unset: the phase's default."
-    )
-    heuristic_ratio: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="Fraction of opponents played by the heuristic agent (bootstrap, hybrid).",
-    )
-    replay_window: int | None = Field(
-        default=None, ge=1, le=100_000_000, description="Most recent games that training samples from."
-    )
-    iterations: int = Field(
-        default=1, ge=1, le=10_000, description="Generate-then-train cycles within the phase."
-    )
-    temperature: float = Field(
-        default=1.0, ge=0, le=10, description="Move-sampling temperature during self-play; 0 = greedy."
-    )
-    active_deadline_seconds: int | None = Field(
-        default=None,
-        ge=1,
-        description="Wall-clock limit of one attempt of this phase; overrides spec.activeDeadlineSeconds.",
-    )
-
-    @model_validator(mode="after")
-    def _rules(self) -> PhaseSpec:
-        """Mirror of the CEL rules."""
-        if self.heuristic_ratio is not None and self.name.value not in TRAINING_PHASES:
-            raise ValueError("heuristicRatio applies only to the bootstrap and hybrid phases")
-        if self.name == PhaseName.EVALUATE and (
-            self.epochs is not None or self.learning_rate is not None or self.batch_size is not None
-        ):
-            raise ValueError(
-                "an evaluate phase does not train: leave epochs, learningRate and batchSize unset"
-            )
-        return self
+from ouroboros.contract.vocabulary import PhaseName
+from ouroboros.operator.resources.common import Condition, Quantity, conditions_field
 
 
 class ResourceSpec(ApiModel):
@@ -117,53 +41,6 @@ class ResourceSpec(ApiModel):
     )
     cpu: Quantity = Field(default="1", description="CPU per pod (Kubernetes quantity).")
     memory: Quantity = Field(default="2Gi", description="Memory per pod (Kubernetes quantity).")
-
-
-class StorageSpec(ApiModel):
-    """Where phases read and write artifacts (replay shards, checkpoints, ONNX)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            CEL_KEY: [
-                cel(
-                    "!has(self.persistentVolumeClaim) || self.url.startsWith('file://' + self.mountPath)",
-                    "storage.url must be a file:// URL under storage.mountPath when a persistentVolumeClaim is mounted",
-                    ".url",
-                )
-            ]
-        }
-    )
-
-    url: str = Field(
-        default="file:///var/lib/ouroboros/artifacts",
-        max_length=1024,
-        pattern=r"^[a-z][a-z0-9+.-]*://.+$",
-        description="fsspec URL of the artifact store, e.g. s3://bucket/prefix or file:///data.",
-    )
-    persistent_volume_claim: str | None = Field(
-        default=None, max_length=253, pattern=DNS_LABEL, description="PVC to mount at mountPath."
-    )
-    mount_path: str = Field(
-        default="/var/lib/ouroboros/artifacts",
-        max_length=512,
-        pattern=r"^/.*$",
-        description="Where the PVC is mounted in the pod.",
-    )
-    secret_name: str | None = Field(
-        default=None,
-        max_length=253,
-        pattern=DNS_LABEL,
-        description="Secret whose keys become environment variables (object-store credentials).",
-    )
-
-    @model_validator(mode="after")
-    def _rules(self) -> StorageSpec:
-        """Mirror of the CEL rule."""
-        if self.persistent_volume_claim and not self.url.startswith("file://" + self.mount_path):
-            raise ValueError(
-                "storage.url must be a file:// URL under storage.mountPath when a persistentVolumeClaim is mounted"
-            )
-        return self
 
 
 class TolerationOperator(StrEnum):

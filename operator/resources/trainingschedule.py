@@ -16,15 +16,8 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ouroboros.operator.resources.common import (
-    CEL_KEY,
-    ApiModel,
-    Condition,
-    StatusModel,
-    cel,
-    conditions_field,
-    section,
-)
+from ouroboros.contract.schema import CEL_KEY, ApiModel, StatusModel, cel, section
+from ouroboros.operator.resources.common import Condition, conditions_field
 from ouroboros.operator.resources.trainingrun import TrainingRunSpec
 
 MANUAL_TRIGGER_ANNOTATION = "ouroboros.dev/trigger"

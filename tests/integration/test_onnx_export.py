@@ -18,15 +18,16 @@ import numpy as np
 import pytest
 import torch
 
+from ouroboros.contract.promotion import GateVerdict, ReadinessSpec
 from ouroboros.trainer.agents import neural
 from ouroboros.trainer.agents.heuristic import Heuristic
-from ouroboros.trainer.artifacts import onnx_export, readiness
 from ouroboros.trainer.commands import export as export_command
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.types import GameConfig
-from ouroboros.trainer.evaluation import gate, stats
-from ouroboros.trainer.learning import encoding, networks, positions
+from ouroboros.trainer.evaluation import gate, readiness, stats
+from ouroboros.trainer.learning import networks, onnx_export, positions
 from ouroboros.trainer.learning.networks import Architecture, NetworkConfig, Normalisation
+from ouroboros.trainer.observation import encoding
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -144,21 +145,21 @@ def test_readiness_report_feeds_the_promotion_gate(exports, parity_planes):
     assert 0 < ready.report.peak_memory_mb < 200 and ready.precision == "fp32"
     assert ready.promotable, ready.failures  # the default limits: 10 ms, 50 MB
     decision = gate.decide(gate.TournamentResult(stats.WDL(70, 0, 30)),
-                           gate.GateConfig(method="win_rate", min_games=100, max_games=100), ready.report)
-    assert decision.verdict is gate.Verdict.PROMOTE
+                           gate.GateConfig(method="winRate", min_games=100, max_games=100), ready.report)
+    assert decision.verdict is GateVerdict.PROMOTE
 
     strict = readiness.ReadinessConfig(
         latency_calls=50, latency_rounds=1, warmup_calls=5, min_agreement_fp32=1.0,
-        thresholds=gate.ReadinessThresholds(max_p99_latency_ms=0.001, max_peak_memory_mb=0.01))
+        thresholds=ReadinessSpec(max_p99_latency_ms=0.001, max_peak_memory_mb=0.01))
     slow = readiness.check(folder / result.optimised.key, None, parity_planes[:100], strict)
     assert not slow.promotable and slow.parity is None and slow.report.parity_ok is None
     assert any("p99 latency" in f for f in slow.failures)
     assert any("peak memory" in f for f in slow.failures)
     assert "NOT promotable" in slow.summary()
     decision = gate.decide(gate.TournamentResult(stats.WDL(70, 0, 30)),
-                           gate.GateConfig(method="win_rate", min_games=100, max_games=100,
+                           gate.GateConfig(method="winRate", min_games=100, max_games=100,
                                            readiness=strict.thresholds), slow.report)
-    assert decision.verdict is gate.Verdict.REJECT
+    assert decision.verdict is GateVerdict.REJECT
 
 
 def test_a_model_that_disagrees_is_not_promotable(exports, parity_planes):

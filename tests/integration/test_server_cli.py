@@ -180,8 +180,7 @@ def test_neural_server_plays_full_games(battlesnake_cli, servers, tmp_path):
     path, not its strength) served by `ouro serve --player onnx:PATH` plays full games
     against a heuristic server under the official CLI, inside the timeout."""
     pytest.importorskip("torch")
-    from ouroboros.trainer.artifacts import onnx_export
-    from ouroboros.trainer.learning import networks
+    from ouroboros.trainer.learning import networks, onnx_export
 
     model = tmp_path / "net.onnx"
     onnx_export.export(networks.build_network(seed=0), model)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ouroboros.trainer.agents import safety
 from ouroboros.trainer.engine import jsonio, maps, rules
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Move, RulesetSettings
-from ouroboros.trainer.learning import encoding, positions
-from ouroboros.trainer.learning.encoding import Channel, Symmetry
+from ouroboros.trainer.learning import positions
+from ouroboros.trainer.observation import encoding, safety
+from ouroboros.trainer.observation.encoding import Channel, Symmetry
 
 pytestmark = pytest.mark.unit
 

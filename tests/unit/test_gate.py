@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from ouroboros.contract.promotion import GateVerdict as Verdict
+from ouroboros.contract.promotion import ReadinessSpec, SprtSpec
 from ouroboros.trainer.evaluation import gate, sprt, stats
-from ouroboros.trainer.evaluation.gate import GateConfig, ReadinessReport, TournamentResult, Verdict
+from ouroboros.trainer.evaluation.gate import GateConfig, ReadinessReport, TournamentResult
 from ouroboros.trainer.evaluation.stats import Outcome
 
 pytestmark = pytest.mark.unit
@@ -54,7 +56,7 @@ def test_undecided_sprt_keeps_testing_until_the_budget():
 
 def test_sprt_cannot_stop_before_min_games():
     early = paired(WW=40)  # 80 straight wins: LLR 3.83 > 2.944 (logistic [0, 35])
-    assert sprt.sprt(early.pentanomial, sprt.SprtConfig()).decision.value == "accept_h1"
+    assert sprt.sprt(early.pentanomial, SprtSpec()).decision.value == "accept_h1"
     decision = gate.decide(early, GateConfig(min_games=100), READY)
     assert decision.verdict is Verdict.INCONCLUSIVE and decision.continue_testing
     assert "only 80 < 100 games" in decision.reasons[0]
@@ -89,7 +91,7 @@ def test_unready_model_is_rejected_whatever_its_strength(report, reason):
 
 def test_thresholds_are_configurable():
     slow = ReadinessReport(p99_latency_ms=12, peak_memory_mb=18)
-    lenient = GateConfig(readiness=gate.ReadinessThresholds(max_p99_latency_ms=20))
+    lenient = GateConfig(readiness=ReadinessSpec(max_p99_latency_ms=20))
     assert gate.decide(STRONG, lenient, slow).verdict is Verdict.PROMOTE
 
 
@@ -101,7 +103,7 @@ def test_missing_readiness_report_blocks_promotion_unless_waived():
 
 
 def test_win_rate_gate_is_a_fixed_budget_test():
-    config = GateConfig(method="win_rate", min_games=0, max_games=200)
+    config = GateConfig(method="winRate", min_games=0, max_games=200)
     # 120/200 = 0.60 >= 0.55 and Wilson 95% lower bound 0.5308 >= 0.5
     # (p = 0.6, n = 200: (0.6 + 0.0096 - 1.96·sqrt(0.0012 + 0.000024)) / 1.0192 = 0.5308)
     passed = TournamentResult(stats.WDL(120, 0, 80))

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from ouroboros.trainer.agents import neural, safety
+from ouroboros.trainer.agents import neural
 from ouroboros.trainer.engine import maps
 from ouroboros.trainer.engine.types import GameConfig
-from ouroboros.trainer.learning import blocks, encoding, networks, positions
+from ouroboros.trainer.learning import blocks, networks, positions
 from ouroboros.trainer.learning.networks import Architecture, NetworkConfig, Normalisation
+from ouroboros.trainer.observation import encoding, safety
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,5 @@
-"""`ouro phase`: checks the run config; `evaluate` writes a result that says it is a placeholder
-(the training phases are tested end to end in test_phases.py)."""
+"""`ouro phase`: checks the run config and always reports (the phases themselves, evaluate
+included, are tested end to end in test_phases.py)."""
 
 from __future__ import annotations
 
@@ -27,14 +27,12 @@ def run_json(tmp_path):
     return path
 
 
-def test_writes_a_placeholder_result(run_json, tmp_path, capsys):
+def test_evaluate_without_a_candidate_fails_with_a_message_and_a_result(run_json, tmp_path, capsys):
     out = tmp_path / "result.json"
-    assert cli.main(["phase", "evaluate", "--run-config", str(run_json), "--result", str(out)]) == 0
-    data = json.loads(out.read_text())
-    assert data["phase"] == "evaluate" and data["placeholder"] is True
-    assert data["metrics"] == {} and data["artifacts"] == []
-    assert PhaseResult.model_validate(data).placeholder
-    assert "nothing evaluated" in capsys.readouterr().out
+    assert cli.main(["phase", "evaluate", "--run-config", str(run_json), "--result", str(out)]) == 1
+    assert "no candidate" in capsys.readouterr().err
+    data = PhaseResult.model_validate_json(out.read_text())
+    assert data.phase.value == "evaluate" and "bootstrap phase of this run has not finished" in data.message
 
 
 def test_a_phase_the_run_lacks_is_an_error(run_json, tmp_path, capsys):
@@ -59,9 +57,9 @@ def test_a_bad_config_is_an_error(tmp_path, content, needle, capsys):
 def test_runs_as_the_console_script(run_json, tmp_path):
     out = tmp_path / "result.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "ouroboros.trainer.commands.cli", "phase", "evaluate",
+        [sys.executable, "-m", "ouroboros.trainer.commands.cli", "phase", "hybrid",
          "--run-config", str(run_json), "--result", str(out)],
         capture_output=True, text=True, timeout=60,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(out.read_text())["phase"] == "evaluate"
+    assert proc.returncode == 2 and "no phase 'hybrid'" in proc.stderr
+    assert json.loads(out.read_text())["phase"] == "hybrid"

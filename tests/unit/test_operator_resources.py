@@ -77,7 +77,8 @@ def test_wire_format_is_camel_case_and_round_trips():
 
 def test_run_config_finds_phases_by_name():
     spec = TrainingRunSpec.model_validate({"champion": "c", "phases": [{"name": "bootstrap"}, {"name": "hybrid"}]})
-    config = RunConfig.from_spec(spec, RunIdentity(name="r", namespace="n"))
+    config = RunConfig(run=RunIdentity(name="r", namespace="n"), champion=spec.champion, game=spec.game,
+                       model=spec.model, phases=spec.phases, storage=spec.storage)
     assert config.phase("hybrid").name is PhaseName.HYBRID
     with pytest.raises(KeyError):
         config.phase(PhaseName.EVALUATE)

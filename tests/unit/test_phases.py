@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from ouroboros.contract.game import GameSpec
+from ouroboros.contract.run import RESULT_MAX_BYTES
+from ouroboros.contract.vocabulary import TRAINING_PHASES
 from ouroboros.operator.builders import manifests
 from ouroboros.operator.resources import PhaseName, PhaseResult, TrainingRun
-from ouroboros.operator.resources.runconfig import RESULT_MAX_BYTES
 from ouroboros.trainer.artifacts import registry
 from ouroboros.trainer.artifacts.store import ArtifactStore
 from ouroboros.trainer.commands import phase as phase_command
@@ -25,11 +27,11 @@ TINY_NET = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0,
 
 
 def tiny_run(store) -> pc.RunSettings:
-    return pc.RunSettings(run="t", store=str(store), game=pc.GameSettings(width=7, height=7, max_turns=40),
+    return pc.RunSettings(run="t", store=str(store), game=GameSpec(width=7, height=7, max_turns=40),
                           network=TINY_NET, seed=3)
 
 
-def tiny_phase(kind: pc.PhaseKind, **kw) -> pc.PhaseSettings:
+def tiny_phase(kind: PhaseName, **kw) -> pc.PhaseSettings:
     values = dict(games=4, parallel_games=4, batch_size=32, epochs=1, checkpoint_every=2)
     return pc.phase_settings(kind, **{**values, **kw})
 
@@ -41,7 +43,7 @@ def weights(net: torch.nn.Module) -> np.ndarray:
 def test_every_phase_leaves_a_verified_candidate_and_a_small_result(tmp_path):
     run = tiny_run(tmp_path)
     store = ArtifactStore(str(tmp_path))
-    for kind in pc.PhaseKind:
+    for kind in TRAINING_PHASES:
         outcome = execute.execute(run, tiny_phase(kind))
         assert outcome.candidate is not None
         store.verify(outcome.candidate.key, expected_sha256=outcome.candidate.sha256)
@@ -57,10 +59,10 @@ def test_every_phase_leaves_a_verified_candidate_and_a_small_result(tmp_path):
 def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
     whole, cut = tiny_run(tmp_path / "whole"), tiny_run(tmp_path / "cut")
     for run in (whole, cut):
-        execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP))
-    straight = execute.execute(whole, tiny_phase(pc.PhaseKind.HYBRID, iterations=2))
-    execute.execute(cut, tiny_phase(pc.PhaseKind.HYBRID, iterations=1))  # "killed" after round 1
-    resumed = execute.execute(cut, tiny_phase(pc.PhaseKind.HYBRID, iterations=2))
+        execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP))
+    straight = execute.execute(whole, tiny_phase(PhaseName.HYBRID, iterations=2))
+    execute.execute(cut, tiny_phase(PhaseName.HYBRID, iterations=1))  # "killed" after round 1
+    resumed = execute.execute(cut, tiny_phase(PhaseName.HYBRID, iterations=2))
     assert resumed.metrics["steps"] == straight.metrics["steps"]  # no step lost or repeated
     assert len(shards.list_shards(ArtifactStore(cut.store), "t", "hybrid")) == 2  # no round played twice
     load = networks.load_checkpoint
@@ -72,13 +74,13 @@ def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(tmp_path)
 def test_a_kill_inside_a_round_resumes_on_the_same_rollout(tmp_path):
     whole, cut = tiny_run(tmp_path / "whole"), tiny_run(tmp_path / "cut")
     for run in (whole, cut):
-        execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP))
-        done = execute.execute(run, tiny_phase(pc.PhaseKind.HYBRID, batch_size=8))
+        execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP))
+        done = execute.execute(run, tiny_phase(PhaseName.HYBRID, batch_size=8))
     store = ArtifactStore(cut.store)
     steps = [k for k in store.list("runs/t/checkpoints/hybrid") if k.endswith(".pt")]
     assert len(steps) >= 2  # checkpoints every 2 steps: one inside the round
     store.delete(sorted(steps)[-1])  # as if killed after the round's mid checkpoint
-    resumed = execute.execute(cut, tiny_phase(pc.PhaseKind.HYBRID, batch_size=8))
+    resumed = execute.execute(cut, tiny_phase(PhaseName.HYBRID, batch_size=8))
     assert resumed.metrics["steps"] == done.metrics["steps"]
     assert len(shards.list_shards(store, "t", "hybrid")) == 1  # trained on the round's shard again
     a, _ = networks.load_checkpoint(ArtifactStore(whole.store).path(done.artifacts["weights"].key))
@@ -88,8 +90,8 @@ def test_a_kill_inside_a_round_resumes_on_the_same_rollout(tmp_path):
 
 def test_rerunning_a_finished_bootstrap_plays_and_trains_nothing_more(tmp_path):
     run = tiny_run(tmp_path)
-    first = execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP))
-    again = execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP))
+    first = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP))
+    again = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP))
     assert again.metrics["games"] == 0 and again.metrics["steps"] == first.metrics["steps"]
     assert len(shards.list_shards(ArtifactStore(run.store), "t", "bootstrap")) == 1
 
@@ -110,7 +112,7 @@ def test_ouro_phase_trains_from_a_run_config(tmp_path):
     run = TrainingRun.model_validate({
         "metadata": {"name": "tiny", "namespace": "ns", "uid": "u"},
         "spec": {"champion": "c", "game": {"width": 7, "height": 7, "maxTurns": 40},
-                 "model": {"architecture": "mlp", "blocks": 1, "channels": 8},
+                 "model": {"architecture": "cnn_simple", "blocks": 1, "channels": 8},
                  "storage": {"url": f"file://{tmp_path}/store"},
                  "phases": [{"name": "bootstrap", "games": 2}, {"name": "evaluate"}]},
     })
@@ -131,6 +133,6 @@ def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsy
     summary = json.loads(capsys.readouterr().out)
     assert [p["phase"] for p in summary["phases"]] == ["bootstrap", "hybrid", "self_play"]
     assert {s["opponent"] for s in summary["strength"]} == {"random-safe", "heuristic"}
-    version, data = registry.Registry.open(str(store)).load_champion(pc.GameSettings(width=7, height=7).key)
+    version, data = registry.Registry.open(str(store)).load_champion(str(GameSpec(width=7, height=7).key))
     assert version.id == summary["champion"] and data[:4] and summary["sha256"] == version.sha256
     assert list((logdir / "s").glob("events.out.tfevents.*"))

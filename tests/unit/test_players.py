@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ouroboros.trainer.agents import arena, bitboard, compact, heuristic, registry, safety, search
+from ouroboros.trainer.agents import arena, bitboard, compact, heuristic, registry, search
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.agents.simple import Greedy, RandomSafe
 from ouroboros.trainer.engine import jsonio, maps, rules
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Move, Ruleset, RulesetSettings
+from ouroboros.trainer.observation import safety
 
 pytestmark = pytest.mark.unit
 

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from ouroboros.contract.game import GameKey
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
 from ouroboros.trainer.commands import registry as cli
@@ -201,11 +202,11 @@ def test_promotion_refuses_other_games_and_bad_keys(registry):
     v = add(registry, b"x", game="royale-11x11-4p")
     with pytest.raises(reg.RegistryError, match="trained for 'royale-11x11-4p'"):
         registry.promote(GAME, v.id)
-    with pytest.raises(ValueError, match="invalid game key"):
+    with pytest.raises(ValueError, match="game key must look like RULESET-WxH-Np"):
         registry.promote("Bad Key", v.id)
     with pytest.raises(ValueError, match="invalid version id"):
         registry.get("../etc")
-    assert reg.game_key("standard", 11, 11, 2) == GAME
+    assert str(GameKey.parse(GAME)) == GAME == str(GameKey("standard", 11, 11, 2))
 
 
 def test_crash_during_promotion_keeps_old_champion(registry, monkeypatch):
@@ -260,11 +261,11 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_cli_add_list_promote_show_rollback(url, tmp_path, capsys):
+def test_cli_add_list_promote_show_rollback(url, tmp_path, capsys, onnx_models):
     files = []
-    for name in ("a", "b"):
+    for name, model in zip(("a", "b"), onnx_models, strict=True):
         f = tmp_path / f"{name}.onnx"
-        f.write_bytes(name.encode() * 100)
+        f.write_bytes(model)
         files.append(f)
     ids = []
     for i, f in enumerate(files):
@@ -307,9 +308,9 @@ def test_cli_add_list_promote_show_rollback(url, tmp_path, capsys):
     assert code == 0 and json.loads(out)["ok"] is True
 
 
-def test_cli_errors_and_exit_codes(url, capsys, monkeypatch):
+def test_cli_errors_and_exit_codes(url, capsys, monkeypatch, onnx_models):
     registry = reg.Registry.open(url)
-    v = add(registry, b"model")
+    v = add(registry, onnx_models[0])
     code, _, err = run(capsys, "promote", "missing", "--game", GAME, "--store", url)
     assert code == 1 and "no model version 'missing'" in err
     code, _, err = run(capsys, "rollback", "--game", GAME, "--store", url)
@@ -341,3 +342,50 @@ def test_cli_add_refuses_missing_file_and_bad_metric(url, tmp_path, capsys):
     f.write_bytes(b"m")
     code, _, err = run(capsys, "add", str(f), *base, "--metric", "loss=low")
     assert code == 1 and "--metric 'loss' must be a number" in err
+
+
+@pytest.mark.parametrize("verb", ["promote", "pin"])
+def test_a_model_that_does_not_load_is_never_put_in_force(url, tmp_path, capsys, onnx_models, verb):
+    """`ouro registry add` takes any file, but no verb puts one in force that a server could not load."""
+    registry = reg.Registry.open(url)
+    good = add(registry, onnx_models[0], run="good")
+    registry.promote(GAME, good.id)
+    for junk in (b"\x00" * 64, b"not a model at all", onnx_models[0][: len(onnx_models[0]) // 2]):
+        bad = add(registry, junk, run=f"junk{len(junk)}")
+        code, _, err = run(capsys, verb, bad.id, "--game", GAME, "--store", url)
+        assert code == 3 and "ouro registry: error:" in err and "Traceback" not in err
+        assert registry.champion(GAME).version == good.id
+    code, _, err = run(capsys, "promote", bad.id, "--game", GAME, "--store", url, "--gate")
+    assert code == 3 and "Traceback" not in err
+
+
+def test_rollback_refuses_a_version_whose_bytes_and_sidecar_were_both_rewritten(url, onnx_models):
+    registry = reg.Registry.open(url)
+    first, second = (add(registry, m, run=f"r{i}") for i, m in enumerate(onnx_models))
+    registry.promote(GAME, first.id)
+    registry.promote(GAME, second.id)
+    # an attacker rewrites the old version's file and its sidecar consistently
+    info = registry.store.info(first.artifact)
+    registry.store.put_bytes(first.artifact, onnx_models[1], info.metadata)
+    with pytest.raises(st.ChecksumError, match="checksum mismatch"):
+        registry.rollback(GAME)
+    assert registry.champion(GAME).version == second.id
+
+
+@pytest.mark.parametrize("content", [b"null", b"[]", b"{}", b'{"game": 3}', b"{"])
+def test_a_damaged_champion_pointer_is_an_error_not_a_fresh_start(url, onnx_models, content):
+    registry = reg.Registry.open(url)
+    v = add(registry, onnx_models[0])
+    registry.promote(GAME, v.id)
+    registry.store.fs.pipe_file(registry.store.path(f"champions/{GAME}.json"), content)
+    with pytest.raises(st.ArtifactError):
+        registry.champion(GAME)
+    with pytest.raises(st.ArtifactError):
+        registry.promote(GAME, v.id)
+
+
+def test_registering_the_same_run_and_bytes_again_returns_the_existing_version(registry, onnx_models):
+    first = add(registry, onnx_models[0], run="again")
+    assert add(registry, onnx_models[0], run="again").id == first.id
+    assert add(registry, onnx_models[1], run="again").id != first.id  # other bytes: a new version
+    assert len(registry.versions()) == 2

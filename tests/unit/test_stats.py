@@ -8,8 +8,9 @@ import math
 
 import pytest
 
+from ouroboros.contract.promotion import EloModel, SprtSpec
 from ouroboros.trainer.evaluation import sprt, stats
-from ouroboros.trainer.evaluation.sprt import EloModel, SprtConfig, SprtDecision
+from ouroboros.trainer.evaluation.sprt import SprtDecision
 from ouroboros.trainer.evaluation.stats import WDL, Outcome, PairResult, Pentanomial
 
 pytestmark = pytest.mark.unit
@@ -248,11 +249,11 @@ def test_league_ratings_refuse_bad_input(results, kwargs, message):
 
 def test_sprt_bounds_as_fishtest():
     # α = β = 0.05: ln(0.05/0.95) = -ln 19 = -2.944, ln(0.95/0.05) = +2.944
-    config = SprtConfig(elo0=0, elo1=2, alpha=0.05, beta=0.05)
+    config = SprtSpec(elo0=0, elo1=2, alpha=0.05, beta=0.05)
     assert config.lower_bound == pytest.approx(-math.log(19))
     assert config.upper_bound == pytest.approx(2.944, abs=5e-4)
     # α = 0.05, β = 0.1: ln(0.1/0.95) = -2.251, ln(0.9/0.05) = 2.890
-    asym = SprtConfig(elo0=0, elo1=5, alpha=0.05, beta=0.1)
+    asym = SprtSpec(elo0=0, elo1=5, alpha=0.05, beta=0.1)
     assert (round(asym.lower_bound, 3), round(asym.upper_bound, 3)) == (-2.251, 2.890)
 
 
@@ -332,7 +333,7 @@ def test_sprt_llr_is_monotone_in_results():
 
 
 def test_sprt_decisions_and_early_stopping():
-    config = SprtConfig(elo0=0, elo1=35, alpha=0.05, beta=0.05)
+    config = SprtSpec(elo0=0, elo1=35, alpha=0.05, beta=0.05)
     wins = sprt.sprt(WDL(70, 10, 20), config)
     assert wins.decision is SprtDecision.ACCEPT_H1 and wins.llr >= config.upper_bound
     losses = sprt.sprt(WDL(20, 10, 70), config)
@@ -361,17 +362,17 @@ def test_sprt_decisions_and_early_stopping():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"alpha": 0.0}, r"alpha must be in \(0, 1\), got 0.0"),
-        ({"alpha": 1.2}, r"alpha must be in \(0, 1\)"),
-        ({"beta": -0.1}, r"beta must be in \(0, 1\)"),
-        ({"alpha": 0.6, "beta": 0.5}, "alpha \\+ beta must be < 1"),
-        ({"elo0": 5, "elo1": 5}, r"elo0 \(5.0\) must be less than elo1 \(5.0\)"),
-        ({"elo0": 10, "elo1": 0}, "must be less than elo1"),
+        ({"alpha": 0.0}, r"alpha\n  Input should be greater than 0"),
+        ({"alpha": 1.2}, r"alpha\n  Input should be less than 1"),
+        ({"beta": -0.1}, r"beta\n  Input should be greater than 0"),
+        ({"alpha": 0.6, "beta": 0.5}, r"sprt.alpha \+ sprt.beta must be < 1, got 1.1"),
+        ({"elo0": 5, "elo1": 5}, r"sprt.elo0 must be less than sprt.elo1 \(elo0 5, elo1 5\)"),
+        ({"elo0": 10, "elo1": 0}, "must be less than sprt.elo1"),
     ],
 )
 def test_sprt_config_refuses_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        SprtConfig(**kwargs)
+        SprtSpec(**kwargs)
 
 
 def test_sprt_llr_refuses_inverted_hypotheses_and_empty_stopping_sequence():
@@ -380,4 +381,4 @@ def test_sprt_llr_refuses_inverted_hypotheses_and_empty_stopping_sequence():
     with pytest.raises(ValueError, match="elo0 .* must be less than elo1"):
         sprt.sprt_llr_approx(WDL(1, 1, 1), 5, 0, EloModel.NORMALIZED)
     with pytest.raises(ValueError, match="no records"):
-        sprt.sprt_stopping_point([], SprtConfig())
+        sprt.sprt_stopping_point([], SprtSpec())

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
+from ouroboros.contract.promotion import SprtSpec
 from ouroboros.trainer.agents import arena
 from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.commands import evaluate
@@ -57,7 +58,7 @@ def test_same_seeds_same_result_whatever_the_worker_count():
 
 def test_sprt_stops_a_lopsided_duel_early_with_h1():
     config = tm.TournamentConfig(games=400, chunk_groups=4, min_games=16,
-                                 sprt=sequential.SprtConfig(elo0=0, elo1=100))
+                                 sprt=SprtSpec(elo0=0, elo1=100))
     report = tm.run(["greedy", "random-safe"], GAME, config)
     assert report.sprt is not None and report.sprt.stopped_early
     assert report.sprt.decision is sequential.SprtDecision.ACCEPT_H1
@@ -70,7 +71,7 @@ def test_sprt_stops_a_lopsided_duel_early_with_h1():
 
 def test_sprt_never_stops_before_min_games():
     config = tm.TournamentConfig(games=400, chunk_groups=2, min_games=64,
-                                 sprt=sequential.SprtConfig(elo0=0, elo1=100))
+                                 sprt=SprtSpec(elo0=0, elo1=100))
     assert tm.run(["greedy", "random-safe"], GAME, config).games >= 64
 
 
@@ -95,7 +96,7 @@ def test_bad_line_ups_are_refused():
     with pytest.raises(ValueError, match="two players"):
         tm.run(["greedy"], GAME, tm.TournamentConfig())
     with pytest.raises(ValueError, match="SPRT"):
-        tm.run(["greedy", "random-safe", "heuristic"], GAME, tm.TournamentConfig(sprt=sequential.SprtConfig()))
+        tm.run(["greedy", "random-safe", "heuristic"], GAME, tm.TournamentConfig(sprt=SprtSpec()))
     with pytest.raises(agents.SpecError):
         tm.run(["greedy", "nosuch"], GAME, tm.TournamentConfig(games=2))
 

@@ -29,9 +29,10 @@ import dataclasses
 
 import numpy as np
 
-from ouroboros.trainer.agents import bitboard, safety
+from ouroboros.trainer.agents import bitboard
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.observation import safety
 
 
 @dataclasses.dataclass(frozen=True)

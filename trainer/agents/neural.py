@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ouroboros.trainer.agents import safety
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
-from ouroboros.trainer.learning import encoding
+from ouroboros.trainer.observation import encoding, safety
 
 
 def inference_session(model: str | os.PathLike[str] | bytes, threads: int = 1) -> Any:
@@ -41,6 +40,45 @@ def inference_session(model: str | os.PathLike[str] | bytes, threads: int = 1) -
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     source = model if isinstance(model, bytes) else os.fspath(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+class ModelContractError(ValueError):
+    """A model file that does not load, or loads but breaks the ONNX contract (``ouro export``)."""
+
+
+def check_model(model: str | os.PathLike[str] | bytes) -> dict:
+    """Load ``model`` as a game server would and check the ONNX contract; return the contract.
+
+    Checks: onnxruntime builds a session; the metadata holds a ``contract``
+    whose input has this encoding's plane count; one move on an empty board of
+    the contract's size returns policy logits [1, 4] and a value [1, 1], all
+    finite. Raises ModelContractError naming what is wrong (never a protobuf or
+    onnxruntime traceback). Used before any version is put in force.
+    """
+    try:
+        session = inference_session(model)
+    except Exception as exc:  # onnxruntime raises its own exception types for every kind of garbage
+        raise ModelContractError(f"not a loadable ONNX model: {str(exc).splitlines()[0][:300]}") from None
+    meta = session.get_modelmeta().custom_metadata_map
+    try:
+        contract = json.loads(meta["contract"])
+        channels = int(contract["input"]["shape"][1])
+        height, width = int(contract["board"]["height"]), int(contract["board"]["width"])
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise ModelContractError("not an Ouroboros model: no valid 'contract' in its ONNX metadata") from None
+    if channels != encoding.N_CHANNELS:
+        raise ModelContractError(f"model expects {channels} input planes, this encoding makes {encoding.N_CHANNELS}")
+    if not (1 <= height <= 64 and 1 <= width <= 64):
+        raise ModelContractError(f"contract board {height}x{width} is out of range")
+    try:
+        policy, value = session.run(["policy", "value"], {"board": np.zeros((1, channels, height, width), np.float32)})
+    except Exception as exc:
+        raise ModelContractError(f"model does not run on a {height}x{width} board: {str(exc).splitlines()[0][:300]}") from None
+    if np.shape(policy) != (1, 4) or np.shape(value) != (1, 1):
+        raise ModelContractError(f"outputs must be policy [1, 4] and value [1, 1], got {np.shape(policy)} and {np.shape(value)}")
+    if not (np.isfinite(policy).all() and np.isfinite(value).all()):
+        raise ModelContractError("model outputs are not finite on an empty board")
+    return contract
 
 
 def choose(

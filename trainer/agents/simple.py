@@ -11,9 +11,9 @@ import dataclasses
 
 import numpy as np
 
-from ouroboros.trainer.agents import safety
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.observation import safety
 
 
 @dataclasses.dataclass

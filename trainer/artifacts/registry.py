@@ -26,17 +26,21 @@ Safety, which is why this is more than a dict in a JSON file:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import BinaryIO
 
 from pydantic import BaseModel, Field, JsonValue
 
+from ouroboros.contract.game import GameKey
 from ouroboros.trainer.artifacts.store import (
+    ArtifactError,
     ArtifactInfo,
     ArtifactNotFoundError,
     ArtifactStore,
@@ -65,11 +69,9 @@ __all__ = [
     "Registry",
     "RegistryError",
     "VersionNotFoundError",
-    "game_key",
 ]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_GAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 PREVIOUS = "previous"
 
 
@@ -98,18 +100,9 @@ class ChampionAction(StrEnum):
     UNPIN = "unpin"
 
 
-def game_key(ruleset: str, width: int, height: int, snakes: int) -> str:
-    """The canonical game configuration key, e.g. ``standard-11x11-2p``."""
-    return _check_game(f"{ruleset}-{width}x{height}-{snakes}p")
-
-
-def _check_game(game: str) -> str:
-    if not _GAME.match(game):
-        raise ValueError(
-            f"invalid game key {game!r}: lowercase letters, digits, '.', '_', '-' "
-            "(e.g. standard-11x11-2p)"
-        )
-    return game
+def _check_game(game: str | GameKey) -> str:
+    """The canonical text of a game key (``standard-11x11-2p``); ValueError naming the form otherwise."""
+    return str(game if isinstance(game, GameKey) else GameKey.parse(game))
 
 
 def _check_id(version: str) -> str:
@@ -125,7 +118,7 @@ class ModelVersion(BaseModel):
     """One registered model: provenance plus what is needed to fetch and verify it."""
 
     id: str = Field(description="Version id, unique in the store.")
-    architecture: str = Field(description="Network architecture name (e.g. resnet-6x64).")
+    architecture: str = Field(description="Network architecture name (e.g. cnn_attention_residual-6x32).")
     run: str = Field(description="Training run that produced it.")
     phase: str = Field(description="Training phase that produced it (bootstrap, self_play ...).")
     game: str | None = Field(None, description="Game configuration it was trained for, if any.")
@@ -147,6 +140,9 @@ class ChampionRecord(BaseModel):
     at: datetime
     by: str = Field(description="Who made the change (user, operator, CI).")
     run: str | None = Field(None, description="Training run the promoted version came from.")
+    sha256: str | None = Field(
+        None, description="sha256 of the version in force after the change, as checked then: a rollback "
+        "to it requires the same bytes.")
     reason: str = ""
     statistics: dict[str, JsonValue] = Field(
         default_factory=dict, description="The gate's statistics (SPRT, Elo, latency ...)."
@@ -177,12 +173,17 @@ class Registry:
         store: ArtifactStore,
         history_limit: int = 20,
         clock: Callable[[], datetime] | None = None,
+        validate: Callable[[bytes], object] | None = None,
     ) -> None:
+        """``validate(model bytes)`` runs before any version is put in force (promote,
+        rollback, pin) and raises to refuse it; the registry knows nothing of model
+        formats, so callers pass one (``agents.neural.check_model`` for ONNX models)."""
         if history_limit < 1:
             raise ValueError(f"history_limit must be >= 1, got {history_limit}")
         self.store = store
         self.history_limit = history_limit
         self._now = clock or (lambda: datetime.now(UTC))
+        self._validate = validate
 
     @classmethod
     def open(cls, url: str | os.PathLike[str], **kwargs: object) -> Registry:
@@ -207,13 +208,22 @@ class Registry:
         """Store a model artifact (bytes or a local file) as a new version.
 
         The default id is ``<UTC time>-<run>`` made unique with a counter; the
-        artifact is written atomically and hashed on the way.
+        artifact is written atomically and hashed on the way. Idempotent per run
+        and content: the same bytes registered again for the same run and game
+        return the existing version (a re-run or resumed run adds nothing).
         """
         for name, value in (("architecture", architecture), ("run", run), ("phase", phase)):
             if not value:
                 raise ValueError(f"{name} must not be empty")
         if game is not None:
-            _check_game(game)
+            game = _check_game(game)
+        if not isinstance(source, bytes | str | os.PathLike):
+            source = source.read()
+        digest = hashlib.sha256(source if isinstance(source, bytes) else Path(source).read_bytes()).hexdigest()
+        same = [v for v in self.versions() if v.run == run and v.sha256 == digest and v.game == game]
+        if same and version_id in (None, same[0].id):
+            log.info("version %s of run %s already holds these bytes: not registered again", same[0].id, run)
+            return same[0]
         created = self._now()
         if version_id is None:
             stem = re.sub(r"[^A-Za-z0-9._-]+", "-", run).strip("-.")[:60] or "model"
@@ -292,10 +302,23 @@ class Registry:
         """Game configurations that have a champion pointer."""
         return [k[len("champions/") : -len(".json")] for k in self.store.documents("champions")]
 
-    def champion(self, game: str) -> ChampionState:
-        """The pointer of ``game`` (an empty state when there has never been a champion)."""
-        raw = self.store.read_json(f"champions/{_check_game(game)}.json")
-        return ChampionState(game=game) if raw is None else ChampionState.model_validate(raw)
+    def champion(self, game: str | GameKey) -> ChampionState:
+        """The pointer of ``game`` (an empty state when there has never been a champion).
+
+        A pointer document that exists but is not a pointer (``null``, truncated,
+        hand-edited) raises ArtifactError: the history is an audit trail, so a
+        damaged pointer is reported, never read as a fresh start.
+        """
+        game = _check_game(game)
+        key = f"champions/{game}.json"
+        if not self.store.has_document(key):
+            return ChampionState(game=game)
+        raw = self.store.read_json(key)
+        try:
+            return ChampionState.model_validate(raw)
+        except ValueError as e:
+            raise ArtifactError(f"champion pointer {self.store.uri(key)} is damaged ({str(e).splitlines()[0]}); "
+                                "restore it from a backup or its history before changing the champion") from None
 
     def load_champion(self, game: str) -> tuple[ModelVersion, bytes]:
         """The champion's record and bytes, checked against the pointer's sha256."""
@@ -379,6 +402,12 @@ class Registry:
                     raise RegistryError(
                         f"version {target!r} was trained for {version.game!r}, not {game!r}"
                     )
+                recorded = next((r.sha256 for r in state.history if r.version == target and r.sha256), None)
+                if recorded is not None and recorded != version.sha256:
+                    # bytes and sidecar rewritten together: only the history still knows the truth
+                    raise ChecksumError(version.uri, recorded, version.sha256)
+                if self._validate is not None:
+                    self._validate(self.store.get_bytes(version.artifact, expected_sha256=version.sha256))
             now = self._now()
             record = ChampionRecord(
                 action=action,
@@ -387,6 +416,7 @@ class Registry:
                 at=now,
                 by=by,
                 run=run if run is not None else (version.run if version else None),
+                sha256=version.sha256 if version else None,
                 reason=reason,
                 statistics=statistics or {},
             )

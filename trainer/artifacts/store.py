@@ -344,6 +344,10 @@ class ArtifactStore:
                 found.append(path[len(self.root) :].lstrip("/"))
         return sorted(found)
 
+    def has_document(self, key: str) -> bool:
+        """Whether a JSON document (see :meth:`write_json`) exists at ``key``, whatever it holds."""
+        return bool(self.fs.exists(self.path(key)))
+
     def read_json(self, key: str) -> Any:
         """A document written by :meth:`write_json`, or None if there is none."""
         return self._read_json_path(self.path(key))

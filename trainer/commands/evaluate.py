@@ -22,19 +22,20 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ouroboros.contract.game import GameKey
+from ouroboros.contract.promotion import SprtSpec
 from ouroboros.trainer.agents import stored
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset
-from ouroboros.trainer.evaluation import sprt as sequential
 from ouroboros.trainer.evaluation import tournament
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 1, 2, 3
 REGISTRY_SCHEME, CHAMPION = "registry", "champion"
 
 
-def parse_sprt(text: str) -> sequential.SprtConfig:
-    """``elo0,elo1[,alpha,beta]`` -> SprtConfig (alpha and beta default to 0.05)."""
+def parse_sprt(text: str) -> SprtSpec:
+    """``elo0,elo1[,alpha,beta]`` -> SprtSpec (alpha and beta default to 0.05)."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
@@ -42,7 +43,7 @@ def parse_sprt(text: str) -> sequential.SprtConfig:
     if len(values) not in (2, 4):
         raise ValueError(f"--sprt expects elo0,elo1 or elo0,elo1,alpha,beta, got {text!r}")
     keys = ("elo0", "elo1", "alpha", "beta")
-    return sequential.SprtConfig(**dict(zip(keys, values, strict=False)))
+    return SprtSpec(**dict(zip(keys, values, strict=False)))
 
 
 def resolve(specs: Sequence[str], store: str, game: str, folder: str | os.PathLike[str]) -> list[tournament.Entrant]:
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"ouro evaluate: {e}", file=sys.stderr)
         return EXIT_USAGE
-    game = args.game or reg.game_key(args.ruleset, args.width, args.height, 2)
+    game = args.game or str(GameKey(args.ruleset, args.width, args.height, 2))
     try:
         with tempfile.TemporaryDirectory(prefix="ouro-evaluate-") as folder:
             entrants = resolve(specs, args.store, game, folder)

@@ -71,9 +71,9 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("ouroboros").setLevel(logging.INFO)  # parameter counts; not the quantiser's chatter
 
-    from ouroboros.trainer.artifacts import onnx_export, readiness
+    from ouroboros.trainer.evaluation import readiness
     from ouroboros.trainer.evaluation.gate import ReadinessThresholds
-    from ouroboros.trainer.learning import networks
+    from ouroboros.trainer.learning import networks, onnx_export
 
     try:
         game = GameConfig(width=args.width, height=args.height, n_snakes=args.snakes)

@@ -6,8 +6,9 @@ hybrid, self_play and continuous are the training phases of
 `ouroboros.trainer.learning.phases` (the same code `ouro train` runs), against
 the run's artifact store (`OURO_STORAGE_URL` overrides `storage.url`). A
 self-play worker of an Indexed Job takes its index from
-`JOB_COMPLETION_INDEX`. `evaluate` is still a placeholder that says plainly
-that nothing was measured (`"placeholder": true`).
+`JOB_COMPLETION_INDEX`. `evaluate` gates the run's candidate against the
+champion of its game with the run's `spec.promotion`, through the one promotion
+path (`ouroboros.trainer.evaluation.evaluate_phase`), and promotes it on PROMOTE.
 
 The result goes to PATH (in a pod, /dev/termination-log, which kubelet copies
 into the pod status where the operator reads it; at most 4096 bytes).
@@ -26,11 +27,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ouroboros.operator.resources import PhaseName, PhaseResult, RunConfig
-from ouroboros.operator.resources.common import Artifact
-from ouroboros.operator.resources.runconfig import RESULT_MAX_BYTES, CandidateResult
+from ouroboros.contract.promotion import GateStatistics
+from ouroboros.contract.run import RESULT_MAX_BYTES, CandidateResult, PhaseResult, RunConfig
+from ouroboros.contract.schema import Artifact
+from ouroboros.contract.vocabulary import PhaseName
+from ouroboros.trainer.agents.neural import ModelContractError
+from ouroboros.trainer.artifacts.registry import RegistryError
+from ouroboros.trainer.artifacts.store import ArtifactError
 
-PLACEHOLDER_MESSAGE = "placeholder: run config checked, nothing evaluated (no evaluation phase yet)"
 MAX_ARTIFACTS = 6  # names, URIs and hashes of a few files keep the result far below 4096 bytes
 
 
@@ -55,19 +59,24 @@ def load_config(path: Path) -> RunConfig:
 def run_phase(config: RunConfig, name: PhaseName) -> PhaseResult:
     """Run phase `name` of the run (KeyError if the run has no such phase)."""
     config.phase(name)
+    store = os.environ.get("OURO_STORAGE_URL") or None
     if name is PhaseName.EVALUATE:
-        return PhaseResult(phase=name, placeholder=True, metrics={}, artifacts=[], message=PLACEHOLDER_MESSAGE)
+        from ouroboros.trainer.evaluation import evaluate_phase
+
+        outcome, judgement = evaluate_phase.run(config, store)
+        gate = judgement.gate_statistics().model_copy(update={"report": outcome.artifacts["gate"].uri})
+        return to_result(name, outcome, gate)
     from ouroboros.trainer.learning.phases import config as phase_config
     from ouroboros.trainer.learning.phases import execute
 
     worker = int(os.environ.get("JOB_COMPLETION_INDEX", "0") or 0)
-    run, phase = phase_config.from_run_config(config, phase_config.PhaseKind(name.value), worker)
-    if os.environ.get("OURO_STORAGE_URL"):
-        run = run.model_copy(update={"store": os.environ["OURO_STORAGE_URL"]})
+    run, phase = phase_config.from_run_config(config, name, worker)
+    if store:
+        run = run.model_copy(update={"store": store})
     return to_result(name, execute.execute(run, phase))
 
 
-def to_result(name: PhaseName, outcome) -> PhaseResult:
+def to_result(name: PhaseName, outcome, gate: GateStatistics | None = None) -> PhaseResult:
     """The operator's PhaseResult of a phase outcome (artifacts by URI and sha256 only)."""
     artifacts = [
         Artifact(name=key, uri=info.uri, sha256=info.sha256, size=info.size)
@@ -79,7 +88,7 @@ def to_result(name: PhaseName, outcome) -> PhaseResult:
         candidate = CandidateResult(artifact=Artifact(name="onnx", uri=c.uri, sha256=c.sha256, size=c.size))
     metrics = {k: round(float(v), 6) for k, v in outcome.metrics.items()}
     metrics["seconds"] = round(outcome.seconds, 3)
-    return PhaseResult(phase=name, metrics=metrics, artifacts=artifacts, candidate=candidate,
+    return PhaseResult(phase=name, metrics=metrics, artifacts=artifacts, candidate=candidate, gate=gate,
                        message=outcome.message[:1000])
 
 
@@ -107,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # the message on stderr is what matters then
             write_result(failure, args.result)
         return 2
-    result = run_phase(config, name)  # a crash is exit 1 with its traceback in the pod's log
+    try:
+        result = run_phase(config, name)  # any other crash is exit 1 with its traceback in the pod's log
+    except (ArtifactError, ModelContractError, RegistryError) as exc:
+        print(f"ouro phase {name.value}: {exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            write_result(PhaseResult(phase=name, message=str(exc)[:1000]), args.result)
+        return 1
     text = write_result(result, args.result)
     print(f"ouro phase {name.value}: run {config.run.namespace}/{config.run.name}: {result.message}")
     print(text)

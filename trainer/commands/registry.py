@@ -1,9 +1,11 @@
 """`ouro registry`: list, show, add, verify, promote, roll back and pin model versions.
 
-Thin wiring over :mod:`ouroboros.trainer.artifacts.registry`: parse, call, print.
-Humans get rich tables; ``--json`` prints one JSON document for scripts and the
-operator. Exit codes: 0 success, 1 refused (not found, pinned, bad input),
-2 usage error, 3 checksum mismatch (a corrupt artifact).
+Thin wiring over :mod:`ouroboros.trainer.artifacts.registry` and the one
+promotion path, :mod:`ouroboros.trainer.evaluation.promotion`: parse, call,
+print. Every verb that puts a version in force (promote, rollback, pin) goes
+through a registry that refuses models that do not load. Humans get rich
+tables; ``--json`` prints one JSON document for scripts and the operator. Exit
+codes: see :mod:`._common` (3 for a corrupt or unloadable model).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import argparse
 import getpass
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
+from ouroboros.contract.game import GameKey
+from ouroboros.contract.promotion import GateMethod, PromotionSpec, ReadinessSpec
 from ouroboros.trainer.artifacts import registry as reg
-from ouroboros.trainer.artifacts import store as st
-
-EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 1, 2, 3
+from ouroboros.trainer.commands import _common
+from ouroboros.trainer.commands._common import EXIT_REFUSED
 
 
 def _user() -> str:
@@ -48,12 +50,7 @@ def _pairs(items: list[str], what: str, number: bool) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--store",
-        default=reg.default_store(),
-        help="artifact store URL: a directory, file://, memory://, s3://... "
-        f"(default: $OURO_STORE or {reg.DEFAULT_STORE})",
-    )
+    _common.add_store_option(common)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     who = argparse.ArgumentParser(add_help=False)
     who.add_argument("--by", default=_user(), help="who makes the change (default: $OURO_USER)")
@@ -62,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ouro registry",
         description="Model versions and champions in an artifact store.",
-        epilog="exit codes: 0 ok, 1 refused, 2 usage, 3 corrupt artifact (checksum mismatch)",
+        epilog=_common.EXIT_CODES_EPILOG,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -122,23 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `ouro registry ...`; returns the exit code."""
-    try:
-        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as e:  # argparse exits on --help (0) and on usage errors (2)
-        return int(e.code or 0)
-    try:
-        registry = reg.Registry.open(args.store)
-        return _COMMANDS[args.command](registry, args)
-    except st.ChecksumError as e:
-        _error(str(e))
-        return EXIT_CORRUPT
-    except (reg.RegistryError, st.ArtifactError, ValueError, OSError) as e:
-        _error(str(e))
-        return EXIT_REFUSED
+    args = _common.parse(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    from ouroboros.trainer.evaluation import promotion
 
-
-def _error(message: str) -> None:
-    print(f"ouro registry: error: {message}", file=sys.stderr)
+    return _common.guarded("ouro registry",
+                           lambda: _COMMANDS[args.command](promotion.open_registry(args.store), args))
 
 
 def _emit(args: argparse.Namespace, document: Any, human: Any) -> int:
@@ -266,96 +253,54 @@ def _state_out(args: argparse.Namespace, state: reg.ChampionState, before: int, 
 
 
 def _cmd_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
+    from ouroboros.trainer.evaluation import promotion
+
     if args.gate:
         return _gated_promote(registry, args)
     statistics = json.loads(args.stats.read_text()) if args.stats else {}
     if not isinstance(statistics, dict):
         raise ValueError(f"--stats {args.stats} must hold a JSON object")
     before = registry.champion(args.game).generation
-    state = registry.promote(
-        args.game, args.version, by=args.by, run=args.run, reason=args.reason, statistics=statistics
-    )
+    state = promotion.promote_manually(registry, args.game, args.version, by=args.by, run=args.run,
+                                       reason=args.reason, statistics=statistics)
     return _state_out(args, state, before, "promote")
 
 
-def _game_config(game: str) -> Any:
-    """``standard-11x11-2p`` -> the GameConfig the gate's games are played on."""
-    import re
-
-    from ouroboros.trainer.engine.types import GameConfig
-
-    match = re.fullmatch(r"([a-z_]+)-(\d+)x(\d+)-(\d+)p", game)
-    if match is None:
-        raise ValueError(f"--gate needs a game key RULESET-WxH-Np (e.g. standard-11x11-2p), got {game!r}")
-    ruleset, width, height, snakes = match.groups()
-    if snakes != "2":
-        raise ValueError(f"the gate plays duels: {game!r} is not a two-player game")
-    return GameConfig(width=int(width), height=int(height), ruleset=ruleset)
-
-
-def _gate_config(args: argparse.Namespace) -> Any:
+def promotion_spec(args: argparse.Namespace) -> PromotionSpec:
+    """The gate the options describe (the same PromotionSpec a TrainingRun carries)."""
     from ouroboros.trainer.commands import evaluate
-    from ouroboros.trainer.evaluation import gate
 
-    thresholds = gate.ReadinessThresholds(max_p99_latency_ms=args.max_p99_ms, max_peak_memory_mb=args.max_memory_mb)
+    readiness = ReadinessSpec(max_p99_latency_ms=args.max_p99_ms, max_peak_memory_mb=args.max_memory_mb)
+    games = args.games + args.games % 2
     if args.min_win_rate is not None:
-        return gate.GateConfig(method=gate.GateMethod.WIN_RATE, max_games=args.games, min_games=0,
-                               win_rate=gate.WinRateConfig(min_win_rate=args.min_win_rate),
-                               readiness=thresholds)
-    return gate.GateConfig(sprt=evaluate.parse_sprt(args.sprt), max_games=args.games,
-                           min_games=min(args.min_games, args.games), readiness=thresholds)
+        return PromotionSpec(method=GateMethod.WIN_RATE, games=games, min_games=min(args.min_games, games),
+                             min_win_rate=args.min_win_rate, readiness=readiness, seed=args.seed)
+    return PromotionSpec(method=GateMethod.SPRT, sprt=evaluate.parse_sprt(args.sprt), games=games,
+                         min_games=min(args.min_games, games), readiness=readiness, seed=args.seed)
 
 
 def _gated_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
-    """Promote only on the gate's PROMOTE: candidate vs champion on paired seeds (SPRT or
-    win rate), plus the candidate's production readiness; the first champion needs only
-    readiness. Every refusal exits 1 with the gate's reasons; a corrupt artifact exits 3."""
-    import tempfile
+    """Promote only on the gate's PROMOTE (evaluation.promotion): candidate vs champion on paired
+    seeds (SPRT or win rate), plus the candidate's production readiness; the first champion
+    needs only readiness. A refusal exits 1 with the gate's reasons; a corrupt or unloadable
+    model exits 3."""
+    from ouroboros.trainer.evaluation import promotion
 
-    from ouroboros.trainer.artifacts import readiness
-    from ouroboros.trainer.evaluation import gate
-    from ouroboros.trainer.evaluation import tournament as tm
-
-    config, policy = _game_config(args.game), _gate_config(args)
-    state = registry.champion(args.game)
+    game = GameKey.parse(args.game)
+    state = registry.champion(game)
     if state.version == args.version:
         return _state_out(args, state, state.generation, "promote")
-    with tempfile.TemporaryDirectory(prefix="ouro-gate-") as folder:
-        candidate = Path(folder) / "candidate.onnx"
-        registry.fetch(args.version, candidate)  # ChecksumError: corrupt, never promoted
-        checks = readiness.ReadinessConfig(thresholds=policy.readiness, latency_calls=max(10, args.latency_calls),
-                                           latency_rounds=3, warmup_calls=20)
-        ready = readiness.check(candidate, None, readiness.real_positions(config, 64), checks)
-        report = None
-        if state.version is None:
-            result = None
-            decision = gate.GateDecision(
-                gate.Verdict.REJECT if ready.failures else gate.Verdict.PROMOTE,
-                ["no champion yet: the first candidate needs production readiness only"]
-                + [f"not production-ready: {f}" for f in ready.failures],
-                {**ready.report.model_dump(exclude_none=True), "first_champion": True})
-        else:
-            _, data = registry.load_champion(args.game)
-            champion = Path(folder) / "champion.onnx"
-            champion.write_bytes(data)
-            sprt = policy.sprt if policy.method is gate.GateMethod.SPRT else None
-            settings = tm.TournamentConfig(games=policy.max_games, min_games=policy.min_games, sprt=sprt,
-                                           workers=args.workers, seed=args.seed)
-            entrants = [tm.Entrant(f"onnx:{candidate}", args.version), tm.Entrant(f"onnx:{champion}", state.version)]
-            report = tm.run(entrants, config, settings)
-            result = report.pairs[0].gate_result()
-            decision = gate.decide(result, policy, ready.report)
-    statistics = {**decision.statistics, "verdict": decision.verdict.value, "champion": state.version,
-                  "seed": args.seed, **({"games_per_second": report.games_per_second} if report else {})}
-    if decision.verdict is not gate.Verdict.PROMOTE:
-        doc = {"verdict": decision.verdict.value, "reasons": decision.reasons, "statistics": statistics,
-               "changed": False, "champion": state.version}
-        _emit(args, doc, "\n".join([f"{args.game}: {args.version} NOT promoted ({decision.verdict.value}); "
-                                     f"champion stays {state.version or 'none'}"]
-                                    + [f"  - {r}" for r in decision.reasons]))
+    judgement = promotion.judge(registry, game, args.version, promotion_spec(args),
+                                promotion.GateRun(workers=args.workers, latency_calls=args.latency_calls))
+    try:
+        new = promotion.put_in_force(registry, judgement, by=args.by, run=args.run, reason=args.reason)
+    except promotion.NotPromotedError:
+        doc = {"verdict": judgement.verdict.value, "reasons": judgement.reasons,
+               "statistics": judgement.statistics(), "changed": False, "champion": state.version}
+        _emit(args, doc, "\n".join([f"{args.game}: {args.version} NOT promoted ({judgement.verdict.value}); "
+                                    f"champion stays {state.version or 'none'}"]
+                                   + [f"  - {r}" for r in judgement.reasons]))
         return EXIT_REFUSED
-    new = registry.promote(args.game, args.version, by=args.by, run=args.run,
-                           reason=args.reason or "; ".join(decision.reasons), statistics=statistics)
     return _state_out(args, new, state.generation, "promote")
 
 

@@ -4,8 +4,12 @@ The phases run in-process through the same ``phases.execute`` that a
 Kubernetes Job's ``ouro phase`` runs, on a local artifact store (default
 ``./runs/registry``, the model registry's default too). At the end the final
 network is measured against random-safe and the heuristic teacher
-(seat-swapped pairs, Wilson 95% intervals), registered, and promoted to
-champion of its game in the registry. Progress bars (rich) cover every long
+(seat-swapped pairs, Wilson 95% intervals), registered, and gated against the
+current champion of its game through the one promotion path
+(``evaluation.promotion``, the preset's ``promotion`` spec): a first run becomes
+champion; a later run replaces the champion only if the gate says PROMOTE, and
+the summary says why not otherwise. ``--force-promote`` overrides the gate and
+is recorded in the champion's history as a manual promotion. Progress bars (rich) cover every long
 step; scalars go to TensorBoard event files under ``--logdir``.
 
 Run the same command with the same ``--run`` again to resume an interrupted run.
@@ -23,7 +27,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ouroboros.contract.game import GameSpec
+from ouroboros.contract.promotion import GateVerdict, PromotionSpec, ReadinessSpec
+from ouroboros.contract.vocabulary import PhaseName, win_rate_vs
 from ouroboros.trainer.artifacts import registry as reg
+from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import networks
 from ouroboros.trainer.learning.phases import config as pc
 
@@ -37,10 +45,12 @@ class Preset(BaseModel):
 
     description: str = Field(description="What the preset is for.")
     expected_minutes: float = Field(description="Measured (or, where said, estimated) wall time here.")
-    game: pc.GameSettings = Field(default_factory=pc.GameSettings, description="The game.")
+    game: GameSpec = Field(default_factory=GameSpec, description="The game.")
     network: networks.NetworkConfig = Field(description="The network.")
     phases: list[pc.PhaseSettings] = Field(description="Phases, in order.")
     eval_games: int = Field(200, ge=2, description="Duels against each baseline at the end.")
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec,
+                                     description="The gate against the current champion (a TrainingRun's spec.promotion).")
 
 
 _SIMPLE = dict(architecture="cnn_simple", attention_layers=0)
@@ -49,25 +59,28 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         description="seconds: every phase end to end on a 7x7 board (tests)",
         expected_minutes=0.5,
-        game=pc.GameSettings(width=7, height=7, max_turns=60),
+        game=GameSpec(width=7, height=7, max_turns=60),
         network=networks.NetworkConfig(**_SIMPLE, blocks=2, channels=16),
         phases=[
-            pc.phase_settings(pc.PhaseKind.BOOTSTRAP, games=8, parallel_games=8, batch_size=64, epochs=1),
-            pc.phase_settings(pc.PhaseKind.HYBRID, games=8, parallel_games=8, batch_size=64, epochs=1),
-            pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=8, parallel_games=8, batch_size=64, epochs=1),
+            pc.phase_settings(PhaseName.BOOTSTRAP, games=8, parallel_games=8, batch_size=64, epochs=1),
+            pc.phase_settings(PhaseName.HYBRID, games=8, parallel_games=8, batch_size=64, epochs=1),
+            pc.phase_settings(PhaseName.SELF_PLAY, games=8, parallel_games=8, batch_size=64, epochs=1),
         ],
         eval_games=8,
+        # tests: a short gate, and serving limits a loaded CI machine always meets
+        promotion=PromotionSpec(games=8, min_games=4,
+                                readiness=ReadinessSpec(max_p99_latency_ms=1000, max_peak_memory_mb=1000)),
     ),
     "quick": Preset(
         description="about 9.5 minutes on 2 shared CPU cores: a champion that beats random-safe",
         expected_minutes=9.5,
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
-            pc.phase_settings(pc.PhaseKind.BOOTSTRAP, games=800, parallel_games=200, epochs=2,
+            pc.phase_settings(PhaseName.BOOTSTRAP, games=800, parallel_games=200, epochs=2,
                               batch_size=256, learning_rate=2e-3, replay_window=200_000),
-            pc.phase_settings(pc.PhaseKind.HYBRID, games=128, iterations=4, parallel_games=128,
+            pc.phase_settings(PhaseName.HYBRID, games=128, iterations=4, parallel_games=128,
                               heuristic_ratio=0.5),
-            pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=128, iterations=6, parallel_games=128),
+            pc.phase_settings(PhaseName.SELF_PLAY, games=128, iterations=6, parallel_games=128),
         ],
     ),
     "medium": Preset(
@@ -76,11 +89,11 @@ PRESETS: dict[str, Preset] = {
         expected_minutes=35,
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
-            pc.phase_settings(pc.PhaseKind.BOOTSTRAP, games=2000, parallel_games=250, epochs=2,
+            pc.phase_settings(PhaseName.BOOTSTRAP, games=2000, parallel_games=250, epochs=2,
                               batch_size=256, learning_rate=2e-3, replay_window=400_000),
-            pc.phase_settings(pc.PhaseKind.HYBRID, games=128, iterations=10, parallel_games=128,
+            pc.phase_settings(PhaseName.HYBRID, games=128, iterations=10, parallel_games=128,
                               heuristic_ratio=0.5),
-            pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=128, iterations=16, parallel_games=128),
+            pc.phase_settings(PhaseName.SELF_PLAY, games=128, iterations=16, parallel_games=128),
         ],
         eval_games=400,
     ),
@@ -90,10 +103,10 @@ PRESETS: dict[str, Preset] = {
         expected_minutes=480,
         network=networks.NetworkConfig(),
         phases=[
-            pc.phase_settings(pc.PhaseKind.BOOTSTRAP, games=4000, parallel_games=256, epochs=3),
-            pc.phase_settings(pc.PhaseKind.HYBRID, games=256, iterations=20, parallel_games=256,
+            pc.phase_settings(PhaseName.BOOTSTRAP, games=4000, parallel_games=256, epochs=3),
+            pc.phase_settings(PhaseName.HYBRID, games=256, iterations=20, parallel_games=256,
                               heuristic_ratio=0.5),
-            pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=256, iterations=40, parallel_games=256),
+            pc.phase_settings(PhaseName.SELF_PLAY, games=256, iterations=40, parallel_games=256),
         ],
         eval_games=400,
     ),
@@ -125,7 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="root seed")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch's choice)")
     p.add_argument("--eval-games", type=int, default=None, help="duels per baseline at the end")
-    p.add_argument("--no-promote", action="store_true", help="register the model but leave the champion")
+    promote = p.add_mutually_exclusive_group()
+    promote.add_argument("--no-promote", action="store_true", help="register the model but leave the champion alone")
+    promote.add_argument("--force-promote", action="store_true",
+                         help="make the model champion even if the gate does not say PROMOTE (recorded as manual)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p
 
@@ -136,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ouroboros.trainer.artifacts import registry as model_registry
     from ouroboros.trainer.artifacts.store import ArtifactStore
-    from ouroboros.trainer.learning.phases import execute, runner, strength
+    from ouroboros.trainer.evaluation import promotion, strength
+    from ouroboros.trainer.learning.phases import execute, runner
 
     logging.basicConfig(level=logging.WARNING)
     preset = PRESETS[args.preset]
@@ -164,20 +180,26 @@ def main(argv: list[str] | None = None) -> int:
         duels = []
         for opponent in ("random-safe", "heuristic"):
             task = progress.add_task(f"evaluate vs {opponent}", total=1)
-            duels.append(strength.duel(net, opponent, run.game.engine(), eval_games,
+            duels.append(strength.duel(net, opponent, game_config(run.game), eval_games,
                                        max_turns=run.game.max_turns))
             progress.advance(task)
     for d in duels:
         if writer is not None:
             writer.add_scalar(f"strength/vs_{d.opponent}", d.score, 0)
-    metrics = {f"scoreVs{d.opponent.title().replace('-', '')}": d.score for d in duels}
+    metrics = {win_rate_vs(d.opponent): d.score for d in duels}
     store = ArtifactStore(store_url)
-    version = runner.register_candidate(store, outcomes[-1], run, {**outcomes[-1].metrics, **metrics})
-    champion = None
+    version = runner.register_candidate(store, outcomes[-1].candidate, run, {**outcomes[-1].metrics, **metrics})
+    champion, judgement = None, None
     if not args.no_promote:
-        champion = model_registry.Registry(store).promote(
-            run.game.key, version.id, by="ouro train", run=run.run,
-            reason=f"ouro train --preset {args.preset}: " + "; ".join(d.describe() for d in duels))
+        console.print(f"gate: {version.id} against the champion of {run.game.key} ...")
+        registry = promotion.open_registry(store)
+        judgement = promotion.judge(registry, run.game.key, version.id, preset.promotion,
+                                    promotion.GateRun(max_turns=run.game.max_turns), run.game)
+        if judgement.verdict is GateVerdict.PROMOTE or args.force_promote:
+            champion = promotion.put_in_force(
+                registry, judgement, by="ouro train", run=run.run, force=args.force_promote,
+                reason="" if judgement.verdict is GateVerdict.PROMOTE else
+                f"ouro train --force-promote (gate: {judgement.verdict.value})")
     if writer is not None:
         writer.close()
     summary = {
@@ -188,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                       "losses": d.losses, "score": round(d.score, 4),
                       "wilson95": [round(d.interval().lower, 4), round(d.interval().upper, 4)]} for d in duels],
         "version": version.id, "champion": champion.version if champion else None,
+        "gate": None if judgement is None else {"verdict": judgement.verdict.value, "reasons": judgement.reasons,
+                                                "champion_before": judgement.champion},
         "onnx": store.path(version.artifact), "sha256": version.sha256,
         "tensorboard": str(Path(args.logdir) / run.run) if writer is not None else None,
     }
@@ -222,6 +246,10 @@ def _print_summary(summary: dict, duels, as_json: bool) -> None:
         table.add_row("strength", "", d.describe())
     out = Console()
     out.print(table)
+    if summary["gate"] is not None and summary["champion"] is None:
+        out.print(f"gate: {summary['gate']['verdict']}: champion stays {summary['gate']['champion_before']}")
+        for reason in summary["gate"]["reasons"]:
+            out.print(f"  - {reason}")
     out.print(f"champion {summary['champion'] or '(not promoted)'}: version {summary['version']}\n"
               f"  onnx   {summary['onnx']}\n  sha256 {summary['sha256']}")
     if summary["tensorboard"]:

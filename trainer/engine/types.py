@@ -2,15 +2,19 @@
 
 Everything here mirrors a name or constant of the official rules engine
 (`github.com/BattlesnakeOfficial/rules`), so that JSON from the official CLI and
-from game servers maps one to one onto the batched engine.
+from game servers maps one to one onto the batched engine. The ruleset and map
+names are the contract's (`ouroboros.contract.vocabulary`), shared with the
+operator's API.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from enum import Enum, IntEnum
+from enum import IntEnum
 
 import numpy as np
+
+from ouroboros.contract.vocabulary import GameMap, Ruleset
 
 SNAKE_MAX_HEALTH = 100
 SNAKE_START_SIZE = 3
@@ -79,32 +83,6 @@ _CAUSE_NAMES = {
 _CAUSE_BY_NAME = {v: k for k, v in _CAUSE_NAMES.items()}
 
 
-class Ruleset(str, Enum):
-    """Rulesets of the official engine that this engine reproduces."""
-
-    STANDARD = "standard"
-    ROYALE = "royale"
-    CONSTRICTOR = "constrictor"
-    WRAPPED = "wrapped"
-    WRAPPED_CONSTRICTOR = "wrapped_constrictor"
-    SOLO = "solo"
-
-    @property
-    def wraps(self) -> bool:
-        return self in (Ruleset.WRAPPED, Ruleset.WRAPPED_CONSTRICTOR)
-
-    @property
-    def constricts(self) -> bool:
-        return self in (Ruleset.CONSTRICTOR, Ruleset.WRAPPED_CONSTRICTOR)
-
-
-class GameMap(str, Enum):
-    """Maps: `standard` places snakes and food and spawns food each turn; `empty` never spawns food."""
-
-    STANDARD = "standard"
-    EMPTY = "empty"
-
-
 @dataclasses.dataclass(frozen=True)
 class RulesetSettings:
     """Ruleset settings, with the official CLI's defaults."""
@@ -146,3 +124,12 @@ class GameConfig:
         if self.ruleset is Ruleset.ROYALE and self.settings.shrink_every_n_turns < 1:
             raise ValueError("royale game can't shrink more frequently than every turn "
                              f"(shrinkEveryNTurns={self.settings.shrink_every_n_turns})")
+
+
+def game_config(spec) -> GameConfig:
+    """The engine's GameConfig of a ``contract.game.GameSpec`` (board, seats, ruleset, map, settings)."""
+    settings = RulesetSettings(food_spawn_chance=spec.food_spawn_chance, minimum_food=spec.minimum_food,
+                               hazard_damage_per_turn=spec.hazard_damage_per_turn,
+                               shrink_every_n_turns=spec.shrink_every_n_turns)
+    return GameConfig(width=spec.width, height=spec.height, n_snakes=spec.snakes, ruleset=spec.ruleset,
+                      game_map=spec.map, settings=settings)

@@ -8,7 +8,7 @@ A candidate becomes champion only when two independent checks pass:
      soon as the LLR leaves its bounds, but not before ``min_games`` (Leela
      Zero: at least 100, at most 400 games). Running out of ``max_games``
      without a decision is *inconclusive*: not enough evidence to promote.
-   * ``win_rate``: a fixed-budget test (KataGo's gatekeeper style). After
+   * ``winRate``: a fixed-budget test (KataGo's gatekeeper style). After
      ``max_games`` the score (draws half) must reach ``min_win_rate`` and its
      Wilson lower bound must reach ``min_lower_bound``. It does not stop
      early, because looking at a fixed-sample interval after every game
@@ -26,27 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from ouroboros.contract.promotion import GateMethod, GateVerdict, ReadinessSpec, SprtSpec
 from ouroboros.trainer.evaluation import sprt as sequential
 from ouroboros.trainer.evaluation import stats
-
-
-class GateMethod(StrEnum):
-    """How strength is judged."""
-
-    SPRT = "sprt"
-    WIN_RATE = "win_rate"
-
-
-class Verdict(StrEnum):
-    """The gate's answer."""
-
-    PROMOTE = "promote"
-    REJECT = "reject"
-    INCONCLUSIVE = "inconclusive"
 
 
 class WinRateConfig(BaseModel):
@@ -63,30 +48,17 @@ class WinRateConfig(BaseModel):
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence of the Wilson bound.")
 
 
-class ReadinessThresholds(BaseModel):
-    """Limits a model must respect to be served."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_p99_latency_ms: float = Field(
-        10.0, gt=0, description="p99 latency at batch 1 on one thread, in milliseconds."
-    )
-    max_peak_memory_mb: float = Field(
-        50.0, gt=0, description="Peak memory of one inference session, in MB."
-    )
-
-
 class GateConfig(BaseModel):
-    """The promotion policy (a TrainingRun's ``promotion`` section maps onto it)."""
+    """The promotion policy (``evaluation.promotion.policy_from_spec`` builds it from a ``PromotionSpec``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    method: GateMethod = Field(GateMethod.SPRT, description="sprt or win_rate.")
-    sprt: sequential.SprtConfig = Field(default_factory=sequential.SprtConfig, description="SPRT test.")
+    method: GateMethod = Field(GateMethod.SPRT, description="sprt or winRate.")
+    sprt: SprtSpec = Field(default_factory=SprtSpec, description="SPRT test.")
     win_rate: WinRateConfig = Field(default_factory=WinRateConfig, description="Win-rate test.")
     min_games: int = Field(100, ge=0, description="No strength decision before this many games.")
     max_games: int = Field(400, gt=0, description="Game budget of the tournament.")
-    readiness: ReadinessThresholds = Field(default_factory=ReadinessThresholds)
+    readiness: ReadinessSpec = Field(default_factory=ReadinessSpec, description="Serving limits.")
     require_readiness: bool = Field(
         True, description="Without a readiness report the candidate cannot be promoted."
     )
@@ -134,14 +106,14 @@ class ReadinessReport(BaseModel):
 class GateDecision:
     """The verdict, every reason behind it, and statistics to record with a promotion."""
 
-    verdict: Verdict
+    verdict: GateVerdict
     reasons: list[str]
     statistics: dict[str, JsonValue] = field(default_factory=dict)
     continue_testing: bool = False
     """True when more games could still settle an inconclusive strength test."""
 
 
-def readiness_failures(report: ReadinessReport, limits: ReadinessThresholds) -> list[str]:
+def readiness_failures(report: ReadinessReport, limits: ReadinessSpec) -> list[str]:
     """Why a model is not production-ready (empty when it is)."""
     failures = []
     if report.p99_latency_ms > limits.max_p99_latency_ms:
@@ -164,7 +136,7 @@ def _finite(x: float) -> float | None:
 
 def _strength(
     result: TournamentResult, config: GateConfig, out: dict[str, JsonValue]
-) -> tuple[Verdict | None, str, bool]:
+) -> tuple[GateVerdict | None, str, bool]:
     """(PROMOTE-able / REJECT / None for undecided, reason, worth continuing)."""
     games = result.wdl.games
     if config.method is GateMethod.SPRT:
@@ -183,18 +155,18 @@ def _strength(
             elo1=config.sprt.elo1,
             alpha=config.sprt.alpha,
             beta=config.sprt.beta,
-            elo_model=config.sprt.model.value,
+            elo_model=config.sprt.elo_model.value,
         )
         test = (
-            f"SPRT [{config.sprt.elo0:g}, {config.sprt.elo1:g}] ({config.sprt.model.value}) "
+            f"SPRT [{config.sprt.elo0:g}, {config.sprt.elo1:g}] ({config.sprt.elo_model.value}) "
             f"LLR {outcome.llr:.2f} in ({outcome.lower_bound:.2f}, {outcome.upper_bound:.2f})"
         )
         if outcome.decision is not sequential.SprtDecision.CONTINUE and games < config.min_games:
             return None, f"{test} decided, but only {games} < {config.min_games} games", True
         if outcome.decision is sequential.SprtDecision.ACCEPT_H1:
-            return Verdict.PROMOTE, f"{test}: accepted H1, candidate is stronger", False
+            return GateVerdict.PROMOTE, f"{test}: accepted H1, candidate is stronger", False
         if outcome.decision is sequential.SprtDecision.ACCEPT_H0:
-            return Verdict.REJECT, f"{test}: accepted H0, candidate is not stronger", False
+            return GateVerdict.REJECT, f"{test}: accepted H0, candidate is not stronger", False
         if games >= config.max_games:
             return None, f"{test}: undecided after the {config.max_games}-game budget", False
         return None, f"{test}: undecided after {games} games", True
@@ -202,7 +174,7 @@ def _strength(
     rule = config.win_rate
     wilson = stats.wilson_interval(result.wdl.points, games, rule.confidence)
     out.update(
-        method="win_rate",
+        method=GateMethod.WIN_RATE.value,
         wilson_lower=wilson.lower,
         wilson_upper=wilson.upper,
         min_win_rate=rule.min_win_rate,
@@ -215,8 +187,8 @@ def _strength(
     if games < config.max_games:
         return None, f"{test}: {games} of {config.max_games} games played", True
     if wilson.estimate >= rule.min_win_rate and wilson.lower >= rule.min_lower_bound:
-        return Verdict.PROMOTE, f"{test}: passed", False
-    return Verdict.REJECT, f"{test}: failed", False
+        return GateVerdict.PROMOTE, f"{test}: passed", False
+    return GateVerdict.REJECT, f"{test}: failed", False
 
 
 def decide(
@@ -241,7 +213,7 @@ def decide(
 
     if result.wdl.games == 0:
         reasons.insert(0, "no games played yet")
-        verdict = Verdict.REJECT if failures else Verdict.INCONCLUSIVE
+        verdict = GateVerdict.REJECT if failures else GateVerdict.INCONCLUSIVE
         return GateDecision(verdict, reasons, out, continue_testing=not failures)
 
     record = result.pentanomial if result.pentanomial and result.pentanomial.pairs else result.wdl
@@ -256,17 +228,29 @@ def decide(
     reasons.insert(0, why)
 
     if failures:
-        return GateDecision(Verdict.REJECT, reasons, out, continue_testing=False)
-    if strength is Verdict.REJECT:
-        return GateDecision(Verdict.REJECT, reasons, out)
+        return GateDecision(GateVerdict.REJECT, reasons, out, continue_testing=False)
+    if strength is GateVerdict.REJECT:
+        return GateDecision(GateVerdict.REJECT, reasons, out)
     if strength is None:
-        return GateDecision(Verdict.INCONCLUSIVE, reasons, out, continue_testing=more)
+        return GateDecision(GateVerdict.INCONCLUSIVE, reasons, out, continue_testing=more)
     if readiness is None and config.require_readiness:
         reasons.append("no production-readiness report: cannot promote without one")
-        return GateDecision(Verdict.INCONCLUSIVE, reasons, out)
+        return GateDecision(GateVerdict.INCONCLUSIVE, reasons, out)
     if readiness is not None:
         reasons.append(
             f"production-ready: p99 {readiness.p99_latency_ms:g} ms, "
             f"peak memory {readiness.peak_memory_mb:g} MB"
         )
-    return GateDecision(Verdict.PROMOTE, reasons, out)
+    return GateDecision(GateVerdict.PROMOTE, reasons, out)
+
+
+def decide_first(readiness: ReadinessReport, config: GateConfig) -> GateDecision:
+    """The first champion of a game: with no champion to play, production readiness alone decides."""
+    failures = readiness_failures(readiness, config.readiness)
+    reasons = ["no champion yet: the first candidate needs production readiness only"]
+    reasons += [f"not production-ready: {f}" for f in failures]
+    if not failures:
+        reasons.append(f"production-ready: p99 {readiness.p99_latency_ms:g} ms, "
+                       f"peak memory {readiness.peak_memory_mb:g} MB")
+    verdict = GateVerdict.REJECT if failures else GateVerdict.PROMOTE
+    return GateDecision(verdict, reasons, {**readiness.model_dump(exclude_none=True), "first_champion": True})

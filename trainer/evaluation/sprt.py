@@ -7,7 +7,8 @@ logistic or normalised Elo, for games or pairs; its closed-form Brownian
 approximations are alongside (:func:`sprt_llr_approx`).
 
 Leela Zero gates with elo0 0, elo1 35, alpha = beta = 0.05; fishtest uses the
-same bounds, ln(beta / (1 - alpha)) and ln((1 - beta) / alpha). Records and
+same bounds, ln(beta / (1 - alpha)) and ln((1 - beta) / alpha). The test's
+settings are the contract's ``SprtSpec`` (the TrainingRun's ``promotion.sprt``). Records and
 Elo conversions come from `stats`. Pure functions; bad input raises ValueError.
 """
 
@@ -19,16 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from ouroboros.contract.promotion import EloModel, SprtSpec
 from ouroboros.trainer.evaluation.stats import NELO_PER_T, WDL, Pentanomial, Record, score_from_elo
-
-
-class EloModel(StrEnum):
-    """Which Elo scale the SPRT hypotheses elo0/elo1 are written in."""
-
-    LOGISTIC = "logistic"
-    NORMALIZED = "normalized"
 
 
 class SprtDecision(StrEnum):
@@ -37,44 +30,6 @@ class SprtDecision(StrEnum):
     CONTINUE = "continue"
     ACCEPT_H1 = "accept_h1"
     ACCEPT_H0 = "accept_h0"
-
-
-class SprtConfig(BaseModel):
-    """Sequential probability ratio test of H0: elo = elo0 against H1: elo = elo1."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
-
-    elo0: float = Field(0.0, description="Elo difference under H0 (candidate not better).")
-    elo1: float = Field(
-        35.0, description="Elo difference under H1 (candidate better); Leela Zero's gate uses 35."
-    )
-    alpha: float = Field(0.05, description="False-positive rate: P(accept H1 | H0).")
-    beta: float = Field(0.05, description="False-negative rate: P(accept H0 | H1).")
-    model: EloModel = Field(
-        EloModel.LOGISTIC, description="Scale of elo0/elo1: logistic or normalised Elo."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> SprtConfig:
-        for name in ("alpha", "beta"):
-            value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {value}")
-        if self.alpha + self.beta >= 1.0:
-            raise ValueError(f"alpha + beta must be < 1, got {self.alpha + self.beta}")
-        if not self.elo0 < self.elo1:
-            raise ValueError(f"elo0 ({self.elo0}) must be less than elo1 ({self.elo1})")
-        return self
-
-    @property
-    def lower_bound(self) -> float:
-        """``ln(β/(1-α))``: at or below it, accept H0 (-2.944 for α = β = 0.05)."""
-        return math.log(self.beta / (1.0 - self.alpha))
-
-    @property
-    def upper_bound(self) -> float:
-        """``ln((1-β)/α)``: at or above it, accept H1 (+2.944 for α = β = 0.05)."""
-        return math.log((1.0 - self.beta) / self.alpha)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,14 +187,14 @@ def sprt_llr_approx(record: Record, elo0: float, elo1: float, model: EloModel) -
     return games / 2 * math.log((1 + (t - t0) ** 2) / (1 + (t - t1) ** 2))
 
 
-def sprt(record: Record, config: SprtConfig) -> SprtResult:
+def sprt(record: Record, config: SprtSpec) -> SprtResult:
     """Evaluate the SPRT on the results so far: stop when the LLR leaves the bounds.
 
     Call it after every finished game (WDL) or pair (pentanomial); the first
     call that returns ACCEPT_H1 or ACCEPT_H0 is the early stop. Accepting H1
     means the candidate is at least ``elo1`` stronger with error rate α.
     """
-    llr = sprt_llr(record, config.elo0, config.elo1, config.model)
+    llr = sprt_llr(record, config.elo0, config.elo1, config.elo_model)
     if llr >= config.upper_bound:
         decision = SprtDecision.ACCEPT_H1
     elif llr <= config.lower_bound:
@@ -249,7 +204,7 @@ def sprt(record: Record, config: SprtConfig) -> SprtResult:
     return SprtResult(llr, config.lower_bound, config.upper_bound, decision, record.games)
 
 
-def sprt_stopping_point(records: Iterable[Record], config: SprtConfig) -> tuple[int, SprtResult]:
+def sprt_stopping_point(records: Iterable[Record], config: SprtSpec) -> tuple[int, SprtResult]:
     """Replay cumulative records in order; return (index, result) of the first stop.
 
     If the test never stops, the index is that of the last record (CONTINUE);

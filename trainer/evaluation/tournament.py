@@ -40,6 +40,7 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ouroboros.contract.promotion import SprtSpec
 from ouroboros.trainer.agents import arena
 from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import GameConfig
@@ -79,7 +80,7 @@ class TournamentConfig(BaseModel):
     chunk_groups: int = Field(8, ge=1, description="Seeds per chunk (one batch in a worker).")
     max_turns: int = Field(0, ge=0, description="Stop games after this many turns (0: never).")
     ffa: bool = Field(False, description="All players in every game instead of pairwise duels.")
-    sprt: sequential.SprtConfig | None = Field(None, description="Stop a duel once this SPRT decides.")
+    sprt: SprtSpec | None = Field(None, description="Stop a duel once this SPRT decides.")
     min_games: int = Field(0, ge=0, description="No SPRT stop before this many games.")
 
 
@@ -364,7 +365,7 @@ def _sequential(chunks: list[_Chunk], settings: TournamentConfig,
     return kept, _sprt_stats(settings.sprt, outcome, stopped=False)
 
 
-def _sprt_stats(config: sequential.SprtConfig, outcome: sequential.SprtResult, stopped: bool) -> SprtStats:
+def _sprt_stats(config: SprtSpec, outcome: sequential.SprtResult, stopped: bool) -> SprtStats:
     return SprtStats(elo0=config.elo0, elo1=config.elo1, alpha=config.alpha, beta=config.beta,
                      llr=outcome.llr, lower_bound=outcome.lower_bound, upper_bound=outcome.upper_bound,
                      decision=outcome.decision, stopped_early=stopped)

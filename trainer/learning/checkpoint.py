@@ -160,7 +160,7 @@ class Checkpointer:
         ``extra`` holds plain values, tensors and numpy arrays (stored as tensors,
         returned as numpy arrays by :meth:`load_latest`)."""
         config_doc = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
-        metrics = {k: float(v) for k, v in (metrics or {}).items()}
+        metrics = {str(k): float(v) for k, v in (metrics or {}).items()}
         payload = {
             "format": FORMAT_VERSION,
             "step": step,

@@ -35,14 +35,15 @@ from __future__ import annotations
 
 import logging
 import os
-from enum import Enum
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from ouroboros.trainer.learning import blocks, encoding
+from ouroboros.contract.vocabulary import Architecture
+from ouroboros.trainer.learning import blocks
 from ouroboros.trainer.learning.blocks import Normalisation
+from ouroboros.trainer.observation import encoding
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,6 @@ __all__ = [
     "count_parameters",
     "load_checkpoint",
 ]
-
-
-class Architecture(str, Enum):
-    """Network families."""
-
-    CNN_SIMPLE = "cnn_simple"
-    CNN_ATTENTION_RESIDUAL = "cnn_attention_residual"
 
 
 class NetworkConfig(BaseModel):
@@ -102,6 +96,14 @@ class NetworkConfig(BaseModel):
                     f"attention_layers ({self.attention_layers}) exceeds blocks ({self.blocks})"
                 )
         return self
+
+    @classmethod
+    def from_spec(cls, spec) -> NetworkConfig:
+        """The network of a ``contract.run.ModelSpec`` (a TrainingRun's ``model`` section)."""
+        simple = spec.architecture is Architecture.CNN_SIMPLE
+        return cls(architecture=spec.architecture, blocks=spec.blocks, channels=spec.channels,
+                   heads=spec.heads, attention_layers=0 if simple else spec.attention_layers,
+                   value_hidden=spec.value_hidden)
 
     @property
     def name(self) -> str:

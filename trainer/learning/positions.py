@@ -15,12 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ouroboros.trainer.agents import safety
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.agents.simple import RandomSafe
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
-from ouroboros.trainer.learning import encoding
+from ouroboros.trainer.observation import encoding, safety
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,11 +22,11 @@ import dataclasses
 import numpy as np
 
 from ouroboros.trainer.agents import registry as agents
-from ouroboros.trainer.agents import safety
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.engine import types
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.observation import safety
 
 CHAMPION = "champion"
 """The spec of the model registry's champion (needs a registry URL and a game key)."""

@@ -19,6 +19,8 @@ import time
 import numpy as np
 import torch
 
+from ouroboros.contract.vocabulary import Metric
+from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import replay, shards
 from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import imitation, runner, selfplay
@@ -28,7 +30,7 @@ SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "
 
 def generate(ctx: runner.Context) -> tuple[int, int, float]:
     """Play the teacher's games not yet in shards; returns (games, positions, seconds) played now."""
-    config = ctx.run.game.engine()
+    config = game_config(ctx.run.game)
     phase = ctx.phase
     writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
                                  shard_rows=1 << 30, extra={"encoding": "planes-v1", "producer": "heuristic"})
@@ -88,16 +90,14 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     state = loop.run(state, buffer, steps)
     train_seconds = time.monotonic() - train_started
     metrics = {
-        "games": float(games), "positions": float(len(buffer)),
-        "positionsPerSecond": positions / gen_seconds if gen_seconds > 0 else 0.0,
-        "steps": float(state.step),
-        "samplesPerSecond": (state.step - first) * phase.batch_size / train_seconds if train_seconds > 0 else 0.0,
-        "policyLoss": state.metrics.get("loss/policy", 0.0),
-        "valueLoss": state.metrics.get("loss/value", 0.0),
-        "accuracy": state.metrics.get("accuracy", 0.0),
+        Metric.GAMES: float(games), Metric.POSITIONS: float(len(buffer)),
+        Metric.POSITIONS_PER_SECOND: positions / gen_seconds if gen_seconds > 0 else 0.0,
+        Metric.STEPS: float(state.step),
+        Metric.SAMPLES_PER_SECOND: (state.step - first) * phase.batch_size / train_seconds if train_seconds > 0 else 0.0,
+        **{m: state.metrics.get(m, 0.0) for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ACCURACY)},
     }
     ckpt = Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name)).list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
     message = (f"bootstrap: {len(buffer)} teacher positions, {state.step} imitation steps, "
-               f"accuracy {metrics['accuracy']:.2f}")
+               f"accuracy {metrics[Metric.ACCURACY]:.2f}")
     return runner.finish(ctx, net, metrics, files, message, started)

@@ -3,7 +3,9 @@
 Each phase reads its own :class:`PhaseSettings` section and the run-wide
 :class:`RunSettings` (game, network, store, seed); nothing reads a root config.
 Two sources build them: the operator's ``RunConfig`` (``ouro phase``, see
-:func:`from_run_config`) and the presets of ``ouro train``. Fields the
+:func:`from_run_config`) and the presets of ``ouro train``. The game is the
+contract's ``GameSpec`` and the phase names the contract's ``PhaseName``: the
+operator and the trainer spell them once. Fields the
 TrainingRun spec leaves unset take the phase's defaults here
 (:data:`PHASE_DEFAULTS`), so a one-line spec still trains sensibly.
 """
@@ -11,45 +13,13 @@ TrainingRun spec leaves unset take the phase's defaults here
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset, RulesetSettings
+from ouroboros.contract.game import GameSpec
+from ouroboros.contract.run import RunConfig
+from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.learning import networks
-
-
-class PhaseKind(StrEnum):
-    """The training phases (the operator's PhaseName minus ``evaluate``)."""
-
-    BOOTSTRAP = "bootstrap"
-    HYBRID = "hybrid"
-    SELF_PLAY = "self_play"
-    CONTINUOUS = "continuous"
-
-
-class GameSettings(BaseModel):
-    """The game trained on (mirrors the operator's GameSpec)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    ruleset: str = Field("standard", description="Ruleset name.")
-    map: str = Field("standard", description="Map name.")
-    width: int = Field(11, ge=3, le=25, description="Board width.")
-    height: int = Field(11, ge=3, le=25, description="Board height.")
-    snakes: int = Field(2, ge=1, le=8, description="Snakes per game.")
-    max_turns: int = Field(500, ge=1, description="Turns after which a game is a draw.")
-
-    def engine(self) -> GameConfig:
-        """The engine's GameConfig."""
-        return GameConfig(width=self.width, height=self.height, n_snakes=self.snakes,
-                          ruleset=Ruleset(self.ruleset), game_map=GameMap(self.map),
-                          settings=RulesetSettings())
-
-    @property
-    def key(self) -> str:
-        """The registry's game key, e.g. ``standard-11x11-2p``."""
-        return f"{self.ruleset}-{self.width}x{self.height}-{self.snakes}p"
 
 
 class PhaseSettings(BaseModel):
@@ -57,7 +27,7 @@ class PhaseSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: PhaseKind = Field(description="Which phase.")
+    kind: PhaseName = Field(description="Which training phase (not evaluate).")
     games: int = Field(description="Games generated per iteration (bootstrap: in total).")
     iterations: int = Field(1, ge=1, description="Generate-then-train rounds (RL phases).")
     epochs: float = Field(description="Passes over the new data per round (imitation: over the window).")
@@ -78,12 +48,19 @@ class PhaseSettings(BaseModel):
     value_coef: float = Field(0.5, ge=0, description="Weight of the value loss.")
     checkpoint_every: int = Field(50, ge=1, description="Optimiser steps between checkpoints.")
 
+    @field_validator("kind")
+    @classmethod
+    def _trains(cls, kind: PhaseName) -> PhaseName:
+        if not kind.trains:
+            raise ValueError(f"{kind.value} is not a training phase")
+        return kind
 
-PHASE_DEFAULTS: dict[PhaseKind, dict] = {
-    PhaseKind.BOOTSTRAP: dict(epochs=2.0, learning_rate=2e-3, batch_size=256),
-    PhaseKind.HYBRID: dict(epochs=2.0, learning_rate=3e-4, batch_size=256, heuristic_ratio=0.5),
-    PhaseKind.SELF_PLAY: dict(epochs=2.0, learning_rate=3e-4, batch_size=256, league_ratio=0.3),
-    PhaseKind.CONTINUOUS: dict(epochs=2.0, learning_rate=1e-4, batch_size=256, league_ratio=0.3),
+
+PHASE_DEFAULTS: dict[PhaseName, dict] = {
+    PhaseName.BOOTSTRAP: dict(epochs=2.0, learning_rate=2e-3, batch_size=256),
+    PhaseName.HYBRID: dict(epochs=2.0, learning_rate=3e-4, batch_size=256, heuristic_ratio=0.5),
+    PhaseName.SELF_PLAY: dict(epochs=2.0, learning_rate=3e-4, batch_size=256, league_ratio=0.3),
+    PhaseName.CONTINUOUS: dict(epochs=2.0, learning_rate=1e-4, batch_size=256, league_ratio=0.3),
 }
 
 
@@ -94,7 +71,7 @@ class RunSettings(BaseModel):
 
     run: str = Field(description="Run id: prefix of its artifacts (runs/<run>/...).")
     store: str = Field(description="Artifact store URL (registry and replay live there too).")
-    game: GameSettings = Field(default_factory=GameSettings, description="The game.")
+    game: GameSpec = Field(default_factory=GameSpec, description="The game.")
     network: networks.NetworkConfig = Field(default_factory=networks.NetworkConfig, description="The network.")
     seed: int = Field(0, description="Root seed: games, sampling and minibatches derive from it.")
     worker: int = Field(0, ge=0, description="This process's index among the self-play workers.")
@@ -104,38 +81,37 @@ class RunSettings(BaseModel):
         "CPU, OpenMP threads that wait for a busy core made a training step 5-50x slower.")
 
 
-def phase_settings(kind: PhaseKind, **given) -> PhaseSettings:
+def phase_settings(kind: PhaseName, **given) -> PhaseSettings:
     """Settings of ``kind`` with the phase's defaults under whatever is given (None = unset)."""
     values = {**PHASE_DEFAULTS[kind], **{k: v for k, v in given.items() if v is not None}}
     return PhaseSettings(kind=kind, **values)
 
 
-def run_id(name: str, namespace: str = "") -> str:
-    """A store-safe run id from a TrainingRun's namespace and name."""
-    text = f"{namespace}.{name}" if namespace and namespace != "default" else name
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")[:63] or "run"
+def run_id(name: str, namespace: str = "", uid: str = "") -> str:
+    """A store-safe run id from a TrainingRun's namespace, name and uid.
 
-
-def from_run_config(config, kind: PhaseKind, worker: int = 0) -> tuple[RunSettings, PhaseSettings]:
-    """The settings of phase ``kind`` of an operator ``RunConfig`` (``run.json``).
-
-    The spec's ``resnet`` is the attention-residual network and ``mlp`` the
-    conv-only ``cnn_simple`` (the trainer has no plain MLP: a board needs convolutions).
+    The uid (its first 8 characters) makes the id belong to one object: a run
+    deleted and created again under the same name never resumes from the
+    deleted run's checkpoints and shards. Local runs have no uid.
     """
-    spec = config.phase(kind.value)
-    model = config.model
-    simple = model.architecture.value == "mlp"
-    heads = next(h for h in (4, 2, 1) if model.channels % h == 0)
-    network = networks.NetworkConfig(
-        architecture="cnn_simple" if simple else "cnn_attention_residual",
-        blocks=model.blocks, channels=model.channels, heads=heads,
-        attention_layers=0 if simple else 1, value_hidden=model.value_hidden)
-    g = config.game
-    game = GameSettings(ruleset=g.ruleset.value, map=g.map, width=g.width, height=g.height,
-                        snakes=g.snakes, max_turns=g.max_turns or 500)
-    run = RunSettings(run=run_id(config.run.name, config.run.namespace), store=config.storage.url,
-                      game=game, network=network, seed=_seed(config.run.uid or config.run.name),
-                      worker=worker, workers=config.self_play_workers if kind is PhaseKind.SELF_PLAY else 1)
+    text = f"{namespace}.{name}" if namespace and namespace != "default" else name
+    base = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")[:54] or "run"
+    suffix = re.sub(r"[^a-z0-9]", "", uid.lower())[:8]
+    return f"{base}-{suffix}" if suffix else base
+
+
+def run_settings(config: RunConfig) -> RunSettings:
+    """What every phase of the run in ``config`` shares (id, store, game, network, seed)."""
+    return RunSettings(run=run_id(config.run.name, config.run.namespace, config.run.uid), store=config.storage.url,
+                       game=config.game, network=networks.NetworkConfig.from_spec(config.model),
+                       seed=_seed(config.run.uid or config.run.name))
+
+
+def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tuple[RunSettings, PhaseSettings]:
+    """The settings of training phase ``kind`` of an operator ``RunConfig`` (``run.json``)."""
+    spec = config.phase(kind)
+    workers = config.self_play_workers if kind is PhaseName.SELF_PLAY else 1
+    run = run_settings(config).model_copy(update={"worker": worker, "workers": workers})
     phase = phase_settings(
         kind, games=spec.games, iterations=spec.iterations, epochs=spec.epochs,
         learning_rate=spec.learning_rate, batch_size=spec.batch_size,

@@ -10,9 +10,10 @@ import logging
 
 import torch
 
+from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.artifacts.store import ArtifactStore
 from ouroboros.trainer.learning.phases import bootstrap, reinforce, runner
-from ouroboros.trainer.learning.phases.config import PhaseKind, PhaseSettings, RunSettings
+from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,6 @@ def execute(run: RunSettings, phase: PhaseSettings, reporter: runner.Reporter | 
         torch.set_num_threads(run.threads)
     ctx = runner.Context(run, phase, ArtifactStore(run.store), reporter or runner.LogReporter())
     log.info("%s: run %s, store %s, %s", phase.kind.value, run.run, run.store, run.network.name)
-    if phase.kind is PhaseKind.BOOTSTRAP:
+    if phase.kind is PhaseName.BOOTSTRAP:
         return bootstrap.run(ctx)
     return reinforce.run(ctx)

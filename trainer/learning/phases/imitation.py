@@ -16,11 +16,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ouroboros.trainer.learning import encoding
+from ouroboros.contract.vocabulary import Metric
 from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
 from ouroboros.trainer.learning.phases import policy
 from ouroboros.trainer.learning.phases.config import PhaseSettings
 from ouroboros.trainer.learning.replay import ReplayBuffer
+from ouroboros.trainer.observation import encoding
 
 COLUMNS = ("planes", "move", "mask", "value")
 
@@ -52,5 +53,5 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     opt.step()
     buffer.update_priorities(batch.indices, err.detach().numpy())
     accuracy = (logits.argmax(1) == torch.from_numpy(target[:, 0]).argmax(1)).float().mean()
-    return {"loss/policy": policy_loss.item(), "loss/value": value_loss.item(),
-            "accuracy": float(accuracy)}
+    return {Metric.POLICY_LOSS: policy_loss.item(), Metric.VALUE_LOSS: value_loss.item(),
+            Metric.ACCURACY: float(accuracy)}

@@ -19,10 +19,10 @@ import dataclasses
 import numpy as np
 import torch
 
-from ouroboros.trainer.agents import safety
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
-from ouroboros.trainer.learning import encoding, networks
+from ouroboros.trainer.learning import networks
+from ouroboros.trainer.observation import encoding, safety
 
 NEG = -1e9  # a masked logit: exp() underflows to 0 without producing NaN
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ouroboros.contract.vocabulary import Metric
 from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
 from ouroboros.trainer.learning.phases import policy
 from ouroboros.trainer.learning.phases.config import PhaseSettings
@@ -88,5 +89,5 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
     with torch.no_grad():
         kl = (data.logp[idx] - logp).mean()
         clip_frac = ((ratio - 1).abs() > settings.clip).float().mean()
-    return {"loss/policy": policy_loss.item(), "loss/value": value_loss.item(),
-            "entropy": entropy.item(), "kl": float(kl), "clip_fraction": float(clip_frac)}
+    return {Metric.POLICY_LOSS: policy_loss.item(), Metric.VALUE_LOSS: value_loss.item(),
+            Metric.ENTROPY: entropy.item(), Metric.APPROX_KL: float(kl), Metric.CLIP_FRACTION: float(clip_frac)}

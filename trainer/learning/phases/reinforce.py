@@ -28,10 +28,11 @@ import time
 import numpy as np
 import torch
 
+from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
+from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import shards
 from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import ppo, runner, selfplay
-from ouroboros.trainer.learning.phases.config import PhaseKind
 
 LEAGUE_SIZE = 6
 SHARD_COLUMNS = ("planes", "move", "logp", "v_old", "mask", "reward", "done", "traj", "value",
@@ -79,10 +80,10 @@ def rollout(ctx: runner.Context, net, it: int, start_step: int) -> tuple[dict, d
     snaps, names = league(ctx)
     started = time.monotonic()
     advance = ctx.reporter.task(f"{ctx.name} {it + 1}/{phase.iterations}: games", phase.games)
-    salt = list(PhaseKind).index(phase.kind)
+    salt = list(PhaseName).index(phase.kind)
     seed = (run.seed * 7919 + it * 104_729 + run.worker * 15_485_863 + salt * 1009) % 2**31
     result = selfplay.play(
-        run.game.engine(), games=phase.games, parallel=phase.parallel_games, max_turns=run.game.max_turns,
+        game_config(run.game), games=phase.games, parallel=phase.parallel_games, max_turns=run.game.max_turns,
         seed=seed, assign=opponents(ctx, len(snaps) if snaps else 0),
         rng=np.random.default_rng([run.seed, it, run.worker, 1]), learner=net, snapshots=snaps,
         labels=names, temperature=phase.temperature, progress=advance)
@@ -147,20 +148,28 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         train_seconds += time.monotonic() - t0
         trained += (state.step - s0) * phase.batch_size
     metrics: dict[str, float] = {
-        "games": float(phase.games * iterations), "steps": float(state.step),
-        "positionsPerSecond": positions / play_seconds if play_seconds else 0.0,
-        "samplesPerSecond": trained / train_seconds if train_seconds else 0.0,
+        Metric.GAMES: float(phase.games * iterations), Metric.STEPS: float(state.step),
+        Metric.POSITIONS_PER_SECOND: positions / play_seconds if play_seconds else 0.0,
+        Metric.SAMPLES_PER_SECOND: trained / train_seconds if train_seconds else 0.0,
+        **{m: state.metrics[m] for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ENTROPY) if m in state.metrics},
+        **win_rates(totals),
     }
-    for tag in ("loss/policy", "loss/value", "entropy"):
-        if tag in state.metrics:
-            metrics[tag.replace("loss/", "") + ("Loss" if tag.startswith("loss") else "")] = state.metrics[tag]
-    for name, (w, d, lost) in totals.items():
-        key = "winRateVs" + "".join(p.capitalize() for p in name.replace("-", "_").split("_"))[:40]
-        metrics[key] = (w + d / 2) / max(1, w + d + lost)
     ckpt = checkpointer.list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
     message = f"{ctx.name}: {iterations} iterations of {phase.games} games, {state.step} PPO steps"
     return runner.finish(ctx, net, metrics, files, message, started)
+
+
+def win_rates(totals: dict[str, list[int]]) -> dict[str, float]:
+    """Scores (wins + draws/2 per game) from W-D-L counts per opponent: one ``winRateVs<Opponent>``
+    each, and ``winRate`` over all of them pooled (the learner's games against anyone but itself)."""
+    def score(w: int, d: int, lost: int) -> float:
+        return (w + d / 2) / max(1, w + d + lost)
+
+    out = {win_rate_vs(name): score(*wdl) for name, wdl in totals.items()}
+    if totals:
+        out[Metric.WIN_RATE] = score(*(sum(t[i] for t in totals.values()) for i in range(3)))
+    return out
 
 
 def _start_step(ctx: runner.Context, it: int, fallback: int) -> int:

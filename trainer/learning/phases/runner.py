@@ -26,11 +26,11 @@ from typing import Protocol
 
 import torch
 
-from ouroboros.trainer.artifacts import onnx_export
+from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
-from ouroboros.trainer.learning import networks
-from ouroboros.trainer.learning.phases.config import PhaseKind, PhaseSettings, RunSettings
+from ouroboros.trainer.learning import networks, onnx_export
+from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Context:
 class PhaseOutcome:
     """What a phase did: metrics, files (name -> store record), the candidate, a summary line."""
 
-    kind: PhaseKind
+    kind: PhaseName
     metrics: dict[str, float]
     artifacts: dict[str, ArtifactInfo]
     candidate: ArtifactInfo | None
@@ -107,21 +107,21 @@ def load_weights(store: ArtifactStore, key: str, sha256: str | None = None) -> n
 def start_network(ctx: Context) -> networks.PolicyValueNet:
     """The network the phase starts from (module docstring)."""
     kind = ctx.phase.kind
-    if kind is PhaseKind.BOOTSTRAP:
+    if kind is PhaseName.BOOTSTRAP:
         return networks.build_network(ctx.run.network, seed=ctx.run.seed)
-    if kind is PhaseKind.CONTINUOUS:
+    if kind is PhaseName.CONTINUOUS:
         reg = model_registry.Registry(ctx.store)
-        state = reg.champion(ctx.run.game.key)
+        state = reg.champion(str(ctx.run.game.key))
         if state.version is not None:
             meta = reg.get(state.version).metadata
             if isinstance(meta.get("weights"), str):
                 log.info("continuous: starting from champion %s", state.version)
                 return load_weights(ctx.store, meta["weights"], meta.get("weights_sha256"))
-        earlier = (PhaseKind.SELF_PLAY, PhaseKind.HYBRID, PhaseKind.BOOTSTRAP)
-    elif kind is PhaseKind.HYBRID:
-        earlier = (PhaseKind.BOOTSTRAP,)
+        earlier = (PhaseName.SELF_PLAY, PhaseName.HYBRID, PhaseName.BOOTSTRAP)
+    elif kind is PhaseName.HYBRID:
+        earlier = (PhaseName.BOOTSTRAP,)
     else:
-        earlier = (PhaseKind.HYBRID, PhaseKind.BOOTSTRAP)
+        earlier = (PhaseName.HYBRID, PhaseName.BOOTSTRAP)
     for prior in earlier:
         key = ctx.key("models", f"{prior.value}.pt")
         if ctx.store.exists(key):
@@ -148,16 +148,16 @@ def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float]
     return PhaseOutcome(ctx.phase.kind, metrics, files, candidate, message, time.monotonic() - started)
 
 
-def register_candidate(store: ArtifactStore, outcome: PhaseOutcome, run: RunSettings,
+def register_candidate(store: ArtifactStore, candidate: ArtifactInfo, run: RunSettings,
                        metrics: dict[str, float] | None = None) -> model_registry.ModelVersion:
-    """Register the phase's ONNX candidate as a model version (weights named in its metadata,
-    so ``continuous`` can resume training from it once it is champion)."""
-    assert outcome.candidate is not None
-    meta = outcome.candidate.metadata
+    """Register a phase's ONNX candidate as a model version of the run's game (idempotent per
+    run and bytes). Its metadata names the weights it was exported from, so ``continuous``
+    can resume training from it once it is champion."""
+    meta = candidate.metadata
     reg = model_registry.Registry(store)
     return reg.register(
-        store.get_bytes(outcome.candidate.key, expected_sha256=outcome.candidate.sha256),
-        architecture=str(meta.get("architecture", "network")), run=run.run, phase=outcome.kind.value,
-        game=run.game.key, metrics=metrics or outcome.metrics,
+        store.get_bytes(candidate.key, expected_sha256=candidate.sha256),
+        architecture=str(meta.get("architecture", "network")), run=run.run, phase=str(meta.get("phase", "")),
+        game=str(run.game.key), metrics=metrics or {},
         metadata={"weights": meta.get("weights"), "weights_sha256": meta.get("weights_sha256"),
-                  "candidate": outcome.candidate.uri})
+                  "candidate": candidate.uri})

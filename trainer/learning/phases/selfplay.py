@@ -28,12 +28,12 @@ from enum import IntEnum
 
 import numpy as np
 
-from ouroboros.trainer.agents import safety
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.learning import networks, replay
 from ouroboros.trainer.learning.phases import policy
+from ouroboros.trainer.observation import safety
 
 
 class Seat(IntEnum):

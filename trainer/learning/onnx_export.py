@@ -49,7 +49,8 @@ import onnxruntime as ort
 import torch
 
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
-from ouroboros.trainer.learning import encoding, networks
+from ouroboros.trainer.learning import networks
+from ouroboros.trainer.observation import encoding
 
 INPUT_NAME = "board"
 OUTPUT_NAMES = ("policy", "value")

@@ -46,7 +46,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ouroboros.contract.promotion import ReadinessSpec
+from ouroboros.trainer.agents import neural
+from ouroboros.trainer.agents.heuristic import Heuristic
+from ouroboros.trainer.agents.simple import RandomSafe
 from ouroboros.trainer.evaluation import gate
+from ouroboros.trainer.learning import positions
 
 
 class ReadinessConfig(BaseModel):
@@ -54,8 +59,8 @@ class ReadinessConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    thresholds: gate.ReadinessThresholds = Field(
-        default_factory=gate.ReadinessThresholds, description="Latency and memory limits."
+    thresholds: ReadinessSpec = Field(
+        default_factory=ReadinessSpec, description="Latency and memory limits."
     )
     positions: int = Field(10_000, ge=1, description="Real positions of the parity check.")
     min_agreement_fp32: float = Field(1.0, ge=0, le=1, description="Move agreement fp32 must reach.")
@@ -115,7 +120,7 @@ class Readiness(BaseModel):
     report: gate.ReadinessReport = Field(description="What the promotion gate reads.")
     parity: Parity | None = Field(description="Parity with torch (None when not measured).")
     serving: Serving
-    thresholds: gate.ReadinessThresholds
+    thresholds: ReadinessSpec
     failures: list[str] = Field(description="Why it is not promotable; empty when it is.")
 
     @property
@@ -189,8 +194,6 @@ def parity(
     tie_tolerance: judge agreement on positions whose torch top-two logits are at
     least this far apart (0: every position, strictly).
     """
-    from ouroboros.trainer.agents import neural
-
     tp, tv = reference if reference is not None else reference_outputs(net, planes)
     session = neural.inference_session(model, threads=os.cpu_count() or 1)
     outputs = [session.run(["policy", "value"], {"board": chunk})
@@ -276,10 +279,6 @@ def check(
 def real_positions(game: Any, count: int, seed: int = 0) -> np.ndarray:
     """Planes [count, C, H, W] from games between the heuristic teacher and random-safe
     players (a mix of long, purposeful games and erratic ones)."""
-    from ouroboros.trainer.agents.heuristic import Heuristic
-    from ouroboros.trainer.agents.simple import RandomSafe
-    from ouroboros.trainer.learning import positions
-
     players = [Heuristic(), RandomSafe()]
     return positions.play_positions(game, count, seed=seed, players=players).planes
 
@@ -296,8 +295,6 @@ def _rss_kb(field: str) -> int:
 
 
 def _probe(args: argparse.Namespace) -> dict[str, Any]:
-    from ouroboros.trainer.agents import neural
-
     inputs = np.load(args.inputs)
     samples = [np.ascontiguousarray(inputs[i : i + 1]) for i in range(len(inputs))]
     import onnxruntime  # noqa: F401  (loaded before the baseline: a fixed cost of any server)

@@ -1,0 +1,162 @@
+"""The gate's policy and what it measured: ``PromotionSpec``, ``SprtSpec``, ``GateStatistics``.
+
+``TrainingRun.spec.promotion``, ``Champion.spec.policy.gate``, the run config's
+``promotion`` and ``ouro registry promote --gate`` all carry a ``PromotionSpec``;
+the trainer turns it into its gate configuration in one place
+(``evaluation.promotion.policy_from_spec``). Sources: Leela Zero's SPRT gate
+(elo0 0, elo1 35, alpha = beta = 0.05, 100 to 400 games), fishtest's bounds,
+KataGo's fixed-budget gatekeeper (the ``winRate`` method).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field, model_validator
+
+from ouroboros.contract.schema import CEL_KEY, ApiModel, StatusModel, cel, section
+
+
+class EloModel(StrEnum):
+    """Which Elo scale the SPRT hypotheses elo0/elo1 are written in (fishtest's two)."""
+
+    LOGISTIC = "logistic"
+    NORMALIZED = "normalized"
+
+
+class GateMethod(StrEnum):
+    """How strength is judged: a sequential test, or a fixed budget with a minimum score."""
+
+    SPRT = "sprt"
+    WIN_RATE = "winRate"
+
+
+class GateVerdict(StrEnum):
+    """The gate's answer. Only PROMOTE promotes; an inconclusive gate never does."""
+
+    PROMOTE = "promote"
+    REJECT = "reject"
+    INCONCLUSIVE = "inconclusive"
+
+
+class SprtSpec(ApiModel):
+    """Sequential probability ratio test of H0: elo = elo0 against H1: elo = elo1 (fishtest, Leela Zero)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            CEL_KEY: [
+                cel("self.elo0 < self.elo1", "sprt.elo0 must be less than sprt.elo1", ".elo1"),
+                cel("self.alpha + self.beta < 1.0", "sprt.alpha + sprt.beta must be < 1", ".beta"),
+            ]
+        },
+    )
+
+    elo0: float = Field(default=0.0, ge=-1000, le=1000, description="Elo difference under H0 (candidate not better).")
+    elo1: float = Field(
+        default=35.0, ge=-1000, le=1000, description="Elo difference under H1 (candidate better); Leela Zero uses 35."
+    )
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="False-promotion rate: P(accept H1 | H0).")
+    beta: float = Field(default=0.05, gt=0, lt=1, description="False-rejection rate: P(accept H0 | H1).")
+    elo_model: EloModel = Field(
+        default=EloModel.LOGISTIC, description="Scale of elo0/elo1: logistic or normalized Elo."
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> SprtSpec:
+        """Mirror of the CEL rules."""
+        if not self.elo0 < self.elo1:
+            raise ValueError(f"sprt.elo0 must be less than sprt.elo1 (elo0 {self.elo0:g}, elo1 {self.elo1:g})")
+        if self.alpha + self.beta >= 1.0:
+            raise ValueError(f"sprt.alpha + sprt.beta must be < 1, got {self.alpha + self.beta:g}")
+        return self
+
+    @property
+    def lower_bound(self) -> float:
+        """``ln(β/(1-α))``: at or below it, accept H0 (-2.944 for α = β = 0.05)."""
+        return math.log(self.beta / (1.0 - self.alpha))
+
+    @property
+    def upper_bound(self) -> float:
+        """``ln((1-β)/α)``: at or above it, accept H1 (+2.944 for α = β = 0.05)."""
+        return math.log((1.0 - self.beta) / self.alpha)
+
+
+class ReadinessSpec(ApiModel):
+    """Serving limits a candidate must respect to be promoted (the operations guide's <10 ms, <50 MB)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_p99_latency_ms: float = Field(
+        default=10.0, gt=0, le=10000, description="p99 latency of one move at batch 1 on one thread, in milliseconds."
+    )
+    max_peak_memory_mb: float = Field(
+        default=50.0, gt=0, le=100000, description="Peak memory of one inference session, in megabytes."
+    )
+
+
+class PromotionSpec(ApiModel):
+    """How a candidate must beat the champion to replace it (the gate)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            CEL_KEY: [
+                cel("self.minGames <= self.games", "promotion.minGames must not exceed promotion.games", ".minGames"),
+                cel("self.games % 2 == 0", "promotion.games must be even: games are played in seat-swapped pairs", ".games"),
+            ]
+        },
+    )
+
+    method: GateMethod = Field(
+        default=GateMethod.SPRT,
+        description="sprt: stop as soon as the SPRT decides (between minGames and games); "
+        "winRate: play all games, then require minWinRate and a Wilson 95% lower bound of at least 0.5.",
+    )
+    games: int = Field(
+        default=400, ge=2, le=100000, description="Most gate games (seat-swapped pairs, so even)."
+    )
+    min_games: int = Field(
+        default=100, ge=2, le=100000, description="Games before the SPRT may stop early."
+    )
+    sprt: SprtSpec = section(SprtSpec, "The sequential test (method sprt).")
+    min_win_rate: float = Field(
+        default=0.55, ge=0, le=1, description="Score (wins + draws/2 per game) a candidate needs (method winRate)."
+    )
+    readiness: ReadinessSpec = section(ReadinessSpec, "Serving limits; a candidate over them is rejected.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the first pair of gate games.")
+
+    @model_validator(mode="after")
+    def _rules(self) -> PromotionSpec:
+        """Mirror of the CEL rules."""
+        if self.min_games > self.games:
+            raise ValueError("promotion.minGames must not exceed promotion.games")
+        if self.games % 2:
+            raise ValueError("promotion.games must be even: games are played in seat-swapped pairs")
+        return self
+
+
+class GateStatistics(StatusModel):
+    """What a gate (candidate vs champion) measured, as recorded in statuses and histories."""
+
+    verdict: GateVerdict | None = Field(default=None, description="promote, reject or inconclusive.")
+    games: int = Field(default=0, ge=0, description="Games played.")
+    wins: int = Field(default=0, ge=0, description="Candidate wins.")
+    losses: int = Field(default=0, ge=0, description="Candidate losses.")
+    draws: int = Field(default=0, ge=0, description="Draws.")
+    win_rate: float | None = Field(default=None, ge=0, le=1, description="Score per game (wins + draws/2).")
+    win_rate_lower: float | None = Field(default=None, ge=0, le=1, description="Wilson 95% lower bound of the score.")
+    win_rate_upper: float | None = Field(default=None, ge=0, le=1, description="Wilson 95% upper bound of the score.")
+    elo: float | None = Field(default=None, description="Elo difference estimate (candidate minus champion).")
+    elo_lower: float | None = Field(default=None, description="Lower end of the Elo 95% interval.")
+    elo_upper: float | None = Field(default=None, description="Upper end of the Elo 95% interval.")
+    llr: float | None = Field(default=None, description="SPRT log-likelihood ratio when the gate stopped.")
+    first_champion: bool = Field(default=False, description="No champion existed: readiness alone decided.")
+    reasons: list[str] = Field(
+        default_factory=list, max_length=8, description="Why the gate decided as it did, one line each."
+    )
+    report: str | None = Field(
+        default=None, max_length=2048,
+        description="URI of the gate's full report (every statistic, readiness figures, game logs) in the store.",
+    )

@@ -1,0 +1,125 @@
+"""The fixed words both images use: phases, rulesets, maps, networks, metrics.
+
+Standard library only (the engine imports it). Values are the wire spelling:
+Battlesnake's ruleset and map names as the official rules engine writes them,
+the trainer's network family names, and camelCase metric names as they appear
+in a phase result, in ``TrainingRun.status.phases[].metrics`` and (snake_case,
+via :func:`prometheus_name`) in Prometheus.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class PhaseName(StrEnum):
+    """The phases a run can list, in the order they usually come."""
+
+    BOOTSTRAP = "bootstrap"
+    HYBRID = "hybrid"
+    SELF_PLAY = "self_play"
+    CONTINUOUS = "continuous"
+    EVALUATE = "evaluate"
+
+    @property
+    def trains(self) -> bool:
+        """True for the phases that train a network (all but ``evaluate``)."""
+        return self is not PhaseName.EVALUATE
+
+
+TRAINING_PHASES: tuple[PhaseName, ...] = tuple(p for p in PhaseName if p.trains)
+"""bootstrap, hybrid, self_play, continuous."""
+
+HEURISTIC_PHASES: tuple[PhaseName, ...] = (PhaseName.BOOTSTRAP, PhaseName.HYBRID)
+"""Phases where the heuristic teacher plays (``heuristicRatio`` applies)."""
+
+
+class Ruleset(StrEnum):
+    """Rulesets of the official rules engine (github.com/BattlesnakeOfficial/rules) that we reproduce."""
+
+    STANDARD = "standard"
+    ROYALE = "royale"
+    CONSTRICTOR = "constrictor"
+    WRAPPED = "wrapped"
+    WRAPPED_CONSTRICTOR = "wrapped_constrictor"
+    SOLO = "solo"
+
+    @property
+    def wraps(self) -> bool:
+        """Moving off one edge enters on the opposite one."""
+        return self in (Ruleset.WRAPPED, Ruleset.WRAPPED_CONSTRICTOR)
+
+    @property
+    def constricts(self) -> bool:
+        """Snakes grow every turn (no tail moves)."""
+        return self in (Ruleset.CONSTRICTOR, Ruleset.WRAPPED_CONSTRICTOR)
+
+
+class GameMap(StrEnum):
+    """Maps: ``standard`` places snakes and food and spawns food each turn; ``empty`` never spawns food."""
+
+    STANDARD = "standard"
+    EMPTY = "empty"
+
+
+class Architecture(StrEnum):
+    """Network families the trainer builds (``learning.networks``)."""
+
+    CNN_SIMPLE = "cnn_simple"
+    """A plain convolutional tower with policy and value heads."""
+    CNN_ATTENTION_RESIDUAL = "cnn_attention_residual"
+    """Residual convolution blocks plus board self-attention (the default)."""
+
+
+class Metric(StrEnum):
+    """Names of the numbers a phase reports (phase result, run status, TensorBoard, Prometheus).
+
+    Per-opponent scores are not members: they are ``winRateVs<Opponent>``, made
+    by :func:`win_rate_vs`, so a new opponent needs no new name here.
+    """
+
+    GAMES = "games"
+    """Games played by the phase (count)."""
+    POSITIONS = "positions"
+    """Positions (one living snake's decision) in the phase's training window (count)."""
+    STEPS = "steps"
+    """Optimiser steps taken so far (count)."""
+    POSITIONS_PER_SECOND = "positionsPerSecond"
+    """Self-play or teacher-play throughput (positions per second)."""
+    SAMPLES_PER_SECOND = "samplesPerSecond"
+    """Learner throughput (training samples per second)."""
+    POLICY_LOSS = "policyLoss"
+    """Cross-entropy (imitation) or clipped surrogate (PPO) loss of the policy head."""
+    VALUE_LOSS = "valueLoss"
+    """Mean squared error of the value head."""
+    ENTROPY = "entropy"
+    """Mean policy entropy over legal moves (nats)."""
+    ACCURACY = "accuracy"
+    """Share of positions where the network's top move is the teacher's (imitation)."""
+    APPROX_KL = "approxKl"
+    """PPO's approximate KL divergence between the old and new policy."""
+    CLIP_FRACTION = "clipFraction"
+    """PPO: share of samples whose probability ratio was clipped."""
+    WIN_RATE = "winRate"
+    """The learner's score (wins + draws/2 per game) against every opponent that is not
+    itself, pooled; for ``evaluate``, against the champion. Drives ``status.bestWinRate``."""
+    ELO = "elo"
+    """Elo difference against the champion (evaluate)."""
+    SECONDS = "seconds"
+    """Wall-clock time of the phase (seconds)."""
+
+
+WIN_RATE_PREFIX = "winRateVs"
+
+
+def win_rate_vs(opponent: str) -> str:
+    """The metric name of the score against one opponent: ``heuristic`` -> ``winRateVsHeuristic``,
+    ``random-safe`` -> ``winRateVsRandomSafe``, ``self_play-0003`` -> ``winRateVsSelfPlay0003``."""
+    words = re.split(r"[^A-Za-z0-9]+", opponent)
+    return WIN_RATE_PREFIX + "".join(w[:1].upper() + w[1:] for w in words if w)[:40]
+
+
+def prometheus_name(metric: str) -> str:
+    """camelCase -> snake_case for Prometheus (``policyLoss`` -> ``policy_loss``)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", metric).lower()

@@ -1,0 +1,59 @@
+"""What every `ouro` verb shares: exit codes, the `--store` option, argument parsing and error mapping.
+
+Exit codes, the same for every verb:
+
+- 0: done;
+- 1 (:data:`EXIT_REFUSED`): the request was understood and refused (not found,
+  pinned, a gate that did not promote, an unreadable store);
+- 2 (:data:`EXIT_USAGE`): bad arguments or configuration;
+- 3 (:data:`EXIT_CORRUPT`): a corrupt artifact: bytes that do not match their
+  recorded sha256, or a model that does not load or breaks the ONNX contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from ouroboros.trainer.agents.neural import ModelContractError
+from ouroboros.trainer.artifacts import registry as reg
+from ouroboros.trainer.artifacts import store as st
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 0, 1, 2, 3
+EXIT_CODES_EPILOG = "exit codes: 0 ok, 1 refused, 2 usage, 3 corrupt artifact (checksum mismatch or unloadable model)"
+
+
+def add_store_option(parser: argparse.ArgumentParser, what: str = "artifact store and model registry") -> None:
+    """``--store URL`` with the one default every verb uses ($OURO_STORE, else ./runs/registry).
+
+    ``--registry`` is accepted as another spelling of the same option (``ouro serve`` used it)."""
+    parser.add_argument(
+        "--store", "--registry", dest="store", default=reg.default_store(), metavar="URL",
+        help=f"{what}: a directory, file://, memory://, s3://... (default: $OURO_STORE or {reg.DEFAULT_STORE})")
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
+    """Parsed arguments, or the exit code argparse chose (0 for --help, 2 for a usage error)."""
+    try:
+        return parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
+def error(prog: str, message: object) -> None:
+    """One line on stderr: ``ouro VERB: error: message``."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+
+def guarded(prog: str, action: Callable[[], int]) -> int:
+    """Run ``action`` and map the errors a user can cause to exit codes with one line each
+    (no traceback): corrupt or unloadable models 3, refusals 1."""
+    try:
+        return action()
+    except (st.ChecksumError, ModelContractError) as e:
+        error(prog, e)
+        return EXIT_CORRUPT
+    except (reg.RegistryError, st.ArtifactError, ValueError, OSError) as e:
+        error(prog, e)
+        return EXIT_REFUSED

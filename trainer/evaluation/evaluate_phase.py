@@ -1,0 +1,82 @@
+"""The ``evaluate`` phase of a run: gate the run's candidate against the champion of its game.
+
+The candidate is the ONNX file of the last training phase before ``evaluate``
+(``runs/<run>/models/<phase>.onnx``, with its sha256 sidecar). The phase
+registers it as a model version (idempotent: a retried Job registers nothing
+twice), plays the gate of the run's ``spec.promotion`` through the one
+promotion path (:mod:`.promotion`), puts it in force on PROMOTE, and writes the
+gate's full report as evidence (``runs/<run>/evaluate/gate.json``). Its outcome
+carries the decision and the compact statistics the operator shows in
+``TrainingRun.status.promotion``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from ouroboros.contract.promotion import GateVerdict
+from ouroboros.contract.run import RunConfig
+from ouroboros.contract.vocabulary import Metric, PhaseName
+from ouroboros.trainer.artifacts.store import ArtifactError, ArtifactStore
+from ouroboros.trainer.evaluation import promotion
+from ouroboros.trainer.learning.phases import config as phase_config
+from ouroboros.trainer.learning.phases import runner
+
+log = logging.getLogger(__name__)
+
+PROMOTED_BY = "ouro phase evaluate"
+
+
+def candidate_phase(config: RunConfig) -> PhaseName:
+    """The training phase whose model the evaluate phase gates (the last one before it)."""
+    names = [p.name for p in config.phases]
+    before = names[: names.index(PhaseName.EVALUATE)] if PhaseName.EVALUATE in names else names
+    trained = [n for n in before if n.trains]
+    if not trained:
+        raise ValueError("spec.phases: the evaluate phase needs a training phase before it")
+    return trained[-1]
+
+
+def run(config: RunConfig, store_url: str | None = None,
+        gate_run: promotion.GateRun | None = None) -> tuple[runner.PhaseOutcome, promotion.Judgement]:
+    """Gate, and promote on PROMOTE, the candidate of the run in ``config``.
+
+    Raises ArtifactError when the candidate is missing (its phase has not run on
+    this store), ChecksumError or ModelContractError when it is corrupt.
+    """
+    started = time.monotonic()
+    settings = phase_config.run_settings(config)
+    if store_url:
+        settings = settings.model_copy(update={"store": store_url})
+    store = ArtifactStore(settings.store)
+    phase = candidate_phase(config)
+    key = "/".join(("runs", settings.run, "models", f"{phase.value}.onnx"))
+    if not store.exists(key):
+        raise ArtifactError(f"no candidate at {store.uri(key)}: the {phase.value} phase of this run "
+                            "has not finished on this store")
+    candidate = store.info(key)
+    registry = promotion.open_registry(store)
+    version = runner.register_candidate(store, candidate, settings)
+    gate_run = gate_run or promotion.GateRun(max_turns=config.game.max_turns)
+    judgement = promotion.judge(registry, config.game.key, version.id, config.promotion, gate_run, config.game)
+    if judgement.verdict is GateVerdict.PROMOTE:
+        promotion.put_in_force(registry, judgement, by=PROMOTED_BY, run=config.run.name)
+        log.info("evaluate: %s is champion of %s", version.id, judgement.game)
+    report_key = "/".join(("runs", settings.run, "evaluate", "gate.json"))
+    report = store.put_bytes(report_key, json.dumps({
+        "candidate": version.id, "champion_before": judgement.champion, "game": judgement.game,
+        "verdict": judgement.verdict.value, "reasons": judgement.reasons, "statistics": judgement.statistics(),
+        "promotion": config.promotion.to_api()}, indent=2, default=str).encode(), {"run": settings.run})
+    statistics = judgement.decision.statistics
+    metrics = {Metric.GAMES: float(statistics.get("games", 0))}
+    if isinstance(statistics.get("score"), float):
+        metrics[Metric.WIN_RATE] = statistics["score"]
+    if isinstance(statistics.get("elo"), float):
+        metrics[Metric.ELO] = statistics["elo"]
+    message = f"evaluate: {version.id} {judgement.verdict.value}: {judgement.reasons[0]}"
+    outcome = runner.PhaseOutcome(PhaseName.EVALUATE, metrics, {"candidate": candidate, "gate": report},
+                                  candidate, message, time.monotonic() - started)
+    return outcome, judgement
+
