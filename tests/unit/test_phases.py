@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,65 @@ def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsy
     version, data = registry.Registry.open(str(store)).load_champion(str(GameSpec(width=7, height=7).key))
     assert version.id == summary["champion"] and data[:4] and summary["sha256"] == version.sha256
     assert list((logdir / "s").glob("events.out.tfevents.*"))
+
+
+def _run_config(tmp_path, name: str, uid: str, promotion: dict) -> Path:
+    run = TrainingRun.model_validate({
+        "metadata": {"name": name, "namespace": "ns", "uid": uid},
+        "spec": {"champion": "c", "game": {"width": 7, "height": 7, "maxTurns": 40},
+                 "model": {"architecture": "cnn_simple", "blocks": 1, "channels": 8},
+                 "storage": {"url": f"file://{tmp_path}/store"},
+                 "promotion": {"games": 8, "minGames": 4, **promotion,
+                               "readiness": {"maxP99LatencyMs": 1000, "maxPeakMemoryMb": 1000}},
+                 "phases": [{"name": "bootstrap", "games": 2}, {"name": "evaluate"}]},
+    })
+    path = tmp_path / f"{name}.json"
+    path.write_text(manifests.config_map(run)["data"]["run.json"])
+    return path
+
+
+def _phase(name: str, config: Path, tmp_path) -> PhaseResult:
+    out = tmp_path / "result.json"
+    assert phase_command.main([name, "--run-config", str(config), "--result", str(out)]) == 0
+    return PhaseResult.model_validate_json(out.read_text())
+
+
+def test_the_evaluate_phase_gates_with_the_runs_promotion_spec(tmp_path):
+    """A first candidate becomes champion on readiness alone; a second run whose spec.promotion
+    asks for a score no candidate can reach is rejected and the champion stays."""
+    reg_ = registry.Registry.open(str(tmp_path / "store"))
+    first = _run_config(tmp_path, "first", "uid-1", {})
+    _phase("bootstrap", first, tmp_path)
+    result = _phase("evaluate", first, tmp_path)
+    assert result.gate.verdict.value == "promote" and result.gate.first_champion
+    champion = reg_.champion("standard-7x7-2p")
+    assert champion.version is not None and champion.history[0].run == "first"
+    assert reg_.get(champion.version).sha256 == result.candidate.artifact.sha256
+    assert result.gate.report.endswith("/evaluate/gate.json")
+
+    second = _run_config(tmp_path, "second", "uid-2", {"method": "winRate", "minWinRate": 1.0})
+    _phase("bootstrap", second, tmp_path)
+    result = _phase("evaluate", second, tmp_path)
+    assert result.gate.verdict.value == "reject" and result.gate.games == 8
+    assert any("failed" in r for r in result.gate.reasons) and result.metrics["winRate"] < 1.0
+    assert reg_.champion("standard-7x7-2p").version == champion.version  # unchanged
+
+    again = _phase("evaluate", second, tmp_path)  # a retried Job registers nothing twice
+    assert again.gate.verdict.value == "reject" and len(reg_.versions()) == 2
+
+
+def test_ouro_train_gates_a_second_run_against_the_champion(tmp_path, capsys):
+    store = tmp_path / "store"
+    base = ["--preset", "smoke", "--store", str(store), "--logdir", str(tmp_path / "tb"), "--eval-games", "2", "--json"]
+    assert train.main([*base, "--run", "one"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["champion"] == first["version"] and first["gate"]["verdict"] == "promote"
+    assert train.main([*base, "--run", "two"]) == 0  # 8 gate games: the SPRT cannot decide
+    second = json.loads(capsys.readouterr().out)
+    assert second["champion"] is None and second["gate"]["verdict"] == "inconclusive"
+    assert second["gate"]["champion_before"] == first["version"]
+    assert train.main([*base, "--run", "two", "--force-promote"]) == 0  # resumed run, same model
+    forced = json.loads(capsys.readouterr().out)
+    assert forced["champion"] == second["version"]
+    state = registry.Registry.open(str(store)).champion(str(GameSpec(width=7, height=7).key))
+    assert state.history[0].statistics["verdict"] == "manual" and state.history[0].by == "ouro train"

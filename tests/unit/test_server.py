@@ -343,7 +343,7 @@ def test_player_specs():
     assert str(players.Spec.parse("onnx:/m/model.onnx")) == "onnx:/m/model.onnx"
     assert players.make_player("random-safe").name == "random-safe"
     assert players.make_player("search:ms=20").ms == 20
-    for spec, words in [("onnx:model.onnx", "no such model file"), ("champion", "--registry"),
+    for spec, words in [("onnx:model.onnx", "no such model file"), ("champion", "--store"),
                         ("nosuch", "unknown player"), ("greedy:x=1", "unknown option"),
                         (":ms=1", "unknown player")]:
         with pytest.raises(players.PlayerUnavailable, match=words):
@@ -488,8 +488,22 @@ def test_serve_command_serves_until_sigterm():
 def test_serve_command_needs_a_champion_in_the_registry(tmp_path, capsys):
     from ouroboros.trainer.commands import serve as serve_command
 
-    assert serve_command.main(["--registry", str(tmp_path), "--port", "0"]) == 2
+    assert serve_command.main(["--player", "champion", "--store", str(tmp_path), "--port", "0"]) == 2
     assert "no champion for 'standard-11x11-2p'" in capsys.readouterr().err
+
+
+def test_serve_plays_the_default_stores_champion_when_there_is_one(tmp_path, monkeypatch, onnx_models):
+    """One default store for every verb: after `ouro train`, `ouro serve` serves its champion."""
+    from ouroboros.trainer.artifacts import registry as reg
+    from ouroboros.trainer.commands import serve as serve_command
+
+    monkeypatch.setenv("OURO_STORE", str(tmp_path / "store"))
+    assert serve_command.default_spec(reg.default_store(), "standard-7x7-2p") == "heuristic"
+    registry = reg.Registry.open(reg.default_store())
+    version = registry.register(onnx_models[0], architecture="a", run="r", phase="p", game="standard-7x7-2p")
+    registry.promote("standard-7x7-2p", version.id)
+    assert serve_command.default_spec(reg.default_store(), "standard-7x7-2p") == "champion"
+    assert serve_command.default_spec(reg.default_store(), "standard-11x11-2p") == "heuristic"
 
 
 def test_serve_command_reports_a_busy_port(capsys):

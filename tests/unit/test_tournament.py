@@ -13,7 +13,7 @@ import pytest
 from ouroboros.contract.promotion import SprtSpec
 from ouroboros.trainer.agents import arena
 from ouroboros.trainer.agents import registry as agents
-from ouroboros.trainer.commands import evaluate
+from ouroboros.trainer.commands import _common, evaluate
 from ouroboros.trainer.engine import maps
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.evaluation import sprt as sequential
@@ -166,6 +166,15 @@ def models(tmp_path_factory):
                 module, torch.zeros(1, 17, 11, 11), str(paths[name]), input_names=["board"],
                 output_names=["policy", "value"], dynamo=False,
                 dynamic_axes={"board": {0: "n"}, "policy": {0: "n"}, "value": {0: "n"}})
+        # the ONNX contract's metadata, as `ouro export` writes it: no model is put in force without it
+        import onnx
+
+        from ouroboros.trainer.learning import networks, onnx_export
+
+        proto = onnx.load(str(paths[name]))
+        spec = onnx_export.contract(networks.NetworkConfig(), 11, 11, "fp32")
+        proto.metadata_props.add(key="contract", value=json.dumps(spec))
+        onnx.save(proto, str(paths[name]))
     return paths
 
 
@@ -216,7 +225,6 @@ def test_gated_promotion(models, tmp_path, capsys):
 
 def test_gate_refuses_a_corrupt_candidate(models, tmp_path, capsys):
     from ouroboros.trainer.artifacts import registry as reg
-    from ouroboros.trainer.commands import registry as cli
 
     store = str(tmp_path / "registry")
     registry = reg.Registry.open(store)
@@ -225,7 +233,7 @@ def test_gate_refuses_a_corrupt_candidate(models, tmp_path, capsys):
     data = bytearray(registry.store.fs.cat_file(path))
     data[-1] ^= 0xFF
     registry.store.fs.pipe_file(path, bytes(data))
-    assert gate(store, "bad") == cli.EXIT_CORRUPT
+    assert gate(store, "bad") == _common.EXIT_CORRUPT
     assert registry.champion(KEY).version is None
     assert "sha256" in capsys.readouterr().err
 

@@ -17,11 +17,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
+from ouroboros.trainer.commands import _common
+from ouroboros.trainer.commands._common import EXIT_CORRUPT, EXIT_REFUSED, EXIT_USAGE
 from ouroboros.trainer.learning import shards
-
-EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,11 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("stats", help="games, positions, quality and age per phase and producer")
-    p.add_argument(
-        "--store",
-        default=reg.default_store(),
-        help=f"artifact store URL (default: $OURO_STORE or {reg.DEFAULT_STORE})",
-    )
+    _common.add_store_option(p)
     p.add_argument("--run", help="only this training run (default: every run in the store)")
     p.add_argument("--phase", help="only this phase (with --run)")
     p.add_argument("--verify", action="store_true", help="hash every shard and report corrupt ones")
@@ -47,10 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `ouro data ...`; returns the exit code."""
-    try:
-        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as e:  # argparse exits on --help (0) and on usage errors (2)
-        return int(e.code or 0)
+    args = _common.parse(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     if args.phase and not args.run:
         print("ouro data: error: --phase needs --run", file=sys.stderr)
         return EXIT_USAGE

@@ -27,10 +27,11 @@ from ouroboros.contract.promotion import SprtSpec
 from ouroboros.trainer.agents import stored
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
+from ouroboros.trainer.commands import _common
+from ouroboros.trainer.commands._common import EXIT_CORRUPT, EXIT_REFUSED, EXIT_USAGE
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset
 from ouroboros.trainer.evaluation import tournament
 
-EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 1, 2, 3
 REGISTRY_SCHEME, CHAMPION = "registry", "champion"
 
 
@@ -88,18 +89,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--height", "-H", type=int, default=11)
     p.add_argument("--ruleset", choices=[r.value for r in Ruleset], default="standard")
     p.add_argument("--map", dest="game_map", choices=[m.value for m in GameMap], default="standard")
-    p.add_argument("--store", default=reg.default_store(),
-                   help="model registry for registry:VERSION and champion (default: $OURO_STORE or %(default)s)")
+    _common.add_store_option(p, "model registry of registry:VERSION and champion")
     p.add_argument("--game", help="game key of `champion` (default: RULESET-WxH-2p)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run `ouro evaluate ...`; returns the exit code."""
-    try:
-        args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as e:
-        return int(e.code or 0)
+    args = _common.parse(parser(), argv)
+    if isinstance(args, int):
+        return args
     specs = [s.strip() for s in args.players.split(",") if s.strip()]
     try:
         settings = tournament.TournamentConfig(

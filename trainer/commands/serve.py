@@ -1,7 +1,7 @@
 """`ouro serve`: play real Battlesnake games with any player over the API v1.
 
     ouro serve --player heuristic --host 0.0.0.0 --port 8000
-    ouro serve --player champion --registry s3://bucket/ouro --game standard-11x11-2p
+    ouro serve --player champion --store s3://bucket/ouro --game standard-11x11-2p
 
 Wiring only: flags -> `serving.app.ServerSettings` -> `serving.server`. The
 player is built before the port opens, so a bad spec or a missing champion
@@ -18,17 +18,25 @@ import logging
 import signal
 import sys
 
+from ouroboros.trainer.artifacts import registry as reg
+from ouroboros.trainer.artifacts.store import ArtifactError
+from ouroboros.trainer.commands import _common
 from ouroboros.trainer.serving import app as app_module
 from ouroboros.trainer.serving import players, protocol, server
 
 BUILTIN_PREFERENCE = ("heuristic", "greedy")
-"""Served when neither --player nor --registry is given: the first that can be built."""
+"""Served without --player when the store has no champion for --game: the first that can be built."""
 
 
-def default_spec(registry: str) -> str:
-    """`champion` with a registry, else the strongest built-in player available."""
-    if registry:
-        return players.CHAMPION
+def default_spec(store: str, game: str) -> str:
+    """`champion` when the store (the default one included) has a champion for `game`,
+    else the strongest built-in player available."""
+    try:
+        if reg.Registry.open(store).champion(game).version is not None:
+            return players.CHAMPION
+    except (reg.RegistryError, ArtifactError, ValueError, OSError):
+        pass  # an unreadable store: `--player champion` would say why; the default plays on
+
     for spec in BUILTIN_PREFERENCE:
         try:
             players.make_player(spec)
@@ -45,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="ouro serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--player", default=None,
                         help="random-safe | greedy | heuristic | search[:ms=N] | onnx:PATH | champion "
-                             "(default: champion with --registry, else heuristic)")
-    parser.add_argument("--registry", default="", help="model registry URL, for --player champion")
+                             "(default: champion if the store has one for --game, else heuristic)")
+    _common.add_store_option(parser, "model registry of --player champion")
     parser.add_argument("--game", default=players.ChampionSource().game,
                         help="game configuration whose champion is served (default %(default)s)")
     parser.add_argument("--host", default=d.host, help="interface to listen on (default %(default)s)")
@@ -89,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    spec = args.player or default_spec(args.registry)
+    spec = args.player or default_spec(args.store, args.game)
     try:
         app = app_module.App(spec, settings_from(args),
-                             players.ChampionSource(registry_url=args.registry, game=args.game))
+                             players.ChampionSource(registry_url=args.store, game=args.game))
     except (players.PlayerUnavailable, ValueError) as err:
         print(f"ouro serve: {err}", file=sys.stderr)
         return 2

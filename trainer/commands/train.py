@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.promotion import GateVerdict, PromotionSpec, ReadinessSpec
 from ouroboros.contract.vocabulary import PhaseName, win_rate_vs
-from ouroboros.trainer.artifacts import registry as reg
+from ouroboros.trainer.commands import _common
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import networks
 from ouroboros.trainer.learning.phases import config as pc
@@ -131,8 +131,7 @@ class RichReporter:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ouro train", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="training budget (default quick)")
-    p.add_argument("--store", default=reg.default_store(),
-                   help="artifact store and model registry (default %(default)s)")
+    _common.add_store_option(p)
     p.add_argument("--run", default=None, help="run id; the same id resumes (default: local-PRESET-TIME)")
     p.add_argument("--logdir", default=DEFAULT_LOGDIR, help="TensorBoard event files go to LOGDIR/RUN")
     p.add_argument("--seed", type=int, default=0, help="root seed")

@@ -103,7 +103,7 @@ def make_player(spec: str | Spec, champion: ChampionSource | None = None) -> Pla
 def _champion_player(source: ChampionSource) -> Player:
     """The registry's champion for `source.game`, checked against its sha256 on load."""
     if not source.registry_url:
-        raise PlayerUnavailable("player 'champion' needs --registry URL (the model registry)")
+        raise PlayerUnavailable("player 'champion' needs --store URL (the model registry)")
     from ouroboros.trainer.agents import stored
 
     return stored.champion_player(source.game, source.registry_url)
