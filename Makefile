@@ -24,7 +24,8 @@ demo: setup
 	$(BIN)/ouro play --players champion,heuristic --games 20 --render 0 --render-final
 
 lint: setup
-	$(BIN)/ruff check trainer operator tests benchmarks
+	$(BIN)/ruff check contract trainer operator tests benchmarks
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

@@ -123,3 +123,9 @@ def win_rate_vs(opponent: str) -> str:
 def prometheus_name(metric: str) -> str:
     """camelCase -> snake_case for Prometheus (``policyLoss`` -> ``policy_loss``)."""
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", metric).lower()
+
+
+def is_metric_name(name: str) -> bool:
+    """True for the names a phase may report: a :class:`Metric` value or ``winRateVs<Opponent>``."""
+    return name in Metric._value2member_map_ or (
+        name.startswith(WIN_RATE_PREFIX) and name[len(WIN_RATE_PREFIX):].isalnum())

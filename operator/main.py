@@ -24,8 +24,8 @@ import kopf
 
 from ouroboros.operator import handlers
 from ouroboros.operator.handlers import trainingrun
-from ouroboros.operator.handlers.context import Context
-from ouroboros.operator.handlers.kube import KubeClient
+from ouroboros.operator.context import Context
+from ouroboros.operator.kube import KubeClient
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.settings import OperatorSettings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import kopf
 
 from ouroboros.operator.handlers import trainingrun
-from ouroboros.operator.handlers.context import Context
+from ouroboros.operator.context import Context
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 
 from ouroboros.operator import lifecycle, observe
 from ouroboros.operator.builders import names
-from ouroboros.operator.handlers.context import Context
-from ouroboros.operator.handlers.kube import ApiError
+from ouroboros.operator.context import Context
+from ouroboros.operator.kube import ApiError
 from ouroboros.operator.resources import GROUP, VERSION, TrainingRun, TrainingRunStatus
 
 CONTROLLER = "trainingrun"

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ouroboros.operator.context import Context
 from ouroboros.operator.handlers import trainingrun
-from ouroboros.operator.handlers.context import Context
-from ouroboros.operator.handlers.kube import ApiError
+from ouroboros.operator.kube import ApiError
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.settings import OperatorSettings
 

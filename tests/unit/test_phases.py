@@ -11,7 +11,7 @@ import torch
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.run import RESULT_MAX_BYTES
-from ouroboros.contract.vocabulary import TRAINING_PHASES
+from ouroboros.contract.vocabulary import TRAINING_PHASES, is_metric_name
 from ouroboros.operator.builders import manifests
 from ouroboros.operator.resources import PhaseName, PhaseResult, TrainingRun
 from ouroboros.trainer.artifacts import registry
@@ -49,6 +49,7 @@ def test_every_phase_leaves_a_verified_candidate_and_a_small_result(tmp_path):
         assert outcome.candidate is not None
         store.verify(outcome.candidate.key, expected_sha256=outcome.candidate.sha256)
         assert outcome.metrics["games"] >= 4 and outcome.metrics["steps"] >= 1
+        assert all(is_metric_name(k) for k in outcome.metrics), sorted(outcome.metrics)
         result = phase_command.to_result(PhaseName(kind.value), outcome)
         text = json.dumps(result.to_api())
         assert len(text.encode()) < RESULT_MAX_BYTES and not result.placeholder

@@ -3,6 +3,17 @@
 One `Context` is built by `main` and closed over by the handlers when they are
 registered, instead of living in module globals, so a test can run two
 operators side by side or swap the API client for a fake.
+
+Why our own per-object locks and timers instead of kopf's: kopf serialises the
+handlers of one object of one resource kind, but a run is reconciled from three
+sources, its own watch events, the watch events of its Jobs (another kind) and
+the periodic resync, so two reconciles of one run could interleave; `KeyedLocks`
+serialises them by run. kopf's `@kopf.timer`/`@kopf.daemon` keep progress state
+on the object (annotations or status) and need the object's own handler to
+fire; the controllers use only `on.event` so kopf stores nothing on the objects
+and replays everything at start-up, and a TTL deletion is a one-shot wake-up
+keyed by run (`Timers`). Both are small, tested (tests/unit/test_operator_reconcile.py),
+and would be replaced by kopf's if kopf grew cross-kind serialisation.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from ouroboros.operator.handlers.kube import KubeClient
+from ouroboros.operator.kube import KubeClient
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.settings import OperatorSettings
 
