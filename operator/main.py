@@ -23,8 +23,8 @@ from typing import Any
 import kopf
 
 from ouroboros.operator import handlers
-from ouroboros.operator.handlers import trainingrun
 from ouroboros.operator.context import Context
+from ouroboros.operator.handlers import trainingrun
 from ouroboros.operator.kube import KubeClient
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.settings import OperatorSettings

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import kopf
 
-from ouroboros.operator.handlers import trainingrun
 from ouroboros.operator.context import Context
+from ouroboros.operator.handlers import trainingrun
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
