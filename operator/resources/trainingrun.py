@@ -39,8 +39,10 @@ class ResourceSpec(ApiModel):
         pattern=r"^[a-z0-9.-]+/[a-z0-9-]+$",
         description="Extended resource that counts GPUs on the nodes.",
     )
-    cpu: Quantity = Field(default="1", description="CPU per pod (Kubernetes quantity).")
-    memory: Quantity = Field(default="2Gi", description="Memory per pod (Kubernetes quantity).")
+    # kubectl explain shows every int-or-string field of a CRD as <Object> (it names a type only
+    # from `type` or a $ref, and a CRD schema may have neither here): the text says what it is.
+    cpu: Quantity = Field(default="1", description="Quantity (integer or string, e.g. 2 or 500m): CPU cores per pod.")
+    memory: Quantity = Field(default="2Gi", description="Quantity (integer or string, e.g. 2Gi or 512Mi): memory per pod.")
 
 
 class TolerationOperator(StrEnum):

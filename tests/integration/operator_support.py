@@ -178,6 +178,9 @@ def tiny_run(name: str, phases=("bootstrap", "hybrid", "self_play", "continuous"
             "game": {"width": 7, "height": 7},
             "phases": [{"name": p, "games": 2} for p in phases],
             "resources": {"cpu": "100m", "memory": "128Mi"},
+            # a short gate, and serving limits that a test machine under load always meets
+            "promotion": {"games": 20, "minGames": 10,
+                          "readiness": {"maxP99LatencyMs": 1000, "maxPeakMemoryMb": 1000}},
             **spec,
         },
     }

@@ -33,8 +33,12 @@ def test_kubectl_explain_teaches_the_fields(crds):
         return result.stdout if result.returncode == 0 else None
 
     out = wait_for(explain, timeout=60, what="kubectl explain to know TrainingRun")
-    assert "Sequential probability ratio test" in out or "Early-stopping test" in out
-    assert "elo0" in out and "Elo of the null hypothesis" in out
+    assert "The sequential test" in out
+    assert "elo0" in out and "Elo difference under H0" in out
+    out = crds.kubectl("explain", "tr.spec.resources.cpu").stdout
+    assert "Quantity (integer or string, e.g. 2 or 500m)" in out  # kubectl itself prints <Object>
+    out = crds.kubectl("explain", "tr.spec.model.architecture").stdout
+    assert "cnn_simple" in out and "cnn_attention_residual" in out and "mlp" not in out
     out = crds.kubectl("explain", "tr.spec.phases.name").stdout
     assert "bootstrap" in out and "self_play" in out
     out = crds.kubectl("explain", "champ.status.history").stdout

@@ -69,8 +69,9 @@ def test_a_tiny_run_goes_through_every_phase(cluster, namespace, operator):
     assert [p["name"] for p in status["phases"]] == ALL_PHASES
     for i, phase in enumerate(status["phases"]):
         assert phase["state"] == "Succeeded" and phase["attempts"] == 1
-        if phase["name"] == "evaluate":  # the evaluation phase is a placeholder for now
-            assert phase["placeholder"] is True and phase["metrics"] == {}
+        assert phase["placeholder"] is False
+        if phase["name"] == "evaluate":  # the gate against the champion, as the run's spec.promotion says
+            assert phase["metrics"]["games"] >= 0 and any(a["name"] == "gate" for a in phase["artifacts"])
         else:  # the training phases train for real (tiny budgets) and report what they did
             assert phase["placeholder"] is False and phase["metrics"]["games"] >= 2
             assert any(a["name"] == "onnx" for a in phase["artifacts"])
@@ -91,8 +92,12 @@ def test_a_tiny_run_goes_through_every_phase(cluster, namespace, operator):
     reasons = [e["reason"] for e in events(cluster, namespace, "tiny")]
     assert reasons.count("PhaseStarted") == 5 and reasons.count("PhaseSucceeded") == 5
     assert "Succeeded" in reasons
-    table = cluster.kubectl("get", "trainingruns", "-n", namespace).stdout
-    assert "Succeeded" in table and "evaluate" in table
+    promotion = status["promotion"]  # whatever champion the shared store holds, the gate decided
+    assert promotion["decision"] in ("Promoted", "Rejected", "Inconclusive") and promotion["reason"]
+    assert promotion["statistics"]["verdict"] in ("promote", "reject", "inconclusive")
+    assert promotion["statistics"]["report"].endswith("/evaluate/gate.json")
+    table = cluster.kubectl("get", "trainingruns", "-n", namespace, "-o", "wide").stdout
+    assert "Succeeded" in table and "evaluate" in table and promotion["decision"] in table
     metrics = op.metrics()
     assert 'ouroboros_trainingrun_status{name="tiny",namespace="' in metrics
     assert 'ouroboros_operator_actions_total{action="create_job",controller="trainingrun"} 5.0' in metrics
