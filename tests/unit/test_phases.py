@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -16,8 +17,9 @@ from ouroboros.trainer.artifacts.store import ArtifactStore
 from ouroboros.trainer.commands import phase as phase_command
 from ouroboros.trainer.commands import train
 from ouroboros.trainer.learning import networks, shards
+from ouroboros.trainer.learning.checkpoint import Checkpointer
 from ouroboros.trainer.learning.phases import config as pc
-from ouroboros.trainer.learning.phases import execute, ppo
+from ouroboros.trainer.learning.phases import execute, ppo, runner
 
 pytestmark = pytest.mark.unit
 
@@ -67,6 +69,51 @@ def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(tmp_path)
     a, _ = load(ArtifactStore(whole.store).path(straight.artifacts["weights"].key))
     b, _ = load(ArtifactStore(cut.store).path(resumed.artifacts["weights"].key))
     np.testing.assert_array_equal(weights(a), weights(b))
+
+
+def rewrite_newest_checkpoint(store: ArtifactStore, prefix: str, change) -> None:
+    """Rewrite the newest checkpoint under ``prefix`` as ``change(payload)``, pointer included."""
+    checkpointer = Checkpointer(store, prefix)
+    step, key = checkpointer.list()[-1]
+    payload = change(torch.load(io.BytesIO(store.get_bytes(key)), weights_only=True))
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    info = store.put_bytes(key, buf.getvalue())
+    store.write_json(f"{prefix}/latest.json", {"key": key, "sha256": info.sha256, "step": step})
+
+
+def as_format_1(payload: dict) -> dict:
+    """What the trainer before checkpoint format 2 wrote: the iteration kept as ``epoch``."""
+    old = {k: v for k, v in payload.items() if k != "iteration"}
+    return {**old, "format": 1, "epoch": payload["iteration"]}
+
+
+def not_yet_marked(payload: dict) -> dict:
+    """Killed after the round's last step was saved, before the save that marks it done."""
+    return {**payload, "iteration": payload["iteration"] - 1}
+
+
+@pytest.mark.parametrize("change", [as_format_1, not_yet_marked])
+def test_a_round_boundary_checkpoint_resumes_to_the_uninterrupted_weights(tmp_path, change):
+    whole, cut = tiny_run(tmp_path / "whole"), tiny_run(tmp_path / "cut")
+    for run in (whole, cut):
+        execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP))
+    straight = execute.execute(whole, tiny_phase(pc.PhaseKind.HYBRID, iterations=3))
+    execute.execute(cut, tiny_phase(pc.PhaseKind.HYBRID, iterations=2))  # killed after round 2
+    store = ArtifactStore(cut.store)
+    rewrite_newest_checkpoint(store, "runs/t/checkpoints/hybrid", change)
+    resumed = execute.execute(cut, tiny_phase(pc.PhaseKind.HYBRID, iterations=3))
+    assert resumed.metrics["steps"] == straight.metrics["steps"]
+    assert len(shards.list_shards(store, "t", "hybrid")) == 3
+    assert Checkpointer(store, "runs/t/checkpoints/hybrid").load_latest().iteration == 3
+    a, _ = networks.load_checkpoint(ArtifactStore(whole.store).path(straight.artifacts["weights"].key))
+    b, _ = networks.load_checkpoint(store.path(resumed.artifacts["weights"].key))
+    np.testing.assert_array_equal(weights(a), weights(b))
+    league = sorted(store.list("runs/t/league"))
+    assert [k.rsplit("/", 1)[-1] for k in league] == [f"hybrid-{i:04d}.pt" for i in range(4)]
+    for key in league:  # each snapshot holds the weights at the end of its round, as in the straight run
+        np.testing.assert_array_equal(weights(runner.load_weights(store, key)),
+                                      weights(runner.load_weights(ArtifactStore(whole.store), key)))
 
 
 def test_a_kill_inside_a_round_resumes_on_the_same_rollout(tmp_path):
