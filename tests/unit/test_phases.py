@@ -36,6 +36,16 @@ def tiny_phase(kind: pc.PhaseKind, **kw) -> pc.PhaseSettings:
     return pc.phase_settings(kind, **{**values, **kw})
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread, as the commands set it (``RunSettings.threads``); the pool is
+    process-wide, so the count the session had is put back afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def weights(net: torch.nn.Module) -> np.ndarray:
     return torch.cat([p.detach().flatten() for p in net.state_dict().values() if p.is_floating_point()]).numpy()
 
@@ -141,6 +151,18 @@ def test_rerunning_a_finished_bootstrap_plays_and_trains_nothing_more(tmp_path):
     assert len(shards.list_shards(ArtifactStore(run.store), "t", "bootstrap")) == 1
 
 
+def test_phases_leave_the_thread_pool_to_the_commands(tmp_path):
+    torch.set_num_threads(2)
+    run = tiny_run(tmp_path)  # threads=1
+    execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP, games=2, parallel_games=2))
+    assert torch.get_num_threads() == 2  # a library call does not resize the process's pool
+    execute.configure_process(run)
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    execute.configure_process(run.model_copy(update={"threads": 0}))
+    assert torch.get_num_threads() == 2  # 0: whatever the process has
+
+
 def test_gae_discounts_within_each_trajectory():
     # two interleaved trajectories: 0 wins after two steps, 1 loses after one
     reward = np.array([0, 0, 1, 0], np.float32)  # rows: t0(traj0), t0(traj1), t1(traj0) ...
@@ -164,17 +186,20 @@ def test_ouro_phase_trains_from_a_run_config(tmp_path):
     config = tmp_path / "run.json"
     config.write_text(manifests.config_map(run)["data"]["run.json"])
     out = tmp_path / "result.json"
+    torch.set_num_threads(2)
     assert phase_command.main(["bootstrap", "--run-config", str(config), "--result", str(out)]) == 0
     result = PhaseResult.model_validate_json(out.read_text())
     assert not result.placeholder and result.metrics["games"] == 2 and result.candidate is not None
+    assert torch.get_num_threads() == 1  # the command applied the run's threads
     assert {a.name for a in result.artifacts} >= {"onnx", "weights", "checkpoint"}
 
 
 def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsys):
     store, logdir = tmp_path / "store", tmp_path / "tb"
+    torch.set_num_threads(2)
     code = train.main(["--preset", "smoke", "--store", str(store), "--logdir", str(logdir),
                        "--run", "s", "--eval-games", "4", "--json"])
-    assert code == 0
+    assert code == 0 and torch.get_num_threads() == 1  # --threads 1 by default
     summary = json.loads(capsys.readouterr().out)
     assert [p["phase"] for p in summary["phases"]] == ["bootstrap", "hybrid", "self_play"]
     assert {s["opponent"] for s in summary["strength"]} == {"random-safe", "heuristic"}

@@ -64,6 +64,7 @@ def run_phase(config: RunConfig, name: PhaseName) -> PhaseResult:
     run, phase = phase_config.from_run_config(config, phase_config.PhaseKind(name.value), worker)
     if os.environ.get("OURO_STORAGE_URL"):
         run = run.model_copy(update={"store": os.environ["OURO_STORAGE_URL"]})
+    execute.configure_process(run)
     return to_result(name, execute.execute(run, phase))
 
 
