@@ -78,7 +78,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     advance(state.step)
     train_started = time.monotonic()
     first = state.step
-    state = loop.run(state, buffer, steps, hook=runner.StepReport(ctx.reporter, ctx.name, advance, 10, steps))
+    state = loop.run(state, buffer, steps, hook=runner.StepReport(ctx.reporter, ctx.name, advance, every=10, last=steps))
     train_seconds = time.monotonic() - train_started
     metrics = {
         "games": float(games), "positions": float(len(buffer)),
