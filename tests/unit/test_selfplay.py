@@ -128,3 +128,14 @@ def test_rows_form_trajectories_that_end_in_their_outcome():
         assert cols["done"][rows[-1]] and not cols["done"][rows[:-1]].any()  # every game here ends
         assert (cols["reward"][rows[:-1]] == 0).all() and cols["reward"][rows[-1]] in (-1.0, 0.0, 1.0)
         assert (cols["value"][rows] == cols["reward"][rows[-1]]).all()
+
+
+@pytest.mark.parametrize(("seats", "learner", "message"), [
+    ([Seat.LEARNER, Seat.TEACHER], None, r"assign\(0\): seat 0 is the learner's, but no learner network"),
+    ([Seat.TEACHER, Seat.SNAPSHOT + 1], zero_network(), r"seat 1 has controller 4, but only 1 snapshots"),
+    ([Seat.TEACHER], None, r"assign\(0\) gave 1 controllers for 2 seats"),
+])
+def test_seats_without_a_controller_are_refused(seats, learner, message):
+    with pytest.raises(ValueError, match=message):
+        selfplay.play(GameConfig(7, 7, 2), games=1, parallel=1, max_turns=5, seed=0, assign=lambda g, rng: seats,
+                      rng=np.random.default_rng(0), learner=learner, snapshots=[zero_network()])

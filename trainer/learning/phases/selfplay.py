@@ -108,6 +108,7 @@ def play(
     for net in (learner, *snapshots):
         if net is not None:
             net.eval()
+    assign = _checked(assign, config.n_snakes, deciders)
     slots = _Slots.open(config, min(parallel, games), seed, assign, rng)
     record = _Record()
     results: dict[str, list[int]] = {}
@@ -139,6 +140,25 @@ class _Deciders:
     """Probability that a teacher's seat plays a random safe move instead of its own."""
     record_teacher: bool
     """Record the teacher's seats (its own move as the label) instead of the learner's."""
+
+
+def _checked(assign: Assign, n_snakes: int, deciders: _Deciders) -> Assign:
+    """``assign`` with every answer checked: one controller per seat, each one given to
+    :func:`play` (ValueError naming the game and seat otherwise)."""
+
+    def checked(game: int, rng: np.random.Generator) -> Sequence[int]:
+        seats = list(assign(game, rng))
+        if len(seats) != n_snakes:
+            raise ValueError(f"assign({game}) gave {len(seats)} controllers for {n_snakes} seats")
+        for seat, code in enumerate(seats):
+            if code == Seat.LEARNER and deciders.learner is None:
+                raise ValueError(f"assign({game}): seat {seat} is the learner's, but no learner network was given")
+            if not 0 <= code < Seat.SNAPSHOT + len(deciders.snapshots):
+                raise ValueError(f"assign({game}): seat {seat} has controller {code}, but only "
+                                 f"{len(deciders.snapshots)} snapshots were given (snapshot k is {Seat.SNAPSHOT} + k)")
+        return seats
+
+    return checked
 
 
 @dataclasses.dataclass
