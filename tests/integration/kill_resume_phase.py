@@ -131,7 +131,7 @@ def main(argv: list[str]) -> int:
     for round_ in range(state.step // STEPS_PER_ROUND, ROUNDS):
         generate(store, state.model, args.seed, round_)
         buffer = replay.ReplayBuffer.load(store, RUN, [PHASE], REPLAY, state=state.data_state)
-        state.epoch = round_
+        state.iteration = round_
         state = loop.run(state, buffer, (round_ + 1) * STEPS_PER_ROUND)
     tmp = f"{args.out}.tmp"
     torch.save(state.model.state_dict(), tmp)

@@ -7,6 +7,7 @@ interrupted at any step and restored ends with the same weights as one that
 never stopped.
 """
 
+import io
 import logging
 import random
 import uuid
@@ -72,13 +73,13 @@ def test_round_trip_restores_everything(store):
         step_fn(state, data, step)
     ckpt_er = ck.Checkpointer(store, PREFIX)
     info = ckpt_er.save(
-        model=state.model, optimizer=state.optimizer, step=3, epoch=1, config=TinyConfig(),
+        model=state.model, optimizer=state.optimizer, step=3, iteration=1, config=TinyConfig(),
         metrics={"loss": 0.5}, extra={"data": data.state_dict(), "note": "x"},
     )
     assert info.metadata["step"] == 3 and info.metadata["config"] == {"lr": 0.01, "hidden": 8}
     assert store.read_json(f"{PREFIX}/latest.json")["sha256"] == info.sha256
     loaded = ck.Checkpointer(store, PREFIX).load_latest()
-    assert (loaded.step, loaded.epoch, loaded.metrics, loaded.config) == (3, 1, {"loss": 0.5}, TinyConfig().model_dump())
+    assert (loaded.step, loaded.iteration, loaded.metrics, loaded.config) == (3, 1, {"loss": 0.5}, TinyConfig().model_dump())
     np.testing.assert_array_equal(loaded.extra["data"]["seen"], [1, 1, 1])
     assert loaded.extra["note"] == "x"
     fresh = make_state(seed=99)
@@ -150,6 +151,44 @@ def test_corrupt_newest_falls_back_with_a_warning(store, caplog):
         ckpt_er.load_latest()
 
 
+def rewrite_payload(store, ckpt_er: ck.Checkpointer, step: int, change) -> None:
+    """Rewrite checkpoint ``step`` as ``change(payload)`` and point latest.json at it, as a
+    trainer that writes that payload would have left it."""
+    payload = torch.load(io.BytesIO(store.get_bytes(ckpt_er.key(step))), weights_only=True)
+    buf = io.BytesIO()
+    torch.save(change(payload), buf)
+    info = store.put_bytes(ckpt_er.key(step), buf.getvalue())
+    store.write_json(f"{PREFIX}/latest.json", {"key": ckpt_er.key(step), "sha256": info.sha256, "step": step})
+
+
+def format_1(payload: dict) -> dict:
+    """The payload as format 1 wrote it: the round counter called ``epoch``."""
+    payload = dict(payload, format=1, epoch=payload["iteration"])
+    del payload["iteration"]
+    return payload
+
+
+def test_a_format_1_checkpoint_resumes_with_its_epoch_as_the_iteration(store):
+    state = make_state()
+    ckpt_er = ck.Checkpointer(store, PREFIX)
+    ckpt_er.save(model=state.model, optimizer=state.optimizer, step=4, iteration=2)
+    rewrite_payload(store, ckpt_er, 4, format_1)
+    restored = ck.ResumableLoop(ck.Checkpointer(store, PREFIX), step_fn).restore(make_state(seed=1))
+    assert (restored.step, restored.iteration) == (4, 2)
+    for a, b in zip(weights(restored.model), weights(state.model), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_an_unknown_format_is_refused_not_skipped(store):
+    state = make_state()
+    ckpt_er = ck.Checkpointer(store, PREFIX)
+    for step in (1, 2):
+        ckpt_er.save(model=state.model, optimizer=state.optimizer, step=step)
+    rewrite_payload(store, ckpt_er, 2, lambda p: dict(p, format=ck.FORMAT_VERSION + 1))
+    with pytest.raises(ck.CheckpointFormatError, match=r"step-0000000002\.pt: format 3; this trainer reads formats 1, 2"):
+        ckpt_er.load_latest()  # not step 1: that would silently drop what the newer trainer did
+
+
 def test_keeps_the_newest_few(store):
     state = make_state()
     ckpt_er = ck.Checkpointer(store, PREFIX, keep=2)
@@ -173,9 +212,8 @@ def test_no_checkpoint_means_a_fresh_start(store):
 
 def test_loop_checkpoints_periodically_and_at_the_end(store):
     saved = []
-    loop = ck.ResumableLoop(ck.Checkpointer(store, PREFIX, keep=10), step_fn, every=3, config=TinyConfig(),
-                            hook=lambda s: saved.append(s.step))
-    state = loop.run(make_state(), Data(), steps=10)
+    loop = ck.ResumableLoop(ck.Checkpointer(store, PREFIX, keep=10), step_fn, every=3, config=TinyConfig())
+    state = loop.run(make_state(), Data(), steps=10, hook=lambda s: saved.append(s.step))
     assert state.step == 10 and saved == list(range(1, 11))
     assert [s for s, _ in loop.checkpointer.list()] == [3, 6, 9, 10]
     assert loop.run(state, Data(), steps=10).step == 10  # nothing left to do

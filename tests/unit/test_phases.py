@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from ouroboros.trainer.artifacts.store import ArtifactStore
 from ouroboros.trainer.commands import phase as phase_command
 from ouroboros.trainer.commands import train
 from ouroboros.trainer.learning import networks, shards
+from ouroboros.trainer.learning.checkpoint import Checkpointer
 from ouroboros.trainer.learning.phases import config as pc
-from ouroboros.trainer.learning.phases import execute, ppo
+from ouroboros.trainer.learning.phases import execute, ppo, runner
 
 pytestmark = pytest.mark.unit
 
@@ -35,6 +37,16 @@ def tiny_run(store) -> pc.RunSettings:
 def tiny_phase(kind: PhaseName, **kw) -> pc.PhaseSettings:
     values = dict(games=4, parallel_games=4, batch_size=32, epochs=1, checkpoint_every=2)
     return pc.phase_settings(kind, **{**values, **kw})
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread, as the commands set it (``RunSettings.threads``); the pool is
+    process-wide, so the count the session had is put back afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def weights(net: torch.nn.Module) -> np.ndarray:
@@ -73,6 +85,51 @@ def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(tmp_path)
     np.testing.assert_array_equal(weights(a), weights(b))
 
 
+def rewrite_newest_checkpoint(store: ArtifactStore, prefix: str, change) -> None:
+    """Rewrite the newest checkpoint under ``prefix`` as ``change(payload)``, pointer included."""
+    checkpointer = Checkpointer(store, prefix)
+    step, key = checkpointer.list()[-1]
+    payload = change(torch.load(io.BytesIO(store.get_bytes(key)), weights_only=True))
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    info = store.put_bytes(key, buf.getvalue())
+    store.write_json(f"{prefix}/latest.json", {"key": key, "sha256": info.sha256, "step": step})
+
+
+def as_format_1(payload: dict) -> dict:
+    """What the trainer before checkpoint format 2 wrote: the iteration kept as ``epoch``."""
+    old = {k: v for k, v in payload.items() if k != "iteration"}
+    return {**old, "format": 1, "epoch": payload["iteration"]}
+
+
+def not_yet_marked(payload: dict) -> dict:
+    """Killed after the round's last step was saved, before the save that marks it done."""
+    return {**payload, "iteration": payload["iteration"] - 1}
+
+
+@pytest.mark.parametrize("change", [as_format_1, not_yet_marked])
+def test_a_round_boundary_checkpoint_resumes_to_the_uninterrupted_weights(tmp_path, change):
+    whole, cut = tiny_run(tmp_path / "whole"), tiny_run(tmp_path / "cut")
+    for run in (whole, cut):
+        execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP))
+    straight = execute.execute(whole, tiny_phase(PhaseName.HYBRID, iterations=3))
+    execute.execute(cut, tiny_phase(PhaseName.HYBRID, iterations=2))  # killed after round 2
+    store = ArtifactStore(cut.store)
+    rewrite_newest_checkpoint(store, "runs/t/checkpoints/hybrid", change)
+    resumed = execute.execute(cut, tiny_phase(PhaseName.HYBRID, iterations=3))
+    assert resumed.metrics["steps"] == straight.metrics["steps"]
+    assert len(shards.list_shards(store, "t", "hybrid")) == 3
+    assert Checkpointer(store, "runs/t/checkpoints/hybrid").load_latest().iteration == 3
+    a, _ = networks.load_checkpoint(ArtifactStore(whole.store).path(straight.artifacts["weights"].key))
+    b, _ = networks.load_checkpoint(store.path(resumed.artifacts["weights"].key))
+    np.testing.assert_array_equal(weights(a), weights(b))
+    league = sorted(store.list("runs/t/league"))
+    assert [k.rsplit("/", 1)[-1] for k in league] == [f"hybrid-{i:04d}.pt" for i in range(4)]
+    for key in league:  # each snapshot holds the weights at the end of its round, as in the straight run
+        np.testing.assert_array_equal(weights(runner.load_weights(store, key)),
+                                      weights(runner.load_weights(ArtifactStore(whole.store), key)))
+
+
 def test_a_kill_inside_a_round_resumes_on_the_same_rollout(tmp_path):
     whole, cut = tiny_run(tmp_path / "whole"), tiny_run(tmp_path / "cut")
     for run in (whole, cut):
@@ -98,6 +155,18 @@ def test_rerunning_a_finished_bootstrap_plays_and_trains_nothing_more(tmp_path):
     assert len(shards.list_shards(ArtifactStore(run.store), "t", "bootstrap")) == 1
 
 
+def test_phases_leave_the_thread_pool_to_the_commands(tmp_path):
+    torch.set_num_threads(2)
+    run = tiny_run(tmp_path)  # threads=1
+    execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, parallel_games=2))
+    assert torch.get_num_threads() == 2  # a library call does not resize the process's pool
+    execute.configure_process(run)
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    execute.configure_process(run.model_copy(update={"threads": 0}))
+    assert torch.get_num_threads() == 2  # 0: whatever the process has
+
+
 def test_gae_discounts_within_each_trajectory():
     # two interleaved trajectories: 0 wins after two steps, 1 loses after one
     reward = np.array([0, 0, 1, 0], np.float32)  # rows: t0(traj0), t0(traj1), t1(traj0) ...
@@ -121,17 +190,20 @@ def test_ouro_phase_trains_from_a_run_config(tmp_path):
     config = tmp_path / "run.json"
     config.write_text(manifests.config_map(run)["data"]["run.json"])
     out = tmp_path / "result.json"
+    torch.set_num_threads(2)
     assert phase_command.main(["bootstrap", "--run-config", str(config), "--result", str(out)]) == 0
     result = PhaseResult.model_validate_json(out.read_text())
     assert not result.placeholder and result.metrics["games"] == 2 and result.candidate is not None
+    assert torch.get_num_threads() == 1  # the command applied the run's threads
     assert {a.name for a in result.artifacts} >= {"onnx", "weights", "checkpoint"}
 
 
 def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsys):
     store, logdir = tmp_path / "store", tmp_path / "tb"
+    torch.set_num_threads(2)
     code = train.main(["--preset", "smoke", "--store", str(store), "--logdir", str(logdir),
                        "--run", "s", "--eval-games", "4", "--json"])
-    assert code == 0
+    assert code == 0 and torch.get_num_threads() == 1  # --threads 1 by default
     summary = json.loads(capsys.readouterr().out)
     assert [p["phase"] for p in summary["phases"]] == ["bootstrap", "hybrid", "self_play"]
     assert {s["opponent"] for s in summary["strength"]} == {"random-safe", "heuristic"}

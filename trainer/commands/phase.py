@@ -73,6 +73,7 @@ def run_phase(config: RunConfig, name: PhaseName) -> PhaseResult:
     run, phase = phase_config.from_run_config(config, name, worker)
     if store:
         run = run.model_copy(update={"store": store})
+    execute.configure_process(run)
     return to_result(name, execute.execute(run, phase))
 
 

@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     store_url = str(Path(args.store).resolve()) if "://" not in args.store else args.store
     run = pc.RunSettings(run=pc.run_id(run_name), store=store_url, game=preset.game,
                          network=preset.network, seed=args.seed, threads=args.threads)
+    execute.configure_process(run)
     console = Console(stderr=True)
     writer = _tensorboard(Path(args.logdir) / run.run, console)
     console.print(f"[bold]ouro train[/] preset {args.preset} ({preset.description}); run {run.run}; "

@@ -5,13 +5,13 @@ OOM); when it runs again it must continue where the last checkpoint left off,
 with no step lost or applied twice. That takes three things this module owns:
 
 * **Everything that decides the next step is saved**: model and optimiser
-  state, step and epoch counters, the Python/NumPy/torch RNG states, the
+  state, step and iteration counters, the Python/NumPy/torch RNG states, the
   phase's config (a pydantic dump), the latest metrics, and the caller's
   ``extra`` (e.g. the replay buffer's priorities). One ``torch.save`` payload,
   loaded with ``weights_only=True`` so a tampered file cannot run code.
 * **Atomic and verified**: each checkpoint is one artifact
   ``<prefix>/step-<step:010d>.pt`` written through the artifact store (temp +
-  rename, sha256 sidecar whose metadata repeats step, epoch, metrics and config
+  rename, sha256 sidecar whose metadata repeats step, iteration, metrics and config
   so tools can read them without torch). The ``<prefix>/latest.json`` pointer
   is swapped in *after* the checkpoint is complete; the ``keep`` newest
   checkpoints stay.
@@ -25,6 +25,7 @@ The loop (lczero-training's ``run(state, data, steps) -> state``)::
     loop = ResumableLoop(Checkpointer(store, "runs/r1/checkpoints/bootstrap"), step_fn, every=50)
     state = loop.restore(TrainState(model, optimizer))   # no-op on a fresh start
     state = loop.run(state, buffer, steps=total)          # `steps` is the absolute target
+    state.iteration += 1; loop.save(state)                # a round of generate-then-train done
 
 ``step_fn(state, data, step) -> metrics`` does one optimiser step and must
 draw its randomness from :func:`step_rng` (seeded by step) or the restored
@@ -32,7 +33,15 @@ global RNGs, never from wall-clock time; then a resumed run is bit-for-bit
 the uninterrupted one on the CPU. ``run`` checkpoints every ``every`` steps and
 at its end, so a phase that alternates "generate shards, train" rounds
 (:mod:`.shards` resumes generation from the last shard's cursor) can recompute
-the round from ``state.step`` after a restart.
+the round from ``state.step`` after a restart; a phase whose rounds have a
+number marks one done by raising ``state.iteration`` and saving.
+
+Formats: 2 (this one) names the round counter ``iteration``; format 1 called
+it ``epoch``, and the only writers that set it (the RL phases) kept their
+iteration there, so a format-1 checkpoint loads with ``iteration = epoch`` and
+an interrupted run resumes across the upgrade. A checkpoint of a format this
+code does not know (written by a newer trainer) is refused with
+:class:`CheckpointFormatError` instead of silently falling back to an older one.
 """
 
 from __future__ import annotations
@@ -55,13 +64,18 @@ from ouroboros.trainer.artifacts.store import ArtifactError, ArtifactInfo, Artif
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 POINTER = "latest.json"
 _KEY = re.compile(r"/step-(\d{10,})\.pt$")
 
 
 class CheckpointError(ArtifactError):
     """No usable checkpoint although some exist (all corrupt), or a malformed payload."""
+
+
+class CheckpointFormatError(CheckpointError):
+    """A checkpoint of a format this code cannot read (module docstring, "Formats")."""
 
 
 @dataclasses.dataclass
@@ -71,7 +85,7 @@ class Checkpoint:
     key: str
     sha256: str
     step: int
-    epoch: int
+    iteration: int
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     scheduler: dict[str, Any] | None
@@ -136,7 +150,7 @@ class Checkpointer:
         return sorted(found)
 
     def pointer(self) -> dict[str, Any] | None:
-        """The ``latest.json`` document (key, sha256, step, epoch, updated_at), if any."""
+        """The ``latest.json`` document (key, sha256, step, iteration, updated_at), if any."""
         try:
             return self.store.read_json(f"{self.prefix}/{POINTER}")
         except ArtifactError as e:
@@ -149,7 +163,7 @@ class Checkpointer:
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         step: int,
-        epoch: int = 0,
+        iteration: int = 0,
         scheduler: Any = None,
         config: BaseModel | dict[str, Any] | None = None,
         metrics: dict[str, float] | None = None,
@@ -164,7 +178,7 @@ class Checkpointer:
         payload = {
             "format": FORMAT_VERSION,
             "step": step,
-            "epoch": epoch,
+            "iteration": iteration,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": None if scheduler is None else scheduler.state_dict(),
@@ -179,12 +193,13 @@ class Checkpointer:
         info = self.store.put_bytes(
             key,
             buf.getvalue(),
-            metadata={"format": FORMAT_VERSION, "step": step, "epoch": epoch, "metrics": metrics, "config": config_doc},
+            metadata={"format": FORMAT_VERSION, "step": step, "iteration": iteration, "metrics": metrics,
+                      "config": config_doc},
         )
         # The pointer goes last: until it is swapped, readers use the previous checkpoint.
         self.store.write_json(
             f"{self.prefix}/{POINTER}",
-            {"key": key, "sha256": info.sha256, "step": step, "epoch": epoch,
+            {"key": key, "sha256": info.sha256, "step": step, "iteration": iteration,
              "updated_at": datetime.now(UTC).isoformat()},
         )
         for _, old in self.list()[: -self.keep]:
@@ -195,7 +210,8 @@ class Checkpointer:
         """The newest checkpoint that verifies, or None if there is none at all.
 
         A corrupt one (sha256 mismatch, unreadable payload) is skipped with a
-        warning in favour of the previous one; CheckpointError if all are corrupt."""
+        warning in favour of the previous one; CheckpointError if all are corrupt,
+        CheckpointFormatError at once for one of a format this code cannot read."""
         found = self.list()
         if not found:
             return None
@@ -206,6 +222,8 @@ class Checkpointer:
             expected = pointer.get("sha256") if pointer.get("key") == key else None
             try:
                 ckpt = self._read(key, step, expected, map_location)
+            except CheckpointFormatError:
+                raise  # not corrupt: falling back would silently lose what a newer trainer did
             except (ArtifactError, RuntimeError, pickle.UnpicklingError, KeyError, EOFError) as e:
                 log.warning("checkpoint %s is unusable (%s); falling back to the previous one",
                             self.store.uri(key), e)
@@ -216,13 +234,18 @@ class Checkpointer:
     def _read(self, key: str, step: int, expected: str | None, map_location: Any) -> Checkpoint:
         data = self.store.get_bytes(key, expected_sha256=expected)
         payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-        if payload.get("format") != FORMAT_VERSION or payload.get("step") != step:
-            raise CheckpointError(f"checkpoint {key}: format {payload.get('format')}, step {payload.get('step')}")
+        version = payload.get("format")
+        if version not in READABLE_FORMATS:
+            raise CheckpointFormatError(
+                f"checkpoint {self.store.uri(key)}: format {version!r}; this trainer reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))} (written by a newer trainer? run that one)")
+        if payload.get("step") != step:
+            raise CheckpointError(f"checkpoint {key}: step {payload.get('step')} in a file named for step {step}")
         return Checkpoint(
             key=key,
             sha256=self.store.info(key).sha256,
             step=payload["step"],
-            epoch=payload["epoch"],
+            iteration=payload["epoch" if version == 1 else "iteration"],
             model=payload["model"],
             optimizer=payload["optimizer"],
             scheduler=payload["scheduler"],
@@ -242,8 +265,9 @@ class TrainState:
     scheduler: Any = None
     step: int = 0
     """Optimiser steps applied so far (the next step's index)."""
-    epoch: int = 0
-    """Caller-defined coarse counter (a round of generate-then-train, a pass over data)."""
+    iteration: int = 0
+    """Rounds of generate-then-train completed (the RL phases' iterations; 0 in a phase
+    without rounds). Raised by the caller, saved and restored with the step."""
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     data_state: dict[str, Any] | None = None
     """``data.state_dict()`` at the last checkpoint (e.g. replay priorities), restored by
@@ -263,12 +287,11 @@ class ResumableLoop:
         *,
         every: int = 100,
         config: BaseModel | dict[str, Any] | None = None,
-        hook: Callable[[TrainState], None] | None = None,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.checkpointer, self.step_fn, self.every = checkpointer, step_fn, every
-        self.config, self.hook = config, hook
+        self.config = config
 
     def restore(self, state: TrainState) -> TrainState:
         """``state`` with the latest checkpoint loaded into it (unchanged if there is none)."""
@@ -280,20 +303,22 @@ class ResumableLoop:
         if state.scheduler is not None and ckpt.scheduler is not None:
             state.scheduler.load_state_dict(ckpt.scheduler)
         restore_rng(ckpt.rng)
-        state.step, state.epoch, state.metrics = ckpt.step, ckpt.epoch, dict(ckpt.metrics)
+        state.step, state.iteration, state.metrics = ckpt.step, ckpt.iteration, dict(ckpt.metrics)
         state.data_state = ckpt.extra.get("data")
         log.info("resumed from %s at step %d", ckpt.key, ckpt.step)
         return state
 
-    def run(self, state: TrainState, data: Any, steps: int) -> TrainState:
+    def run(self, state: TrainState, data: Any, steps: int,
+            hook: Callable[[TrainState], None] | None = None) -> TrainState:
         """Apply steps until ``state.step == steps``; checkpoint every ``every`` steps and at
         the end. ``data`` is whatever ``step_fn`` reads; its ``state_dict()``, if it has one,
-        is checkpointed with the model."""
+        is checkpointed with the model. ``hook(state)`` runs after each step, before its
+        checkpoint: progress and scalars, side effects only (it must not change ``state``)."""
         while state.step < steps:
             state.metrics = self.step_fn(state, data, state.step)
             state.step += 1
-            if self.hook is not None:
-                self.hook(state)
+            if hook is not None:
+                hook(state)
             if state.step % self.every == 0 or state.step == steps:
                 self.save(state, data)
         return state
@@ -307,7 +332,7 @@ class ResumableLoop:
             optimizer=state.optimizer,
             scheduler=state.scheduler,
             step=state.step,
-            epoch=state.epoch,
+            iteration=state.iteration,
             config=self.config,
             metrics=state.metrics,
             extra={"data": state.data_state},

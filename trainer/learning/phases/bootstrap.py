@@ -69,25 +69,18 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
     steps = max(1, math.ceil(phase.epochs * len(buffer) / phase.batch_size))
 
-    advance = ctx.reporter.task("bootstrap: imitation steps", steps)
-
-    def hook(state: TrainState) -> None:
-        advance(1)
-        if state.step % 10 == 0 or state.step == steps:
-            for tag, value in state.metrics.items():
-                ctx.reporter.scalar(f"bootstrap/{tag}", value, state.step)
-
     loop = ResumableLoop(
         Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name)),
         lambda state, data, _: imitation.step(state, data, phase, ctx.run.seed),
-        every=phase.checkpoint_every, config=phase, hook=hook)
+        every=phase.checkpoint_every, config=phase)
     state = loop.restore(TrainState(net, optimizer))
     if state.data_state:
         buffer.load_state_dict(state.data_state)
+    advance = ctx.reporter.task("bootstrap: imitation steps", steps)
     advance(state.step)
     train_started = time.monotonic()
     first = state.step
-    state = loop.run(state, buffer, steps)
+    state = loop.run(state, buffer, steps, hook=runner.StepReport(ctx.reporter, ctx.name, advance, every=10, last=steps))
     train_seconds = time.monotonic() - train_started
     metrics = {
         Metric.GAMES: float(games), Metric.POSITIONS: float(len(buffer)),

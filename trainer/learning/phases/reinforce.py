@@ -8,8 +8,9 @@ Each iteration ``i``:
    snapshot (``league_ratio``), else the network itself on every seat. The rows are written as one replay shard
    whose cursor names the iteration and the optimiser step it starts at.
 2. **update** (:mod:`.ppo`): ``epochs`` passes of minibatch PPO over those
-   rows, in a ResumableLoop; at the iteration's last step the network is
-   saved to the league and the checkpoint records the iteration as done.
+   rows, in a ResumableLoop (:func:`train`); after the iteration's last step
+   the network is saved to the league, then a checkpoint records the
+   iteration as done (``TrainState.iteration``).
 
 A restart reads the checkpoint (step, iteration) and, if the iteration's shard
 exists, trains on it instead of playing again: no rollout is lost or played
@@ -23,6 +24,7 @@ round of games into their own shards (data for later phases); worker 0 trains.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -105,54 +107,26 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     net = runner.start_network(ctx)
     if not ctx.store.list(ctx.key("league")):  # the league starts with where this run's RL started
         runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-0000.pt"), net)
-    optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
     checkpointer = Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name))
-    state = TrainState(net, optimizer)
-    totals: dict[str, list[int]] = {}
-    play_seconds = positions = 0.0
-    train_seconds = trained = 0.0
-    iterations = 1 if ctx.run.worker > 0 else phase.iterations
-    current: dict = {}
-
-    def hook(st: TrainState) -> None:
-        current["advance"](1)
-        if st.step % 5 == 0:
-            for tag, value in st.metrics.items():
-                ctx.reporter.scalar(f"{ctx.name}/{tag}", value, st.step)
-        if st.step == current["target"]:
-            st.epoch = current["it"] + 1
-            runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-{st.epoch:04d}.pt"), st.model)
-
     loop = ResumableLoop(checkpointer, lambda st, data, _: ppo.step(st, data, phase, ctx.run.seed),
-                         every=phase.checkpoint_every, config=phase, hook=hook)
+                         every=phase.checkpoint_every, config=phase)
+    state = TrainState(net, torch.optim.Adam(net.parameters(), lr=phase.learning_rate))
     if ctx.run.worker == 0:
         state = loop.restore(state)
-    while state.epoch < iterations:
-        it = state.epoch
+    iterations = 1 if ctx.run.worker > 0 else phase.iterations
+    tally = _Tally()
+    for it in range(state.iteration, iterations):
         cols, results, seconds = rollout(ctx, net, it, state.step)
-        play_seconds += seconds
-        positions += len(cols.get("move", ())) if seconds else 0
-        for name, (w, d, lost) in results.items():
-            total = totals.setdefault(name, [0, 0, 0])
-            total[0], total[1], total[2] = total[0] + w, total[1] + d, total[2] + lost
-            ctx.reporter.scalar(f"{ctx.name}/win_rate/{name}", (w + d / 2) / max(1, w + d + lost), it)
+        tally.played(ctx, it, results, len(cols.get("move", ())), seconds)
         if ctx.run.worker > 0:
             break
-        data = ppo.RolloutData(cols, phase)
-        start_step = int(_start_step(ctx, it, state.step))
-        target = start_step + ppo.steps_per_iteration(data.rows, phase)
-        current.update(it=it, target=target, advance=ctx.reporter.task(
-            f"{ctx.name} {it + 1}/{iterations}: PPO steps", target - state.step))
         t0, s0 = time.monotonic(), state.step
-        state = loop.run(state, data, current["target"])
-        train_seconds += time.monotonic() - t0
-        trained += (state.step - s0) * phase.batch_size
+        state = train(ctx, loop, state, cols, it)
+        tally.trained((state.step - s0) * phase.batch_size, time.monotonic() - t0)
     metrics: dict[str, float] = {
-        Metric.GAMES: float(phase.games * iterations), Metric.STEPS: float(state.step),
-        Metric.POSITIONS_PER_SECOND: positions / play_seconds if play_seconds else 0.0,
-        Metric.SAMPLES_PER_SECOND: trained / train_seconds if train_seconds else 0.0,
+        Metric.GAMES: float(phase.games * iterations), Metric.STEPS: float(state.step), **tally.speeds(),
         **{m: state.metrics[m] for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ENTROPY) if m in state.metrics},
-        **win_rates(totals),
+        **win_rates(tally.results),
     }
     ckpt = checkpointer.list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
@@ -170,6 +144,57 @@ def win_rates(totals: dict[str, list[int]]) -> dict[str, float]:
     if totals:
         out[Metric.WIN_RATE] = score(*(sum(t[i] for t in totals.values()) for i in range(3)))
     return out
+
+
+def train(ctx: runner.Context, loop: ResumableLoop, state: TrainState, cols: dict, it: int) -> TrainState:
+    """PPO on iteration ``it``'s rows up to its last step, then its league snapshot, then the
+    checkpoint that marks it done (``state.iteration = it + 1``).
+
+    Idempotent across a kill at any point: steps resume from the last checkpoint (the data
+    and each step's minibatch are the same again), and a snapshot written twice holds the
+    same weights."""
+    data = ppo.RolloutData(cols, ctx.phase)
+    target = _start_step(ctx, it, state.step) + ppo.steps_per_iteration(data.rows, ctx.phase)
+    advance = ctx.reporter.task(f"{ctx.name} {it + 1}/{ctx.phase.iterations}: PPO steps", target - state.step)
+    state = loop.run(state, data, target, hook=runner.StepReport(ctx.reporter, ctx.name, advance, every=5))
+    runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-{it + 1:04d}.pt"), state.model)
+    state.iteration = it + 1
+    loop.save(state)
+    return state
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What the phase reports at its end: results per opponent and its speeds."""
+
+    results: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    """opponent -> [wins, draws, losses] of the learner over the iterations played or read."""
+    positions: int = 0
+    play_seconds: float = 0.0
+    samples: int = 0
+    train_seconds: float = 0.0
+
+    def played(self, ctx: runner.Context, it: int, results: dict[str, list[int]], rows: int,
+               seconds: float) -> None:
+        """Count iteration ``it``'s results (and its rows, if it was played now, not read)."""
+        if seconds:
+            self.positions += rows
+            self.play_seconds += seconds
+        for name, (w, d, lost) in results.items():
+            total = self.results.setdefault(name, [0, 0, 0])
+            total[0], total[1], total[2] = total[0] + w, total[1] + d, total[2] + lost
+            ctx.reporter.scalar(f"{ctx.name}/win_rate/{name}", (w + d / 2) / max(1, w + d + lost), it)
+
+    def trained(self, samples: int, seconds: float) -> None:
+        self.samples += samples
+        self.train_seconds += seconds
+
+    def speeds(self) -> dict[str, float]:
+        """positionsPerSecond (self-play played now) and samplesPerSecond (PPO)."""
+        return {
+            Metric.POSITIONS_PER_SECOND: self.positions / self.play_seconds if self.play_seconds else 0.0,
+            Metric.SAMPLES_PER_SECOND: self.samples / self.train_seconds if self.train_seconds else 0.0,
+        }
 
 
 def _start_step(ctx: runner.Context, it: int, fallback: int) -> int:

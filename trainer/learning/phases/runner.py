@@ -30,6 +30,7 @@ from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
 from ouroboros.trainer.learning import networks, onnx_export
+from ouroboros.trainer.learning.checkpoint import TrainState
 from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,24 @@ class LogReporter:
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         pass
+
+
+@dataclasses.dataclass(frozen=True)
+class StepReport:
+    """The ``hook`` of a ResumableLoop run: one unit of progress per optimiser step, and the
+    step's metrics as scalars ``<prefix>/<metric>`` every ``every`` steps and at step ``last``."""
+
+    reporter: Reporter
+    prefix: str
+    advance: Callable[[int], None]
+    every: int
+    last: int | None = None
+
+    def __call__(self, state: TrainState) -> None:
+        self.advance(1)
+        if state.step % self.every == 0 or state.step == self.last:
+            for tag, value in state.metrics.items():
+                self.reporter.scalar(f"{self.prefix}/{tag}", value, state.step)
 
 
 @dataclasses.dataclass

@@ -8,6 +8,16 @@ scores all its games in one vectorised call; each snapshot gets one forward.
 Finished games are replaced by new ones until the budget is played, so the
 batch stays full.
 
+:func:`play` is a loop over turns (cleanrl's rollout loop, batched over
+games), one named stage a line::
+
+    while (live := slots.live(solo, max_turns)).size:   # the games that go on
+        moves, rows = _choose_moves(...)    # every seat, one batch per kind of controller
+        record.add(rows, slots)             # the positions, as seen before the turn
+        slots.state = _step(...)            # the engine plays the turn
+        finished = _settle(...)             # rewards of ended trajectories, results of ended games
+        slots.refill(...)                   # the next games into the finished slots
+
 Each recorded (game, seat) is an independent agent's trajectory (the snakes
 share the network but not their rewards): reward +1 when the game ends with
 the snake alive and alone, -1 when it dies while another lives on, 0 for a
@@ -30,6 +40,7 @@ import numpy as np
 
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
+from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.learning import networks, replay
 from ouroboros.trainer.learning.phases import policy
@@ -87,125 +98,264 @@ def play(
     progress: Callable[[int], None] | None = None,
 ) -> Rollout:
     """Play ``games`` games (seeds ``seed + i``), ``parallel`` at a time; record the learner's
-    rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results."""
+    rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results.
+
+    ``rng`` is the only source of randomness (moves, exploration, ``assign``): the same
+    seeds give the same rows and results. ``progress(n)`` is called with the number of
+    games that ended on a turn."""
     solo = config.ruleset is Ruleset.SOLO
-    n_slots = min(parallel, games)
-    state = maps.new_games(config, seed + np.arange(n_slots))
-    codes = np.array([assign(i, rng) for i in range(n_slots)], np.int64).reshape(n_slots, -1)
-    game_of = np.arange(n_slots)
-    active = np.ones(n_slots, bool)
-    started = n_slots
-    teacher = Heuristic()
-    record_code = Seat.TEACHER if record_teacher else Seat.LEARNER
-    traj = np.arange(n_slots * config.n_snakes).reshape(n_slots, -1)
-    next_traj = traj.size
-    chunks: list[dict[str, np.ndarray]] = []
-    last_row: dict[int, int] = {}
-    rows = 0
-    ends: dict[int, float] = {}  # row -> reward, for the last row of each finished trajectory
-    traj_reward: dict[int, float] = {}
-    game_len: dict[int, tuple[int, bool]] = {}
+    deciders = _Deciders(learner, tuple(snapshots), Heuristic(), temperature, explore, record_teacher)
+    for net in (learner, *snapshots):
+        if net is not None:
+            net.eval()
+    assign = _checked(assign, config.n_snakes, deciders)
+    slots = _Slots.open(config, min(parallel, games), seed, assign, rng)
+    record = _Record()
     results: dict[str, list[int]] = {}
     turns = 0
-    if learner is not None:
-        learner.eval()
-    for net in snapshots:
-        net.eval()
+    while (live := slots.live(solo, max_turns)).size:
+        alive = slots.state.alive.copy()  # [G, S] before the turn: who can die in it
+        moves, rows = _choose_moves(config, slots, live, deciders, rng)
+        if rows is not None:
+            record.add(rows, slots)
+        slots.state = _step(config, slots.state, live, moves)
+        turns += live.size
+        finished = _settle(slots, live, alive, solo, max_turns, record, results, labels)
+        if progress is not None and finished.size:
+            progress(int(finished.size))
+        slots.refill(config, finished, games, seed, assign, rng)
+    return Rollout(record.columns(), results, games, turns)
 
-    while active.any():
-        over = state.game_over(solo) | (state.turn >= max_turns)
-        live = np.flatnonzero(active & ~over)
-        if live.size:
-            safe = safety.safe_moves(config, state)
-            alive = state.alive.copy()
-            moves = np.zeros((n_slots, config.n_snakes), np.int8)
-            label = np.zeros((n_slots, config.n_snakes), np.int8)
-            sel = np.zeros((n_slots, config.n_snakes), bool)
-            sel[live] = True
-            rec_g, rec_s = np.nonzero(sel & alive & (codes == record_code))
-            row_logp = row_v = None
-            if learner is not None:
-                g, s = np.nonzero(sel & alive & (codes == Seat.LEARNER))
-                if g.size:
-                    planes, mask = policy.observe(config, state, g, s, safe)
-                    d = policy.decide(learner, planes, mask, rng, temperature)
-                    moves[g, s] = d.moves
-                    if not record_teacher:
-                        rec_planes, rec_mask, row_logp, row_v = planes, mask, d.logp, d.value
-            for k, net in enumerate(snapshots):
-                g, s = np.nonzero(sel & alive & (codes == Seat.SNAPSHOT + k))
-                if g.size:
-                    planes, mask = policy.observe(config, state, g, s, safe)
-                    moves[g, s] = policy.decide(net, planes, mask, rng, temperature).moves
-            rg, rs = np.nonzero(sel & alive & (codes == Seat.RANDOM))
-            if rg.size:
-                moves[rg, rs] = safety.choose(safe[rg, rs].astype(np.float64), rng)
-            tg = np.flatnonzero((sel & alive & (codes == Seat.TEACHER)).any(axis=1))
-            if tg.size:
-                best = safety.choose(teacher.scores(config, state.select(tg)), rng)  # [n, S]
-                is_t = codes[tg] == Seat.TEACHER
-                label[tg] = np.where(is_t, best, 0)
-                played = best.copy()
-                if explore > 0:
-                    rand = safety.choose(safe[tg].astype(np.float64), rng)
-                    flip = rng.random(best.shape) < explore
-                    played = np.where(flip, rand, best)
-                moves[tg] = np.where(is_t, played, moves[tg])
-            if record_teacher and rec_g.size:
-                rec_planes, rec_mask = policy.observe(config, state, rec_g, rec_s, safe)
-                row_logp = np.zeros(rec_g.size, np.float32)
-                row_v = np.zeros(rec_g.size, np.float32)
-            if rec_g.size:
-                ids = traj[rec_g, rec_s]
-                chunks.append({
-                    "planes": rec_planes.astype(np.float16),
-                    "move": (label if record_teacher else moves)[rec_g, rec_s].astype(np.int8),
-                    "logp": row_logp, "v_old": row_v, "mask": rec_mask.astype(np.uint8),
-                    "traj": ids, "game_id": game_of[rec_g].astype(np.int64),
-                    "turn": state.turn[rec_g].astype(np.int32), "seat": rec_s.astype(np.int8),
-                })
-                for i, t in enumerate(ids.tolist()):
-                    last_row[t] = rows + i
-                rows += rec_g.size
-            sub = state.select(live)
-            rules.advance(config, sub, moves[live])
-            if sub.capacity > state.capacity:  # a snake outgrew the ring buffers this turn
-                state = state.with_capacity(sub.capacity)
-            state.assign(live, sub)
-            turns += live.size
-            # rewards of the trajectories that ended this turn
-            now_over = state.game_over(solo) | (state.turn >= max_turns)
-            died = alive & ~state.alive & sel
-            living = state.alive.sum(axis=1)
-            for g, s in zip(*np.nonzero(died | (sel & now_over[:, None] & state.alive)), strict=True):
-                if not state.alive[g, s]:
-                    r = 0.0 if (now_over[g] and living[g] == 0) else -1.0
-                else:
-                    r = 1.0 if (living[g] == 1 and state.game_over(solo)[g]) else 0.0
-                t = int(traj[g, s])
-                traj_reward[t] = r
-                if t in last_row:
-                    ends[last_row[t]] = r
-            for g in np.flatnonzero(now_over & sel[:, 0]):
-                decisive = bool(state.game_over(solo)[g] and living[g] == 1)
-                game_len[int(game_of[g])] = (int(state.turn[g]), decisive)
-                _tally(results, codes[g], state.alive[g], living[g], labels, decisive)
-            finished = np.flatnonzero(now_over & sel[:, 0])
-            if progress is not None and finished.size:
-                progress(int(finished.size))
-            for g in finished:
-                if started >= games:
-                    active[g] = False
-                    continue
-                state.assign([g], maps.new_games(config, [seed + started]))
-                codes[g] = assign(started, rng)
-                game_of[g] = started
-                traj[g] = next_traj + np.arange(config.n_snakes)
-                next_traj += config.n_snakes
-                started += 1
-        else:
-            break
-    return Rollout(_finish(chunks, ends, traj_reward, game_len), results, games, turns)
+
+@dataclasses.dataclass(frozen=True)
+class _Deciders:
+    """Who decides the moves of each kind of seat, and how."""
+
+    learner: networks.PolicyValueNet | None
+    snapshots: tuple[networks.PolicyValueNet, ...]
+    teacher: Heuristic
+    temperature: float
+    """Sampling temperature of the networks (0: argmax)."""
+    explore: float
+    """Probability that a teacher's seat plays a random safe move instead of its own."""
+    record_teacher: bool
+    """Record the teacher's seats (its own move as the label) instead of the learner's."""
+
+
+def _checked(assign: Assign, n_snakes: int, deciders: _Deciders) -> Assign:
+    """``assign`` with every answer checked: one controller per seat, each one given to
+    :func:`play` (ValueError naming the game and seat otherwise)."""
+
+    def checked(game: int, rng: np.random.Generator) -> Sequence[int]:
+        seats = list(assign(game, rng))
+        if len(seats) != n_snakes:
+            raise ValueError(f"assign({game}) gave {len(seats)} controllers for {n_snakes} seats")
+        for seat, code in enumerate(seats):
+            if code == Seat.LEARNER and deciders.learner is None:
+                raise ValueError(f"assign({game}): seat {seat} is the learner's, but no learner network was given")
+            if not 0 <= code < Seat.SNAPSHOT + len(deciders.snapshots):
+                raise ValueError(f"assign({game}): seat {seat} has controller {code}, but only "
+                                 f"{len(deciders.snapshots)} snapshots were given (snapshot k is {Seat.SNAPSHOT} + k)")
+        return seats
+
+    return checked
+
+
+@dataclasses.dataclass
+class _Slots:
+    """The games being played, one per slot: arrays over G slots and S seats."""
+
+    state: BatchState
+    codes: np.ndarray
+    """int64 [G, S]: the controller of each seat (:class:`Seat`, ``SNAPSHOT + k``)."""
+    game: np.ndarray
+    """int64 [G]: the index of the slot's game (its seed is ``seed + game``)."""
+    traj: np.ndarray
+    """int64 [G, S]: the trajectory id of each seat's snake."""
+    active: np.ndarray
+    """bool [G]: False once the slot's game has ended and no game is left to start."""
+    started: int
+    """Games started so far."""
+
+    @classmethod
+    def open(cls, config: GameConfig, n: int, seed: int, assign: Assign, rng: np.random.Generator) -> _Slots:
+        """Games ``0 .. n-1`` in slots ``0 .. n-1``."""
+        codes = np.array([assign(i, rng) for i in range(n)], np.int64).reshape(n, -1)
+        return cls(state=maps.new_games(config, seed + np.arange(n)), codes=codes, game=np.arange(n),
+                   traj=np.arange(n * config.n_snakes).reshape(n, -1), active=np.ones(n, bool), started=n)
+
+    def live(self, solo: bool, max_turns: int) -> np.ndarray:
+        """int64 [L]: the slots whose game goes on this turn."""
+        over = self.state.game_over(solo) | (self.state.turn >= max_turns)
+        return np.flatnonzero(self.active & ~over)
+
+    def refill(self, config: GameConfig, finished: np.ndarray, games: int, seed: int, assign: Assign,
+               rng: np.random.Generator) -> None:
+        """Start the next games in the ``finished`` slots; close them once all have started."""
+        for g in finished:
+            if self.started >= games:
+                self.active[g] = False
+                continue
+            self.state.assign([g], maps.new_games(config, [seed + self.started]))
+            self.codes[g] = assign(self.started, rng)
+            self.game[g] = self.started
+            self.traj[g] = self.traj.max() + 1 + np.arange(config.n_snakes)
+            self.started += 1
+
+
+@dataclasses.dataclass
+class _Rows:
+    """The positions recorded on one turn: N (game slot, seat) pairs."""
+
+    g: np.ndarray
+    """int64 [N]: slots."""
+    s: np.ndarray
+    """int64 [N]: seats."""
+    planes: np.ndarray
+    """float32 [N, C, H, W]."""
+    mask: np.ndarray
+    """bool [N, 4]: the safe moves."""
+    move: np.ndarray
+    """int8 [N]: the label (the move played, or the teacher's own move)."""
+    logp: np.ndarray
+    """float32 [N]: log-probability of the move (0 for the teacher)."""
+    value: np.ndarray
+    """float32 [N]: the network's value estimate (0 for the teacher)."""
+
+
+def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders: _Deciders,
+                  rng: np.random.Generator) -> tuple[np.ndarray, _Rows | None]:
+    """The moves int8 [G, S] of every living seat of the ``live`` games, each kind of seat
+    decided in one batch (learner, snapshots, random-safe, teacher: the order of draws from
+    ``rng``), and the rows to record (None when there are none)."""
+    state, codes = slots.state, slots.codes
+    safe = safety.safe_moves(config, state)
+    seated = np.zeros(codes.shape, bool)
+    seated[live] = True
+    seated &= state.alive
+    moves = np.zeros(codes.shape, np.int8)
+    rows = None
+    if deciders.learner is not None:
+        g, s = np.nonzero(seated & (codes == Seat.LEARNER))
+        if g.size:
+            planes, mask = policy.observe(config, state, g, s, safe)
+            d = policy.decide(deciders.learner, planes, mask, rng, deciders.temperature)
+            moves[g, s] = d.moves
+            if not deciders.record_teacher:
+                rows = _Rows(g, s, planes, mask, d.moves, d.logp, d.value)
+    for k, net in enumerate(deciders.snapshots):
+        g, s = np.nonzero(seated & (codes == Seat.SNAPSHOT + k))
+        if g.size:
+            planes, mask = policy.observe(config, state, g, s, safe)
+            moves[g, s] = policy.decide(net, planes, mask, rng, deciders.temperature).moves
+    g, s = np.nonzero(seated & (codes == Seat.RANDOM))
+    if g.size:
+        moves[g, s] = safety.choose(safe[g, s].astype(np.float64), rng)
+    teacher = codes == Seat.TEACHER
+    tg = np.flatnonzero((seated & teacher).any(axis=1))
+    if tg.size:
+        best = safety.choose(deciders.teacher.scores(config, state.select(tg)), rng)  # [n, S]
+        played = best
+        if deciders.explore > 0:
+            rand = safety.choose(safe[tg].astype(np.float64), rng)
+            played = np.where(rng.random(best.shape) < deciders.explore, rand, best)
+        moves[tg] = np.where(teacher[tg], played, moves[tg])
+        if deciders.record_teacher:
+            g, s = np.nonzero(seated & teacher)
+            planes, mask = policy.observe(config, state, g, s, safe)
+            label = np.zeros(codes.shape, np.int8)
+            label[tg] = best
+            zero = np.zeros(g.size, np.float32)
+            rows = _Rows(g, s, planes, mask, label[g, s], zero, zero)
+    return moves, rows
+
+
+def _step(config: GameConfig, state: BatchState, live: np.ndarray, moves: np.ndarray) -> BatchState:
+    """``state`` after one turn of the ``live`` games (the others untouched)."""
+    sub = state.select(live)
+    rules.advance(config, sub, moves[live])
+    if sub.capacity > state.capacity:  # a snake outgrew the ring buffers this turn
+        state = state.with_capacity(sub.capacity)
+    state.assign(live, sub)
+    return state
+
+
+def _settle(slots: _Slots, live: np.ndarray, alive: np.ndarray, solo: bool, max_turns: int,
+            record: _Record, results: dict[str, list[int]], labels: Sequence[str]) -> np.ndarray:
+    """Reward the trajectories that ended this turn (module docstring), score the learner in
+    the games that ended; returns int64 [F]: the slots whose game ended."""
+    state = slots.state
+    decided = state.game_over(solo)
+    over = decided | (state.turn >= max_turns)
+    living = state.alive.sum(axis=1)
+    played = np.zeros(len(over), bool)
+    played[live] = True
+    ended = played[:, None] & ((alive & ~state.alive) | (over[:, None] & state.alive))
+    g, s = np.nonzero(ended)
+    winner = (living[g] == 1) & decided[g]
+    reward = np.where(state.alive[g, s], np.where(winner, 1.0, 0.0),
+                      np.where(over[g] & (living[g] == 0), 0.0, -1.0))
+    record.end(slots.traj[g, s], reward)
+    finished = np.flatnonzero(played & over)
+    for g in finished:
+        decisive = bool(decided[g] and living[g] == 1)
+        record.outcome[int(slots.game[g])] = (int(state.turn[g]), decisive)
+        _tally(results, slots.codes[g], state.alive[g], living[g], labels, decisive)
+    return finished
+
+
+@dataclasses.dataclass
+class _Record:
+    """The recorded rows, in time order, and how their trajectories and games ended."""
+
+    chunks: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
+    rows: int = 0
+    last_row: dict[int, int] = dataclasses.field(default_factory=dict)
+    """trajectory -> its latest row."""
+    ends: dict[int, float] = dataclasses.field(default_factory=dict)
+    """row -> reward, for the last row of each ended trajectory."""
+    reward: dict[int, float] = dataclasses.field(default_factory=dict)
+    """trajectory -> its final reward."""
+    outcome: dict[int, tuple[int, bool]] = dataclasses.field(default_factory=dict)
+    """game -> (turns it lasted, whether one snake won)."""
+
+    def add(self, rows: _Rows, slots: _Slots) -> None:
+        """Append one turn's rows (before the turn is played)."""
+        ids = slots.traj[rows.g, rows.s]
+        self.chunks.append({
+            "planes": rows.planes.astype(np.float16), "move": rows.move.astype(np.int8),
+            "logp": rows.logp, "v_old": rows.value, "mask": rows.mask.astype(np.uint8),
+            "traj": ids, "game_id": slots.game[rows.g].astype(np.int64),
+            "turn": slots.state.turn[rows.g].astype(np.int32), "seat": rows.s.astype(np.int8),
+        })
+        self.last_row.update(zip(ids.tolist(), range(self.rows, self.rows + ids.size), strict=True))
+        self.rows += ids.size
+
+    def end(self, traj: np.ndarray, reward: np.ndarray) -> None:
+        """Trajectories traj [N] ended with reward [N]."""
+        for t, r in zip(traj.tolist(), reward.tolist(), strict=True):
+            self.reward[t] = r
+            if t in self.last_row:
+                self.ends[self.last_row[t]] = r
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The rows as :attr:`Rollout.columns` ({} when nothing was recorded)."""
+        if not self.chunks:
+            return {}
+        cols = {k: np.concatenate([c[k] for c in self.chunks]) for k in self.chunks[0]}
+        n = len(cols["move"])
+        cols["reward"] = np.zeros(n, np.float32)
+        cols["done"] = np.zeros(n, bool)
+        idx = np.fromiter(self.ends, np.int64, len(self.ends))
+        cols["reward"][idx] = np.fromiter(self.ends.values(), np.float32, len(self.ends))
+        cols["done"][idx] = True
+        cols["value"] = np.array([self.reward.get(int(t), 0.0) for t in cols["traj"]], np.float32)
+        length = np.array([self.outcome.get(int(g), (0, False))[0] for g in cols["game_id"]])
+        decisive = np.array([self.outcome.get(int(g), (0, False))[1] for g in cols["game_id"]])
+        mask = cols["mask"].astype(bool)
+        blunder = ~mask[np.arange(n), cols["move"]] & mask.any(axis=1)
+        cols["quality"] = replay.position_quality(length, decisive, 0.5, blunder)
+        return cols
 
 
 def _tally(results: dict[str, list[int]], codes: np.ndarray, alive: np.ndarray, living: int,
@@ -225,22 +375,3 @@ def _tally(results: dict[str, list[int]], codes: np.ndarray, alive: np.ndarray, 
         score[1] += 1
     else:
         score[2] += 1
-
-
-def _finish(chunks, ends, traj_reward, game_len) -> dict[str, np.ndarray]:
-    if not chunks:
-        return {}
-    cols = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    n = len(cols["move"])
-    cols["reward"] = np.zeros(n, np.float32)
-    cols["done"] = np.zeros(n, bool)
-    idx = np.fromiter(ends, np.int64, len(ends))
-    cols["reward"][idx] = np.fromiter(ends.values(), np.float32, len(ends))
-    cols["done"][idx] = True
-    cols["value"] = np.array([traj_reward.get(int(t), 0.0) for t in cols["traj"]], np.float32)
-    length = np.array([game_len.get(int(g), (0, False))[0] for g in cols["game_id"]])
-    decisive = np.array([game_len.get(int(g), (0, False))[1] for g in cols["game_id"]])
-    mask = cols["mask"].astype(bool)
-    blunder = ~mask[np.arange(n), cols["move"]] & mask.any(axis=1)
-    cols["quality"] = replay.position_quality(length, decisive, 0.5, blunder)
-    return cols
