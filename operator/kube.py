@@ -133,6 +133,12 @@ class KubeClient:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods"
         return self.request("GET", path, query={"labelSelector": selector}).get("items", [])
 
+    def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """core/v1 Events about one object (e.g. a Job's FailedCreate)."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        body = self.request("GET", f"/api/v1/namespaces/{namespace}/events", query={"fieldSelector": selector})
+        return (body or {}).get("items", [])
+
     def create(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create the object; (object, True) if created, (existing object, False) if it already existed."""
         prefix, plural = _KINDS[(manifest["apiVersion"], manifest["kind"])]

@@ -296,7 +296,10 @@ def _best_win_rate(st: TrainingRunStatus) -> float | None:
     return max(rates) if rates else None
 
 
-def _desired_conditions(st: TrainingRunStatus, run: TrainingRun, failure: tuple[str, str] | None) -> list[conditions.Desired]:
+def _desired_conditions(st: TrainingRunStatus, run: TrainingRun, failure: tuple[str, str] | None,
+                        stuck: tuple[str, str] | None = None) -> list[conditions.Desired]:
+    """The four conditions; ``stuck`` is the (reason, message) of a running phase's Job whose pods
+    cannot be created, so `kubectl describe` says why nothing happens instead of "running"."""
     T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
     n = len(run.spec.phases)
     i = st.current_phase_index or 0
@@ -304,7 +307,8 @@ def _desired_conditions(st: TrainingRunStatus, run: TrainingRun, failure: tuple[
     job = st.phases[i].job if i < len(st.phases) else None
     phase = st.phase
     running = {
-        RunPhase.RUNNING: (T, "PhaseRunning", f"{where} is running as Job {job}"),
+        RunPhase.RUNNING: (T, "PhaseRunning", f"{where} is running as Job {job}") if stuck is None else
+        (T, "PodsNotCreated", f"{where}: Job {job} cannot create its pods ({stuck[0]}): {stuck[1]}"),
         RunPhase.PENDING: (F, "Pending", f"{where} has not started"),
         RunPhase.SUSPENDED: (F, "Suspended", f"spec.suspend is true; {where} is on hold"),
         RunPhase.SUCCEEDED: (F, "RunSucceeded", "the run has finished"),
@@ -359,6 +363,10 @@ def _events(old: TrainingRunStatus, new: TrainingRunStatus, run: TrainingRun) ->
             out.append(Event("Normal", "PhaseSucceeded", f"{label} succeeded in Job {ps.job}: {detail}{note}"))
         if ps.state != before.state and ps.state == PhaseState.FAILED:
             out.append(Event("Warning", "PhaseFailed", f"{label} failed ({ps.reason}): {ps.message}"))
+    before = conditions.get(old.conditions, RunConditionType.RUNNING.value)
+    after = conditions.get(new.conditions, RunConditionType.RUNNING.value)
+    if after is not None and after.reason == "PodsNotCreated" and (before is None or before.reason != after.reason):
+        out.append(Event("Warning", "PodsNotCreated", after.message))
     if old.phase != new.phase:
         if new.phase == RunPhase.SUSPENDED:
             out.append(Event("Normal", "Suspended", "spec.suspend is true: no new phase starts, the running one is suspended"))
@@ -410,8 +418,10 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
     if st.phase in FINISHED:
         st.completion_time = now
     st.best_win_rate = _best_win_rate(st)
+    stuck = next((j.problem for j in by_index.get(outcome.index, ())
+                  if j.state is JobState.ACTIVE and j.problem), None)
     st.conditions = conditions.merge(
-        st.conditions, _desired_conditions(st, run, outcome.failure), meta.generation, now
+        st.conditions, _desired_conditions(st, run, outcome.failure, stuck), meta.generation, now
     )
     st.observed_generation = meta.generation
     decision = Decision(status=st, actions=actions, events=_events(old, st, run))

@@ -61,6 +61,9 @@ class ObservedJob:
     """Reason of the Job's Failed condition (e.g. DeadlineExceeded)."""
     message: str | None = None
     pods: tuple[ObservedPod, ...] = ()
+    problem: tuple[str, str] | None = None
+    """(reason, message) of the newest Warning Event of an active Job that has no pod yet, e.g.
+    ("FailedCreate", 'pods "x" is forbidden: violates PodSecurity ...'): why it does not start."""
 
 
 def _time(value: Any) -> datetime | None:
@@ -145,8 +148,27 @@ def job(obj: dict[str, Any], pods: list[ObservedPod] | tuple[ObservedPod, ...] =
     )
 
 
-def children(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], run_uid: str) -> list[ObservedJob]:
-    """The run's phase Jobs (only those it controls), each with its pods, ordered by (index, attempt)."""
+def is_starting(job: dict[str, Any]) -> bool:
+    """An unfinished, unsuspended Job with no pod active, ready or finished: if it stays so, its
+    pods cannot be created (admission, quota, a missing ServiceAccount) and its Events say why."""
+    status = job.get("status") or {}
+    return job_state(job)[0] is JobState.ACTIVE and not any(
+        status.get(k) for k in ("active", "ready", "succeeded", "failed", "terminating"))
+
+
+def problem(events: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(reason, message) of the newest Warning among a Job's Events, or None."""
+    warnings = [e for e in events if e.get("type") == "Warning"]
+    if not warnings:
+        return None
+    newest = max(warnings, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    return str(newest.get("reason") or "Warning"), str(newest.get("message") or "")[:1024]
+
+
+def children(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], run_uid: str,
+             problems: dict[str, tuple[str, str]] | None = None) -> list[ObservedJob]:
+    """The run's phase Jobs (only those it controls), each with its pods and, for a Job that
+    cannot start its pods, the problem its Events report; ordered by (index, attempt)."""
     observed_pods = [p for p in (pod(obj) for obj in pods) if p is not None]
     out = []
     for obj in jobs:
@@ -155,5 +177,6 @@ def children(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], run_uid: st
             continue
         observed = job(obj, observed_pods)
         if observed is not None:
-            out.append(observed)
+            found = (problems or {}).get(observed.name)
+            out.append(dataclasses.replace(observed, problem=found) if found else observed)
     return sorted(out, key=lambda j: (j.index, j.attempt))

@@ -177,9 +177,8 @@ def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings)
         "backoffLimit": 0,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
-    deadline = phase_spec.active_deadline_seconds or spec.active_deadline_seconds
-    if deadline:
-        job_spec["activeDeadlineSeconds"] = deadline
+    job_spec["activeDeadlineSeconds"] = (
+        phase_spec.active_deadline_seconds or spec.active_deadline_seconds or settings.default_active_deadline_seconds)
     count = workers(run, phase)
     if count > 1:
         job_spec.update(completionMode="Indexed", completions=count, parallelism=count)

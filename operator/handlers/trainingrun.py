@@ -75,7 +75,13 @@ def _observe_children(ctx: Context, raw: dict[str, Any]) -> list[observe.Observe
         observe.job_state(j)[0] in (observe.JobState.SUCCEEDED, observe.JobState.FAILED) for j in jobs
     )
     pods = ctx.kube.list_pods(meta["namespace"], selector) if finished else []
-    return observe.children(jobs, pods, meta["uid"])
+    problems = {}
+    for job in jobs:
+        if observe.is_starting(job):
+            found = observe.problem(ctx.kube.list_events(meta["namespace"], "Job", job["metadata"]["name"]))
+            if found:
+                problems[job["metadata"]["name"]] = found
+    return observe.children(jobs, pods, meta["uid"], problems)
 
 
 def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, TrainingRunStatus, str]:

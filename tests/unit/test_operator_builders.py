@@ -141,8 +141,10 @@ def test_job_scheduling_fields():
 def test_phase_deadline_overrides_the_run_deadline():
     run = make_run(activeDeadlineSeconds=600, phases=[{"name": "hybrid", "activeDeadlineSeconds": 60}])
     assert manifests.phase_job(run, 0, 0, JobSettings())["spec"]["activeDeadlineSeconds"] == 60
-    plain = make_run(phases=[{"name": "hybrid"}])
-    assert "activeDeadlineSeconds" not in manifests.phase_job(plain, 0, 0, JobSettings())["spec"]
+    plain = make_run(phases=[{"name": "hybrid"}])  # nothing hangs forever: the operator's default
+    assert manifests.phase_job(plain, 0, 0, JobSettings())["spec"]["activeDeadlineSeconds"] == 86_400
+    short = JobSettings(default_active_deadline_seconds=120)
+    assert manifests.phase_job(plain, 0, 0, short)["spec"]["activeDeadlineSeconds"] == 120
 
 
 @pytest.mark.parametrize(("phase", "indexed"), [("self_play", True), ("continuous", True), ("hybrid", False)])

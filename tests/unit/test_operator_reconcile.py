@@ -19,6 +19,8 @@ pytestmark = pytest.mark.unit
 class FakeKube:
     """Just enough of KubeClient: one run, its Jobs and ConfigMaps, posted events."""
 
+    events_about: list = []  # core/v1 Events the Job controller posted (FailedCreate ...)
+
     def __init__(self, run):
         self.run = run
         self.objects: dict[tuple[str, str], dict] = {}
@@ -47,6 +49,9 @@ class FakeKube:
 
     def list_pods(self, namespace, selector):
         return []
+
+    def list_events(self, namespace, kind, name):
+        return [e for e in self.events_about if e["involvedObject"]["name"] == name]
 
     def create(self, manifest):
         key = (manifest["kind"], manifest["metadata"]["name"])
@@ -124,3 +129,20 @@ def test_resync_skips_settled_runs():
     assert trainingrun.resync(ctx) == 0
     kube.run["spec"]["ttlSecondsAfterFinished"] = 5
     assert trainingrun.resync(ctx) == 1
+
+
+def test_a_job_whose_pods_cannot_be_created_says_why_in_the_run():
+    """PodSecurity admission refusing the pods is a Warning Event on the Job and nothing else:
+    the run's Running condition and a Warning Event on the run carry it to `kubectl describe`."""
+    kube, ctx = make()
+    trainingrun.reconcile(ctx, "ns", "r")
+    kube.events_about = [{
+        "type": "Warning", "reason": "FailedCreate", "lastTimestamp": "2026-11-30T06:00:00Z",
+        "involvedObject": {"kind": "Job", "name": "r-0-hybrid"},
+        "message": 'Error creating: pods "r-0-hybrid-x" is forbidden: violates PodSecurity "restricted:latest"'}]
+    trainingrun.reconcile(ctx, "ns", "r")
+    running = next(c for c in kube.run["status"]["conditions"] if c["type"] == "Running")
+    assert running["reason"] == "PodsNotCreated" and "violates PodSecurity" in running["message"]
+    assert kube.events[-1] == ("Warning", "PodsNotCreated")
+    trainingrun.reconcile(ctx, "ns", "r")
+    assert kube.events.count(("Warning", "PodsNotCreated")) == 1  # once per transition, not per pass
