@@ -306,3 +306,39 @@ def test_kubectl_wait_blocks_until_the_run_succeeds(cluster, namespace, operator
     out, err = waiter.communicate(timeout=150)
     assert waiter.returncode == 0, err
     assert "condition met" in out
+
+
+def test_a_phase_whose_pods_cannot_be_created_says_why(cluster, namespace, operator):
+    """An admission policy refuses the phase's pod (as PodSecurity or a quota would); that is only
+    a FailedCreate Event on the Job, and the run must say so instead of 'running'."""
+    policy = f"deny-pods-{namespace}"
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": policy},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                          "operations": ["CREATE"], "resources": ["pods"]}]},
+                  "validations": [{"expression": "false", "message": "pods are not allowed in this namespace"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": policy},
+         "spec": {"policyName": policy, "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchLabels": {
+                      "kubernetes.io/metadata.name": namespace}}}}},
+    ]}))
+    try:
+        time.sleep(2)  # the API server loads a new policy within a second or so
+        operator([str(Path(sys.executable).parent / "ouro")])
+        apply(cluster, namespace, tiny_run("denied", phases=("bootstrap",)))
+
+        def stuck():
+            running = condition(run_status(cluster, namespace, "denied"), "Running") or {}
+            return running if running.get("reason") == "PodsNotCreated" else None
+
+        running = wait_for(stuck, timeout=120, what="the run to report PodsNotCreated")
+        assert "FailedCreate" in running["message"] and "not allowed in this namespace" in running["message"]
+        assert "PodsNotCreated" in [e["reason"] for e in events(cluster, namespace, "denied")]
+        job = get(cluster, "job", namespace, "denied-0-bootstrap")
+        assert job["spec"]["activeDeadlineSeconds"] > 0  # and it cannot hang forever
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
+                        "--ignore-not-found")
