@@ -156,17 +156,31 @@ class PhaseSpec(ApiModel):
 
 
 class StorageSpec(ApiModel):
-    """Where phases read and write artifacts (replay shards, checkpoints, ONNX, the model registry)."""
+    """Where phases read and write artifacts (replay shards, checkpoints, ONNX, the model registry).
+
+    Each phase is its own pod, on any node, so the store must be shared: an object
+    store URL (s3://, gs://, ...), or a file:// URL under ``mountPath`` where a
+    PersistentVolumeClaim (ReadWriteMany on a multi-node cluster) is mounted in
+    every phase: ``persistentVolumeClaim``, else the operator's default claim
+    (``ouroboros-artifacts``). A file:// URL anywhere else would be a private
+    disk per pod, and is refused.
+    """
 
     model_config = ConfigDict(
         frozen=True,
         json_schema_extra={
             CEL_KEY: [
                 cel(
-                    "!has(self.persistentVolumeClaim) || self.url.startsWith('file://' + self.mountPath)",
-                    "storage.url must be a file:// URL under storage.mountPath when a persistentVolumeClaim is mounted",
+                    "!self.url.startsWith('file://') || self.url.startsWith('file://' + self.mountPath)",
+                    "storage.url: a file:// store must lie under storage.mountPath, where the PersistentVolumeClaim "
+                    "that every phase shares is mounted (or use an object store URL such as s3://bucket/prefix)",
                     ".url",
-                )
+                ),
+                cel(
+                    "!has(self.persistentVolumeClaim) || self.url.startsWith('file://')",
+                    "storage.persistentVolumeClaim is mounted only for a file:// storage.url",
+                    ".persistentVolumeClaim",
+                ),
             ]
         },
     )
@@ -178,7 +192,9 @@ class StorageSpec(ApiModel):
         description="fsspec URL of the artifact store, e.g. s3://bucket/prefix or file:///data.",
     )
     persistent_volume_claim: str | None = Field(
-        default=None, max_length=253, pattern=DNS_LABEL, description="PVC to mount at mountPath."
+        default=None, max_length=253, pattern=DNS_LABEL,
+        description="PersistentVolumeClaim mounted at mountPath in every phase (file:// stores); unset: "
+        "the operator's default claim, ouroboros-artifacts.",
     )
     mount_path: str = Field(
         default="/var/lib/ouroboros/artifacts",
@@ -195,12 +211,19 @@ class StorageSpec(ApiModel):
 
     @model_validator(mode="after")
     def _rules(self) -> StorageSpec:
-        """Mirror of the CEL rule."""
-        if self.persistent_volume_claim and not self.url.startswith("file://" + self.mount_path):
+        """Mirror of the CEL rules."""
+        if self.url.startswith("file://") and not self.url.startswith("file://" + self.mount_path):
             raise ValueError(
-                "storage.url must be a file:// URL under storage.mountPath when a persistentVolumeClaim is mounted"
-            )
+                "storage.url: a file:// store must lie under storage.mountPath, where the PersistentVolumeClaim "
+                "that every phase shares is mounted (or use an object store URL such as s3://bucket/prefix)")
+        if self.persistent_volume_claim and not self.url.startswith("file://"):
+            raise ValueError("storage.persistentVolumeClaim is mounted only for a file:// storage.url")
         return self
+
+    @property
+    def shared_by_volume(self) -> bool:
+        """True when the store is a file:// path on the shared volume (not an object store)."""
+        return self.url.startswith("file://")
 
 
 class RunIdentity(ApiModel):

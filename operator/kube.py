@@ -133,6 +133,15 @@ class KubeClient:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods"
         return self.request("GET", path, query={"labelSelector": selector}).get("items", [])
 
+    def get_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A PersistentVolumeClaim, or None if there is none by that name."""
+        try:
+            return self.request("GET", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
         """core/v1 Events about one object (e.g. a Job's FailedCreate)."""
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"

@@ -96,6 +96,8 @@ class _Outcome:
     index: int
     failure: tuple[str, str] | None = None
     succeeded: bool = False
+    held: bool = False
+    """The phase is due to start but ``blocked`` holds it (no Job created)."""
 
 
 # ---------------------------------------------------------------------------
@@ -228,9 +230,11 @@ def _promotion_status(gate: GateStatistics, now: datetime) -> PromotionStatus:
 
 
 def _advance(
-    run: TrainingRun, st: TrainingRunStatus, jobs: dict[int, list[ObservedJob]], now: datetime, settings: JobSettings
+    run: TrainingRun, st: TrainingRunStatus, jobs: dict[int, list[ObservedJob]], now: datetime, settings: JobSettings,
+    blocked: bool = False,
 ) -> tuple[list[Action], _Outcome]:
-    """Walk the phases in order to the first unfinished one and decide what it needs."""
+    """Walk the phases in order to the first unfinished one and decide what it needs; with
+    ``blocked``, a phase that is due to start (or retry) waits instead."""
     spec = run.spec
     actions: list[Action] = []
     for i, pspec in enumerate(spec.phases):
@@ -246,9 +250,9 @@ def _advance(
             ps.job = latest.name
             ps.start_time = ps.start_time or attempts[0].start_time or now
         if latest is None and ps.attempts == 0:
-            if spec.suspend:
+            if spec.suspend or blocked:
                 ps.state = PhaseState.PENDING
-                return actions, _Outcome(i)
+                return actions, _Outcome(i, held=blocked and not spec.suspend)
             actions += _start(run, i, 0, settings)
             ps.attempts, ps.job, ps.state = 1, names.job_name(run.metadata.name, i, pspec.name), PhaseState.RUNNING
             ps.start_time = ps.start_time or now
@@ -277,9 +281,9 @@ def _advance(
             failure = ("JobDeleted", f"the Job of attempt {attempt + 1} was deleted before it finished")
         ps.reason, ps.message = failure
         if attempt < spec.backoff_limit:
-            if spec.suspend:
-                ps.state = PhaseState.SUSPENDED
-                return actions, _Outcome(i)
+            if spec.suspend or blocked:
+                ps.state = PhaseState.SUSPENDED if spec.suspend else PhaseState.PENDING
+                return actions, _Outcome(i, held=blocked and not spec.suspend)
             actions += _start(run, i, attempt + 1, settings)
             ps.attempts = attempt + 2
             ps.job = names.job_name(run.metadata.name, i, pspec.name, attempt + 1)
@@ -307,13 +311,14 @@ def _desired_conditions(st: TrainingRunStatus, run: TrainingRun, failure: tuple[
     job = st.phases[i].job if i < len(st.phases) else None
     phase = st.phase
     running = {
-        RunPhase.RUNNING: (T, "PhaseRunning", f"{where} is running as Job {job}") if stuck is None else
-        (T, "PodsNotCreated", f"{where}: Job {job} cannot create its pods ({stuck[0]}): {stuck[1]}"),
+        RunPhase.RUNNING: (T, "PhaseRunning", f"{where} is running as Job {job}"),
         RunPhase.PENDING: (F, "Pending", f"{where} has not started"),
         RunPhase.SUSPENDED: (F, "Suspended", f"spec.suspend is true; {where} is on hold"),
         RunPhase.SUCCEEDED: (F, "RunSucceeded", "the run has finished"),
         RunPhase.FAILED: (F, "RunFailed", "the run has finished"),
     }[phase]
+    if stuck is not None and phase not in FINISHED and phase != RunPhase.SUSPENDED:
+        running = (running[0], stuck[0], f"{where}: {stuck[1]}")
     if phase == RunPhase.SUSPENDED:
         suspended = (T, "SuspendedBySpec", f"spec.suspend is true; {where} is on hold")
     elif phase in FINISHED:
@@ -365,8 +370,8 @@ def _events(old: TrainingRunStatus, new: TrainingRunStatus, run: TrainingRun) ->
             out.append(Event("Warning", "PhaseFailed", f"{label} failed ({ps.reason}): {ps.message}"))
     before = conditions.get(old.conditions, RunConditionType.RUNNING.value)
     after = conditions.get(new.conditions, RunConditionType.RUNNING.value)
-    if after is not None and after.reason == "PodsNotCreated" and (before is None or before.reason != after.reason):
-        out.append(Event("Warning", "PodsNotCreated", after.message))
+    if after is not None and after.reason in STUCK_REASONS and (before is None or before.reason != after.reason):
+        out.append(Event("Warning", after.reason, after.message))
     if old.phase != new.phase:
         if new.phase == RunPhase.SUSPENDED:
             out.append(Event("Normal", "Suspended", "spec.suspend is true: no new phase starts, the running one is suspended"))
@@ -380,8 +385,19 @@ def _events(old: TrainingRunStatus, new: TrainingRunStatus, run: TrainingRun) ->
     return out
 
 
-def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: JobSettings) -> Decision:
-    """The new status of `run` and what to do, given its observed phase Jobs."""
+STUCK_REASONS = ("PodsNotCreated", "StorageUnavailable")
+"""Running-condition reasons that mean the run waits on something outside it (a Warning Event each)."""
+HOLD_REQUEUE_SECONDS = 30.0
+
+
+def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: JobSettings,
+           blocked: tuple[str, str] | None = None) -> Decision:
+    """The new status of `run` and what to do, given its observed phase Jobs.
+
+    ``blocked`` is (reason, message) when something outside the run keeps its next phase
+    from starting (``StorageUnavailable``: the PersistentVolumeClaim the phases share is
+    missing): no Job is created, the Running condition says why, and the run looks again
+    in HOLD_REQUEUE_SECONDS."""
     spec, meta = run.spec, run.metadata
     old = run.status
     st = old.model_copy(deep=True)
@@ -401,7 +417,7 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
             meta.name, job.index, spec.phases[job.index].name, job.attempt
         ):
             by_index.setdefault(job.index, []).append(job)
-    actions, outcome = _advance(run, st, by_index, now, settings)
+    actions, outcome = _advance(run, st, by_index, now, settings, blocked is not None)
     st.current_phase_index = outcome.index
     st.current_phase = spec.phases[outcome.index].name
     started = any(ps.attempts for ps in st.phases)
@@ -418,13 +434,16 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
     if st.phase in FINISHED:
         st.completion_time = now
     st.best_win_rate = _best_win_rate(st)
-    stuck = next((j.problem for j in by_index.get(outcome.index, ())
-                  if j.state is JobState.ACTIVE and j.problem), None)
+    stuck = blocked if outcome.held else next(
+        ((("PodsNotCreated", f"Job {j.name} cannot create its pods ({j.problem[0]}): {j.problem[1]}"))
+         for j in by_index.get(outcome.index, ()) if j.state is JobState.ACTIVE and j.problem), None)
     st.conditions = conditions.merge(
         st.conditions, _desired_conditions(st, run, outcome.failure, stuck), meta.generation, now
     )
     st.observed_generation = meta.generation
     decision = Decision(status=st, actions=actions, events=_events(old, st, run))
+    if outcome.held:
+        decision.requeue_after = HOLD_REQUEUE_SECONDS
     _expire(run, st, now, decision)
     return decision
 

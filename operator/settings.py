@@ -30,6 +30,8 @@ class JobSettings:
     """Where the run's ConfigMap is mounted; run.json lies inside."""
     termination_message_path: str = "/dev/termination-log"
     """Where the trainer writes its result; kubelet copies it into the pod status."""
+    default_storage_claim: str = "ouroboros-artifacts"
+    """PersistentVolumeClaim mounted for a file:// store whose run names none (the chart creates it)."""
     default_active_deadline_seconds: int = 86_400
     """activeDeadlineSeconds of a phase Job whose run and phase set none: nothing hangs forever
     (a Job whose pods never start fails with DeadlineExceeded and the run says so)."""
@@ -62,6 +64,7 @@ class OperatorSettings:
             if env.get("OURO_TRAINER_COMMAND")
             else JobSettings.trainer_command,
             image_pull_policy=env.get("OURO_IMAGE_PULL_POLICY", JobSettings.image_pull_policy),
+            default_storage_claim=env.get("OURO_DEFAULT_STORAGE_CLAIM", JobSettings.default_storage_claim),
             default_active_deadline_seconds=int(env.get("OURO_DEFAULT_ACTIVE_DEADLINE_SECONDS",
                                                         JobSettings.default_active_deadline_seconds)),
         )

@@ -119,16 +119,22 @@ def _env(run: TrainingRun, index: int, phase: PhaseName, attempt: int) -> list[d
     return env
 
 
+def storage_claim(run: TrainingRun, settings: JobSettings) -> str | None:
+    """The PersistentVolumeClaim every phase of `run` mounts (file:// stores), or None (object stores)."""
+    storage = run.spec.storage
+    if not storage.shared_by_volume:
+        return None
+    return storage.persistent_volume_claim or settings.default_storage_claim
+
+
 def _volumes(run: TrainingRun, settings: JobSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, volumeMounts) of the trainer container."""
     volumes = [{"name": CONFIG_VOLUME, "configMap": {"name": names.config_map_name(run.metadata.name)}}]
     mounts = [{"name": CONFIG_VOLUME, "mountPath": settings.config_mount_path, "readOnly": True}]
-    storage = run.spec.storage
-    if storage.persistent_volume_claim:
-        volumes.append(
-            {"name": STORAGE_VOLUME, "persistentVolumeClaim": {"claimName": storage.persistent_volume_claim}}
-        )
-        mounts.append({"name": STORAGE_VOLUME, "mountPath": storage.mount_path})
+    claim = storage_claim(run, settings)
+    if claim:
+        volumes.append({"name": STORAGE_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": STORAGE_VOLUME, "mountPath": run.spec.storage.mount_path})
     return volumes, mounts
 
 

@@ -19,7 +19,7 @@ import kopf
 from pydantic import ValidationError
 
 from ouroboros.operator import lifecycle, observe
-from ouroboros.operator.builders import names
+from ouroboros.operator.builders import manifests, names
 from ouroboros.operator.context import Context
 from ouroboros.operator.kube import ApiError
 from ouroboros.operator.resources import GROUP, VERSION, TrainingRun, TrainingRunStatus
@@ -94,8 +94,25 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, Trai
         old = _status_of(raw)
         decision = lifecycle.decide_invalid(old, meta.get("generation", 0), _first_error(exc), now)
         return decision, old, str((raw.get("spec") or {}).get("champion", ""))
-    jobs = [] if run.status.phase in lifecycle.FINISHED else _observe_children(ctx, raw)
-    return lifecycle.decide(run, jobs, now, ctx.settings.jobs), run.status, run.spec.champion
+    if run.status.phase in lifecycle.FINISHED:
+        return lifecycle.decide(run, [], now, ctx.settings.jobs), run.status, run.spec.champion
+    jobs = _observe_children(ctx, raw)
+    return lifecycle.decide(run, jobs, now, ctx.settings.jobs, _storage_problem(ctx, run)), run.status, run.spec.champion
+
+
+def _storage_problem(ctx: Context, run: TrainingRun) -> tuple[str, str] | None:
+    """Why the run's phases cannot share its store (a missing PersistentVolumeClaim), or None."""
+    claim = manifests.storage_claim(run, ctx.settings.jobs)
+    if not claim:
+        return None
+    pvc = ctx.kube.get_pvc(run.metadata.namespace, claim)
+    if pvc is None or (pvc.get("metadata") or {}).get("deletionTimestamp"):
+        state = "does not exist" if pvc is None else "is being deleted"
+        return ("StorageUnavailable",
+                f"spec.storage.persistentVolumeClaim: PersistentVolumeClaim {claim!r} {state} in namespace "
+                f"{run.metadata.namespace!r}; the phases share the artifact store through it (create it, or set "
+                "spec.storage.url to an object store)")
+    return None
 
 
 def reconcile(ctx: Context, namespace: str, name: str) -> float | None:

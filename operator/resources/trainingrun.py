@@ -126,11 +126,6 @@ SPEC_RULES = [
         "the evaluate phase must come last in spec.phases",
         ".phases",
     ),
-    cel(
-        "self.selfPlayWorkers == 1 || has(self.storage.persistentVolumeClaim) || !self.storage.url.startsWith('file://')",
-        "selfPlayWorkers > 1 needs shared storage: an object-store URL or a persistentVolumeClaim",
-        ".selfPlayWorkers",
-    ),
 ]
 
 
@@ -195,11 +190,6 @@ class TrainingRunSpec(ApiModel):
             raise ValueError("the bootstrap phase must come first in spec.phases")
         if PhaseName.EVALUATE in names and names[-1] != PhaseName.EVALUATE:
             raise ValueError("the evaluate phase must come last in spec.phases")
-        shared = self.storage.persistent_volume_claim or not self.storage.url.startswith("file://")
-        if self.self_play_workers > 1 and not shared:
-            raise ValueError(
-                "selfPlayWorkers > 1 needs shared storage: an object-store URL or a persistentVolumeClaim"
-            )
         return self
 
 

@@ -12,6 +12,7 @@ import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -93,10 +94,14 @@ def namespace(kube_cluster) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards (without waiting)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     kube_cluster.kubectl("create", "namespace", name)
+    # the claim every phase of a run shares its artifact store through (the chart and
+    # manifests/examples/artifacts-pvc.yaml create it; the node agent maps it to a folder)
+    kube_cluster.kubectl("apply", "-n", name, "-f", str(ARTIFACTS_PVC))
     yield name
     kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+ARTIFACTS_PVC = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "artifacts-pvc.yaml"
 _LOGS_KEY = pytest.StashKey[dict]()
 
 

@@ -342,3 +342,17 @@ def test_a_phase_whose_pods_cannot_be_created_says_why(cluster, namespace, opera
     finally:
         cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
                         "--ignore-not-found")
+
+
+def test_a_run_whose_shared_store_is_missing_waits_and_says_why(cluster, namespace, operator):
+    cluster.kubectl("delete", "pvc", "ouroboros-artifacts", "-n", namespace, "--wait=false")
+    operator([str(Path(sys.executable).parent / "ouro")])
+    apply(cluster, namespace, tiny_run("nostore", phases=("bootstrap",)))
+
+    def held():
+        running = condition(run_status(cluster, namespace, "nostore"), "Running") or {}
+        return running if running.get("reason") == "StorageUnavailable" else None
+
+    running = wait_for(held, timeout=60, what="the run to report StorageUnavailable")
+    assert "'ouroboros-artifacts'" in running["message"]  # does not exist, or is being deleted
+    assert phase_jobs(cluster, namespace) == []  # nothing started on a private disk

@@ -162,3 +162,20 @@ def test_env_tells_the_trainer_who_it_is():
     values = {e["name"]: e.get("value") for e in env}
     assert values["OURO_RUN_NAME"] == "tiny" and values["OURO_PHASE"] == "self_play"
     assert values["OURO_PHASE_INDEX"] == "1" and values["OURO_ATTEMPT"] == "2"
+
+
+@pytest.mark.parametrize(("storage", "claim"), [
+    ({}, "ouroboros-artifacts"),  # the default file:// store: the operator's default claim
+    ({"persistentVolumeClaim": "mine"}, "mine"),
+    ({"url": "s3://bucket/prefix"}, None),  # an object store needs no volume
+])
+def test_every_phase_mounts_the_store_it_shares(storage, claim):
+    run = make_run(storage=storage, phases=[{"name": "hybrid"}])
+    settings = JobSettings()
+    pod = manifests.phase_job(run, 0, 0, settings)["spec"]["template"]["spec"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert manifests.storage_claim(run, settings) == claim and claims == ([claim] if claim else [])
+    if claim:
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "artifacts")
+        assert run.spec.storage.url == "file://" + mount["mountPath"] or run.spec.storage.url.startswith(
+            "file://" + mount["mountPath"] + "/")

@@ -50,6 +50,11 @@ class FakeKube:
     def list_pods(self, namespace, selector):
         return []
 
+    pvcs = {"ouroboros-artifacts"}  # PersistentVolumeClaims in the namespace
+
+    def get_pvc(self, namespace, name):
+        return {"metadata": {"name": name}} if name in self.pvcs else None
+
     def list_events(self, namespace, kind, name):
         return [e for e in self.events_about if e["involvedObject"]["name"] == name]
 
@@ -146,3 +151,16 @@ def test_a_job_whose_pods_cannot_be_created_says_why_in_the_run():
     assert kube.events[-1] == ("Warning", "PodsNotCreated")
     trainingrun.reconcile(ctx, "ns", "r")
     assert kube.events.count(("Warning", "PodsNotCreated")) == 1  # once per transition, not per pass
+
+
+def test_a_missing_storage_claim_holds_the_run_and_says_which():
+    kube, ctx = make()
+    kube.pvcs = set()  # the namespace lacks the default claim
+    assert trainingrun.reconcile(ctx, "ns", "r") == 30.0
+    assert ("Job", "r-0-hybrid") not in kube.objects
+    running = next(c for c in kube.run["status"]["conditions"] if c["type"] == "Running")
+    assert running["reason"] == "StorageUnavailable" and "'ouroboros-artifacts' does not exist" in running["message"]
+    assert kube.events == [("Warning", "StorageUnavailable")]
+    kube.pvcs = {"ouroboros-artifacts"}
+    trainingrun.reconcile(ctx, "ns", "r")
+    assert ("Job", "r-0-hybrid") in kube.objects

@@ -184,7 +184,7 @@ def test_ouro_phase_trains_from_a_run_config(tmp_path):
         "metadata": {"name": "tiny", "namespace": "ns", "uid": "u"},
         "spec": {"champion": "c", "game": {"width": 7, "height": 7, "maxTurns": 40},
                  "model": {"architecture": "cnn_simple", "blocks": 1, "channels": 8},
-                 "storage": {"url": f"file://{tmp_path}/store"},
+                 "storage": {"url": f"file://{tmp_path}/store", "mountPath": str(tmp_path)},
                  "phases": [{"name": "bootstrap", "games": 2}, {"name": "evaluate"}]},
     })
     config = tmp_path / "run.json"
@@ -217,7 +217,7 @@ def _run_config(tmp_path, name: str, uid: str, promotion: dict) -> Path:
         "metadata": {"name": name, "namespace": "ns", "uid": uid},
         "spec": {"champion": "c", "game": {"width": 7, "height": 7, "maxTurns": 40},
                  "model": {"architecture": "cnn_simple", "blocks": 1, "channels": 8},
-                 "storage": {"url": f"file://{tmp_path}/store"},
+                 "storage": {"url": f"file://{tmp_path}/store", "mountPath": str(tmp_path)},
                  "promotion": {"games": 8, "minGames": 4, **promotion,
                                "readiness": {"maxP99LatencyMs": 1000, "maxPeakMemoryMb": 1000}},
                  "phases": [{"name": "bootstrap", "games": 2}, {"name": "evaluate"}]},
