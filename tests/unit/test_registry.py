@@ -8,6 +8,7 @@ force and loadable) and refusal of corrupt artifacts.
 
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -389,3 +390,17 @@ def test_registering_the_same_run_and_bytes_again_returns_the_existing_version(r
     assert add(registry, onnx_models[0], run="again").id == first.id
     assert add(registry, onnx_models[1], run="again").id != first.id  # other bytes: a new version
     assert len(registry.versions()) == 2
+
+
+def test_temp_files_of_killed_writes_are_swept_once_stale(registry, onnx_models):
+    v = add(registry, onnx_models[0])
+    store = registry.store
+    folder = store.path(v.artifact).rsplit("/", 1)[0]
+    stale, fresh = f"{folder}/.model.onnx.meta.json.tmp-{'a' * 32}", f"{folder}/.model.onnx.tmp-{'b' * 32}"
+    store.fs.pipe_file(stale, b"half a sidecar")
+    store.fs.pipe_file(fresh, b"a write in progress")
+    if store.is_local:  # memory:// has no mtime: files of unknown age are kept
+        os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    add(registry, onnx_models[1], run="other")  # any registration sweeps models/
+    assert store.fs.exists(fresh) and store.fs.exists(stale) is not store.is_local
+    assert [x.id for x in registry.versions()] == [v.id, registry.versions()[1].id]

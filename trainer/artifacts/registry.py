@@ -217,6 +217,7 @@ class Registry:
                 raise ValueError(f"{name} must not be empty")
         if game is not None:
             game = _check_game(game)
+        self.store.sweep_temporaries("models")  # left by killed registrations (artifact or sidecar)
         if not isinstance(source, bytes | str | os.PathLike):
             source = source.read()
         digest = hashlib.sha256(source if isinstance(source, bytes) else Path(source).read_bytes()).hexdigest()
@@ -381,6 +382,7 @@ class Registry:
     ) -> ChampionState:
         key = f"champions/{_check_game(game)}.json"
         with self.store.lock(key):
+            self.store.sweep_temporaries("champions")
             state = self.champion(game)
             if action is ChampionAction.UNPIN:
                 if state.pinned_version is None:

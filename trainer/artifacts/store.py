@@ -30,7 +30,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -43,6 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 SIDECAR_SUFFIX = ".meta.json"
 CHUNK = 1 << 20
+_TEMPORARY = re.compile(r"\..+\.tmp-[0-9A-Za-z]+")
+"""Name of a write in progress (see ``_write_atomic``)."""
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(Exception):
@@ -218,7 +224,8 @@ class ArtifactStore:
         it), for artifacts whose names start with ``name_prefix``; returns how many.
 
         A temp file of a write still in progress looks the same, so call this only
-        for names no other live process writes (e.g. a worker's own shards, at start)."""
+        for names no other live process writes (e.g. a worker's own shards, at start);
+        elsewhere :meth:`sweep_temporaries` removes only temp files older than a write takes."""
         path = f"{self.root}/{_check_key(folder.strip('/'))}"
         try:
             entries = self.fs.ls(path, detail=False)
@@ -227,7 +234,7 @@ class ArtifactStore:
         removed = 0
         for entry in entries:
             name = entry.rstrip("/").rsplit("/", 1)[-1]
-            if name.startswith(f".{name_prefix}") and ".tmp-" in name:
+            if name.startswith(f".{name_prefix}") and _TEMPORARY.fullmatch(name):
                 with contextlib.suppress(FileNotFoundError):
                     self.fs.rm(entry)
                     removed += 1
@@ -334,6 +341,26 @@ class ArtifactStore:
                 keys.append(path[len(self.root) :].lstrip("/")[: -len(SIDECAR_SUFFIX)])
         return sorted(keys)
 
+    def sweep_temporaries(self, prefix: str = "", older_than_s: float = 3600.0) -> list[str]:
+        """Delete the temp files of writes that were killed before their rename (``.NAME.tmp-HEX``)
+        under ``prefix`` and last modified over ``older_than_s`` seconds ago (a younger one may be
+        a write in progress). Returns the paths removed; files of unknown age are kept."""
+        base = self.root if not prefix else f"{self.root}/{_check_key(prefix.strip('/'))}"
+        if not self.fs.exists(base):
+            return []
+        removed, now = [], time.time()
+        for path, info in self.fs.find(base, detail=True).items():
+            if not _TEMPORARY.fullmatch(path.rsplit("/", 1)[-1]):
+                continue
+            modified = _mtime(info)
+            if modified is not None and now - modified > older_than_s:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(path)
+                    removed.append(path)
+        if removed:
+            log.info("swept %d temporary file(s) of killed writes under %s", len(removed), self.uri(prefix or ""))
+        return removed
+
     def documents(self, prefix: str) -> list[str]:
         """Keys of the JSON documents written by :meth:`write_json` under ``prefix``."""
         base = f"{self.root}/{_check_key(prefix.strip('/'))}"
@@ -366,6 +393,20 @@ class ArtifactStore:
 
 def _dump(document: Any) -> bytes:
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    """Modification time (epoch seconds) from an fsspec ``info`` dict, whatever the backend calls it."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
 
 
 def _fsync_dir(path: str) -> None:
