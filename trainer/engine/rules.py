@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ouroboros.trainer.engine import maps, types
+from ouroboros.trainer.engine import kernel, maps, types
 from ouroboros.trainer.engine import state as state_mod
 from ouroboros.trainer.engine.state import BatchState
-from ouroboros.trainer.engine.types import Cause, GameConfig, Ruleset
+from ouroboros.trainer.engine.types import Cause, EngineBackend, GameConfig, Ruleset
 
 
-def step(config: GameConfig, state: BatchState, moves: np.ndarray) -> BatchState:
+def step(config: GameConfig, state: BatchState, moves: np.ndarray,
+         backend: EngineBackend = EngineBackend.COMPILED) -> BatchState:
     """Plays one turn of every game and returns the new state (the input is untouched).
 
     moves: [B, S] int (Move values; -1 or anything outside 0..3 means "default move").
@@ -32,12 +33,42 @@ def step(config: GameConfig, state: BatchState, moves: np.ndarray) -> BatchState
     and the turn increment, exactly as the official CLI does.
     """
     new = state.copy()
-    advance(config, new, moves)
+    advance(config, new, moves, backend)
     return new
 
 
-def advance(config: GameConfig, state: BatchState, moves: np.ndarray) -> None:
-    """`step`, in place: the fast path for self-play loops that own their state."""
+def advance(config: GameConfig, state: BatchState, moves: np.ndarray,
+            backend: EngineBackend = EngineBackend.COMPILED) -> None:
+    """`step`, in place: the fast path for self-play loops that own their state.
+
+    backend: `compiled` (default) runs `kernel.advance_games`; `numpy` the reference
+    below. Both give the same state. Raises ValueError if moves is not [B, S] integers.
+    """
+    moves = np.asarray(moves)
+    if moves.shape != state.alive.shape or not np.issubdtype(moves.dtype, np.integer):
+        raise ValueError(f"moves must be integers of shape {state.alive.shape} (games, snakes), "
+                         f"got {moves.dtype} {moves.shape}")
+    if EngineBackend(backend) is EngineBackend.NUMPY:
+        _advance_numpy(config, state, moves)
+        return
+    if int(state.length.max(initial=0)) >= state.capacity:  # room for one more segment each
+        _widen_rings(state, state.capacity + 1)
+    board = state.board
+    ruleset = config.ruleset
+    settings = config.settings
+    kernel.advance_games(
+        state.body, state.head_ptr, state.length, state.health, state.alive, state.cause,
+        state.eliminated_by, state.eliminated_turn, state.food, state.hazard, state.occ,
+        state.royale_shrinks, state.turn, state.seed, np.ascontiguousarray(moves, np.int64),
+        board.inside, board.wrap, board.move_delta, board.column_major_cells, board.stride,
+        board.width, board.height, ruleset.wraps, ruleset.constricts, ruleset is Ruleset.ROYALE,
+        config.game_map is types.GameMap.STANDARD, ruleset is Ruleset.SOLO,
+        settings.food_spawn_chance, settings.minimum_food, settings.hazard_damage_per_turn,
+        settings.shrink_every_n_turns)
+
+
+def _advance_numpy(config: GameConfig, state: BatchState, moves: np.ndarray) -> None:
+    """The reference turn: whole-array NumPy stages."""
     solo = config.ruleset is Ruleset.SOLO
     playing = ~state.game_over(solo)
     gb, sb = np.nonzero(state.alive & playing[:, None])  # the snakes that move this turn

@@ -98,6 +98,17 @@ class Ruleset(str, Enum):
         return self in (Ruleset.CONSTRICTOR, Ruleset.WRAPPED_CONSTRICTOR)
 
 
+class EngineBackend(str, Enum):
+    """How `rules.advance` and `maps.reset_games` compute a turn; both are exact.
+
+    `compiled` (the default) runs the numba kernels of `engine.kernel`; `numpy`
+    runs the whole-array reference code of `rules` and `maps`, which the
+    kernels are tested against field by field."""
+
+    COMPILED = "compiled"
+    NUMPY = "numpy"
+
+
 class GameMap(str, Enum):
     """Maps: `standard` places snakes and food and spawns food each turn; `empty` never spawns food."""
 
