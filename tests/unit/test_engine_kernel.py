@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from ouroboros.trainer.agents import safety
 from ouroboros.trainer.agents.simple import RandomSafe
 from ouroboros.trainer.engine import gorand, kernel, maps, rules
 from ouroboros.trainer.engine.state import BatchState
@@ -105,3 +106,21 @@ def test_reset_games_checks_its_arguments():
         maps.reset_games(cfg, state, [0, 1], [5])
     with pytest.raises(ValueError, match="does not match the state"):
         maps.reset_games(GameConfig(11, 11, 4), state, [0], [5])
+
+
+@pytest.mark.parametrize("ruleset", [Ruleset.STANDARD, Ruleset.WRAPPED, Ruleset.CONSTRICTOR])
+def test_compiled_safety_and_random_safe_equal_numpy(ruleset):
+    """Same masks as `safety.safe_moves_reference`; the same moves as `safety.choose` on the
+    same generator, for all seats and for one."""
+    cfg = GameConfig(11, 11, 4, ruleset)
+    state = maps.new_games(cfg, np.arange(1, 65))
+    rng, ref_rng = np.random.default_rng(9), np.random.default_rng(9)
+    for turn in range(120):
+        np.testing.assert_array_equal(safety.safe_moves(cfg, state), safety.safe_moves_reference(cfg, state))
+        want = safety.choose(safety.safe_moves_reference(cfg, state).astype(np.float64), ref_rng)
+        moves = RandomSafe().act_all(cfg, state, rng)
+        np.testing.assert_array_equal(moves, want, err_msg=f"turn {turn}")
+        seat = turn % 4
+        want_seat = safety.choose(safety.safe_moves_reference(cfg, state)[:, seat].astype(np.float64), ref_rng)
+        np.testing.assert_array_equal(RandomSafe().act(cfg, state, seat, rng), want_seat)
+        rules.advance(cfg, state, moves)

@@ -25,6 +25,8 @@ measured compile and load times).
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -51,11 +53,14 @@ _M31 = gorand.INT32_MAX
 _ZERO_SEED = gorand.ZERO_SEED
 
 _jit = numba.njit(cache=True, nogil=True)
+_inline = numba.njit(cache=True, nogil=True, inline="always")
+"""For the generator's per-draw helpers: a call that passes arrays costs more than a draw."""
 
 
 # -- Go's math/rand, one generator -------------------------------------------------
 # A generator is `words` (uint64 [1 + 607]: the reduced seed, then the table once
-# built) and `count` (int64 [2]: draws made, table built 0/1). Reused across games.
+# built) and `count` (int64 [4]: draws made, table built 0/1, then Go's tap and
+# feed cursors once the table is built). Reused across games.
 
 
 @_jit
@@ -69,16 +74,25 @@ def _rng_seed(words, count, seed):
     count[1] = 0
 
 
-@_jit
-def _rng_entry(state, i):
+@_inline
+def _mulmod(x, power):
+    """x * power mod 2**31 - 1 for nonzero residues: two Mersenne folds instead of a slow `%`
+    (the product is below 2**62; see `gorand._mulmod`)."""
     m = np.uint64(_M31)
-    a = (state * _POW[i, 0]) % m
-    b = (state * _POW[i, 1]) % m
-    c = (state * _POW[i, 2]) % m
+    prod = x * power
+    prod = (prod & m) + (prod >> np.uint64(31))
+    return (prod & m) + (prod >> np.uint64(31))
+
+
+@_inline
+def _rng_entry(state, i):
+    a = _mulmod(state, _POW[i, 0])
+    b = _mulmod(state, _POW[i, 1])
+    c = _mulmod(state, _POW[i, 2])
     return (a << np.uint64(40)) ^ (b << np.uint64(20)) ^ c ^ _COOKED[i]
 
 
-@_jit
+@_inline
 def _rng_uint64(words, count):
     """Go's Uint64: draw d reads feed slot 334 - d and tap slot 607 - d (mod 607)."""
     d = count[0] + 1
@@ -92,15 +106,22 @@ def _rng_uint64(words, count):
         for t in range(1, _RNG_TAP + 1):  # replay the writes of the lazy draws
             words[1 + _FEED - t] = words[1 + _FEED - t] + words[1 + _RNG_LEN - t]
         count[1] = 1
-    r = d % _RNG_LEN
-    tap = (_RNG_LEN - r) % _RNG_LEN
-    feed = (_FEED - r + _RNG_LEN) % _RNG_LEN
+        count[2] = _RNG_LEN - _RNG_TAP  # tap after 273 draws: -273 mod 607
+        count[3] = _FEED - _RNG_TAP  # feed: 334 - 273
+    tap = count[2] - 1
+    if tap < 0:
+        tap += _RNG_LEN
+    feed = count[3] - 1
+    if feed < 0:
+        feed += _RNG_LEN
+    count[2] = tap
+    count[3] = feed
     x = words[1 + feed] + words[1 + tap]
     words[1 + feed] = x
     return x
 
 
-@_jit
+@_inline
 def _rng_int31(words, count):
     return np.int64((_rng_uint64(words, count) & np.uint64(gorand.MASK63)) >> np.uint64(32))
 
@@ -117,7 +138,7 @@ def _rng_int31n(words, count, n):
     return v % n
 
 
-@_jit
+@_inline
 def _rng_lemire(words, count, n):
     """Go's unexported int31n (Shuffle's): multiply-shift with a rare rejection."""
     prod = np.int64((_rng_uint64(words, count) & np.uint64(gorand.MASK63)) >> np.uint64(31)) * n
@@ -139,8 +160,8 @@ def _rng_shuffle(words, count, items, n):
 
 
 def new_rng():
-    """Scratch arrays for one kernel generator: (words uint64 [608], count int64 [2])."""
-    return np.zeros(1 + _RNG_LEN, np.uint64), np.zeros(2, np.int64)
+    """Scratch arrays for one kernel generator: (words uint64 [608], count int64 [4])."""
+    return np.zeros(1 + _RNG_LEN, np.uint64), np.zeros(4, np.int64)
 
 
 @_jit
@@ -148,7 +169,7 @@ def rng_draws(seed, n_draws, bound):
     """`n_draws` values of Go's Intn(bound) (bound > 0) from NewSource(seed): int64 [n_draws].
     For tests of the kernel generator against `gorand.GoRand`."""
     words = np.zeros(1 + _RNG_LEN, np.uint64)
-    count = np.zeros(2, np.int64)
+    count = np.zeros(4, np.int64)
     _rng_seed(words, count, seed)
     out = np.empty(n_draws, np.int64)
     for k in range(n_draws):
@@ -158,13 +179,51 @@ def rng_draws(seed, n_draws, bound):
 
 # -- one turn -----------------------------------------------------------------------
 
+# What a kernel needs of a GameConfig, as one int64 array (one argument instead of a
+# dozen: each argument costs the dispatcher ~0.2 us, a B=1 turn ~2 us).
+(P_STRIDE, P_WIDTH, P_HEIGHT, P_WRAPS, P_CONSTRICTS, P_ROYALE, P_SPAWNS, P_SOLO,
+ P_SPAWN_CHANCE, P_MINIMUM_FOOD, P_HAZARD_DAMAGE, P_SHRINK_EVERY) = range(12)
+
+
+@functools.lru_cache(maxsize=64)
+def params(config: types.GameConfig) -> np.ndarray:
+    """The kernels' view of a config: int64 [12], indexed by the P_* constants (read-only, cached)."""
+    r, settings = config.ruleset, config.settings
+    out = np.array([
+        config.width + 2, config.width, config.height, r.wraps, r.constricts, r is types.Ruleset.ROYALE,
+        config.game_map is types.GameMap.STANDARD, r is types.Ruleset.SOLO, settings.food_spawn_chance,
+        settings.minimum_food, settings.hazard_damage_per_turn, settings.shrink_every_n_turns,
+    ], np.int64)
+    out.flags.writeable = False
+    return out
+
+
+@_jit
+def _geometry(stride, width, height, n_cells):
+    """The `state.Board` tables, built in the kernel: inside [P] bool, wrap [P], the move
+    deltas [4] (up, down, left, right) and the on-board cells in x-major order [W*H]."""
+    inside = np.zeros(n_cells, np.bool_)
+    wrap = np.zeros(n_cells, np.int64)
+    cells = np.zeros(width * height, np.int64)
+    for c in range(n_cells):
+        x, y = c % stride - 1, c // stride - 1
+        inside[c] = 0 <= x < width and 0 <= y < height
+        x = width - 1 if x < 0 else (0 if x >= width else x)
+        y = height - 1 if y < 0 else (0 if y >= height else y)
+        wrap[c] = (y + 1) * stride + x + 1
+    for x in range(width):
+        for y in range(height):
+            cells[x * height + y] = (y + 1) * stride + x + 1
+    delta = np.array([stride, -stride, -1, 1])
+    return inside, wrap, delta, cells
+
 
 @_jit
 def _seg(body, g, s, ptr, offset, cap):
     return body[g, s, (ptr + offset) % cap]
 
 
-@_jit
+@_inline
 def _kill(g, s, why, by, turn, alive, cause, eliminated_by, eliminated_turn, body, head_ptr, length, occ):
     """Eliminates one snake: cause, culprit and turn recorded, body[1:] dropped from occ."""
     alive[g, s] = False
@@ -177,7 +236,7 @@ def _kill(g, s, why, by, turn, alive, cause, eliminated_by, eliminated_turn, bod
         occ[g, body[g, s, (ptr + k) % cap]] -= 1
 
 
-@_jit
+@_inline
 def _grow(g, s, body, head_ptr, length, alive, occ):
     """Appends a copy of the tail (capacity is ensured by the caller)."""
     cap = body.shape[2]
@@ -190,7 +249,7 @@ def _grow(g, s, body, head_ptr, length, alive, occ):
         occ[g, tail] += 1
 
 
-@_jit
+@_inline
 def _default_move(body, g, s, ptr, n, cap, stride):
     """The official default move: away from the neck (wrap-aware), `up` without one."""
     if n < 2:
@@ -243,7 +302,9 @@ def _spawn_food(g, turn, seed, food, occ, body, head_ptr, alive, cells_xmajor, d
     """StandardMap.PostUpdateBoard for one game (see `maps.spawn_food`)."""
     n_cells = food.shape[1]
     have = 0
-    for c in range(n_cells):
+    for c in range(n_cells):  # counting stops at `minimum`: only the shortfall matters
+        if have >= minimum:
+            break
         have += food[g, c]
     need = minimum - have
     if need < 0:
@@ -280,19 +341,25 @@ def _spawn_food(g, turn, seed, food, occ, body, head_ptr, alive, cells_xmajor, d
 
 @_jit
 def advance_games(body, head_ptr, length, health, alive, cause, eliminated_by, eliminated_turn,
-                  food, hazard, occ, royale_shrinks, turn, seed, moves,
-                  inside, wrap, delta, cells_xmajor, stride, width, height,
-                  wraps, constricts, royale, spawns, solo,
-                  spawn_chance, minimum_food, hazard_damage, shrink_every):
-    """One official turn of every game, in place (the arrays of a `BatchState`; moves [B, S] int64).
-
-    The stages and their tie-breaks are those of `rules.advance`. The caller
-    guarantees ring room for one more segment per snake. Returns the longest
-    snake after the turn (int), so the caller can widen the rings in time.
+                  food, hazard, occ, royale_shrinks, turn, seed, moves, params):
+    """One official turn of every game, in place (the arrays of a `BatchState`; moves [B, S]
+    int64; params from `params(config)`). The stages and their tie-breaks are those of
+    `rules.advance`. Returns 0, or -1 without touching anything when some snake fills its
+    ring buffer (it could not grow): the caller widens the rings and calls again.
     """
     n_games, n_snakes, cap = body.shape
+    for g in range(n_games):
+        for s in range(n_snakes):
+            if length[g, s] >= cap:
+                return -1
+    stride, width, height = params[P_STRIDE], params[P_WIDTH], params[P_HEIGHT]
+    wraps, constricts, royale = params[P_WRAPS] != 0, params[P_CONSTRICTS] != 0, params[P_ROYALE] != 0
+    spawns, solo = params[P_SPAWNS] != 0, params[P_SOLO] != 0
+    spawn_chance, minimum_food = params[P_SPAWN_CHANCE], params[P_MINIMUM_FOOD]
+    hazard_damage, shrink_every = params[P_HAZARD_DAMAGE], params[P_SHRINK_EVERY]
+    inside, wrap, delta, cells_xmajor = _geometry(stride, width, height, food.shape[1])
     words = np.zeros(1 + _RNG_LEN, np.uint64)
-    count = np.zeros(2, np.int64)
+    count = np.zeros(4, np.int64)
     scratch = np.zeros(2 * food.shape[1], np.int64)
     heads = np.zeros(n_snakes, np.int64)
     moving = np.zeros(n_snakes, np.bool_)
@@ -300,7 +367,6 @@ def advance_games(body, head_ptr, length, health, alive, cause, eliminated_by, e
     why = np.zeros(n_snakes, np.int8)
     by = np.zeros(n_snakes, np.int8)
     order = np.zeros(n_snakes, np.int64)
-    longest = 0
     for g in range(n_games):
         living = 0
         for s in range(n_snakes):
@@ -418,9 +484,7 @@ def advance_games(body, head_ptr, length, health, alive, cause, eliminated_by, e
             _spawn_food(g, turn, seed, food, occ, body, head_ptr, alive, cells_xmajor, delta,
                         spawn_chance, minimum_food, words, count, scratch)
         turn[g] += 1
-        for s in range(n_snakes):
-            longest = max(longest, length[g, s])
-    return longest
+    return 0
 
 
 # -- fresh games (the fixed placement of square boards of 7 and more) ----------------
@@ -428,15 +492,16 @@ def advance_games(body, head_ptr, length, health, alive, cause, eliminated_by, e
 
 @_jit
 def reset_fixed(games, seeds, body, head_ptr, length, health, alive, cause, eliminated_by,
-                eliminated_turn, food, hazard, occ, royale_shrinks, turn, seed,
-                stride, width, spawns, constricts, solo):
+                eliminated_turn, food, hazard, occ, royale_shrinks, turn, seed, params):
     """Writes fresh games at `games` [n] with `seeds` [n], in place: PlaceSnakesFixed, then
     PlaceFoodFixed on the standard map (see `maps.new_games`). Square boards of side >= 7
     with at most 8 snakes only. Returns the position in `games` of the first game whose
     food could not be placed (the official engine's setup error), or -1."""
     n_snakes = body.shape[1]
+    stride, width = params[P_STRIDE], params[P_WIDTH]
+    spawns, constricts, solo = params[P_SPAWNS] != 0, params[P_CONSTRICTS] != 0, params[P_SOLO] != 0
     words = np.zeros(1 + _RNG_LEN, np.uint64)
-    count = np.zeros(2, np.int64)
+    count = np.zeros(4, np.int64)
     lo, mid, hi = 1, (width - 1) // 2, width - 2
     cx = cy = (width - 1) // 2
     centre = (cy + 1) * stride + cx + 1

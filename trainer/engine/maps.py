@@ -78,8 +78,7 @@ def reset_games(config: GameConfig, state: BatchState, games, seeds,
     bad = kernel.reset_fixed(
         games, seeds, state.body, state.head_ptr, state.length, state.health, state.alive,
         state.cause, state.eliminated_by, state.eliminated_turn, state.food, state.hazard,
-        state.occ, state.royale_shrinks, state.turn, state.seed, state.board.stride, w,
-        config.game_map is GameMap.STANDARD, config.ruleset.constricts, config.ruleset is Ruleset.SOLO)
+        state.occ, state.royale_shrinks, state.turn, state.seed, kernel.params(config))
     if bad >= 0:
         raise SetupError(f"not enough space to place food (seed {int(seeds[bad])})")
 

@@ -45,26 +45,23 @@ def advance(config: GameConfig, state: BatchState, moves: np.ndarray,
     below. Both give the same state. Raises ValueError if moves is not [B, S] integers.
     """
     moves = np.asarray(moves)
-    if moves.shape != state.alive.shape or not np.issubdtype(moves.dtype, np.integer):
+    if moves.shape != state.alive.shape or moves.dtype.kind not in "iu":
         raise ValueError(f"moves must be integers of shape {state.alive.shape} (games, snakes), "
                          f"got {moves.dtype} {moves.shape}")
-    if EngineBackend(backend) is EngineBackend.NUMPY:
+    if backend is not EngineBackend.COMPILED and EngineBackend(backend) is EngineBackend.NUMPY:
         _advance_numpy(config, state, moves)
         return
-    if int(state.length.max(initial=0)) >= state.capacity:  # room for one more segment each
-        _widen_rings(state, state.capacity + 1)
-    board = state.board
-    ruleset = config.ruleset
-    settings = config.settings
-    kernel.advance_games(
-        state.body, state.head_ptr, state.length, state.health, state.alive, state.cause,
-        state.eliminated_by, state.eliminated_turn, state.food, state.hazard, state.occ,
-        state.royale_shrinks, state.turn, state.seed, np.ascontiguousarray(moves, np.int64),
-        board.inside, board.wrap, board.move_delta, board.column_major_cells, board.stride,
-        board.width, board.height, ruleset.wraps, ruleset.constricts, ruleset is Ruleset.ROYALE,
-        config.game_map is types.GameMap.STANDARD, ruleset is Ruleset.SOLO,
-        settings.food_spawn_chance, settings.minimum_food, settings.hazard_damage_per_turn,
-        settings.shrink_every_n_turns)
+    moves = np.ascontiguousarray(moves, np.int64)
+    if kernel.advance_games(*_arrays(state), moves, kernel.params(config)) < 0:
+        _widen_rings(state, state.capacity + 1)  # a snake fills its ring: widen, then play the turn
+        kernel.advance_games(*_arrays(state), moves, kernel.params(config))
+
+
+def _arrays(state: BatchState) -> tuple:
+    """A state's arrays in the order the kernels take them."""
+    return (state.body, state.head_ptr, state.length, state.health, state.alive, state.cause,
+            state.eliminated_by, state.eliminated_turn, state.food, state.hazard, state.occ,
+            state.royale_shrinks, state.turn, state.seed)
 
 
 def _advance_numpy(config: GameConfig, state: BatchState, moves: np.ndarray) -> None:
