@@ -12,6 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_engine_kernel import _assert_same  # noqa: E402
+
 from ouroboros.trainer.agents.simple import RandomSafe  # noqa: E402
 from ouroboros.trainer.engine import maps, rules, torch_rules  # noqa: E402
 from ouroboros.trainer.engine.types import (  # noqa: E402
@@ -21,7 +23,6 @@ from ouroboros.trainer.engine.types import (  # noqa: E402
     Ruleset,
     RulesetSettings,
 )
-from test_engine_kernel import _assert_same  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
