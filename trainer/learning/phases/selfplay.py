@@ -32,7 +32,7 @@ from ouroboros.trainer.agents import safety
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
-from ouroboros.trainer.learning import networks, replay
+from ouroboros.trainer.learning import inference, networks, replay
 from ouroboros.trainer.learning.phases import policy
 
 
@@ -85,9 +85,12 @@ def play(
     record_teacher: bool = False,
     explore: float = 0.0,
     progress: Callable[[int], None] | None = None,
+    forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME,
 ) -> Rollout:
     """Play ``games`` games (seeds ``seed + i``), ``parallel`` at a time; record the learner's
-    rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results."""
+    rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results.
+    ``forward``: what runs the networks (see `inference`: a frozen onnxruntime copy on the
+    CPU by default; torch for networks on a GPU)."""
     solo = config.ruleset is Ruleset.SOLO
     n_slots = min(parallel, games)
     state = maps.new_games(config, seed + np.arange(n_slots))
@@ -108,9 +111,8 @@ def play(
     results: dict[str, list[int]] = {}
     turns = 0
     if learner is not None:
-        learner.eval()
-    for net in snapshots:
-        net.eval()
+        learner = inference.for_rollout(learner, config.height, config.width, forward)
+    snapshots = [inference.for_rollout(net, config.height, config.width, forward) for net in snapshots]
 
     while active.any():
         over = state.game_over(solo) | (state.turn >= max_turns)
