@@ -8,7 +8,7 @@ on 2,000 real positions), then measure what a game server pays per move:
 
 - ONNX: p50 / p99 of one position at batch 1 on one thread, and the peak
   memory the inference session adds, in a fresh subprocess
-  (:func:`ouroboros.trainer.artifacts.readiness.measure_serving`, the same
+  (:func:`ouroboros.trainer.evaluation.readiness.measure_serving`, the same
   probe the promotion gate's readiness check runs).
 - the peer: the same network in torch on the CPU, batch 1, one thread,
   ``inference_mode``, in this process; the ratio is torch p50 / ONNX p50.

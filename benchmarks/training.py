@@ -8,7 +8,9 @@
   temperature 1. A position is one living snake's decision (what PPO trains
   on). Includes encoding, safety masks, the engine and the bookkeeping: the
   number a phase sees, not a bare forward pass. CPU only (the rollout keeps
-  its network on the CPU).
+  its network on the CPU). Timed for both rollout forwards
+  (:class:`ouroboros.trainer.learning.inference.InferenceBackend`: torch, and the
+  onnxruntime copy that is the default, its export included), alternating.
 - training: PPO minibatch steps (:func:`.phases.ppo.step`, batch 256) on the
   rows that self-play produced: samples per second, on ``--device``.
 
@@ -25,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from ouroboros.trainer.learning import networks
+from ouroboros.trainer.learning import inference, networks
 from ouroboros.trainer.learning.checkpoint import TrainState
 from ouroboros.trainer.learning.phases import config as pc
 from ouroboros.trainer.learning.phases import ppo, selfplay
@@ -36,14 +38,16 @@ NETWORKS = {
 }
 
 
-def selfplay_rate(net, games: int, seed: int) -> tuple[float, dict]:
-    """(positions per second, rollout columns) of one batched self-play rollout."""
+def selfplay_rate(net, games: int, seed: int,
+                  forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME) -> tuple[float, dict]:
+    """(positions per second, rollout columns) of one batched self-play rollout (the
+    onnxruntime export at its start included)."""
     game = pc.GameSettings()
     learner = [selfplay.Seat.LEARNER] * game.snakes
     start = time.perf_counter()
     rollout = selfplay.play(game.engine(), games=games, parallel=games, max_turns=game.max_turns,
                             seed=seed, assign=lambda i, rng: learner, rng=np.random.default_rng(seed),
-                            learner=net)
+                            learner=net, forward=forward)
     return rollout.rows / (time.perf_counter() - start), rollout.columns
 
 
@@ -79,12 +83,18 @@ def main() -> None:
     net = networks.build_network(config, seed=0)
     print(f"network {config.name}: {networks.count_parameters(net):,} parameters; "
           f"torch threads {args.threads}; 11x11 duels")
-    rates, cols = [], {}
-    for r in range(args.repeats):
-        rate, cols = selfplay_rate(net.cpu(), args.games, seed=r * 1000)
-        rates.append(rate)
-    print(f"self-play: {statistics.median(rates):,.0f} positions/s "
-          f"({args.games} games at once, {len(cols['move'])} positions per rollout, CPU)")
+    rates: dict[inference.InferenceBackend, list[float]] = {b: [] for b in inference.InferenceBackend}
+    cols = {}
+    for r in range(args.repeats):  # the backends alternate, so both see the same machine load
+        for backend in inference.InferenceBackend:
+            rate, cols = selfplay_rate(net.cpu(), args.games, r * 1000, backend)
+            rates[backend].append(rate)
+    torch_rate = statistics.median(rates[inference.InferenceBackend.TORCH])
+    for backend, runs in rates.items():
+        med = statistics.median(runs)
+        print(f"self-play ({backend.value} forward): {med:,.0f} positions/s, {med / torch_rate:.2f}x torch "
+              f"({args.games} games at once, {len(cols['move'])} positions per rollout, CPU; runs "
+              f"{', '.join(f'{x:,.0f}' for x in runs)})")
     train = [training_rate(net, cols, args.steps, args.device) for _ in range(args.repeats)]
     print(f"training:  {statistics.median(train):,.0f} samples/s (PPO, batch 256, {args.device})")
 

@@ -1,7 +1,7 @@
 """Neural players: a network (ONNX file or torch module) choosing moves for a batch.
 
 Both players encode every game of the batch for their seat
-(:mod:`ouroboros.trainer.learning.encoding`), run the network once on the
+(:mod:`ouroboros.trainer.observation.encoding`), run the network once on the
 whole batch, and pick among the moves that do not lose at once: the best
 logit (``temperature == 0``, what a served champion does) or a sample from
 ``softmax(logits / temperature)`` (exploration in self-play). When every move

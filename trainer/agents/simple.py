@@ -13,7 +13,7 @@ import numpy as np
 
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
-from ouroboros.trainer.observation import safety
+from ouroboros.trainer.observation import safety, safety_kernel
 
 
 @dataclasses.dataclass
@@ -23,12 +23,12 @@ class RandomSafe:
     name: str = "random-safe"
 
     def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
-        safe = safety.safe_moves(config, state)[:, seat]
-        return safety.choose(safe.astype(np.float64), rng)
+        return safety_kernel.random_safe(config, state, rng, seat)
 
     def act_all(self, config: GameConfig, state: BatchState, rng: np.random.Generator) -> np.ndarray:
-        """Moves for every seat at once (one safety pass instead of one per seat). Shape [B, S]."""
-        return safety.choose(safety.safe_moves(config, state).astype(np.float64), rng)
+        """Moves for every seat at once (one safety pass instead of one per seat). Shape [B, S].
+        Compiled (`safety_kernel`); the same moves as `safety.choose` on `safety.safe_moves`."""
+        return safety_kernel.random_safe(config, state, rng)
 
 
 @dataclasses.dataclass

@@ -6,7 +6,7 @@
 Writes OUT (portable fp32), OUT's ``.opt.onnx`` (onnxruntime-optimised, the one
 to serve) and with ``--int8`` its ``.int8.onnx``, each atomically with a
 ``.meta.json`` sidecar holding its sha256 (see
-:mod:`ouroboros.trainer.artifacts.onnx_export` for the input/output contract).
+:mod:`ouroboros.trainer.learning.onnx_export` for the input/output contract).
 ``--check`` then runs the production-readiness check on the served files and
 exits 1 when one is not promotable.
 

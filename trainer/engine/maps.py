@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ouroboros.trainer.engine import gorand_batch, types
+from ouroboros.trainer.engine import gorand_batch, kernel, types
 from ouroboros.trainer.engine import state as state_mod
 from ouroboros.trainer.engine.state import BatchState, Board
-from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset
+from ouroboros.trainer.engine.types import EngineBackend, GameConfig, GameMap, Ruleset
 
 
 class SetupError(ValueError):
@@ -53,6 +53,34 @@ def new_games(config: GameConfig, seeds) -> BatchState:
         state.food[playing] = False  # growth is a no-op on stacked start bodies
     state.royale_shrinks[:] = 0
     return state
+
+
+def reset_games(config: GameConfig, state: BatchState, games, seeds,
+                backend: EngineBackend = EngineBackend.COMPILED) -> None:
+    """Replaces the games at `games` [n] by fresh ones seeded `seeds` [n], in place:
+    `state.assign(games, new_games(config, seeds))`, without building a second state.
+
+    The compiled backend covers the fixed placement (square boards of side >= 7, at
+    most 8 snakes), which is every board the trainer plays; other boards, and
+    backend `numpy`, take `new_games`. Raises SetupError as `new_games` does.
+    """
+    games = np.asarray(games, dtype=np.int64).reshape(-1)
+    seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
+    if games.shape != seeds.shape:
+        raise ValueError(f"games {games.shape} and seeds {seeds.shape} must have the same length")
+    w, h, n = config.width, config.height, config.n_snakes
+    if n != state.n_snakes or (w, h) != (state.board.width, state.board.height):
+        raise ValueError(f"config {w}x{h} with {n} snakes does not match the state's "
+                         f"{state.board.width}x{state.board.height} with {state.n_snakes}")
+    if EngineBackend(backend) is EngineBackend.NUMPY or not (w == h and w >= 7 and n <= 8):
+        state.assign(games, new_games(config, seeds))
+        return
+    bad = kernel.reset_fixed(
+        games, seeds, state.body, state.head_ptr, state.length, state.health, state.alive,
+        state.cause, state.eliminated_by, state.eliminated_turn, state.food, state.hazard,
+        state.occ, state.royale_shrinks, state.turn, state.seed, kernel.params(config))
+    if bad >= 0:
+        raise SetupError(f"not enough space to place food (seed {int(seeds[bad])})")
 
 
 def _fixed_starts(board: Board, rng, n: int) -> np.ndarray:

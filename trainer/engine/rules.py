@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ouroboros.trainer.engine import maps, types
+from ouroboros.trainer.engine import kernel, maps, types
 from ouroboros.trainer.engine import state as state_mod
 from ouroboros.trainer.engine.state import BatchState
-from ouroboros.trainer.engine.types import Cause, GameConfig, Ruleset
+from ouroboros.trainer.engine.types import Cause, EngineBackend, GameConfig, Ruleset
 
 
-def step(config: GameConfig, state: BatchState, moves: np.ndarray) -> BatchState:
+def step(config: GameConfig, state: BatchState, moves: np.ndarray,
+         backend: EngineBackend = EngineBackend.COMPILED) -> BatchState:
     """Plays one turn of every game and returns the new state (the input is untouched).
 
     moves: [B, S] int (Move values; -1 or anything outside 0..3 means "default move").
@@ -32,12 +33,39 @@ def step(config: GameConfig, state: BatchState, moves: np.ndarray) -> BatchState
     and the turn increment, exactly as the official CLI does.
     """
     new = state.copy()
-    advance(config, new, moves)
+    advance(config, new, moves, backend)
     return new
 
 
-def advance(config: GameConfig, state: BatchState, moves: np.ndarray) -> None:
-    """`step`, in place: the fast path for self-play loops that own their state."""
+def advance(config: GameConfig, state: BatchState, moves: np.ndarray,
+            backend: EngineBackend = EngineBackend.COMPILED) -> None:
+    """`step`, in place: the fast path for self-play loops that own their state.
+
+    backend: `compiled` (default) runs `kernel.advance_games`; `numpy` the reference
+    below. Both give the same state. Raises ValueError if moves is not [B, S] integers.
+    """
+    moves = np.asarray(moves)
+    if moves.shape != state.alive.shape or moves.dtype.kind not in "iu":
+        raise ValueError(f"moves must be integers of shape {state.alive.shape} (games, snakes), "
+                         f"got {moves.dtype} {moves.shape}")
+    if backend is not EngineBackend.COMPILED and EngineBackend(backend) is EngineBackend.NUMPY:
+        _advance_numpy(config, state, moves)
+        return
+    moves = np.ascontiguousarray(moves, np.int64)
+    if kernel.advance_games(*_arrays(state), moves, kernel.params(config)) < 0:
+        _widen_rings(state, state.capacity + 1)  # a snake fills its ring: widen, then play the turn
+        kernel.advance_games(*_arrays(state), moves, kernel.params(config))
+
+
+def _arrays(state: BatchState) -> tuple:
+    """A state's arrays in the order the kernels take them."""
+    return (state.body, state.head_ptr, state.length, state.health, state.alive, state.cause,
+            state.eliminated_by, state.eliminated_turn, state.food, state.hazard, state.occ,
+            state.royale_shrinks, state.turn, state.seed)
+
+
+def _advance_numpy(config: GameConfig, state: BatchState, moves: np.ndarray) -> None:
+    """The reference turn: whole-array NumPy stages."""
     solo = config.ruleset is Ruleset.SOLO
     playing = ~state.game_over(solo)
     gb, sb = np.nonzero(state.alive & playing[:, None])  # the snakes that move this turn

@@ -10,7 +10,7 @@ operator's API.
 from __future__ import annotations
 
 import dataclasses
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 import numpy as np
 
@@ -81,6 +81,17 @@ _CAUSE_NAMES = {
     Cause.HAZARD: "hazard",
 }
 _CAUSE_BY_NAME = {v: k for k, v in _CAUSE_NAMES.items()}
+
+
+class EngineBackend(str, Enum):
+    """How `rules.advance` and `maps.reset_games` compute a turn; both are exact.
+
+    `compiled` (the default) runs the numba kernels of `engine.kernel`; `numpy`
+    runs the whole-array reference code of `rules` and `maps`, which the
+    kernels are tested against field by field."""
+
+    COMPILED = "compiled"
+    NUMPY = "numpy"
 
 
 @dataclasses.dataclass(frozen=True)

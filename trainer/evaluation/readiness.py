@@ -337,7 +337,7 @@ def _probe(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ouroboros.trainer.artifacts.readiness probe MODEL --inputs X.npy``:
+    """``python -m ouroboros.trainer.evaluation.readiness probe MODEL --inputs X.npy``:
     prints one JSON line of latency and memory figures (used by :func:`measure_serving`)."""
     parser = argparse.ArgumentParser(prog="readiness", description=main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

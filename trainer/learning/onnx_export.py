@@ -26,7 +26,7 @@ as JSON, and readable from ``session.get_modelmeta().custom_metadata_map``):
 
 * input ``board``: float32 ``[N, C, H, W]``, N dynamic, C =
   ``len(encoding.CHANNELS)``, H x W the game's board; the planes of
-  :func:`ouroboros.trainer.learning.encoding.encode` (row 0 is the top row,
+  :func:`ouroboros.trainer.observation.encoding.encode` (row 0 is the top row,
   y = H-1), each channel listed with its meaning.
 * output ``policy``: float32 ``[N, 4]`` move logits, UP, DOWN, LEFT, RIGHT.
 * output ``value``: float32 ``[N, 1]``, the expected outcome for the encoded

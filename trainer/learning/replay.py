@@ -27,7 +27,7 @@ producer records it (it knows how the game ended)::
   (:func:`strength_from_elo`). Imitating a weak player teaches weakness; the
   largest weight, because the policy target is only as good as its player.
 * ``blunder``: the recorded move lost at once although a safe move existed
-  (``agents.safety.safe_moves``). Such a policy target is never worth learning,
+  (``observation.safety.safe_moves``). Such a policy target is never worth learning,
   so the position scores 0 whatever else is true.
 
 ``quality_threshold`` drops positions below it *inside* the window: the window

@@ -27,7 +27,7 @@ producer   uint8 [N]    index into the shard's ``producers`` (filled by the writ
 =========  ==========  ==========================================================
 
 Anything else is the producer's choice and is kept as is, e.g. ``planes``
-uint8/float16 [N, C, H, W] (the layout of :mod:`ouroboros.trainer.learning.encoding`,
+uint8/float16 [N, C, H, W] (the layout of :mod:`ouroboros.trainer.observation.encoding`,
 whose version the producer puts in ``extra``), ``policy`` float32 [N, 4] or
 ``move`` int8 [N]. This module never interprets them, so the shard format does
 not change when the encoding does.

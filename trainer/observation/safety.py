@@ -13,6 +13,7 @@ import numpy as np
 from ouroboros.trainer.engine import state as state_mod
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.observation import safety_kernel
 
 
 def targets(config: GameConfig, state: BatchState) -> np.ndarray:
@@ -42,7 +43,13 @@ def occupied_next(state: BatchState) -> np.ndarray:
 
 
 def safe_moves(config: GameConfig, state: BatchState) -> np.ndarray:
-    """True where a move neither leaves the board nor runs into a body. Shape [B, S, 4]."""
+    """True where a move neither leaves the board nor runs into a body. Shape [B, S, 4].
+    Compiled (`safety_kernel`); `safe_moves_reference` is the same mask in NumPy."""
+    return safety_kernel.safe_moves(config, state)
+
+
+def safe_moves_reference(config: GameConfig, state: BatchState) -> np.ndarray:
+    """`safe_moves` as whole-array NumPy code (the kernel's reference). Shape [B, S, 4]."""
     cells = targets(config, state)
     grid = occupied_next(state)
     rows = np.arange(state.batch_size)[:, None, None] * state.board.n_cells

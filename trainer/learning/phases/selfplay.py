@@ -42,7 +42,7 @@ from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
-from ouroboros.trainer.learning import networks, replay
+from ouroboros.trainer.learning import inference, networks, replay
 from ouroboros.trainer.learning.phases import policy
 from ouroboros.trainer.observation import safety
 
@@ -96,18 +96,20 @@ def play(
     record_teacher: bool = False,
     explore: float = 0.0,
     progress: Callable[[int], None] | None = None,
+    forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME,
 ) -> Rollout:
     """Play ``games`` games (seeds ``seed + i``), ``parallel`` at a time; record the learner's
     rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results.
 
     ``rng`` is the only source of randomness (moves, exploration, ``assign``): the same
     seeds give the same rows and results. ``progress(n)`` is called with the number of
-    games that ended on a turn."""
+    games that ended on a turn. ``forward``: what runs the networks (see `inference`: a
+    frozen onnxruntime copy on the CPU by default; torch for networks on a GPU)."""
     solo = config.ruleset is Ruleset.SOLO
+    if learner is not None:
+        learner = inference.for_rollout(learner, config.height, config.width, forward)
+    snapshots = [inference.for_rollout(net, config.height, config.width, forward) for net in snapshots]
     deciders = _Deciders(learner, tuple(snapshots), Heuristic(), temperature, explore, record_teacher)
-    for net in (learner, *snapshots):
-        if net is not None:
-            net.eval()
     assign = _checked(assign, config.n_snakes, deciders)
     slots = _Slots.open(config, min(parallel, games), seed, assign, rng)
     record = _Record()
