@@ -375,3 +375,23 @@ def test_fuzzed_requests_never_get_a_5xx_or_an_unsafe_fixed_move():
             assert answer["move"] in ("up", "down", "left", "right") and answer["shout"] != "error"
         else:
             assert isinstance(answer["field"], str) and answer["error"].startswith(answer["field"])
+
+
+def test_a_client_that_hangs_up_stops_the_search(serve, caplog):
+    """A search allowed 10 minutes stops once its client closes the connection: without the
+    stop it would hold the CPU (and this test) for the whole budget."""
+    srv = serve("search", max_think_ms=600_000, latency_margin_ms=150)
+    body = request_body("hangup", timeout=600_150)
+    me = body["you"]["body"] = [{"x": 5, "y": 5}, {"x": 5, "y": 4}, {"x": 5, "y": 3}]
+    body["board"]["snakes"][0].update(body=me, head=me[0])
+    data = json.dumps(body).encode()
+    with caplog.at_level(logging.INFO):
+        sock = socket.create_connection(srv.server_address[:2], timeout=10)
+        sock.sendall(b"POST /move HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
+        assert _wait_until(lambda: ("hangup", "me") in srv.app.sessions)
+        sock.close()
+        assert _wait_until(lambda: any("hung up before the answer" in r.getMessage() for r in caplog.records),
+                           seconds=120)
+    session = srv.app.sessions.get_or_open(("hangup", "me"), None)[0]
+    assert session.moves == 1 and session.budget_ms == 600_000
+    _no_tracebacks(caplog)

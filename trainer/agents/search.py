@@ -20,11 +20,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import threading
 import time
 
 import numpy as np
 
-from ouroboros.trainer.agents import compact
+from ouroboros.trainer.agents import compact, stopping
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
 
@@ -105,9 +106,11 @@ class Decision:
 
 def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
            max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None) -> Decision:
-    """Best move for snake `me` by iterative deepening within `seconds`."""
+    """Best move for snake `me` by iterative deepening within `seconds`, or until the
+    caller's stop signal (`agents.stopping`) fires: then the last completed iteration's."""
     start = time.perf_counter()
     search = _Search(rules, me, weights or SearchWeights(), start + seconds, focus)
+    search.stop = stopping.current()
     snakes = pos[0]
     options = search.safe_moves(snakes, me, search.obstacles(snakes))
     if len(options) <= 1:
@@ -136,6 +139,8 @@ class _Search:
         self.rules, self.me, self.w, self.deadline, self.focus = rules, me, weights, deadline, focus
         self.geo = rules.geo
         self.nodes = 0
+        self.stop: threading.Event | None = None
+        """Set by the caller when nobody waits for the answer any more."""
         self.history: dict[tuple[int, int], int] = {}
 
     # -- move generation -----------------------------------------------------------
@@ -195,7 +200,7 @@ class _Search:
         self.nodes += 1
         # Every node (about 60 ns against tens of microseconds of work): on a loaded machine
         # a batch of nodes between two looks at the clock could outlast the game's timeout.
-        if time.perf_counter() > self.deadline:
+        if time.perf_counter() > self.deadline or (self.stop is not None and self.stop.is_set()):
             raise _Timeout
         snakes = pos[0]
         terminal = self.terminal(snakes, ply)

@@ -116,6 +116,8 @@ class App:
         self.default_player = self._player(self.spec)  # fails fast on a bad spec
         self.sessions = sessions.SessionStore(settings.max_games)
         self.metrics = Metrics()
+        self.thinks_long = players.is_budgeted(self.spec)
+        """True when the player thinks for a time budget (search): worth stopping on a hangup."""
         appearance = settings.appearance
         if not appearance.version:
             appearance = dataclasses.replace(

@@ -17,6 +17,9 @@ running. What the shell adds over the stock handler, and why:
 - two clocks per connection: `idle_timeout_s` for the wait between requests,
   and `request_timeout_s` for a whole request from its first byte (headers and
   body), so a client trickling a byte a second cannot hold a slot (408);
+- a client that hangs up while its move is being thought about (the game
+  engine stopped waiting) stops the thinking (`HangupWatcher`,
+  `agents.stopping`): nobody reads that answer;
 - what clients normally do (disconnect, time out, speak another HTTP version)
   is logged as one line, not as an error with a traceback;
 - every error, the protocol-level ones included, is JSON naming the field.
@@ -35,6 +38,7 @@ import io
 import json
 import logging
 import re
+import select
 import socket
 import sys
 import threading
@@ -43,6 +47,7 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ouroboros.trainer.agents import stopping
 from ouroboros.trainer.serving import app as app_module
 
 log = logging.getLogger(__name__)
@@ -92,6 +97,67 @@ class DeadlineReader(io.RawIOBase):
         if n and self.deadline is None:
             self.deadline = time.monotonic() + self.request_s
         return n
+
+
+class HangupWatcher:
+    """Fires an event when the client of a request being answered closes its connection.
+
+    One thread per server polls the sockets of the requests in progress (a handler
+    does not read its socket while the player thinks): readable with nothing to
+    peek at means the peer closed. It sleeps while no request is in progress.
+    """
+
+    POLL_S = 0.05
+
+    def __init__(self) -> None:
+        self._watched: dict[int, tuple[socket.socket, threading.Event]] = {}
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="hangup-watcher", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def watching(self, sock: socket.socket) -> Iterator[threading.Event]:
+        """An event set if the peer of `sock` hangs up before the block ends."""
+        event = threading.Event()
+        with self._wake:
+            self._watched[sock.fileno()] = (sock, event)
+            self._wake.notify()
+        try:
+            yield event
+        finally:
+            with self._wake:
+                self._watched.pop(sock.fileno(), None)
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._watched and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                watched = dict(self._watched)
+            poller = select.poll()
+            for fd in watched:
+                poller.register(fd, select.POLLIN | select.POLLRDHUP | select.POLLHUP)
+            for fd, _ in poller.poll(self.POLL_S * 1000):
+                sock, event = watched[fd]
+                try:
+                    gone = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    gone = False
+                except OSError:
+                    gone = True
+                with self._wake:
+                    if gone:
+                        event.set()
+                    self._watched.pop(fd, None)  # gone, or already sending its next request
+            time.sleep(self.POLL_S if not watched else 0)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -197,7 +263,17 @@ class Handler(BaseHTTPRequestHandler):
                      len(body), length)
             return  # the client went away mid-body: nobody to answer
         self.reader.next_request()  # the request is whole: its clock stops
-        status, payload, headers = self.server.app.dispatch(self.command, self.path, body)
+        if not self.server.app.thinks_long:  # answers in about a millisecond: nothing to stop
+            status, payload, headers = self.server.app.dispatch(self.command, self.path, body)
+            self._write(status, payload, headers)
+            return
+        with self.server.hangups.watching(self.connection) as hung_up, stopping.stop_on(hung_up):
+            status, payload, headers = self.server.app.dispatch(self.command, self.path, body)
+        if hung_up.is_set():
+            self.close_connection = True
+            log.info("%s: hung up before the answer to %s %s; stopped thinking", self.address_string(),
+                     self.command, self.path[:100])
+            return
         self._write(status, payload, headers)
 
     def __getattr__(self, name: str):
@@ -230,6 +306,7 @@ class BattlesnakeHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, app: app_module.App):
         self.app = app
+        self.hangups = HangupWatcher()
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__((app.settings.host, app.settings.port), Handler)
@@ -271,6 +348,7 @@ class BattlesnakeHTTPServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         """Stops listening and ends the open keep-alive connections."""
         super().server_close()
+        self.hangups.close()
         with self._open_lock:
             for sock in list(self._open):
                 with contextlib.suppress(OSError):
