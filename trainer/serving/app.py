@@ -92,6 +92,16 @@ class ServerSettings:
     appearance: protocol.Appearance = protocol.Appearance()
     """What `GET /` says about the snake."""
 
+    def __post_init__(self) -> None:
+        positive = {"max_body_bytes": self.max_body_bytes, "max_games": self.max_games,
+                    "max_think_ms": self.max_think_ms, "idle_timeout_s": self.idle_timeout_s,
+                    "request_timeout_s": self.request_timeout_s, "max_connections": self.max_connections}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name}: {value} must be positive")
+        if self.latency_margin_ms < 0:
+            raise ValueError(f"latency_margin_ms: {self.latency_margin_ms} must not be negative")
+
 
 def package_version() -> str:
     try:
