@@ -381,9 +381,8 @@ def test_a_client_that_hangs_up_stops_the_search(serve, caplog):
     """A search allowed 10 minutes stops once its client closes the connection: without the
     stop it would hold the CPU (and this test) for the whole budget."""
     srv = serve("search", max_think_ms=600_000, latency_margin_ms=150)
-    body = request_body("hangup", timeout=600_150)
-    me = body["you"]["body"] = [{"x": 5, "y": 5}, {"x": 5, "y": 4}, {"x": 5, "y": 3}]
-    body["board"]["snakes"][0].update(body=me, head=me[0])
+    body = _open_position()
+    body["game"].update(id="hangup", timeout=600_150)
     data = json.dumps(body).encode()
     with caplog.at_level(logging.INFO):
         sock = socket.create_connection(srv.server_address[:2], timeout=10)
@@ -395,3 +394,25 @@ def test_a_client_that_hangs_up_stops_the_search(serve, caplog):
     session = srv.app.sessions.get_or_open(("hangup", "me"), None)[0]
     assert session.moves == 1 and session.budget_ms == 600_000
     _no_tracebacks(caplog)
+
+
+def _open_position() -> dict:
+    """`me` in the open (several safe moves), so the search has something to search."""
+    body = request_body("open")
+    me = body["you"]["body"] = [{"x": 5, "y": 5}, {"x": 5, "y": 4}, {"x": 5, "y": 3}]
+    body["board"]["snakes"][0].update(body=me, head=me[0])
+    return body
+
+
+def test_the_budget_counts_from_the_request_s_arrival():
+    """A request that arrived long ago (queued behind others, read slowly) has spent its
+    budget: the search answers at once, with no iteration completed, instead of thinking
+    its full budget on top."""
+    app = app_module.App("search", app_module.ServerSettings(port=0, max_think_ms=1000))
+    body = json.dumps(_open_position()).encode()
+    status, answer, _ = app.dispatch("POST", "/move", body, received_at=time.perf_counter() - 60)
+    session = app.sessions.get_or_open(("open", "me"), None)[0]
+    assert status == 200 and answer["move"] in ("up", "left", "right")
+    assert session.budget_ms == 350 and list(session.player.depths) == []
+    status, answer, _ = app.dispatch("POST", "/move", body)  # a fresh request does search
+    assert status == 200 and len(session.player.depths) == 1

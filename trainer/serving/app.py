@@ -29,6 +29,7 @@ from importlib import metadata
 
 import prometheus_client
 
+from ouroboros.trainer.agents import stopping
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.engine import limits
 from ouroboros.trainer.serving import players, protocol, sessions
@@ -186,10 +187,12 @@ class App:
                  f", budget {session.budget_ms} ms" if session.budget_ms else "")
         return {}
 
-    def move(self, body: dict) -> dict:
+    def move(self, body: dict, received_at: float | None = None) -> dict:
+        """The `/move` answer; a budgeted player must answer by `received_at` + its budget."""
+        received_at = time.perf_counter() if received_at is None else received_at
         request = protocol.parse_move_request(body)
         try:
-            return self._move(request)
+            return self._move(request, received_at)
         except Exception:  # noqa: BLE001 - a valid request always gets a safe move
             log.exception("game %s turn %d: failed; answering a safe move", request.game_id, request.turn)
             self.metrics.moves.labels("server_error").inc()
@@ -197,10 +200,12 @@ class App:
                                          sessions.game_rng(request.game_id, request.you_id))
             return protocol.move_answer(move)
 
-    def _move(self, request: protocol.MoveRequest) -> dict:
+    def _move(self, request: protocol.MoveRequest, received_at: float) -> dict:
         session = self._session(request)
         game = request.game
-        with session.lock:
+        # The budget counts from the request's arrival: time queued, read and parsed is spent.
+        deadline = received_at + session.budget_ms / 1e3 if session.budget_ms else None
+        with session.lock, stopping.limits(deadline=deadline):
             began = time.perf_counter()
             fell_back = False
             try:
@@ -247,9 +252,12 @@ class App:
                          "field": "method"}, {"Allow": ", ".join(allowed)}
         return None
 
-    def dispatch(self, method: str, path: str, body: bytes) -> tuple[int, dict | bytes, dict]:
+    def dispatch(self, method: str, path: str, body: bytes,
+                 received_at: float | None = None) -> tuple[int, dict | bytes, dict]:
         """One request -> (status, JSON answer (or raw bytes with their own Content-Type),
-        extra headers). Never raises."""
+        extra headers). Never raises. `received_at` (`time.perf_counter()` when the request's
+        first byte arrived; default now) anchors a thinking player's deadline."""
+        received_at = time.perf_counter() if received_at is None else received_at
         refusal = self.route(method, path)
         if refusal is not None:
             log.info("%s %s refused (%d)", method, path[:100], refusal[0])
@@ -262,8 +270,9 @@ class App:
         obj = None
         try:
             obj = protocol.decode_body(body)
-            handler = {"/start": self.start, "/move": self.move, "/end": self.end}[path]
-            return 200, handler(obj), {}
+            if path == "/move":
+                return 200, self.move(obj, received_at), {}
+            return 200, (self.start if path == "/start" else self.end)(obj), {}
         except RequestError as err:
             log.info("%s refused (%d): %s", path, err.status, err)
             self.metrics.refused.labels(str(err.status)).inc()

@@ -72,6 +72,8 @@ class DeadlineReader(io.RawIOBase):
     def __init__(self, sock: socket.socket, idle_s: float, request_s: float):
         self.sock, self.idle_s, self.request_s = sock, idle_s, request_s
         self.deadline: float | None = None
+        self.started: float | None = None
+        """`time.perf_counter()` when the current request's first byte arrived."""
         self.expired = False
 
     def readable(self) -> bool:
@@ -79,7 +81,7 @@ class DeadlineReader(io.RawIOBase):
 
     def next_request(self) -> None:
         """Restart the clocks: the next byte read begins a new request."""
-        self.deadline = None
+        self.deadline = self.started = None
         self.sock.settimeout(self.idle_s)
 
     def readinto(self, buffer) -> int:
@@ -96,6 +98,7 @@ class DeadlineReader(io.RawIOBase):
             raise
         if n and self.deadline is None:
             self.deadline = time.monotonic() + self.request_s
+            self.started = time.perf_counter()
         return n
 
 
@@ -262,13 +265,15 @@ class Handler(BaseHTTPRequestHandler):
             log.info("%s: closed the connection %d bytes into a %d-byte body", self.address_string(),
                      len(body), length)
             return  # the client went away mid-body: nobody to answer
+        received_at = self.reader.started or time.perf_counter()
         self.reader.next_request()  # the request is whole: its clock stops
         if not self.server.app.thinks_long:  # answers in about a millisecond: nothing to stop
             status, payload, headers = self.server.app.dispatch(self.command, self.path, body)
             self._write(status, payload, headers)
             return
-        with self.server.hangups.watching(self.connection) as hung_up, stopping.stop_on(hung_up):
-            status, payload, headers = self.server.app.dispatch(self.command, self.path, body)
+        with self.server.hangups.watching(self.connection) as hung_up, stopping.limits(hung_up=hung_up):
+            status, payload, headers = self.server.app.dispatch(self.command, self.path, body,
+                                                                received_at=received_at)
         if hung_up.is_set():
             self.close_connection = True
             log.info("%s: hung up before the answer to %s %s; stopped thinking", self.address_string(),
