@@ -114,3 +114,13 @@ def test_a_failure_during_the_work_still_writes_a_result(run_json, tmp_path, cap
     reported = _result(result)
     assert reported.phase.value == "bootstrap"
     assert reported.message == "failed: RuntimeError: replay shard unreadable"
+
+
+def test_a_result_too_large_for_the_termination_message_still_reports(run_json, tmp_path, capsys,
+                                                                       monkeypatch):
+    big = PhaseResult(phase="bootstrap", metrics={f"m{i:04d}": float(i) for i in range(400)}, message="done")
+    monkeypatch.setattr(phase, "run_phase", lambda *_a, **_k: big)
+    result = tmp_path / "result.json"
+    code, err = _main("bootstrap", run_json, result, capsys)
+    assert code == 1 and "over the 4096-byte limit" in err
+    assert "over the 4096-byte limit" in _result(result).message

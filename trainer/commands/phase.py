@@ -218,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         _report_failure(name, f"failed: {type(exc).__name__}: {exc}", args.result)
         return 1
-    text = write_result(result, args.result)
+    try:
+        text = write_result(result, args.result)
+    except (OSError, ValueError) as exc:  # e.g. the result outgrew the termination message
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        _report_failure(name, f"failed: the result could not be written: {reason}", args.result)
+        return 1
     print(f"ouro phase {name.value}: run {config.run.namespace}/{config.run.name}: {result.message}")
     print(text)
     return 0
