@@ -122,15 +122,15 @@ class HangupWatcher:
     @contextlib.contextmanager
     def watching(self, sock: socket.socket) -> Iterator[threading.Event]:
         """An event set if the peer of `sock` hangs up before the block ends."""
-        event = threading.Event()
+        event, fd = threading.Event(), sock.fileno()
         with self._wake:
-            self._watched[sock.fileno()] = (sock, event)
+            self._watched[fd] = (sock, event)
             self._wake.notify()
         try:
             yield event
         finally:
             with self._wake:
-                self._watched.pop(sock.fileno(), None)
+                self._watched.pop(fd, None)
 
     def close(self) -> None:
         with self._wake:
