@@ -262,6 +262,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
             self.close_connection = True
+            if self.reader.expired:
+                return  # handle_one_request answers 408 and logs it
             log.info("%s: closed the connection %d bytes into a %d-byte body", self.address_string(),
                      len(body), length)
             return  # the client went away mid-body: nobody to answer
