@@ -20,11 +20,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import threading
 import time
 
 import numpy as np
 
-from ouroboros.trainer.agents import compact
+from ouroboros.trainer.agents import compact, stopping
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
 
@@ -32,6 +33,10 @@ WIN = 1_000_000.0
 DRAW = -50_000.0  # every snake dead in the same turn: better than losing, worse than playing on
 PROVEN = WIN / 2
 EARLY_STOP = 0.4  # fraction of the budget after which no new iteration starts
+CLOCK_EVERY = 1
+"""Nodes between two looks at the clock. Every node (about 60 ns against tens of
+microseconds of work): on a loaded machine a batch of nodes between two looks could
+outlast the game's timeout (`python -m benchmarks.search_deadline` compares with 128)."""
 
 
 class _Timeout(Exception):
@@ -105,9 +110,14 @@ class Decision:
 
 def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
            max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None) -> Decision:
-    """Best move for snake `me` by iterative deepening within `seconds`."""
+    """Best move for snake `me` by iterative deepening within `seconds`, or by the caller's
+    deadline or hang-up (`agents.stopping`) if sooner: then the last completed iteration's."""
     start = time.perf_counter()
-    search = _Search(rules, me, weights or SearchWeights(), start + seconds, focus)
+    asked = stopping.current()
+    deadline = start + seconds if asked.deadline is None else min(start + seconds, asked.deadline)
+    search = _Search(rules, me, weights or SearchWeights(), deadline, focus)
+    search.stop = asked.hung_up
+    seconds = deadline - start
     snakes = pos[0]
     options = search.safe_moves(snakes, me, search.obstacles(snakes))
     if len(options) <= 1:
@@ -136,6 +146,9 @@ class _Search:
         self.rules, self.me, self.w, self.deadline, self.focus = rules, me, weights, deadline, focus
         self.geo = rules.geo
         self.nodes = 0
+        self.clock_every = CLOCK_EVERY
+        self.stop: threading.Event | None = None
+        """Set by the caller when nobody waits for the answer any more."""
         self.history: dict[tuple[int, int], int] = {}
 
     # -- move generation -----------------------------------------------------------
@@ -193,7 +206,8 @@ class _Search:
     def node(self, pos, depth: int, alpha: float, beta: float, ply: int) -> float:
         """Max node: our choice at the start of a turn."""
         self.nodes += 1
-        if not self.nodes & 127 and time.perf_counter() > self.deadline:
+        if not self.nodes % self.clock_every and (
+                time.perf_counter() > self.deadline or (self.stop is not None and self.stop.is_set())):
             raise _Timeout
         snakes = pos[0]
         terminal = self.terminal(snakes, ply)

@@ -13,6 +13,15 @@ path (`ouroboros.trainer.evaluation.evaluate_phase`), and promotes it on PROMOTE
 The result goes to PATH (in a pod, /dev/termination-log, which kubelet copies
 into the pod status where the operator reads it; at most 4096 bytes).
 Exit codes: 0 done, 1 the phase failed, 2 bad arguments or config.
+
+Everything a phase needs is checked before its work starts (`preflight`): the
+result path (an existing directory, a writable file), the run config (each
+invalid field named), `JOB_COMPLETION_INDEX` (an integer in 0..workers-1), and
+the artifact store (its fsspec scheme installed, the store reachable and
+writable, probed with a write and a delete). A problem there exits 2 naming the
+field; a failure during the work exits 1. Either way a result JSON saying what
+happened is written whenever the result path allows it, so the operator reads a
+termination message instead of only a traceback in the pod's log.
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ import json
 import logging
 import os
 import sys
+import traceback
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -31,9 +43,6 @@ from ouroboros.contract.promotion import GateStatistics
 from ouroboros.contract.run import RESULT_MAX_BYTES, CandidateResult, PhaseResult, RunConfig
 from ouroboros.contract.schema import Artifact
 from ouroboros.contract.vocabulary import PhaseName
-from ouroboros.trainer.agents.neural import ModelContractError
-from ouroboros.trainer.artifacts.registry import RegistryError
-from ouroboros.trainer.artifacts.store import ArtifactError
 
 MAX_ARTIFACTS = 6  # names, URIs and hashes of a few files keep the result far below 4096 bytes
 
@@ -46,20 +55,107 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PreflightError(ValueError):
+    """Something a phase needs is missing or wrong; `field` names it (a flag, a run-config
+    field or an environment variable)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 def load_config(path: Path) -> RunConfig:
-    """The run config at `path`; raises ValueError with a readable message if it is not valid."""
+    """The run config at `path`; raises ValueError with a readable message if it is not valid,
+    naming each invalid field by its JSON path (`game.width: ...`)."""
     try:
         return RunConfig.model_validate_json(path.read_bytes())
     except OSError as exc:
         raise ValueError(f"cannot read run config {path}: {exc.strerror}") from exc
     except ValidationError as exc:
-        raise ValueError(f"invalid run config {path}: {exc}") from exc
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'run config'}: {error['msg']}"
+            for error in exc.errors(include_url=False))
+        raise ValueError(f"invalid run config {path}: {problems}") from exc
 
 
-def run_phase(config: RunConfig, name: PhaseName) -> PhaseResult:
+def check_result_path(path: Path) -> None:
+    """Raises PreflightError(--result) unless a result can be written at `path`: not a
+    directory, in an existing directory, writable. Nothing is written."""
+    if path.is_dir():
+        raise PreflightError("--result", f"{path} is a directory, not a file")
+    parent = path.parent
+    if not parent.is_dir():
+        raise PreflightError("--result", f"directory {parent} does not exist")
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK):
+        raise PreflightError("--result", f"{target} is not writable")
+
+
+def worker_index(environ: Mapping[str, str], workers: int) -> int:
+    """This pod's index in an Indexed Job from `JOB_COMPLETION_INDEX` (0 when unset).
+
+    Raises PreflightError unless it is a decimal integer in 0..workers-1."""
+    raw = environ.get("JOB_COMPLETION_INDEX", "").strip()
+    if not raw:
+        return 0
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise PreflightError("JOB_COMPLETION_INDEX", f"{raw[:40]!r} is not a non-negative integer")
+    index = int(raw)
+    if index >= workers:
+        raise PreflightError("JOB_COMPLETION_INDEX", f"{index} is not below the {workers} workers of "
+                                                     "this phase")
+    return index
+
+
+def check_store(url: str, field: str) -> None:
+    """Raises PreflightError(field) unless the artifact store at `url` can be used: its
+    scheme known to fsspec and its package installed, the store reachable, and a probe
+    object written and deleted under its root."""
+    import fsspec
+
+    from ouroboros.trainer.artifacts.store import ArtifactStore
+
+    protocol = fsspec.core.split_protocol(url)[0] or "file"
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as exc:
+        raise PreflightError(field, f"{url}: the {protocol}:// filesystem is not installed "
+                                    f"here ({exc})") from None
+    except ValueError:
+        raise PreflightError(field, f"{url}: unknown storage scheme {protocol!r}") from None
+    probe = f".preflight-{uuid.uuid4().hex}"
+    try:
+        store = ArtifactStore(url)
+        store.fs.makedirs(store.root, exist_ok=True)
+        store.fs.pipe_file(f"{store.root}/{probe}", b"")
+        store.fs.rm_file(f"{store.root}/{probe}")
+    except Exception as exc:  # noqa: BLE001 - any backend's failure means the store is unusable
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise PreflightError(field, f"{url} cannot be written: {reason}") from None
+
+
+def store_url(config: RunConfig, environ: Mapping[str, str]) -> tuple[str, str]:
+    """(the artifact store's URL, the field it came from): OURO_STORAGE_URL overrides storage.url."""
+    if environ.get("OURO_STORAGE_URL"):
+        return environ["OURO_STORAGE_URL"], "OURO_STORAGE_URL"
+    return config.storage.url, "storage.url"
+
+
+def preflight(config: RunConfig, name: PhaseName, environ: Mapping[str, str]) -> int:
+    """Every check a phase needs before its work; returns the worker index.
+
+    Raises KeyError if the run has no such phase, PreflightError naming the field otherwise."""
+    config.phase(name)
+    workers = config.self_play_workers if name is PhaseName.SELF_PLAY else 1
+    worker = worker_index(environ, workers)
+    check_store(*store_url(config, environ))
+    return worker
+
+
+def run_phase(config: RunConfig, name: PhaseName, worker: int = 0) -> PhaseResult:
     """Run phase `name` of the run (KeyError if the run has no such phase)."""
     config.phase(name)
-    store = os.environ.get("OURO_STORAGE_URL") or None
+    store = store_url(config, os.environ)[0]
     if name is PhaseName.EVALUATE:
         from ouroboros.trainer.evaluation import evaluate_phase
 
@@ -69,10 +165,8 @@ def run_phase(config: RunConfig, name: PhaseName) -> PhaseResult:
     from ouroboros.trainer.learning.phases import config as phase_config
     from ouroboros.trainer.learning.phases import execute
 
-    worker = int(os.environ.get("JOB_COMPLETION_INDEX", "0") or 0)
     run, phase = phase_config.from_run_config(config, name, worker)
-    if store:
-        run = run.model_copy(update={"store": store})
+    run = run.model_copy(update={"store": store})
     execute.configure_process(run)
     return to_result(name, execute.execute(run, phase))
 
@@ -102,29 +196,39 @@ def write_result(result: PhaseResult, path: Path) -> str:
     return text
 
 
+def _report_failure(name: PhaseName, message: str, path: Path) -> None:
+    """The failure on stderr, and as a result JSON at `path` when that can be written."""
+    print(f"ouro phase {name.value}: {message}", file=sys.stderr)
+    failure = PhaseResult(phase=name, placeholder=True, message=message[:1000])
+    with contextlib.suppress(OSError, ValueError):  # stderr is all that is left then
+        write_result(failure, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `ouro phase`; returns the exit code."""
     args = _parser().parse_args(argv)
     name = PhaseName(args.name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        check_result_path(args.result)
         config = load_config(args.run_config)
-        config.phase(name)  # KeyError if the run has no such phase
+        worker = preflight(config, name, os.environ)
     except (ValueError, KeyError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)
-        print(f"ouro phase {name.value}: {message}", file=sys.stderr)
-        failure = PhaseResult(phase=name, placeholder=True, message=message[:1000])
-        with contextlib.suppress(OSError):  # the message on stderr is what matters then
-            write_result(failure, args.result)
+        _report_failure(name, message, args.result)
         return 2
     try:
-        result = run_phase(config, name)  # any other crash is exit 1 with its traceback in the pod's log
-    except (ArtifactError, ModelContractError, RegistryError) as exc:
-        print(f"ouro phase {name.value}: {exc}", file=sys.stderr)
-        with contextlib.suppress(OSError):
-            write_result(PhaseResult(phase=name, message=str(exc)[:1000]), args.result)
+        result = run_phase(config, name, worker)
+    except Exception as exc:  # noqa: BLE001 - reported in the result, the traceback in the log
+        traceback.print_exc()
+        _report_failure(name, f"failed: {type(exc).__name__}: {exc}", args.result)
         return 1
-    text = write_result(result, args.result)
+    try:
+        text = write_result(result, args.result)
+    except (OSError, ValueError) as exc:  # e.g. the result outgrew the termination message
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        _report_failure(name, f"failed: the result could not be written: {reason}", args.result)
+        return 1
     print(f"ouro phase {name.value}: run {config.run.namespace}/{config.run.name}: {result.message}")
     print(text)
     return 0

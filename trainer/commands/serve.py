@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="connections served at once (default %(default)s)")
     parser.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s,
                         help="seconds before an idle connection is closed (default %(default)s)")
+    parser.add_argument("--request-timeout", type=float, default=d.request_timeout_s,
+                        help="seconds a request may take to arrive whole, from its first byte "
+                             "(default %(default)s)")
+    parser.add_argument("--max-think-ms", type=int, default=d.max_think_ms,
+                        help="most a search player thinks per move, whatever game.timeout says "
+                             "(default %(default)s)")
     parser.add_argument("--author", default=a.author, help="author shown on the board")
     parser.add_argument("--color", default=a.color, help="snake colour, #rrggbb")
     parser.add_argument("--head", default=a.head, help="head customization")
@@ -82,8 +88,9 @@ def settings_from(args: argparse.Namespace) -> app_module.ServerSettings:
     """The server settings the flags describe."""
     return app_module.ServerSettings(
         host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-        max_games=args.max_games, latency_margin_ms=args.margin_ms,
-        idle_timeout_s=args.idle_timeout, max_connections=args.max_connections,
+        max_games=args.max_games, latency_margin_ms=args.margin_ms, max_think_ms=args.max_think_ms,
+        idle_timeout_s=args.idle_timeout, request_timeout_s=args.request_timeout,
+        max_connections=args.max_connections,
         appearance=protocol.Appearance(author=args.author, color=args.color, head=args.head,
                                        tail=args.tail))
 

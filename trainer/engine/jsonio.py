@@ -7,7 +7,9 @@ Two shapes share one board format:
 - the game-server API shape (`game`, `turn`, `board`, `you`; only living snakes).
 
 Every malformed value raises `InputError` naming the JSON path of the field, so
-a tool or a server can tell its caller exactly what to fix.
+a tool or a server can tell its caller exactly what to fix. Sizes and number
+ranges are checked against `engine.limits` (one place for the rules tool and
+the server) before any work proportional to them is done.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ouroboros.trainer.engine import types
+from ouroboros.trainer.engine import limits, types
 from ouroboros.trainer.engine.state import BatchState, Board
 from ouroboros.trainer.engine.types import Cause, GameConfig, RulesetSettings
 
-MAX_SIDE = 25
+MAX_SIDE = limits.RULES.max_side
 ENGINE_DEFAULTS = RulesetSettings(food_spawn_chance=0, minimum_food=0, hazard_damage_per_turn=0,
                                   shrink_every_n_turns=20)
 
@@ -43,9 +45,13 @@ class Game:
     ids: list[str]
 
 
-def get_field(obj: Any, key: str, path: str, kind, default=...):
+def get_field(obj: Any, key: str, path: str, kind, default=...,
+              bounds: tuple[int, int] = (-limits.INT32_MAX, limits.INT32_MAX)):
     """`obj[key]` checked to be of `kind` (int excludes bool); `default` when absent, else
-    InputError naming `path.key`. Every JSON reader of the project validates through this."""
+    InputError naming `path.key`. Every JSON reader of the project validates through this.
+
+    An integer must lie within `bounds` (inclusive; a signed 32-bit integer by default), so
+    no later arithmetic on it can overflow the engine's int64 arrays."""
     if not isinstance(obj, dict):
         raise InputError(path, "expected an object")
     if key not in obj:
@@ -57,8 +63,27 @@ def get_field(obj: Any, key: str, path: str, kind, default=...):
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise InputError(where, f"expected an integer, got {type(value).__name__}")
+        if not bounds[0] <= value <= bounds[1]:
+            raise InputError(where, f"{_short(value)} is outside {bounds[0]}..{bounds[1]}")
     elif not isinstance(value, kind):
         raise InputError(where, f"expected {_kind_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _short(value: int) -> str:
+    """An integer for an error message: a huge one by its digit count, not its digits."""
+    text = str(value) if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+    return text
+
+
+def check_text(value: str, path: str) -> str:
+    """`value` if it is encodable text: JSON's `\\udfff` escapes decode to lone surrogates,
+    which no UTF-8 writer (a log, a hash of the id, our own answer) accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InputError(path, f"not valid Unicode text (a lone surrogate at character "
+                               f"{err.start})") from None
     return value
 
 
@@ -83,15 +108,21 @@ def parse_ruleset(obj: Any, path: str = "ruleset") -> tuple[types.Ruleset, Rules
     spath = f"{path}.settings"
     defaults = ENGINE_DEFAULTS
     royale = get_field(settings, "royale", spath, dict, {})
+    shrink = get_field(royale, "shrinkEveryNTurns", f"{spath}.royale", int, defaults.shrink_every_n_turns)
+    if ruleset is types.Ruleset.ROYALE and shrink < 1:
+        # The official engine's own refusal (royale.go), at the field that causes it.
+        raise InputError(f"{spath}.royale.shrinkEveryNTurns",
+                         f"{shrink}: a royale game can't shrink more often than every turn (at least 1)")
     return ruleset, RulesetSettings(
         food_spawn_chance=get_field(settings, "foodSpawnChance", spath, int, defaults.food_spawn_chance),
         minimum_food=get_field(settings, "minimumFood", spath, int, defaults.minimum_food),
         hazard_damage_per_turn=get_field(settings, "hazardDamagePerTurn", spath, int, defaults.hazard_damage_per_turn),
-        shrink_every_n_turns=get_field(royale, "shrinkEveryNTurns", f"{spath}.royale", int, defaults.shrink_every_n_turns),
+        shrink_every_n_turns=shrink,
     )
 
 
 def parse_map(value: Any, path: str = "map") -> types.GameMap:
+    """A map name -> GameMap (absent or null: `standard`); InputError for an unknown name."""
     if value is None:
         return types.GameMap.STANDARD
     if not isinstance(value, str):
@@ -113,28 +144,37 @@ def _point(obj: Any, path: str, board: Board, allow_outside: bool) -> int:
     return int(board.cell(x, y))
 
 
-def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "board") -> Game:
-    """A board object (rules-tool shape; API boards work too) -> a one-game state."""
+def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "board",
+                bounds: limits.Limits = limits.RULES) -> Game:
+    """A board object (rules-tool shape; API boards work too) -> a one-game state.
+
+    Raises InputError naming the field for a malformed value or one beyond `bounds`
+    (sides, snakes, body length, a hazard stack; food listed twice on one cell, which
+    the official engine would feed twice but a cell of the state holds once).
+    """
     width = get_field(obj, "width", path, int)
     height = get_field(obj, "height", path, int)
     for key, side in (("width", width), ("height", height)):
-        if not 1 <= side <= MAX_SIDE:
-            raise InputError(f"{path}.{key}", f"{side} is outside 1..{MAX_SIDE}")
+        if not 1 <= side <= bounds.max_side:
+            raise InputError(f"{path}.{key}", f"{side} is outside 1..{bounds.max_side}")
     board = Board(width, height)
     snakes = get_field(obj, "snakes", path, list)
-    if not 1 <= len(snakes) <= 8:
-        raise InputError(f"{path}.snakes", f"{len(snakes)} snakes: 1 to 8 are supported")
+    if not 1 <= len(snakes) <= bounds.max_snakes:
+        raise InputError(f"{path}.snakes", f"{len(snakes)} snakes: 1 to {bounds.max_snakes} are supported")
     ids: list[str] = []
     bodies: list[list[int]] = []
     for i, snake in enumerate(snakes):
         spath = f"{path}.snakes[{i}]"
-        sid = get_field(snake, "id", spath, str)
+        sid = check_text(get_field(snake, "id", spath, str), f"{spath}.id")
         if sid in ids:
             raise InputError(f"{spath}.id", f"duplicate snake id {sid!r}")
         ids.append(sid)
         body = get_field(snake, "body", spath, list)
         if not body:
             raise InputError(f"{spath}.body", "a snake needs at least one segment")
+        if len(body) > bounds.max_body:
+            raise InputError(f"{spath}.body", f"{len(body)} segments: at most {bounds.max_body} "
+                                              "are supported")
         bodies.append(body)
     capacity = max(32, max(len(b) for b in bodies) + 1)
     state = BatchState.empty(board, 1, len(snakes), capacity)
@@ -160,9 +200,16 @@ def parse_board(obj: Any, config_kw: dict, turn: int, seed: int, path: str = "bo
         state.eliminated_by[0, i] = ids.index(by) if by else -1
         state.eliminated_turn[0, i] = get_field(snake, "eliminatedOnTurn", spath, int, 0)
     for j, p in enumerate(get_field(obj, "food", path, list, [])):
-        state.food[0, _point(p, f"{path}.food[{j}]", board, allow_outside=False)] = True
+        cell = _point(p, f"{path}.food[{j}]", board, allow_outside=False)
+        if state.food[0, cell]:  # stops within width*height + 1 entries
+            raise InputError(f"{path}.food[{j}]", "this cell is already listed: food is one per cell")
+        state.food[0, cell] = True
     for j, p in enumerate(get_field(obj, "hazards", path, list, [])):
-        state.hazard[0, _point(p, f"{path}.hazards[{j}]", board, allow_outside=False)] += 1
+        cell = _point(p, f"{path}.hazards[{j}]", board, allow_outside=False)
+        if state.hazard[0, cell] >= bounds.max_hazard_stack:  # stops within stack * cells + 1
+            raise InputError(f"{path}.hazards[{j}]", f"more than {bounds.max_hazard_stack} hazards "
+                                                     "on one cell are not supported")
+        state.hazard[0, cell] += 1
     state.disjoint = False  # arbitrary JSON may overlap bodies: the rules scatter exactly
     state.rebuild_occ()
     config = GameConfig(width=width, height=height, n_snakes=len(snakes), **config_kw)
@@ -178,6 +225,7 @@ def parse_moves(obj: Any, ids: list[str], path: str = "moves") -> np.ndarray:
         raise InputError(path, f"expected an object mapping snake id to move, got {type(obj).__name__}")
     moves = np.full((1, len(ids)), types.Move.NONE, np.int8)
     for sid, name in obj.items():
+        check_text(sid, f"{path} (a key)")
         if sid not in ids:
             raise InputError(f"{path}.{sid}", "no snake on the board has this id")
         moves[0, ids.index(sid)] = types.Move.parse(name)

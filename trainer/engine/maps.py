@@ -183,7 +183,9 @@ def spawn_food(config: GameConfig, state: BatchState) -> None:
     free = _free_cells(state, todo[keep])
     n_free = np.zeros(todo.size, np.int64)
     n_free[keep] = free.sum(axis=1)
-    perm = rng.shuffle_prefix(n_free, int(spawn.max()), active=keep)[keep]
+    # Only the first min(spawn, free cells) of the shuffle are placed: a minimumFood far
+    # beyond the board costs no more than filling it (the draws are the same).
+    perm = rng.shuffle_prefix(n_free, int(np.minimum(spawn, n_free).max()), active=keep)[keep]
     games, spawn, n_free = todo[keep], spawn[keep], n_free[keep]
     cells = state.board.column_major_cells
     for k in range(perm.shape[1]):
@@ -214,7 +216,7 @@ def update_royale_hazards(config: GameConfig, state: BatchState, games: np.ndarr
     """PopulateHazardsRoyale: with t = turn + 1 and N = shrinkEveryNTurns, no hazards
     while t < N; else t // N draws of Intn(4) from NewSource(seed) shrink the safe box
     and every cell outside it is a hazard. Only games whose shrink count changed
-    (or is unknown) are recomputed."""
+    (or is unknown) are recomputed. Time: at most width + height - 1 draws per game."""
     n_every = config.settings.shrink_every_n_turns
     t = state.turn[games] + 1
     shrinks = np.where(t < n_every, 0, t // n_every)
@@ -229,7 +231,11 @@ def update_royale_hazards(config: GameConfig, state: BatchState, games: np.ndarr
     rng = gorand_batch.GoRandBatch(state.seed[games])
     step = np.array([1, -1, 1, -1])
     for k in range(int(shrinks.max(initial=0))):
-        active = shrinks > k
+        # A box empty along one axis stays empty: every cell is a hazard whatever the
+        # remaining draws say, so the loop ends within width + height - 1 draws, not t // N.
+        active = (shrinks > k) & (box[:, 0] <= box[:, 1]) & (box[:, 2] <= box[:, 3])
+        if not active.any():
+            break
         side = rng.intn(4, active=active)
         rows = np.flatnonzero(active)
         box[rows, side[rows]] += step[side[rows]]

@@ -15,6 +15,7 @@ from enum import Enum, IntEnum
 import numpy as np
 
 from ouroboros.contract.vocabulary import GameMap, Ruleset
+from ouroboros.trainer.engine import limits
 
 SNAKE_MAX_HEALTH = 100
 SNAKE_START_SIZE = 3
@@ -113,11 +114,11 @@ class GameConfig:
     """Everything fixed for a batch of games: board size, snake count, rules."""
 
     width: int = 11
-    """Board width in cells (7 to 25)."""
+    """Board width in cells (1 to 25 played exactly, `limits.RULES`; a state holds up to 64)."""
     height: int = 11
-    """Board height in cells (7 to 25)."""
+    """Board height in cells (as `width`)."""
     n_snakes: int = 2
-    """Snakes per game (1 to 8)."""
+    """Snakes per game (1 to 8 played exactly; a state holds up to 16)."""
     ruleset: Ruleset = Ruleset.STANDARD
     """Ruleset name."""
     game_map: GameMap = GameMap.STANDARD
@@ -128,10 +129,11 @@ class GameConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "ruleset", Ruleset(self.ruleset))
         object.__setattr__(self, "game_map", GameMap(self.game_map))
-        if not (1 <= self.width <= 64 and 1 <= self.height <= 64):
-            raise ValueError(f"board {self.width}x{self.height} out of range (1..64 per side)")
-        if not 1 <= self.n_snakes <= 16:
-            raise ValueError(f"n_snakes={self.n_snakes} out of range (1..16)")
+        side, snakes = limits.SERVING.max_side, limits.SERVING.max_snakes  # what a state can hold
+        if not (1 <= self.width <= side and 1 <= self.height <= side):
+            raise ValueError(f"board {self.width}x{self.height} out of range (1..{side} per side)")
+        if not 1 <= self.n_snakes <= snakes:
+            raise ValueError(f"n_snakes={self.n_snakes} out of range (1..{snakes})")
         if self.ruleset is Ruleset.ROYALE and self.settings.shrink_every_n_turns < 1:
             raise ValueError("royale game can't shrink more frequently than every turn "
                              f"(shrinkEveryNTurns={self.settings.shrink_every_n_turns})")

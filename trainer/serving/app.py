@@ -9,7 +9,13 @@ thin reader and writer of bytes. The rules of the road:
   engine repeat our last move): a player that raises is logged and replaced by
   a safe move for that turn;
 - `/start` and `/end` bracket a session per (game, snake of ours) (its rng
-  and its budgeted player); `/move` without `/start` opens one.
+  and its budgeted player); `/move` without `/start` opens one;
+- a valid game the rules do not model (9 to 16 snakes, boards past 25) is
+  played, not refused, by a player that needs only the board (logged once per
+  game, counted in `ouroboros_serve_unmodelled_games_total`);
+- any failure after a request was read still answers a safe move, never a
+  fixed one (which may be our own neck);
+- `GET /metrics` exposes the counters in Prometheus's text format.
 """
 
 from __future__ import annotations
@@ -21,15 +27,42 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 
+import prometheus_client
+
+from ouroboros.trainer.agents import stopping
 from ouroboros.trainer.agents.base import Player
-from ouroboros.trainer.engine import types
+from ouroboros.trainer.engine import limits
 from ouroboros.trainer.serving import players, protocol, sessions
 from ouroboros.trainer.serving.protocol import RequestError
 
 log = logging.getLogger(__name__)
 
-ROUTES = {"/": ("GET", "HEAD"), "/start": ("POST",), "/move": ("POST",), "/end": ("POST",)}
-"""Paths of API v1 and the methods each accepts."""
+ROUTES = {"/": ("GET", "HEAD"), "/start": ("POST",), "/move": ("POST",), "/end": ("POST",),
+          "/metrics": ("GET", "HEAD")}
+"""Paths of API v1 (and the metrics) and the methods each accepts."""
+
+
+class Metrics:
+    """The server's counters, on a registry of their own (one per App, so tests and several
+    servers in one process never share them)."""
+
+    def __init__(self) -> None:
+        self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self.moves = prometheus_client.Counter(
+            "ouroboros_serve_moves", "Moves answered, by who chose them: the player, or the safe-move "
+            "fallback after the player failed (player_error) or after any other failure (server_error).",
+            ["chooser"], registry=self.registry)
+        self.unmodelled_games = prometheus_client.Counter(
+            "ouroboros_serve_unmodelled_games", "Games beyond the modelled rules (more than "
+            f"{limits.RULES.max_snakes} snakes or a side past {limits.RULES.max_side}) played by a "
+            "player that needs only the board.", registry=self.registry)
+        self.refused = prometheus_client.Counter(
+            "ouroboros_serve_refused_requests", "Requests answered with a 4xx, by status.",
+            ["status"], registry=self.registry)
+
+    def exposition(self) -> bytes:
+        """The text format a Prometheus server scrapes."""
+        return prometheus_client.generate_latest(self.registry)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +80,28 @@ class ServerSettings:
     latency_margin_ms: int = 150
     """Part of `game.timeout` kept for the network and the server itself; a search
     player thinks for `timeout - margin` ms at most."""
+    max_think_ms: int = 1000
+    """A search player never thinks longer than this per move, whatever `game.timeout`
+    says (a request cannot buy more of the server's CPU)."""
     idle_timeout_s: float = 75.0
-    """A keep-alive connection idle (or a body stalled) this long is closed."""
+    """A keep-alive connection with no request for this long is closed."""
+    request_timeout_s: float = 10.0
+    """A request (headers and body) must arrive whole within this many seconds of its
+    first byte, however the bytes trickle in; else 408 and the connection is closed."""
     max_connections: int = 256
     """Connections served at once (one thread each); more are answered 503."""
     appearance: protocol.Appearance = protocol.Appearance()
     """What `GET /` says about the snake."""
+
+    def __post_init__(self) -> None:
+        positive = {"max_body_bytes": self.max_body_bytes, "max_games": self.max_games,
+                    "max_think_ms": self.max_think_ms, "idle_timeout_s": self.idle_timeout_s,
+                    "request_timeout_s": self.request_timeout_s, "max_connections": self.max_connections}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name}: {value} must be positive")
+        if self.latency_margin_ms < 0:
+            raise ValueError(f"latency_margin_ms: {self.latency_margin_ms} must not be negative")
 
 
 def package_version() -> str:
@@ -77,6 +126,9 @@ class App:
         self._players_lock = threading.Lock()
         self.default_player = self._player(self.spec)  # fails fast on a bad spec
         self.sessions = sessions.SessionStore(settings.max_games)
+        self.metrics = Metrics()
+        self.thinks_long = players.is_budgeted(self.spec)
+        """True when the player thinks for a time budget (search): worth stopping on a hangup."""
         appearance = settings.appearance
         if not appearance.version:
             appearance = dataclasses.replace(
@@ -95,7 +147,16 @@ class App:
         return player
 
     def _open(self, request: protocol.MoveRequest) -> sessions.Session:
-        spec = players.budgeted_spec(self.spec, request.timeout_ms, self.settings.latency_margin_ms)
+        spec = self.spec
+        if not request.modelled:
+            spec = players.any_board_spec(spec)
+            config = request.game.config
+            self.metrics.unmodelled_games.inc()
+            log.warning("game %s: %d snakes on %dx%d is beyond the modelled rules (%s); playing %s",
+                        request.game_id, config.n_snakes, config.width, config.height,
+                        limits.RULES.describe(), spec)
+        spec = players.budgeted_spec(spec, request.timeout_ms, self.settings.latency_margin_ms,
+                                     self.settings.max_think_ms)
         budget = int(spec.option("ms") or 0) if players.is_budgeted(spec) else 0
         try:
             player = self._player(spec)
@@ -126,11 +187,25 @@ class App:
                  f", budget {session.budget_ms} ms" if session.budget_ms else "")
         return {}
 
-    def move(self, body: dict) -> dict:
+    def move(self, body: dict, received_at: float | None = None) -> dict:
+        """The `/move` answer; a budgeted player must answer by `received_at` + its budget."""
+        received_at = time.perf_counter() if received_at is None else received_at
         request = protocol.parse_move_request(body)
+        try:
+            return self._move(request, received_at)
+        except Exception:  # noqa: BLE001 - a valid request always gets a safe move
+            log.exception("game %s turn %d: failed; answering a safe move", request.game_id, request.turn)
+            self.metrics.moves.labels("server_error").inc()
+            move = players.fallback_move(request.game.config, request.game.state, request.seat,
+                                         sessions.game_rng(request.game_id, request.you_id))
+            return protocol.move_answer(move)
+
+    def _move(self, request: protocol.MoveRequest, received_at: float) -> dict:
         session = self._session(request)
         game = request.game
-        with session.lock:
+        # The budget counts from the request's arrival: time queued, read and parsed is spent.
+        deadline = received_at + session.budget_ms / 1e3 if session.budget_ms else None
+        with session.lock, stopping.limits(deadline=deadline):
             began = time.perf_counter()
             fell_back = False
             try:
@@ -144,6 +219,7 @@ class App:
                 fell_back = True
             elapsed_ms = (time.perf_counter() - began) * 1e3
             session.record(elapsed_ms, fell_back)
+        self.metrics.moves.labels("player_error" if fell_back else "player").inc()
         if elapsed_ms > request.timeout_ms - self.settings.latency_margin_ms / 2:
             # Half the network margin gone: a slower network would have timed out.
             log.warning("game %s turn %d: the player took %.0f ms of a %d ms timeout",
@@ -176,8 +252,12 @@ class App:
                          "field": "method"}, {"Allow": ", ".join(allowed)}
         return None
 
-    def dispatch(self, method: str, path: str, body: bytes) -> tuple[int, dict, dict]:
-        """One request -> (status, JSON answer, extra headers). Never raises."""
+    def dispatch(self, method: str, path: str, body: bytes,
+                 received_at: float | None = None) -> tuple[int, dict | bytes, dict]:
+        """One request -> (status, JSON answer (or raw bytes with their own Content-Type),
+        extra headers). Never raises. `received_at` (`time.perf_counter()` when the request's
+        first byte arrived; default now) anchors a thinking player's deadline."""
+        received_at = time.perf_counter() if received_at is None else received_at
         refusal = self.route(method, path)
         if refusal is not None:
             log.info("%s %s refused (%d)", method, path[:100], refusal[0])
@@ -185,17 +265,23 @@ class App:
         path = _normal(path)
         if path == "/":
             return 200, self.index, {}
+        if path == "/metrics":
+            return 200, self.metrics.exposition(), {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        obj = None
         try:
             obj = protocol.decode_body(body)
-            handler = {"/start": self.start, "/move": self.move, "/end": self.end}[path]
-            return 200, handler(obj), {}
+            if path == "/move":
+                return 200, self.move(obj, received_at), {}
+            return 200, (self.start if path == "/start" else self.end)(obj), {}
         except RequestError as err:
             log.info("%s refused (%d): %s", path, err.status, err)
+            self.metrics.refused.labels(str(err.status)).inc()
             return err.status, err.payload(), {}
         except Exception:  # noqa: BLE001 - a bug here must not take the game down with a 500
             log.exception("%s: unexpected failure", path)
             if path == "/move":
-                return 200, protocol.move_answer(types.Move.UP, "error"), {}
+                self.metrics.moves.labels("server_error").inc()
+                return 200, protocol.move_answer(protocol.last_resort_move(obj)), {}
             return 200, {}, {}
 
 

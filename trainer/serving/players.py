@@ -8,8 +8,11 @@ $OURO_STORE (`agents.stored`, which checks the model's sha256 on load). Two
 serving concerns sit on top:
 
 - a *time budget*: the engine's `game.timeout` covers the whole round trip,
-  so a player that can think longer (search) gets `timeout - margin` and
+  so a player that can think longer (search) gets `timeout - margin`, never
+  more than the server's cap (`--max-think-ms`, whatever the request says) and
   never more than its spec asked for;
+- *games the rules do not model* (9 to 16 snakes, boards past 25): played by
+  the best player that needs only the board's geometry (`ANY_BOARD`);
 - a *fallback*: if the player raises, the server still answers a move that
   does not lose at once, because a 4xx/5xx or a timeout makes the engine
   repeat our last move, which often walks into a wall.
@@ -109,21 +112,37 @@ def _champion_player(source: ChampionSource) -> Player:
     return stored.champion_player(source.game, source.registry_url)
 
 
+ANY_BOARD = ("search", "heuristic", "greedy", "random-safe")
+"""Players that play any board size and snake count the state holds (they read the board,
+not a fixed-size tensor), strongest first. A neural player's input is fixed to its game."""
+
+
+def any_board_spec(spec: Spec) -> Spec:
+    """The player for a game beyond the modelled rules: `spec` itself when it plays any
+    board, else the strongest built-in that does (heuristic)."""
+    return spec if spec.name in ANY_BOARD else Spec("heuristic")
+
+
 def is_budgeted(spec: Spec) -> bool:
     """True for players whose strength grows with thinking time (they take `ms=`)."""
     return spec.name == "search"
 
 
-def budget_ms(timeout_ms: int, margin_ms: int, floor_ms: int = 5) -> int:
-    """Thinking time for one move: the engine's timeout less the round-trip margin."""
-    return max(floor_ms, timeout_ms - margin_ms)
+def budget_ms(timeout_ms: int, margin_ms: int, cap_ms: int | None = None, floor_ms: int = 5) -> int:
+    """Thinking time for one move: the engine's timeout less the round-trip margin, at most
+    `cap_ms` (the server's own limit: a request cannot buy more of our CPU)."""
+    allowed = timeout_ms - margin_ms
+    if cap_ms is not None:
+        allowed = min(allowed, cap_ms)
+    return max(floor_ms, allowed)
 
 
-def budgeted_spec(spec: Spec, timeout_ms: int, margin_ms: int) -> Spec:
-    """`spec` with `ms` lowered to fit the game's timeout (never raised above what it asked)."""
+def budgeted_spec(spec: Spec, timeout_ms: int, margin_ms: int, cap_ms: int | None = None) -> Spec:
+    """`spec` with `ms` lowered to fit the game's timeout and the server's cap (never raised
+    above what it asked)."""
     if not is_budgeted(spec):
         return spec
-    allowed = budget_ms(timeout_ms, margin_ms)
+    allowed = budget_ms(timeout_ms, margin_ms, cap_ms)
     asked = spec.option("ms")
     if asked is not None:
         try:

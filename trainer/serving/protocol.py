@@ -20,7 +20,7 @@ import json
 import zlib
 from typing import Any
 
-from ouroboros.trainer.engine import jsonio, types
+from ouroboros.trainer.engine import jsonio, limits, types
 
 DEFAULT_TIMEOUT_MS = 500
 """The engine's timeout when `game.timeout` is absent (the API's default)."""
@@ -61,6 +61,13 @@ class MoveRequest:
     notes: list[str] = dataclasses.field(default_factory=list)
     """What was played leniently (unknown ruleset or map), for the log."""
 
+    @property
+    def modelled(self) -> bool:
+        """True when the engine models this game exactly (`limits.RULES`); beyond it (9 to 16
+        snakes, boards past 25) the server still plays, with a player that needs only geometry."""
+        config = self.game.config
+        return limits.within(limits.RULES, config.width, config.height, config.n_snakes)
+
 
 def decode_body(body: bytes) -> dict:
     """Request bytes -> a JSON object, or RequestError(400) saying where the JSON breaks."""
@@ -88,9 +95,13 @@ def _json_kind(value: Any) -> str:
 
 
 def _field(obj: dict, key: str, path: str, kind, default=...):
-    """jsonio's typed getter, with its InputError turned into RequestError(400)."""
+    """jsonio's typed getter (strings checked to be valid Unicode), with its InputError
+    turned into RequestError(400)."""
     try:
-        return jsonio.get_field(obj, key, path, kind, default)
+        value = jsonio.get_field(obj, key, path, kind, default)
+        if isinstance(value, str):
+            jsonio.check_text(value, f"{path}.{key}" if path else key)
+        return value
     except jsonio.InputError as err:
         raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
 
@@ -133,9 +144,10 @@ def _config_kw(game: dict, notes: list[str]) -> dict:
 def parse_move_request(obj: dict) -> MoveRequest:
     """A `/start` or `/move` body -> MoveRequest.
 
-    Raises RequestError: 400 for a missing field, a wrong type or a board the
-    engine cannot hold (the field's JSON path in the message), 422 when
-    `you.id` is not among the board's (living) snakes.
+    Raises RequestError: 400 for a missing field, a wrong type, text that is not
+    valid Unicode, or a board beyond `limits.SERVING` (the field's JSON path in the
+    message), 422 when `you.id` is not among the board's (living) snakes. Work is
+    bounded by the board: every list is checked against the limits as it is read.
     """
     game = _field(obj, "game", "", dict)
     game_id = _field(game, "id", "game", str)
@@ -151,16 +163,9 @@ def parse_move_request(obj: dict) -> MoveRequest:
     you_id = _field(you, "id", "you", str)
     board = _field(obj, "board", "", dict)
     try:
-        parsed = jsonio.parse_board(board, config_kw, turn, _seed(game_id))
+        parsed = jsonio.parse_board(board, config_kw, turn, _seed(game_id), bounds=limits.SERVING)
     except jsonio.InputError as err:
         raise RequestError(400, err.path, str(err).split(": ", 1)[1]) from None
-    except ValueError as err:  # GameConfig's own range checks
-        where = ("game.ruleset.settings.royale.shrinkEveryNTurns" if "shrinkEveryNTurns" in str(err)
-                 else "board")
-        raise RequestError(400, where, str(err)) from None
-    except OverflowError:  # a number too large for the engine's integer arrays
-        where = _oversized_int(board, "board") or "board"
-        raise RequestError(400, where, f"a number outside -{MAX_INT}..{MAX_INT}") from None
     if you_id not in parsed.ids:
         raise RequestError(422, "you.id", f"snake {you_id!r} is not among the living snakes on "
                                           f"the board ({len(parsed.ids)} listed)")
@@ -171,16 +176,29 @@ def parse_move_request(obj: dict) -> MoveRequest:
                        seat=seat, you_id=you_id, notes=notes)
 
 
-def _oversized_int(value: Any, path: str) -> str | None:
-    """The JSON path of the first integer beyond +-MAX_INT in `value` (error path only)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        return path
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _oversized_int(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
-        if found:
-            return found
-    return None
+def last_resort_move(obj: object) -> types.Move:
+    """A move read from the raw JSON when nothing else could be computed: not into our
+    own neck and not off the board where `you.body` and the board's size say so; `up`
+    if even they are unreadable. Never raises."""
+    try:
+        body = obj["you"]["body"]  # type: ignore[index]
+        head = (int(body[0]["x"]), int(body[0]["y"]))
+        neck = (int(body[1]["x"]), int(body[1]["y"])) if len(body) > 1 else None
+    except Exception:  # noqa: BLE001 - the last line of defence
+        return types.Move.UP
+    try:
+        width, height = int(obj["board"]["width"]), int(obj["board"]["height"])  # type: ignore[index]
+    except Exception:  # noqa: BLE001
+        width = height = None
+    fallback = None
+    for move in (types.Move.UP, types.Move.RIGHT, types.Move.DOWN, types.Move.LEFT):
+        cell = (head[0] + int(types.MOVE_DX[move]), head[1] + int(types.MOVE_DY[move]))
+        if cell == neck:
+            continue
+        fallback = fallback if fallback is not None else move
+        if width is None or (0 <= cell[0] < width and 0 <= cell[1] < height):
+            return move
+    return fallback if fallback is not None else types.Move.UP
 
 
 def move_answer(move: types.Move, shout: str = "") -> dict:
