@@ -56,13 +56,14 @@ _VALUES = {
     "month": f"0?[1-9]|1[0-2]|{_NAMES_MONTH}",
     "day of week": f"0?[0-7]|{_NAMES_DAY}",
 }
-_ANY = {"minute": "[*]", "hour": "[*]", "day of month": "[*?]", "month": "[*]", "day of week": "[*?]"}
+_NO_SPECIFIC_VALUE = ("day of month", "day of week")  # `?`, alone, as Quartz and robfig/cron allow
 
 
 def _field(name: str) -> str:
     value = f"(?:{_VALUES[name]})"
-    item = f"(?:{_ANY[name]}|{value}(?:-{value})?)(?:/[1-9][0-9]?)?"
-    return f"{item}(?:,{item})*"
+    item = f"(?:[*]|{value}(?:-{value})?)(?:/[1-9][0-9]?)?"
+    items = f"{item}(?:,{item})*"
+    return f"(?:[?]|{items})" if name in _NO_SPECIFIC_VALUE else items
 
 
 MACROS = ("yearly", "annually", "monthly", "weekly", "daily", "midnight", "hourly")
@@ -70,7 +71,7 @@ CRON_GRAMMAR = (
     "(?i)^(?:@(?:" + "|".join(MACROS) + ")|" + " +".join(_field(name) for name in _VALUES) + ")$"
 )
 """Five fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week 0-7
-or SUN-SAT, separated by spaces; `*`, `?` in the day fields, `a-b`, `/step` 1-99, lists with `,`) or a macro; case-insensitive."""
+or SUN-SAT, separated by spaces; `*`, a lone `?` in the day fields, `a-b`, `/step` 1-99, lists with `,`) or a macro; case-insensitive."""
 CRON_MESSAGE = (
     "must be a cron expression of 5 fields (minute 0-59, hour 0-23, day of month 1-31, "
     "month 1-12 or JAN-DEC, day of week 0-7 or SUN-SAT) or a macro such as @daily"
