@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import kopf
 
-from ouroboros.operator.handlers import trainingrun
+from ouroboros.operator.handlers import trainingrun, trainingschedule
 from ouroboros.operator.handlers.context import Context
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    """Attach all handlers (TrainingRun for now; schedules and champions come later)."""
+    """Attach all handlers (TrainingRun and TrainingSchedule; champions come later)."""
     trainingrun.register(registry, ctx)
+    trainingschedule.register(registry, ctx)
