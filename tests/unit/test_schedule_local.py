@@ -174,6 +174,9 @@ def cli_args(tmp_path):
 
 def test_ouro_schedule_run_trains_with_the_smoke_preset_and_survives_a_kill(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(document()))
+    set_clock(tmp_path / "clock", T0)
+    first = ouro("schedule", "run", "s.yaml", *cli_args(tmp_path), "--max-passes", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr  # the runner first sees the schedule at 01:59
     set_clock(tmp_path / "clock", T0 + timedelta(minutes=1, seconds=3))
     proc = subprocess.Popen([sys.executable, "-m", "ouroboros.trainer.commands.cli", "schedule", "run", "s.yaml",
                              *cli_args(tmp_path)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
