@@ -68,16 +68,21 @@ class RunnerOptions:
     """More arguments for `ouro train` (e.g. --eval-games 4)."""
 
 
-def _pid_alive(pid: int | None, name: str) -> bool:
-    """Whether `pid` still runs and is our execution `name` (its command line names it)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ProcessLookupError):
-        return False
-    return name in cmdline
+def _running_pid(pid: int | None, marker: str) -> int | None:
+    """The pid of a live process whose command line contains `marker` (our execution's output path).
+
+    Tries the recorded `pid` first, then scans /proc: a runner killed between
+    starting a child and recording its pid must not start a second one.
+    """
+    candidates = ([pid] if pid else []) + [int(p.name) for p in Path("/proc").glob("[0-9]*")]
+    for candidate in candidates:
+        try:
+            cmdline = Path(f"/proc/{candidate}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline.split("\0") and candidate != os.getpid():
+            return candidate
+    return None
 
 
 def champion_score(out_path: str | None) -> float | None:
@@ -144,7 +149,7 @@ class LocalRunner:
                 message = "ouro train succeeded" if code == 0 else f"ouro train exited with {code} (see {ex.log_path})"
                 self.history.finish(ex.name, now, code, champion_score(ex.out_path), message)
                 continue
-            if child is None and _pid_alive(ex.pid, ex.name):
+            if child is None and _running_pid(ex.pid, str(ex.out_path)) is not None:
                 continue  # started by an earlier runner and still going
             log.warning("execution %s ended without an exit status: starting it again (ouro train resumes)", ex.name)
             self._launch(ex.name, Path(ex.out_path), Path(ex.log_path))
@@ -186,7 +191,7 @@ class LocalRunner:
 
     def _stop(self, ex: Execution, reason: str, now: datetime) -> None:
         child = self.children.pop(ex.name, None)
-        pid = child.pid if child is not None else (ex.pid if _pid_alive(ex.pid, ex.name) else None)
+        pid = child.pid if child is not None else _running_pid(ex.pid, str(ex.out_path))
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
