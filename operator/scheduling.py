@@ -12,10 +12,8 @@ this, and act, so the cluster and one machine schedule by one code path.
 Semantics (the resource's field docs say the same to users):
 
 - Time: every `spec.schedules` expression is evaluated in `spec.timeZone` by
-  croniter. Daylight saving as Kubernetes CronJob (robfig/cron) handles it: a
-  wall-clock time inside the spring-forward gap does not exist and does not
-  run that day (croniter would shift it to the end of the gap; we drop it), a
-  time inside the fall-back overlap exists twice and runs twice.
+  croniter (`cron.py`: daylight saving as Kubernetes CronJob handles it).
+  Run names and manifests come from `builders/scheduled_runs.py`.
 - Missed times: the times in (lastScheduleTime, now] (since creation at
   first) are due. Those older than `startingDeadlineSeconds` are dropped.
   Skip starts the latest only if it is on time (within the deadline, or
@@ -50,17 +48,20 @@ Semantics (the resource's field docs say the same to users):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+from zoneinfo import ZoneInfo
 
 from ouroboros.operator import conditions
-from ouroboros.operator.builders import names
-from ouroboros.operator.resources import API_VERSION, ConditionStatus, TrainingSchedule
+from ouroboros.operator.builders.scheduled_runs import (
+    ANNOTATION_SCHEDULED_AT,
+    ANNOTATION_STARTED_BY,
+    run_manifest,
+    run_name,
+)
+from ouroboros.operator.cron import next_time, problem, times_between, utc, zone
+from ouroboros.operator.resources import ConditionStatus, TrainingSchedule
 from ouroboros.operator.resources.trainingschedule import (
     MANUAL_TRIGGER_ANNOTATION,
     ConcurrencyPolicy,
@@ -78,13 +79,6 @@ ON_TIME_SECONDS = 120
 """Without startingDeadlineSeconds, how late a time may start under missedRunPolicy Skip."""
 MAX_REQUEUE_SECONDS = 3600.0
 """Longest sleep between two looks at a schedule (clock jumps, edited time zones)."""
-SEARCH_YEARS = 5
-"""An expression with no time in this many years is refused (robfig/cron gives up after five too)."""
-
-LABEL_SCHEDULE = "ouroboros.dev/schedule"
-LABEL_SCHEDULE_UID = "ouroboros.dev/schedule-uid"
-ANNOTATION_SCHEDULED_AT = "ouroboros.dev/scheduled-at"
-ANNOTATION_STARTED_BY = "ouroboros.dev/started-by"
 FINISHED_PHASES = ("Succeeded", "Failed")
 
 
@@ -182,138 +176,14 @@ class Decision:
 
 
 # ---------------------------------------------------------------------------
-# Time
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def zone(name: str) -> ZoneInfo:
-    """The time zone; ValueError naming spec.timeZone if the IANA database does not know it."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"spec.timeZone: unknown IANA time zone {name!r}") from exc
-
-
-def check_expression(expression: str, tz: ZoneInfo, now: datetime) -> None:
-    """ValueError if croniter refuses the expression or it never fires within SEARCH_YEARS."""
-    try:
-        nxt = croniter(expression, now.astimezone(tz), max_years_between_matches=SEARCH_YEARS).get_next(datetime)
-    except CroniterBadDateError as exc:
-        raise ValueError(f"never fires (no time in {SEARCH_YEARS} years)") from exc
-    except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
-        raise ValueError(f"not a cron expression croniter accepts ({exc})") from exc
-    if nxt is None:
-        raise ValueError("never fires")
-
-
-def validate(schedule: TrainingSchedule, now: datetime) -> str | None:
-    """What the operator refuses that the API server could not see, naming the field; None if fine."""
-    spec = schedule.spec
-    try:
-        tz = zone(spec.time_zone)
-    except ValueError as exc:
-        return str(exc)
-    for i, expression in enumerate(spec.schedules):
-        try:
-            check_expression(expression, tz, now)
-        except ValueError as exc:
-            return f"spec.schedules[{i}] {expression!r}: {exc}"
-    return None
-
-
-def _exists(expression: str, local: datetime) -> bool:
-    """Whether a croniter result is a real wall-clock match (False for times shifted out of a DST gap)."""
-    return croniter.match(expression, local.replace(tzinfo=None))
-
-
-def times_between(expressions: Iterable[str], tz: ZoneInfo, after: datetime, until: datetime,
-                  limit: int) -> list[datetime]:
-    """Fire times t with after < t <= until (UTC, oldest first, duplicates merged), at most the newest `limit`.
-
-    Walks back from `until`, so the cost is bounded by `limit`, not by the span.
-    """
-    found: set[datetime] = set()
-    for expression in expressions:
-        it = croniter(expression, (until + timedelta(seconds=1)).astimezone(tz))
-        count = 0
-        while count < limit:
-            t = it.get_prev(datetime)
-            if _utc(t) <= after:
-                break
-            if _exists(expression, t):
-                found.add(_utc(t))
-                count += 1
-    return sorted(found)[-limit:]
-
-
-def next_time(expressions: Iterable[str], tz: ZoneInfo, after: datetime) -> datetime | None:
-    """The first fire time strictly after `after` (UTC), over all expressions."""
-    best = None
-    for expression in expressions:
-        it = croniter(expression, after.astimezone(tz), max_years_between_matches=SEARCH_YEARS)
-        for _ in range(1000):  # at most a few skipped DST-gap times
-            try:
-                t = it.get_next(datetime)
-            except CroniterBadDateError:
-                t = None
-            if t is None or _exists(expression, t):
-                break
-        if t is not None and (best is None or _utc(t) < best):
-            best = _utc(t)
-    return best
-
-
-# ---------------------------------------------------------------------------
-# Names and manifests
-
-
-def run_name(schedule: str, trigger: TriggerType, at: datetime, token: str | None = None) -> str:
-    """Deterministic name of a run: `<schedule>-<yyyymmddhhmm>` (UTC) for cron, `<schedule>-<trigger>-...` else.
-
-    Manual runs are named by a hash of the annotation's value, so one value
-    makes one run whatever the clock says.
-    """
-    stamp = _utc(at).strftime("%Y%m%d%H%M")
-    if trigger == TriggerType.CRON:
-        suffix = f"-{stamp}"
-    elif trigger == TriggerType.MANUAL:
-        suffix = f"-manual-{hashlib.sha256((token or '').encode()).hexdigest()[:8]}"
-    else:
-        suffix = f"-{trigger.value}-{_utc(at).strftime('%Y%m%d%H%M%S')}"
-    return names.shorten(schedule, names.MAX_NAME, suffix)
-
-
-def run_manifest(schedule: TrainingSchedule, name: str, trigger: TriggerType, at: datetime) -> dict[str, Any]:
-    """The TrainingRun a firing creates: the template's spec, labels and annotations, owned by the schedule."""
-    meta = schedule.metadata
-    template = schedule.spec.template
-    labels = {**template.metadata.labels, LABEL_SCHEDULE: names.label_value(meta.name)}
-    if meta.uid:
-        labels[LABEL_SCHEDULE_UID] = meta.uid
-    annotations = {
-        **template.metadata.annotations,
-        ANNOTATION_SCHEDULED_AT: _utc(at).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ANNOTATION_STARTED_BY: trigger.value,
-    }
-    metadata: dict[str, Any] = {"name": name, "labels": labels, "annotations": annotations}
-    if meta.namespace:
-        metadata["namespace"] = meta.namespace
-    if meta.uid:
-        metadata["ownerReferences"] = [{
-            "apiVersion": API_VERSION, "kind": "TrainingSchedule", "name": meta.name, "uid": meta.uid,
-            "controller": True, "blockOwnerDeletion": True,
-        }]
-    return {"apiVersion": API_VERSION, "kind": "TrainingRun", "metadata": metadata, "spec": template.spec.to_api()}
+# Observing
 
 
 def _parse_time(value: Any) -> datetime | None:
     if not value:
         return None
     try:
-        return _utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        return utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
     except ValueError:
         return None
 
@@ -347,18 +217,18 @@ def trigger_time(status: TrainingScheduleStatus, runs: Iterable[OwnedRun], trigg
     times = [r.started for r in runs if r.trigger == trigger and r.started is not None]
     recorded = getattr(status.trigger_times, trigger.value)
     if recorded is not None:
-        times.append(_utc(recorded))
+        times.append(utc(recorded))
     return max(times) if times else None
 
 
 def data_window_start(schedule: TrainingSchedule, runs: Iterable[OwnedRun]) -> datetime | None:
     """Since when new games count for the data trigger: the last run's start, else the schedule's creation."""
     times = [r.started for r in runs if r.started is not None]
-    times += [_utc(t) for t in vars(schedule.status.trigger_times).values() if t is not None]
+    times += [utc(t) for t in vars(schedule.status.trigger_times).values() if t is not None]
     if times:
         return max(times)
     created = schedule.metadata.creation_timestamp
-    return _utc(created) if created else None
+    return utc(created) if created else None
 
 
 @dataclasses.dataclass
@@ -401,7 +271,7 @@ class _Pass:
 
 
 def _stamp(t: datetime) -> str:
-    return _utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _fold_runs(p: _Pass) -> None:
@@ -411,7 +281,7 @@ def _fold_runs(p: _Pass) -> None:
     ordered = sorted(p.runs.values(), key=lambda r: (r.completion_time or r.started or p.now, r.name))
     for run in ordered:
         if run.phase == "Succeeded" and run.completion_time is not None and (
-            st.last_successful_time is None or run.completion_time > _utc(st.last_successful_time)
+            st.last_successful_time is None or run.completion_time > utc(st.last_successful_time)
         ):
             st.last_successful_time = run.completion_time
         if run.name not in previously_active or not run.finished:
@@ -435,7 +305,7 @@ def _cron(p: _Pass, tz: ZoneInfo) -> bool:
     if not spec.schedules:
         return False
     since = st.last_schedule_time or p.schedule.metadata.creation_timestamp or now
-    due = times_between(spec.schedules, tz, _utc(since), now, TOO_MANY_MISSED + 1)
+    due = times_between(spec.schedules, tz, utc(since), now, TOO_MANY_MISSED + 1)
     if not due:
         return False
     st.last_schedule_time = due[-1]
@@ -556,13 +426,13 @@ def _conditions(p: _Pass, invalid: str | None, stopped: str | None) -> None:
 
 def decide(schedule: TrainingSchedule, runs: Iterable[OwnedRun], observed: Observations, now: datetime) -> Decision:
     """The schedule's new status and what to do, given its owned runs, the trigger observations and `now`."""
-    now = _utc(now).replace(microsecond=0)
+    now = utc(now).replace(microsecond=0)
     spec, meta = schedule.spec, schedule.metadata
     old = schedule.status
     st = old.model_copy(deep=True)
     p = _Pass(schedule, st, {r.name: r for r in runs}, [], now, Decision(status=st))
     _fold_runs(p)
-    invalid = validate(schedule, now)
+    invalid = problem(spec.schedules, spec.time_zone, now)
     stopped = None
     wait = None
     if invalid is None:
@@ -603,7 +473,7 @@ def decide_invalid(status: TrainingScheduleStatus, generation: int, error: str, 
         st.conditions,
         [conditions.Desired(TrainingScheduleConditionType.READY.value, ConditionStatus.FALSE, "InvalidSchedule",
                             message)],
-        generation, _utc(now),
+        generation, utc(now),
     )
     st.next_schedule_time = None
     st.observed_generation = generation

@@ -27,6 +27,7 @@ import kopf
 from pydantic import ValidationError
 
 from ouroboros.operator import scheduling
+from ouroboros.operator.builders.scheduled_runs import LABEL_SCHEDULE_UID
 from ouroboros.operator.handlers.context import Context
 from ouroboros.operator.handlers.kube import ApiError
 from ouroboros.operator.resources import GROUP, VERSION, TrainingSchedule, TrainingScheduleStatus
@@ -64,7 +65,7 @@ def _key(namespace: str, name: str) -> tuple[str, str]:
 
 def _owned_runs(ctx: Context, raw: dict[str, Any]) -> list[scheduling.OwnedRun]:
     meta = raw["metadata"]
-    selector = f"{scheduling.LABEL_SCHEDULE_UID}={meta['uid']}"
+    selector = f"{LABEL_SCHEDULE_UID}={meta['uid']}"
     items = ctx.kube.request("GET", _path("trainingruns", meta["namespace"]),
                              query={"labelSelector": selector}).get("items", [])
     out = []
@@ -220,7 +221,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         reconcile_logged(ctx, namespace, name)
 
     @kopf.on.event(GROUP, VERSION, "trainingruns", id="trainingschedule-run",
-                   labels={scheduling.LABEL_SCHEDULE_UID: kopf.PRESENT}, registry=registry)
+                   labels={LABEL_SCHEDULE_UID: kopf.PRESENT}, registry=registry)
     def run_event(event: dict[str, Any], body: Any, namespace: str, **_: Any) -> None:
         if event.get("type") == "ADDED":
             return  # we just created it

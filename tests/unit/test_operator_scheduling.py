@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
+from ouroboros.operator import cron
 from ouroboros.operator import scheduling as s
+from ouroboros.operator.builders import scheduled_runs as built
 from ouroboros.operator.resources import TrainingSchedule
 from ouroboros.operator.resources.trainingschedule import CRON_GRAMMAR, TIMEZONES, TriggerType
 
@@ -69,8 +71,8 @@ def test_a_due_time_creates_one_run_named_by_the_time_and_owned_by_the_schedule(
     assert manifest["spec"]["champion"] == "main" and manifest["spec"]["phases"][0]["games"] == 2
     meta = manifest["metadata"]
     assert meta["namespace"] == "ns" and meta["labels"]["team"] == "a"
-    assert meta["labels"][s.LABEL_SCHEDULE_UID] == "uid-1"
-    assert meta["annotations"][s.ANNOTATION_STARTED_BY] == "cron"
+    assert meta["labels"][built.LABEL_SCHEDULE_UID] == "uid-1"
+    assert meta["annotations"][built.ANNOTATION_STARTED_BY] == "cron"
     assert meta["ownerReferences"] == [{"apiVersion": "ouroboros.dev/v1alpha1", "kind": "TrainingSchedule",
                                         "name": "nightly", "uid": "uid-1", "controller": True,
                                         "blockOwnerDeletion": True}]
@@ -199,7 +201,7 @@ def test_the_first_pass_counts_from_the_schedules_creation():
      ["2026-03-28T03:30:00+00:00", "2026-03-29T03:30:00+00:00"]),
 ])
 def test_daylight_saving_as_cronjob(zone, expression, start, end, expected):
-    times = s.times_between([expression], ZoneInfo(zone), at(start), at(end), 1000)
+    times = cron.times_between([expression], ZoneInfo(zone), at(start), at(end), 1000)
     if isinstance(expected, int):
         assert len(times) == expected
     else:
@@ -216,7 +218,7 @@ def test_fall_back_twice_gives_two_runs_with_different_names():
 
 
 def test_the_next_time_skips_a_spring_forward_gap():
-    nxt = s.next_time(["30 2 * * *"], ZoneInfo("Europe/Amsterdam"), at("2026-03-28T12:00:00+00:00"))
+    nxt = cron.next_time(["30 2 * * *"], ZoneInfo("Europe/Amsterdam"), at("2026-03-28T12:00:00+00:00"))
     assert nxt == at("2026-03-30T00:30:00+00:00")
 
 
@@ -388,7 +390,7 @@ def test_an_expression_the_schema_passes_but_croniter_refuses_is_a_condition(exp
 def test_a_zone_missing_from_this_machines_database_is_a_condition(monkeypatch):
     def missing(name):
         raise ValueError(f"spec.timeZone: unknown IANA time zone {name!r}")
-    monkeypatch.setattr(s, "zone", missing)
+    monkeypatch.setattr(cron, "zone", missing)
     d = s.decide(schedule(), [], s.Observations(), NOW)
     ready = {c.type: c for c in d.status.conditions}["Ready"]
     assert ready.reason == "InvalidSchedule" and "spec.timeZone" in ready.message
@@ -397,16 +399,16 @@ def test_a_zone_missing_from_this_machines_database_is_a_condition(monkeypatch):
 def test_run_names_are_deterministic_and_fit_a_label():
     long = "a" * 60
     t = at("2026-11-30T02:00:00+00:00")
-    assert s.run_name("n", TriggerType.CRON, t) == "n-202611300200"
-    assert s.run_name(long, TriggerType.CRON, t) == s.run_name(long, TriggerType.CRON, t)
-    assert len(s.run_name(long, TriggerType.MANUAL, t, "x")) <= 63
-    assert s.run_name("n", TriggerType.MANUAL, t, "x") == s.run_name("n", TriggerType.MANUAL, NOW, "x")
-    assert s.run_name("n", TriggerType.MANUAL, t, "x") != s.run_name("n", TriggerType.MANUAL, t, "y")
+    assert built.run_name("n", TriggerType.CRON, t) == "n-202611300200"
+    assert built.run_name(long, TriggerType.CRON, t) == built.run_name(long, TriggerType.CRON, t)
+    assert len(built.run_name(long, TriggerType.MANUAL, t, "x")) <= 63
+    assert built.run_name("n", TriggerType.MANUAL, t, "x") == built.run_name("n", TriggerType.MANUAL, NOW, "x")
+    assert built.run_name("n", TriggerType.MANUAL, t, "x") != built.run_name("n", TriggerType.MANUAL, t, "y")
 
 
 def test_owned_run_reads_a_training_run_object():
     raw = {"metadata": {"name": "r", "uid": "u", "creationTimestamp": "2026-11-30T02:00:01Z",
-                        "annotations": {s.ANNOTATION_STARTED_BY: "data", s.ANNOTATION_SCHEDULED_AT: "2026-11-30T02:00:00Z"}},
+                        "annotations": {built.ANNOTATION_STARTED_BY: "data", built.ANNOTATION_SCHEDULED_AT: "2026-11-30T02:00:00Z"}},
            "status": {"phase": "Failed", "completionTime": "2026-11-30T03:00:00Z"}}
     r = s.owned_run(raw)
     assert r.trigger == TriggerType.DATA and r.finished and r.scheduled_time == at("2026-11-30T02:00:00+00:00")

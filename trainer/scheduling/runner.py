@@ -37,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ouroboros.operator import scheduling
+from ouroboros.operator import cron, scheduling
 from ouroboros.operator.resources import TrainingSchedule
 from ouroboros.operator.resources.trainingschedule import (
     MANUAL_TRIGGER_ANNOTATION,
@@ -261,10 +261,10 @@ def status_lines(history: History, now: datetime, upcoming: int = 5) -> list[str
             t = status.last_trigger
             lines.append(f"  last run {t.run} ({t.type.value}: {t.reason})")
         if spec.get("schedules") and not row["stopped"] and not spec.get("suspend"):
-            tz = scheduling.zone(spec.get("timeZone", "Etc/UTC"))
+            tz = cron.zone(spec.get("timeZone", "Etc/UTC"))
             t = now
             for _ in range(upcoming):
-                t = scheduling.next_time(spec["schedules"], tz, t)
+                t = cron.next_time(spec["schedules"], tz, t)
                 if t is None:
                     break
                 lines.append(f"  next {t.astimezone(tz).isoformat()}  ({t.strftime('%Y-%m-%dT%H:%M:%SZ')})")
