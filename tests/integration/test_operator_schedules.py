@@ -279,11 +279,19 @@ def test_an_expression_that_never_fires_is_refused_by_the_operator(cluster, name
 
 
 def test_an_every_minute_schedule_fires_within_the_minute_on_the_real_clock(cluster, namespace, operator):
+    """Side by side with a plain CronJob (the control plane's own controller), both `* * * * *`."""
     operator(real_clock=True)
     apply(cluster, namespace, schedule(schedules=["* * * * *"]))
+    apply(cluster, namespace, {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "peer"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"suspend": True, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}},
+    })
     name = wait_for(lambda: runs(cluster, namespace), timeout=90, interval=1, what="a run within the minute")[0]
-    created = get(cluster, "trainingrun", namespace, name)["metadata"]["creationTimestamp"]
-    scheduled = get(cluster, "trainingrun", namespace, name)["metadata"]["annotations"]["ouroboros.dev/scheduled-at"]
+    run = get(cluster, "trainingrun", namespace, name)
+    created = run["metadata"]["creationTimestamp"]
+    scheduled = run["metadata"]["annotations"]["ouroboros.dev/scheduled-at"]
     lag = (datetime.fromisoformat(created.replace("Z", "+00:00"))
            - datetime.fromisoformat(scheduled.replace("Z", "+00:00"))).total_seconds()
     assert 0 <= lag < 30, lag
+    wait_for(lambda: items(cluster, "jobs", namespace), timeout=90, interval=1, what="the CronJob's Job")
