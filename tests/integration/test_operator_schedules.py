@@ -197,6 +197,26 @@ def test_the_data_trigger_fires_after_shards_are_written(cluster, namespace, ope
     assert st["lastTrigger"]["type"] == "data" and "6 new games" in st["lastTrigger"]["reason"]
 
 
+def test_the_performance_trigger_fires_when_the_champion_weakens(cluster, namespace, operator, clock):
+    operator()
+    apply(cluster, namespace, {"apiVersion": "ouroboros.dev/v1alpha1", "kind": "Champion",
+                               "metadata": {"name": "main"}, "spec": {}})
+    cluster.kubectl("patch", "champion", "main", "-n", namespace, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"ratings": {"winRate": 0.61}}}))
+    apply(cluster, namespace, schedule(schedules=[], triggers={"performance": {"metric": "winRate", "below": 0.5}}))
+    wait_for(lambda: condition(status(cluster, namespace), "Ready"), timeout=60, what="conditions")
+    subprocess.run(["sleep", "3"], check=True)
+    assert runs(cluster, namespace) == []
+    cluster.kubectl("patch", "champion", "main", "-n", namespace, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"ratings": {"winRate": 0.42}}}))
+    name = wait_for(lambda: runs(cluster, namespace), timeout=60, what="a performance-triggered run")[0]
+    assert name.startswith("nightly-performance-")
+    st = wait_for(lambda: status(cluster, namespace).get("lastTrigger") and status(cluster, namespace), timeout=30)
+    assert st["lastTrigger"]["type"] == "performance" and "0.42" in st["lastTrigger"]["reason"]
+    subprocess.run(["sleep", "3"], check=True)
+    assert len(runs(cluster, namespace)) == 1  # the cooldown (6 h by default) holds the next one
+
+
 def test_the_manual_trigger_fires_once_per_request(cluster, namespace, operator, clock):
     operator()
     apply(cluster, namespace, schedule(schedules=[], concurrencyPolicy="Allow"))
