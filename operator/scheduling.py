@@ -61,6 +61,7 @@ from ouroboros.operator.builders.scheduled_runs import (
     run_name,
 )
 from ouroboros.operator.cron import next_time, problem, times_between, utc, zone
+from ouroboros.operator.lifecycle import Event  # the same Kubernetes Event shape as a run's
 from ouroboros.operator.resources import ConditionStatus, TrainingSchedule
 from ouroboros.operator.resources.trainingschedule import (
     MANUAL_TRIGGER_ANNOTATION,
@@ -119,16 +120,6 @@ class Observations:
     """Games committed to the replay store since `data_window_start(...)`."""
     score: float | None = None
     """The champion's watched metric (spec.triggers.performance.metric)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the schedule."""
-
-    type: str
-    """Normal or Warning."""
-    reason: str
-    message: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -217,3 +217,11 @@ def test_a_bad_document_is_refused_naming_the_field(tmp_path, patch, field):
     result = ouro("schedule", "run", "s.yaml", "--db", "db.sqlite", "--max-passes", "1", cwd=tmp_path)
     assert result.returncode == 2 and field in result.stderr
     assert not hist.History(tmp_path / "db.sqlite").executions()
+
+
+def test_the_local_runner_imports_neither_kopf_nor_the_kubernetes_client():
+    """The trainer image has neither: `ouro schedule run` must work without them."""
+    code = ("import sys, ouroboros.trainer.commands.schedule; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'kopf', 'kubernetes', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

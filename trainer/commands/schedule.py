@@ -109,7 +109,13 @@ def _trigger(args: argparse.Namespace, now: datetime) -> int:
         value = hist.History(args.db).request_manual(args.name, now)
         print(f"schedule {args.name}: manual run requested ({value}); `ouro schedule run` starts it")
         return 0
-    from ouroboros.operator.handlers.kube import ApiError, KubeClient
+    try:
+        from ouroboros.operator.handlers.kube import ApiError, KubeClient
+    except ImportError as exc:  # the trainer image has no Kubernetes client
+        print(f"ouro schedule trigger --cluster: needs the Kubernetes client (pip install "
+              f"'ouroboros[operator]'), or use kubectl annotate trainingschedule {args.name} "
+              f"{MANUAL_TRIGGER_ANNOTATION}=$(date -u +%FT%TZ) --overwrite ({exc})", file=sys.stderr)
+        return 2
     from ouroboros.operator.resources import GROUP, VERSION
 
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{args.namespace}/trainingschedules/{args.name}"
