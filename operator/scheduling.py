@@ -429,11 +429,12 @@ def decide(schedule: TrainingSchedule, runs: Iterable[OwnedRun], observed: Obser
     if invalid is None:
         tz = zone(spec.time_zone)
         strategy = spec.stop_strategy
-        if strategy is not None and not spec.suspend and st.consecutive_failures >= strategy.max_consecutive_failures:
+        if strategy is not None and st.consecutive_failures >= strategy.max_consecutive_failures:
             stopped = (f"{st.consecutive_failures} runs failed in a row (stopStrategy.maxConsecutiveFailures "
                        f"{strategy.max_consecutive_failures}): spec.suspend set to true; set it to false to resume")
-            p.decision.actions.append(SuspendSchedule(stopped))
-            p.decision.events.append(Event("Warning", "Stopped", stopped))
+            if not spec.suspend:  # (already true when a retried pass finds its own patch applied)
+                p.decision.actions.append(SuspendSchedule(stopped))
+                p.decision.events.append(Event("Warning", "Stopped", stopped))
             st.consecutive_failures = 0
         started = _cron(p, tz) if stopped is None else False
         if stopped is None and not started:

@@ -352,6 +352,12 @@ def test_stop_strategy(before, outcome, stops, after):
         d2 = s.decide(suspended, [done], s.Observations(), at("2026-11-29T06:00:05+00:00"))
         assert {c.type: c for c in d2.status.conditions}["Suspended"].reason == "StopStrategy"
         assert not any(isinstance(a, s.SuspendSchedule) for a in d2.actions)
+        # a pass retried after a status conflict finds spec.suspend already set and the count not yet reset
+        retried = sched.model_copy(deep=True)
+        retried.spec.suspend = True
+        d3 = s.decide(retried, [done], s.Observations(), at("2026-11-29T06:00:05+00:00"))
+        assert {c.type: c for c in d3.status.conditions}["Suspended"].reason == "StopStrategy"
+        assert d3.status.consecutive_failures == 0 and not any(isinstance(a, s.SuspendSchedule) for a in d3.actions)
     else:
         assert cond.status == "False"
     if outcome == "Succeeded":
