@@ -22,9 +22,9 @@ from typing import Any
 
 import kopf
 
-from ouroboros.operator import handlers
+from ouroboros.operator import clock, handlers
 from ouroboros.operator.context import Context
-from ouroboros.operator.handlers import trainingrun
+from ouroboros.operator.handlers import trainingrun, trainingschedule
 from ouroboros.operator.kube import KubeClient
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.settings import OperatorSettings
@@ -34,7 +34,8 @@ log = logging.getLogger("ouroboros.operator")
 
 def build(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Context:
     """The handler context, with handlers and start-up settings registered on `registry`."""
-    ctx = Context(settings=settings, kube=KubeClient.from_environment(pool_size=settings.workers * 2), metrics=Metrics())
+    ctx = Context(settings=settings, kube=KubeClient.from_environment(pool_size=settings.workers * 2), metrics=Metrics(),
+                  clock=clock.clock(settings.clock_file))
     handlers.register(registry, ctx)
 
     @kopf.on.login(registry=registry)
@@ -58,10 +59,11 @@ def build(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Contex
 
 def _resync_forever(ctx: Context, stop: threading.Event) -> None:
     while not stop.wait(ctx.settings.resync_seconds):
-        try:
-            trainingrun.resync(ctx)
-        except Exception:  # noqa: BLE001 - keep resyncing whatever one pass hit
-            log.exception("resync failed")
+        for controller in (trainingrun, trainingschedule):  # schedules: the clock and the triggers' data
+            try:
+                controller.resync(ctx)
+            except Exception:  # noqa: BLE001 - keep resyncing whatever one pass hit
+                log.exception("resync of %s failed", controller.CONTROLLER)
 
 
 def main(argv: list[str] | None = None) -> int:

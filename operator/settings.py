@@ -53,6 +53,8 @@ class OperatorSettings:
     """How often every run is reconciled even without events (TTL, missed events)."""
     workers: int = 16
     """Threads for the blocking Kubernetes client calls of handlers."""
+    clock_file: str | None = None
+    """Read "now" from this file (ISO 8601) instead of the system clock: for tests and drills only."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -76,4 +78,5 @@ class OperatorSettings:
             health_port=int(env.get("OURO_HEALTH_PORT", cls.health_port)),
             resync_seconds=float(env.get("OURO_RESYNC_SECONDS", cls.resync_seconds)),
             workers=int(env.get("OURO_WORKERS", cls.workers)),
+            clock_file=env.get("OURO_CLOCK_FILE") or None,
         )

@@ -193,22 +193,28 @@ TRAINING_SCHEDULE = CustomResource(
     plural="trainingschedules",
     short_names=("ts",),
     description=(
-        "A TrainingSchedule creates TrainingRuns from a template on a cron schedule and on triggers "
-        "(new games, champion regression, manual), like a CronJob creates Jobs."
+        "A TrainingSchedule creates TrainingRuns from a template on cron schedules and on triggers "
+        "(new games, a weakening champion, a manual annotation), like a CronJob creates Jobs."
     ),
     spec=TrainingScheduleSpec,
     status=TrainingScheduleStatus,
     printer_columns=(
-        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule", "description": "Cron expression."},
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedules", "description": "Cron expressions."},
         {"name": "Time Zone", "type": "string", "jsonPath": ".spec.timeZone", "priority": 1,
          "description": "IANA time zone."},
         {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend", "description": "Suspended."},
-        {"name": "Champion", "type": "string", "jsonPath": ".spec.template.spec.champion",
-         "description": "Champion the runs challenge."},
+        {"name": "Active", "type": "string", "jsonPath": ".status.active[*].name",
+         "description": "Runs still going."},
         {"name": "Last Schedule", "type": "date", "jsonPath": ".status.lastScheduleTime",
-         "description": "Last run created."},
+         "description": "Latest scheduled time handled."},
+        {"name": "Next Schedule", "type": "date", "jsonPath": ".status.nextScheduleTime",
+         "description": "Next time a schedule fires."},
+        {"name": "Last Trigger", "type": "string", "jsonPath": ".status.lastTrigger.type",
+         "description": "What started the last run: cron, data, performance or manual."},
+        {"name": "Champion", "type": "string", "jsonPath": ".spec.template.spec.champion", "priority": 1,
+         "description": "Champion the runs challenge."},
         {"name": "Last Success", "type": "date", "jsonPath": ".status.lastSuccessfulTime", "priority": 1,
-         "description": "Last run that succeeded."},
+         "description": "Last time a run succeeded."},
         _age(),
     ),
 )

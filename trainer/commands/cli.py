@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": ("export", "a network to ONNX (contract, optimised, int8) with a readiness check"),
     "data": ("data", "replay data in a store: `data stats` (games, positions, quality, age)"),
     "serve": ("serve", "play real Battlesnake games: an API v1 server for any player"),
+    "schedule": ("schedule", "TrainingSchedules on this machine (run, status, history) and `trigger` (here or in-cluster)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Schedules on one machine: the TrainingSchedule decision run locally, with a SQLite history."""
