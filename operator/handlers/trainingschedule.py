@@ -12,8 +12,8 @@ the status and the actions; runs are created under deterministic names
 concurrency, then the Events are posted.
 
 The data trigger reads the replay shards' sidecars under the template's
-`storage.url` (`ouroboros.trainer.scheduling.data`, which needs numpy and
-fsspec but never torch), so the operator must be able to reach that store; the
+`storage.url` (`ouroboros.operator.replay`: the shards' JSON sidecars, read with fsspec
+alone), so the operator must be able to reach that store; the
 performance trigger reads the Champion's `status.ratings`.
 """
 
@@ -26,7 +26,7 @@ from urllib.parse import quote
 import kopf
 from pydantic import ValidationError
 
-from ouroboros.operator import scheduling
+from ouroboros.operator import replay, scheduling
 from ouroboros.operator.builders.scheduled_runs import LABEL_SCHEDULE_UID
 from ouroboros.operator.context import Context
 from ouroboros.operator.kube import ApiError
@@ -85,10 +85,8 @@ def _observe(ctx: Context, raw: dict[str, Any], schedule: TrainingSchedule,
     meta = raw["metadata"]
     new_games = score = None
     if spec.triggers.data is not None:
-        from ouroboros.trainer.scheduling.data import new_games_since  # numpy and fsspec, not torch
-
         try:
-            new_games = new_games_since(spec.template.spec.storage.url, scheduling.data_window_start(schedule, runs))
+            new_games = replay.new_games_since(spec.template.spec.storage.url, scheduling.data_window_start(schedule, runs))
         except Exception as exc:  # noqa: BLE001 - an unreachable store only pauses the trigger
             log.warning("schedule %s/%s: cannot count new games in %s: %s",
                         meta["namespace"], meta["name"], spec.template.spec.storage.url, exc)

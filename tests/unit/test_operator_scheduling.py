@@ -463,3 +463,26 @@ def test_the_committed_zone_list_is_what_this_machine_knows():
     assert "Mars/Olympus_Mons" not in TIMEZONES
     unknown = set(TIMEZONES) - zoneinfo.available_timezones()
     assert not unknown
+
+
+def test_the_operator_counts_new_games_as_the_trainer_does(tmp_path):
+    """The operator reads replay sidecars without the trainer (import-linter forbids it);
+    its count must equal the trainer's on the same store, before and after a cut-off."""
+    import numpy as np
+
+    from ouroboros.operator import replay
+    from ouroboros.trainer.artifacts.store import ArtifactStore
+    from ouroboros.trainer.learning import shards
+    from ouroboros.trainer.scheduling import data
+
+    store = ArtifactStore(str(tmp_path))
+    for run, games in (("a", 3), ("b", 5)):
+        writer = shards.ReplayWriter(store, run, "bootstrap", worker=0, shard_rows=1 << 20)
+        n = games * 2
+        writer.add("teacher", {"game_id": np.repeat(np.arange(games), 2), "turn": np.arange(n), "seat": np.zeros(n),
+                               "value": np.zeros(n), "quality": np.ones(n)})
+        writer.flush()
+    (tmp_path / "runs" / "b" / "replay" / "bootstrap" / "shard-0009-00000000.npz.meta.json").write_text("{")
+    for since in (None, datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 1, 1, tzinfo=UTC)):
+        assert replay.new_games_since(str(tmp_path), since) == data.new_games_since(str(tmp_path), since)
+    assert replay.new_games_since(str(tmp_path), None) == 8
