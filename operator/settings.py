@@ -48,6 +48,8 @@ class OperatorSettings:
     """How often every run is reconciled even without events (TTL, missed events)."""
     workers: int = 16
     """Threads for the blocking Kubernetes client calls of handlers."""
+    progress_seconds: float = 15.0
+    """How often a running run's progress records are read from its store into its status; 0 never."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -68,4 +70,5 @@ class OperatorSettings:
             health_port=int(env.get("OURO_HEALTH_PORT", cls.health_port)),
             resync_seconds=float(env.get("OURO_RESYNC_SECONDS", cls.resync_seconds)),
             workers=int(env.get("OURO_WORKERS", cls.workers)),
+            progress_seconds=float(env.get("OURO_PROGRESS_SECONDS", cls.progress_seconds)),
         )

@@ -30,6 +30,7 @@ from ouroboros.operator.resources.common import (
     conditions_field,
     section,
 )
+from ouroboros.operator.resources.progress import RunProgress
 
 TRAINING_PHASES = ("bootstrap", "hybrid")  # phases where heuristic opponents make sense
 
@@ -425,4 +426,9 @@ class TrainingRunStatus(StatusModel):
     conditions: list[Condition] = conditions_field("Running, Suspended, Succeeded, Failed")
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation the status reflects."
+    )
+    progress: RunProgress | None = Field(
+        default=None,
+        description="Live progress of the running phase, read from the trainers' progress records in the "
+                    "artifact store at least every 30 s; unset when no phase is running.",
     )
