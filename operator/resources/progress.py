@@ -26,6 +26,9 @@ from ouroboros.operator.resources.common import StatusModel
 PROGRESS_INTERVAL_SECONDS = 15.0
 """How often a phase rewrites its record (the promise is at least every 30 s)."""
 
+HISTORY_POINTS = 256
+"""Points kept per scalar in a record's history (older halves are thinned, never the newest)."""
+
 STALE_AFTER_SECONDS = 120.0
 """A record older than this means the trainer stopped reporting (stuck or killed)."""
 
@@ -84,6 +87,10 @@ class ProgressRecord(StatusModel):
         default_factory=dict,
         description="Latest value of each scalar the phase reported (keys as in TensorBoard, without the "
                     "phase prefix: loss/policy, win_rate/heuristic, ...).")
+    history: dict[str, list[tuple[int, float]]] = Field(
+        default_factory=dict,
+        description=f"Each scalar's (step, value) points so far, thinned to at most {HISTORY_POINTS} "
+                    "by dropping every other point when full (training curves for `ouro report`).")
     resources: ResourceUsage = Field(default_factory=ResourceUsage, description="Process and store use.")
     done: bool = Field(False, description="True once the phase finished (the last record it writes).")
 

@@ -64,7 +64,10 @@ def run_phase(config: RunConfig, name: PhaseName) -> PhaseResult:
     run, phase = phase_config.from_run_config(config, phase_config.PhaseKind(name.value), worker)
     if os.environ.get("OURO_STORAGE_URL"):
         run = run.model_copy(update={"store": os.environ["OURO_STORAGE_URL"]})
-    return to_result(name, execute.execute(run, phase))
+    from ouroboros.trainer.observability import progress
+
+    lines = progress.line_sink(logging.getLogger("ouroboros.progress").info)  # the pod's log shows progress too
+    return to_result(name, execute.execute(run, phase, sinks=(lines,)))
 
 
 def to_result(name: PhaseName, outcome) -> PhaseResult:

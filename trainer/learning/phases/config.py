@@ -10,11 +10,11 @@ TrainingRun spec leaves unset take the phase's defaults here
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ouroboros.operator.resources.progress import store_run_id
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset, RulesetSettings
 from ouroboros.trainer.learning import networks
 
@@ -112,8 +112,7 @@ def phase_settings(kind: PhaseKind, **given) -> PhaseSettings:
 
 def run_id(name: str, namespace: str = "") -> str:
     """A store-safe run id from a TrainingRun's namespace and name."""
-    text = f"{namespace}.{name}" if namespace and namespace != "default" else name
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")[:63] or "run"
+    return store_run_id(name, namespace)  # one spelling, shared with the operator (it reads runs/<id>/progress)
 
 
 def from_run_config(config, kind: PhaseKind, worker: int = 0) -> tuple[RunSettings, PhaseSettings]:

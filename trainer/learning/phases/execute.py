@@ -10,19 +10,35 @@ import logging
 
 import torch
 
+from ouroboros.operator.resources.progress import PROGRESS_INTERVAL_SECONDS, progress_key
 from ouroboros.trainer.artifacts.store import ArtifactStore
 from ouroboros.trainer.learning.phases import bootstrap, reinforce, runner
 from ouroboros.trainer.learning.phases.config import PhaseKind, PhaseSettings, RunSettings
+from ouroboros.trainer.observability import progress, resources
 
 log = logging.getLogger(__name__)
 
 
-def execute(run: RunSettings, phase: PhaseSettings, reporter: runner.Reporter | None = None) -> runner.PhaseOutcome:
-    """Run ``phase`` of ``run`` against its store (resuming whatever an earlier attempt left)."""
+def execute(run: RunSettings, phase: PhaseSettings, reporter: runner.Reporter | None = None,
+            sinks: tuple[progress.Sink, ...] = (),
+            interval: float = PROGRESS_INTERVAL_SECONDS) -> runner.PhaseOutcome:
+    """Run ``phase`` of ``run`` against its store (resuming whatever an earlier attempt left).
+
+    While it runs, a progress record goes to ``runs/<run>/progress/<phase>-w<worker>.json``
+    in the store and to every extra sink in ``sinks`` every ``interval`` seconds (15 by default).
+    """
     if run.threads:
         torch.set_num_threads(run.threads)
-    ctx = runner.Context(run, phase, ArtifactStore(run.store), reporter or runner.LogReporter())
+    store = ArtifactStore(run.store)
+    local = store.path(f"runs/{run.run}") if store.is_local else None
+    recorder = progress.ProgressRecorder(
+        reporter or runner.LogReporter(), run=run.run, phase=phase.kind.value, worker=run.worker,
+        planned=progress.planned_steps(phase.kind.value, phase.iterations, run.worker),
+        sinks=(progress.store_sink(store, progress_key(run.run, phase.kind.value, run.worker)), *sinks),
+        sampler=resources.ResourceSampler(local), interval=interval)
+    ctx = runner.Context(run, phase, store, recorder)
     log.info("%s: run %s, store %s, %s", phase.kind.value, run.run, run.store, run.network.name)
-    if phase.kind is PhaseKind.BOOTSTRAP:
-        return bootstrap.run(ctx)
-    return reinforce.run(ctx)
+    with recorder:
+        if phase.kind is PhaseKind.BOOTSTRAP:
+            return bootstrap.run(ctx)
+        return reinforce.run(ctx)

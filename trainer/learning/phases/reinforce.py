@@ -131,6 +131,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         cols, results, seconds = rollout(ctx, net, it, state.step)
         play_seconds += seconds
         positions += len(cols.get("move", ())) if seconds else 0
+        ctx.reporter.scalar(f"{ctx.name}/positions", positions, it)
         for name, (w, d, lost) in results.items():
             total = totals.setdefault(name, [0, 0, 0])
             total[0], total[1], total[2] = total[0] + w, total[1] + d, total[2] + lost
