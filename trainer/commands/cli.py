@@ -21,6 +21,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": ("export", "a network to ONNX (contract, optimised, int8) with a readiness check"),
     "data": ("data", "replay data in a store: `data stats` (games, positions, quality, age)"),
     "serve": ("serve", "play real Battlesnake games: an API v1 server for any player"),
+    "report": ("report", "a run's self-contained HTML report: training curves, strength, champion history"),
+    "debug-info": ("debuginfo", "the support bundle for a bug report: versions, config, store, system, errors"),
 }
 
 
