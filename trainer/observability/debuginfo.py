@@ -6,7 +6,7 @@ nothing heavy is imported), the configuration (`OURO_*` and the usual cloud
 variables, with secrets left out), the store's statistics (runs, model
 versions, champions, size and free disk of a local store), system facts
 (psutil), and the last errors: phases whose latest progress record never
-reached `done` (interrupted or crashed) and the champions' latest rejections
+reached `done` (interrupted or crashed) and the champions' latest rollbacks
 and rollbacks.
 
 Secrets are left out by name and by shape: a variable whose name says it is a
