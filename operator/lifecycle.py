@@ -37,6 +37,7 @@ from ouroboros.operator.resources import (
     RunPhase,
     TrainingRun,
     TrainingRunStatus,
+    training_metrics,
 )
 from ouroboros.operator.resources.trainingrun import CandidateStatus, PromotionStatus
 from ouroboros.operator.settings import JobSettings
@@ -273,8 +274,14 @@ def _advance(
     return actions, _Outcome(len(spec.phases) - 1, succeeded=True)
 
 
+def _is_win_rate(key: str) -> bool:
+    """`winRate`, or a win rate against a named opponent as the phases report it (`winRateVsHeuristic`)."""
+    found = training_metrics.classify(key)
+    return key in WIN_RATE_KEYS or (found is not None and found[0] is training_metrics.TrainingSeries.WIN_RATE)
+
+
 def _best_win_rate(st: TrainingRunStatus) -> float | None:
-    rates = [v for ps in st.phases for k, v in ps.metrics.items() if k in WIN_RATE_KEYS and 0 <= v <= 1]
+    rates = [v for ps in st.phases for k, v in ps.metrics.items() if _is_win_rate(k) and 0 <= v <= 1]
     return max(rates) if rates else None
 
 

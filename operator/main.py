@@ -36,7 +36,7 @@ def build(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Contex
     """The handler context, with handlers and start-up settings registered on `registry`."""
     ctx = Context(settings=settings, kube=KubeClient.from_environment(pool_size=settings.workers * 2), metrics=Metrics())
     handlers.register(registry, ctx)
-    ctx.metrics.set_max_concurrent_reconciles(trainingrun.CONTROLLER, settings.workers)
+    ctx.metrics.register_controller(trainingrun.CONTROLLER, settings.workers)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

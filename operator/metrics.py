@@ -51,7 +51,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from ouroboros.operator.resources import PhaseState, RunPhase, TrainingRunStatus
+from ouroboros.operator.resources import PhaseName, PhaseState, RunPhase, TrainingRunStatus
 from ouroboros.operator.resources import training_metrics as tm
 from ouroboros.operator.resources.progress import RunProgress
 
@@ -170,7 +170,7 @@ class Metrics:
             ["training_phase"], registry=r)
         self.runs_finished_total = Counter(
             f"{PREFIX}_trainingruns_finished_total", "TrainingRuns that reached Succeeded or Failed.",
-            ["namespace", "result"], registry=r)
+            ["result"], registry=r)
         # live progress of the running phase (resources.progress)
         self.progress_ratio = run_gauge("progress_ratio", "Estimated share of the running phase done, 0..1.",
                                         "training_phase")
@@ -254,13 +254,22 @@ class Metrics:
             f"{PREFIX}_trainingschedule_missed_total", "Scheduled times skipped (past startingDeadlineSeconds, "
             "or forbidden by concurrencyPolicy).", ["namespace", "name"], registry=r)
 
-        self._known: dict[tuple[str, str], TrainingRunStatus] = {}
+        # Counters with a known label set start at 0, so rate() and increase() see their first event.
+        for phase in PhaseName:
+            self.phase_retries_total.labels(phase.value)
 
     # ------------------------------------------------------------------ controllers
 
-    def set_max_concurrent_reconciles(self, controller: str, workers: int) -> None:
-        """Record the worker limit of a controller (controller-runtime exports it at start-up)."""
+    def register_controller(self, controller: str, workers: int) -> None:
+        """Export a controller's series at zero before its first reconcile, as controller-runtime does
+        at start-up (so `rate()` of its errors is 0, not absent, and the first error is seen)."""
         self.max_concurrent_reconciles.labels(controller).set(workers)
+        self.active_workers.labels(controller).set(0)
+        for result in (ReconcileResult.SUCCESS, ReconcileResult.ERROR, ReconcileResult.REQUEUE_AFTER):
+            self.reconcile_total.labels(controller, result)
+        self.reconcile_errors_total.labels(controller)
+        for outcome in ("Succeeded", "Failed"):
+            self.runs_finished_total.labels(outcome)
 
     @contextlib.contextmanager
     def reconciling(self, controller: str, lock: AbstractContextManager | None = None,
@@ -340,7 +349,7 @@ class Metrics:
             if retries > 0:
                 self.phase_retries_total.labels(ps.name.value).inc(retries)
         if new.phase in (RunPhase.SUCCEEDED, RunPhase.FAILED) and old.phase != new.phase:
-            self.runs_finished_total.labels(namespace, new.phase.value).inc()
+            self.runs_finished_total.labels(RunPhase(new.phase).value).inc()
 
     def _progress_values(self, key: tuple[str, str], p: RunProgress) -> dict[tuple[Gauge, tuple[str, ...]], float]:
         labels = (*key, p.phase)

@@ -30,6 +30,8 @@ class JobSettings:
     """Where the run's ConfigMap is mounted; run.json lies inside."""
     termination_message_path: str = "/dev/termination-log"
     """Where the trainer writes its result; kubelet copies it into the pod status."""
+    progress_seconds: float = 15.0
+    """How often trainers write progress records (OURO_PROGRESS_SECONDS in the pod; at most 30)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,7 @@ class OperatorSettings:
             if env.get("OURO_TRAINER_COMMAND")
             else JobSettings.trainer_command,
             image_pull_policy=env.get("OURO_IMAGE_PULL_POLICY", JobSettings.image_pull_policy),
+            progress_seconds=min(30.0, float(env.get("OURO_PROGRESS_SECONDS", JobSettings.progress_seconds)) or 15.0),
         )
         namespaces = tuple(n for n in env.get("OURO_NAMESPACES", "").replace(",", " ").split() if n)
         return cls(

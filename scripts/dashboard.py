@@ -87,7 +87,7 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
             (f"sum by (training_phase, state) (ouroboros_trainingrun_phase_status{{{NS}}} == 1)",
              "{{training_phase}} {{state}}"),), kind="table", width=8),
         Panel("Runs finished (1 d)", (
-            (f"sum by (result) (increase(ouroboros_trainingruns_finished_total{{{NS}}}[1d]))", "{{result}}"),),
+            ("sum by (result) (increase(ouroboros_trainingruns_finished_total[1d]))", "{{result}}"),),
               kind="stat", width=8),
         Panel("Phase duration p50", (
             ("histogram_quantile(0.5, sum by (le, training_phase) "

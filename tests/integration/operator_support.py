@@ -55,7 +55,8 @@ class OperatorProcess:
     """`python -m ouroboros.operator` against the test cluster, watching one namespace."""
 
     def __init__(self, cluster, namespace: str, log_dir: Path, trainer_command: list[str] | None = None,
-                 resync_seconds: float = 2.0, kubeconfig: Path | None = None):
+                 resync_seconds: float = 2.0, kubeconfig: Path | None = None,
+                 extra_env: dict[str, str] | None = None):
         self.cluster = cluster
         self.kubeconfig = kubeconfig
         self.namespace = namespace
@@ -63,6 +64,7 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.trainer_command = trainer_command or [sys.executable, "-m", "ouroboros.trainer.commands.cli"]
         self.resync_seconds = resync_seconds
+        self.extra_env = dict(extra_env or {})
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -79,6 +81,7 @@ class OperatorProcess:
         )
         if self.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.kubeconfig)
+        env.update(self.extra_env)
         return env
 
     @property

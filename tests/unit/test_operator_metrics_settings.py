@@ -31,6 +31,15 @@ def value(m: Metrics, sample: str, /, **labels: str) -> float | None:
     return samples(m).get((sample, frozenset(labels.items())))
 
 
+def test_a_registered_controller_exports_zeros_before_its_first_reconcile():
+    m = Metrics()
+    m.register_controller("trainingrun", 16)
+    assert value(m, "controller_runtime_reconcile_errors_total", controller="trainingrun") == 0
+    assert value(m, "controller_runtime_reconcile_total", controller="trainingrun", result="error") == 0
+    assert value(m, "controller_runtime_max_concurrent_reconciles", controller="trainingrun") == 16
+    assert value(m, "ouroboros_trainingruns_finished_total", result="Failed") == 0
+
+
 def test_reconciles_are_counted_under_controller_runtime_names():
     m = Metrics()
     with m.reconciling("trainingrun"):
@@ -125,7 +134,7 @@ def test_run_series_follow_the_status_and_go_away_with_the_run():
     # a new champion label replaces the old series instead of adding one
     m.observe_run("ns", "r", "other", new, status(**{**new.to_api(), "phase": "Succeeded"}))
     assert value(m, "ouroboros_trainingrun_info", **run, champion="champ") is None
-    assert value(m, "ouroboros_trainingruns_finished_total", namespace="ns", result="Succeeded") == 1
+    assert value(m, "ouroboros_trainingruns_finished_total", result="Succeeded") == 1
     m.forget_run("ns", "r")
     assert not [k for k in samples(m) if ("name", "r") in k[1]]
 
@@ -225,5 +234,5 @@ def test_settings_from_env():
     })
     assert s.jobs.trainer_command == ("/venv/bin/python", "-m", "ouroboros.trainer.commands.cli")
     assert s.namespaces == ("a", "b") and s.metrics_port == 0 and s.resync_seconds == 5
-    assert s.progress_seconds == 7
+    assert s.progress_seconds == 7 and s.jobs.progress_seconds == 7  # the operator reads as often as trainers write
     assert OperatorSettings.from_env({}).jobs.trainer_command == ("ouro",)

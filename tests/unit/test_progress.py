@@ -154,3 +154,12 @@ def test_format_line_shows_losses_and_win_rates():
     rec.scalar("hybrid/win_rate/heuristic", 0.5, 1)
     line = progress.format_line(rec.record())
     assert "loss/value 0.25 win_rate/heuristic 0.5" in line and line.startswith("00:00:00 hybrid")
+
+
+@pytest.mark.parametrize(("env", "seconds"), [
+    ({}, 15.0), ({"OURO_PROGRESS_SECONDS": "2"}, 2.0), ({"OURO_PROGRESS_SECONDS": "90"}, 30.0),
+    ({"OURO_PROGRESS_SECONDS": "0"}, 15.0), ({"OURO_PROGRESS_SECONDS": "soon"}, 15.0)])
+def test_ouro_phase_writes_progress_as_often_as_the_operator_asks(env, seconds):
+    from ouroboros.trainer.commands import phase
+
+    assert phase.progress_interval(env) == seconds

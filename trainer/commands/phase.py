@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from ouroboros.operator.resources import PhaseName, PhaseResult, RunConfig
 from ouroboros.operator.resources.common import Artifact
+from ouroboros.operator.resources.progress import PROGRESS_INTERVAL_SECONDS
 from ouroboros.operator.resources.runconfig import RESULT_MAX_BYTES, CandidateResult
 
 PLACEHOLDER_MESSAGE = "placeholder: run config checked, nothing evaluated (no evaluation phase yet)"
@@ -67,7 +68,19 @@ def run_phase(config: RunConfig, name: PhaseName) -> PhaseResult:
     from ouroboros.trainer.observability import progress
 
     lines = progress.line_sink(logging.getLogger("ouroboros.progress").info)  # the pod's log shows progress too
-    return to_result(name, execute.execute(run, phase, sinks=(lines,)))
+    return to_result(name, execute.execute(run, phase, sinks=(lines,), interval=progress_interval(os.environ)))
+
+
+def progress_interval(env) -> float:
+    """Seconds between progress records: $OURO_PROGRESS_SECONDS (set by the operator), else 15; at most 30."""
+    text = env.get("OURO_PROGRESS_SECONDS") or ""
+    try:
+        value = float(text) if text else PROGRESS_INTERVAL_SECONDS
+    except ValueError:
+        logging.getLogger(__name__).warning("OURO_PROGRESS_SECONDS=%r is not a number; using %s s", text,
+                                            PROGRESS_INTERVAL_SECONDS)
+        value = PROGRESS_INTERVAL_SECONDS
+    return min(30.0, value) if value > 0 else PROGRESS_INTERVAL_SECONDS
 
 
 def to_result(name: PhaseName, outcome) -> PhaseResult:
