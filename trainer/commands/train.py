@@ -209,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             writer.add_scalar(f"strength/vs_{d.opponent}", d.score, 0)
     metrics = {f"scoreVs{d.opponent.title().replace('-', '')}": d.score for d in duels}
     store = ArtifactStore(store_url)
+    # the final duels, for `ouro report` (the strength table with its intervals)
+    store.write_json(f"runs/{run.run}/strength.json", {
+        "opponents": [{"opponent": d.opponent, "games": d.games, "wins": d.wins, "draws": d.draws,
+                       "losses": d.losses} for d in duels]})
     version = runner.register_candidate(store, outcomes[-1], run, {**outcomes[-1].metrics, **metrics})
     champion = None
     if not args.no_promote:
