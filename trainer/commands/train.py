@@ -6,7 +6,12 @@ Kubernetes Job's ``ouro phase`` runs, on a local artifact store (default
 network is measured against random-safe and the heuristic teacher
 (seat-swapped pairs, Wilson 95% intervals), registered, and promoted to
 champion of its game in the registry. Progress bars (rich) cover every long
-step; scalars go to TensorBoard event files under ``--logdir``.
+step on a terminal; to a pipe or a log file it prints a progress line every
+``--progress-every`` seconds instead, and every phase writes its progress
+record into the store (``observability.progress``). Scalars go to TensorBoard
+event files under ``--logdir``. Before the first phase it checks available
+memory and free disk under a local store against ``--min-free-memory`` and
+``--min-free-disk`` and refuses to start (exit 1) below them.
 
 Run the same command with the same ``--run`` again to resume an interrupted run.
 """
