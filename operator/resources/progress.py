@@ -55,6 +55,8 @@ class ResourceUsage(StatusModel):
     cpu_seconds: float = Field(0.0, ge=0, description="User + system CPU time of the process, seconds.")
     cpu_percent: float = Field(0.0, ge=0, description="CPU use since the last record, percent of one core.")
     resident_memory_bytes: int = Field(0, ge=0, description="Resident set size, bytes.")
+    peak_resident_memory_bytes: int = Field(0, ge=0, description="Largest resident set size so far, bytes "
+                                            "(what to size the pod's memory request by).")
     store_bytes: int | None = Field(None, ge=0, description="Bytes under the run's folder in the store "
                                     "(local stores only; None where listing sizes is not cheap).")
     disk_free_bytes: int | None = Field(None, ge=0, description="Free bytes on the store's filesystem (local).")

@@ -106,6 +106,7 @@ def test_the_sampler_sees_this_process_and_a_local_store(tmp_path):
     usage = resources.ResourceSampler(str(tmp_path)).sample()
     assert isinstance(usage, ResourceUsage)
     assert usage.resident_memory_bytes > 10 << 20 and usage.cpu_seconds > 0
+    assert usage.peak_resident_memory_bytes >= usage.resident_memory_bytes
     assert usage.store_bytes == 1000 and usage.disk_free_bytes > 0
 
 

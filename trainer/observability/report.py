@@ -235,7 +235,7 @@ th { background: #f6f6f6; } td.n { text-align: right; font-variant-numeric: tabu
 <td class="n">{{ duration((p.updated_at - p.started_at).total_seconds()) }}</td><td class="n">{{ "{:,}".format(p.games) }}</td>
 <td class="n">{{ "{:,}".format(p.positions) }}</td><td class="n">{{ "{:,.0f}".format(p.positions_per_second) }}</td>
 <td>{% for k, v in p.scalars.items() if k.startswith("loss/") %}{{ k[5:] }} {{ "%.3f" % v }}{% if not loop.last %}, {% endif %}{% endfor %}</td>
-<td class="n">{{ "%.0f MiB" % (p.resources.resident_memory_bytes / 1048576) }}</td></tr>
+<td class="n">{{ "%.0f MiB" % ([p.resources.peak_resident_memory_bytes, p.resources.resident_memory_bytes] | max / 1048576) }}</td></tr>
 {% endfor %}</table>
 {% else %}<p class="none">No progress records (the run predates them, or its phases ran elsewhere).</p>{% endif %}
 

@@ -58,6 +58,16 @@ def gpu_memory_bytes() -> int | None:
         return None
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size, bytes (getrusage; 0 where the platform has none)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
+
+
 class ResourceSampler:
     """Samples this process's resource use; `local_folder` is the run's folder in a local store, if any."""
 
@@ -84,6 +94,7 @@ class ResourceSampler:
             free = psutil.disk_usage(str(existing_parent(self.local_folder))).free
         return ResourceUsage(
             cpu_seconds=round(times.user + times.system, 3), cpu_percent=round(cpu, 1), resident_memory_bytes=rss,
+            peak_resident_memory_bytes=max(rss, peak_rss_bytes()),
             store_bytes=self._store_bytes, disk_free_bytes=free, gpu_memory_bytes=gpu_memory_bytes())
 
 
