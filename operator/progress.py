@@ -65,6 +65,19 @@ def read_records(storage_url: str, run: str, phase: str) -> list[ProgressRecord]
     return records
 
 
-def run_progress(storage_url: str, namespace: str, name: str, phase: str, now: datetime) -> RunProgress | None:
-    """The `status.progress` of a run whose phase `phase` is running (None before any record)."""
-    return summarise(read_records(storage_url, store_run_id(name, namespace), phase), now)
+CLOCK_SKEW_SECONDS = 60.0
+"""Records may start this much before the phase's recorded start (node clocks differ)."""
+
+
+def run_progress(storage_url: str, namespace: str, name: str, phase: str, now: datetime,
+                 since: datetime | None = None) -> RunProgress | None:
+    """The `status.progress` of a run whose phase `phase` is running (None before any record).
+
+    Records of an attempt that started before `since` (the phase's start, less
+    `CLOCK_SKEW_SECONDS`) are left out: they belong to an earlier run of the
+    same name whose files are still in the store.
+    """
+    records = read_records(storage_url, store_run_id(name, namespace), phase)
+    if since is not None:
+        records = [r for r in records if (r.started_at - since).total_seconds() >= -CLOCK_SKEW_SECONDS]
+    return summarise(records, now)

@@ -156,7 +156,8 @@ def _attach_progress(ctx: Context, raw: dict[str, Any], decision: lifecycle.Deci
     if not url:
         return
     try:
-        found = progress.run_progress(url, meta["namespace"], meta["name"], phase.name.value, ctx.clock())
+        found = progress.run_progress(url, meta["namespace"], meta["name"], phase.name.value, ctx.clock(),
+                                      since=phase.start_time)
     except progress.ProgressUnavailable as exc:
         log.debug("progress of %s/%s unavailable: %s", meta["namespace"], meta["name"], exc)
         ctx.metrics.progress_read_failed(meta["namespace"], meta["name"])

@@ -139,8 +139,12 @@ def test_a_running_phase_progress_record_in_the_store_reaches_the_status_and_met
         '{"run": "ns.r", "phase": "hybrid", "startedAt": "2026-01-01T00:00:00Z", "updatedAt": '
         '"2026-01-01T00:00:00Z", "step": "hybrid 1/4: games", "fraction": 0.4, "etaSeconds": 90, "games": 51}')
     (folder / "hybrid-w1.json").write_text("{not json")  # skipped, never fatal
+    (tmp_path / "runs" / "ns.r" / "progress" / "hybrid-w2.json").write_text(  # an earlier run of the same name
+        '{"run": "ns.r", "phase": "hybrid", "worker": 2, "startedAt": "2025-06-01T00:00:00Z", "updatedAt": '
+        '"2025-06-01T01:00:00Z", "games": 1000, "done": true}')
     trainingrun.reconcile(ctx, "ns", "r")
     progress = kube.run["status"]["progress"]
+    assert progress["workers"] == 1  # the stale record is left out
     assert progress["percent"] == 40 and progress["etaSeconds"] == 90 and progress["games"] == 51
     assert 'ouroboros_trainingrun_progress_ratio{name="r",namespace="ns",training_phase="hybrid"} 0.4' in (
         ctx.metrics.render())
