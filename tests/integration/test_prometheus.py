@@ -144,8 +144,11 @@ def test_every_panel_and_alert_works_against_prometheus_scraping_a_tiny_run(clus
     prom = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{op.metrics_port}"])
     try:
         start = time.time()
-        apply(cluster, namespace, tiny_run("watched", phases=("bootstrap", "hybrid", "self_play"),
-                                           storage={"url": f"file://{tmp_path}/store"}))
+        run = tiny_run("watched", phases=("bootstrap", "hybrid", "self_play"),
+                       storage={"url": f"file://{tmp_path}/store"})
+        # every hybrid game against the teacher, so a win rate is reported whatever the seeds
+        run["spec"]["phases"][1].update(games=4, heuristicRatio=1.0)
+        apply(cluster, namespace, run)
         # live progress reaches the run's status while a phase runs
         progress = wait_for(lambda: run_status(cluster, namespace, "watched").get("progress"), timeout=180,
                             interval=0.5, what="status.progress of a running phase")
