@@ -37,6 +37,7 @@ def build(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Contex
     ctx = Context(settings=settings, kube=KubeClient.from_environment(pool_size=settings.workers * 2), metrics=Metrics(),
                   clock=clock.clock(settings.clock_file))
     handlers.register(registry, ctx)
+    ctx.metrics.register_controller(trainingrun.CONTROLLER, settings.workers)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -35,6 +35,8 @@ class JobSettings:
     default_active_deadline_seconds: int = 86_400
     """activeDeadlineSeconds of a phase Job whose run and phase set none: nothing hangs forever
     (a Job whose pods never start fails with DeadlineExceeded and the run says so)."""
+    progress_seconds: float = 15.0
+    """How often trainers write progress records (OURO_PROGRESS_SECONDS in the pod; at most 30)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,8 @@ class OperatorSettings:
     """Threads for the blocking Kubernetes client calls of handlers."""
     clock_file: str | None = None
     """Read "now" from this file (ISO 8601) instead of the system clock: for tests and drills only."""
+    progress_seconds: float = 15.0
+    """How often a running run's progress records are read from its store into its status; 0 never."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -69,6 +73,7 @@ class OperatorSettings:
             default_storage_claim=env.get("OURO_DEFAULT_STORAGE_CLAIM", JobSettings.default_storage_claim),
             default_active_deadline_seconds=int(env.get("OURO_DEFAULT_ACTIVE_DEADLINE_SECONDS",
                                                         JobSettings.default_active_deadline_seconds)),
+            progress_seconds=min(30.0, float(env.get("OURO_PROGRESS_SECONDS", JobSettings.progress_seconds)) or 15.0),
         )
         namespaces = tuple(n for n in env.get("OURO_NAMESPACES", "").replace(",", " ").split() if n)
         return cls(
@@ -79,4 +84,5 @@ class OperatorSettings:
             resync_seconds=float(env.get("OURO_RESYNC_SECONDS", cls.resync_seconds)),
             workers=int(env.get("OURO_WORKERS", cls.workers)),
             clock_file=env.get("OURO_CLOCK_FILE") or None,
+            progress_seconds=float(env.get("OURO_PROGRESS_SECONDS", cls.progress_seconds)),
         )

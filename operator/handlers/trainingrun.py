@@ -18,11 +18,18 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from ouroboros.operator import lifecycle, observe
+from ouroboros.operator import lifecycle, observe, progress
 from ouroboros.operator.builders import manifests, names
 from ouroboros.operator.context import Context
 from ouroboros.operator.kube import ApiError
-from ouroboros.operator.resources import GROUP, VERSION, TrainingRun, TrainingRunStatus
+from ouroboros.operator.resources import (
+    GROUP,
+    VERSION,
+    PhaseState,
+    RunPhase,
+    TrainingRun,
+    TrainingRunStatus,
+)
 
 CONTROLLER = "trainingrun"
 MAX_CONFLICT_RETRIES = 5
@@ -117,8 +124,10 @@ def _storage_problem(ctx: Context, run: TrainingRun) -> tuple[str, str] | None:
 
 def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     """Bring one run one step closer to done; returns seconds until it wants another look, if any."""
-    with ctx.locks.hold((namespace, name)), ctx.metrics.reconciling(CONTROLLER):
-        for _ in range(MAX_CONFLICT_RETRIES):
+    with ctx.metrics.reconciling(CONTROLLER, lock=ctx.locks.hold((namespace, name))) as outcome:
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            if attempt:
+                ctx.metrics.retried(CONTROLLER)
             raw = ctx.kube.get_run(namespace, name)
             if raw is None:
                 ctx.metrics.forget_run(namespace, name)
@@ -126,6 +135,7 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
             if raw["metadata"].get("deletionTimestamp"):
                 return None
             decision, old, champion = _decide(ctx, raw)
+            _attach_progress(ctx, raw, decision)
             for action in decision.actions:
                 _act(ctx, raw, action)
                 if isinstance(action, lifecycle.DeleteRun):
@@ -145,10 +155,46 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
                 except ApiError as exc:  # events are best effort
                     log.warning("could not post event %s on %s/%s: %s", event.reason, namespace, name, exc)
             ctx.metrics.observe_run(namespace, name, champion, old, decision.status)
-            return decision.requeue_after
+            outcome.requeue_after = _requeue_after(ctx, decision)
+            return outcome.requeue_after
         log.warning("run %s/%s kept changing during %d attempts; leaving it to the next event",
                     namespace, name, MAX_CONFLICT_RETRIES)
         return None
+
+
+def _attach_progress(ctx: Context, raw: dict[str, Any], decision: lifecycle.Decision) -> None:
+    """Put the running phase's progress (read from the run's store) into the new status.
+
+    A store that cannot be read keeps the last progress the status had; a run
+    with no running phase has none.
+    """
+    status = decision.status
+    running = status.phase == RunPhase.RUNNING and status.current_phase_index is not None
+    phase = status.phases[status.current_phase_index] if running else None
+    if phase is None or phase.state != PhaseState.RUNNING or not ctx.settings.progress_seconds:
+        status.progress = None
+        return
+    meta, spec = raw["metadata"], raw.get("spec") or {}
+    url = (spec.get("storage") or {}).get("url")
+    if not url:
+        return
+    try:
+        found = progress.run_progress(url, meta["namespace"], meta["name"], meta.get("uid", ""), phase.name.value, ctx.clock(),
+                                      since=phase.start_time)
+    except progress.ProgressUnavailable as exc:
+        log.debug("progress of %s/%s unavailable: %s", meta["namespace"], meta["name"], exc)
+        ctx.metrics.progress_read_failed(meta["namespace"], meta["name"])
+        return
+    if found is not None:
+        status.progress = found
+
+
+def _requeue_after(ctx: Context, decision: lifecycle.Decision) -> float | None:
+    """The decision's wake-up, or sooner while a phase runs (to refresh its progress)."""
+    delay = decision.requeue_after
+    if decision.status.phase == RunPhase.RUNNING and ctx.settings.progress_seconds:
+        delay = min(delay, ctx.settings.progress_seconds) if delay is not None else ctx.settings.progress_seconds
+    return delay
 
 
 def reconcile_logged(ctx: Context, namespace: str, name: str) -> None:

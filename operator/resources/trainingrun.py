@@ -14,6 +14,7 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field, model_validator
 
 from ouroboros.contract.game import GameSpec
+from ouroboros.contract.progress import RunProgress
 from ouroboros.contract.promotion import GateStatistics, PromotionSpec
 from ouroboros.contract.run import ModelSpec, PhaseSpec, StorageSpec
 from ouroboros.contract.schema import (
@@ -294,4 +295,9 @@ class TrainingRunStatus(StatusModel):
     conditions: list[Condition] = conditions_field("Running, Suspended, Succeeded, Failed")
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation the status reflects."
+    )
+    progress: RunProgress | None = Field(
+        default=None,
+        description="Live progress of the running phase, read from the trainers' progress records in the "
+                    "artifact store at least every 30 s; unset when no phase is running.",
     )

@@ -108,8 +108,12 @@ def test_status_is_a_subresource(crds, namespace):
     })
     assert "status" not in get(crds, "tr", namespace, "s")  # status is written through /status only
     crds.kubectl("patch", "tr", "s", "-n", namespace, "--subresource=status", "--type=merge",
-                 "-p", json.dumps({"status": {"phase": "Running", "currentPhase": "hybrid", "bestWinRate": 0.5}}))
+                 "-p", json.dumps({"status": {"phase": "Running", "currentPhase": "hybrid", "bestWinRate": 0.5,
+                                              "progress": {"phase": "hybrid", "percent": 40, "etaSeconds": 90,
+                                                           "updatedAt": "2026-01-01T00:00:00Z"}}}))
     table = crds.kubectl("get", "tr", "s", "-n", namespace).stdout
     header, row = table.splitlines()[:2]
-    assert header.split()[:6] == ["NAME", "PHASE", "CURRENT", "PHASE", "BEST", "WIN"]
-    assert row.split()[:5] == ["s", "Running", "hybrid", "0.5", "main"]
+    assert header.split()[:7] == ["NAME", "PHASE", "CURRENT", "PHASE", "PROGRESS", "BEST", "WIN"]
+    assert row.split()[:6] == ["s", "Running", "hybrid", "40", "0.5", "main"]
+    wide = crds.kubectl("get", "tr", "s", "-n", namespace, "-o", "wide").stdout
+    assert "ETA" in wide.splitlines()[0] and " 90 " in wide.splitlines()[1]

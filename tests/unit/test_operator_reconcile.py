@@ -86,7 +86,8 @@ def make(run_spec=None):
 
 def test_reconcile_creates_config_and_job_then_writes_status_and_events():
     kube, ctx = make()
-    assert trainingrun.reconcile(ctx, "ns", "r") is None
+    # a running phase asks for another look soon, to refresh its progress
+    assert trainingrun.reconcile(ctx, "ns", "r") == ctx.settings.progress_seconds
     assert set(kube.objects) == {("ConfigMap", "r-config"), ("Job", "r-0-hybrid")}
     assert kube.run["status"]["phase"] == "Running" and kube.events == [("Normal", "PhaseStarted")]
     trainingrun.reconcile(ctx, "ns", "r")
@@ -106,7 +107,7 @@ def test_a_child_name_taken_by_a_stranger_is_an_error():
     kube.objects[("Job", "r-0-hybrid")] = {"metadata": {"name": "r-0-hybrid", "ownerReferences": []}}
     with pytest.raises(trainingrun.OwnershipError):
         trainingrun.reconcile(ctx, "ns", "r")
-    assert 'ouroboros_operator_reconcile_errors_total{controller="trainingrun"} 1.0' in ctx.metrics.render()
+    assert 'controller_runtime_reconcile_errors_total{controller="trainingrun"} 1.0' in ctx.metrics.render()
 
 
 def test_a_spec_the_models_refuse_fails_the_run():
@@ -164,3 +165,26 @@ def test_a_missing_storage_claim_holds_the_run_and_says_which():
     kube.pvcs = {"ouroboros-artifacts"}
     trainingrun.reconcile(ctx, "ns", "r")
     assert ("Job", "r-0-hybrid") in kube.objects
+
+
+def test_a_running_phase_progress_record_in_the_store_reaches_the_status_and_metrics(tmp_path):
+    kube, ctx = make({"champion": "c", "phases": [{"name": "hybrid"}], "storage": {"url": f"file://{tmp_path}", "mountPath": str(tmp_path)}})
+    trainingrun.reconcile(ctx, "ns", "r")  # creates the Job: the phase is running, no record yet
+    assert "progress" not in kube.run["status"]
+    job = kube.objects[("Job", "r-0-hybrid")]
+    job["status"] = {"startTime": "2026-01-01T00:00:00Z", "active": 1}
+    folder = tmp_path / "runs" / "ns.r-u1" / "progress"
+    folder.mkdir(parents=True)
+    (folder / "hybrid-w0.json").write_text(
+        '{"run": "ns.r-u1", "phase": "hybrid", "startedAt": "2026-01-01T00:00:00Z", "updatedAt": '
+        '"2026-01-01T00:00:00Z", "step": "hybrid 1/4: games", "fraction": 0.4, "etaSeconds": 90, "games": 51}')
+    (folder / "hybrid-w1.json").write_text("{not json")  # skipped, never fatal
+    (tmp_path / "runs" / "ns.r-u1" / "progress" / "hybrid-w2.json").write_text(  # an earlier run of the same name
+        '{"run": "ns.r-u1", "phase": "hybrid", "worker": 2, "startedAt": "2025-06-01T00:00:00Z", "updatedAt": '
+        '"2025-06-01T01:00:00Z", "games": 1000, "done": true}')
+    trainingrun.reconcile(ctx, "ns", "r")
+    progress = kube.run["status"]["progress"]
+    assert progress["workers"] == 1  # the stale record is left out
+    assert progress["percent"] == 40 and progress["etaSeconds"] == 90 and progress["games"] == 51
+    assert 'ouroboros_trainingrun_progress_ratio{name="r",namespace="ns",training_phase="hybrid"} 0.4' in (
+        ctx.metrics.render())

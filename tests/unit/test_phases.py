@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ouroboros.contract.game import GameSpec
+from ouroboros.contract.progress import ProgressRecord
 from ouroboros.contract.run import RESULT_MAX_BYTES
 from ouroboros.contract.vocabulary import TRAINING_PHASES, is_metric_name
 from ouroboros.operator.builders import manifests
@@ -196,6 +197,10 @@ def test_ouro_phase_trains_from_a_run_config(tmp_path):
     assert not result.placeholder and result.metrics["games"] == 2 and result.candidate is not None
     assert torch.get_num_threads() == 1  # the command applied the run's threads
     assert {a.name for a in result.artifacts} >= {"onnx", "weights", "checkpoint"}
+    # the live progress record the operator reads: final, with the games and resource use
+    record = ProgressRecord.model_validate_json((tmp_path / "store/runs/ns.tiny-u/progress/bootstrap-w0.json").read_text())
+    assert record.done and record.fraction == 1 and record.games == 2 and record.positions > 0
+    assert record.resources.resident_memory_bytes > 0 and record.resources.store_bytes is not None
 
 
 def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsys):
@@ -204,12 +209,20 @@ def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsy
     code = train.main(["--preset", "smoke", "--store", str(store), "--logdir", str(logdir),
                        "--run", "s", "--eval-games", "4", "--json"])
     assert code == 0 and torch.get_num_threads() == 1  # --threads 1 by default
-    summary = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    summary, _stderr = json.loads(captured.out), captured.err
     assert [p["phase"] for p in summary["phases"]] == ["bootstrap", "hybrid", "self_play"]
     assert {s["opponent"] for s in summary["strength"]} == {"random-safe", "heuristic"}
     version, data = registry.Registry.open(str(store)).load_champion(str(GameSpec(width=7, height=7).key))
     assert version.id == summary["champion"] and data[:4] and summary["sha256"] == version.sha256
     assert list((logdir / "s").glob("events.out.tfevents.*"))
+    # stderr is no terminal here: progress lines instead of bars, a first and a last one per phase
+    err = _stderr
+    for phase in ("bootstrap", "hybrid", "self_play"):
+        lines = [line for line in err.splitlines() if f" {phase} " in line and "% eta" in line]
+        assert lines and "  0.0%" in lines[0] and lines[-1].split(" | ")[0].endswith("100.0% eta ? done"), lines
+    curves = ProgressRecord.model_validate_json((store / "runs/s/progress/bootstrap-w0.json").read_text()).history
+    assert curves["policyLoss"] and curves["policyLoss"][-1][0] > 0
 
 
 def _run_config(tmp_path, name: str, uid: str, promotion: dict) -> Path:

@@ -22,6 +22,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "data": ("data", "replay data in a store: `data stats` (games, positions, quality, age)"),
     "serve": ("serve", "play real Battlesnake games: an API v1 server for any player"),
     "schedule": ("schedule", "TrainingSchedules on this machine (run, status, history) and `trigger` (here or in-cluster)"),
+    "report": ("report", "a run's self-contained HTML report: training curves, strength, champion history"),
+    "debug-info": ("debuginfo", "the support bundle for a bug report: versions, config, store, system, errors"),
 }
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ouroboros.contract.progress import PROGRESS_INTERVAL_SECONDS
 from ouroboros.contract.promotion import GateStatistics
 from ouroboros.contract.run import RESULT_MAX_BYTES, CandidateResult, PhaseResult, RunConfig
 from ouroboros.contract.schema import Artifact
@@ -168,7 +169,22 @@ def run_phase(config: RunConfig, name: PhaseName, worker: int = 0) -> PhaseResul
     run, phase = phase_config.from_run_config(config, name, worker)
     run = run.model_copy(update={"store": store})
     execute.configure_process(run)
-    return to_result(name, execute.execute(run, phase))
+    from ouroboros.trainer.observability import progress
+
+    lines = progress.line_sink(logging.getLogger("ouroboros.progress").info)  # the pod's log shows progress too
+    return to_result(name, execute.execute(run, phase, sinks=(lines,), interval=progress_interval(os.environ)))
+
+
+def progress_interval(env) -> float:
+    """Seconds between progress records: $OURO_PROGRESS_SECONDS (set by the operator), else 15; at most 30."""
+    text = env.get("OURO_PROGRESS_SECONDS") or ""
+    try:
+        value = float(text) if text else PROGRESS_INTERVAL_SECONDS
+    except ValueError:
+        logging.getLogger(__name__).warning("OURO_PROGRESS_SECONDS=%r is not a number; using %s s", text,
+                                            PROGRESS_INTERVAL_SECONDS)
+        value = PROGRESS_INTERVAL_SECONDS
+    return min(30.0, value) if value > 0 else PROGRESS_INTERVAL_SECONDS
 
 
 def to_result(name: PhaseName, outcome, gate: GateStatistics | None = None) -> PhaseResult:

@@ -9,8 +9,14 @@ current champion of its game through the one promotion path
 (``evaluation.promotion``, the preset's ``promotion`` spec): a first run becomes
 champion; a later run replaces the champion only if the gate says PROMOTE, and
 the summary says why not otherwise. ``--force-promote`` overrides the gate and
-is recorded in the champion's history as a manual promotion. Progress bars (rich) cover every long
-step; scalars go to TensorBoard event files under ``--logdir``.
+is recorded in the champion's history as a manual promotion. Progress bars
+(rich) cover every long step on a terminal; to a pipe or a log file it prints a
+progress line every ``--progress-every`` seconds instead, and every phase
+writes its progress record into the store (``observability.progress``).
+Scalars go to TensorBoard event files under ``--logdir``. Before the first
+phase it checks available memory and free disk under a local store against
+``--min-free-memory`` and ``--min-free-disk`` and refuses to start (exit 1)
+below them.
 
 Run the same command with the same ``--run`` again to resume an interrupted run.
 """
@@ -142,7 +148,27 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--force-promote", action="store_true",
                          help="make the model champion even if the gate does not say PROMOTE (recorded as manual)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--min-free-memory", default="1GiB", metavar="SIZE",
+                   help="refuse to start with less available memory (default %(default)s; 0: no check)")
+    p.add_argument("--min-free-disk", default="2GiB", metavar="SIZE",
+                   help="refuse to start with less free disk under a local store (default %(default)s; 0: no check)")
+    p.add_argument("--progress-every", type=float, default=15.0, metavar="SECONDS",
+                   help="progress record (and, off a terminal, progress line) interval (default %(default)s, max 30)")
     return p
+
+
+def _thresholds(args: argparse.Namespace):
+    """The preflight thresholds of the flags; ValueError naming the flag if one is malformed."""
+    from ouroboros.trainer.observability import preflight
+
+    values = {}
+    for flag, field in (("--min-free-memory", "min_free_memory_bytes"), ("--min-free-disk", "min_free_disk_bytes")):
+        text = getattr(args, flag.lstrip("-").replace("-", "_"))
+        try:
+            values[field] = preflight.parse_bytes(text)
+        except ValueError as exc:
+            raise ValueError(f"{flag}: {exc}") from None
+    return preflight.PreflightThresholds(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,8 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     from ouroboros.trainer.artifacts.store import ArtifactStore
     from ouroboros.trainer.evaluation import promotion, strength
     from ouroboros.trainer.learning.phases import execute, runner
+    from ouroboros.trainer.observability import preflight, progress
 
     logging.basicConfig(level=logging.WARNING)
+    if not 0 < args.progress_every <= 30:
+        print(f"ouro train: --progress-every: {args.progress_every} is not in (0, 30] seconds", file=sys.stderr)
+        return 2
+    try:
+        thresholds = _thresholds(args)
+    except ValueError as exc:
+        print(f"ouro train: {exc}", file=sys.stderr)
+        return 2
     preset = PRESETS[args.preset]
     run_name = args.run or f"local-{args.preset}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     store_url = str(Path(args.store).resolve()) if "://" not in args.store else args.store
@@ -163,31 +198,43 @@ def main(argv: list[str] | None = None) -> int:
                          network=preset.network, seed=args.seed, threads=args.threads)
     execute.configure_process(run)
     console = Console(stderr=True)
+    local = store_url if "://" not in store_url else None
+    shortfalls = preflight.check(preflight.measure(local), thresholds)
+    if shortfalls:
+        console.print(f"ouro train: {preflight.describe(shortfalls)}", markup=False, highlight=False)
+        return 1
     writer = _tensorboard(Path(args.logdir) / run.run, console)
     console.print(f"[bold]ouro train[/] preset {args.preset} ({preset.description}); run {run.run}; "
                   f"network {preset.network.name}; store {store_url}")
     started = time.monotonic()
     outcomes: list[runner.PhaseOutcome] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        reporter = RichReporter(progress, writer)
+    # On a terminal, rich bars; to a pipe or a log file, a progress line every --progress-every seconds.
+    tty = console.is_terminal
+    lines = () if tty else (progress.line_sink(lambda text: print(text, file=sys.stderr, flush=True)),)
+    with Progress(*columns, console=console, disable=not tty) as bars:
+        reporter = RichReporter(bars, writer)
         for phase in preset.phases:
-            outcome = execute.execute(run, phase, reporter)
+            outcome = execute.execute(run, phase, reporter, sinks=lines, interval=args.progress_every)
             outcomes.append(outcome)
-            progress.console.print(f"[green]{phase.kind.value}[/] {outcome.seconds:.0f} s: {outcome.message}")
+            bars.console.print(f"[green]{phase.kind.value}[/] {outcome.seconds:.0f} s: {outcome.message}")
         net = runner.load_weights(ArtifactStore(store_url), outcomes[-1].artifacts["weights"].key)
         eval_games = args.eval_games or preset.eval_games
         duels = []
         for opponent in ("random-safe", "heuristic"):
-            task = progress.add_task(f"evaluate vs {opponent}", total=1)
+            task = bars.add_task(f"evaluate vs {opponent}", total=1)
             duels.append(strength.duel(net, opponent, game_config(run.game), eval_games,
                                        max_turns=run.game.max_turns))
-            progress.advance(task)
+            bars.advance(task)
     for d in duels:
         if writer is not None:
             writer.add_scalar(f"strength/vs_{d.opponent}", d.score, 0)
     metrics = {win_rate_vs(d.opponent): d.score for d in duels}
     store = ArtifactStore(store_url)
+    # the final duels, for `ouro report` (the strength table with its intervals)
+    store.write_json(f"runs/{run.run}/strength.json", {
+        "opponents": [{"opponent": d.opponent, "games": d.games, "wins": d.wins, "draws": d.draws,
+                       "losses": d.losses} for d in duels]})
     version = runner.register_candidate(store, outcomes[-1].candidate, run, {**outcomes[-1].metrics, **metrics})
     champion, judgement = None, None
     if not args.no_promote:

@@ -54,6 +54,7 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
         done += n
         games += n
         positions += rollout.rows
+        ctx.reporter.scalar("bootstrap/positions", positions, done)
     return games, positions, time.monotonic() - started
 
 

@@ -12,11 +12,10 @@ TrainingRun spec leaves unset take the phase's defaults here
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ouroboros.contract.game import GameSpec
+from ouroboros.contract.progress import store_run_id
 from ouroboros.contract.run import RunConfig
 from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.learning import networks
@@ -88,16 +87,9 @@ def phase_settings(kind: PhaseName, **given) -> PhaseSettings:
 
 
 def run_id(name: str, namespace: str = "", uid: str = "") -> str:
-    """A store-safe run id from a TrainingRun's namespace, name and uid.
-
-    The uid (its first 8 characters) makes the id belong to one object: a run
-    deleted and created again under the same name never resumes from the
-    deleted run's checkpoints and shards. Local runs have no uid.
-    """
-    text = f"{namespace}.{name}" if namespace and namespace != "default" else name
-    base = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")[:54] or "run"
-    suffix = re.sub(r"[^a-z0-9]", "", uid.lower())[:8]
-    return f"{base}-{suffix}" if suffix else base
+    """A store-safe run id (its folder ``runs/<id>/``): ``contract.progress.store_run_id``, the
+    one spelling the operator also uses to read the run's progress records."""
+    return store_run_id(name, namespace, uid)
 
 
 def run_settings(config: RunConfig) -> RunSettings:

@@ -180,6 +180,7 @@ class _Tally:
         if seconds:
             self.positions += rows
             self.play_seconds += seconds
+        ctx.reporter.scalar(f"{ctx.name}/positions", self.positions, it)
         for name, (w, d, lost) in results.items():
             total = self.results.setdefault(name, [0, 0, 0])
             total[0], total[1], total[2] = total[0] + w, total[1] + d, total[2] + lost

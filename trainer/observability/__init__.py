@@ -1,0 +1,1 @@
+"""Watching the trainer: resource use (psutil), live progress records, preflight checks, support bundles, reports."""
