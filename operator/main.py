@@ -2,6 +2,7 @@
 
     python -m ouroboros.operator
     OURO_NAMESPACES=a,b OURO_METRICS_PORT=8080 python -m ouroboros.operator
+    OURO_METRICS_ADDRESS=127.0.0.1 OURO_HEALTH_ADDRESS=:: python -m ouroboros.operator
 
 Reads `OperatorSettings` from the environment, builds the API client, the
 metrics registry and the handler context, registers the handlers on a kopf
@@ -27,7 +28,7 @@ from ouroboros.operator.handlers import trainingrun
 from ouroboros.operator.handlers.context import Context
 from ouroboros.operator.handlers.kube import KubeClient
 from ouroboros.operator.metrics import Metrics
-from ouroboros.operator.settings import OperatorSettings
+from ouroboros.operator.settings import OperatorSettings, http_url
 
 log = logging.getLogger("ouroboros.operator")
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = kopf.OperatorRegistry()
     ctx = build(settings, registry)
     if settings.metrics_port:
-        ctx.metrics.serve(settings.metrics_port)
+        ctx.metrics.serve(settings.metrics_port, settings.metrics_address)
     stop = threading.Event()
     threading.Thread(target=_resync_forever, args=(ctx, stop), name="resync", daemon=True).start()
     log.info("watching %s; trainer command %s", ",".join(settings.namespaces) or "all namespaces",
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+            liveness_endpoint=http_url(settings.health_address, settings.health_port, "/healthz")
+            if settings.health_port
+            else None,
         )
     finally:
         stop.set()
