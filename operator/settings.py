@@ -34,9 +34,9 @@ class JobSettings:
     run_as_user: int = 10001
     """UID (and GID) of the trainer container: the `ouro` user of Dockerfile.trainer.
     Jobs run as this user with the Pod Security "restricted" settings."""
-    scratch_path: str = "/tmp"
+    scratch_path: str = "/scratch"
     """Where the trainer's writable scratch volume (an emptyDir) is mounted; the
-    root filesystem is read-only, and temporary files (ONNX export, checks) go here."""
+    root filesystem is read-only, so TMPDIR points here (ONNX export, checks)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -107,7 +107,7 @@ def _resources(run: TrainingRun) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def _env(run: TrainingRun, index: int, phase: PhaseName, attempt: int) -> list[dict[str, Any]]:
+def _env(run: TrainingRun, index: int, phase: PhaseName, attempt: int, settings: JobSettings) -> list[dict[str, Any]]:
     meta = run.metadata
     pairs = {
         "OURO_RUN_NAME": meta.name,
@@ -119,6 +119,7 @@ def _env(run: TrainingRun, index: int, phase: PhaseName, attempt: int) -> list[d
         "OURO_STORAGE_URL": run.spec.storage.url,
     }
     env = [{"name": k, "value": v} for k, v in pairs.items()]
+    env.append({"name": "TMPDIR", "value": settings.scratch_path})  # the root filesystem is read-only
     env.append({"name": "OURO_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     return env
 
@@ -188,7 +189,7 @@ def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings)
         "image": spec.image or settings.default_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": trainer_args(phase, settings),
-        "env": _env(run, index, phase, attempt),
+        "env": _env(run, index, phase, attempt, settings),
         "resources": _resources(run),
         "volumeMounts": mounts,
         "terminationMessagePath": settings.termination_message_path,

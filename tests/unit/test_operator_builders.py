@@ -182,7 +182,8 @@ def test_jobs_meet_pod_security_restricted_with_writable_volumes(storage, artifa
     assert ctx["readOnlyRootFilesystem"] is True and ctx["runAsNonRoot"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert volumes["scratch"] == {"name": "scratch", "emptyDir": {}} and mounts["/tmp"] == "scratch"
+    assert volumes["scratch"] == {"name": "scratch", "emptyDir": {}} and mounts["/scratch"] == "scratch"
+    assert {"name": "TMPDIR", "value": "/scratch"} in container["env"]  # tempfile writes there
     assert volumes.get("artifacts") == artifacts_volume
     if artifacts_volume:
         assert mounts["/var/lib/ouroboros/artifacts"] == "artifacts"
