@@ -8,11 +8,13 @@ binaries (scripts/build-control-plane.sh), printing its progress.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
 
+import helmtool
 import pytest
 
 from .kube import controlplane
@@ -95,6 +97,20 @@ def namespace(kube_cluster) -> Iterator[str]:
     kube_cluster.kubectl("create", "namespace", name)
     yield name
     kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory) -> helmtool.Helm:
+    """The project's helm (scripts/build-helm.sh), with its own scratch config and cache.
+
+    Not tied to a cluster: pass `env=kube_cluster.env` (a new `helmtool.Helm`)
+    for commands that talk to one. Skips when helm cannot be built here.
+    """
+    try:
+        binary = helmtool.helm_binary()
+    except helmtool.HelmUnavailable as exc:
+        pytest.skip(f"helm unavailable: {exc}")
+    return helmtool.Helm(binary, tmp_path_factory.mktemp("helm-home"), env=dict(os.environ))
 
 
 _LOGS_KEY = pytest.StashKey[dict]()
