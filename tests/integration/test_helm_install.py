@@ -157,3 +157,23 @@ def test_plain_manifests_apply_on_the_first_try(kube_cluster, tmp_path):
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     finally:  # the cluster-wide roles stay: other tests apply the same ones
         cluster.kubectl("delete", "namespace", fresh, "--wait=false", check=False)
+
+
+def test_phase_pods_are_admitted_by_pod_security_restricted(kube_cluster, restricted_namespace):
+    """The builders' pod template passes the API server's PodSecurity admission; without its
+    securityContext the same pod is refused (so the check is real)."""
+    from ouroboros.operator.builders import manifests
+    from ouroboros.operator.resources import TrainingRun
+    from ouroboros.operator.settings import JobSettings
+
+    for storage in ({}, {"persistentVolumeClaim": "shared", "url": "file:///var/lib/ouroboros/artifacts/r"}):
+        body = tiny_run("r", phases=("self_play",), storage=storage)
+        body["metadata"].update(namespace=restricted_namespace, uid="0000", generation=1)
+        job = manifests.phase_job(TrainingRun.model_validate(body), 0, 0, JobSettings())
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": restricted_namespace},
+               "spec": job["spec"]["template"]["spec"]}
+        admitted = kube_cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+        assert admitted.returncode == 0, admitted.stderr
+        del pod["spec"]["securityContext"], pod["spec"]["containers"][0]["securityContext"]
+        refused = kube_cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+        assert refused.returncode != 0 and 'violates PodSecurity "restricted:latest"' in refused.stderr
