@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import os
 import shlex
+import socket
 from collections.abc import Mapping
 
 DEFAULT_TRAINER_IMAGE = "ghcr.io/ouroboros/trainer:0.1.0"
@@ -40,6 +41,26 @@ class JobSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class LeaderElectionSettings:
+    """Leader election on a Lease (operator/leader.py), so replicas never reconcile at once."""
+
+    enabled: bool = False
+    """Elect a leader; off for a single local operator (the tests, `ouro` users)."""
+    lease_name: str = "ouroboros-operator"
+    """Name of the Lease."""
+    lease_namespace: str = ""
+    """Namespace of the Lease: the operator's own (the chart passes it)."""
+    identity: str = ""
+    """This replica's identity: its pod name (the chart passes it), else the host name."""
+    lease_duration_s: float = 15.0
+    """Seconds a Lease that is not renewed stays valid for the other replicas."""
+    renew_deadline_s: float = 10.0
+    """Seconds the leader keeps trying to renew before it exits (shorter than the duration)."""
+    retry_period_s: float = 2.0
+    """Seconds between attempts to acquire or renew."""
+
+
+@dataclasses.dataclass(frozen=True)
 class OperatorSettings:
     """Everything the operator process is configured with."""
 
@@ -59,6 +80,8 @@ class OperatorSettings:
     """How often every run is reconciled even without events (TTL, missed events)."""
     workers: int = 16
     """Threads for the blocking Kubernetes client calls of handlers."""
+    leader_election: LeaderElectionSettings = dataclasses.field(default_factory=LeaderElectionSettings)
+    """Leader election between replicas."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -72,6 +95,17 @@ class OperatorSettings:
             image_pull_policy=env.get("OURO_IMAGE_PULL_POLICY", JobSettings.image_pull_policy),
         )
         namespaces = tuple(n for n in env.get("OURO_NAMESPACES", "").replace(",", " ").split() if n)
+        election = LeaderElectionSettings(
+            enabled=_flag(env, "OURO_LEADER_ELECTION"),
+            lease_name=env.get("OURO_LEASE_NAME") or LeaderElectionSettings.lease_name,
+            lease_namespace=env.get("OURO_LEASE_NAMESPACE", ""),
+            identity=env.get("OURO_POD_NAME") or socket.gethostname(),
+            lease_duration_s=float(env.get("OURO_LEASE_DURATION_SECONDS") or LeaderElectionSettings.lease_duration_s),
+        )
+        election = dataclasses.replace(election, renew_deadline_s=min(election.renew_deadline_s,
+                                                                      election.lease_duration_s * 2 / 3))
+        if election.enabled and not election.lease_namespace:
+            raise ValueError("OURO_LEASE_NAMESPACE: required when OURO_LEADER_ELECTION is true")
         return cls(
             jobs=jobs,
             namespaces=namespaces,
@@ -81,6 +115,7 @@ class OperatorSettings:
             health_address=_address(env, "OURO_HEALTH_ADDRESS", cls.health_address),
             resync_seconds=float(env.get("OURO_RESYNC_SECONDS", cls.resync_seconds)),
             workers=int(env.get("OURO_WORKERS", cls.workers)),
+            leader_election=election,
         )
 
 
@@ -101,3 +136,13 @@ def http_url(address: str, port: int, path: str) -> str:
     """http://ADDRESS:PORT/PATH with IPv6 addresses bracketed (RFC 3986)."""
     host = f"[{address}]" if ":" in address else address
     return f"http://{host}:{port}{path}"
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    """A boolean variable: true/1/yes or false/0/no/empty; ValueError naming it otherwise."""
+    value = env.get(key, "").strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("", "false", "0", "no"):
+        return False
+    raise ValueError(f"{key}: {value!r} is not a boolean (true or false)")

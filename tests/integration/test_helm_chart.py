@@ -91,16 +91,43 @@ def test_default_install_is_cluster_wide_with_least_privilege(helm):
     binding = one(objects, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "r-ouroboros-operator", "namespace": "ouro"}]
     deployment = one(objects, "Deployment")
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"} and deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 1
     assert env_of(deployment)["OURO_NAMESPACES"] == ""
+    # leader election: a Lease in the release namespace, get/update only on that one name
+    lease_role = next(o for o in by_kind(objects, "Role") if o["metadata"]["name"].endswith("-leader-election"))
+    assert lease_role["metadata"]["namespace"] == "ouro"
+    assert lease_role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["r-ouroboros-operator"],
+         "verbs": ["get", "update"]},
+    ]
+
+
+def test_leader_election_decides_the_strategy_and_the_replicas(helm):
+    deployment = one(helm.template("--set", "replicaCount=2"), "Deployment")
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate" and deployment["spec"]["replicas"] == 2
+    env = env_of(deployment)
+    assert env["OURO_LEADER_ELECTION"] == "true" and env["OURO_LEASE_NAMESPACE"] == "ouro"
+    assert env["OURO_LEASE_NAME"] == "r-ouroboros-operator"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    pod_name = next(e for e in container["env"] if e["name"] == "OURO_POD_NAME")
+    assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    alone = helm.template("--set", "leaderElection.enabled=false")
+    assert one(alone, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [r for r in by_kind(alone, "Role") if "leader" in r["metadata"]["name"]]
+    refused = helm("template", "r", str(CHART), "--set", "leaderElection.enabled=false", "--set", "replicaCount=2",
+                   check=False)
+    assert refused.returncode != 0
+    assert "replicaCount: more than 1 replica needs leaderElection.enabled=true" in refused.stderr
 
 
 def test_namespaced_mode_grants_roles_only_in_the_watched_namespaces(helm):
     objects = helm.template(*VALUE_SETS["namespaced"])
     roles = by_kind(objects, "Role")
-    assert sorted(r["metadata"]["namespace"] for r in roles if "test" not in r["metadata"]["name"]) == ["team-a", "team-b"]
+    operator_roles = [r for r in roles if not r["metadata"]["name"].endswith(("-test", "-leader-election"))]
+    assert sorted(r["metadata"]["namespace"] for r in operator_roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in by_kind(objects, "RoleBinding")
-                  if "test" not in b["metadata"]["name"]) == ["team-a", "team-b"]
+                  if not b["metadata"]["name"].endswith(("-test", "-leader-election"))) == ["team-a", "team-b"]
     assert by_kind(objects, "ClusterRoleBinding") == []
     # the only ClusterRoles left are the aggregated ones for people, bound by Kubernetes' own roles
     for cluster_role in by_kind(objects, "ClusterRole"):
@@ -194,7 +221,9 @@ def test_dashboards_rules_and_extra_objects_are_wrapped(helm, tmp_path):
 
 WRONG_VALUES = [
     # (--set, the key helm names, the reason it gives)
-    ("replicaCount=2", "/replicaCount", "maximum: got 2, want 1"),
+    ("replicaCount=6", "/replicaCount", "maximum: got 6, want 5"),
+    ("replicaCount=-1", "/replicaCount", "minimum: got -1, want 0"),
+    ("leaderElection.leaseDurationSeconds=1", "/leaderElection/leaseDurationSeconds", "minimum: got 1, want 5"),
     ("image.pullPolicy=Sometimes", "/image/pullPolicy", "value must be one of 'Always', 'IfNotPresent', 'Never'"),
     ("metrics.port=70000", "/metrics/port", "maximum: got 70,000, want 65,535"),
     ("health.port=0", "/health/port", "minimum: got 0, want 1"),

@@ -25,7 +25,7 @@ import helmtool
 import pytest
 import yaml
 
-from .operator_support import OperatorProcess, apply, items, run_status, tiny_run, wait_for
+from .operator_support import ElectedOperator, apply, get, items, run_status, tiny_run, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,8 @@ def test_install_reconcile_test_upgrade_uninstall(kube_cluster, node_agent, helm
 
     # The operator as the chart's ServiceAccount: only the chart's RBAC stands behind it.
     kubeconfig = service_account_kubeconfig(cluster, ns, account, tmp_path / "operator.kubeconfig")
-    operator = OperatorProcess(cluster, ns, tmp_path, kubeconfig=kubeconfig).start()
+    operator = ElectedOperator(cluster, ns, tmp_path, kubeconfig=kubeconfig, identity="chart-operator",
+                               lease_name=account).start()  # the Lease the chart's Role names
     try:
         apply(cluster, ns, tiny_run("via-chart", phases=("bootstrap", "evaluate")))
         cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/via-chart", "-n", ns, "--timeout=300s")
@@ -100,6 +101,7 @@ def test_install_reconcile_test_upgrade_uninstall(kube_cluster, node_agent, helm
         pod = items(cluster, "pods", ns, "batch.kubernetes.io/job-name=via-chart-0-bootstrap")[0]
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True  # admitted under "restricted"
         assert "Forbidden" not in operator.log() and "403" not in operator.log()
+        assert get(cluster, "lease", ns, account)["spec"]["holderIdentity"] == "chart-operator"
 
         # helm test: the chart's hook pod creates a tiny run and waits for it (the node agent runs it)
         result = kube_helm("test", release, "-n", ns, "--timeout=10m", check=False, timeout=660)
