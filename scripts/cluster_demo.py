@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -126,13 +127,21 @@ def up() -> int:
     return watch(kubectl)
 
 
+_AGE = re.compile(r"\b\d+[smhd](\d+[smhd])?\b")
+
+
+def changed(before: str, after: str) -> bool:
+    """Whether two `kubectl get` tables differ in more than their AGE and DURATION columns."""
+    return _AGE.sub("", before) != _AGE.sub("", after)
+
+
 def watch(kubectl) -> int:
     """Print the table whenever it changes, until the run has finished; 0 when it succeeded."""
     shown, deadline = "", time.monotonic() + TIMEOUT_S
     with contextlib.suppress(KeyboardInterrupt):
         while time.monotonic() < deadline:
             table = kubectl("get", "trainingruns,jobs,champions", "-n", NAMESPACE, check=False).stdout
-            if table != shown:
+            if changed(shown, table):
                 print(f"\n--- {time.strftime('%H:%M:%S')}\n{table}", end="", flush=True)
                 shown = table
             run = kubectl("get", "trainingrun", RUN, "-n", NAMESPACE, "-o", "json", check=False)
