@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import generated
+
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "ouroboros"
 OUTPUT = REPO / "manifests" / "operator" / "ouroboros.yaml"
@@ -55,15 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--helm", help="helm binary (default: scripts/build-helm.sh's)")
     args = parser.parse_args(argv)
     text = render(args.helm or helm_binary())
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"stale: {OUTPUT} (run python scripts/render_manifests.py)", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text)
-    print(OUTPUT)
-    return 0
+    return generated.write_or_check(OUTPUT, text, args.check, "python scripts/render_manifests.py")
 
 
 if __name__ == "__main__":

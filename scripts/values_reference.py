@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import generated
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,15 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only check that the committed file is current")
     args = parser.parse_args(argv)
     text = render()
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"stale: {OUTPUT} (run python scripts/values_reference.py)", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text)
-    print(OUTPUT)
-    return 0
+    return generated.write_or_check(OUTPUT, text, args.check, "python scripts/values_reference.py")
 
 
 if __name__ == "__main__":
