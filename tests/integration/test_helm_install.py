@@ -79,7 +79,9 @@ def test_install_reconcile_test_upgrade_uninstall(kube_cluster, node_agent, helm
     release = f"rel-{uuid.uuid4().hex[:6]}"
     kube_helm = helmtool.Helm(helm.binary, helm.home, env=cluster.env)
     adopt_crds(cluster, release, ns)
-    kube_helm("install", release, str(helmtool.CHART), "-n", ns, "--set", "replicaCount=0")
+    installed = kube_helm("install", release, str(helmtool.CHART), "-n", ns, "--set", "replicaCount=0").stdout
+    assert f"helm test {release} -n {ns}" in installed  # NOTES.txt: what to do next
+    assert "replicaCount is 0: nothing reconciles" in installed
     for name in CRD_NAMES:
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
         assert json.loads(cluster.kubectl("get", "crd", name, "-o", "json").stdout)["metadata"]["annotations"][
