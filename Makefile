@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export OURO_CACHE ?= $(HOME)/.cache/ouroboros
 
-.PHONY: setup demo test unit lint bench clean
+.PHONY: setup demo test unit lint bench clean cluster-demo cluster-down
 
 $(BIN)/ouro: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,18 @@ demo: setup
 	$(BIN)/ouro registry show --game standard-11x11-2p
 	$(BIN)/ouro play --players champion,heuristic --games 20 --render 0 --render-final
 
+# The Kubernetes story without Docker: a local control plane, the process-based
+# node of the tests, `helm install` of charts/ouroboros and a tiny TrainingRun,
+# watched until it succeeds (scripts/cluster_demo.py). The cluster keeps
+# running until `make cluster-down`.
+cluster-demo: setup
+	$(BIN)/python scripts/cluster_demo.py up
+
+cluster-down:
+	$(BIN)/python scripts/cluster_demo.py down
+
 lint: setup
-	$(BIN)/ruff check contract trainer operator tests benchmarks
+	$(BIN)/ruff check contract trainer operator tests benchmarks scripts
 	$(BIN)/lint-imports
 
 test: lint

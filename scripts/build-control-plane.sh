@@ -8,8 +8,10 @@
 # committed) requires the release and replaces each staging module with its
 # published v0.Y.Z tag instead. Binaries are cached by version in
 # $OURO_CACHE/k8s/<version>/bin; a binary is rebuilt only when it is missing or
-# reports another version, and is written to a temp name then renamed, so an
-# interrupted build never looks finished.
+# reports another version, and is written to a per-run temp name then renamed,
+# so an interrupted build never looks finished. Two builds at once (two test
+# runs, or a test and a user) are safe: a lock (flock) on the version's folder
+# serialises them, and the second reuses what the first built.
 #
 # Usage: scripts/build-control-plane.sh         build what is missing; print the bin dir
 #        scripts/build-control-plane.sh --bin-dir   print the bin dir only
@@ -50,20 +52,33 @@ has_version() {
   [[ $output == *"$want"* ]]
 }
 
-k8s_targets=()
-has_version kube-apiserver "Kubernetes $KUBERNETES_VERSION" --version || k8s_targets+=(kube-apiserver)
-has_version kube-controller-manager "Kubernetes $KUBERNETES_VERSION" --version || k8s_targets+=(kube-controller-manager)
-has_version kubectl "Client Version: $KUBERNETES_VERSION" version --client || k8s_targets+=(kubectl)
-need_etcd=true
-has_version etcd "etcd Version: ${ETCD_VERSION#v}" --version && need_etcd=false
+# missing_targets: fill k8s_targets and need_etcd with what is not built yet.
+missing_targets() {
+  k8s_targets=()
+  has_version kube-apiserver "Kubernetes $KUBERNETES_VERSION" --version || k8s_targets+=(kube-apiserver)
+  has_version kube-controller-manager "Kubernetes $KUBERNETES_VERSION" --version || k8s_targets+=(kube-controller-manager)
+  has_version kubectl "Client Version: $KUBERNETES_VERSION" version --client || k8s_targets+=(kubectl)
+  need_etcd=true
+  has_version etcd "etcd Version: ${ETCD_VERSION#v}" --version && need_etcd=false
+}
 
-if [[ ${#k8s_targets[@]} -eq 0 && $need_etcd == false ]]; then
+# all_built: true (and prints the bin dir) when nothing is missing.
+all_built() {
+  missing_targets
+  [[ ${#k8s_targets[@]} -eq 0 && $need_etcd == false ]] || return 1
   log "Kubernetes $KUBERNETES_VERSION and etcd $ETCD_VERSION already built in $bin"
   echo "$bin"
-  exit 0
-fi
+}
+
+all_built && exit 0
 
 mkdir -p "$bin"
+exec 9>"$cache/k8s/$KUBERNETES_VERSION/.build.lock"
+if ! flock --nonblock 9; then
+  log "another build of Kubernetes $KUBERNETES_VERSION is running; waiting for it"
+  flock 9
+fi
+all_built && exit 0 # the build we waited for made everything
 work=$(mktemp -d "$cache/k8s/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 total_start=$SECONDS
@@ -78,11 +93,13 @@ json_field() {
   python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
-# build_binary MODULE_DIR PACKAGE NAME LDFLAGS: go build into a temp name, then rename.
+# build_binary MODULE_DIR PACKAGE NAME LDFLAGS: go build into a per-run temp name, then rename.
 build_binary() {
-  local dir=$1 package=$2 name=$3 ldflags=$4
-  (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/.$name.partial" "$package")
-  mv -f "$bin/.$name.partial" "$bin/$name"
+  local dir=$1 package=$2 name=$3 ldflags=$4 partial
+  partial=$(mktemp "$bin/.$name.XXXXXX")
+  (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$partial" "$package")
+  chmod 0755 "$partial"
+  mv -f "$partial" "$bin/$name"
 }
 
 prepare_kubernetes() {

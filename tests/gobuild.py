@@ -1,14 +1,18 @@
 """Builds a Go binary that the tests need (the oracle, the official CLI) once, into the cache.
 
-The binary is written under a temporary name in its final folder and renamed
-into place, so parallel test sessions never run a half-written file, and a
-present binary is reused without calling Go at all. The cache folder is
+The binary is written under a per-run temporary name in its final folder and
+renamed into place, so parallel test sessions never run a half-written file,
+and a present binary is reused without calling Go at all. Two sessions that
+need the same missing binary at once take turns on a lock file beside it
+(`fcntl.flock`, as scripts/build-*.sh do with flock(1)): the second waits and
+reuses the first's binary instead of building it again. The cache folder is
 ``$OURO_CACHE`` (default ``~/.cache/ouroboros``), shared with the control-plane
 build script.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -35,6 +39,15 @@ def build_once(target: Path, cwd: Path, package: str = ".", *, env: dict[str, st
     if go is None:
         raise GoUnavailable("the Go toolchain (`go`) is not on PATH")
     target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if target.is_file() and os.access(target, os.X_OK):
+            return target  # built by the session we waited for
+        return _build(go, target, cwd, package, env, timeout_s)
+
+
+def _build(go: str, target: Path, cwd: Path, package: str, env: dict[str, str] | None,
+           timeout_s: float) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)

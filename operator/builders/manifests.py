@@ -15,6 +15,12 @@ crate-operator pattern). Decisions baked in here, and why:
 - `terminationMessagePolicy: FallbackToLogsOnError`: a trainer that crashes
   before writing its result still leaves the tail of its log as the message,
   which becomes the failure message in the run's status.
+- Pods meet the Pod Security Standard "restricted" (non-root as the image's
+  user, no privilege escalation, every capability dropped, seccomp
+  RuntimeDefault) with a read-only root filesystem, so they are admitted in a
+  namespace that enforces it. What the trainer writes goes to volumes: a
+  scratch emptyDir for temporary files, and the artifact store's mount path
+  (the PersistentVolumeClaim every phase shares, see `storage_claim`; none for an object store).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from ouroboros.operator.settings import JobSettings
 CONTAINER_NAME = "trainer"
 CONFIG_VOLUME = "run-config"
 STORAGE_VOLUME = "artifacts"
+SCRATCH_VOLUME = "scratch"
 
 
 def owner_reference(run: TrainingRun) -> dict[str, Any]:
@@ -103,8 +110,7 @@ def _resources(run: TrainingRun) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def _env(run: TrainingRun, index: int, phase: PhaseName, attempt: int,
-         settings: JobSettings) -> list[dict[str, Any]]:
+def _env(run: TrainingRun, index: int, phase: PhaseName, attempt: int, settings: JobSettings) -> list[dict[str, Any]]:
     meta = run.metadata
     pairs = {
         "OURO_RUN_NAME": meta.name,
@@ -118,6 +124,7 @@ def _env(run: TrainingRun, index: int, phase: PhaseName, attempt: int,
         "OURO_PROGRESS_SECONDS": f"{settings.progress_seconds:g}",
     }
     env = [{"name": k, "value": v} for k, v in pairs.items()]
+    env.append({"name": "TMPDIR", "value": settings.scratch_path})  # the root filesystem is read-only
     env.append({"name": "OURO_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     return env
 
@@ -134,11 +141,39 @@ def _volumes(run: TrainingRun, settings: JobSettings) -> tuple[list[dict[str, An
     """(volumes, volumeMounts) of the trainer container."""
     volumes = [{"name": CONFIG_VOLUME, "configMap": {"name": names.config_map_name(run.metadata.name)}}]
     mounts = [{"name": CONFIG_VOLUME, "mountPath": settings.config_mount_path, "readOnly": True}]
+    volumes.append({"name": SCRATCH_VOLUME, "emptyDir": {}})
+    mounts.append({"name": SCRATCH_VOLUME, "mountPath": settings.scratch_path})
     claim = storage_claim(run, settings)
     if claim:
         volumes.append({"name": STORAGE_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
         mounts.append({"name": STORAGE_VOLUME, "mountPath": run.spec.storage.mount_path})
     return volumes, mounts
+
+
+def pod_security_context(settings: JobSettings) -> dict[str, Any]:
+    """The pod-level securityContext: non-root as the image's user, seccomp RuntimeDefault.
+
+    fsGroup makes a mounted PVC writable by that user.
+    """
+    uid = settings.run_as_user
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """The container-level securityContext of Pod Security "restricted", root filesystem read-only."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def workers(run: TrainingRun, phase: PhaseName) -> int:
@@ -166,11 +201,13 @@ def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings)
         "volumeMounts": mounts,
         "terminationMessagePath": settings.termination_message_path,
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": container_security_context(),
     }
     if spec.storage.secret_name:
         container["envFrom"] = [{"secretRef": {"name": spec.storage.secret_name}}]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        "securityContext": pod_security_context(settings),
         "containers": [container],
         "volumes": volumes,
     }

@@ -8,12 +8,14 @@ binaries (scripts/build-control-plane.sh), printing its progress.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import helmtool
 import pytest
 
 from .kube import controlplane
@@ -99,6 +101,20 @@ def namespace(kube_cluster) -> Iterator[str]:
     kube_cluster.kubectl("apply", "-n", name, "-f", str(ARTIFACTS_PVC))
     yield name
     kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory) -> helmtool.Helm:
+    """The project's helm (scripts/build-helm.sh), with its own scratch config and cache.
+
+    Not tied to a cluster: pass `env=kube_cluster.env` (a new `helmtool.Helm`)
+    for commands that talk to one. Skips when helm cannot be built here.
+    """
+    try:
+        binary = helmtool.helm_binary()
+    except helmtool.HelmUnavailable as exc:
+        pytest.skip(f"helm unavailable: {exc}")
+    return helmtool.Helm(binary, tmp_path_factory.mktemp("helm-home"), env=dict(os.environ))
 
 
 ARTIFACTS_PVC = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "artifacts-pvc.yaml"

@@ -131,6 +131,26 @@ class OperatorProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
+class ElectedOperator(OperatorProcess):
+    """An operator process with leader election on, as the chart configures it (Lease in its namespace)."""
+
+    def __init__(self, *args, identity: str, lease_name: str = "op", lease_duration_s: int = 6, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.identity = identity
+        self.lease_name = lease_name
+        self.lease_duration_s = lease_duration_s
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**super().env, "OURO_LEADER_ELECTION": "true", "OURO_LEASE_NAMESPACE": self.namespace,
+                "OURO_LEASE_NAME": self.lease_name, "OURO_POD_NAME": self.identity,
+                "OURO_LEASE_DURATION_SECONDS": str(self.lease_duration_s)}
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"operator-{self.identity}.log"
+
+
 def fake_trainer_command(control: Path) -> list[str]:
     """A trainer command whose phases fail or pause as files in `control` say (see fake_trainer.py)."""
     control.mkdir(parents=True, exist_ok=True)

@@ -134,7 +134,7 @@ def test_job_scheduling_fields():
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert pod["priorityClassName"] == "training" and pod["serviceAccountName"] == "trainer"
     assert job["spec"]["activeDeadlineSeconds"] == 600
-    assert pod["volumes"][1] == {"name": "artifacts", "persistentVolumeClaim": {"claimName": "artifacts"}}
+    assert {"name": "artifacts", "persistentVolumeClaim": {"claimName": "artifacts"}} in pod["volumes"]
     assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "creds"}}]
 
 
@@ -179,3 +179,30 @@ def test_every_phase_mounts_the_store_it_shares(storage, claim):
         mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "artifacts")
         assert run.spec.storage.url == "file://" + mount["mountPath"] or run.spec.storage.url.startswith(
             "file://" + mount["mountPath"] + "/")
+
+
+@pytest.mark.parametrize("storage, artifacts_volume", [
+    ({}, {"name": "artifacts", "persistentVolumeClaim": {"claimName": "ouroboros-artifacts"}}),  # the shared default claim
+    ({"persistentVolumeClaim": "shared", "url": "file:///var/lib/ouroboros/artifacts/x"},
+     {"name": "artifacts", "persistentVolumeClaim": {"claimName": "shared"}}),
+    ({"url": "s3://bucket/prefix"}, None),  # an object store needs no volume
+])
+def test_jobs_meet_pod_security_restricted_with_writable_volumes(storage, artifacts_volume):
+    """What Pod Security "restricted" checks, and a writable place for every path the trainer writes."""
+    settings = JobSettings()
+    job = manifests.phase_job(make_run(storage=storage), 0, 0, settings)
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == settings.run_as_user == 10001  # Dockerfile.trainer's user
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    ctx = container["securityContext"]
+    assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}
+    assert ctx["readOnlyRootFilesystem"] is True and ctx["runAsNonRoot"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert volumes["scratch"] == {"name": "scratch", "emptyDir": {}} and mounts["/scratch"] == "scratch"
+    assert {"name": "TMPDIR", "value": "/scratch"} in container["env"]  # tempfile writes there
+    assert volumes.get("artifacts") == artifacts_volume
+    if artifacts_volume:
+        assert mounts["/var/lib/ouroboros/artifacts"] == "artifacts"

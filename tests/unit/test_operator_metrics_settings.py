@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime
 
@@ -11,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ouroboros.contract.progress import ProgressRecord, summarise
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.resources import TrainingRunStatus
-from ouroboros.operator.settings import OperatorSettings
+from ouroboros.operator.settings import OperatorSettings, http_url
 
 pytestmark = pytest.mark.unit
 
@@ -236,3 +237,18 @@ def test_settings_from_env():
     assert s.namespaces == ("a", "b") and s.metrics_port == 0 and s.resync_seconds == 5
     assert s.progress_seconds == 7 and s.jobs.progress_seconds == 7  # the operator reads as often as trainers write
     assert OperatorSettings.from_env({}).jobs.trainer_command == ("ouro",)
+
+
+def test_listener_addresses_from_env():
+    s = OperatorSettings.from_env({"OURO_METRICS_ADDRESS": "127.0.0.1", "OURO_HEALTH_ADDRESS": "::"})
+    assert (s.metrics_address, s.health_address) == ("127.0.0.1", "::")
+    assert OperatorSettings.from_env({}).metrics_address == "0.0.0.0"  # a Service reaches it
+    assert http_url("::", 8081, "/healthz") == "http://[::]:8081/healthz"
+    assert http_url("127.0.0.1", 8081, "/healthz") == "http://127.0.0.1:8081/healthz"
+
+
+@pytest.mark.parametrize("key", ["OURO_METRICS_ADDRESS", "OURO_HEALTH_ADDRESS"])
+@pytest.mark.parametrize("value", ["localhost", "0.0.0.0:8080", "256.1.1.1", "example.com"])
+def test_a_bad_listener_address_names_the_variable(key, value):
+    with pytest.raises(ValueError, match=f"{key}: '{re.escape(value)}' is not an IP address"):
+        OperatorSettings.from_env({key: value})

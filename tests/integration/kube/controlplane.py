@@ -202,11 +202,13 @@ def _apiserver_argv(
     ]
 
 
-def _controller_manager_argv(bin_dir: Path, kubeconfig: Path, creds: pki.Credentials) -> list[str]:
+def _controller_manager_argv(
+    bin_dir: Path, kubeconfig: Path, creds: pki.Credentials, controllers: tuple[str, ...]
+) -> list[str]:
     return [
         str(bin_dir / "kube-controller-manager"),
         f"--kubeconfig={kubeconfig}",
-        f"--controllers={','.join(CONTROLLERS)}",
+        f"--controllers={','.join(controllers)}",
         "--leader-elect=false",
         "--secure-port=0",  # nothing scrapes it; one less port to pick
         f"--service-account-private-key-file={creds.service_account_key}",
@@ -238,8 +240,13 @@ def _default_service_account(api: KubeApi) -> bool:
 
 
 @contextlib.contextmanager
-def running(bin_dir: Path, root: Path, ready_timeout: float = 180) -> Iterator[ControlPlane]:
+def running(
+    bin_dir: Path, root: Path, ready_timeout: float = 180, controllers: tuple[str, ...] = CONTROLLERS
+) -> Iterator[ControlPlane]:
     """Start etcd, kube-apiserver and kube-controller-manager; stop them on exit.
+
+    `controllers`: the kube-controller-manager controllers to run (the tests'
+    CONTROLLERS; `make cluster-demo` adds the Deployment and ReplicaSet ones).
 
     Waits until /readyz answers ok and the controller manager has created the
     `default` ServiceAccount, so a test can create Jobs at once. Raises
@@ -274,7 +281,7 @@ def running(bin_dir: Path, root: Path, ready_timeout: float = 180) -> Iterator[C
         start("kube-apiserver", _apiserver_argv(bin_dir, root, creds, etcd_port, api_port))
         _wait_until(lambda: api.text("/readyz") == "ok",
                     "kube-apiserver /readyz", ready_timeout, started, plane.logs)
-        start("kube-controller-manager", _controller_manager_argv(bin_dir, kubeconfig, creds))
+        start("kube-controller-manager", _controller_manager_argv(bin_dir, kubeconfig, creds, controllers))
         _wait_until(lambda: _default_service_account(api), "the default ServiceAccount",
                     ready_timeout, started, plane.logs)
         yield plane

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds the real `helm` CLI from its Go module (helm.sh/helm/v3) with the
+# machine's Go toolchain, so the chart is linted, rendered and installed by the
+# same helm that users run, without downloading a binary.
+#
+# The binary is cached by version in $OURO_CACHE/helm/<version>/bin/helm and is
+# rebuilt only when missing or reporting another version. Builds are safe to run
+# twice at once: a lock (flock) on the version's folder serialises them, the
+# second finds the first's binary, and the binary is written under a per-run
+# temporary name then renamed, so an interrupted build never looks finished.
+# The ldflags are those of helm's own Makefile (version, and the Kubernetes
+# version that `helm template` and `helm lint` assume).
+#
+# Usage: scripts/build-helm.sh            build if missing; print the binary's path
+#        scripts/build-helm.sh --path     print the binary's path only
+# Progress and timings go to stderr; stdout is only the path.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=helm-version.env
+source "$here/helm-version.env"
+: "${HELM_VERSION:?}"
+
+cache=${OURO_CACHE:-$HOME/.cache/ouroboros}
+dir=$cache/helm/$HELM_VERSION
+helm=$dir/bin/helm
+if [[ ${1:-} == --path ]]; then
+  echo "$helm"
+  exit 0
+fi
+
+log() { printf '[build-helm] %s\n' "$*" >&2; }
+
+built() {
+  [[ -x $helm ]] || return 1
+  local output
+  output=$("$helm" version --short 2>&1) || return 1
+  [[ $output == "$HELM_VERSION"* ]]
+}
+
+if built; then
+  echo "$helm"
+  exit 0
+fi
+
+mkdir -p "$dir/bin"
+exec 9>"$dir/.build.lock"
+if ! flock --nonblock 9; then
+  log "another build of helm $HELM_VERSION is running; waiting for it"
+  flock 9
+fi
+if built; then # the build we waited for made it
+  log "helm $HELM_VERSION already built in $dir/bin"
+  echo "$helm"
+  exit 0
+fi
+
+start=$SECONDS
+work=$(mktemp -d "$dir/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+log "go: $(go version); building helm $HELM_VERSION into $dir/bin"
+
+export CGO_ENABLED=0
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+json_field() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+meta=$work/helm.json
+go mod download -json "helm.sh/helm/v3@$HELM_VERSION" >"$meta"
+release_mod=$(json_field "$meta" GoMod)
+# The client-go minor version helm was built against is the Kubernetes version
+# it assumes when there is no cluster to ask (helm's Makefile does the same).
+k8s_minor=$(awk '$1 == "k8s.io/client-go" {print $2}' "$release_mod" | cut -d. -f2)
+{
+  echo "module ouroboros.local/helm-build"
+  grep -E '^(go|godebug|toolchain) ' "$release_mod"
+  echo "require helm.sh/helm/v3 $HELM_VERSION"
+} >"$work/go.mod"
+(cd "$work" && go list -deps helm.sh/helm/v3/cmd/helm >/dev/null)
+
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+partial=$(mktemp "$dir/bin/.helm.XXXXXX")
+(cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$partial" helm.sh/helm/v3/cmd/helm)
+chmod 0755 "$partial"
+mv -f "$partial" "$helm"
+log "helm $HELM_VERSION built in $((SECONDS - start))s"
+echo "$helm"
