@@ -12,6 +12,12 @@ one twice is a no-op), a finished phase's result is re-read from its pod until
 the status records it, and events are computed from the difference between
 the old and the new status, so a transition the operator crashed in the middle
 of is still reported once the status catches up.
+
+The run's Champion is observed too (the handler reads it and passes it in):
+before the first Job, a run whose ``spec.champion`` names no Champion waits
+in Pending with a condition naming the field (it starts once the Champion
+exists), and one whose Champion plays another game fails at once; the
+Champion's approval policy goes into the run config.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ouroboros.contract.promotion import GateStatistics, GateVerdict
-from ouroboros.contract.vocabulary import Metric
+from ouroboros.contract.vocabulary import ApprovalMode, Metric
 from ouroboros.operator import conditions
 from ouroboros.operator.builders import manifests, names
 from ouroboros.operator.observe import JobState, ObservedJob
 from ouroboros.operator.resources import (
+    Champion,
     ConditionStatus,
     PhaseName,
     PhaseResult,
@@ -187,9 +194,10 @@ def attempt_failure(job: ObservedJob, phase: PhaseName) -> tuple[str, str] | Non
 # Deciding
 
 
-def _start(run: TrainingRun, index: int, attempt: int, settings: JobSettings) -> list[Action]:
+def _start(run: TrainingRun, index: int, attempt: int, settings: JobSettings,
+           approval: ApprovalMode = ApprovalMode.AUTOMATIC) -> list[Action]:
     return [
-        CreateObject(manifests.config_map(run)),
+        CreateObject(manifests.config_map(run, approval)),
         CreateObject(manifests.phase_job(run, index, attempt, settings)),
     ]
 
@@ -221,14 +229,17 @@ def _promotion_status(gate: GateStatistics, now: datetime) -> PromotionStatus:
     """The run's promotion status from the evaluate phase's gate statistics (its verdict already
     carried out in the registry by the phase: PROMOTE means the candidate is champion)."""
     decision, reason = _DECISIONS.get(gate.verdict, (PromotionDecision.PENDING, "GateNotRun"))
-    if gate.first_champion and decision is PromotionDecision.PROMOTED:
+    if gate.awaiting_approval and decision is PromotionDecision.PROMOTED:
+        decision, reason = PromotionDecision.PENDING, "AwaitingApproval"
+    elif gate.first_champion and decision is PromotionDecision.PROMOTED:
         reason = "FirstChampion"
     message = "; ".join(gate.reasons)[:MESSAGE_LIMIT] or None
     return PromotionStatus(decision=decision, reason=reason, message=message, statistics=gate, decided_at=now)
 
 
 def _advance(
-    run: TrainingRun, st: TrainingRunStatus, jobs: dict[int, list[ObservedJob]], now: datetime, settings: JobSettings
+    run: TrainingRun, st: TrainingRunStatus, jobs: dict[int, list[ObservedJob]], now: datetime, settings: JobSettings,
+    approval: ApprovalMode = ApprovalMode.AUTOMATIC,
 ) -> tuple[list[Action], _Outcome]:
     """Walk the phases in order to the first unfinished one and decide what it needs."""
     spec = run.spec
@@ -249,7 +260,7 @@ def _advance(
             if spec.suspend:
                 ps.state = PhaseState.PENDING
                 return actions, _Outcome(i)
-            actions += _start(run, i, 0, settings)
+            actions += _start(run, i, 0, settings, approval)
             ps.attempts, ps.job, ps.state = 1, names.job_name(run.metadata.name, i, pspec.name), PhaseState.RUNNING
             ps.start_time = ps.start_time or now
             return actions, _Outcome(i)
@@ -280,7 +291,7 @@ def _advance(
             if spec.suspend:
                 ps.state = PhaseState.SUSPENDED
                 return actions, _Outcome(i)
-            actions += _start(run, i, attempt + 1, settings)
+            actions += _start(run, i, attempt + 1, settings, approval)
             ps.attempts = attempt + 2
             ps.job = names.job_name(run.metadata.name, i, pspec.name, attempt + 1)
             ps.state = PhaseState.RUNNING
@@ -372,8 +383,56 @@ def _events(old: TrainingRunStatus, new: TrainingRunStatus, run: TrainingRun) ->
     return out
 
 
-def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: JobSettings) -> Decision:
-    """The new status of `run` and what to do, given its observed phase Jobs."""
+def champion_problem(run: TrainingRun, champion: Champion | None) -> tuple[str, str] | None:
+    """(reason, message) when the run cannot challenge ``champion`` (None: it does not exist), else None."""
+    spec, meta = run.spec, run.metadata
+    if champion is None:
+        return ("ChampionNotFound", f"spec.champion: no Champion {spec.champion!r} in namespace "
+                f"{meta.namespace!r}; the run starts once it exists")
+    theirs, ours = champion.spec.game.key, spec.game.key
+    if theirs != ours:
+        return ("ChampionGameMismatch", f"spec.champion: Champion {spec.champion!r} plays {theirs}, "
+                f"but spec.game is {ours}")
+    return None
+
+
+def _refuse(run: TrainingRun, old: TrainingRunStatus, st: TrainingRunStatus, problem: tuple[str, str],
+            now: datetime) -> Decision:
+    """A run that has started nothing and cannot challenge its champion: waits (missing) or fails (other game)."""
+    reason, message = problem
+    T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+    generation = run.metadata.generation
+    if reason == "ChampionNotFound":
+        st.phase = RunPhase.PENDING
+        desired = [
+            conditions.Desired(RunConditionType.RUNNING.value, F, reason, message),
+            conditions.Desired(RunConditionType.SUSPENDED.value, F, "NotSuspended", "spec.suspend is false"),
+            conditions.Desired(RunConditionType.SUCCEEDED.value, U, reason, message),
+            conditions.Desired(RunConditionType.FAILED.value, F, "NoFailure", "no phase has failed for good"),
+        ]
+    else:
+        st.phase = RunPhase.FAILED
+        st.completion_time = st.completion_time or now
+        desired = [
+            conditions.Desired(RunConditionType.RUNNING.value, F, "RunFailed", "the run has finished"),
+            conditions.Desired(RunConditionType.SUSPENDED.value, F, "RunFinished", "the run has finished"),
+            conditions.Desired(RunConditionType.SUCCEEDED.value, F, "RunFailed", message),
+            conditions.Desired(RunConditionType.FAILED.value, T, reason, message),
+        ]
+    st.conditions = conditions.merge(st.conditions, desired, generation, now)
+    st.observed_generation = generation
+    before = conditions.get(old.conditions, RunConditionType.RUNNING.value if reason == "ChampionNotFound"
+                            else RunConditionType.FAILED.value)
+    events = [] if before is not None and before.reason == reason else [Event("Warning", reason, message)]
+    decision = Decision(status=st, events=events)
+    _expire(run, st, now, decision)
+    return decision
+
+
+def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: JobSettings,
+           champion: Champion | None) -> Decision:
+    """The new status of `run` and what to do, given its observed phase Jobs and its Champion
+    (None: no Champion of that name exists)."""
     spec, meta = run.spec, run.metadata
     old = run.status
     st = old.model_copy(deep=True)
@@ -393,7 +452,11 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
             meta.name, job.index, spec.phases[job.index].name, job.attempt
         ):
             by_index.setdefault(job.index, []).append(job)
-    actions, outcome = _advance(run, st, by_index, now, settings)
+    started = bool(by_index) or any(ps.attempts for ps in st.phases)
+    if not started and (problem := champion_problem(run, champion)) is not None:
+        return _refuse(run, old, st, problem, now)
+    approval = champion.spec.policy.approval if champion is not None else ApprovalMode.AUTOMATIC
+    actions, outcome = _advance(run, st, by_index, now, settings, approval)
     st.current_phase_index = outcome.index
     st.current_phase = spec.phases[outcome.index].name
     started = any(ps.attempts for ps in st.phases)
