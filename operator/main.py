@@ -24,7 +24,7 @@ import kopf
 
 from ouroboros.operator import handlers
 from ouroboros.operator.context import Context
-from ouroboros.operator.handlers import trainingrun
+from ouroboros.operator.handlers import champion, trainingrun
 from ouroboros.operator.kube import KubeClient
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.settings import OperatorSettings
@@ -60,6 +60,7 @@ def _resync_forever(ctx: Context, stop: threading.Event) -> None:
     while not stop.wait(ctx.settings.resync_seconds):
         try:
             trainingrun.resync(ctx)
+            champion.resync(ctx)
         except Exception:  # noqa: BLE001 - keep resyncing whatever one pass hit
             log.exception("resync failed")
 

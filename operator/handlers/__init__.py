@@ -9,9 +9,10 @@ from __future__ import annotations
 import kopf
 
 from ouroboros.operator.context import Context
-from ouroboros.operator.handlers import trainingrun
+from ouroboros.operator.handlers import champion, trainingrun
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    """Attach all handlers (TrainingRun for now; schedules and champions come later)."""
+    """Attach all handlers (TrainingRun and Champion; schedules come later)."""
     trainingrun.register(registry, ctx)
+    champion.register(registry, ctx)

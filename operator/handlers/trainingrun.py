@@ -22,7 +22,7 @@ from ouroboros.operator import lifecycle, observe
 from ouroboros.operator.builders import names
 from ouroboros.operator.context import Context
 from ouroboros.operator.kube import ApiError
-from ouroboros.operator.resources import GROUP, VERSION, TrainingRun, TrainingRunStatus
+from ouroboros.operator.resources import GROUP, VERSION, Champion, TrainingRun, TrainingRunStatus
 
 CONTROLLER = "trainingrun"
 MAX_CONFLICT_RETRIES = 5
@@ -88,8 +88,22 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, Trai
         old = _status_of(raw)
         decision = lifecycle.decide_invalid(old, meta.get("generation", 0), _first_error(exc), now)
         return decision, old, str((raw.get("spec") or {}).get("champion", ""))
-    jobs = [] if run.status.phase in lifecycle.FINISHED else _observe_children(ctx, raw)
-    return lifecycle.decide(run, jobs, now, ctx.settings.jobs), run.status, run.spec.champion
+    finished = run.status.phase in lifecycle.FINISHED
+    jobs = [] if finished else _observe_children(ctx, raw)
+    champion = None if finished else _observe_champion(ctx, meta["namespace"], run.spec.champion)
+    return lifecycle.decide(run, jobs, now, ctx.settings.jobs, champion), run.status, run.spec.champion
+
+
+def _observe_champion(ctx: Context, namespace: str, name: str) -> Champion | None:
+    """The run's Champion as read now; None if absent (a Champion the operator cannot parse counts as absent)."""
+    raw = ctx.kube.get_champion(namespace, name)
+    if raw is None:
+        return None
+    try:
+        return Champion.model_validate(raw)
+    except ValidationError:
+        log.warning("Champion %s/%s does not parse; runs naming it wait", namespace, name)
+        return None
 
 
 def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
