@@ -6,7 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ouroboros.contract.champion import ChampionOperation, CheckResult, RegistryRecord, RegistryReport
+from ouroboros.contract.champion import (
+    ChampionOperation,
+    CheckResult,
+    RegistryRecord,
+    RegistryReport,
+)
 from ouroboros.contract.promotion import GateStatistics
 from ouroboros.operator import championing, conditions
 from ouroboros.operator.championing import ObservedRegistryJob, ObservedRun
