@@ -23,7 +23,7 @@ from importlib import metadata
 
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.engine import types
-from ouroboros.trainer.serving import players, protocol, sessions
+from ouroboros.trainer.serving import following, players, protocol, sessions
 from ouroboros.trainer.serving.protocol import RequestError
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class App:
         except Exception:  # noqa: BLE001 - the player we started with still plays
             log.exception("game %s: cannot build %s; playing %s", request.game_id, spec, self.spec)
             player, budget = self.default_player, 0
+        if isinstance(player, following.ChampionFollower):  # a game keeps the version it started with
+            player = player.current()
         return sessions.Session(game_id=request.game_id, snake_id=request.you_id, player=player,
                                 rng=sessions.game_rng(request.game_id, request.you_id),
                                 budget_ms=budget)
@@ -184,6 +186,8 @@ class App:
             return refusal
         path = _normal(path)
         if path == "/":
+            if isinstance(self.default_player, following.ChampionFollower):
+                return 200, {**self.index, "champion": self.default_player.info()}, {}
             return 200, self.index, {}
         try:
             obj = protocol.decode_body(body)
