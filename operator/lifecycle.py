@@ -383,6 +383,33 @@ def _events(old: TrainingRunStatus, new: TrainingRunStatus, run: TrainingRun) ->
     return out
 
 
+def awaiting_approval(status: TrainingRunStatus) -> bool:
+    """Whether the run's candidate passed its gate and waits for a person's decision on its Champion."""
+    p = status.promotion
+    return p is not None and p.decision is PromotionDecision.PENDING and p.reason == "AwaitingApproval"
+
+
+def _resolve_approval(run: TrainingRun, st: TrainingRunStatus, champion: Champion | None,
+                      now: datetime) -> list[Event]:
+    """Record the approval or rejection of a pending candidate once the Champion's history shows it."""
+    if not awaiting_approval(st) or champion is None or st.promotion.statistics is None:
+        return []
+    candidate = st.promotion.statistics.candidate
+    entry = next((e for e in champion.status.history if e.version == candidate and e.run == run.metadata.name
+                  and e.reason.value in ("Initial", "Promoted", "Rejected")), None)
+    if entry is None:
+        return []
+    who = entry.by or "unknown"
+    if entry.reason.value == "Rejected":
+        decision, reason, text = PromotionDecision.REJECTED, "RejectedByApprover", f"rejected by {who}"
+    else:
+        decision, reason, text = PromotionDecision.PROMOTED, "Approved", f"approved by {who}"
+    st.promotion = st.promotion.model_copy(update={"decision": decision, "reason": reason, "message": text,
+                                                   "decided_at": entry.promoted_at or now})
+    return [Event("Normal" if decision is PromotionDecision.PROMOTED else "Warning", reason,
+                  f"candidate {candidate}: {text}")]
+
+
 def champion_problem(run: TrainingRun, champion: Champion | None) -> tuple[str, str] | None:
     """(reason, message) when the run cannot challenge ``champion`` (None: it does not exist), else None."""
     spec, meta = run.spec, run.metadata
@@ -443,7 +470,7 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
     if st.phase in FINISHED:  # final: only acknowledge the generation (e.g. a late suspend edit)
         st.conditions = [c.model_copy(update={"observed_generation": meta.generation}) for c in st.conditions]
         st.observed_generation = meta.generation
-        decision = Decision(status=st)
+        decision = Decision(status=st, events=_resolve_approval(run, st, champion, now))
         _expire(run, st, now, decision)
         return decision
     by_index: dict[int, list[ObservedJob]] = {}

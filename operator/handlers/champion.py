@@ -101,8 +101,8 @@ def reconcile(ctx: Context, namespace: str, name: str) -> None:
             except ValidationError as exc:
                 log.warning("Champion %s/%s does not parse: %s", namespace, name, exc.errors()[0])
                 return
-            decision = championing.decide(champion, _runs(ctx, namespace, name), _jobs(ctx, raw), ctx.clock(),
-                                          ctx.settings.jobs)
+            runs = _runs(ctx, namespace, name)
+            decision = championing.decide(champion, runs, _jobs(ctx, raw), ctx.clock(), ctx.settings.jobs)
             for action in decision.actions:
                 _, created = ctx.kube.create(action.manifest)
                 if created:
@@ -121,6 +121,10 @@ def reconcile(ctx: Context, namespace: str, name: str) -> None:
                     ctx.metrics.events_total.labels(event.type, event.reason).inc()
                 except ApiError as exc:
                     log.warning("could not post event %s on champion %s/%s: %s", event.reason, namespace, name, exc)
+            if decision.status.history != champion.status.history:  # runs awaiting approval may be decided now
+                for run in runs:
+                    if run.decision == "Pending":
+                        trainingrun.reconcile_logged(ctx, namespace, run.name)
             return
         log.warning("champion %s/%s kept changing; leaving it to the next event", namespace, name)
 

@@ -90,7 +90,8 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, Trai
         return decision, old, str((raw.get("spec") or {}).get("champion", ""))
     finished = run.status.phase in lifecycle.FINISHED
     jobs = [] if finished else _observe_children(ctx, raw)
-    champion = None if finished else _observe_champion(ctx, meta["namespace"], run.spec.champion)
+    wanted = not finished or lifecycle.awaiting_approval(run.status)
+    champion = _observe_champion(ctx, meta["namespace"], run.spec.champion) if wanted else None
     return lifecycle.decide(run, jobs, now, ctx.settings.jobs, champion), run.status, run.spec.champion
 
 
@@ -172,6 +173,7 @@ def _settled(raw: dict[str, Any]) -> bool:
     status = raw.get("status") or {}
     return (
         status.get("phase") in {p.value for p in lifecycle.FINISHED}
+        and (status.get("promotion") or {}).get("reason") != "AwaitingApproval"
         and (raw.get("spec") or {}).get("ttlSecondsAfterFinished") is None
         and status.get("observedGeneration") == raw["metadata"].get("generation")
     )

@@ -160,6 +160,9 @@ def test_manual_approval_post_promotion_rollback_pin_and_unpin(cluster, namespac
                       timeout=120, what="approved candidate in force")
     assert status["history"][0]["by"] == "ada" and status["history"][0]["run"] == "a"
     assert condition(status, "AwaitingApproval")["status"] == "False"
+    approved = wait_for(lambda: (p := run_status(cluster, namespace, "a")["promotion"])["reason"] == "Approved" and p,
+                        timeout=60, what="run a's promotion approved")
+    assert approved["decision"] == "Promoted" and "ada" in approved["message"]
 
     # a second candidate passes a lenient gate (SPRT between -1000 and -900 Elo: "not hopeless"), is approved,
     # and must then score 1.0 against the first in its post-promotion check: it does not, so it is rolled back

@@ -381,3 +381,24 @@ def test_a_passing_gate_that_awaits_approval_is_pending_not_promoted():
     promotion = w.status.promotion
     assert promotion.decision.value == "Pending" and promotion.reason == "AwaitingApproval"
     assert promotion.statistics.candidate == "v2"
+
+
+@pytest.mark.parametrize("reason, decision, why", [("Promoted", "Promoted", "Approved"),
+                                                   ("Rejected", "Rejected", "RejectedByApprover")])
+def test_a_finished_runs_pending_candidate_follows_the_approvers_decision(reason, decision, why):
+    w = World(phases=("hybrid", "evaluate"))
+    w.step()
+    w.finish("r-0-hybrid")
+    w.step()
+    gate = {"verdict": "promote", "awaitingApproval": True, "candidate": "v2", "reasons": ["approval is Manual"]}
+    w.finish("r-1-evaluate", message=result("evaluate", gate=gate))
+    w.step()
+    assert w.status.phase == RunPhase.SUCCEEDED and w.status.promotion.decision.value == "Pending"
+    assert w.step().events == []  # nothing decided yet
+    w.champion = Champion.model_validate({"metadata": {"name": "c"}, "status": {"history": [
+        {"version": "v2", "promotedAt": "2026-01-01T00:00:09Z", "run": "r", "reason": reason, "by": "ada"}]}})
+    d = w.step()
+    promotion = w.status.promotion
+    assert promotion.decision.value == decision and promotion.reason == why and "ada" in promotion.message
+    assert [e.reason for e in d.events] == [why]
+    assert w.step().events == []
