@@ -55,6 +55,11 @@ class RegistryRecord(StatusModel):
     reason: str = Field(default="", description="Why (first characters).")
     verdict: str | None = Field(default=None, description="The gate's verdict (promote, manual ...).")
     win_rate: float | None = Field(default=None, description="Gate score of the version against the one it replaced.")
+    win_rate_lower: float | None = Field(default=None, description="Wilson 95% lower bound of that score.")
+    win_rate_upper: float | None = Field(default=None, description="Wilson 95% upper bound of that score.")
+    elo: float | None = Field(default=None, description="Elo difference against the one it replaced.")
+    elo_lower: float | None = Field(default=None, description="Lower end of its 95% interval.")
+    elo_upper: float | None = Field(default=None, description="Upper end of its 95% interval.")
 
 
 class CheckResult(StatusModel):

@@ -122,9 +122,13 @@ def _entry(record: RegistryRecord, current: str | None, sha256: str | None, uri:
         reason = _REASONS.get(record.action, HistoryReason.PROMOTED)
     verdict = record.verdict if record.verdict in {v.value for v in GateVerdict} else None
     statistics = None
-    if verdict is not None or record.win_rate is not None:
-        rate = None if record.win_rate is None else min(1.0, max(0.0, record.win_rate))
-        statistics = GateStatistics(verdict=verdict, win_rate=rate)
+    if verdict is not None or record.win_rate is not None or record.elo is not None:
+        def unit(x: float | None) -> float | None:
+            return None if x is None else min(1.0, max(0.0, x))
+        statistics = GateStatistics(verdict=verdict, win_rate=unit(record.win_rate),
+                                    win_rate_lower=unit(record.win_rate_lower),
+                                    win_rate_upper=unit(record.win_rate_upper), elo=record.elo,
+                                    elo_lower=record.elo_lower, elo_upper=record.elo_upper)
     artifact = None
     if record.version is not None and record.version == current and sha256 and uri:
         artifact = ChampionArtifact(uri=uri, sha256=sha256)
@@ -172,8 +176,12 @@ def fold(status: ChampionStatus, reports: list[RegistryReport], limit: int) -> C
     st.from_run = current.run if current else None
     promoted = next((e for e in st.history if e.version == st.version
                      and e.reason in (HistoryReason.PROMOTED, HistoryReason.INITIAL)), None)
-    st.score = promoted.statistics.win_rate if promoted and promoted.statistics else None
-    st.ratings = {"winRateVsPrevious": st.score} if st.score is not None else {}
+    gate = promoted.statistics if promoted and promoted.statistics else None
+    st.score = gate.win_rate if gate else None
+    figures = {"winRateVsPrevious": st.score, "winRateVsPreviousLower": gate and gate.win_rate_lower,
+               "winRateVsPreviousUpper": gate and gate.win_rate_upper, "eloVsPrevious": gate and gate.elo,
+               "eloVsPreviousLower": gate and gate.elo_lower, "eloVsPreviousUpper": gate and gate.elo_upper}
+    st.ratings = {k: v for k, v in figures.items() if v is not None}
     return st
 
 

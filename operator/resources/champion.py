@@ -158,7 +158,9 @@ class ChampionStatus(StatusModel):
     last_check: CheckStatus | None = Field(default=None, description="Post-promotion check of the latest promotion.")
     artifact: ChampionArtifact | None = Field(default=None, description="The served ONNX file.")
     ratings: dict[str, float] = Field(
-        default_factory=dict, description="Ratings by name, e.g. elo, winRateVsHeuristic."
+        default_factory=dict,
+        description="The gate figures of the version in force against the one it replaced: winRateVsPrevious "
+        "and eloVsPrevious with their 95% interval ends (...Lower, ...Upper).",
     )
     history: list[HistoryEntry] = Field(
         default_factory=list, max_length=100, description="Changes of champion, newest first (bounded by policy.historyLimit)."

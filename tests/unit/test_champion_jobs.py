@@ -23,7 +23,8 @@ def two(tmp_path, onnx_models):
         registry.register(model, architecture="cnn_simple-1x8", run=f"run-{name}", phase="bootstrap", game=GAME,
                           version_id=name)
     promotion.promote_manually(registry, GAME, "v1", by="test")
-    promotion.promote_manually(registry, GAME, "v2", by="test", statistics={"score": 0.7})
+    promotion.promote_manually(registry, GAME, "v2", by="test",
+                               statistics={"score": 0.7, "wilson_lower": 0.6, "wilson_upper": 0.8, "elo": 147.0})
     return url, registry
 
 
@@ -39,6 +40,8 @@ def test_sync_reports_the_pointer_and_its_history(two, tmp_path):
     assert code == 0 and report.version == "v2" and report.generation == 2
     assert [r.version for r in report.history] == ["v2", "v1"] and report.history[0].previous == "v1"
     assert report.history[0].win_rate == pytest.approx(0.7) and report.sha256 and report.uri.endswith("model.onnx")
+    assert (report.history[0].win_rate_lower, report.history[0].win_rate_upper) == (0.6, 0.8)
+    assert report.history[0].elo == 147.0 and report.history[0].elo_lower is None
 
 
 def test_pin_then_unpin(two, tmp_path):

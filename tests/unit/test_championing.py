@@ -36,9 +36,9 @@ class Registry:
         self.history: list[RegistryRecord] = []
 
     def change(self, action, version, at, by="ouro phase evaluate", run=None, reason="", win_rate=None,
-               verdict=None):
+               verdict=None, **figures):
         self.history.insert(0, RegistryRecord(action=action, version=version, previous=self.version, at=at, by=by,
-                                              run=run, reason=reason, win_rate=win_rate, verdict=verdict))
+                                              run=run, reason=reason, win_rate=win_rate, verdict=verdict, **figures))
         self.version = version
         self.generation += 1
 
@@ -157,12 +157,17 @@ def test_a_promotion_by_the_evaluate_phase_is_mirrored_through_a_sync_job():
 def test_a_promotion_that_replaces_a_champion_is_checked_and_kept_when_it_passes():
     w = synced(World(postPromotionCheck={"games": 10, "minWinRate": 0.4}))
     w.registry.change("promote", "v1", T0, run="first")
-    w.registry.change("promote", "v2", T0 + timedelta(seconds=1), run="second", win_rate=0.7, verdict="promote")
+    w.registry.change("promote", "v2", T0 + timedelta(seconds=1), run="second", win_rate=0.7, verdict="promote",
+                      win_rate_lower=0.6, win_rate_upper=0.78, elo=147.0, elo_lower=70.0, elo_upper=230.0)
     w.runs += [promoted_run("first", "v1"), promoted_run("second", "v2")]
     w.step()
     w.finish()
     w.step()
     assert w.status.version == "v2" and w.status.score == pytest.approx(0.7)
+    assert w.status.ratings == {"winRateVsPrevious": 0.7, "winRateVsPreviousLower": 0.6,
+                                "winRateVsPreviousUpper": 0.78, "eloVsPrevious": 147.0, "eloVsPreviousLower": 70.0,
+                                "eloVsPreviousUpper": 230.0}
+    assert w.status.history[0].statistics.elo_lower == 70.0
     (check,) = w.active()
     assert check.operation is ChampionOperation.CHECK
     command = w.command(check.name)

@@ -141,13 +141,22 @@ def perform(request: Request, store: str) -> RegistryReport:
     return report_of(op, state, result)
 
 
+def _number(stats: dict, *keys: str) -> float | None:
+    """The first of ``keys`` present as a number (the gate writes snake_case, GateStatistics camelCase)."""
+    value = next((stats[k] for k in keys if k in stats), None)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _record(r: reg.ChampionRecord) -> RegistryRecord:
     stats = r.statistics or {}
-    score = stats.get("score", stats.get("winRate"))
     return RegistryRecord(action=r.action.value, version=r.version, previous=r.previous, at=r.at, by=r.by[:253],
                           run=r.run, sha256=r.sha256, reason=r.reason[:REASON_CHARS],
                           verdict=str(stats["verdict"]) if stats.get("verdict") else None,
-                          win_rate=float(score) if isinstance(score, int | float) else None)
+                          win_rate=_number(stats, "score", "winRate"),
+                          win_rate_lower=_number(stats, "wilson_lower", "winRateLower"),
+                          win_rate_upper=_number(stats, "wilson_upper", "winRateUpper"),
+                          elo=_number(stats, "elo"), elo_lower=_number(stats, "elo_lower", "eloLower"),
+                          elo_upper=_number(stats, "elo_upper", "eloUpper"))
 
 
 def report_of(operation: ChampionOperation, state: reg.ChampionState,
