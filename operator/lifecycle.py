@@ -456,7 +456,7 @@ def _refuse(run: TrainingRun, old: TrainingRunStatus, st: TrainingRunStatus, pro
     return decision
 
 
-def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: JobSettings,
+def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: JobSettings, *,
            champion: Champion | None) -> Decision:
     """The new status of `run` and what to do, given its observed phase Jobs and its Champion
     (None: no Champion of that name exists)."""

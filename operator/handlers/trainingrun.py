@@ -92,7 +92,7 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, Trai
     jobs = [] if finished else _observe_children(ctx, raw)
     wanted = not finished or lifecycle.awaiting_approval(run.status)
     champion = _observe_champion(ctx, meta["namespace"], run.spec.champion) if wanted else None
-    return lifecycle.decide(run, jobs, now, ctx.settings.jobs, champion), run.status, run.spec.champion
+    return lifecycle.decide(run, jobs, now, ctx.settings.jobs, champion=champion), run.status, run.spec.champion
 
 
 def _observe_champion(ctx: Context, namespace: str, name: str) -> Champion | None:

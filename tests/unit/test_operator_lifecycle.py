@@ -48,7 +48,7 @@ class World:
     def step(self, record=True):
         self.now += timedelta(seconds=1)
         decision = lifecycle.decide(self.run(), sorted(self.jobs.values(), key=lambda j: (j.index, j.attempt)),
-                                    self.now, SETTINGS, self.champion)
+                                    self.now, SETTINGS, champion=self.champion)
         for action in decision.actions:
             if isinstance(action, lifecycle.CreateObject) and action.manifest["kind"] == "Job":
                 meta = action.manifest["metadata"]
