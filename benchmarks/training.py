@@ -27,6 +27,9 @@ import time
 import numpy as np
 import torch
 
+from ouroboros.contract.game import GameSpec
+from ouroboros.contract.vocabulary import PhaseName
+from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import inference, networks
 from ouroboros.trainer.learning.checkpoint import TrainState
 from ouroboros.trainer.learning.phases import config as pc
@@ -42,10 +45,10 @@ def selfplay_rate(net, games: int, seed: int,
                   forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME) -> tuple[float, dict]:
     """(positions per second, rollout columns) of one batched self-play rollout (the
     onnxruntime export at its start included)."""
-    game = pc.GameSettings()
+    game = GameSpec()
     learner = [selfplay.Seat.LEARNER] * game.snakes
     start = time.perf_counter()
-    rollout = selfplay.play(game.engine(), games=games, parallel=games, max_turns=game.max_turns,
+    rollout = selfplay.play(game_config(game), games=games, parallel=games, max_turns=game.max_turns,
                             seed=seed, assign=lambda i, rng: learner, rng=np.random.default_rng(seed),
                             learner=net, forward=forward)
     return rollout.rows / (time.perf_counter() - start), rollout.columns
@@ -53,7 +56,7 @@ def selfplay_rate(net, games: int, seed: int,
 
 def training_rate(net, columns: dict, steps: int, device: str) -> float:
     """PPO samples per second over ``steps`` minibatch steps of 256."""
-    settings = pc.phase_settings(pc.PhaseKind.SELF_PLAY, games=1, batch_size=256)
+    settings = pc.phase_settings(PhaseName.SELF_PLAY, games=1, batch_size=256)
     data = ppo.RolloutData(columns, settings)
     net = net.to(device)
     for name in ("planes", "move", "logp", "mask", "adv", "ret"):

@@ -153,6 +153,17 @@ class GateStatistics(StatusModel):
     elo_upper: float | None = Field(default=None, description="Upper end of the Elo 95% interval.")
     llr: float | None = Field(default=None, description="SPRT log-likelihood ratio when the gate stopped.")
     first_champion: bool = Field(default=False, description="No champion existed: readiness alone decided.")
+    candidate: str | None = Field(
+        default=None, max_length=128, description="Registry version id of the candidate that was judged."
+    )
+    champion: str | None = Field(
+        default=None, max_length=128, description="Registry version id of the champion it played (unset: none)."
+    )
+    awaiting_approval: bool = Field(
+        default=False,
+        description="The verdict was promote but the Champion's policy asks for manual approval: "
+        "the candidate is not champion until someone approves it.",
+    )
     reasons: list[str] = Field(
         default_factory=list, max_length=8, description="Why the gate decided as it did, one line each."
     )

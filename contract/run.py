@@ -27,7 +27,7 @@ from ouroboros.contract.schema import (
     cel,
     section,
 )
-from ouroboros.contract.vocabulary import HEURISTIC_PHASES, Architecture, PhaseName
+from ouroboros.contract.vocabulary import HEURISTIC_PHASES, ApprovalMode, Architecture, PhaseName
 
 RUN_CONFIG_KEY = "run.json"
 """The ConfigMap key (and file name) of the run config."""
@@ -248,6 +248,11 @@ class RunConfig(ApiModel):
     promotion: PromotionSpec = section(PromotionSpec, "The gate.")
     storage: StorageSpec = Field(description="Artifact store.")
     self_play_workers: int = Field(default=1, ge=1, description="Parallel self-play pods.")
+    approval: ApprovalMode = Field(
+        default=ApprovalMode.AUTOMATIC,
+        description="The Champion's spec.policy.approval when the run started: Automatic promotes on the "
+        "gate's PROMOTE; Manual leaves the champion alone and reports the candidate as awaiting approval.",
+    )
 
     def phase(self, name: PhaseName | str) -> PhaseSpec:
         """The spec of the named phase; KeyError if the run has no such phase."""

@@ -35,6 +35,14 @@ HEURISTIC_PHASES: tuple[PhaseName, ...] = (PhaseName.BOOTSTRAP, PhaseName.HYBRID
 """Phases where the heuristic teacher plays (``heuristicRatio`` applies)."""
 
 
+class ApprovalMode(StrEnum):
+    """Whether a candidate that passes the gate becomes champion at once or waits for a person
+    (``Champion.spec.policy.approval``, copied into the run config)."""
+
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"
+
+
 class Ruleset(StrEnum):
     """Rulesets of the official rules engine (github.com/BattlesnakeOfficial/rules) that we reproduce."""
 

@@ -50,6 +50,12 @@ def _runs_path(namespace: str | None) -> str:
     return f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/trainingruns"
 
 
+def _champions_path(namespace: str | None) -> str:
+    if namespace is None:
+        return f"/apis/{GROUP}/{VERSION}/champions"
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/champions"
+
+
 class KubeClient:
     """Blocking JSON calls to the API server (run them from worker threads)."""
 
@@ -120,6 +126,27 @@ class KubeClient:
         except ApiError as exc:
             if exc.status not in (404, 409):
                 raise
+
+    # -- Champions ---------------------------------------------------------
+
+    def get_champion(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Champion, or None if it does not exist."""
+        try:
+            return self.request("GET", f"{_champions_path(namespace)}/{quote(name)}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_champions(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """All Champions in a namespace, or in the cluster."""
+        return self.request("GET", _champions_path(namespace)).get("items", [])
+
+    def replace_champion_status(self, champion: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """PUT the whole status; 409 if the Champion changed since it was read."""
+        meta = champion["metadata"]
+        body = {**champion, "status": status}
+        return self.request("PUT", f"{_champions_path(meta['namespace'])}/{quote(meta['name'])}/status", body)
 
     # -- children ----------------------------------------------------------
 

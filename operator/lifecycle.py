@@ -12,6 +12,12 @@ one twice is a no-op), a finished phase's result is re-read from its pod until
 the status records it, and events are computed from the difference between
 the old and the new status, so a transition the operator crashed in the middle
 of is still reported once the status catches up.
+
+The run's Champion is observed too (the handler reads it and passes it in):
+before the first Job, a run whose ``spec.champion`` names no Champion waits
+in Pending with a condition naming the field (it starts once the Champion
+exists), and one whose Champion plays another game fails at once; the
+Champion's approval policy goes into the run config.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ouroboros.contract.promotion import GateStatistics, GateVerdict
-from ouroboros.contract.vocabulary import Metric
+from ouroboros.contract.vocabulary import ApprovalMode, Metric
 from ouroboros.operator import conditions
 from ouroboros.operator.builders import manifests, names
 from ouroboros.operator.observe import JobState, ObservedJob
 from ouroboros.operator.resources import (
+    Champion,
     ConditionStatus,
     PhaseName,
     PhaseResult,
@@ -189,9 +196,10 @@ def attempt_failure(job: ObservedJob, phase: PhaseName) -> tuple[str, str] | Non
 # Deciding
 
 
-def _start(run: TrainingRun, index: int, attempt: int, settings: JobSettings) -> list[Action]:
+def _start(run: TrainingRun, index: int, attempt: int, settings: JobSettings,
+           approval: ApprovalMode = ApprovalMode.AUTOMATIC) -> list[Action]:
     return [
-        CreateObject(manifests.config_map(run)),
+        CreateObject(manifests.config_map(run, approval)),
         CreateObject(manifests.phase_job(run, index, attempt, settings)),
     ]
 
@@ -223,7 +231,9 @@ def _promotion_status(gate: GateStatistics, now: datetime) -> PromotionStatus:
     """The run's promotion status from the evaluate phase's gate statistics (its verdict already
     carried out in the registry by the phase: PROMOTE means the candidate is champion)."""
     decision, reason = _DECISIONS.get(gate.verdict, (PromotionDecision.PENDING, "GateNotRun"))
-    if gate.first_champion and decision is PromotionDecision.PROMOTED:
+    if gate.awaiting_approval and decision is PromotionDecision.PROMOTED:
+        decision, reason = PromotionDecision.PENDING, "AwaitingApproval"
+    elif gate.first_champion and decision is PromotionDecision.PROMOTED:
         reason = "FirstChampion"
     message = "; ".join(gate.reasons)[:MESSAGE_LIMIT] or None
     return PromotionStatus(decision=decision, reason=reason, message=message, statistics=gate, decided_at=now)
@@ -232,6 +242,7 @@ def _promotion_status(gate: GateStatistics, now: datetime) -> PromotionStatus:
 def _advance(
     run: TrainingRun, st: TrainingRunStatus, jobs: dict[int, list[ObservedJob]], now: datetime, settings: JobSettings,
     blocked: bool = False,
+    approval: ApprovalMode = ApprovalMode.AUTOMATIC,
 ) -> tuple[list[Action], _Outcome]:
     """Walk the phases in order to the first unfinished one and decide what it needs; with
     ``blocked``, a phase that is due to start (or retry) waits instead."""
@@ -253,7 +264,7 @@ def _advance(
             if spec.suspend or blocked:
                 ps.state = PhaseState.PENDING
                 return actions, _Outcome(i, held=blocked and not spec.suspend)
-            actions += _start(run, i, 0, settings)
+            actions += _start(run, i, 0, settings, approval)
             ps.attempts, ps.job, ps.state = 1, names.job_name(run.metadata.name, i, pspec.name), PhaseState.RUNNING
             ps.start_time = ps.start_time or now
             return actions, _Outcome(i)
@@ -284,7 +295,7 @@ def _advance(
             if spec.suspend or blocked:
                 ps.state = PhaseState.SUSPENDED if spec.suspend else PhaseState.PENDING
                 return actions, _Outcome(i, held=blocked and not spec.suspend)
-            actions += _start(run, i, attempt + 1, settings)
+            actions += _start(run, i, attempt + 1, settings, approval)
             ps.attempts = attempt + 2
             ps.job = names.job_name(run.metadata.name, i, pspec.name, attempt + 1)
             ps.state = PhaseState.RUNNING
@@ -385,14 +396,88 @@ def _events(old: TrainingRunStatus, new: TrainingRunStatus, run: TrainingRun) ->
     return out
 
 
+def awaiting_approval(status: TrainingRunStatus) -> bool:
+    """Whether the run's candidate passed its gate and waits for a person's decision on its Champion."""
+    p = status.promotion
+    return p is not None and p.decision is PromotionDecision.PENDING and p.reason == "AwaitingApproval"
+
+
+def _resolve_approval(run: TrainingRun, st: TrainingRunStatus, champion: Champion | None,
+                      now: datetime) -> list[Event]:
+    """Record the approval or rejection of a pending candidate once the Champion's history shows it."""
+    if not awaiting_approval(st) or champion is None or st.promotion.statistics is None:
+        return []
+    candidate = st.promotion.statistics.candidate
+    entry = next((e for e in champion.status.history if e.version == candidate and e.run == run.metadata.name
+                  and e.reason.value in ("Initial", "Promoted", "Rejected")), None)
+    if entry is None:
+        return []
+    who = entry.by or "unknown"
+    if entry.reason.value == "Rejected":
+        decision, reason, text = PromotionDecision.REJECTED, "RejectedByApprover", f"rejected by {who}"
+    else:
+        decision, reason, text = PromotionDecision.PROMOTED, "Approved", f"approved by {who}"
+    st.promotion = st.promotion.model_copy(update={"decision": decision, "reason": reason, "message": text,
+                                                   "decided_at": entry.promoted_at or now})
+    return [Event("Normal" if decision is PromotionDecision.PROMOTED else "Warning", reason,
+                  f"candidate {candidate}: {text}")]
+
+
+def champion_problem(run: TrainingRun, champion: Champion | None) -> tuple[str, str] | None:
+    """(reason, message) when the run cannot challenge ``champion`` (None: it does not exist), else None."""
+    spec, meta = run.spec, run.metadata
+    if champion is None:
+        return ("ChampionNotFound", f"spec.champion: no Champion {spec.champion!r} in namespace "
+                f"{meta.namespace!r}; the run starts once it exists")
+    theirs, ours = champion.spec.game.key, spec.game.key
+    if theirs != ours:
+        return ("ChampionGameMismatch", f"spec.champion: Champion {spec.champion!r} plays {theirs}, "
+                f"but spec.game is {ours}")
+    return None
+
+
+def _refuse(run: TrainingRun, old: TrainingRunStatus, st: TrainingRunStatus, problem: tuple[str, str],
+            now: datetime) -> Decision:
+    """A run that has started nothing and cannot challenge its champion: waits (missing) or fails (other game)."""
+    reason, message = problem
+    T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+    generation = run.metadata.generation
+    if reason == "ChampionNotFound":
+        st.phase = RunPhase.PENDING
+        desired = [
+            conditions.Desired(RunConditionType.RUNNING.value, F, reason, message),
+            conditions.Desired(RunConditionType.SUSPENDED.value, F, "NotSuspended", "spec.suspend is false"),
+            conditions.Desired(RunConditionType.SUCCEEDED.value, U, reason, message),
+            conditions.Desired(RunConditionType.FAILED.value, F, "NoFailure", "no phase has failed for good"),
+        ]
+    else:
+        st.phase = RunPhase.FAILED
+        st.completion_time = st.completion_time or now
+        desired = [
+            conditions.Desired(RunConditionType.RUNNING.value, F, "RunFailed", "the run has finished"),
+            conditions.Desired(RunConditionType.SUSPENDED.value, F, "RunFinished", "the run has finished"),
+            conditions.Desired(RunConditionType.SUCCEEDED.value, F, "RunFailed", message),
+            conditions.Desired(RunConditionType.FAILED.value, T, reason, message),
+        ]
+    st.conditions = conditions.merge(st.conditions, desired, generation, now)
+    st.observed_generation = generation
+    before = conditions.get(old.conditions, RunConditionType.RUNNING.value if reason == "ChampionNotFound"
+                            else RunConditionType.FAILED.value)
+    events = [] if before is not None and before.reason == reason else [Event("Warning", reason, message)]
+    decision = Decision(status=st, events=events)
+    _expire(run, st, now, decision)
+    return decision
+
+
 STUCK_REASONS = ("PodsNotCreated", "StorageUnavailable")
 """Running-condition reasons that mean the run waits on something outside it (a Warning Event each)."""
 HOLD_REQUEUE_SECONDS = 30.0
 
 
 def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: JobSettings,
-           blocked: tuple[str, str] | None = None) -> Decision:
-    """The new status of `run` and what to do, given its observed phase Jobs.
+           blocked: tuple[str, str] | None = None, *, champion: Champion | None) -> Decision:
+    """The new status of `run` and what to do, given its observed phase Jobs and its Champion
+    (None: no Champion of that name exists).
 
     ``blocked`` is (reason, message) when something outside the run keeps its next phase
     from starting (``StorageUnavailable``: the PersistentVolumeClaim the phases share is
@@ -408,7 +493,7 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
     if st.phase in FINISHED:  # final: only acknowledge the generation (e.g. a late suspend edit)
         st.conditions = [c.model_copy(update={"observed_generation": meta.generation}) for c in st.conditions]
         st.observed_generation = meta.generation
-        decision = Decision(status=st)
+        decision = Decision(status=st, events=_resolve_approval(run, st, champion, now))
         _expire(run, st, now, decision)
         return decision
     by_index: dict[int, list[ObservedJob]] = {}
@@ -417,7 +502,11 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
             meta.name, job.index, spec.phases[job.index].name, job.attempt
         ):
             by_index.setdefault(job.index, []).append(job)
-    actions, outcome = _advance(run, st, by_index, now, settings, blocked is not None)
+    started = bool(by_index) or any(ps.attempts for ps in st.phases)
+    if not started and (problem := champion_problem(run, champion)) is not None:
+        return _refuse(run, old, st, problem, now)
+    approval = champion.spec.policy.approval if champion is not None else ApprovalMode.AUTOMATIC
+    actions, outcome = _advance(run, st, by_index, now, settings, blocked is not None, approval)
     st.current_phase_index = outcome.index
     st.current_phase = spec.phases[outcome.index].name
     started = any(ps.attempts for ps in st.phases)

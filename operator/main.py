@@ -29,7 +29,7 @@ import kopf
 
 from ouroboros.operator import clock, handlers, leader
 from ouroboros.operator.context import Context
-from ouroboros.operator.handlers import trainingrun, trainingschedule
+from ouroboros.operator.handlers import champion, trainingrun, trainingschedule
 from ouroboros.operator.kube import KubeClient
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.settings import OperatorSettings, http_url
@@ -65,7 +65,7 @@ def build(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Contex
 
 def _resync_forever(ctx: Context, stop: threading.Event) -> None:
     while not stop.wait(ctx.settings.resync_seconds):
-        for controller in (trainingrun, trainingschedule):  # schedules: the clock and the triggers' data
+        for controller in (trainingrun, trainingschedule, champion):  # schedules: the clock and the triggers' data
             try:
                 controller.resync(ctx)
             except Exception:  # noqa: BLE001 - keep resyncing whatever one pass hit

@@ -29,6 +29,7 @@ import json
 from typing import Any
 
 from ouroboros.contract.run import RUN_CONFIG_KEY
+from ouroboros.contract.vocabulary import ApprovalMode
 from ouroboros.operator.builders import names
 from ouroboros.operator.resources import (
     API_VERSION,
@@ -57,8 +58,8 @@ def owner_reference(run: TrainingRun) -> dict[str, Any]:
     }
 
 
-def run_config(run: TrainingRun) -> RunConfig:
-    """The run.json a run's phases read."""
+def run_config(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC) -> RunConfig:
+    """The run.json a run's phases read; ``approval`` is its Champion's ``spec.policy.approval``."""
     identity = RunIdentity(
         name=run.metadata.name,
         namespace=run.metadata.namespace,
@@ -68,12 +69,13 @@ def run_config(run: TrainingRun) -> RunConfig:
     spec = run.spec
     return RunConfig(run=identity, champion=spec.champion, game=spec.game, model=spec.model,
                      phases=spec.phases, promotion=spec.promotion, storage=spec.storage,
-                     self_play_workers=spec.self_play_workers)
+                     self_play_workers=spec.self_play_workers, approval=approval)
 
 
-def config_map(run: TrainingRun) -> dict[str, Any]:
-    """The ConfigMap holding run.json; immutable, because the spec fields it holds are."""
-    text = json.dumps(run_config(run).to_api(), indent=2, sort_keys=True)
+def config_map(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC) -> dict[str, Any]:
+    """The ConfigMap holding run.json; immutable, because the spec fields it holds are (the
+    Champion's approval policy is read when the run starts)."""
+    text = json.dumps(run_config(run, approval).to_api(), indent=2, sort_keys=True)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

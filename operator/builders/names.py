@@ -92,3 +92,36 @@ def phase_labels(run: str, uid: str, index: int, phase: PhaseName | str, attempt
 def run_selector(uid: str) -> str:
     """Label selector of everything a run owns (by uid, so a recreated run never adopts old Jobs)."""
     return f"{LABEL_RUN_UID}={uid}"
+
+
+LABEL_CHAMPION = "ouroboros.dev/champion"
+LABEL_CHAMPION_UID = "ouroboros.dev/champion-uid"
+LABEL_OPERATION = "ouroboros.dev/registry-operation"
+
+
+def registry_job_name(champion: str, operation: str, trigger: str) -> str:
+    """Name of a Champion's registry Job: `<champion>-<operation>-<hash of the trigger>`.
+
+    The trigger (the Champion's uid plus what asked for the Job: a run's uid, a
+    generation and pinned version, a promoted version and time) makes the name
+    deterministic, so a restarted operator finds the Job instead of running it twice.
+    """
+    return shorten(champion, MAX_NAME, f"-{operation}-{_digest(trigger)}")
+
+
+def champion_labels(champion: str, uid: str, operation: str) -> dict[str, str]:
+    """Labels of a Champion's registry Job and its pod."""
+    return {
+        "app.kubernetes.io/name": "ouroboros-trainer",
+        "app.kubernetes.io/part-of": "ouroboros",
+        "app.kubernetes.io/component": "registry",
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_CHAMPION: label_value(champion),
+        LABEL_CHAMPION_UID: uid,
+        LABEL_OPERATION: operation,
+    }
+
+
+def champion_selector(uid: str) -> str:
+    """Label selector of a Champion's registry Jobs."""
+    return f"{LABEL_CHAMPION_UID}={uid}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import kopf
 
 from ouroboros.operator.context import Context
-from ouroboros.operator.handlers import trainingrun, trainingschedule
+from ouroboros.operator.handlers import champion, trainingrun, trainingschedule
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    """Attach all handlers (TrainingRun and TrainingSchedule; champions come later)."""
+    """Attach all handlers: TrainingRun, TrainingSchedule and Champion."""
     trainingrun.register(registry, ctx)
     trainingschedule.register(registry, ctx)
+    champion.register(registry, ctx)

@@ -25,6 +25,7 @@ from ouroboros.operator.kube import ApiError
 from ouroboros.operator.resources import (
     GROUP,
     VERSION,
+    Champion,
     PhaseState,
     RunPhase,
     TrainingRun,
@@ -101,10 +102,25 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, Trai
         old = _status_of(raw)
         decision = lifecycle.decide_invalid(old, meta.get("generation", 0), _first_error(exc), now)
         return decision, old, str((raw.get("spec") or {}).get("champion", ""))
-    if run.status.phase in lifecycle.FINISHED:
-        return lifecycle.decide(run, [], now, ctx.settings.jobs), run.status, run.spec.champion
-    jobs = _observe_children(ctx, raw)
-    return lifecycle.decide(run, jobs, now, ctx.settings.jobs, _storage_problem(ctx, run)), run.status, run.spec.champion
+    finished = run.status.phase in lifecycle.FINISHED
+    jobs = [] if finished else _observe_children(ctx, raw)
+    wanted = not finished or lifecycle.awaiting_approval(run.status)
+    champion = _observe_champion(ctx, meta["namespace"], run.spec.champion) if wanted else None
+    blocked = None if finished else _storage_problem(ctx, run)
+    return (lifecycle.decide(run, jobs, now, ctx.settings.jobs, blocked, champion=champion), run.status,
+            run.spec.champion)
+
+
+def _observe_champion(ctx: Context, namespace: str, name: str) -> Champion | None:
+    """The run's Champion as read now; None if absent (a Champion the operator cannot parse counts as absent)."""
+    raw = ctx.kube.get_champion(namespace, name)
+    if raw is None:
+        return None
+    try:
+        return Champion.model_validate(raw)
+    except ValidationError:
+        log.warning("Champion %s/%s does not parse; runs naming it wait", namespace, name)
+        return None
 
 
 def _storage_problem(ctx: Context, run: TrainingRun) -> tuple[str, str] | None:
@@ -227,6 +243,7 @@ def _settled(raw: dict[str, Any]) -> bool:
     status = raw.get("status") or {}
     return (
         status.get("phase") in {p.value for p in lifecycle.FINISHED}
+        and (status.get("promotion") or {}).get("reason") != "AwaitingApproval"
         and (raw.get("spec") or {}).get("ttlSecondsAfterFinished") is None
         and status.get("observedGeneration") == raw["metadata"].get("generation")
     )

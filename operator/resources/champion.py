@@ -4,8 +4,12 @@ A Champion is a mutable pointer (like an MLflow alias) plus the audit trail
 that MLflow aliases lack: every promotion is kept in a bounded history with
 the gate statistics that justified it, so a rollback (`pinnedVersion`, or the
 automatic post-promotion check, in the style of Argo Rollouts' abort) points
-back at a version whose provenance is still on record. The promotion
-controller is a later piece of work; the resource is modelled now.
+back at a version whose provenance is still on record.
+
+The model registry in the artifact store (``champions/<game>.json``) is the
+source of truth for which version is in force; the status mirrors it (every
+registry write is a trainer Job of the Champion controller, which reports the
+registry's state back) and the spec carries the user's intent (pin, policy).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from pydantic import Field
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.promotion import GateStatistics, PromotionSpec
+from ouroboros.contract.run import StorageSpec
 from ouroboros.contract.schema import ApiModel, Artifact, StatusModel, section
+from ouroboros.contract.vocabulary import ApprovalMode
 from ouroboros.operator.resources.common import Condition, conditions_field
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -35,6 +41,12 @@ class PostPromotionCheck(ApiModel):
 class ChampionPolicy(ApiModel):
     """How candidates are gated and how much history is kept."""
 
+    approval: ApprovalMode = Field(
+        default=ApprovalMode.AUTOMATIC,
+        description="Automatic: a candidate whose gate says promote becomes champion at once. Manual: it waits "
+        "(status.pending, condition AwaitingApproval) until the annotation ouroboros.dev/approve names its run "
+        "(`ouro champion approve NAME`); ouroboros.dev/reject refuses it.",
+    )
     gate: PromotionSpec = section(PromotionSpec, "Default gate for runs that challenge this champion.")
     post_promotion_check: PostPromotionCheck = section(
         PostPromotionCheck, "Check after promotion; a failure rolls back."
@@ -48,11 +60,18 @@ class ChampionSpec(ApiModel):
     game: GameSpec = section(GameSpec, "The game; runs challenging this champion must use the same.")
     pinned_version: str | None = Field(
         default=None,
-        max_length=63,
+        max_length=128,
         pattern=VERSION_PATTERN,
         description="Serve this version from history regardless of promotions (manual rollback); unset to follow promotions.",
     )
     policy: ChampionPolicy = section(ChampionPolicy, "Promotion policy.")
+    storage: StorageSpec = section(
+        StorageSpec, "Artifact store holding the model registry; runs challenging this champion use the same URL."
+    )
+    image: str | None = Field(
+        default=None, min_length=1, max_length=512,
+        description="Trainer image of the registry Jobs (promote, pin, check); unset: the operator's default.",
+    )
 
 
 class ChampionArtifact(StatusModel):
@@ -70,18 +89,24 @@ class HistoryReason(StrEnum):
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
     PINNED = "Pinned"
+    UNPINNED = "Unpinned"
+    REJECTED = "Rejected"
 
 
 class HistoryEntry(StatusModel):
     """One change of champion, kept for audit and rollback."""
 
-    version: str = Field(max_length=63, description="Version that became the champion.")
+    version: str = Field(max_length=128, description="Version that became the champion.")
     promoted_at: datetime = Field(description="When.")
     run: str | None = Field(default=None, max_length=253, description="TrainingRun that produced it.")
     artifact: ChampionArtifact | None = Field(default=None, description="Its file.")
     statistics: GateStatistics | None = Field(default=None, description="Gate that admitted it.")
-    reason: HistoryReason = Field(description="Initial, Promoted, RolledBack or Pinned.")
+    reason: HistoryReason = Field(description="Initial, Promoted, RolledBack, Pinned, Unpinned or Rejected.")
     message: str | None = Field(default=None, max_length=1024, description="Details.")
+    previous: str | None = Field(default=None, max_length=128, description="Version in force before.")
+    by: str | None = Field(
+        default=None, max_length=253, description="Who made the change (the approver, the evaluate phase, the operator)."
+    )
 
 
 class ChampionConditionType(StrEnum):
@@ -90,15 +115,52 @@ class ChampionConditionType(StrEnum):
     READY = "Ready"
     PINNED = "Pinned"
     DEGRADED = "Degraded"
+    AWAITING_APPROVAL = "AwaitingApproval"
+
+
+class PendingCandidate(StatusModel):
+    """A candidate that passed its gate and waits for manual approval."""
+
+    run: str = Field(max_length=253, description="TrainingRun whose evaluate phase judged it.")
+    version: str = Field(max_length=128, description="Registry version id of the candidate.")
+    since: datetime | None = Field(default=None, description="When the gate decided.")
+    statistics: GateStatistics | None = Field(default=None, description="The gate's statistics.")
+
+
+class CheckStatus(StatusModel):
+    """The post-promotion check of the version now in force."""
+
+    version: str = Field(max_length=128, description="Version checked.")
+    against: str | None = Field(default=None, max_length=128, description="Previous champion it played.")
+    passed: bool = Field(description="Whether it scored at least policy.postPromotionCheck.minWinRate.")
+    games: int = Field(default=0, ge=0, description="Games played.")
+    win_rate: float | None = Field(default=None, ge=0, le=1, description="Score per game (wins + draws/2).")
+    checked_at: datetime | None = Field(default=None, description="When.")
+    message: str | None = Field(default=None, max_length=1024, description="Details.")
 
 
 class ChampionStatus(StatusModel):
     """The version being served, its ratings and how it got there."""
 
-    version: str | None = Field(default=None, max_length=63, description="Version served now.")
+    version: str | None = Field(default=None, max_length=128, description="Version served now (the registry's).")
+    pinned_version: str | None = Field(
+        default=None, max_length=128, description="Version the registry pointer is pinned to (mirrors the store)."
+    )
+    registry_generation: int | None = Field(
+        default=None, ge=0, description="Generation of the registry pointer this status mirrors (unset: never read)."
+    )
+    promoted_at: datetime | None = Field(default=None, description="When the version in force was put there.")
+    from_run: str | None = Field(default=None, max_length=253, description="TrainingRun that produced it.")
+    score: float | None = Field(
+        default=None, ge=0, le=1, description="Its gate score against the champion it replaced (wins + draws/2)."
+    )
+    pending: PendingCandidate | None = Field(default=None, description="Candidate awaiting approval.")
+    last_check: CheckStatus | None = Field(default=None, description="Post-promotion check of the latest promotion.")
     artifact: ChampionArtifact | None = Field(default=None, description="The served ONNX file.")
     ratings: dict[str, float] = Field(
-        default_factory=dict, description="Ratings by name, e.g. elo, winRateVsHeuristic."
+        default_factory=dict,
+        description="The gate figures of the version in force against the one it replaced: winRateVsPrevious "
+        "and eloVsPrevious with their 95% interval ends (...Lower, ...Upper).",
     )
     history: list[HistoryEntry] = Field(
         default_factory=list, max_length=100, description="Changes of champion, newest first (bounded by policy.historyLimit)."
@@ -106,5 +168,5 @@ class ChampionStatus(StatusModel):
     artifacts: list[Artifact] = Field(
         default_factory=list, max_length=16, description="Other files of the served version (checkpoint, metadata)."
     )
-    conditions: list[Condition] = conditions_field("Ready, Pinned, Degraded")
+    conditions: list[Condition] = conditions_field("Ready, Pinned, Degraded, AwaitingApproval")
     observed_generation: int | None = Field(default=None, ge=0, description="Generation reflected.")

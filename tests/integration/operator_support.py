@@ -190,6 +190,17 @@ def apply(cluster, namespace: str, manifest: dict[str, Any] | str) -> subprocess
     return cluster.kubectl("apply", "-n", namespace, "-f", "-", input=text)
 
 
+def champion(name: str = "main", game: dict | None = None, **spec) -> dict:
+    """A Champion of the tiny runs' game (7x7 duels) unless told otherwise."""
+    return {"apiVersion": "ouroboros.dev/v1alpha1", "kind": "Champion", "metadata": {"name": name},
+            "spec": {"game": game or {"width": 7, "height": 7}, **spec}}
+
+
+def champion_status(cluster, namespace: str, name: str = "main") -> dict[str, Any]:
+    obj = get(cluster, "champion", namespace, name) or {}
+    return obj.get("status") or {}
+
+
 def tiny_run(name: str, phases=("bootstrap", "hybrid", "self_play", "continuous", "evaluate"), **spec) -> dict:
     """A TrainingRun with every phase and a tiny budget."""
     body = {

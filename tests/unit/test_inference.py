@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from ouroboros.contract.game import GameSpec
+from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import inference, networks
-from ouroboros.trainer.learning.phases import config as pc
 from ouroboros.trainer.learning.phases import policy, selfplay
 
 pytestmark = pytest.mark.unit
@@ -18,9 +19,9 @@ TINY = networks.NetworkConfig(blocks=2, channels=8, attention_layers=1, heads=2)
 
 
 def _rollout(net, forward):
-    game = pc.GameSettings()
+    game = GameSpec()
     learner = [selfplay.Seat.LEARNER] * game.snakes
-    return selfplay.play(game.engine(), games=8, parallel=8, max_turns=40, seed=3,
+    return selfplay.play(game_config(game), games=8, parallel=8, max_turns=40, seed=3,
                          assign=lambda i, rng: learner, rng=np.random.default_rng(3), learner=net,
                          forward=forward)
 

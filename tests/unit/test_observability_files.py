@@ -119,7 +119,7 @@ def test_promtool_checks_the_rules_and_runs_their_unit_tests():
 
 
 def _schema(kind_plural: str) -> dict:
-    crd = yaml.safe_load((ROOT / f"charts/ouroboros/crds/ouroboros.dev_{kind_plural}.yaml").read_text())
+    crd = yaml.safe_load((ROOT / f"manifests/crds/ouroboros.dev_{kind_plural}.yaml").read_text())
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ouroboros.operator import conditions, lifecycle
 from ouroboros.operator.observe import JobState, ObservedJob, ObservedPod
-from ouroboros.operator.resources import PhaseState, RunPhase, TrainingRun
+from ouroboros.operator.resources import Champion, PhaseState, RunPhase, TrainingRun
 from ouroboros.operator.settings import JobSettings
 
 pytestmark = pytest.mark.unit
@@ -36,6 +36,8 @@ class World:
         self.now = T0
         self.events: list[lifecycle.Event] = []
         self.actions: list = []
+        self.champion: Champion | None = Champion.model_validate(
+            {"metadata": {"name": "c", "namespace": "ns"}, "spec": {"game": spec.get("game", {})}})
 
     def run(self):
         body = dict(self.body)
@@ -46,7 +48,7 @@ class World:
     def step(self, record=True):
         self.now += timedelta(seconds=1)
         decision = lifecycle.decide(self.run(), sorted(self.jobs.values(), key=lambda j: (j.index, j.attempt)),
-                                    self.now, SETTINGS)
+                                    self.now, SETTINGS, champion=self.champion)
         for action in decision.actions:
             if isinstance(action, lifecycle.CreateObject) and action.manifest["kind"] == "Job":
                 meta = action.manifest["metadata"]
@@ -322,3 +324,81 @@ def test_condition_transition_time_moves_only_when_status_flips():
     w.body["spec"]["suspend"] = True
     w.step()
     assert w.condition("Suspended").last_transition_time == w.now
+
+
+def test_a_run_naming_a_missing_champion_waits_without_jobs_then_starts():
+    w = World(phases=("hybrid",))
+    w.champion = None
+    d = w.step()
+    assert d.actions == [] and w.status.phase == RunPhase.PENDING
+    running = w.condition("Running")
+    assert running.reason == "ChampionNotFound" and running.message.startswith("spec.champion: ")
+    assert [e.reason for e in d.events] == ["ChampionNotFound"]
+    assert w.step().events == []  # reported once
+    w.champion = Champion.model_validate({"metadata": {"name": "c"}})
+    d = w.step()
+    assert w.status.phase == RunPhase.RUNNING and "r-0-hybrid" in w.jobs
+
+
+def test_a_run_against_a_champion_of_another_game_fails_before_any_job():
+    w = World(phases=("hybrid",), game={"width": 7, "height": 7})
+    w.champion = Champion.model_validate({"metadata": {"name": "c"}, "spec": {"game": {"width": 11, "height": 11}}})
+    d = w.step()
+    assert d.actions == [] and w.status.phase == RunPhase.FAILED and not w.jobs
+    failed = w.condition("Failed")
+    assert failed.status.value == "True" and failed.reason == "ChampionGameMismatch"
+    assert "spec.champion" in failed.message and "standard-11x11-2p" in failed.message
+    assert "standard-7x7-2p" in failed.message
+    assert [e.reason for e in d.events] == ["ChampionGameMismatch"]
+
+
+def test_a_champion_that_disappears_mid_run_does_not_stop_it():
+    w = World(phases=("bootstrap", "hybrid"))
+    w.step()
+    w.champion = None
+    w.finish("r-0-bootstrap")
+    w.step()
+    assert w.status.phase == RunPhase.RUNNING and "r-1-hybrid" in w.jobs
+
+
+def test_the_champions_approval_policy_goes_into_the_run_config():
+    w = World(phases=("hybrid",))
+    w.champion = Champion.model_validate({"metadata": {"name": "c"}, "spec": {"policy": {"approval": "Manual"}}})
+    d = w.step()
+    config_map = next(a.manifest for a in d.actions if a.manifest["kind"] == "ConfigMap")
+    assert json.loads(config_map["data"]["run.json"])["approval"] == "Manual"
+
+
+def test_a_passing_gate_that_awaits_approval_is_pending_not_promoted():
+    w = World(phases=("hybrid", "evaluate"))
+    w.step()
+    w.finish("r-0-hybrid")
+    w.step()
+    gate = {"verdict": "promote", "games": 20, "wins": 15, "losses": 5, "awaitingApproval": True,
+            "candidate": "v2", "reasons": ["approval is Manual"]}
+    w.finish("r-1-evaluate", message=result("evaluate", gate=gate))
+    w.step()
+    promotion = w.status.promotion
+    assert promotion.decision.value == "Pending" and promotion.reason == "AwaitingApproval"
+    assert promotion.statistics.candidate == "v2"
+
+
+@pytest.mark.parametrize("reason, decision, why", [("Promoted", "Promoted", "Approved"),
+                                                   ("Rejected", "Rejected", "RejectedByApprover")])
+def test_a_finished_runs_pending_candidate_follows_the_approvers_decision(reason, decision, why):
+    w = World(phases=("hybrid", "evaluate"))
+    w.step()
+    w.finish("r-0-hybrid")
+    w.step()
+    gate = {"verdict": "promote", "awaitingApproval": True, "candidate": "v2", "reasons": ["approval is Manual"]}
+    w.finish("r-1-evaluate", message=result("evaluate", gate=gate))
+    w.step()
+    assert w.status.phase == RunPhase.SUCCEEDED and w.status.promotion.decision.value == "Pending"
+    assert w.step().events == []  # nothing decided yet
+    w.champion = Champion.model_validate({"metadata": {"name": "c"}, "status": {"history": [
+        {"version": "v2", "promotedAt": "2026-01-01T00:00:09Z", "run": "r", "reason": reason, "by": "ada"}]}})
+    d = w.step()
+    promotion = w.status.promotion
+    assert promotion.decision.value == decision and promotion.reason == why and "ada" in promotion.message
+    assert [e.reason for e in d.events] == [why]
+    assert w.step().events == []

@@ -34,6 +34,10 @@ class FakeKube:
     def list_runs(self, namespace=None):
         return [copy.deepcopy(self.run)] if self.run else []
 
+    def get_champion(self, namespace, name):  # every run's Champion exists and plays its game
+        game = (self.run or {}).get("spec", {}).get("game", {})
+        return {"metadata": {"name": name, "namespace": namespace, "uid": "c-1"}, "spec": {"game": game}}
+
     def replace_run_status(self, run, status):
         if self.conflicts:
             self.conflicts -= 1

@@ -13,7 +13,7 @@ import torch
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.progress import ProgressRecord
 from ouroboros.contract.run import RESULT_MAX_BYTES
-from ouroboros.contract.vocabulary import TRAINING_PHASES, is_metric_name
+from ouroboros.contract.vocabulary import TRAINING_PHASES, ApprovalMode, is_metric_name
 from ouroboros.operator.builders import manifests
 from ouroboros.operator.resources import PhaseName, PhaseResult, TrainingRun
 from ouroboros.trainer.artifacts import registry
@@ -225,7 +225,7 @@ def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsy
     assert curves["policyLoss"] and curves["policyLoss"][-1][0] > 0
 
 
-def _run_config(tmp_path, name: str, uid: str, promotion: dict) -> Path:
+def _run_config(tmp_path, name: str, uid: str, promotion: dict, approval: str = "Automatic") -> Path:
     run = TrainingRun.model_validate({
         "metadata": {"name": name, "namespace": "ns", "uid": uid},
         "spec": {"champion": "c", "game": {"width": 7, "height": 7, "maxTurns": 40},
@@ -236,7 +236,7 @@ def _run_config(tmp_path, name: str, uid: str, promotion: dict) -> Path:
                  "phases": [{"name": "bootstrap", "games": 2}, {"name": "evaluate"}]},
     })
     path = tmp_path / f"{name}.json"
-    path.write_text(manifests.config_map(run)["data"]["run.json"])
+    path.write_text(manifests.config_map(run, ApprovalMode(approval))["data"]["run.json"])
     return path
 
 
@@ -268,6 +268,17 @@ def test_the_evaluate_phase_gates_with_the_runs_promotion_spec(tmp_path):
 
     again = _phase("evaluate", second, tmp_path)  # a retried Job registers nothing twice
     assert again.gate.verdict.value == "reject" and len(reg_.versions()) == 2
+
+
+def test_with_manual_approval_a_passing_candidate_waits_and_the_champion_stays(tmp_path):
+    reg_ = registry.Registry.open(str(tmp_path / "store"))
+    config = _run_config(tmp_path, "manual", "uid-m", {}, approval="Manual")
+    _phase("bootstrap", config, tmp_path)
+    result = _phase("evaluate", config, tmp_path)
+    assert result.gate.verdict.value == "promote" and result.gate.awaiting_approval
+    assert result.gate.candidate and "approval is Manual" in result.gate.reasons[0]
+    assert reg_.champion("standard-7x7-2p").version is None  # nothing was put in force
+    assert "manual" in reg_.get(result.gate.candidate).run  # but the candidate is registered, ready to approve
 
 
 def test_ouro_train_gates_a_second_run_against_the_champion(tmp_path, capsys):

@@ -18,6 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a champion on this machine: bootstrap -> hybrid -> self_play (--preset quick)"),
     "evaluate": ("evaluate", "tournaments: paired duels with SPRT, leagues with Elo, free-for-alls"),
     "registry": ("registry", "list, show, promote and roll back model versions"),
+    "champion": ("champion", "the Champion resource: approve, reject, rollback, unpin; its registry Jobs"),
     "export": ("export", "a network to ONNX (contract, optimised, int8) with a readiness check"),
     "data": ("data", "replay data in a store: `data stats` (games, positions, quality, age)"),
     "serve": ("serve", "play real Battlesnake games: an API v1 server for any player"),

@@ -160,8 +160,7 @@ def run_phase(config: RunConfig, name: PhaseName, worker: int = 0) -> PhaseResul
     if name is PhaseName.EVALUATE:
         from ouroboros.trainer.evaluation import evaluate_phase
 
-        outcome, judgement = evaluate_phase.run(config, store)
-        gate = judgement.gate_statistics().model_copy(update={"report": outcome.artifacts["gate"].uri})
+        outcome, gate = evaluate_phase.run(config, store)
         return to_result(name, outcome, gate)
     from ouroboros.trainer.learning.phases import config as phase_config
     from ouroboros.trainer.learning.phases import execute

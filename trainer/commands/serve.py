@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     _common.add_store_option(parser, "model registry of --player champion")
     parser.add_argument("--game", default=players.ChampionSource().game,
                         help="game configuration whose champion is served (default %(default)s)")
+    parser.add_argument("--follow-interval", type=float, default=players.ChampionSource().follow_interval_s,
+                        help="--player champion: seconds between re-reads of the registry's pointer; a new "
+                             "version is played from the next game on (default %(default)s)")
     parser.add_argument("--host", default=d.host, help="interface to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=d.port, help="TCP port (default %(default)s)")
     parser.add_argument("--margin-ms", type=int, default=d.latency_margin_ms,
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = args.player or default_spec(args.store, args.game)
     try:
         app = app_module.App(spec, settings_from(args),
-                             players.ChampionSource(registry_url=args.store, game=args.game))
+                             players.ChampionSource(registry_url=args.store, game=args.game,
+                                                    follow_interval_s=args.follow_interval))
     except (players.PlayerUnavailable, ValueError) as err:
         print(f"ouro serve: {err}", file=sys.stderr)
         return 2

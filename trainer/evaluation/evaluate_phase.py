@@ -8,6 +8,11 @@ promotion path (:mod:`.promotion`), puts it in force on PROMOTE, and writes the
 gate's full report as evidence (``runs/<run>/evaluate/gate.json``). Its outcome
 carries the decision and the compact statistics the operator shows in
 ``TrainingRun.status.promotion``.
+
+A PROMOTE is carried out only when the run config's ``approval`` is
+Automatic and the champion is not pinned; otherwise the statistics say
+``awaitingApproval`` and the Champion controller waits for a person (an
+approval annotation) to run the promotion through the same path.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ import json
 import logging
 import time
 
-from ouroboros.contract.promotion import GateVerdict
+from ouroboros.contract.promotion import GateStatistics, GateVerdict
 from ouroboros.contract.run import RunConfig
-from ouroboros.contract.vocabulary import Metric, PhaseName
+from ouroboros.contract.vocabulary import ApprovalMode, Metric, PhaseName
 from ouroboros.trainer.artifacts.store import ArtifactError, ArtifactStore
 from ouroboros.trainer.evaluation import promotion
 from ouroboros.trainer.learning.phases import config as phase_config
@@ -40,8 +45,9 @@ def candidate_phase(config: RunConfig) -> PhaseName:
 
 
 def run(config: RunConfig, store_url: str | None = None,
-        gate_run: promotion.GateRun | None = None) -> tuple[runner.PhaseOutcome, promotion.Judgement]:
-    """Gate, and promote on PROMOTE, the candidate of the run in ``config``.
+        gate_run: promotion.GateRun | None = None) -> tuple[runner.PhaseOutcome, GateStatistics]:
+    """Gate, and promote on PROMOTE (unless approval is Manual or the champion is pinned), the
+    candidate of the run in ``config``; returns the phase outcome and the gate's compact statistics.
 
     Raises ArtifactError when the candidate is missing (its phase has not run on
     this store), ChecksumError or ModelContractError when it is corrupt.
@@ -61,9 +67,18 @@ def run(config: RunConfig, store_url: str | None = None,
     version = runner.register_candidate(store, candidate, settings)
     gate_run = gate_run or promotion.GateRun(max_turns=config.game.max_turns)
     judgement = promotion.judge(registry, config.game.key, version.id, config.promotion, gate_run, config.game)
+    awaiting, note = False, None
     if judgement.verdict is GateVerdict.PROMOTE:
-        promotion.put_in_force(registry, judgement, by=PROMOTED_BY, run=config.run.name)
-        log.info("evaluate: %s is champion of %s", version.id, judgement.game)
+        pinned = registry.champion(judgement.game).pinned_version
+        if config.approval is ApprovalMode.MANUAL:
+            awaiting, note = True, "approval is Manual: the candidate waits for `ouro champion approve`"
+        elif pinned is not None:
+            awaiting, note = True, f"the champion is pinned to {pinned}: the candidate waits for approval"
+        else:
+            promotion.put_in_force(registry, judgement, by=PROMOTED_BY, run=config.run.name)
+            log.info("evaluate: %s is champion of %s", version.id, judgement.game)
+        if note:
+            log.info("evaluate: %s passed the gate; %s", version.id, note)
     report_key = "/".join(("runs", settings.run, "evaluate", "gate.json"))
     report = store.put_bytes(report_key, json.dumps({
         "candidate": version.id, "champion_before": judgement.champion, "game": judgement.game,
@@ -75,8 +90,11 @@ def run(config: RunConfig, store_url: str | None = None,
         metrics[Metric.WIN_RATE] = statistics["score"]
     if isinstance(statistics.get("elo"), float):
         metrics[Metric.ELO] = statistics["elo"]
-    message = f"evaluate: {version.id} {judgement.verdict.value}: {judgement.reasons[0]}"
+    message = f"evaluate: {version.id} {judgement.verdict.value}: {note or judgement.reasons[0]}"
     outcome = runner.PhaseOutcome(PhaseName.EVALUATE, metrics, {"candidate": candidate, "gate": report},
                                   candidate, message, time.monotonic() - started)
-    return outcome, judgement
+    gate = judgement.gate_statistics()
+    reasons = ([note] if note else []) + gate.reasons
+    gate = gate.model_copy(update={"report": report.uri, "awaiting_approval": awaiting, "reasons": reasons[:8]})
+    return outcome, gate
 

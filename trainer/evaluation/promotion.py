@@ -119,7 +119,8 @@ class Judgement:
             win_rate=_unit(s.get("score")), win_rate_lower=_unit(s.get("wilson_lower")),
             win_rate_upper=_unit(s.get("wilson_upper")), elo=_number(s.get("elo")),
             elo_lower=_number(s.get("elo_lower")), elo_upper=_number(s.get("elo_upper")),
-            llr=_number(s.get("llr")), first_champion=first, reasons=[r[:240] for r in self.reasons[:8]])
+            llr=_number(s.get("llr")), first_champion=first, reasons=[r[:240] for r in self.reasons[:8]],
+            candidate=self.candidate, champion=self.champion)
 
 
 def _number(x: object) -> float | None:

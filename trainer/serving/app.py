@@ -32,7 +32,7 @@ import prometheus_client
 from ouroboros.trainer.agents import stopping
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.engine import limits
-from ouroboros.trainer.serving import players, protocol, sessions
+from ouroboros.trainer.serving import following, players, protocol, sessions
 from ouroboros.trainer.serving.protocol import RequestError
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,8 @@ class App:
         except Exception:  # noqa: BLE001 - the player we started with still plays
             log.exception("game %s: cannot build %s; playing %s", request.game_id, spec, self.spec)
             player, budget = self.default_player, 0
+        if isinstance(player, following.ChampionFollower):  # a game keeps the version it started with
+            player = player.current()
         return sessions.Session(game_id=request.game_id, snake_id=request.you_id, player=player,
                                 rng=sessions.game_rng(request.game_id, request.you_id),
                                 budget_ms=budget)
@@ -264,6 +266,8 @@ class App:
             return refusal
         path = _normal(path)
         if path == "/":
+            if isinstance(self.default_player, following.ChampionFollower):
+                return 200, {**self.index, "champion": self.default_player.info()}, {}
             return 200, self.index, {}
         if path == "/metrics":
             return 200, self.metrics.exposition(), {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}

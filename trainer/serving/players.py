@@ -83,6 +83,8 @@ class ChampionSource:
     """The model registry (artifact store URL); empty means the champion cannot be served."""
     game: str = "standard-11x11-2p"
     """The game configuration key whose champion is served."""
+    follow_interval_s: float = 10.0
+    """How often, at most, a new game re-reads the registry's pointer (``serving.following``)."""
 
 
 def make_player(spec: str | Spec, champion: ChampionSource | None = None) -> Player:
@@ -104,12 +106,13 @@ def make_player(spec: str | Spec, champion: ChampionSource | None = None) -> Pla
 
 
 def _champion_player(source: ChampionSource) -> Player:
-    """The registry's champion for `source.game`, checked against its sha256 on load."""
+    """The registry's champion for `source.game`, checked against its sha256 on load, and
+    followed: new games get the version in force (`serving.following`)."""
     if not source.registry_url:
         raise PlayerUnavailable("player 'champion' needs --store URL (the model registry)")
-    from ouroboros.trainer.agents import stored
+    from ouroboros.trainer.serving import following
 
-    return stored.champion_player(source.game, source.registry_url)
+    return following.ChampionFollower(source.game, source.registry_url, source.follow_interval_s)
 
 
 ANY_BOARD = ("search", "heuristic", "greedy", "random-safe")
