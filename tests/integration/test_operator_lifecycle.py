@@ -115,7 +115,7 @@ def test_self_play_workers_run_as_an_indexed_job(cluster, namespace, operator):
     operator()
     apply(cluster, namespace, tiny_run(
         "wide", phases=("bootstrap", "self_play"), selfPlayWorkers=3,
-        storage={"persistentVolumeClaim": "artifacts", "url": "file:///var/lib/ouroboros/artifacts/wide"},
+        storage={"persistentVolumeClaim": "ouroboros-artifacts", "url": "file:///var/lib/ouroboros/artifacts/wide"},
     ))
     cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/wide", "-n", namespace, "--timeout=120s")
     job = get(cluster, "job", namespace, "wide-1-self-play")
@@ -124,7 +124,7 @@ def test_self_play_workers_run_as_an_indexed_job(cluster, namespace, operator):
     pods = items(cluster, "pods", namespace, "batch.kubernetes.io/job-name=wide-1-self-play")
     assert len(pods) == 3
     volumes = pods[0]["spec"]["volumes"]
-    assert {"name": "artifacts", "persistentVolumeClaim": {"claimName": "artifacts"}} in volumes
+    assert {"name": "artifacts", "persistentVolumeClaim": {"claimName": "ouroboros-artifacts"}} in volumes
     assert run_status(cluster, namespace, "wide")["phases"][1]["placeholder"] is False
 
 

@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     logging.getLogger("ouroboros").setLevel(logging.INFO)  # parameter counts; not the quantiser's chatter
 
     from ouroboros.trainer.evaluation import readiness
-    from ouroboros.trainer.evaluation.gate import ReadinessThresholds
+    from ouroboros.contract.promotion import ReadinessSpec
     from ouroboros.trainer.learning import networks, onnx_export
 
     try:
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
             net = networks.build_network(config, seed=args.seed).eval()
         check_config = readiness.ReadinessConfig(
             positions=args.positions, seed=args.seed,
-            thresholds=ReadinessThresholds(max_p99_latency_ms=args.max_p99_ms,
+            thresholds=ReadinessSpec(max_p99_latency_ms=args.max_p99_ms,
                                            max_peak_memory_mb=args.max_memory_mb),
         )
     except (ValueError, ValidationError, FileNotFoundError) as e:
