@@ -44,8 +44,7 @@ _MAX_HEALTH = types.SNAKE_MAX_HEALTH
 _START_SIZE = types.SNAKE_START_SIZE
 
 # Go's seeded table: entry i = (a << 40) ^ (b << 20) ^ c ^ cooked[i], a, b, c = seed * POW[i] mod 2**31 - 1.
-_POW = np.stack([gorand._NP_POW_A, gorand._NP_POW_B, gorand._NP_POW_C], axis=1).copy()
-_COOKED = gorand._NP_COOKED.copy()
+_CONSTS = np.stack([gorand._NP_POW_A, gorand._NP_POW_B, gorand._NP_POW_C, gorand._NP_COOKED], axis=1).copy()
 _RNG_LEN = gorand.RNG_LEN
 _RNG_TAP = gorand.RNG_TAP
 _FEED = gorand.FEED_START
@@ -58,9 +57,18 @@ _inline = numba.njit(cache=True, nogil=True, inline="always")
 
 
 # -- Go's math/rand, one generator -------------------------------------------------
-# A generator is `words` (uint64 [1 + 607]: the reduced seed, then the table once
-# built) and `count` (int64 [4]: draws made, table built 0/1, then Go's tap and
-# feed cursors once the table is built). Reused across games.
+# A generator is `words` (uint64 [1 + 607]: the reduced seed, then the table once built)
+# and `count` (int64 [4]: draws made, table built 0/1, then Go's tap and feed cursors
+# once the table is built). Reused across games. The per-draw helpers are inlined (a
+# call that passes arrays cost 5x a draw); the seeded entries are read in two
+# out-of-line functions only, because numba bakes a global array into every function
+# that reads it, and inlining those everywhere made cold compiles minutes long.
+
+
+@_jit
+def _rng_new():
+    """A fresh generator's arrays (seed it with `_rng_seed`)."""
+    return np.zeros(1 + _RNG_LEN, np.uint64), np.zeros(4, np.int64)
 
 
 @_jit
@@ -86,10 +94,30 @@ def _mulmod(x, power):
 
 @_inline
 def _rng_entry(state, i):
-    a = _mulmod(state, _POW[i, 0])
-    b = _mulmod(state, _POW[i, 1])
-    c = _mulmod(state, _POW[i, 2])
-    return (a << np.uint64(40)) ^ (b << np.uint64(20)) ^ c ^ _COOKED[i]
+    """Entry i of the seeded table of the generator with reduced seed `state`."""
+    a = _mulmod(state, _CONSTS[i, 0])
+    b = _mulmod(state, _CONSTS[i, 1])
+    c = _mulmod(state, _CONSTS[i, 2])
+    return (a << np.uint64(40)) ^ (b << np.uint64(20)) ^ c ^ _CONSTS[i, 3]
+
+
+@_jit
+def _rng_lazy_draw(state, d):
+    """Draw d <= 273 of a fresh generator: two seeded entries (scalars in and out, so the
+    call is cheap; the constants are read in this one function only)."""
+    return _rng_entry(state, _FEED - d) + _rng_entry(state, _RNG_LEN - d)
+
+
+@_jit
+def _rng_build_table(words, count):
+    """The 607-entry table after 273 lazy draws (the rare path: kept out of line)."""
+    for i in range(_RNG_LEN):
+        words[1 + i] = _rng_entry(words[0], i)
+    for t in range(1, _RNG_TAP + 1):  # replay the writes of the lazy draws
+        words[1 + _FEED - t] = words[1 + _FEED - t] + words[1 + _RNG_LEN - t]
+    count[1] = 1
+    count[2] = _RNG_LEN - _RNG_TAP  # tap after 273 draws: -273 mod 607
+    count[3] = _FEED - _RNG_TAP  # feed: 334 - 273
 
 
 @_inline
@@ -97,17 +125,10 @@ def _rng_uint64(words, count):
     """Go's Uint64: draw d reads feed slot 334 - d and tap slot 607 - d (mod 607)."""
     d = count[0] + 1
     count[0] = d
-    state = words[0]
     if count[1] == 0:
         if d <= _RNG_TAP:  # neither slot written yet: both are seeded entries
-            return _rng_entry(state, _FEED - d) + _rng_entry(state, _RNG_LEN - d)
-        for i in range(_RNG_LEN):
-            words[1 + i] = _rng_entry(state, i)
-        for t in range(1, _RNG_TAP + 1):  # replay the writes of the lazy draws
-            words[1 + _FEED - t] = words[1 + _FEED - t] + words[1 + _RNG_LEN - t]
-        count[1] = 1
-        count[2] = _RNG_LEN - _RNG_TAP  # tap after 273 draws: -273 mod 607
-        count[3] = _FEED - _RNG_TAP  # feed: 334 - 273
+            return _rng_lazy_draw(words[0], d)
+        _rng_build_table(words, count)
     tap = count[2] - 1
     if tap < 0:
         tap += _RNG_LEN
@@ -159,17 +180,11 @@ def _rng_shuffle(words, count, items, n):
         items[i], items[j] = items[j], items[i]
 
 
-def new_rng():
-    """Scratch arrays for one kernel generator: (words uint64 [608], count int64 [4])."""
-    return np.zeros(1 + _RNG_LEN, np.uint64), np.zeros(4, np.int64)
-
-
 @_jit
 def rng_draws(seed, n_draws, bound):
     """`n_draws` values of Go's Intn(bound) (bound > 0) from NewSource(seed): int64 [n_draws].
     For tests of the kernel generator against `gorand.GoRand`."""
-    words = np.zeros(1 + _RNG_LEN, np.uint64)
-    count = np.zeros(4, np.int64)
+    words, count = _rng_new()
     _rng_seed(words, count, seed)
     out = np.empty(n_draws, np.int64)
     for k in range(n_draws):
@@ -223,7 +238,7 @@ def _seg(body, g, s, ptr, offset, cap):
     return body[g, s, (ptr + offset) % cap]
 
 
-@_inline
+@_jit
 def _kill(g, s, why, by, turn, alive, cause, eliminated_by, eliminated_turn, body, head_ptr, length, occ):
     """Eliminates one snake: cause, culprit and turn recorded, body[1:] dropped from occ."""
     alive[g, s] = False
@@ -236,7 +251,7 @@ def _kill(g, s, why, by, turn, alive, cause, eliminated_by, eliminated_turn, bod
         occ[g, body[g, s, (ptr + k) % cap]] -= 1
 
 
-@_inline
+@_jit
 def _grow(g, s, body, head_ptr, length, alive, occ):
     """Appends a copy of the tail (capacity is ensured by the caller)."""
     cap = body.shape[2]
@@ -249,7 +264,7 @@ def _grow(g, s, body, head_ptr, length, alive, occ):
         occ[g, tail] += 1
 
 
-@_inline
+@_jit
 def _default_move(body, g, s, ptr, n, cap, stride):
     """The official default move: away from the neck (wrap-aware), `up` without one."""
     if n < 2:
@@ -358,8 +373,7 @@ def advance_games(body, head_ptr, length, health, alive, cause, eliminated_by, e
     spawn_chance, minimum_food = params[P_SPAWN_CHANCE], params[P_MINIMUM_FOOD]
     hazard_damage, shrink_every = params[P_HAZARD_DAMAGE], params[P_SHRINK_EVERY]
     inside, wrap, delta, cells_xmajor = _geometry(stride, width, height, food.shape[1])
-    words = np.zeros(1 + _RNG_LEN, np.uint64)
-    count = np.zeros(4, np.int64)
+    words, count = _rng_new()
     scratch = np.zeros(2 * food.shape[1], np.int64)
     heads = np.zeros(n_snakes, np.int64)
     moving = np.zeros(n_snakes, np.bool_)
@@ -500,8 +514,7 @@ def reset_fixed(games, seeds, body, head_ptr, length, health, alive, cause, elim
     n_snakes = body.shape[1]
     stride, width = params[P_STRIDE], params[P_WIDTH]
     spawns, constricts, solo = params[P_SPAWNS] != 0, params[P_CONSTRICTS] != 0, params[P_SOLO] != 0
-    words = np.zeros(1 + _RNG_LEN, np.uint64)
-    count = np.zeros(4, np.int64)
+    words, count = _rng_new()
     lo, mid, hi = 1, (width - 1) // 2, width - 2
     cx = cy = (width - 1) // 2
     centre = (cy + 1) * stride + cx + 1
