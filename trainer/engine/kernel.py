@@ -59,10 +59,9 @@ _inline = numba.njit(cache=True, nogil=True, inline="always")
 # -- Go's math/rand, one generator -------------------------------------------------
 # A generator is `words` (uint64 [1 + 607]: the reduced seed, then the table once built)
 # and `count` (int64 [4]: draws made, table built 0/1, then Go's tap and feed cursors
-# once the table is built). Reused across games. The per-draw helpers are inlined (a
-# call that passes arrays cost 5x a draw); the seeded entries are read in two
-# out-of-line functions only, because numba bakes a global array into every function
-# that reads it, and inlining those everywhere made cold compiles minutes long.
+# once the table is built). Reused across games. The per-draw helpers are inlined,
+# table build included: a spawn-heavy turn measured 3x slower with any of them
+# behind a call (the arrays a call takes stop LLVM from keeping them in registers).
 
 
 @_jit
@@ -101,25 +100,6 @@ def _rng_entry(state, i):
     return (a << np.uint64(40)) ^ (b << np.uint64(20)) ^ c ^ _CONSTS[i, 3]
 
 
-@_jit
-def _rng_lazy_draw(state, d):
-    """Draw d <= 273 of a fresh generator: two seeded entries (scalars in and out, so the
-    call is cheap; the constants are read in this one function only)."""
-    return _rng_entry(state, _FEED - d) + _rng_entry(state, _RNG_LEN - d)
-
-
-@_jit
-def _rng_build_table(words, count):
-    """The 607-entry table after 273 lazy draws (the rare path: kept out of line)."""
-    for i in range(_RNG_LEN):
-        words[1 + i] = _rng_entry(words[0], i)
-    for t in range(1, _RNG_TAP + 1):  # replay the writes of the lazy draws
-        words[1 + _FEED - t] = words[1 + _FEED - t] + words[1 + _RNG_LEN - t]
-    count[1] = 1
-    count[2] = _RNG_LEN - _RNG_TAP  # tap after 273 draws: -273 mod 607
-    count[3] = _FEED - _RNG_TAP  # feed: 334 - 273
-
-
 @_inline
 def _rng_uint64(words, count):
     """Go's Uint64: draw d reads feed slot 334 - d and tap slot 607 - d (mod 607)."""
@@ -127,8 +107,14 @@ def _rng_uint64(words, count):
     count[0] = d
     if count[1] == 0:
         if d <= _RNG_TAP:  # neither slot written yet: both are seeded entries
-            return _rng_lazy_draw(words[0], d)
-        _rng_build_table(words, count)
+            return _rng_entry(words[0], _FEED - d) + _rng_entry(words[0], _RNG_LEN - d)
+        for i in range(_RNG_LEN):
+            words[1 + i] = _rng_entry(words[0], i)
+        for t in range(1, _RNG_TAP + 1):  # replay the writes of the lazy draws
+            words[1 + _FEED - t] = words[1 + _FEED - t] + words[1 + _RNG_LEN - t]
+        count[1] = 1
+        count[2] = _RNG_LEN - _RNG_TAP  # tap after 273 draws: -273 mod 607
+        count[3] = _FEED - _RNG_TAP  # feed: 334 - 273
     tap = count[2] - 1
     if tap < 0:
         tap += _RNG_LEN
