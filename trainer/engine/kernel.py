@@ -6,8 +6,9 @@ the readable reference (`EngineBackend.NUMPY`), and a unit test holds the two
 equal field by field on every ruleset. The kernels work on the same
 `BatchState` arrays in place, one game at a time: a game's turn is a few
 hundred scalar operations, so a plain loop over the batch beats NumPy's
-whole-array passes by 10-50x and costs a few microseconds at B=1, where
-NumPy's per-call overhead dominated.
+whole-array passes (measured here: a turn of 4,096 games 1.4 ms against
+10 ms, a B=1 turn about 6 us against 240 us, where NumPy's per-call
+overhead dominated).
 
 Everything random is Go's `math/rand`, bit for bit (`gorand` explains the
 algorithm): a generator here is two small arrays (`_Rng` below) that draw
