@@ -5,6 +5,9 @@ A spec is `NAME` or `NAME:OPTIONS`:
 - built-in players take `key=value` options separated by commas, each naming a
   field of the player or of its weights (`search:ms=100,focus=3`,
   `heuristic:hungry_health=30`); values are converted to the field's type;
+- `nsearch:model=M,ms=N,...` (the neural-guided search, `agents/nsearch.py`)
+  takes `key=value` options too, `model` naming an ONNX file, `champion[:GAME]`
+  or `registry:VERSION`;
 - other schemes take the rest of the spec verbatim (`onnx:models/champion.onnx`,
   `registry:v12`). Their factories are imported on first use from
   `LAZY_SCHEMES`, so `ouro play` with built-in players never imports torch or
@@ -19,7 +22,7 @@ from collections.abc import Callable
 
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.agents.heuristic import Heuristic
-from ouroboros.trainer.agents.search import Search
+from ouroboros.trainer.agents.search import Search, SearchV1
 from ouroboros.trainer.agents.simple import Greedy, RandomSafe
 
 BUILTINS: dict[str, type] = {
@@ -27,6 +30,7 @@ BUILTINS: dict[str, type] = {
     "greedy": Greedy,
     "heuristic": Heuristic,
     "search": Search,
+    "search-v1": SearchV1,
 }
 
 # scheme -> "package.module:function" taking the text after "scheme:" and returning a Player.
@@ -147,3 +151,7 @@ def _onnx_player(path: str) -> Player:
 register_scheme("onnx", _onnx_player)
 register_scheme("champion", "ouroboros.trainer.agents.stored:champion_player")
 register_scheme("registry", "ouroboros.trainer.agents.stored:version_player")
+register_scheme("nsearch", "ouroboros.trainer.agents.nsearch:from_spec")
+
+KEYED_SCHEMES = frozenset({"nsearch"})
+"""Schemes whose options are `key=value` pairs like a built-in's (servers lower their `ms`)."""

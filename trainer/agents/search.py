@@ -89,6 +89,19 @@ class Search:
         return moves
 
 
+@dataclasses.dataclass
+class SearchV1(Search):
+    """The search player as it stood on 2026-11-30, under its own name (`search-v1`).
+
+    Kept playable so that gains on both sides stay visible: a stronger
+    `search` or a champion that beats `search` must also be measured against
+    this fixed baseline, never only against a weakened one. When `Search`
+    gains options, this class pins them to the 2026-11-30 behaviour.
+    """
+
+    name: str = "search-v1"
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     """What one search concluded."""
