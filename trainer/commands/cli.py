@@ -19,7 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "tournaments: paired duels with SPRT, leagues with Elo, free-for-alls"),
     "registry": ("registry", "list, show, promote and roll back model versions"),
     "export": ("export", "a network to ONNX (contract, optimised, int8) with a readiness check"),
-    "data": ("data", "replay data in a store: `data stats` (games, positions, quality, age)"),
+    "data": ("data", "replay data: `data stats` (games, positions, quality, age), `data import` (official-CLI game logs)"),
     "serve": ("serve", "play real Battlesnake games: an API v1 server for any player"),
 }
 

@@ -7,7 +7,8 @@ Two restartable stages that meet in the store:
    done. A restart continues after the last complete shard (game ``k`` always
    has seed ``seed + k``), so no game is lost or recorded twice.
 2. **train**: imitation steps (:mod:`.imitation`) over the newest window of
-   the phase's shards, ``epochs`` passes, checkpointed by a ResumableLoop: a
+   the phase's shards (and of ``imitate_phases``, e.g. games brought in by
+   ``ouro data import``), ``epochs`` passes, checkpointed by a ResumableLoop: a
    restart resumes at the checkpoint's step with the same priorities.
 """
 
@@ -62,7 +63,8 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     phase = ctx.phase
     window = replay.ReplayConfig(window_positions=phase.replay_window, quality_threshold=0.0,
                                  priority_alpha=0.3)
-    buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, [ctx.name], window)
+    sources = [ctx.name, *(shards.check_name(p, "imitate phase") for p in phase.imitate_phases)]
+    buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, sources, window)
     net = runner.start_network(ctx)
     optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
     steps = max(1, math.ceil(phase.epochs * len(buffer) / phase.batch_size))
