@@ -134,3 +134,15 @@ def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsy
     version, data = registry.Registry.open(str(store)).load_champion(pc.GameSettings(width=7, height=7).key)
     assert version.id == summary["champion"] and data[:4] and summary["sha256"] == version.sha256
     assert list((logdir / "s").glob("events.out.tfevents.*"))
+
+
+def test_bootstrap_can_imitate_the_search_player(tmp_path):
+    """teacher='search:...': the search plays the teacher's seats and its moves are the labels."""
+    run = tiny_run(tmp_path)
+    spec = "search:ms=5,max_depth=1"
+    outcome = execute.execute(run, tiny_phase(pc.PhaseKind.BOOTSTRAP, games=2, teacher=spec))
+    refs = shards.list_shards(ArtifactStore(run.store), "t", "bootstrap")
+    assert [r.meta.producers for r in refs] == [[spec]] and refs[0].meta.extra["producer"] == spec
+    assert outcome.metrics["games"] == 2 and outcome.metrics["positions"] == refs[0].meta.rows
+    with pytest.raises(ValueError, match="unknown player 'serch'"):
+        execute.execute(tiny_run(tmp_path / "b"), tiny_phase(pc.PhaseKind.BOOTSTRAP, games=2, teacher="serch"))

@@ -126,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch's choice)")
     p.add_argument("--eval-games", type=int, default=None, help="duels per baseline at the end")
     p.add_argument("--no-promote", action="store_true", help="register the model but leave the champion")
+    p.add_argument("--teacher", default=None,
+                   help="bootstrap teacher as a player spec (default heuristic; e.g. search:ms=20)")
+    p.add_argument("--imitate", default=None, metavar="PHASES",
+                   help="comma-separated replay folders of the run that bootstrap also imitates "
+                        "(e.g. imported, after `ouro data import --run RUN`)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p
 
@@ -156,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     with Progress(*columns, console=console) as progress:
         reporter = RichReporter(progress, writer)
         for phase in preset.phases:
+            if phase.kind is pc.PhaseKind.BOOTSTRAP and (args.teacher or args.imitate):
+                phase = phase.model_copy(update={
+                    "teacher": args.teacher or phase.teacher,
+                    "imitate_phases": tuple(filter(None, (args.imitate or "").split(","))) or phase.imitate_phases})
             outcome = execute.execute(run, phase, reporter)
             outcomes.append(outcome)
             progress.console.print(f"[green]{phase.kind.value}[/] {outcome.seconds:.0f} s: {outcome.message}")

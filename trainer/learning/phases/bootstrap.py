@@ -1,4 +1,4 @@
-"""The bootstrap phase: the heuristic teacher plays, the network imitates it.
+"""The bootstrap phase: a teacher plays (the heuristic, or any player spec such as the search), the network imitates it.
 
 Two restartable stages that meet in the store:
 
@@ -20,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.learning import replay, shards
 from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import imitation, runner, selfplay
@@ -31,8 +32,10 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
     """Play the teacher's games not yet in shards; returns (games, positions, seconds) played now."""
     config = ctx.run.game.engine()
     phase = ctx.phase
+    producer = phase.teacher
+    teacher = None if producer == "heuristic" else agents.make_player(producer)
     writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
-                                 shard_rows=1 << 30, extra={"encoding": "planes-v1", "producer": "heuristic"})
+                                 shard_rows=1 << 30, extra={"encoding": "planes-v1", "producer": producer})
     done = int((writer.cursor or {}).get("games", 0)) if isinstance(writer.cursor, dict) else 0
     advance = ctx.reporter.task("bootstrap: teacher games", phase.games)
     advance(done)
@@ -45,10 +48,10 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
             config, games=n, parallel=n, max_turns=ctx.run.game.max_turns,
             seed=ctx.run.seed * 1_000_003 + done, assign=lambda i, rng: teachers,
             rng=np.random.default_rng([ctx.run.seed, 0, done]), record_teacher=True,
-            explore=0.1, progress=advance)
+            explore=0.1, progress=advance, teacher_player=teacher)
         cols = {k: rollout.columns[k] for k in SHARD_COLUMNS}
         cols["game_id"] = cols["game_id"] + done
-        writer.add("heuristic", cols, cursor={"games": done + n})
+        writer.add(producer, cols, cursor={"games": done + n})
         writer.flush()
         done += n
         games += n

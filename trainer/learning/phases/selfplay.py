@@ -29,6 +29,7 @@ from enum import IntEnum
 import numpy as np
 
 from ouroboros.trainer.agents import safety
+from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
@@ -85,9 +86,12 @@ def play(
     record_teacher: bool = False,
     explore: float = 0.0,
     progress: Callable[[int], None] | None = None,
+    teacher_player: Player | None = None,
 ) -> Rollout:
     """Play ``games`` games (seeds ``seed + i``), ``parallel`` at a time; record the learner's
-    rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results."""
+    rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results.
+    ``teacher_player`` replaces the heuristic on the teacher's seats (any `Player`, e.g. the
+    search: its move, asked seat by seat, is the label)."""
     solo = config.ruleset is Ruleset.SOLO
     n_slots = min(parallel, games)
     state = maps.new_games(config, seed + np.arange(n_slots))
@@ -142,7 +146,12 @@ def play(
                 moves[rg, rs] = safety.choose(safe[rg, rs].astype(np.float64), rng)
             tg = np.flatnonzero((sel & alive & (codes == Seat.TEACHER)).any(axis=1))
             if tg.size:
-                best = safety.choose(teacher.scores(config, state.select(tg)), rng)  # [n, S]
+                if teacher_player is None:
+                    best = safety.choose(teacher.scores(config, state.select(tg)), rng)  # [n, S]
+                else:
+                    sub_t = state.select(tg)
+                    best = np.stack([teacher_player.act(config, sub_t, s, rng) if (codes[tg, s] == Seat.TEACHER).any()
+                                     else np.zeros(tg.size, np.int8) for s in range(config.n_snakes)], axis=1)
                 is_t = codes[tg] == Seat.TEACHER
                 label[tg] = np.where(is_t, best, 0)
                 played = best.copy()
