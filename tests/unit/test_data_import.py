@@ -156,3 +156,22 @@ def test_bootstrap_imitates_imported_games(logs, tmp_path):
     outcome = execute.execute(run, phase)
     assert outcome.metrics["games"] == 0 and outcome.metrics["positions"] == rows
     assert outcome.metrics["steps"] == -(-rows // 32)
+
+
+def test_a_turn_where_everyone_dies_together(tmp_path):
+    """Equal snakes meet head-on: the last turn's board has no snakes, and the game is a draw."""
+    def snake(sid, cells):
+        return {"id": sid, "name": sid, "health": 100, "body": [{"x": x, "y": y} for x, y in cells]}
+
+    game = {"id": "g", "ruleset": {"name": "standard", "settings": {"foodSpawnChance": 0, "minimumFood": 0}},
+            "map": "empty", "timeout": 500}
+    board = {"width": 7, "height": 7, "food": [], "hazards": [],
+             "snakes": [snake("a", [(2, 3), (1, 3), (0, 3)]), snake("b", [(4, 3), (5, 3), (6, 3)])]}
+    records = [game, {"game": game, "turn": 0, "board": board},
+               {"game": game, "turn": 1, "board": {**board, "snakes": []}},
+               {"winnerId": "", "winnerName": "", "isDraw": True}]
+    result = imported.read(write(tmp_path / "draw.jsonl", records))
+    # right and left, into (3, 3): each snake turning into its own neck would explain it too,
+    # but moves that do not lose at once are tried first
+    assert result.winner == -1 and result.moves.tolist() == [[3, 2]]
+    assert result.columns()["value"].tolist() == [0.0, 0.0]

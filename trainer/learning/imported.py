@@ -9,8 +9,9 @@ line. This module turns such a log into the rows a bootstrap phase imitates.
 
 **Validated turn by turn.** The log records positions, not moves, so each
 snake's move is read off its head (one step, wrapped where the ruleset
-wraps); a snake that disappears was eliminated, and its move is whichever of
-the four makes our engine eliminate it. Then the turn is played by our engine
+wraps); a snake that disappears was eliminated, and its move is the first of
+the four that makes our engine eliminate it, moves that do not lose at once
+tried first (a head-on meeting is likelier than a turn into its own neck). Then the turn is played by our engine
 (:func:`ouroboros.trainer.engine.rules.step`, proven equal to the official
 one) and must give exactly the logged snakes: the same survivors, bodies and
 health. Food and royale hazards are random (the log does not carry the seed),
@@ -143,14 +144,21 @@ def read(path: str | Path) -> ImportedGame:
     return _replay(path, hashlib.sha256(data).hexdigest(), gid, kw, replay_kw, turns, result)
 
 
+_NOBODY = {"id": "", "body": [{"x": 0, "y": 0}], "eliminatedCause": "snake-collision"}
+"""Stands in for the living snakes of a turn that has none (the engine's boards need one)."""
+
+
 def _parse_turn(path: Path, n: int, obj: object, kw: dict, expect: int) -> tuple[jsonio.Game, list[str]]:
     try:
         turn = jsonio.get_field(obj, "turn", "", int)
         board = jsonio.get_field(obj, "board", "", dict)
         if turn != expect:
             raise LogError(f"{path}: line {n}: turn {turn}, expected turn {expect} (turns must follow each other)")
+        snakes = jsonio.get_field(board, "snakes", "board", list)
+        names = [str(s.get("name", s.get("id"))) for s in snakes if isinstance(s, dict)]
+        if not snakes:  # everyone was eliminated on this turn: a board without snakes
+            board = {**board, "snakes": [_NOBODY]}
         parsed = jsonio.parse_board(board, kw, turn=turn, seed=0)
-        names = [str(s.get("name", s.get("id"))) for s in board["snakes"]]
     except jsonio.InputError as err:
         raise LogError(f"{path}: line {n}: turn {expect}: {err}") from None
     return parsed, names
@@ -166,7 +174,7 @@ def _replay(path: Path, sha: str, gid: str, kw: dict, replay_kw: dict, turns: li
         t = len(states)
         logged, _ = _parse_turn(path, n, obj, kw, t)
         where = f"{path}: line {n}: turn {t}"
-        unknown = [s for s in logged.ids if s not in ids]
+        unknown = [s for i, s in enumerate(logged.ids) if logged.state.alive[0, i] and s not in ids]
         if unknown:
             raise LogError(f"{where}: snake {unknown[0]!r} was not in the game at turn 0")
         state, played = _step(where, replay_config, states[-1], logged, ids)
@@ -182,7 +190,7 @@ def _step(where: str, config: GameConfig, before: BatchState, logged: jsonio.Gam
           ids: list[str]) -> tuple[BatchState, np.ndarray]:
     """The engine's turn from `before` that gives the logged position: (next state, moves [S])."""
     board = before.board
-    seat_of = {sid: logged.ids.index(sid) for sid in logged.ids}
+    seat_of = {sid: i for i, sid in enumerate(logged.ids) if logged.state.alive[0, i]}
     moves = np.zeros(len(ids), np.int8)
     dying = []
     for s, sid in enumerate(ids):
@@ -198,8 +206,12 @@ def _step(where: str, config: GameConfig, before: BatchState, logged: jsonio.Gam
             raise LogError(f"{where}: snake {sid!r}: head moved from ({x0}, {y0}) to ({x1}, {y1}), not one step")
         moves[s] = steps[0]
     problem = ""
+    safe = safety.safe_moves(config, before)[0]
+    # a vanished snake's move: the first that explains its elimination, the ones that do not
+    # lose at once first (a head-on meeting is likelier than a turn into its own neck)
+    orders = [sorted(range(4), key=lambda m, s=s: not safe[s, m]) for s in dying]
     for combo in np.ndindex(*([4] * len(dying))):
-        moves[dying] = combo
+        moves[dying] = [order[k] for order, k in zip(orders, combo, strict=True)]
         after = rules.step(config, before, moves[None, :])
         problem = _compare(config, after, logged, ids, seat_of)
         if not problem:
