@@ -106,8 +106,9 @@ class NeuralSearch:
     """Most descents per move (0: as many as the budget allows)."""
     c_puct: float = 1.5
     """Exploration constant of PUCT (values are in [-1, 1])."""
-    batch: int = 8
-    """Leaves collected (with virtual loss) per network call."""
+    batch: int = 16
+    """Leaves collected (with virtual loss) per network call (16 measured 2.5x the
+    simulations of 1 at 100 ms with a 6x32 network; 32 no more than 16)."""
     prune: float = 0.0
     """Moves whose prior is below this fraction of the best move's are not searched."""
     name: str = "nsearch"
