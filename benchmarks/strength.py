@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="the champion as an ONNX file (default: the local registry's)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
+    p.add_argument("--max-turns", type=int, default=0,
+                   help="end games after this many turns as draws (0: never; default: %(default)s)")
     p.add_argument("--json", help="also write everything as JSON")
     args = p.parse_args(argv)
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -108,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         ladder = ([(s, s) for s in args.players.split(",")] if args.players else line_up(budgets, model))
         entrants = [tournament.Entrant(spec, name) for spec, name in ladder]
         settings = tournament.TournamentConfig(games=args.games, workers=args.workers, seed=args.seed,
-                                               chunk_groups=1)
+                                               chunk_groups=1, max_turns=args.max_turns)
         duels = tournament.run(entrants, GameConfig(), settings)
+        cap = f", games stopped at turn {args.max_turns} count as draws" if args.max_turns else ""
         print(f"\nduels, 11x11 standard: {args.games} games per pair ({duels.games} in all, "
-              f"{duels.seconds:.0f} s, mean {duels.mean_turns:.0f} turns)")
+              f"{duels.seconds:.0f} s, mean {duels.mean_turns:.0f} turns{cap})")
         print("\n".join(table(duels)))
         ffa = None
         if args.ffa_games and not args.players:
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                       if model else ["greedy", "heuristic", f"search-v1 {budgets[0]}ms", f"search {budgets[0]}ms"])
             four = [e for e in entrants if e.name in wanted]
             ffa_settings = tournament.TournamentConfig(games=args.ffa_games, workers=args.workers,
-                                                       seed=args.seed + 10_000, chunk_groups=1, ffa=True)
+                                                       seed=args.seed + 10_000, chunk_groups=1, ffa=True,
+                                                       max_turns=args.max_turns)
             ffa = tournament.run(four, GameConfig(n_snakes=len(four)), ffa_settings)
             print(f"\nfree-for-all, 11x11 standard, {len(four)} snakes: {ffa.games} games ({ffa.seconds:.0f} s, "
                   f"mean {ffa.mean_turns:.0f} turns)")
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nload after: {where['load_after']}")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"machine": where, "budgets_ms": budgets, "duels": duels.model_dump(mode="json"),
+            json.dump({"machine": where, "budgets_ms": budgets, "max_turns": args.max_turns, "duels": duels.model_dump(mode="json"),
                        "ffa": ffa.model_dump(mode="json") if ffa else None}, out, indent=2)
     return 0
 
