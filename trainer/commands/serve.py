@@ -44,9 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ouro serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--player", default=None,
-                        help="random-safe | greedy | heuristic | search[:ms=N] | onnx:PATH | champion "
+                        help="random-safe | greedy | heuristic | search[:ms=N] | search-v1 | onnx:PATH | "
+                             "nsearch:model=PATH[,ms=N] | champion | champion+nsearch[:ms=N] "
                              "(default: champion with --registry, else heuristic)")
-    parser.add_argument("--registry", default="", help="model registry URL, for --player champion")
+    parser.add_argument("--registry", default="", help="model registry URL, for --player champion[+nsearch]")
     parser.add_argument("--game", default=players.ChampionSource().game,
                         help="game configuration whose champion is served (default %(default)s)")
     parser.add_argument("--host", default=d.host, help="interface to listen on (default %(default)s)")
