@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from collections.abc import Callable
 
 from ouroboros.trainer.agents.base import Player
@@ -86,6 +87,24 @@ def make_player(spec: str, **defaults: object) -> Player:
     if name in PLANNED_SCHEMES:
         raise SpecError(f"player {spec!r}: {name}: players ({PLANNED_SCHEMES[name]}) are not installed yet")
     raise SpecError(f"unknown player {spec!r} (known: {', '.join(known())})")
+
+
+_OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def split_specs(text: str) -> list[str]:
+    """A comma-separated list of specs, where a spec's own `key=value` options may follow
+    it after commas: "nsearch:model=m.onnx,ms=50,champion" -> ["nsearch:model=m.onnx,ms=50",
+    "champion"]. A fragment that starts with `key=` belongs to the spec before it."""
+    specs: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if specs and ":" in specs[-1] and _OPTION.match(part):
+            specs[-1] = f"{specs[-1]},{part}"
+        else:
+            specs.append(part)
+    return specs
 
 
 def _parse_options(spec: str, text: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ouroboros.trainer.agents import registry as agent_registry
 from ouroboros.trainer.agents import stored
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as e:
         return int(e.code or 0)
-    specs = [s.strip() for s in args.players.split(",") if s.strip()]
+    specs = agent_registry.split_specs(args.players)
     try:
         settings = tournament.TournamentConfig(
             games=args.games, seed=args.seed, workers=args.workers, chunk_groups=args.chunk,
