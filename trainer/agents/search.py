@@ -205,17 +205,16 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
     arrays = _arrays(rules, pos, focus, weights or SearchWeights())
     geo = rules.geo
     hist = np.zeros((len(snakes), 4), np.int64)
-    counters = np.zeros(3, np.int64)
+    counters = np.zeros(k.N_COUNTERS, np.int64)
+    counters[k.LIMIT] = 1 << 62
     best, completed, top = options[0], 0, 0.0
     for depth in range(1, max_depth + 1):
-        now = time.perf_counter()
-        rate = counters[0] / (now - start) if counters[0] and now > start else 1e6
-        counters[1] = counters[0] + max(1_000, int(rate * (deadline - now)))
-        counters[2] = 0
+        counters[k.ABORTED] = 0
         order = np.array(options, np.int64)
         scores = np.zeros(len(options))
-        k.root(*arrays, geo.width, geo.height, hist, counters, *_position(rules, pos), me, depth, order, scores)
-        if counters[2] or time.perf_counter() > deadline:
+        k.root(*arrays, geo.width, geo.height, hist, counters, deadline, *_position(rules, pos), me, depth,
+               order, scores)
+        if counters[k.ABORTED] or time.perf_counter() > deadline:
             break
         completed = depth
         by_move = dict(zip(options, scores.tolist(), strict=True))
@@ -226,7 +225,7 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
             break
         if time.perf_counter() - start > seconds * EARLY_STOP:
             break
-    return Decision(best, completed, top, int(counters[0]))
+    return Decision(best, completed, top, int(counters[k.NODES]))
 
 
 def _arrays(rules: compact.Rules, pos: compact.Position, focus: int, weights: SearchWeights) -> tuple:

@@ -17,10 +17,11 @@ uint8 [P], `hazard` int16 [P] (entries per cell at the root) and `params`
 int64 [4] (wraps, constricts, hazard damage, focus). `weights` float64 [8]
 follows `search.SearchWeights` field order.
 
-**Time.** numba cannot read a clock, so the Python shell gives each
-iteration a node limit (the time left times the node rate measured so far);
-past it the kernel sets `counters[2]` and unwinds, and the iteration is
-discarded as in `search.py`.
+**Time.** numba has no `time` module, so the kernel reads the monotonic
+clock itself through libc's `clock_gettime` (ctypes; the same clock as
+Python's `time.perf_counter` on Linux), every 128 nodes as `search.py` does;
+past the deadline it sets `counters[2]` and unwinds, and the iteration is
+discarded as in `search.py`. `counters[1]` is a node cap on top.
 
 numba is an optional dependency of the base package (the trainer and serve
 extras install it); `search.Search` falls back to the Python tree without it.
@@ -28,15 +29,32 @@ extras install it); `search.Search` falls back to the Python tree without it.
 
 from __future__ import annotations
 
+import ctypes
+import time
+
 import numpy as np
 from numba import njit
+
+_libc = ctypes.CDLL(None)
+_clock_gettime = _libc.clock_gettime
+_clock_gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
+_clock_gettime.restype = ctypes.c_int
+MONOTONIC = time.CLOCK_MONOTONIC
 
 INF = np.inf
 WIN = 1_000_000.0
 DRAW = -50_000.0
 
-# counters: nodes, node limit, aborted
-NODES, LIMIT, ABORTED = 0, 1, 2
+# counters: nodes, node limit, aborted, then the clock's scratch (seconds, nanoseconds)
+NODES, LIMIT, ABORTED, CLOCK = 0, 1, 2, 3
+N_COUNTERS = 5
+
+
+@njit
+def now(counters):
+    """The monotonic clock in seconds (time.perf_counter's on Linux), read into counters[3:5]."""
+    _clock_gettime(MONOTONIC, counters[CLOCK:].ctypes.data)
+    return counters[CLOCK] + counters[CLOCK + 1] * 1e-9
 
 
 @njit(cache=True)
@@ -285,7 +303,7 @@ def _opponents(body, alive, me, depth, stride, focus, searched, scripted):
 
 
 @njit  # not cached: numba's cache of a self-recursive function crashed on reload (numba 0.68)
-def search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters,
+def search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
            body, length, health, alive, food, me, depth, alpha, beta, ply, mine):
     """A max node (`mine` < 0: our choice at the start of a turn) or a min node (`mine`:
     our move; the searched opponents' joint reply, then the turn). Returns the score."""
@@ -294,7 +312,7 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
     n_snakes = body.shape[0]
     if mine < 0:
         counters[NODES] += 1
-        if counters[NODES] > counters[LIMIT]:
+        if counters[NODES] > counters[LIMIT] or (counters[NODES] & 127 == 0 and now(counters) > deadline):
             counters[ABORTED] = 1
             return 0.0
         term = _terminal(alive, me, ply)
@@ -312,7 +330,7 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
         best = -INF
         for r in range(n_opt):
             m = options[r]
-            v = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters,
+            v = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
                        body, length, health, alive, food, me, depth, alpha, beta, ply, m)
             if counters[ABORTED]:
                 return 0.0
@@ -354,7 +372,7 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
             moves[searched[k]] = choices[k, idx[k]]
         nbody, nlen, nhealth, nalive, nfood = _step(delta, wrap, inside, hazard, params,
                                                     body, length, health, alive, food, moves)
-        v = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters,
+        v = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
                    nbody, nlen, nhealth, nalive, nfood, me, depth - 1, alpha, min(beta, worst), ply + 1, -1)
         if counters[ABORTED]:
             return 0.0
@@ -377,12 +395,12 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
 
 
 @njit
-def root(delta, wrap, inside, hazard, params, weights, width, height, hist, counters,
+def root(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
          body, length, health, alive, food, me, depth, options, scores):
     """Scores of our `options` searched `depth` turns deep (fail-low scores are bounds)."""
     alpha = -INF
     for r in range(options.shape[0]):
-        scores[r] = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters,
+        scores[r] = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
                            body, length, health, alive, food, me, depth, alpha, INF, 0, options[r])
         if counters[ABORTED]:
             return
