@@ -10,7 +10,9 @@
   one living snake in one game: one move label. Median of the repeats.
 - depth: the search player's completed depth (turns) at its default 400 ms per
   move on 11x11 duels and 4-player positions, sampled from heuristic games at
-  turns 5..120; positions with a single safe move (no search) are left out.
+  turns 5..120, for both kernels (python = search-v1, numba = search) on the
+  same positions, one after the other; positions with a single safe move (no
+  search) are left out.
 - matches: win rates with Wilson 95% intervals: heuristic vs greedy and vs
   random-safe (duels, seats rotated), and search vs heuristic (duels at the
   search's `--match-ms` budget).
@@ -76,36 +78,50 @@ def bench_teacher(batches: list[int], turns: list[int], repeats: int) -> list[di
 
 
 def bench_depth(n_positions: int, ms: float) -> list[dict]:
+    """Both search kernels on the same positions: the compiled one against its Python peer."""
     out = []
+    kernels = {"python": search.choose}
+    if search.compiled_available():
+        kernels["numba"] = search.choose_compiled
     for snakes in (2, 4):
         config = GameConfig(11, 11, snakes)
-        depths, nodes, seconds = [], [], []
+        found = {k: ([], [], []) for k in kernels}  # depths, nodes, seconds
         rng = np.random.default_rng(snakes)
         turns = rng.integers(5, 120, size=4 * n_positions)
+        kept = 0
         for k, turn in enumerate(turns):
             state = midgame_states(config, 1, int(turn), seed=5000 + k)
             if state.game_over(False)[0]:
                 continue
             seat = int(np.flatnonzero(state.alive[0])[0])
             rules_, pos = compact.Rules.of(config, state, 0), compact.from_batch(state, 0)
-            start = time.perf_counter()
-            decision = search.choose(rules_, pos, seat, ms / 1000.0)
-            if decision.depth == 0:
+            decisions = {}
+            for kernel, choose in kernels.items():
+                start = time.perf_counter()
+                decisions[kernel] = (choose(rules_, pos, seat, ms / 1000.0), time.perf_counter() - start)
+            if any(d.depth == 0 for d, _ in decisions.values()):
                 continue
-            seconds.append(time.perf_counter() - start)
-            depths.append(decision.depth)
-            nodes.append(decision.nodes)
-            if len(depths) == n_positions:
+            for kernel, (d, sec) in decisions.items():
+                found[kernel][0].append(d.depth)
+                found[kernel][1].append(d.nodes)
+                found[kernel][2].append(sec)
+            kept += 1
+            if kept == n_positions:
                 break
-        row = {"bench": "search_depth", "snakes": snakes, "ms": ms, "positions": len(depths),
-               "mean_depth": float(np.mean(depths)), "median_depth": float(np.median(depths)),
-               "min_depth": int(min(depths)), "max_depth": int(max(depths)),
-               "nodes_per_s": float(sum(nodes) / sum(seconds)), "mean_seconds": float(np.mean(seconds))}
-        print(f"search   {snakes} snakes @ {ms:.0f} ms: mean depth {row['mean_depth']:.2f} "
-              f"(median {row['median_depth']:.0f}, {row['min_depth']}..{row['max_depth']}) over "
-              f"{len(depths)} positions, {row['nodes_per_s']:.0f} nodes/s, "
-              f"{row['mean_seconds'] * 1e3:.0f} ms used per move", flush=True)
-        out.append(row)
+        for kernel, (depths, nodes, seconds) in found.items():
+            row = {"bench": "search_depth", "kernel": kernel, "snakes": snakes, "ms": ms,
+                   "positions": len(depths), "mean_depth": float(np.mean(depths)),
+                   "median_depth": float(np.median(depths)), "min_depth": int(min(depths)),
+                   "max_depth": int(max(depths)), "nodes_per_s": float(sum(nodes) / sum(seconds)),
+                   "mean_seconds": float(np.mean(seconds))}
+            if kernel != "python":
+                row["nodes_per_s_vs_python"] = row["nodes_per_s"] / out[-1]["nodes_per_s"]
+            print(f"search   {kernel:<6} {snakes} snakes @ {ms:.0f} ms: mean depth {row['mean_depth']:.2f} "
+                  f"(median {row['median_depth']:.0f}, {row['min_depth']}..{row['max_depth']}) over "
+                  f"{len(depths)} positions, {row['nodes_per_s']:.0f} nodes/s"
+                  + (f" ({row['nodes_per_s_vs_python']:.1f}x python)" if kernel != "python" else "")
+                  + f", {row['mean_seconds'] * 1e3:.0f} ms used per move", flush=True)
+            out.append(row)
     return out
 
 

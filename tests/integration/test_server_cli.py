@@ -194,3 +194,48 @@ def test_neural_server_plays_full_games(battlesnake_cli, servers, tmp_path):
             print(f"neural, seed {seed}: {summary}")
     finally:
         assert neural.stop() == 0
+
+
+def test_neural_search_server_plays_full_games_inside_the_timeout(battlesnake_cli, servers, tmp_path):
+    """`ouro serve --player nsearch:model=PATH` (a small untrained network inside the
+    neural MCTS) thinks `timeout - margin` per move under the official CLI's 500 ms
+    timeout and never reaches it."""
+    pytest.importorskip("torch")
+    from ouroboros.trainer.learning import networks, onnx_export
+
+    model = tmp_path / "net.onnx"
+    config = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=2, channels=16)
+    onnx_export.export(networks.build_network(config, seed=0), model)
+    nsearch = ServerProcess(f"nsearch:model={model}", tmp_path / "nsearch.log")
+    try:
+        records, output = play(battlesnake_cli, tmp_path / "out.jsonl",
+                               [("M", nsearch.url), ("A", servers[0].url)], "standard", 31)
+        summary = check_game(records, output, {"M", "A"})
+        check_servers([nsearch, servers[0]], records[0]["id"], [1, 1])
+        assert "budget 350 ms" in nsearch.log()
+    finally:
+        assert nsearch.stop() == 0
+    print(f"nsearch: {summary}")
+
+
+@pytest.mark.parametrize(("gametype", "snakes"), [("standard", 4), ("royale", 2), ("wrapped", 2)])
+def test_official_cli_logs_import_turn_by_turn(battlesnake_cli, servers, tmp_path, gametype, snakes):
+    """Logs the official CLI wrote replay exactly through our engine (`ouro data import`),
+    winner included; the same log with one snake's health changed is refused at that turn."""
+    from ouroboros.trainer.learning import imported
+
+    a, b = servers
+    line_up = [(f"S{i}", (a, b)[i % 2].url) for i in range(snakes)]
+    out = tmp_path / "game.jsonl"
+    records, _ = play(battlesnake_cli, out, line_up, gametype, 41)
+    game = imported.read(out)
+    assert len(game.states) == len(records) - 2
+    result = records[-1]
+    assert (game.names[game.winner] if game.winner >= 0 else "") == result["winnerName"]
+    assert len(game.columns()["move"]) == sum(len(r["board"]["snakes"]) for r in records[1:-2])
+    turn = min(3, len(records) - 3)
+    records[1 + turn]["board"]["snakes"][0]["health"] -= 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(imported.LogError, match=rf"turn {turn}: snake .*health"):
+        imported.read(bad)

@@ -296,3 +296,15 @@ def test_ouro_train_gates_a_second_run_against_the_champion(tmp_path, capsys):
     assert forced["champion"] == second["version"]
     state = registry.Registry.open(str(store)).champion(str(GameSpec(width=7, height=7).key))
     assert state.history[0].statistics["verdict"] == "manual" and state.history[0].by == "ouro train"
+
+
+def test_bootstrap_can_imitate_the_search_player(tmp_path):
+    """teacher='search:...': the search plays the teacher's seats and its moves are the labels."""
+    run = tiny_run(tmp_path)
+    spec = "search:ms=5,max_depth=1"
+    outcome = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, teacher=spec))
+    refs = shards.list_shards(ArtifactStore(run.store), "t", "bootstrap")
+    assert [r.meta.producers for r in refs] == [[spec]] and refs[0].meta.extra["producer"] == spec
+    assert outcome.metrics["games"] == 2 and outcome.metrics["positions"] == refs[0].meta.rows
+    with pytest.raises(ValueError, match="unknown player 'serch'"):
+        execute.execute(tiny_run(tmp_path / "b"), tiny_phase(PhaseName.BOOTSTRAP, games=2, teacher="serch"))

@@ -235,3 +235,18 @@ def test_row_bitboards_round_trip_and_dilate():
             bits.dilate(corner, bits.pack(board.inside[None, :]))))}
         expected = {(0, 0), (1, 0), (0, 1)} | ({(8, 0), (0, 6)} if wraps else set())
         assert grown == expected
+
+
+def test_search_v1_is_todays_search_under_its_own_name():
+    """`search-v1` stays playable as the fixed baseline: same options, same decisions."""
+    v1 = registry.make_player("search-v1:ms=100,focus=3")
+    assert isinstance(v1, search.SearchV1) and (v1.name, v1.ms, v1.focus) == ("search-v1:ms=100,focus=3", 100.0, 3)
+    assert registry.make_player("search-v1").name == "search-v1"
+    g = game([[(2, 1), (3, 1), (4, 1), (5, 1)], [(0, 1), (0, 2), (0, 3)]])
+    assert move_of(v1, g) == LEFT
+
+
+def test_a_list_of_specs_keeps_each_specs_options():
+    assert registry.split_specs("nsearch:model=m.onnx,ms=50,champion, search:ms=100,focus=3,greedy") == [
+        "nsearch:model=m.onnx,ms=50", "champion", "search:ms=100,focus=3", "greedy"]
+    assert registry.split_specs("heuristic,ms=5") == ["heuristic", "ms=5"]  # no options without a colon

@@ -190,3 +190,29 @@ def from_batch(state: BatchState, game: int) -> Position:
     for c in state.food[game].nonzero()[0]:
         food |= 1 << int(c)
     return tuple(snakes), food
+
+
+def to_batch(rules: Rules, positions: list[Position], turns: list[int]) -> BatchState:
+    """Compact positions back into a `BatchState` (one game each), e.g. to encode them
+    for a network. Hazards are the rules' (the root's); seeds are 0; `occ` is left empty
+    (call `rebuild_occ` before stepping the result with the engine).
+    Bodies are unrolled head first (ring head at 0)."""
+    n, s = len(positions), len(positions[0][0])
+    longest = max((len(sn[0]) for pos in positions for sn in pos[0] if sn is not None), default=1)
+    state = BatchState.empty(rules.geo.board, n, s, capacity=max(longest, 1))
+    state.turn[:] = turns
+    state.hazard[:] = rules.hazard
+    for g, (snakes, food) in enumerate(positions):
+        for i, snake in enumerate(snakes):
+            if snake is None:
+                state.alive[g, i] = False
+                continue
+            body = snake[0]
+            state.body[g, i, :len(body)] = body
+            state.length[g, i] = len(body)
+            state.health[g, i] = snake[2]
+        while food:
+            low = food & -food
+            state.food[g, low.bit_length() - 1] = True
+            food ^= low
+    return state

@@ -5,6 +5,9 @@ A spec is `NAME` or `NAME:OPTIONS`:
 - built-in players take `key=value` options separated by commas, each naming a
   field of the player or of its weights (`search:ms=100,focus=3`,
   `heuristic:hungry_health=30`); values are converted to the field's type;
+- `nsearch:model=M,ms=N,...` (the neural-guided search, `agents/nsearch.py`)
+  takes `key=value` options too, `model` naming an ONNX file, `champion[:GAME]`
+  or `registry:VERSION`;
 - other schemes take the rest of the spec verbatim (`onnx:models/champion.onnx`,
   `registry:v12`). Their factories are imported on first use from
   `LAZY_SCHEMES`, so `ouro play` with built-in players never imports torch or
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from collections.abc import Callable
 
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.agents.heuristic import Heuristic
-from ouroboros.trainer.agents.search import Search
+from ouroboros.trainer.agents.search import Search, SearchV1
 from ouroboros.trainer.agents.simple import Greedy, RandomSafe
 
 BUILTINS: dict[str, type] = {
@@ -27,6 +31,7 @@ BUILTINS: dict[str, type] = {
     "greedy": Greedy,
     "heuristic": Heuristic,
     "search": Search,
+    "search-v1": SearchV1,
 }
 
 # scheme -> "package.module:function" taking the text after "scheme:" and returning a Player.
@@ -82,6 +87,24 @@ def make_player(spec: str, **defaults: object) -> Player:
     if name in PLANNED_SCHEMES:
         raise SpecError(f"player {spec!r}: {name}: players ({PLANNED_SCHEMES[name]}) are not installed yet")
     raise SpecError(f"unknown player {spec!r} (known: {', '.join(known())})")
+
+
+_OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def split_specs(text: str) -> list[str]:
+    """A comma-separated list of specs, where a spec's own `key=value` options may follow
+    it after commas: "nsearch:model=m.onnx,ms=50,champion" -> ["nsearch:model=m.onnx,ms=50",
+    "champion"]. A fragment that starts with `key=` belongs to the spec before it."""
+    specs: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if specs and ":" in specs[-1] and _OPTION.match(part):
+            specs[-1] = f"{specs[-1]},{part}"
+        else:
+            specs.append(part)
+    return specs
 
 
 def _parse_options(spec: str, text: str) -> dict[str, str]:
@@ -147,3 +170,7 @@ def _onnx_player(path: str) -> Player:
 register_scheme("onnx", _onnx_player)
 register_scheme("champion", "ouroboros.trainer.agents.stored:champion_player")
 register_scheme("registry", "ouroboros.trainer.agents.stored:version_player")
+register_scheme("nsearch", "ouroboros.trainer.agents.nsearch:from_spec")
+
+KEYED_SCHEMES = frozenset({"nsearch"})
+"""Schemes whose options are `key=value` pairs like a built-in's (servers lower their `ms`)."""

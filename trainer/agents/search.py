@@ -8,18 +8,25 @@ against us together ("paranoid"). Other opponents play a fixed safe move. The
 turn is then resolved with the engine's rules (compact.py).
 
 Leaves are scored by a Voronoi partition (cells each snake reaches strictly
-first), length advantage, food distance when hungry and health, computed on
-Python-integer bitboards. Iterative deepening runs whole turns (depth = turns
-looked ahead) until the per-move budget (default 400 ms) runs out, with the
-previous iteration's best move first, a history heuristic for move ordering and
-an early stop once the result is proven (a forced win or loss).
+first), length advantage, food distance when hungry and health. Iterative
+deepening runs whole turns (depth = turns looked ahead) until the per-move
+budget (default 400 ms) runs out, with the previous iteration's best move
+first, a history heuristic for move ordering and an early stop once the result
+is proven (a forced win or loss).
+
+Two kernels run this one algorithm node for node (`Kernel`): `python`, the
+tree below on Python-integer bitboards (what `search-v1` plays), and `numba`,
+the same tree compiled (`search_kernel.py`), the default: about 50x the nodes
+per second, so the same budget looks turns deeper.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import enum
 import itertools
+import logging
 import threading
 import time
 
@@ -28,6 +35,8 @@ import numpy as np
 from ouroboros.trainer.agents import compact, stopping
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
+
+log = logging.getLogger(__name__)
 
 WIN = 1_000_000.0
 DRAW = -50_000.0  # every snake dead in the same turn: better than losing, worse than playing on
@@ -41,6 +50,15 @@ outlast the game's timeout (`python -m benchmarks.search_deadline` compares with
 
 class _Timeout(Exception):
     """The move budget ran out inside an iteration."""
+
+
+class Kernel(str, enum.Enum):
+    """Which implementation runs the tree (the same algorithm, node for node)."""
+
+    PYTHON = "python"
+    """Python-integer bitboards in this module (search-v1)."""
+    NUMBA = "numba"
+    """Compiled by numba (`search_kernel.py`); falls back to python where numba is missing."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,22 +94,44 @@ class Search:
     focus: int = 2
     """Opponents searched adversarially in free-for-all (the nearest ones)."""
     weights: SearchWeights = dataclasses.field(default_factory=SearchWeights)
+    kernel: Kernel = Kernel.NUMBA
+    """python | numba: the tree's implementation (same moves at the same depth)."""
     name: str = "search"
     depths: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=100_000))
     """Depth completed for recent searched decisions (benchmarks read it)."""
+
+    def __post_init__(self) -> None:
+        self.kernel = Kernel(self.kernel)
+        if self.kernel is Kernel.NUMBA and not compiled_available():
+            self.kernel = Kernel.PYTHON
 
     def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
         """Moves for `seat` in every game. Shape [B] int8."""
         moves = np.zeros(state.batch_size, np.int8)
         over = state.game_over(config.ruleset is Ruleset.SOLO)
+        decide = choose_compiled if self.kernel is Kernel.NUMBA else choose
         for g in np.flatnonzero(~over & state.alive[:, seat]):
             rules = compact.Rules.of(config, state, int(g))
             pos = compact.from_batch(state, int(g))
-            decision = choose(rules, pos, seat, self.ms / 1000.0, self.max_depth, self.focus, self.weights)
+            decision = decide(rules, pos, seat, self.ms / 1000.0, self.max_depth, self.focus, self.weights)
             if decision.depth > 0:
                 self.depths.append(decision.depth)
             moves[g] = decision.move
         return moves
+
+
+@dataclasses.dataclass
+class SearchV1(Search):
+    """The search player as it stood on 2026-11-30, under its own name (`search-v1`).
+
+    Kept playable so that gains on both sides stay visible: a stronger
+    `search` or a champion that beats `search` must also be measured against
+    this fixed baseline, never only against a weakened one. When `Search`
+    gains options, this class pins them to the 2026-11-30 behaviour.
+    """
+
+    kernel: Kernel = Kernel.PYTHON
+    name: str = "search-v1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +177,112 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
         if time.perf_counter() - start > seconds * EARLY_STOP:
             break  # the next iteration (several times longer) would not finish
     return Decision(best, completed, top, search.nodes)
+
+
+_COMPILED: bool | None = None
+
+
+def compiled_available() -> bool:
+    """True when numba imports; the first call also compiles (or loads from numba's
+    cache) the kernel and runs it once, so no move pays for compilation."""
+    global _COMPILED
+    if _COMPILED is None:
+        try:
+            from ouroboros.trainer.agents import search_kernel  # noqa: F401
+        except ImportError as err:
+            log.warning("search: numba unavailable (%s); the search runs in Python", err)
+            _COMPILED = False
+        else:
+            _COMPILED = True
+            rules = compact.Rules(compact.geometry(7, 7, False), False, (0,) * 81, 0)
+            pos = (((16, 16, 16), 1 << 16, 100), ((60, 60, 60), 1 << 60, 100)), 1 << 40
+            choose_compiled(rules, pos, 0, 10.0, max_depth=2)
+    return _COMPILED
+
+
+def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
+                    max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None) -> Decision:
+    """`choose` with the tree compiled (search_kernel.py): the same decisions, more depth per second."""
+    from ouroboros.trainer.agents import search_kernel as k
+
+    start = time.perf_counter()
+    asked = stopping.current()
+    deadline = start + seconds if asked.deadline is None else min(start + seconds, asked.deadline)
+    seconds = deadline - start
+    helper = _Search(rules, me, weights or SearchWeights(), deadline, focus)
+    snakes, food = pos
+    options = helper.safe_moves(snakes, me, helper.obstacles(snakes))
+    if len(options) <= 1:
+        return Decision(options[0] if options else helper.default_move(snakes[me]), 0, 0.0, 0)
+    arrays = _arrays(rules, pos, focus, weights or SearchWeights())
+    geo = rules.geo
+    hist = np.zeros((len(snakes), 4), np.int64)
+    counters = np.zeros(k.N_COUNTERS, np.int64)
+    counters[k.LIMIT] = 1 << 62
+    if asked.hung_up is not None:  # the kernel runs without the GIL: this stops it at its next node
+        _stop_on(asked.hung_up, counters, k.LIMIT, deadline)
+    best, completed, top = options[0], 0, 0.0
+    for depth in range(1, max_depth + 1):
+        if counters[k.LIMIT] == 0 or time.perf_counter() >= deadline:
+            break
+        counters[k.ABORTED] = 0
+        order = np.array(options, np.int64)
+        scores = np.zeros(len(options))
+        k.root(*arrays, geo.width, geo.height, hist, counters, deadline, *_position(rules, pos), me, depth,
+               order, scores)
+        if counters[k.ABORTED] or counters[k.LIMIT] == 0 or time.perf_counter() > deadline:
+            break
+        completed = depth
+        by_move = dict(zip(options, scores.tolist(), strict=True))
+        options.sort(key=lambda m: -by_move[m])
+        best = options[0]
+        top = by_move[best]
+        if top >= PROVEN or top <= -PROVEN or sum(by_move[m] > -PROVEN for m in options) == 1:
+            break
+        if time.perf_counter() - start > seconds * EARLY_STOP:
+            break
+    return Decision(best, completed, top, int(counters[k.NODES]))
+
+
+def _stop_on(event: threading.Event, counters: np.ndarray, limit: int, deadline: float) -> None:
+    """A daemon thread that zeroes the kernel's node limit once ``event`` is set (before ``deadline``)."""
+    def watch() -> None:
+        if event.wait(max(0.0, deadline - time.perf_counter())):
+            counters[limit] = 0
+
+    threading.Thread(target=watch, name="search-hangup", daemon=True).start()
+
+
+def _arrays(rules: compact.Rules, pos: compact.Position, focus: int, weights: SearchWeights) -> tuple:
+    """(delta, wrap, inside, hazard, params, weights) of search_kernel's layout."""
+    geo = rules.geo
+    n = geo.board.n_cells
+    inside = np.zeros(n, np.uint8)
+    inside[geo.board.column_major_cells] = 1
+    params = np.array([int(geo.wraps), int(rules.constricts), rules.hazard_damage, focus], np.int64)
+    w = np.array([getattr(weights, f.name) for f in dataclasses.fields(weights)], np.float64)
+    return (np.array(geo.delta, np.int64), np.array(geo.wrap, np.int64), inside,
+            np.array(rules.hazard, np.int16), params, w)
+
+
+def _position(rules: compact.Rules, pos: compact.Position) -> tuple:
+    """(body, length, health, alive, food) arrays of a compact position."""
+    snakes, food = pos
+    n = rules.geo.board.n_cells
+    body = np.zeros((len(snakes), n + 1), np.int16)
+    length = np.zeros(len(snakes), np.int32)
+    health = np.zeros(len(snakes), np.int32)
+    alive = np.zeros(len(snakes), np.uint8)
+    for i, s in enumerate(snakes):
+        if s is not None:
+            body[i, :len(s[0])] = s[0]
+            length[i], health[i], alive[i] = len(s[0]), s[2], 1
+    cells = np.zeros(n, np.uint8)
+    while food:
+        low = food & -food
+        cells[low.bit_length() - 1] = 1
+        food ^= low
+    return body, length, health, alive, cells
 
 
 class _Search:

@@ -20,7 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "registry": ("registry", "list, show, promote and roll back model versions"),
     "champion": ("champion", "the Champion resource: approve, reject, rollback, unpin; its registry Jobs"),
     "export": ("export", "a network to ONNX (contract, optimised, int8) with a readiness check"),
-    "data": ("data", "replay data in a store: `data stats` (games, positions, quality, age)"),
+    "data": ("data", "replay data: `data stats` (games, positions, quality, age), `data import` (official-CLI game logs)"),
     "serve": ("serve", "play real Battlesnake games: an API v1 server for any player"),
     "schedule": ("schedule", "TrainingSchedules on this machine (run, status, history) and `trigger` (here or in-cluster)"),
     "report": ("report", "a run's self-contained HTML report: training curves, strength, champion history"),

@@ -1,11 +1,21 @@
-"""`ouro data stats`: what replay data a store holds (games, positions, quality, age).
+"""`ouro data stats|import`: what replay data a store holds, and games from outside.
 
-Thin wiring over :func:`ouroboros.trainer.learning.shards.summarize`: it reads
-shard sidecars only, so it is cheap on a large store; ``--verify`` also
-hashes every shard and lists the corrupt ones (which training skips).
+``stats`` is thin wiring over :func:`ouroboros.trainer.learning.shards.summarize`:
+it reads shard sidecars only, so it is cheap on a large store; ``--verify``
+also hashes every shard and lists the corrupt ones (which training skips).
 Humans get rich tables; ``--json`` prints one JSON document for scripts.
-Exit codes: 0 ok, 1 refused (bad store or name), 2 usage, 3 a corrupt shard
-was found by ``--verify``.
+
+``import FILE.jsonl...`` reads official-CLI game logs
+(:mod:`ouroboros.trainer.learning.imported`), validates every turn against
+our rules, and writes each game as one replay shard of
+``runs/<run>/replay/<phase>/`` whose sidecar carries its provenance (file,
+sha256, game id, snake names, winner). All files are checked before anything
+is written: one bad log refuses the import, naming file, line and turn. A
+file already imported into that run and phase (same sha256) is skipped. A
+bootstrap phase with ``imitate_phases=("imported",)`` then imitates these games.
+
+Exit codes: 0 ok, 1 refused (bad store, name or log), 2 usage, 3 a corrupt
+shard was found by ``--verify``.
 """
 
 from __future__ import annotations
@@ -37,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", help="only this phase (with --run)")
     p.add_argument("--verify", action="store_true", help="hash every shard and report corrupt ones")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    i = sub.add_parser("import", help="official-CLI JSONL game logs -> replay shards, validated turn by turn")
+    i.add_argument("files", nargs="+", metavar="FILE", help="game logs (battlesnake play -o, ouro play -o)")
+    _common.add_store_option(i)
+    i.add_argument("--run", required=True, help="training run the games join (runs/<run>/replay/<phase>/)")
+    i.add_argument("--phase", default="imported", help="replay folder name (default: %(default)s)")
+    i.add_argument("--only", help="comma-separated snake names: import only their moves")
     return parser
 
 
@@ -45,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _common.parse(build_parser(), argv)
     if isinstance(args, int):
         return args
+    if args.command == "import":
+        return _import(args)
     if args.phase and not args.run:
         print("ouro data: error: --phase needs --run", file=sys.stderr)
         return EXIT_USAGE
@@ -62,6 +80,48 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _print(store, args, summary, corrupt, now)
     return EXIT_CORRUPT if corrupt else 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ouroboros.trainer.learning import imported
+
+    only = {n.strip() for n in args.only.split(",") if n.strip()} if args.only else None
+    try:
+        shards.check_name(args.run, "run")
+        shards.check_name(args.phase, "phase")
+        games = [imported.read(f) for f in args.files]  # every file checked before anything is written
+        store = st.ArtifactStore(args.store)
+        done = {str(r.meta.extra.get("sha256")) for r in shards.list_shards(store, args.run, args.phase)}
+    except (imported.LogError, st.ArtifactError, ValueError, OSError) as e:
+        print(f"ouro data import: refused: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    sizes = {(g.config.width, g.config.height) for g in games}
+    if len(sizes) > 1:
+        print(f"ouro data import: refused: boards of several sizes {sorted(sizes)}; import each size "
+              "into its own run", file=sys.stderr)
+        return EXIT_REFUSED
+    rows = 0
+    for game in games:
+        if game.sha256 in done:
+            print(f"{game.source}: already imported into {args.run}/{args.phase}, skipped")
+            continue
+        cols = game.columns(only)
+        if not len(cols["move"]):
+            print(f"{game.source}: no positions of {sorted(only or [])}, skipped")
+            continue
+        winner = game.names[game.winner] if game.winner >= 0 else None
+        provenance = {"producer": "import", "encoding": "planes-v1", "source": game.source,
+                      "sha256": game.sha256, "game": game.game_id, "snakes": game.names, "winner": winner,
+                      "ruleset": game.config.ruleset.value, "board": f"{game.config.width}x{game.config.height}"}
+        writer = shards.ReplayWriter(store, args.run, args.phase, shard_rows=1 << 30, extra=provenance)
+        writer.add("import", cols, cursor={"sha256": game.sha256})
+        writer.flush()
+        done.add(game.sha256)
+        rows += len(cols["move"])
+        print(f"{game.source}: {len(game.states) - 1} turns, {len(cols['move'])} positions, "
+              f"winner {winner or '(draw)'} -> {args.run}/{args.phase}")
+    print(f"imported {rows} positions into {store.url}/runs/{args.run}/replay/{args.phase}/")
+    return 0
 
 
 def _verify(store: st.ArtifactStore, refs: list[shards.ShardRef]) -> list[dict[str, str]]:

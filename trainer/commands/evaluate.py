@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ouroboros.contract.game import GameKey
 from ouroboros.contract.promotion import SprtSpec
+from ouroboros.trainer.agents import registry as agent_registry
 from ouroboros.trainer.agents import stored
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _common.parse(parser(), argv)
     if isinstance(args, int):
         return args
-    specs = [s.strip() for s in args.players.split(",") if s.strip()]
+    specs = agent_registry.split_specs(args.players)
     try:
         settings = tournament.TournamentConfig(
             games=args.games, seed=args.seed, workers=args.workers, chunk_groups=args.chunk,

@@ -71,8 +71,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("ouroboros").setLevel(logging.INFO)  # parameter counts; not the quantiser's chatter
 
-    from ouroboros.trainer.evaluation import readiness
     from ouroboros.contract.promotion import ReadinessSpec
+    from ouroboros.trainer.evaluation import readiness
     from ouroboros.trainer.learning import networks, onnx_export
 
     try:

@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     console = Console()
-    specs = [s.strip() for s in args.players.split(",") if s.strip()]
+    specs = registry.split_specs(args.players)
     try:
         config = GameConfig(
             width=args.width, height=args.height, n_snakes=len(specs), ruleset=args.ruleset,

@@ -52,9 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ouro serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--player", default=None,
-                        help="random-safe | greedy | heuristic | search[:ms=N] | onnx:PATH | champion "
+                        help="random-safe | greedy | heuristic | search[:ms=N] | search-v1 | onnx:PATH | "
+                             "nsearch:model=PATH[,ms=N] | champion | champion+nsearch[:ms=N] "
                              "(default: champion if the store has one for --game, else heuristic)")
-    _common.add_store_option(parser, "model registry of --player champion")
+    _common.add_store_option(parser, "model registry of --player champion[+nsearch]")
     parser.add_argument("--game", default=players.ChampionSource().game,
                         help="game configuration whose champion is served (default %(default)s)")
     parser.add_argument("--follow-interval", type=float, default=players.ChampionSource().follow_interval_s,

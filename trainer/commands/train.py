@@ -147,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--no-promote", action="store_true", help="register the model but leave the champion alone")
     promote.add_argument("--force-promote", action="store_true",
                          help="make the model champion even if the gate does not say PROMOTE (recorded as manual)")
+    p.add_argument("--teacher", default=None,
+                   help="bootstrap teacher as a player spec (default heuristic; e.g. search:ms=20)")
+    p.add_argument("--imitate", default=None, metavar="PHASES",
+                   help="comma-separated replay folders of the run that bootstrap also imitates "
+                        "(e.g. imported, after `ouro data import --run RUN`)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--min-free-memory", default="1GiB", metavar="SIZE",
                    help="refuse to start with less available memory (default %(default)s; 0: no check)")
@@ -215,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     with Progress(*columns, console=console, disable=not tty) as bars:
         reporter = RichReporter(bars, writer)
         for phase in preset.phases:
+            if phase.kind is PhaseName.BOOTSTRAP and (args.teacher or args.imitate):
+                phase = phase.model_copy(update={
+                    "teacher": args.teacher or phase.teacher,
+                    "imitate_phases": tuple(filter(None, (args.imitate or "").split(","))) or phase.imitate_phases})
             outcome = execute.execute(run, phase, reporter, sinks=lines, interval=args.progress_every)
             outcomes.append(outcome)
             bars.console.print(f"[green]{phase.kind.value}[/] {outcome.seconds:.0f} s: {outcome.message}")

@@ -2,9 +2,11 @@
 
 `make_player(spec)` is the one place a `--player` spec becomes a `Player`:
 every spec goes to the agents package's registry (`random-safe`, `greedy`,
-`heuristic`, `search:ms=N`, `onnx:PATH`, `registry:VERSION`), except
-`champion`, whose registry and game come from the server's flags rather than
-$OURO_STORE (`agents.stored`, which checks the model's sha256 on load). Two
+`heuristic`, `search:ms=N`, `search-v1`, `nsearch:model=M,ms=N`, `onnx:PATH`,
+`registry:VERSION`), except `champion` and `champion+nsearch[:ms=N,...]` (the
+champion guiding the neural search), whose registry and game come from the
+server's flags rather than $OURO_STORE (`agents.stored`, which checks the
+model's sha256 on load). Two
 serving concerns sit on top:
 
 - a *time budget*: the engine's `game.timeout` covers the whole round trip,
@@ -34,6 +36,13 @@ from ouroboros.trainer.observation import safety
 CHAMPION = "champion"
 """The spec of the model registry's champion (needs a registry URL and a game key)."""
 
+CHAMPION_SEARCH = "champion+nsearch"
+"""The champion inside the neural-guided search (`agents/nsearch.py`):
+`champion+nsearch[:ms=N,visits=N,c_puct=X,batch=N,prune=X]`."""
+
+BUDGETED = frozenset({"search", "search-v1", "nsearch", CHAMPION_SEARCH})
+"""Players whose strength grows with thinking time (they take `ms=`)."""
+
 
 class PlayerUnavailable(ValueError):
     """A `--player` spec that names no player this installation can build."""
@@ -58,8 +67,9 @@ class Spec:
         return cls(name, rest)
 
     def options(self) -> dict[str, str]:
-        """`key=value` options (built-in players only)."""
-        if self.name not in agents.BUILTINS:
+        """`key=value` options (built-in players and keyed schemes such as nsearch)."""
+        if self.name not in agents.BUILTINS and self.name not in agents.KEYED_SCHEMES \
+                and self.name != CHAMPION_SEARCH:
             return {}
         pairs = (item.partition("=") for item in self.rest.split(",") if item.strip())
         return {k.strip(): v.strip() for k, _, v in pairs}
@@ -95,6 +105,8 @@ def make_player(spec: str | Spec, champion: ChampionSource | None = None) -> Pla
     text = str(spec).strip()
     if text == CHAMPION:
         return _champion_player(champion or ChampionSource())
+    if text.partition(":")[0] == CHAMPION_SEARCH:
+        return _champion_search(text, champion or ChampionSource())
     try:
         return agents.make_player(text)
     except agents.SpecError as err:
@@ -126,9 +138,30 @@ def any_board_spec(spec: Spec) -> Spec:
     return spec if spec.name in ANY_BOARD else Spec("heuristic")
 
 
+def _champion_search(text: str, source: ChampionSource) -> Player:
+    """`champion+nsearch[:options]`: the served champion's network guiding `nsearch`, followed
+    like `champion` (each new version is wrapped in a new search)."""
+    from ouroboros.trainer.agents import neural, nsearch
+    from ouroboros.trainer.serving import following
+
+    if not source.registry_url:
+        raise PlayerUnavailable(f"player {text!r} needs --store URL (the model registry)")
+    options = text.partition(":")[2]
+
+    def build(data: bytes, name: str) -> Player:
+        player = nsearch.from_spec(options, model=neural.OnnxPlayer(data, name=name))
+        player.name = f"{text} [{name}]"
+        return player
+
+    try:
+        return following.ChampionFollower(source.game, source.registry_url, source.follow_interval_s, build=build)
+    except ValueError as err:  # a bad option, or no champion to serve
+        raise PlayerUnavailable(f"player {text!r}: {err}") from None
+
+
 def is_budgeted(spec: Spec) -> bool:
     """True for players whose strength grows with thinking time (they take `ms=`)."""
-    return spec.name == "search"
+    return spec.name in BUDGETED
 
 
 def budget_ms(timeout_ms: int, margin_ms: int, cap_ms: int | None = None, floor_ms: int = 5) -> int:

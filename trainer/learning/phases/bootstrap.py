@@ -1,4 +1,4 @@
-"""The bootstrap phase: the heuristic teacher plays, the network imitates it.
+"""The bootstrap phase: a teacher plays (the heuristic, or any player spec such as the search), the network imitates it.
 
 Two restartable stages that meet in the store:
 
@@ -7,7 +7,8 @@ Two restartable stages that meet in the store:
    done. A restart continues after the last complete shard (game ``k`` always
    has seed ``seed + k``), so no game is lost or recorded twice.
 2. **train**: imitation steps (:mod:`.imitation`) over the newest window of
-   the phase's shards, ``epochs`` passes, checkpointed by a ResumableLoop: a
+   the phase's shards (and of ``imitate_phases``, e.g. games brought in by
+   ``ouro data import``), ``epochs`` passes, checkpointed by a ResumableLoop: a
    restart resumes at the checkpoint's step with the same priorities.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from ouroboros.contract.vocabulary import Metric
+from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import replay, shards
 from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
@@ -32,8 +34,10 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
     """Play the teacher's games not yet in shards; returns (games, positions, seconds) played now."""
     config = game_config(ctx.run.game)
     phase = ctx.phase
+    producer = phase.teacher
+    teacher = None if producer == "heuristic" else agents.make_player(producer)
     writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
-                                 shard_rows=1 << 30, extra={"encoding": "planes-v1", "producer": "heuristic"})
+                                 shard_rows=1 << 30, extra={"encoding": "planes-v1", "producer": producer})
     done = int((writer.cursor or {}).get("games", 0)) if isinstance(writer.cursor, dict) else 0
     advance = ctx.reporter.task("bootstrap: teacher games", phase.games)
     advance(done)
@@ -46,10 +50,10 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
             config, games=n, parallel=n, max_turns=ctx.run.game.max_turns,
             seed=ctx.run.seed * 1_000_003 + done, assign=lambda i, rng: teachers,
             rng=np.random.default_rng([ctx.run.seed, 0, done]), record_teacher=True,
-            explore=0.1, progress=advance)
+            explore=0.1, progress=advance, teacher_player=teacher)
         cols = {k: rollout.columns[k] for k in SHARD_COLUMNS}
         cols["game_id"] = cols["game_id"] + done
-        writer.add("heuristic", cols, cursor={"games": done + n})
+        writer.add(producer, cols, cursor={"games": done + n})
         writer.flush()
         done += n
         games += n
@@ -65,7 +69,8 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     phase = ctx.phase
     window = replay.ReplayConfig(window_positions=phase.replay_window, quality_threshold=0.0,
                                  priority_alpha=0.3)
-    buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, [ctx.name], window)
+    sources = [ctx.name, *(shards.check_name(p, "imitate phase") for p in phase.imitate_phases)]
+    buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, sources, window)
     net = runner.start_network(ctx)
     optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
     steps = max(1, math.ceil(phase.epochs * len(buffer) / phase.batch_size))

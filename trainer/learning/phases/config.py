@@ -46,6 +46,12 @@ class PhaseSettings(BaseModel):
     lam: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
     value_coef: float = Field(0.5, ge=0, description="Weight of the value loss.")
     checkpoint_every: int = Field(50, ge=1, description="Optimiser steps between checkpoints.")
+    teacher: str = Field(
+        "heuristic", description="Bootstrap: the player whose moves are imitated, as a player spec "
+        "(`heuristic`, the batched default; `search:ms=20` imitates the search player, one game at a time).")
+    imitate_phases: tuple[str, ...] = Field(
+        (), description="Bootstrap: other replay folders of this run whose games join the imitation "
+        "window, e.g. ('imported',) after `ouro data import --run RUN`; with games=0 only they are imitated.")
 
     @field_validator("kind")
     @classmethod

@@ -38,6 +38,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.state import BatchState
@@ -97,6 +98,7 @@ def play(
     explore: float = 0.0,
     progress: Callable[[int], None] | None = None,
     forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME,
+    teacher_player: Player | None = None,
 ) -> Rollout:
     """Play ``games`` games (seeds ``seed + i``), ``parallel`` at a time; record the learner's
     rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results.
@@ -104,12 +106,15 @@ def play(
     ``rng`` is the only source of randomness (moves, exploration, ``assign``): the same
     seeds give the same rows and results. ``progress(n)`` is called with the number of
     games that ended on a turn. ``forward``: what runs the networks (see `inference`: a
-    frozen onnxruntime copy on the CPU by default; torch for networks on a GPU)."""
+    frozen onnxruntime copy on the CPU by default; torch for networks on a GPU).
+    ``teacher_player`` replaces the heuristic on the teacher's seats (any `Player`, e.g. the
+    search: its move, asked seat by seat, is the label)."""
     solo = config.ruleset is Ruleset.SOLO
     if learner is not None:
         learner = inference.for_rollout(learner, config.height, config.width, forward)
     snapshots = [inference.for_rollout(net, config.height, config.width, forward) for net in snapshots]
-    deciders = _Deciders(learner, tuple(snapshots), Heuristic(), temperature, explore, record_teacher)
+    deciders = _Deciders(learner, tuple(snapshots), Heuristic(), temperature, explore, record_teacher,
+                         teacher_player)
     assign = _checked(assign, config.n_snakes, deciders)
     slots = _Slots.open(config, min(parallel, games), seed, assign, rng)
     record = _Record()
@@ -142,6 +147,8 @@ class _Deciders:
     """Probability that a teacher's seat plays a random safe move instead of its own."""
     record_teacher: bool
     """Record the teacher's seats (its own move as the label) instead of the learner's."""
+    teacher_player: Player | None = None
+    """Plays the teacher's seats instead of the batched heuristic (asked seat by seat)."""
 
 
 def _checked(assign: Assign, n_snakes: int, deciders: _Deciders) -> Assign:
@@ -256,7 +263,12 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
     teacher = codes == Seat.TEACHER
     tg = np.flatnonzero((seated & teacher).any(axis=1))
     if tg.size:
-        best = safety.choose(deciders.teacher.scores(config, state.select(tg)), rng)  # [n, S]
+        if deciders.teacher_player is None:
+            best = safety.choose(deciders.teacher.scores(config, state.select(tg)), rng)  # [n, S]
+        else:
+            sub = state.select(tg)
+            best = np.stack([deciders.teacher_player.act(config, sub, s, rng) if teacher[tg, s].any()
+                             else np.zeros(tg.size, np.int8) for s in range(config.n_snakes)], axis=1)
         played = best
         if deciders.explore > 0:
             rand = safety.choose(safe[tg].astype(np.float64), rng)

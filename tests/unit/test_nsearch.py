@@ -1,0 +1,211 @@
+"""The neural-guided search (`agents/nsearch.py`): legal, budgeted, deterministic, and it searches.
+
+The networks are tiny: a *neutral* one (zero logits, zero value: every
+decision must come from the search itself, so a found win is the tree's
+doing, not the network's) and a randomly initialised `cnn_simple` exported
+through the real ONNX contract (`learning/onnx_export.to_onnx`), to show the
+player runs from an exported file alone. Boards are Battlesnake JSON decoded
+by the engine's `jsonio`; (0, 0) is bottom-left, bodies head first.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from ouroboros.trainer.agents import compact, nsearch, registry
+from ouroboros.trainer.engine import jsonio, maps, rules
+from ouroboros.trainer.engine.types import GameConfig, GameMap, Move, Ruleset, RulesetSettings
+from ouroboros.trainer.serving import players as serving
+
+pytestmark = pytest.mark.unit
+
+UP, DOWN, LEFT, RIGHT = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
+NO_SPAWN = RulesetSettings(food_spawn_chance=0, minimum_food=0, hazard_damage_per_turn=14)
+FAR = [(6, 6), (6, 5), (6, 4)]
+
+
+class Neutral:
+    """An evaluator with no opinion: uniform priors, value 0 for everyone."""
+
+    input_size = None
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
+        n = len(planes)
+        return np.zeros((n, 4), np.float32), np.zeros((n, 1), np.float32)
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory):
+    """A randomly initialised cnn_simple 1x8 exported with the ONNX contract."""
+    from ouroboros.trainer.learning import networks, onnx_export
+
+    net = networks.build_network(networks.NetworkConfig(architecture="cnn_simple", blocks=1, channels=8), seed=0)
+    path = tmp_path_factory.mktemp("nsearch") / "tiny.onnx"
+    path.write_bytes(onnx_export.to_onnx(net, 7, 7))
+    return path
+
+
+def game(snakes, food=(), size=7, health=None) -> jsonio.Game:
+    health = health or [100] * len(snakes)
+    board = {
+        "width": size, "height": size, "hazards": [],
+        "food": [{"x": x, "y": y} for x, y in food],
+        "snakes": [{"id": f"s{i}", "health": h, "body": [{"x": x, "y": y} for x, y in body]}
+                   for i, (body, h) in enumerate(zip(snakes, health, strict=True))],
+    }
+    kw = {"ruleset": Ruleset.STANDARD, "game_map": GameMap.EMPTY, "settings": NO_SPAWN}
+    return jsonio.parse_board(board, kw, turn=10, seed=1)
+
+
+def decide(player: nsearch.NeuralSearch, g: jsonio.Game, seat: int = 0) -> nsearch.SearchResult:
+    return player.search(g.config, g.state, 0, seat)
+
+
+ONLY_SAFE = [
+    ("corner", [[(0, 0), (1, 0), (2, 0)], FAR], {UP}),
+    ("own tail moves away", [[(0, 0), (0, 1), (1, 1), (1, 0)], FAR], {RIGHT}),
+    ("beside an enemy body", [[(3, 3), (3, 2), (3, 1)], [(2, 6), (2, 5), (2, 4), (2, 3), (2, 2)]], {UP, RIGHT}),
+]
+
+
+@pytest.mark.parametrize(("name", "bodies", "safe"), ONLY_SAFE, ids=[c[0] for c in ONLY_SAFE])
+def test_only_moves_that_do_not_lose_at_once(name, bodies, safe):
+    assert decide(nsearch.NeuralSearch(Neutral(), ms=0, visits=64), game(bodies)).move in safe
+
+
+def test_legal_moves_in_played_four_snake_games(onnx_file):
+    """Mid-game positions of random 7x7 4-snake games through the exported model: every
+    seat with a safe move takes one. A bigger board than the model's is refused by name."""
+    player = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=24)
+    config = GameConfig(7, 7, 4, game_map=GameMap.EMPTY)
+    state = maps.new_games(config, np.arange(6))
+    rng = np.random.default_rng(3)
+    walker = registry.make_player("random-safe")
+    for _ in range(6):
+        rules.advance(config, state, np.stack([walker.act(config, state, s, rng) for s in range(4)], 1))
+    from ouroboros.trainer.observation import safety
+
+    safe = safety.safe_moves(config, state)
+    live = ~state.game_over(False)[:, None] & state.alive
+    for seat in range(4):
+        moves = player.act(config, state, seat, rng)
+        rows = np.flatnonzero(live[:, seat] & safe[:, seat].any(axis=1))
+        assert rows.size and safe[rows, seat, moves[rows]].all()
+    with pytest.raises(ValueError, match="boards up to 7x7"):
+        player.act(GameConfig(), maps.new_games(GameConfig(), [1]), 0, rng)
+
+
+def test_takes_the_food_it_needs_to_live():
+    """Health 1: only the move onto food survives the turn."""
+    g = game([[(3, 3), (3, 2), (3, 1)], FAR], food=[(2, 3)], health=[1, 100])
+    assert decide(nsearch.NeuralSearch(Neutral(), ms=0, visits=100), g).move == LEFT
+
+
+def test_finds_a_forced_win():
+    """We (length 4) move left onto (1, 1): the shorter enemy at (0, 1) must meet us head-on
+    there or flee to the corner, where our next move to (1, 0) meets it again."""
+    g = game([[(2, 1), (3, 1), (4, 1), (5, 1)], [(0, 1), (0, 2), (0, 3)]])
+    result = decide(nsearch.NeuralSearch(Neutral(), ms=0, visits=600), g)
+    assert result.move == LEFT
+    assert result.q[LEFT] > 0.9 and max(result.q[m] for m in (UP, DOWN)) < 0.5
+
+
+def test_avoids_a_losing_head_to_head():
+    """A longer enemy's head is next to our `up` cell; `right` is as safe and open."""
+    g = game([[(3, 3), (3, 2), (3, 1)], [(2, 4), (1, 4), (1, 5), (1, 6), (2, 6)]])
+    result = decide(nsearch.NeuralSearch(Neutral(), ms=0, visits=400), g)
+    assert result.move == RIGHT
+    assert result.visits[UP] < result.visits[RIGHT]
+
+
+def test_deterministic_under_a_simulation_cap(onnx_file):
+    """With `visits` and no time limit, the same position gives the same tree statistics."""
+    g = game([[(3, 3), (3, 2), (3, 1)], [(5, 5), (5, 4), (5, 3)]], food=[(1, 1), (5, 1)])
+    runs = [decide(nsearch.NeuralSearch(str(onnx_file), ms=0, visits=200, batch=8), g) for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert runs[0].simulations == 200 and sum(runs[0].visits) == 200
+    rng_moves = [int(nsearch.NeuralSearch(str(onnx_file), ms=0, visits=50).act(
+        g.config, g.state, 0, np.random.default_rng(seed))[0]) for seed in (0, 1)]
+    assert rng_moves[0] == rng_moves[1]
+
+
+def test_stops_when_the_budget_runs_out(monkeypatch):
+    """A clock that advances 1 ms per reading: a 30 ms budget ends the search after ~30
+    readings (one per round), far below the simulation cap."""
+    ticks = itertools.count()
+    monkeypatch.setattr(nsearch.time, "perf_counter", lambda: next(ticks) / 1000.0)
+    g = game([[(3, 3), (3, 2), (3, 1)], FAR])
+    result = decide(nsearch.NeuralSearch(Neutral(), ms=30, visits=100_000, batch=4), g)
+    assert 0 < result.simulations <= 30 * 4
+    assert result.evaluations <= 31
+
+
+def test_batches_leaves_into_one_network_call():
+    g = game([[(3, 3), (3, 2), (3, 1)], FAR])
+    model = Neutral()
+    result = decide(nsearch.NeuralSearch(model, ms=0, visits=256, batch=16), g)
+    assert result.simulations == 256
+    assert model.calls == result.evaluations < 256 / 4  # most calls carry many leaves
+
+
+def test_to_batch_round_trips_compact_positions():
+    """The encoder reads positions through `compact.to_batch`: it must rebuild what `from_batch` read."""
+    config = GameConfig(11, 11, 4)
+    state = maps.new_games(config, np.arange(5))
+    rng = np.random.default_rng(1)
+    walker = registry.make_player("random-safe")
+    for _ in range(20):
+        rules.advance(config, state, np.stack([walker.act(config, state, s, rng) for s in range(4)], 1))
+    rules_ = compact.Rules.of(config, state, 0)
+    positions = [compact.from_batch(state, g) for g in range(5)]
+    rebuilt = compact.to_batch(rules_, positions, [int(t) for t in state.turn])
+    assert [compact.from_batch(rebuilt, g) for g in range(5)] == positions
+    from ouroboros.trainer.observation import encoding
+
+    for seat in range(4):  # eliminated seats are never encoded (their length is gone from the position)
+        live = state.alive[:, seat]
+        np.testing.assert_array_equal(encoding.encode(config, rebuilt, seat)[live],
+                                      encoding.encode(config, state, seat)[live])
+
+
+def test_player_specs(onnx_file):
+    p = registry.make_player(f"nsearch:model={onnx_file},ms=20,c_puct=2,batch=4")
+    assert (p.ms, p.c_puct, p.batch, p.visits) == (20.0, 2.0, 4, 0)
+    for spec, words in [("nsearch:ms=20", "name the network"),
+                        (f"nsearch:model={onnx_file},speed=3", "unknown option 'speed'"),
+                        (f"nsearch:model={onnx_file},ms=fast", "ms='fast' is not a valid float"),
+                        ("nsearch:model=/no/such.onnx", "no such model file"),
+                        (f"nsearch:model={onnx_file},ms=0", "set a time budget")]:
+        with pytest.raises(registry.SpecError, match=words):
+            registry.make_player(spec)
+
+
+def test_server_lowers_the_budget_to_the_game_timeout(onnx_file):
+    spec = serving.Spec.parse(f"nsearch:model={onnx_file},ms=900")
+    assert serving.budgeted_spec(spec, 500, 150).option("ms") == "350"
+    assert str(serving.budgeted_spec(serving.Spec.parse("champion+nsearch"), 500, 150)) == "champion+nsearch:ms=350"
+
+
+def test_server_plays_the_champion_inside_the_search(onnx_file, tmp_path):
+    from ouroboros.trainer.artifacts import registry as reg
+
+    store = str(tmp_path / "registry")
+    models = reg.Registry.open(store)
+    version = models.register(onnx_file.read_bytes(), architecture="cnn_simple-1x8", run="t", phase="test",
+                              game="standard-7x7-2p")
+    models.promote("standard-7x7-2p", version.id)
+    source = serving.ChampionSource(store, "standard-7x7-2p")
+    follower = serving.make_player("champion+nsearch:ms=0,visits=32", source)  # follows promotions
+    player = follower.current()
+    assert isinstance(player, nsearch.NeuralSearch) and version.id in player.name
+    g = game([[(0, 0), (1, 0), (2, 0)], FAR])
+    assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) == UP
+    with pytest.raises(serving.PlayerUnavailable, match="unknown option"):
+        serving.make_player("champion+nsearch:depth=3", source)

@@ -1,0 +1,66 @@
+"""The compiled search kernel plays the Python search's algorithm node for node.
+
+At a fixed depth (no time limit) both kernels must return the same move, the
+same score and the same node count on positions from played games of every
+ruleset, duels and free-for-alls: the compiled tree is then the v1 search,
+only faster, and `search` vs `search-v1` measures nothing but depth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ouroboros.trainer.agents import compact, registry, search
+from ouroboros.trainer.agents.heuristic import Heuristic
+from ouroboros.trainer.engine import maps, rules
+from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset, RulesetSettings
+
+pytestmark = pytest.mark.unit
+
+if not search.compiled_available():  # pragma: no cover - numba is in the trainer and serve extras
+    pytest.skip("numba is not installed", allow_module_level=True)
+
+CASES = [
+    ("standard duel", GameConfig(11, 11, 2)),
+    ("standard 4 snakes", GameConfig(11, 11, 4)),
+    ("wrapped duel", GameConfig(11, 11, 2, ruleset=Ruleset.WRAPPED, game_map=GameMap.EMPTY)),
+    ("constrictor duel", GameConfig(11, 11, 2, ruleset=Ruleset.CONSTRICTOR, game_map=GameMap.EMPTY)),
+    ("royale 3 snakes", GameConfig(9, 9, 3, ruleset=Ruleset.ROYALE,
+                                   settings=RulesetSettings(hazard_damage_per_turn=14, shrink_every_n_turns=5))),
+]
+
+
+def positions(config: GameConfig, games: int = 3, turns: int = 25):
+    """Positions of heuristic games after `turns` turns (games that are over are dropped)."""
+    state = maps.new_games(config, np.arange(games) + 7)
+    rng = np.random.default_rng(0)
+    teacher = Heuristic()
+    for _ in range(turns):
+        moves = np.stack([teacher.act(config, state, s, rng) for s in range(config.n_snakes)], 1)
+        state = rules.step(config, state, moves)
+    over = state.game_over(False)
+    return [(compact.Rules.of(config, state, g), compact.from_batch(state, g), state.alive[g])
+            for g in range(games) if not over[g]]
+
+
+@pytest.mark.parametrize(("name", "config"), CASES, ids=[c[0] for c in CASES])
+def test_both_kernels_agree_at_every_depth(name, config):
+    checked = 0
+    turns = 10 if config.ruleset is Ruleset.CONSTRICTOR else 25  # constrictor boards fill fast
+    for rules_, pos, alive in positions(config, turns=turns):
+        for me in np.flatnonzero(alive):
+            for depth in (1, 2, 3):
+                slow = search.choose(rules_, pos, int(me), 1e6, max_depth=depth)
+                fast = search.choose_compiled(rules_, pos, int(me), 1e6, max_depth=depth)
+                assert fast == slow, (name, int(me), depth)
+                checked += slow.depth > 0
+    assert checked >= 3  # enough positions had a real choice
+
+
+def test_players_pick_their_kernel():
+    assert registry.make_player("search").kernel is search.Kernel.NUMBA
+    assert registry.make_player("search:kernel=python").kernel is search.Kernel.PYTHON
+    assert registry.make_player("search-v1").kernel is search.Kernel.PYTHON
+    with pytest.raises(ValueError, match="'fortran' is not a valid Kernel"):
+        registry.make_player("search:kernel=fortran")

@@ -1,0 +1,359 @@
+"""The neural-guided search player: decoupled PUCT Monte-Carlo tree search over simultaneous moves.
+
+A Battlesnake turn is simultaneous, so a tree of alternating moves (what
+AlphaZero searches in Go and chess) would let the second mover see the first
+one's choice. This search keeps the turn whole, as *decoupled UCT* does
+(Lanctot et al., "Monte Carlo Tree Search for Simultaneous Move Games: A Case
+Study in the Game of Goofspiel", 2013; Tak, Lanctot and Winands 2014): every
+node keeps separate statistics for each living snake's moves, each snake
+picks its own move by its own selection rule, and the joint move leads to
+the child. The selection rule is AlphaZero's PUCT (Silver et al. 2017/2018):
+
+    a_s = argmax_a  Q_s(a) + c_puct * P_s(a) * sqrt(N) / (1 + N_s(a))
+
+with P the network's policy over the moves that do not lose at once
+(softmax of its logits, so it orders and prunes: moves the network gives
+less than `prune` of the best move's probability are not searched), Q the
+mean value that snake saw after that move, unvisited moves valued at the
+node's own evaluation (first-play urgency). Leaves are valued by the
+network's value head, one evaluation per living snake (the value is each
+snake's own expected outcome, in [-1, 1]); finished games by their result
+(winner +1, eliminated -1, all eliminated together 0).
+
+**Batched evaluation.** Each round descends `batch` times with a virtual
+loss on the moves taken (so the descents spread out, as in AlphaGo's
+asynchronous search), then encodes all new leaves x living snakes into one
+tensor and runs the ONNX model once. **Anytime.** Rounds run until the move
+budget (`ms`) or the simulation cap (`visits`) runs out; the answer is the
+root move with the most visits (ties: the higher mean value). With a
+simulation cap and no time limit the search is deterministic.
+
+Everything runs from the exported ONNX file alone (the `policy` and
+`value` outputs of the contract in `artifacts/onnx_export.py`), with the
+compact rules of :mod:`.compact` as the simulator (no food spawns inside the
+tree: they are random).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+
+from ouroboros.trainer.agents import compact
+from ouroboros.trainer.engine.state import BatchState
+from ouroboros.trainer.engine.types import GameConfig, Ruleset
+from ouroboros.trainer.observation import encoding
+
+VIRTUAL_LOSS = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """What one search concluded, with the root statistics expert iteration reads."""
+
+    move: int
+    """The chosen move (Move value)."""
+    visits: tuple[int, int, int, int]
+    """Root visits of our moves (UP, DOWN, LEFT, RIGHT; 0 for moves not searched)."""
+    q: tuple[float, float, float, float]
+    """Mean value of each root move for us, in [-1, 1] (0 where unvisited)."""
+    value: float
+    """The root's value for us: visit-weighted mean of `q` (the search's value target)."""
+    simulations: int
+    """Descents completed (leaves evaluated plus finished games reached)."""
+    depth: int
+    """Deepest leaf reached, in turns below the root."""
+    evaluations: int
+    """Network calls (each a batch of leaves x living snakes)."""
+
+
+class _Node:
+    """One position: per living snake its candidate moves, priors, visits and value sums."""
+
+    __slots__ = ("pos", "ply", "seats", "moves", "prior", "n", "w", "visits", "children",
+                 "value", "terminal", "pending")
+
+    def __init__(self, pos: compact.Position, ply: int, terminal: np.ndarray | None) -> None:
+        self.pos, self.ply, self.terminal = pos, ply, terminal
+        self.seats: list[int] = []
+        self.moves: list[list[int]] = []
+        self.prior: list[list[float]] = []
+        self.n: list[list[int]] = []
+        self.w: list[list[float]] = []
+        self.visits = 0
+        self.children: dict[tuple[int, ...], _Node] = {}
+        self.value: np.ndarray | None = None  # per snake, set when evaluated
+        self.pending = False
+
+
+@dataclasses.dataclass
+class NeuralSearch:
+    """A `Player` that searches each game with a policy-value network (ONNX) as its guide.
+
+    `model` is anything :class:`~ouroboros.trainer.agents.neural.OnnxPlayer`
+    takes (a path or the file's bytes), or an evaluator with its interface
+    (`evaluate(planes) -> (logits [N, 4], value [N, 1])`, `input_size`).
+    """
+
+    model: object
+    ms: float = 100.0
+    """Time budget per move and game, in milliseconds (0: no time limit; then set `visits`)."""
+    visits: int = 0
+    """Most descents per move (0: as many as the budget allows)."""
+    c_puct: float = 1.5
+    """Exploration constant of PUCT (values are in [-1, 1])."""
+    batch: int = 16
+    """Leaves collected (with virtual loss) per network call (16 measured 2.5x the
+    simulations of 1 at 100 ms with a 6x32 network; 32 no more than 16)."""
+    prune: float = 0.0
+    """Moves whose prior is below this fraction of the best move's are not searched."""
+    name: str = "nsearch"
+    results: list = dataclasses.field(default_factory=list, repr=False)
+    """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
+
+    def __post_init__(self) -> None:
+        if self.ms <= 0 and self.visits <= 0:
+            raise ValueError("nsearch: set a time budget (ms > 0) or a simulation cap (visits > 0)")
+        if self.batch < 1:
+            raise ValueError(f"nsearch: batch must be >= 1, got {self.batch}")
+        if not hasattr(self.model, "evaluate"):
+            from ouroboros.trainer.agents import neural
+
+            self.model = neural.OnnxPlayer(self.model, name="nsearch-model")
+
+    def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
+        """Moves for `seat` in every game. Shape [B] int8."""
+        moves = np.zeros(state.batch_size, np.int8)
+        over = state.game_over(config.ruleset is Ruleset.SOLO)
+        for g in np.flatnonzero(~over & state.alive[:, seat]):
+            result = self.search(config, state, int(g), seat)
+            moves[g] = result.move
+            self.results.append(result)
+            if len(self.results) > 10_000:
+                del self.results[:5_000]
+        return moves
+
+    def search(self, config: GameConfig, state: BatchState, game: int, seat: int) -> SearchResult:
+        """One decision for snake `seat` of game `game` of `state`."""
+        deadline = time.perf_counter() + self.ms / 1000.0 if self.ms > 0 else math.inf
+        tree = _Tree(self, config, compact.Rules.of(config, state, game), int(state.turn[game]), seat)
+        return tree.run(compact.from_batch(state, game), deadline, self.visits or 1 << 62)
+
+
+class _Tree:
+    """One decision's tree: the rules, the network, the root and the statistics."""
+
+    def __init__(self, owner: NeuralSearch, config: GameConfig, rules: compact.Rules, turn: int, me: int):
+        self.p, self.config, self.rules, self.turn, self.me = owner, config, rules, turn, me
+        self.solo = config.ruleset is Ruleset.SOLO
+        self.size = owner.model._size(config) if hasattr(owner.model, "_size") else None
+        self.depth = self.evaluations = 0
+
+    def run(self, pos: compact.Position, deadline: float, cap: int) -> SearchResult:
+        root = _Node(pos, 0, None)
+        self.expand([root])
+        mine = root.seats.index(self.me)
+        sims = 0
+        if len(root.moves[mine]) > 1:
+            while sims < cap and time.perf_counter() < deadline:
+                sims += self.round(root, min(self.p.batch, cap - sims))
+        n, w, moves = root.n[mine], root.w[mine], root.moves[mine]
+        best = max(range(len(moves)), key=lambda i: (n[i], w[i] / n[i] if n[i] else -2.0, -i))
+        visits, q = [0] * 4, [0.0] * 4
+        for i, m in enumerate(moves):
+            visits[m], q[m] = n[i], (w[i] / n[i] if n[i] else 0.0)
+        total = sum(n)
+        value = sum(w) / total if total else float(root.value[self.me])
+        return SearchResult(moves[best], tuple(visits), tuple(q), value, sims, self.depth, self.evaluations)
+
+    # -- one round: descents with virtual loss, one network call, backups --------------
+
+    def round(self, root: _Node, width: int) -> int:
+        """Up to `width` descents, their new leaves evaluated together. Returns descents done."""
+        paths, leaves, done = [], [], 0
+        for _ in range(width):
+            path, leaf = self.descend(root)
+            if leaf.terminal is not None:
+                self.backup(path, leaf.terminal)
+                done += 1
+                continue
+            if leaf.pending:  # two descents reached the same new leaf: evaluate what we have
+                self.backup(path, None)
+                break
+            leaf.pending = True
+            paths.append(path)
+            leaves.append(leaf)
+        if leaves:
+            self.expand(leaves)
+            for path, leaf in zip(paths, leaves, strict=True):
+                leaf.pending = False
+                self.backup(path, leaf.value)
+            done += len(leaves)
+        return done
+
+    def descend(self, node: _Node) -> tuple[list, _Node]:
+        """Select joint moves from `node` down to an unevaluated or finished node,
+        adding a virtual loss on every move taken."""
+        path = []
+        c = self.p.c_puct
+        while node.terminal is None and node.value is not None:
+            sq = math.sqrt(node.visits + 1)
+            picks = []
+            for k, s in enumerate(node.seats):
+                n, w, prior = node.n[k], node.w[k], node.prior[k]
+                fpu = float(node.value[s])
+                best, best_i = -math.inf, 0
+                for i in range(len(n)):
+                    q = w[i] / n[i] if n[i] else fpu
+                    u = q + c * prior[i] * sq / (1 + n[i])
+                    if u > best:
+                        best, best_i = u, i
+                picks.append(best_i)
+                n[best_i] += 1
+                w[best_i] -= VIRTUAL_LOSS
+            node.visits += 1
+            path.append((node, picks))
+            joint = [0] * len(node.pos[0])
+            for k, s in enumerate(node.seats):
+                joint[s] = node.moves[k][picks[k]]
+            key = tuple(joint)
+            child = node.children.get(key)
+            if child is None:
+                child_pos = self.rules.step(node.pos, joint)
+                child = _Node(child_pos, node.ply + 1, self.outcome(node, child_pos))
+                node.children[key] = child
+            node = child
+        self.depth = max(self.depth, node.ply)
+        return path, node
+
+    def backup(self, path: list, value: np.ndarray | None) -> None:
+        """Replace the virtual losses on `path` by `value` (per snake), or just remove
+        them (value None: a descent given up)."""
+        for node, picks in path:
+            for k, s in enumerate(node.seats):
+                i = picks[k]
+                if value is None:
+                    node.n[k][i] -= 1
+                    node.w[k][i] += VIRTUAL_LOSS
+                else:
+                    node.w[k][i] += VIRTUAL_LOSS + float(value[s])
+            if value is None:
+                node.visits -= 1
+
+    # -- positions -------------------------------------------------------------------
+
+    def outcome(self, parent: _Node, pos: compact.Position) -> np.ndarray | None:
+        """Per-snake result if the game is over for us (we are out, or no rival is left), else None."""
+        snakes = pos[0]
+        alive = [i for i, s in enumerate(snakes) if s is not None]
+        if self.solo:
+            return None if alive else np.full(len(snakes), -1.0)
+        if len(alive) > 1 and snakes[self.me] is not None:
+            return None
+        result = np.full(len(snakes), -1.0)
+        if len(alive) == 1:
+            result[alive[0]] = 1.0
+        elif not alive:
+            result[parent.seats] = 0.0  # eliminated together: a draw for those alive before
+        else:
+            result[alive] = 0.0  # we are out and several rivals play on
+        return result
+
+    def expand(self, nodes: list[_Node]) -> None:
+        """Evaluate `nodes` with one network call: candidate moves, priors and values."""
+        rows, seats = [], []
+        for r, node in enumerate(nodes):
+            node.seats = [i for i, s in enumerate(node.pos[0]) if s is not None]
+            rows.extend([r] * len(node.seats))
+            seats.extend(node.seats)
+        state = compact.to_batch(self.rules, [n.pos for n in nodes], [self.turn + n.ply for n in nodes])
+        planes = encoding.encode(self.config, state.select(np.asarray(rows)), np.asarray(seats), size=self.size)
+        logits, values = self.p.model.evaluate(planes)
+        self.evaluations += 1
+        at = 0
+        for node in nodes:
+            node.value = np.full(len(node.pos[0]), -1.0)
+            snakes = node.pos[0]
+            obstacles = _obstacles(self.rules, snakes)
+            for s in node.seats:
+                node.value[s] = float(values[at, 0])
+                moves = _safe_moves(self.rules, snakes[s], obstacles) or [0]
+                z = [float(logits[at, m]) for m in moves]
+                top = max(z)
+                p = [math.exp(v - top) for v in z]
+                if self.p.prune > 0 and len(moves) > 1:
+                    moves = [m for m, v in zip(moves, p, strict=True) if v >= self.p.prune]
+                    p = [v for v in p if v >= self.p.prune]
+                total = sum(p)
+                node.moves.append(moves)
+                node.prior.append([v / total for v in p])
+                node.n.append([0] * len(moves))
+                node.w.append([0.0] * len(moves))
+                at += 1
+
+
+def _obstacles(rules: compact.Rules, snakes) -> int:
+    """Cells that stay occupied after the coming move (bodies minus moving tails)."""
+    bit = rules.geo.bit
+    obst = 0
+    for s in snakes:
+        if s is not None:
+            body = s[0]
+            obst |= s[1] if len(body) >= 2 and body[-1] == body[-2] else s[1] & ~bit[body[-1]]
+    return obst
+
+
+def _safe_moves(rules: compact.Rules, snake, obstacles: int) -> list[int]:
+    """Moves that stay on the board and off bodies (Move values, in order)."""
+    bit, inside = rules.geo.bit, rules.geo.inside
+    cells = rules.targets(snake)
+    return [m for m in range(4) if inside & bit[cells[m]] and not obstacles & bit[cells[m]]]
+
+
+OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float}
+
+
+def from_spec(text: str, model: object | None = None) -> NeuralSearch:
+    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X]`` player.
+
+    M is an ONNX file, ``champion`` / ``champion:GAME`` (the registry's champion,
+    $OURO_STORE or ./runs/registry) or ``registry:VERSION``; a `model` argument
+    (an already loaded OnnxPlayer) replaces it. Raises ValueError naming the bad
+    option.
+    """
+    options: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"expected key=value, got {item!r}")
+        options[key.strip()] = value.strip()
+    named = options.pop("model", "")
+    if not named and model is None:
+        raise ValueError("name the network: nsearch:model=champion (or an ONNX file, registry:VERSION)")
+    kwargs: dict[str, object] = {}
+    for key, value in options.items():
+        if key not in OPTIONS:
+            raise ValueError(f"unknown option {key!r} (options: model, {', '.join(OPTIONS)})")
+        try:
+            kwargs[key] = OPTIONS[key](value)
+        except ValueError:
+            raise ValueError(f"option {key}={value!r} is not a valid {OPTIONS[key].__name__}") from None
+    return NeuralSearch(model if model is not None else load_model(named), name=f"nsearch:{text}", **kwargs)
+
+
+def load_model(model: str):
+    """The network a `model=` option names, as an OnnxPlayer (sha256-checked when from the registry)."""
+    from ouroboros.trainer.agents import neural, stored
+
+    scheme, _, rest = model.partition(":")
+    if scheme == "champion":
+        return stored.champion_player(rest)
+    if scheme == "registry":
+        return stored.version_player(rest)
+    if not os.path.isfile(model):
+        raise FileNotFoundError(f"no such model file: {model}")
+    return neural.OnnxPlayer(model, name=f"onnx:{model}")
