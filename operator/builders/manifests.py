@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ouroboros.contract.run import RUN_CONFIG_KEY
+from ouroboros.contract.run import RUN_CONFIG_KEY, StorageSpec
 from ouroboros.contract.vocabulary import ApprovalMode
 from ouroboros.operator.builders import names
 from ouroboros.operator.resources import (
@@ -131,9 +131,10 @@ def _env(run: TrainingRun, index: int, phase: PhaseName, attempt: int, settings:
     return env
 
 
-def storage_claim(run: TrainingRun, settings: JobSettings) -> str | None:
-    """The PersistentVolumeClaim every phase of `run` mounts (file:// stores), or None (object stores)."""
-    storage = run.spec.storage
+def storage_claim(run: TrainingRun | StorageSpec, settings: JobSettings) -> str | None:
+    """The PersistentVolumeClaim every pod of a run (or of a Champion's registry Jobs) mounts for a
+    file:// store: the spec's, else the operator's default; None for an object store."""
+    storage = run if isinstance(run, StorageSpec) else run.spec.storage
     if not storage.shared_by_volume:
         return None
     return storage.persistent_volume_claim or settings.default_storage_claim

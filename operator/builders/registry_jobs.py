@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any
 
 from ouroboros.contract.champion import ChampionOperation
-from ouroboros.operator.builders import names
+from ouroboros.operator.builders import manifests, names
 from ouroboros.operator.resources import API_VERSION, Champion
 from ouroboros.operator.settings import JobSettings
 
@@ -77,16 +77,22 @@ def registry_job(champion: Champion, name: str, operation: ChampionOperation, ar
         "image": spec.image or settings.default_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": command(operation, args, storage.url, settings),
-        "env": [{"name": "OURO_STORAGE_URL", "value": storage.url}],
+        "env": [{"name": "OURO_STORAGE_URL", "value": storage.url},
+                {"name": "TMPDIR", "value": settings.scratch_path}],  # the root filesystem is read-only
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "terminationMessagePath": settings.termination_message_path,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
-    if storage.persistent_volume_claim:
-        pod_spec["volumes"] = [{"name": STORAGE_VOLUME,
-                                "persistentVolumeClaim": {"claimName": storage.persistent_volume_claim}}]
-        container["volumeMounts"] = [{"name": STORAGE_VOLUME, "mountPath": storage.mount_path}]
+    # the same hardened pod as a phase Job: restricted Pod Security, a scratch volume, the shared claim
+    container["securityContext"] = manifests.container_security_context()
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
+                                "securityContext": manifests.pod_security_context(settings),
+                                "volumes": [{"name": manifests.SCRATCH_VOLUME, "emptyDir": {}}]}
+    container["volumeMounts"] = [{"name": manifests.SCRATCH_VOLUME, "mountPath": settings.scratch_path}]
+    claim = manifests.storage_claim(storage, settings)
+    if claim:
+        pod_spec["volumes"].append({"name": STORAGE_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
+        container["volumeMounts"].append({"name": STORAGE_VOLUME, "mountPath": storage.mount_path})
     if storage.secret_name:
         container["envFrom"] = [{"secretRef": {"name": storage.secret_name}}]
     return {
