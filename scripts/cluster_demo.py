@@ -10,7 +10,7 @@ the tests (tests/integration/kube/node_agent.py: pods run as local processes of
 this virtualenv, since there is no container runtime), then `helm install`s
 charts/ouroboros. The chart's own Deployment starts the operator (as a local
 process, with trainer.command pointed at this venv's `ouro`), and `up`
-applies manifests/examples/champion.yaml and trainingrun-tiny.yaml into a
+applies manifests/examples/artifacts-pvc.yaml, champion.yaml and trainingrun-tiny.yaml into a
 namespace that enforces Pod Security "restricted", printing
 `kubectl get trainingruns,jobs,champions` whenever it changes until the run
 finishes. The cluster keeps running for you to explore (`up` prints the
@@ -121,7 +121,7 @@ def up() -> int:
                "--set", "operator.resyncSeconds=5"]
     subprocess.run(install, env={**env, "HELM_CACHE_HOME": str(state / "helm"), "HELM_CONFIG_HOME": str(state / "helm"),
                                  "HELM_DATA_HOME": str(state / "helm")}, check=True)
-    for name in ("champion.yaml", "trainingrun-tiny.yaml"):
+    for name in ("artifacts-pvc.yaml", "champion.yaml", "trainingrun-tiny.yaml"):  # the claim the phases share first
         print(kubectl("apply", "-n", NAMESPACE, "-f", str(REPO / "manifests" / "examples" / name)).stdout, end="")
     say(f"watching kubectl get trainingruns,jobs,champions -n {NAMESPACE} (Ctrl-C stops watching, not the cluster)")
     return watch(kubectl)
@@ -145,7 +145,12 @@ def watch(kubectl) -> int:
                 print(f"\n--- {time.strftime('%H:%M:%S')}\n{table}", end="", flush=True)
                 shown = table
             run = kubectl("get", "trainingrun", RUN, "-n", NAMESPACE, "-o", "json", check=False)
-            phase = (json.loads(run.stdout).get("status") or {}).get("phase") if run.returncode == 0 else None
+            status = (json.loads(run.stdout).get("status") or {}) if run.returncode == 0 else {}
+            phase = status.get("phase")
+            promoted = (status.get("promotion") or {}).get("decision") == "Promoted"
+            if phase == "Succeeded" and promoted and not _champion_version(kubectl):
+                time.sleep(2)  # the Champion mirrors the registry through a short sync Job
+                continue
             if phase in ("Succeeded", "Failed"):
                 say(f"TrainingRun {RUN}: {phase}. Explore: kubectl describe tr {RUN} -n {NAMESPACE}; "
                     "`make cluster-down` when done")
@@ -153,6 +158,12 @@ def watch(kubectl) -> int:
             time.sleep(2)
     say("stopped watching; the cluster keeps running until `make cluster-down`")
     return 1
+
+
+def _champion_version(kubectl) -> str | None:
+    """The demo Champion's status.version (None until the operator has mirrored a promotion)."""
+    raw = kubectl("get", "champion", "standard-duel", "-n", NAMESPACE, "-o", "json", check=False)
+    return (json.loads(raw.stdout).get("status") or {}).get("version") if raw.returncode == 0 else None
 
 
 def down() -> int:
