@@ -25,7 +25,16 @@ import helmtool
 import pytest
 import yaml
 
-from .operator_support import ElectedOperator, apply, get, items, run_status, tiny_run, wait_for
+from .operator_support import (
+    ElectedOperator,
+    apply,
+    champion,
+    get,
+    items,
+    run_status,
+    tiny_run,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -112,6 +121,7 @@ def test_install_reconcile_test_upgrade_uninstall(kube_cluster, node_agent, helm
     operator = ElectedOperator(cluster, ns, tmp_path, kubeconfig=kubeconfig, identity="chart-operator",
                                lease_name=account).start()  # the Lease the chart's Role names
     try:
+        apply(cluster, ns, champion(policy={"postPromotionCheck": {"games": 0}}))  # runs wait without one
         apply(cluster, ns, tiny_run("via-chart", phases=("bootstrap", "evaluate")))
         cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/via-chart", "-n", ns, "--timeout=300s")
         assert run_status(cluster, ns, "via-chart")["phase"] == "Succeeded"

@@ -38,6 +38,7 @@ from .operator_support import (
     OperatorProcess,
     apply,
     apply_crds,
+    champion,
     free_port,
     run_status,
     tiny_run,
@@ -144,8 +145,9 @@ def test_every_panel_and_alert_works_against_prometheus_scraping_a_tiny_run(clus
     prom = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{op.metrics_port}"])
     try:
         start = time.time()
+        apply(cluster, namespace, champion(policy={"postPromotionCheck": {"games": 0}}))  # runs wait without one
         run = tiny_run("watched", phases=("bootstrap", "hybrid", "self_play"),
-                       storage={"url": f"file://{tmp_path}/store"})
+                       storage={"url": f"file://{tmp_path}/store", "mountPath": str(tmp_path)})
         # every hybrid game against the teacher, so a win rate is reported whatever the seeds
         run["spec"]["phases"][1].update(games=4, heuristicRatio=1.0)
         apply(cluster, namespace, run)
