@@ -139,15 +139,18 @@ def cluster(kube_cluster, node_agent):
     return kube_cluster
 
 
-def test_every_panel_and_alert_works_against_prometheus_scraping_a_tiny_run(cluster, namespace, tmp_path):
+def test_every_panel_and_alert_works_against_prometheus_scraping_a_tiny_run(cluster, node_agent, namespace, tmp_path):
     op = OperatorProcess(cluster, namespace, tmp_path, trainer_command=[str(Path(sys.executable).parent / "ouro")],
                          extra_env={"OURO_PROGRESS_SECONDS": "1"}).start()
     prom = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{op.metrics_port}"])
     try:
         start = time.time()
         apply(cluster, namespace, champion(policy={"postPromotionCheck": {"games": 0}}))  # runs wait without one
+        # the store on the shared claim, at the path the node agent keeps it: the (local) operator
+        # reads the progress records where the phases' pods write them
+        claim = Path(node_agent.root) / "claims" / namespace / "ouroboros-artifacts"
         run = tiny_run("watched", phases=("bootstrap", "hybrid", "self_play"),
-                       storage={"url": f"file://{tmp_path}/store", "mountPath": str(tmp_path)})
+                       storage={"url": f"file://{claim}/store", "mountPath": str(claim)})
         # every hybrid game against the teacher, so a win rate is reported whatever the seeds
         run["spec"]["phases"][1].update(games=4, heuristicRatio=1.0)
         apply(cluster, namespace, run)
