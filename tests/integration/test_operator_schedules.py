@@ -183,7 +183,7 @@ def test_the_data_trigger_fires_after_shards_are_written(cluster, namespace, ope
     store.mkdir()
     operator()
     body = schedule(schedules=[], triggers={"data": {"minNewGames": 5, "cooldownSeconds": 3600}})
-    body["spec"]["template"]["spec"]["storage"] = {"url": f"file://{store}"}
+    body["spec"]["template"]["spec"]["storage"] = {"url": f"file://{store}", "mountPath": str(store)}
     apply(cluster, namespace, body)
     wait_for(lambda: condition(status(cluster, namespace), "Ready"), timeout=60, what="conditions")
     _write_shards(store, 4)  # under the threshold
