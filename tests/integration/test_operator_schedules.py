@@ -201,6 +201,10 @@ def test_the_performance_trigger_fires_when_the_champion_weakens(cluster, namesp
     operator()
     apply(cluster, namespace, {"apiVersion": "ouroboros.dev/v1alpha1", "kind": "Champion",
                                "metadata": {"name": "main"}, "spec": {}})
+    # the Champion controller mirrors the registry into status first (a sync Job); the ratings
+    # are patched after it, as a gate's statistics would land
+    wait_for(lambda: condition((get(cluster, "champion", namespace, "main") or {}).get("status") or {}, "Ready"), timeout=120,
+             what="the Champion's first sync")
     cluster.kubectl("patch", "champion", "main", "-n", namespace, "--subresource=status", "--type=merge",
                     "-p", json.dumps({"status": {"ratings": {"winRate": 0.61}}}))
     apply(cluster, namespace, schedule(schedules=[], triggers={"performance": {"metric": "winRate", "below": 0.5}}))
