@@ -19,14 +19,17 @@ and would be replaced by kopf's if kopf grew cross-kind serialisation.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from ouroboros.operator.kube import KubeClient
+from ouroboros.operator.kube import ApiError, KubeClient
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.settings import OperatorSettings
+
+_log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -95,3 +98,16 @@ class Context:
     locks: KeyedLocks = dataclasses.field(default_factory=KeyedLocks)
     timers: Timers = dataclasses.field(default_factory=Timers)
     clock: Callable[[], datetime] = utcnow
+
+    def post_events(self, obj: dict, events) -> None:
+        """Post a decision's Events on ``obj`` (each with .type, .reason, .message), best effort:
+        a failure is logged and counted out, never raised (the status is already written)."""
+        meta = obj.get("metadata") or {}
+        for event in events:
+            try:
+                self.kube.post_event(obj, event.type, event.reason, event.message, self.clock())
+                self.metrics.events_total.labels(event.type, event.reason).inc()
+            except ApiError as exc:
+                _log.warning("could not post event %s on %s %s/%s: %s", event.reason, obj.get("kind", "object"),
+                             meta.get("namespace"), meta.get("name"), exc)
+

@@ -115,12 +115,7 @@ def reconcile(ctx: Context, namespace: str, name: str) -> None:
                     if exc.status == 409:
                         continue
                     raise
-            for event in decision.events:
-                try:
-                    ctx.kube.post_event(raw, event.type, event.reason, event.message, ctx.clock())
-                    ctx.metrics.events_total.labels(event.type, event.reason).inc()
-                except ApiError as exc:
-                    log.warning("could not post event %s on champion %s/%s: %s", event.reason, namespace, name, exc)
+            ctx.post_events(raw, decision.events)
             if decision.status.history != champion.status.history:  # runs awaiting approval may be decided now
                 for run in runs:
                     if run.decision == "Pending":

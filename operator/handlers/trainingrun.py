@@ -164,12 +164,7 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
                     if exc.status == 409:  # the run changed under us: read it again
                         continue
                     raise
-            for event in decision.events:
-                try:
-                    ctx.kube.post_event(raw, event.type, event.reason, event.message, ctx.clock())
-                    ctx.metrics.events_total.labels(event.type, event.reason).inc()
-                except ApiError as exc:  # events are best effort
-                    log.warning("could not post event %s on %s/%s: %s", event.reason, namespace, name, exc)
+            ctx.post_events(raw, decision.events)
             ctx.metrics.observe_run(namespace, name, champion, old, decision.status)
             outcome.requeue_after = _requeue_after(ctx, decision)
             return outcome.requeue_after

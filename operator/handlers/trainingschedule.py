@@ -167,12 +167,7 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
                     if exc.status == 409:  # changed under us: read again (creations are idempotent)
                         continue
                     raise
-            for event in decision.events:
-                try:
-                    ctx.kube.post_event(raw, event.type, event.reason, event.message, ctx.clock())
-                    ctx.metrics.events_total.labels(event.type, event.reason).inc()
-                except ApiError as exc:  # events are best effort
-                    log.warning("could not post event %s on %s/%s: %s", event.reason, namespace, name, exc)
+            ctx.post_events(raw, decision.events)
             return decision.requeue_after
         log.warning("schedule %s/%s kept changing during %d attempts; leaving it to the next event",
                     namespace, name, MAX_CONFLICT_RETRIES)
