@@ -153,10 +153,17 @@ def test_every_panel_and_alert_works_against_prometheus_scraping_a_tiny_run(clus
                        storage={"url": f"file://{claim}/store", "mountPath": str(claim)})
         # every hybrid game against the teacher, so a win rate is reported whatever the seeds
         run["spec"]["phases"][1].update(games=4, heuristicRatio=1.0)
+        # a self-play phase long enough (over ten seconds here) that records with an ETA are written, read
+        # into the status and scraped: a faster machine finishes 2 games before the first ETA
+        run["spec"]["phases"][2].update(games=200)
         apply(cluster, namespace, run)
-        # live progress reaches the run's status while a phase runs
-        progress = wait_for(lambda: run_status(cluster, namespace, "watched").get("progress"), timeout=180,
-                            interval=0.5, what="status.progress of a running phase")
+        # live progress, with its time left, reaches the run's status while a phase runs
+        def progress_with_eta():
+            found = run_status(cluster, namespace, "watched").get("progress") or {}
+            return found if found.get("etaSeconds") is not None else None
+
+        progress = wait_for(progress_with_eta, timeout=240, interval=0.5,
+                            what="status.progress.etaSeconds of a running phase")
         assert progress["phase"] in ("bootstrap", "hybrid", "self_play") and 0 <= progress["percent"] <= 100
         assert progress["updatedAt"] and progress["residentMemoryBytes"] > 0
         cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/watched", "-n", namespace,
