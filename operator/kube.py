@@ -18,6 +18,7 @@ from urllib.parse import quote
 import kubernetes.client
 import kubernetes.config
 
+from ouroboros.operator.builders import kueue
 from ouroboros.operator.resources import GROUP, VERSION
 
 TIMEOUT_SECONDS = 30
@@ -174,6 +175,27 @@ class KubeClient:
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
         body = self.request("GET", f"/api/v1/namespaces/{namespace}/events", query={"fieldSelector": selector})
         return (body or {}).get("items", [])
+
+    def list_workloads(self, namespace: str, job_uids: list[str]) -> list[dict[str, Any]]:
+        """Kueue Workloads (kueue.x-k8s.io/v1beta2) of the Jobs with these uids; [] when Kueue's API
+        is not installed (404) or the operator may not read it (403), so a run works without Kueue."""
+        if not job_uids:
+            return []
+        path = f"/apis/{kueue.WORKLOAD_GROUP}/{kueue.WORKLOAD_VERSION}/namespaces/{quote(namespace)}/workloads"
+        selector = f"{kueue.JOB_UID_LABEL} in ({','.join(sorted(job_uids))})"
+        try:
+            return self.request("GET", path, query={"labelSelector": selector}).get("items", [])
+        except ApiError as exc:
+            if exc.status in (403, 404):
+                return []
+            raise
+
+    def set_workload_active(self, namespace: str, name: str, active: bool, annotation: str) -> None:
+        """Activate or deactivate a Kueue Workload; ``annotation`` is set while the operator holds it
+        inactive and removed when it reactivates it."""
+        path = f"/apis/{kueue.WORKLOAD_GROUP}/{kueue.WORKLOAD_VERSION}/namespaces/{quote(namespace)}/workloads/{quote(name)}"
+        body = {"metadata": {"annotations": {annotation: None if active else "true"}}, "spec": {"active": active}}
+        self.request("PATCH", path, body, content_type="application/merge-patch+json")
 
     def create(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create the object; (object, True) if created, (existing object, False) if it already existed."""

@@ -13,6 +13,15 @@ the status records it, and events are computed from the difference between
 the old and the new status, so a transition the operator crashed in the middle
 of is still reported once the status catches up.
 
+A run labelled for Kueue (``kueue.x-k8s.io/queue-name``, see
+`builders.kueue`) has its phase Jobs created suspended, and from then on only
+Kueue sets their ``spec.suspend``: a suspended one is Queued (the Running
+condition says why, from its Workload when readable), a resumed one Running,
+and one suspended again after running (preempted) is Queued once more, with
+the same Job, so neither a failure nor a retry. The run's own ``spec.suspend``
+deactivates the Job's Workload (``spec.active: false``) instead of touching
+the Job.
+
 The run's Champion is observed too (the handler reads it and passes it in):
 before the first Job, a run whose ``spec.champion`` names no Champion waits
 in Pending with a condition naming the field (it starts once the Champion
@@ -32,7 +41,7 @@ from pydantic import ValidationError
 from ouroboros.contract.promotion import GateStatistics, GateVerdict
 from ouroboros.contract.vocabulary import ApprovalMode, Metric
 from ouroboros.operator import conditions
-from ouroboros.operator.builders import manifests, names
+from ouroboros.operator.builders import kueue, manifests, names
 from ouroboros.operator.observe import JobState, ObservedJob
 from ouroboros.operator.resources import (
     Champion,
@@ -84,7 +93,16 @@ class DeleteRun:
     """Delete the run (its TTL after finishing has expired); children follow by ownerReference."""
 
 
-Action = CreateObject | SetJobSuspended | DeleteRun
+@dataclasses.dataclass(frozen=True)
+class SetWorkloadActive:
+    """Set a Kueue Workload's spec.active (false: Kueue evicts and suspends its Job and keeps it
+    out of the queue; true: it queues again)."""
+
+    name: str
+    active: bool
+
+
+Action = CreateObject | SetJobSuspended | SetWorkloadActive | DeleteRun
 
 
 @dataclasses.dataclass
@@ -105,6 +123,8 @@ class _Outcome:
     succeeded: bool = False
     held: bool = False
     """The phase is due to start but ``blocked`` holds it (no Job created)."""
+    queued: tuple[str, str] | None = None
+    """(reason, message) while Kueue keeps the phase's Job suspended: Queued or Preempted."""
 
 
 # ---------------------------------------------------------------------------
@@ -243,9 +263,11 @@ def _advance(
     run: TrainingRun, st: TrainingRunStatus, jobs: dict[int, list[ObservedJob]], now: datetime, settings: JobSettings,
     blocked: bool = False,
     approval: ApprovalMode = ApprovalMode.AUTOMATIC,
+    preempted: bool = False,
 ) -> tuple[list[Action], _Outcome]:
     """Walk the phases in order to the first unfinished one and decide what it needs; with
-    ``blocked``, a phase that is due to start (or retry) waits instead."""
+    ``blocked``, a phase that is due to start (or retry) waits instead. ``preempted``: the status
+    last written said Kueue had preempted the current phase's Job."""
     spec = run.spec
     actions: list[Action] = []
     for i, pspec in enumerate(spec.phases):
@@ -265,13 +287,16 @@ def _advance(
                 ps.state = PhaseState.PENDING
                 return actions, _Outcome(i, held=blocked and not spec.suspend)
             actions += _start(run, i, 0, settings, approval)
-            ps.attempts, ps.job, ps.state = 1, names.job_name(run.metadata.name, i, pspec.name), PhaseState.RUNNING
+            ps.attempts, ps.job, ps.state = 1, names.job_name(run.metadata.name, i, pspec.name), _started_state(run)
             ps.start_time = ps.start_time or now
-            return actions, _Outcome(i)
+            return actions, _Outcome(i, queued=_created_queued(run, ps))
         if latest is not None and latest.state in (JobState.ACTIVE, JobState.SUSPENDED):
             earlier = attempt_failure(attempts[-2], pspec.name) if len(attempts) > 1 else None
             if earlier:
                 ps.reason, ps.message = earlier
+            if latest.queue_name:
+                kueue_actions, queued = _follow_kueue(spec.suspend, ps, latest, preempted)
+                return actions + kueue_actions, _Outcome(i, queued=queued)
             if spec.suspend:
                 ps.state = PhaseState.SUSPENDED
                 if latest.state == JobState.ACTIVE:
@@ -298,12 +323,63 @@ def _advance(
             actions += _start(run, i, attempt + 1, settings, approval)
             ps.attempts = attempt + 2
             ps.job = names.job_name(run.metadata.name, i, pspec.name, attempt + 1)
-            ps.state = PhaseState.RUNNING
-            return actions, _Outcome(i)
+            ps.state = _started_state(run)
+            return actions, _Outcome(i, queued=_created_queued(run, ps))
         ps.state = PhaseState.FAILED
         ps.completion_time = (latest.completion_time if latest else None) or now
         return actions, _Outcome(i, failure=failure)
     return actions, _Outcome(len(spec.phases) - 1, succeeded=True)
+
+
+def _started_state(run: TrainingRun) -> PhaseState:
+    """The state of a phase whose Job was just created: Queued when Kueue decides when it runs."""
+    return PhaseState.QUEUED if kueue.queue_name(run.metadata.labels) else PhaseState.RUNNING
+
+
+def _created_queued(run: TrainingRun, ps: PhaseStatus) -> tuple[str, str] | None:
+    """The Queued (reason, message) of a phase whose Job was just created suspended for Kueue."""
+    queue = kueue.queue_name(run.metadata.labels)
+    if queue is None:
+        return None
+    return "Queued", f"Job {ps.job} waits in Kueue LocalQueue {queue!r} for admission"
+
+
+def _follow_kueue(suspend: bool, ps: PhaseStatus, job: ObservedJob,
+                  preempted: bool) -> tuple[list[Action], tuple[str, str] | None]:
+    """The phase's state from a Job that Kueue manages, and the (reason, message) while it is queued.
+
+    Kueue alone sets the Job's spec.suspend (it would undo a change), so the
+    run's spec.suspend deactivates the Job's Workload instead, and resuming the
+    run reactivates only a Workload the operator deactivated. A Job suspended
+    again after it ran was preempted (or evicted) by Kueue: the same Job waits
+    to be admitted again, so it is neither a failure nor a retry.
+    """
+    wl = job.workload
+    if suspend:
+        ps.state = PhaseState.SUSPENDED
+        if wl is not None and wl.active:
+            return [SetWorkloadActive(wl.name, False)], None
+        return [], None
+    actions: list[Action] = []
+    if wl is not None and not wl.active and wl.deactivated_by_run:
+        actions.append(SetWorkloadActive(wl.name, True))
+    if job.state == JobState.ACTIVE:
+        ps.state = PhaseState.RUNNING
+        return actions, None
+    queue = job.queue_name
+    if wl is not None and wl.evicted is not None:
+        reason = "Preempted" if wl.evicted[0] == "Preempted" else "Evicted"
+        detail = f"Kueue evicted it ({wl.evicted[0]}): {wl.evicted[1]}"
+    elif ps.state == PhaseState.RUNNING or (preempted and ps.state == PhaseState.QUEUED):
+        reason, detail = "Preempted", "Kueue suspended it after it ran (preempted or evicted)"
+    else:
+        reason, detail = "Queued", "not admitted yet"
+    if wl is not None and not wl.active and not wl.deactivated_by_run:
+        reason, detail = "WorkloadInactive", f"its Workload {wl.name} is deactivated (spec.active is false)"
+    elif wl is not None and wl.pending and wl.pending not in detail:
+        detail += f"; {wl.pending}"
+    ps.state = PhaseState.QUEUED
+    return actions, (reason, f"Job {job.name} waits in Kueue LocalQueue {queue!r}: {detail}"[:MESSAGE_LIMIT])
 
 
 def _best_win_rate(st: TrainingRunStatus) -> float | None:
@@ -312,9 +388,11 @@ def _best_win_rate(st: TrainingRunStatus) -> float | None:
 
 
 def _desired_conditions(st: TrainingRunStatus, run: TrainingRun, failure: tuple[str, str] | None,
-                        stuck: tuple[str, str] | None = None) -> list[conditions.Desired]:
+                        stuck: tuple[str, str] | None = None,
+                        queued: tuple[str, str] | None = None) -> list[conditions.Desired]:
     """The four conditions; ``stuck`` is the (reason, message) of a running phase's Job whose pods
-    cannot be created, so `kubectl describe` says why nothing happens instead of "running"."""
+    cannot be created, so `kubectl describe` says why nothing happens instead of "running";
+    ``queued`` is why Kueue holds the current phase's Job (Queued, Preempted ...)."""
     T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
     n = len(run.spec.phases)
     i = st.current_phase_index or 0
@@ -324,6 +402,8 @@ def _desired_conditions(st: TrainingRunStatus, run: TrainingRun, failure: tuple[
     running = {
         RunPhase.RUNNING: (T, "PhaseRunning", f"{where} is running as Job {job}"),
         RunPhase.PENDING: (F, "Pending", f"{where} has not started"),
+        RunPhase.QUEUED: (F, queued[0] if queued else "Queued",
+                          f"{where}: {queued[1] if queued else 'its Job waits in its Kueue LocalQueue'}"),
         RunPhase.SUSPENDED: (F, "Suspended", f"spec.suspend is true; {where} is on hold"),
         RunPhase.SUCCEEDED: (F, "RunSucceeded", "the run has finished"),
         RunPhase.FAILED: (F, "RunFailed", "the run has finished"),
@@ -379,14 +459,19 @@ def _events(old: TrainingRunStatus, new: TrainingRunStatus, run: TrainingRun) ->
             out.append(Event("Normal", "PhaseSucceeded", f"{label} succeeded in Job {ps.job}: {detail}{note}"))
         if ps.state != before.state and ps.state == PhaseState.FAILED:
             out.append(Event("Warning", "PhaseFailed", f"{label} failed ({ps.reason}): {ps.message}"))
+        if ps.state != before.state and before.state == PhaseState.QUEUED and ps.state == PhaseState.RUNNING:
+            out.append(Event("Normal", "Admitted", f"Kueue admitted Job {ps.job} of {label}: it runs"))
     before = conditions.get(old.conditions, RunConditionType.RUNNING.value)
     after = conditions.get(new.conditions, RunConditionType.RUNNING.value)
     if after is not None and after.reason in STUCK_REASONS and (before is None or before.reason != after.reason):
         out.append(Event("Warning", after.reason, after.message))
+    if (new.phase == RunPhase.QUEUED and after is not None
+            and (old.phase != RunPhase.QUEUED or before is None or before.reason != after.reason)):
+        out.append(Event("Normal" if after.reason == "Queued" else "Warning", after.reason, after.message))
     if old.phase != new.phase:
         if new.phase == RunPhase.SUSPENDED:
             out.append(Event("Normal", "Suspended", "spec.suspend is true: no new phase starts, the running one is suspended"))
-        elif old.phase == RunPhase.SUSPENDED and new.phase in (RunPhase.RUNNING, RunPhase.PENDING):
+        elif old.phase == RunPhase.SUSPENDED and new.phase in (RunPhase.RUNNING, RunPhase.PENDING, RunPhase.QUEUED):
             out.append(Event("Normal", "Resumed", "spec.suspend is false: the run continues"))
         elif new.phase == RunPhase.SUCCEEDED:
             out.append(Event("Normal", "Succeeded", f"all {n} phases succeeded"))
@@ -506,7 +591,9 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
     if not started and (problem := champion_problem(run, champion)) is not None:
         return _refuse(run, old, st, problem, now)
     approval = champion.spec.policy.approval if champion is not None else ApprovalMode.AUTOMATIC
-    actions, outcome = _advance(run, st, by_index, now, settings, blocked is not None, approval)
+    before = conditions.get(old.conditions, RunConditionType.RUNNING.value)
+    preempted = before is not None and before.reason in ("Preempted", "Evicted")
+    actions, outcome = _advance(run, st, by_index, now, settings, blocked is not None, approval, preempted)
     st.current_phase_index = outcome.index
     st.current_phase = spec.phases[outcome.index].name
     started = any(ps.attempts for ps in st.phases)
@@ -516,6 +603,8 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
         st.phase = RunPhase.SUCCEEDED
     elif spec.suspend:
         st.phase = RunPhase.SUSPENDED
+    elif outcome.queued:
+        st.phase = RunPhase.QUEUED
     else:
         st.phase = RunPhase.RUNNING if started else RunPhase.PENDING
     if started and st.start_time is None:
@@ -527,7 +616,7 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
         ((("PodsNotCreated", f"Job {j.name} cannot create its pods ({j.problem[0]}): {j.problem[1]}"))
          for j in by_index.get(outcome.index, ()) if j.state is JobState.ACTIVE and j.problem), None)
     st.conditions = conditions.merge(
-        st.conditions, _desired_conditions(st, run, outcome.failure, stuck), meta.generation, now
+        st.conditions, _desired_conditions(st, run, outcome.failure, stuck, outcome.queued), meta.generation, now
     )
     st.observed_generation = meta.generation
     decision = Decision(status=st, actions=actions, events=_events(old, st, run))

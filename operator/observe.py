@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ouroboros.operator.builders import names
+from ouroboros.operator.builders import kueue, names
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 TRAINER_CONTAINER = "trainer"
@@ -47,6 +47,24 @@ class ObservedPod:
 
 
 @dataclasses.dataclass(frozen=True)
+class ObservedWorkload:
+    """Kueue's Workload for a queued phase Job (kueue.x-k8s.io/v1beta2), reduced to what the run shows."""
+
+    name: str
+    active: bool = True
+    """spec.active: false means the Workload is deactivated (evicted, and not requeued until reactivated)."""
+    admitted: bool = False
+    """The Admitted condition is True: Kueue reserved quota and the Job may run."""
+    evicted: tuple[str, str] | None = None
+    """(reason, message) of a True Evicted condition, e.g. ("Preempted", "Preempted to accommodate ...")."""
+    pending: str | None = None
+    """Why it is not admitted: the message of a False QuotaReserved (or Admitted) condition, e.g.
+    "couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor default"."""
+    deactivated_by_run: bool = False
+    """The operator deactivated it for the run's spec.suspend (ANNOTATION_DEACTIVATED), so it reactivates it."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ObservedJob:
     """One phase Job of a run."""
 
@@ -64,6 +82,11 @@ class ObservedJob:
     problem: tuple[str, str] | None = None
     """(reason, message) of the newest Warning Event of an active Job that has no pod yet, e.g.
     ("FailedCreate", 'pods "x" is forbidden: violates PodSecurity ...'): why it does not start."""
+    queue_name: str | None = None
+    """The Kueue LocalQueue of the Job (its kueue.x-k8s.io/queue-name label): Kueue, not the operator,
+    decides its spec.suspend."""
+    workload: ObservedWorkload | None = None
+    """The Job's Kueue Workload, when Kueue has made one and the operator may read it."""
 
 
 def _time(value: Any) -> datetime | None:
@@ -145,7 +168,53 @@ def job(obj: dict[str, Any], pods: list[ObservedPod] | tuple[ObservedPod, ...] =
         reason=(cond or {}).get("reason") if state == JobState.FAILED else None,
         message=(cond or {}).get("message") if state == JobState.FAILED else None,
         pods=tuple(p for p in pods if p.job == name),
+        queue_name=kueue.queue_name(labels),
     )
+
+
+ANNOTATION_DEACTIVATED = "ouroboros.dev/deactivated-for-suspend"
+"""Set on a Workload the operator deactivated because its run's spec.suspend is true."""
+
+
+def workload(obj: dict[str, Any]) -> ObservedWorkload:
+    """An ObservedWorkload from a kueue.x-k8s.io Workload object."""
+    meta = obj.get("metadata") or {}
+    conditions = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
+
+    def true(type_: str) -> dict[str, Any] | None:
+        cond = conditions.get(type_)
+        return cond if cond is not None and cond.get("status") == "True" else None
+
+    evicted = true("Evicted")
+    pending = None
+    for type_ in ("QuotaReserved", "Admitted"):
+        cond = conditions.get(type_)
+        if cond is not None and cond.get("status") == "False" and cond.get("message"):
+            pending = str(cond["message"])[:1024]
+            break
+    return ObservedWorkload(
+        name=meta.get("name", ""),
+        active=(obj.get("spec") or {}).get("active", True) is not False,
+        admitted=true("Admitted") is not None,
+        evicted=(str(evicted.get("reason") or "Evicted"), str(evicted.get("message") or "")[:1024]) if evicted else None,
+        pending=pending,
+        deactivated_by_run=ANNOTATION_DEACTIVATED in (meta.get("annotations") or {}),
+    )
+
+
+def workloads_by_job(objs: list[dict[str, Any]]) -> dict[str, ObservedWorkload]:
+    """Job uid -> its Workload, from Workloads listed by the kueue.x-k8s.io/job-uid label (the newest
+    one when a Job has several)."""
+    out: dict[str, tuple[str, ObservedWorkload]] = {}
+    for obj in objs:
+        meta = obj.get("metadata") or {}
+        uid = (meta.get("labels") or {}).get(kueue.JOB_UID_LABEL)
+        if not uid:
+            continue
+        created = str(meta.get("creationTimestamp") or "")
+        if uid not in out or created >= out[uid][0]:
+            out[uid] = (created, workload(obj))
+    return {uid: found for uid, (_, found) in out.items()}
 
 
 def is_starting(job: dict[str, Any]) -> bool:
@@ -166,9 +235,12 @@ def problem(events: list[dict[str, Any]]) -> tuple[str, str] | None:
 
 
 def children(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], run_uid: str,
-             problems: dict[str, tuple[str, str]] | None = None) -> list[ObservedJob]:
-    """The run's phase Jobs (only those it controls), each with its pods and, for a Job that
-    cannot start its pods, the problem its Events report; ordered by (index, attempt)."""
+             problems: dict[str, tuple[str, str]] | None = None,
+             workloads: list[dict[str, Any]] | None = None) -> list[ObservedJob]:
+    """The run's phase Jobs (only those it controls), each with its pods, for a Job that
+    cannot start its pods the problem its Events report, and for a queued Job its Kueue Workload;
+    ordered by (index, attempt)."""
+    by_job = workloads_by_job(workloads or [])
     observed_pods = [p for p in (pod(obj) for obj in pods) if p is not None]
     out = []
     for obj in jobs:
@@ -178,5 +250,9 @@ def children(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], run_uid: st
         observed = job(obj, observed_pods)
         if observed is not None:
             found = (problems or {}).get(observed.name)
-            out.append(dataclasses.replace(observed, problem=found) if found else observed)
+            if found:
+                observed = dataclasses.replace(observed, problem=found)
+            if observed.queue_name and observed.uid in by_job:
+                observed = dataclasses.replace(observed, workload=by_job[observed.uid])
+            out.append(observed)
     return sorted(out, key=lambda j: (j.index, j.attempt))

@@ -30,7 +30,7 @@ from typing import Any
 
 from ouroboros.contract.run import RUN_CONFIG_KEY, StorageSpec
 from ouroboros.contract.vocabulary import ApprovalMode
-from ouroboros.operator.builders import names
+from ouroboros.operator.builders import kueue, names
 from ouroboros.operator.resources import (
     API_VERSION,
     PhaseName,
@@ -187,7 +187,8 @@ def workers(run: TrainingRun, phase: PhaseName) -> int:
 
 
 def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings) -> dict[str, Any]:
-    """The Job for attempt `attempt` (0 = first) of phase `index` of `run`."""
+    """The Job for attempt `attempt` (0 = first) of phase `index` of `run`; created suspended and
+    labelled for Kueue when the run names a LocalQueue (see `kueue`)."""
     spec = run.spec
     phase_spec = spec.phases[index]
     phase = phase_spec.name
@@ -231,7 +232,7 @@ def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings)
     count = workers(run, phase)
     if count > 1:
         job_spec.update(completionMode="Indexed", completions=count, parallelism=count)
-    return {
+    job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -243,3 +244,4 @@ def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings)
         },
         "spec": job_spec,
     }
+    return kueue.queue_job(job, meta.labels)

@@ -19,7 +19,7 @@ import kopf
 from pydantic import ValidationError
 
 from ouroboros.operator import lifecycle, observe, progress
-from ouroboros.operator.builders import manifests, names
+from ouroboros.operator.builders import kueue, manifests, names
 from ouroboros.operator.context import Context
 from ouroboros.operator.kube import ApiError
 from ouroboros.operator.resources import (
@@ -70,6 +70,10 @@ def _act(ctx: Context, raw: dict[str, Any], action: lifecycle.Action) -> None:
     elif isinstance(action, lifecycle.SetJobSuspended):
         ctx.kube.set_job_suspended(meta["namespace"], action.name, action.suspend)
         ctx.metrics.actions_total.labels(CONTROLLER, "suspend_job" if action.suspend else "resume_job").inc()
+    elif isinstance(action, lifecycle.SetWorkloadActive):
+        ctx.kube.set_workload_active(meta["namespace"], action.name, action.active, observe.ANNOTATION_DEACTIVATED)
+        ctx.metrics.actions_total.labels(
+            CONTROLLER, "activate_workload" if action.active else "deactivate_workload").inc()
     elif isinstance(action, lifecycle.DeleteRun):
         ctx.kube.delete_run(meta["namespace"], meta["name"], meta["uid"])
         ctx.metrics.actions_total.labels(CONTROLLER, "delete_run").inc()
@@ -89,7 +93,11 @@ def _observe_children(ctx: Context, raw: dict[str, Any]) -> list[observe.Observe
             found = observe.problem(ctx.kube.list_events(meta["namespace"], "Job", job["metadata"]["name"]))
             if found:
                 problems[job["metadata"]["name"]] = found
-    return observe.children(jobs, pods, meta["uid"], problems)
+    queued = [j["metadata"].get("uid", "") for j in jobs
+              if kueue.queue_name(j["metadata"].get("labels") or {})
+              and observe.job_state(j)[0] in (observe.JobState.ACTIVE, observe.JobState.SUSPENDED)]
+    workloads = ctx.kube.list_workloads(meta["namespace"], [uid for uid in queued if uid]) if queued else []
+    return observe.children(jobs, pods, meta["uid"], problems, workloads)
 
 
 def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, TrainingRunStatus, str]:

@@ -182,6 +182,8 @@ TRAINING_RUN = CustomResource(
          "description": "Champion challenged."},
         {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend", "priority": 1,
          "description": "Whether the run is suspended."},
+        {"name": "Queue", "type": "string", "jsonPath": r".metadata.labels.kueue\.x-k8s\.io/queue-name",
+         "priority": 1, "description": "Kueue LocalQueue the phase Jobs are submitted to (label kueue.x-k8s.io/queue-name)."},
         {"name": "Promotion", "type": "string", "jsonPath": ".status.promotion.decision",
          "description": "Gate decision: Promoted, Rejected, Inconclusive or Pending (awaiting approval)."},
         _age(),

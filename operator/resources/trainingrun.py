@@ -206,6 +206,8 @@ class RunPhase(StrEnum):
     """Where the run as a whole stands."""
 
     PENDING = "Pending"
+    QUEUED = "Queued"
+    """The current phase's Job waits in its Kueue LocalQueue (not admitted yet, or preempted)."""
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -216,6 +218,8 @@ class PhaseState(StrEnum):
     """Where one phase stands."""
 
     PENDING = "Pending"
+    QUEUED = "Queued"
+    """Its Job is held suspended by Kueue until its ClusterQueue admits it."""
     RUNNING = "Running"
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"

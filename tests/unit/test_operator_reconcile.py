@@ -72,6 +72,17 @@ class FakeKube:
     def set_job_suspended(self, namespace, name, suspend):
         self.objects[("Job", name)]["spec"]["suspend"] = suspend
 
+    workloads: list = []  # Kueue Workloads in the namespace
+
+    def list_workloads(self, namespace, job_uids):
+        return [w for w in self.workloads if w["metadata"]["labels"]["kueue.x-k8s.io/job-uid"] in job_uids]
+
+    def set_workload_active(self, namespace, name, active, annotation):
+        for w in self.workloads:
+            if w["metadata"]["name"] == name:
+                w["spec"]["active"] = active
+                w["metadata"].setdefault("annotations", {})[annotation] = "true"
+
     def post_event(self, run, type_, reason, message, now):
         self.events.append((type_, reason))
 
@@ -192,3 +203,26 @@ def test_a_running_phase_progress_record_in_the_store_reaches_the_status_and_met
     assert progress["percent"] == 40 and progress["etaSeconds"] == 90 and progress["games"] == 51
     assert 'ouroboros_trainingrun_progress_ratio{name="r",namespace="ns",training_phase="hybrid"} 0.4' in (
         ctx.metrics.render())
+
+
+def test_a_queued_run_reads_its_workload_and_suspends_through_it():
+    kube, ctx = make()
+    kube.run["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team-a"}
+    trainingrun.reconcile(ctx, "ns", "r")
+    job = kube.objects[("Job", "r-0-hybrid")]
+    assert job["spec"]["suspend"] is True and job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert kube.run["status"]["phase"] == "Queued"
+    job["metadata"]["uid"] = "job-uid-1"
+    kube.workloads = [{"metadata": {"name": "job-r-0-hybrid-abc", "labels": {"kueue.x-k8s.io/job-uid": "job-uid-1"}},
+                       "spec": {"active": True},
+                       "status": {"conditions": [{"type": "QuotaReserved", "status": "False", "reason": "Pending",
+                                                  "message": "insufficient unused quota for cpu in flavor default"}]}}]
+    trainingrun.reconcile(ctx, "ns", "r")
+    running = next(c for c in kube.run["status"]["conditions"] if c["type"] == "Running")
+    assert running["reason"] == "Queued" and "insufficient unused quota" in running["message"]
+    kube.run["spec"]["suspend"] = True
+    kube.run["metadata"]["generation"] = 2
+    trainingrun.reconcile(ctx, "ns", "r")
+    assert kube.workloads[0]["spec"]["active"] is False and job["spec"]["suspend"] is True
+    assert kube.run["status"]["phase"] == "Suspended"
+    assert 'action="deactivate_workload"' in ctx.metrics.render()
