@@ -620,7 +620,7 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
     )
     st.observed_generation = meta.generation
     decision = Decision(status=st, actions=actions, events=_events(old, st, run))
-    if outcome.held:
+    if outcome.held or st.phase == RunPhase.QUEUED:  # look again: a Workload's message changes without a Job event
         decision.requeue_after = HOLD_REQUEUE_SECONDS
     _expire(run, st, now, decision)
     return decision

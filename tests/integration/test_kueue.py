@@ -118,6 +118,8 @@ def test_two_runs_share_a_queue_with_room_for_one(kube_cluster, namespace, queue
     assert condition(status, "Running")["reason"] == "Queued"
     assert get(cluster, "job", namespace, "second-0-hybrid")["spec"]["suspend"] is True
     assert len(list(control.glob("started-hybrid-*"))) == 1  # only first's pod ever started
+    header, row = cluster.kubectl("get", "tr", "second", "-n", namespace, "-o", "wide").stdout.splitlines()[:2]
+    assert "QUEUE" in header.split() and row.split()[1] == "Queued" and queue in row.split()
 
     (control / "release-hybrid").touch()
     cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/first", "-n", namespace, "--timeout=120s")

@@ -181,6 +181,7 @@ def test_a_queued_phase_waits_then_runs_when_kueue_admits_it():
     d = c.step()
     assert d.actions == [] and c.status.phase == RunPhase.QUEUED
     assert "insufficient unused quota" in c.running().message
+    assert d.requeue_after == lifecycle.HOLD_REQUEUE_SECONDS  # Workload changes make no Job event: look again
     # Kueue admits: it resumes the Job
     c.kueue("r-0-bootstrap", JobState.ACTIVE, workload=workload(admitted=True))
     c.step()

@@ -11,12 +11,14 @@ for its webhooks; here there is no Service network, so:
   valid specs.
 - Kueue's internal certificate management stays on (with it off, the manager
   insists on reading metrics certificates from a fixed path under /etc): it
-  writes a CA and serving certificate into a Secret in `kueue-system` and
-  into `cert_dir`, and injects the CA into the CRDs' conversion webhooks,
-  which therefore must exist: they point at Kueue's webhook server on a
-  loopback port. The API server would call them only to convert between
-  v1beta1 and v1beta2; everything here, Kueue and the operator included,
-  uses v1beta2, the storage version, so no conversion happens.
+  writes a CA and serving certificate into a Secret in `kueue-system` (which,
+  as in Kueue's own manifests, must exist, empty), the fixture copies them
+  into files as kubelet would mount that Secret (Kueue waits for the files),
+  and Kueue injects the CA into the CRDs' conversion webhooks, which
+  therefore must exist: they point at Kueue's webhook server on a loopback
+  port. The API server would call them only to convert between v1beta1 and
+  v1beta2; everything here, Kueue and the operator included, uses v1beta2,
+  the storage version, so no conversion happens.
 - Every listener (webhooks, health probes) is on a free loopback port, the
   metrics server and the visibility API server are off, and leader election
   is off, so parallel test sessions never collide.
@@ -24,8 +26,10 @@ for its webhooks; here there is no Service network, so:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
+import json
 import subprocess
 import time
 import urllib.request
@@ -40,6 +44,7 @@ from .controlplane import REPO, ControlPlane, free_port
 
 BUILD_SCRIPT = REPO / "scripts" / "build-kueue.sh"
 NAMESPACE = "kueue-system"
+SECRET = "kueue-webhook-server-cert"
 CONVERTED = ("localqueues", "clusterqueues", "workloads", "cohorts", "multikueueclusters")
 """CRDs whose conversion webhook Kueue's certificate rotator injects its CA into (pkg/util/cert)."""
 
@@ -56,7 +61,7 @@ class Kueue:
     process: subprocess.Popen
     version: str
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 15) -> str:
         return processes.tail(self.log, lines)
 
 
@@ -93,7 +98,7 @@ def _config(health_port: int, webhook_port: int, cert_dir: Path) -> dict:
         "webhook": {"port": webhook_port, "host": "127.0.0.1", "certDir": str(cert_dir)},
         "leaderElection": {"leaderElect": False},
         "internalCertManagement": {"enable": True, "webhookServiceName": "kueue-webhook-service",
-                                   "webhookSecretName": "kueue-webhook-server-cert"},
+                                   "webhookSecretName": SECRET},
         "integrations": {"frameworks": ["batch/job"]},
     }
 
@@ -104,6 +109,19 @@ def _ready(port: int) -> bool:
             return answer.status == 200
     except OSError:
         return False
+
+
+def _mount_secret(plane: ControlPlane, cert_dir: Path) -> bool:
+    """Do what kubelet's Secret volume does for Kueue's Pod: copy the certificate Kueue wrote into its
+    Secret to files in `cert_dir` (Kueue waits for them there); False until the Secret holds one."""
+    out = plane.kubectl("get", "secret", SECRET, "-n", NAMESPACE, "-o", "json", check=False)
+    data = json.loads(out.stdout).get("data") or {} if out.returncode == 0 else {}
+    if "tls.crt" not in data or "tls.key" not in data:
+        return False
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    for key, value in data.items():
+        (cert_dir / key).write_bytes(base64.b64decode(value))
+    return True
 
 
 @contextlib.contextmanager
@@ -119,6 +137,9 @@ def running(plane: ControlPlane, root: Path, ready_timeout: float = 180) -> Iter
     plane.kubectl("wait", "--for=condition=Established", "-f", str(crd_file), "--timeout=120s")
     if plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0:
         plane.kubectl("create", "namespace", NAMESPACE)
+    # the empty Secret Kueue's own manifests ship: its certificate rotator fills it, never creates it
+    if plane.kubectl("get", "secret", SECRET, "-n", NAMESPACE, check=False).returncode != 0:
+        plane.kubectl("create", "secret", "generic", SECRET, "-n", NAMESPACE)
     config = root / "kueue-config.yaml"
     config.write_text(yaml.safe_dump(_config(health_port, webhook_port, root / "certs")))
     log = root / "kueue.log"
@@ -127,9 +148,11 @@ def running(plane: ControlPlane, root: Path, ready_timeout: float = 180) -> Iter
          "--zap-log-level=3"],
         log, env=plane.env, cwd=root)
     kueue = Kueue(log=log, process=process, version=version)
+    mounted = False
     try:
         deadline = time.monotonic() + ready_timeout
         while not _ready(health_port):
+            mounted = mounted or _mount_secret(plane, root / "certs")
             if process.poll() is not None:
                 raise KueueUnavailable(f"kueue exited with {process.returncode}:\n{kueue.log_tail()}")
             if time.monotonic() > deadline:
