@@ -98,7 +98,7 @@ class OwnedRun:
     """The cron time it was started for, or when its trigger fired."""
     created: datetime | None = None
     phase: str | None = None
-    """TrainingRun status.phase: Pending, Running, Suspended, Succeeded or Failed (None: not yet reconciled)."""
+    """TrainingRun status.phase: Pending, Queued, Running, Suspended, Succeeded or Failed (None: not yet reconciled)."""
     completion_time: datetime | None = None
 
     @property

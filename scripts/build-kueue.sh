@@ -32,11 +32,11 @@ fi
 
 log() { printf '[build-kueue] %s\n' "$*" >&2; }
 
-# built: the binary and the version stamp both exist (the stamp is written
+# built: the binary and the version stamp (version.txt) both exist (the stamp is written
 # last, after the binary and the CRDs are in place).
 built() {
-  [[ -x $dir/bin/kueue && -d $dir/crds && -f $dir/.built ]] || return 1
-  [[ $(cat "$dir/.built") == "$KUEUE_VERSION" ]]
+  [[ -x $dir/bin/kueue && -d $dir/crds && -f $dir/version.txt ]] || return 1
+  [[ $(cat "$dir/version.txt") == "$KUEUE_VERSION" ]]
 }
 
 if built; then
@@ -87,12 +87,12 @@ partial=$(mktemp "$dir/bin/.kueue.XXXXXX")
 chmod 0755 "$partial"
 mv -f "$partial" "$dir/bin/kueue"
 
-crds=$(mktemp -d "$dir/.crds.XXXXXX")
+crds=$(mktemp -d "$work/crds.XXXXXX")
 cp "$source_dir"/config/components/crd/bases/*.yaml "$crds/"
 chmod 0755 "$crds"
 chmod 0644 "$crds"/*.yaml
 rm -rf "$dir/crds"
 mv "$crds" "$dir/crds"
-echo "$KUEUE_VERSION" >"$dir/.built"
+echo "$KUEUE_VERSION" >"$dir/version.txt"
 log "kueue $KUEUE_VERSION built in $((SECONDS - start))s"
 echo "$dir"

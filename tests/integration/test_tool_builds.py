@@ -42,7 +42,8 @@ def env_file(name: str) -> dict[str, str]:
 @pytest.fixture
 def fake_go(tmp_path) -> tuple[dict[str, str], Path]:
     """(env, builds log): PATH starts with a stand-in `go`; each `go build` appends a line to the log."""
-    versions = {**env_file("control-plane-versions.env"), **env_file("helm-version.env")}
+    versions = {**env_file("control-plane-versions.env"), **env_file("helm-version.env"),
+                **env_file("kueue-version.env")}
     bin_dir, data = tmp_path / "fakebin", tmp_path / "fakedata"
     bin_dir.mkdir()
     data.mkdir()
@@ -55,7 +56,11 @@ def fake_go(tmp_path) -> tuple[dict[str, str], Path]:
         )
         """))
     (data / "info.json").write_text(json.dumps({"Time": "2026-01-01T00:00:00Z"}))
-    (data / "module.json").write_text(json.dumps({"GoMod": str(data / "go.mod"), "Info": str(data / "info.json")}))
+    (data / "module.json").write_text(json.dumps({"GoMod": str(data / "go.mod"), "Info": str(data / "info.json"),
+                                                  "Dir": str(data)}))
+    crds = data / "config" / "components" / "crd" / "bases"  # Kueue's CRDs, copied next to its binary
+    crds.mkdir(parents=True)
+    (crds / "kueue.x-k8s.io_workloads.yaml").write_text("kind: CustomResourceDefinition\n")
     # What every built binary prints: each script's version check looks for its own text.
     banner = (f"{versions['HELM_VERSION']} Kubernetes {versions['KUBERNETES_VERSION']} "
               f"Client Version: {versions['KUBERNETES_VERSION']} etcd Version: {versions['ETCD_VERSION'][1:]}")
@@ -92,6 +97,7 @@ def leftovers(root: Path) -> list[Path]:
 
 @pytest.mark.parametrize(("script", "binaries"), [
     ("build-helm.sh", ["helm"]),
+    ("build-kueue.sh", ["kueue"]),
     ("build-control-plane.sh", ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"]),
 ])
 def test_two_script_builds_at_once_build_once(fake_go, tmp_path, script, binaries):
