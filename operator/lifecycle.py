@@ -367,7 +367,9 @@ def _follow_kueue(suspend: bool, ps: PhaseStatus, job: ObservedJob,
         ps.state = PhaseState.RUNNING
         return actions, None
     queue = job.queue_name
-    if wl is not None and wl.evicted is not None:
+    if wl is not None and wl.evicted is not None and wl.evicted[0] == "Deactivated" and wl.active:
+        reason, detail = "Queued", "requeued after its Workload was deactivated"
+    elif wl is not None and wl.evicted is not None:
         reason = "Preempted" if wl.evicted[0] == "Preempted" else "Evicted"
         detail = f"Kueue evicted it ({wl.evicted[0]}): {wl.evicted[1]}"
     elif ps.state == PhaseState.RUNNING or (preempted and ps.state == PhaseState.QUEUED):

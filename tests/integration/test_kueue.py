@@ -79,7 +79,7 @@ def operator(kube_cluster, namespace, tmp_path):
     apply(kube_cluster, namespace, champion(policy={"postPromotionCheck": {"games": 0}}))
     control = tmp_path / "control"
     proc = OperatorProcess(kube_cluster, namespace, tmp_path, trainer_command=fake_trainer_command(control)).start()
-    yield control
+    yield control, proc
     proc.stop()
 
 
@@ -91,6 +91,13 @@ def queued_run(name, queue, phases=("hybrid",), priority=None):
     return body
 
 
+def no_job_suspend_patches(proc) -> bool:
+    """The operator's own count of the spec.suspend patches it made to Jobs: none, Kueue made them all."""
+    text = proc.metrics()
+    assert 'action="create_job"' in text  # the counter is there to read
+    return 'action="suspend_job"' not in text and 'action="resume_job"' not in text
+
+
 def phase(cluster, namespace, run):
     return run_status(cluster, namespace, run).get("phase")
 
@@ -100,7 +107,7 @@ def job_names(cluster, namespace):
 
 
 def test_two_runs_share_a_queue_with_room_for_one(kube_cluster, namespace, queue, operator):
-    cluster, control = kube_cluster, operator
+    cluster, (control, proc) = kube_cluster, operator
     (control / "hold-hybrid").touch()
     apply(cluster, namespace, queued_run("first", queue))
     wait_for(lambda: list(control.glob("started-hybrid-*")), timeout=120, what="first's phase admitted and running")
@@ -130,10 +137,11 @@ def test_two_runs_share_a_queue_with_room_for_one(kube_cluster, namespace, queue
     assert job_names(cluster, namespace) == ["first-0-hybrid", "second-0-hybrid"]  # no retry Jobs
     reasons = [e["reason"] for e in events(cluster, namespace, "second")]
     assert "Queued" in reasons and "Admitted" in reasons and "PhaseRetrying" not in reasons
+    assert no_job_suspend_patches(proc)
 
 
 def test_a_preempted_phase_waits_and_resumes_as_the_same_job(kube_cluster, namespace, queue, operator):
-    cluster, control = kube_cluster, operator
+    cluster, (control, proc) = kube_cluster, operator
     (control / "hold-hybrid").touch()
     apply(cluster, namespace, queued_run("low", queue, priority=f"{namespace}-low"))
     wait_for(lambda: phase(cluster, namespace, "low") == "Running" and list(control.glob("started-hybrid-*")),
@@ -155,6 +163,30 @@ def test_a_preempted_phase_waits_and_resumes_as_the_same_job(kube_cluster, names
     assert job_names(cluster, namespace) == ["high-0-bootstrap", "low-0-hybrid"]
     reasons = [e["reason"] for e in events(cluster, namespace, "low")]
     assert "Preempted" in reasons and "PhaseRetrying" not in reasons and "PhaseFailed" not in reasons
+    assert no_job_suspend_patches(proc)
+
+
+def test_suspending_a_queued_run_goes_through_its_workload(kube_cluster, namespace, queue, operator):
+    """spec.suspend deactivates the Kueue Workload (Kueue then suspends the Job); the operator never patches it."""
+    cluster, (control, proc) = kube_cluster, operator
+    (control / "hold-hybrid").touch()
+    apply(cluster, namespace, queued_run("pause", queue))
+    wait_for(lambda: phase(cluster, namespace, "pause") == "Running" and list(control.glob("started-hybrid-*")),
+             timeout=120, what="pause running")
+    cluster.kubectl("patch", "trainingrun", "pause", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    cluster.kubectl("wait", "--for=condition=Suspended", "trainingrun/pause", "-n", namespace, "--timeout=60s")
+    [workload] = items(cluster, "workloads", namespace)
+    assert workload["spec"]["active"] is False
+    assert workload["metadata"]["annotations"]["ouroboros.dev/deactivated-for-suspend"] == "true"
+    wait_for(lambda: get(cluster, "job", namespace, "pause-0-hybrid")["spec"].get("suspend") is True,
+             timeout=60, what="Kueue suspending the Job of the deactivated Workload")
+    (control / "release-hybrid").touch()
+    cluster.kubectl("patch", "trainingrun", "pause", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/pause", "-n", namespace, "--timeout=180s")
+    status = run_status(cluster, namespace, "pause")
+    assert status["phases"][0]["attempts"] == 1 and job_names(cluster, namespace) == ["pause-0-hybrid"]
+    assert len(list(control.glob("started-hybrid-*"))) == 2  # stopped while suspended, ran again after
+    assert no_job_suspend_patches(proc)
 
 
 def test_the_example_queues_are_valid_kueue_objects(kube_cluster, kueue, namespace):

@@ -248,9 +248,15 @@ def test_suspending_a_queued_run_deactivates_its_workload_never_the_job():
     c.kueue("r-0-bootstrap", JobState.SUSPENDED)
     assert c.step().actions == [] and c.status.phase == RunPhase.SUSPENDED
     c.body["spec"]["suspend"] = False
+    c.kueue("r-0-bootstrap", workload=dataclasses.replace(
+        c.jobs["r-0-bootstrap"].workload, evicted=("Deactivated", "The workload is deactivated")))
     d = c.step()
     assert d.actions == [lifecycle.SetWorkloadActive(workload().name, True)]
     assert c.status.phase == RunPhase.QUEUED
+    # reactivated, it waits for admission like any new Workload: Queued, not Evicted
+    c.kueue("r-0-bootstrap", workload=dataclasses.replace(c.jobs["r-0-bootstrap"].workload, deactivated_by_run=False))
+    c.step()
+    assert c.running().reason == "Queued" and "requeued after its Workload was deactivated" in c.running().message
     assert not any(isinstance(a, lifecycle.SetJobSuspended) for a in c.all_actions)
 
 
