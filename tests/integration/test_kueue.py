@@ -107,12 +107,13 @@ def job_names(cluster, namespace):
 
 
 def test_two_runs_share_a_queue_with_room_for_one(kube_cluster, namespace, queue, operator):
+    """One runs, the other is Queued with Kueue's reason; suspending the running one (through its Workload)
+    hands the quota over, and resuming it queues it until the other finishes. One Job and one attempt each."""
     cluster, (control, proc) = kube_cluster, operator
     (control / "hold-hybrid").touch()
     apply(cluster, namespace, queued_run("first", queue))
-    wait_for(lambda: list(control.glob("started-hybrid-*")), timeout=120, what="first's phase admitted and running")
-    assert phase(cluster, namespace, "first") in ("Queued", "Running")
-    wait_for(lambda: phase(cluster, namespace, "first") == "Running", timeout=60, what="first Running")
+    wait_for(lambda: phase(cluster, namespace, "first") == "Running" and list(control.glob("started-hybrid-*")),
+             timeout=120, what="first admitted and running")
     job = get(cluster, "job", namespace, "first-0-hybrid")
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == queue
 
@@ -128,9 +129,24 @@ def test_two_runs_share_a_queue_with_room_for_one(kube_cluster, namespace, queue
     header, row = cluster.kubectl("get", "tr", "second", "-n", namespace, "-o", "wide").stdout.splitlines()[:2]
     assert "QUEUE" in header.split() and row.split()[1] == "Queued" and queue in row.split()
 
+    # suspending first deactivates its Workload: Kueue stops its Job and admits second in its place
+    cluster.kubectl("patch", "trainingrun", "first", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    cluster.kubectl("wait", "--for=condition=Suspended", "trainingrun/first", "-n", namespace, "--timeout=60s")
+    uid = get(cluster, "job", namespace, "first-0-hybrid")["metadata"]["uid"]
+    [workload] = items(cluster, "workloads", namespace, f"kueue.x-k8s.io/job-uid={uid}")
+    assert workload["spec"]["active"] is False
+    assert workload["metadata"]["annotations"]["ouroboros.dev/deactivated-for-suspend"] == "true"
+    wait_for(lambda: phase(cluster, namespace, "second") == "Running" and len(list(control.glob("started-hybrid-*"))) == 2,
+             timeout=120, what="second admitted once first's quota was released")
+    assert get(cluster, "job", namespace, "first-0-hybrid")["spec"]["suspend"] is True
+
+    # resumed, first waits in the queue again until second finishes
+    cluster.kubectl("patch", "trainingrun", "first", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    wait_for(lambda: phase(cluster, namespace, "first") == "Queued", timeout=60, what="first Queued again")
     (control / "release-hybrid").touch()
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/first", "-n", namespace, "--timeout=120s")
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/second", "-n", namespace, "--timeout=180s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/second", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/first", "-n", namespace, "--timeout=180s")
+    assert len(list(control.glob("started-hybrid-*"))) == 3  # first's pod ran again after it was resumed
     for run in ("first", "second"):
         status = run_status(cluster, namespace, run)
         assert [p["attempts"] for p in status["phases"]] == [1]
@@ -163,29 +179,6 @@ def test_a_preempted_phase_waits_and_resumes_as_the_same_job(kube_cluster, names
     assert job_names(cluster, namespace) == ["high-0-bootstrap", "low-0-hybrid"]
     reasons = [e["reason"] for e in events(cluster, namespace, "low")]
     assert "Preempted" in reasons and "PhaseRetrying" not in reasons and "PhaseFailed" not in reasons
-    assert no_job_suspend_patches(proc)
-
-
-def test_suspending_a_queued_run_goes_through_its_workload(kube_cluster, namespace, queue, operator):
-    """spec.suspend deactivates the Kueue Workload (Kueue then suspends the Job); the operator never patches it."""
-    cluster, (control, proc) = kube_cluster, operator
-    (control / "hold-hybrid").touch()
-    apply(cluster, namespace, queued_run("pause", queue))
-    wait_for(lambda: phase(cluster, namespace, "pause") == "Running" and list(control.glob("started-hybrid-*")),
-             timeout=120, what="pause running")
-    cluster.kubectl("patch", "trainingrun", "pause", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
-    cluster.kubectl("wait", "--for=condition=Suspended", "trainingrun/pause", "-n", namespace, "--timeout=60s")
-    [workload] = items(cluster, "workloads", namespace)
-    assert workload["spec"]["active"] is False
-    assert workload["metadata"]["annotations"]["ouroboros.dev/deactivated-for-suspend"] == "true"
-    wait_for(lambda: get(cluster, "job", namespace, "pause-0-hybrid")["spec"].get("suspend") is True,
-             timeout=60, what="Kueue suspending the Job of the deactivated Workload")
-    (control / "release-hybrid").touch()
-    cluster.kubectl("patch", "trainingrun", "pause", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/pause", "-n", namespace, "--timeout=180s")
-    status = run_status(cluster, namespace, "pause")
-    assert status["phases"][0]["attempts"] == 1 and job_names(cluster, namespace) == ["pause-0-hybrid"]
-    assert len(list(control.glob("started-hybrid-*"))) == 2  # stopped while suspended, ran again after
     assert no_job_suspend_patches(proc)
 
 
