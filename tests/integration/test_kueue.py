@@ -166,6 +166,8 @@ def test_a_preempted_phase_waits_and_resumes_as_the_same_job(kube_cluster, names
     apply(cluster, namespace, queued_run("high", queue, phases=("bootstrap",), priority=f"{namespace}-high"))
     wait_for(lambda: (condition(run_status(cluster, namespace, "low"), "Running") or {}).get("reason") == "Preempted",
              timeout=120, what="low Queued as Preempted")
+    wait_for(lambda: "due to prioritization in the ClusterQueue" in condition(
+        run_status(cluster, namespace, "low"), "Running")["message"], timeout=60, what="Kueue's eviction message")
     status = run_status(cluster, namespace, "low")
     assert status["phase"] == "Queued" and status["phases"][0]["attempts"] == 1
     assert get(cluster, "job", namespace, "low-0-hybrid")["spec"]["suspend"] is True
