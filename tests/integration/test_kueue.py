@@ -33,13 +33,16 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def kueue(kube_cluster, node_agent, tmp_path_factory):
+def kueue(request, kube_cluster, node_agent, tmp_path_factory):
+    """The real Kueue manager on the test control plane (kube/kueue.py); skips, saying why, if it cannot
+    be built here. The first build takes minutes (see the README), so its progress is shown."""
     apply_crds(kube_cluster)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
     try:
-        source = kueue_module.build()
+        with capture.global_and_fixture_disabled():
+            kueue_module.build()  # cached after the first time; `running` finds it there
     except kueue_module.KueueUnavailable as exc:
         pytest.skip(f"Kueue could not be built here: {exc}")
-    del source
     with kueue_module.running(kube_cluster, tmp_path_factory.mktemp("kueue")) as running:
         yield running
 

@@ -67,9 +67,10 @@ class Kueue:
 
 def build() -> Path:
     """The cache dir holding bin/kueue and crds/ (building it the first time); KueueUnavailable if it fails."""
-    done = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True)
+    # stderr (the script's progress and timings, go's errors) goes straight to the terminal
+    done = subprocess.run([str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        raise KueueUnavailable(f"scripts/build-kueue.sh failed: {done.stderr[-2000:]}")
+        raise KueueUnavailable(f"scripts/build-kueue.sh exited with {done.returncode} (its output is above)")
     return Path(done.stdout.strip())
 
 
