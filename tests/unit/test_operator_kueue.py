@@ -16,10 +16,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ouroboros.operator import conditions, lifecycle, observe
-from ouroboros.operator.builders import kueue, manifests
+from ouroboros.operator.builders import kueue, manifests, scheduled_runs
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.observe import JobState, ObservedJob, ObservedPod, ObservedWorkload
-from ouroboros.operator.resources import Champion, PhaseState, RunPhase, TrainingRun
+from ouroboros.operator.resources import (
+    Champion,
+    PhaseState,
+    RunPhase,
+    TrainingRun,
+    TrainingSchedule,
+)
+from ouroboros.operator.resources.trainingschedule import TriggerType
 from ouroboros.operator.settings import JobSettings
 
 pytestmark = pytest.mark.unit
@@ -303,3 +310,16 @@ def test_queued_runs_are_a_status_series():
     assert 'ouroboros_trainingrun_status{name="r",namespace="ns",phase="Running"} 0.0' in text
     assert ('ouroboros_trainingrun_phase_status{name="r",namespace="ns",state="Queued",'
             'training_phase="bootstrap"} 1.0') in text
+
+
+def test_a_schedules_runs_inherit_its_queue_and_so_do_their_jobs():
+    """Labels of a TrainingSchedule's template reach the runs it creates, and from them the phase Jobs."""
+    schedule = TrainingSchedule.model_validate({
+        "metadata": {"name": "nightly", "namespace": "ns", "uid": "s-1"},
+        "spec": {"schedules": ["0 2 * * *"], "timeZone": "Etc/UTC",
+                 "template": {"metadata": {"labels": {kueue.QUEUE_NAME_LABEL: "team-a"}},
+                              "spec": {"champion": "c", "phases": [{"name": "hybrid"}]}}}})
+    body = scheduled_runs.run_manifest(schedule, "nightly-1", TriggerType.CRON, T0)
+    run = TrainingRun.model_validate({**body, "metadata": {**body["metadata"], "uid": "r-1", "generation": 1}})
+    job = manifests.phase_job(run, 0, 0, SETTINGS)
+    assert job["metadata"]["labels"][kueue.QUEUE_NAME_LABEL] == "team-a" and job["spec"]["suspend"] is True
