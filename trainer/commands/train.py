@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         if writer is not None:
             writer.add_scalar(f"strength/vs_{d.opponent}", d.score, 0)
     metrics = {win_rate_vs(d.opponent): d.score for d in duels}
+    metrics.update(strength.elo_metrics({d.opponent: d.record for d in duels}))
     store = ArtifactStore(store_url)
     # the final duels, for `ouro report` (the strength table with its intervals)
     store.write_json(f"runs/{run.run}/strength.json", {
@@ -261,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "run": run.run, "preset": args.preset, "seconds": round(time.monotonic() - started, 1),
         "phases": [{"phase": o.kind.value, "seconds": round(o.seconds, 1), "message": o.message,
-                    "metrics": {k: round(v, 4) for k, v in o.metrics.items()}} for o in outcomes],
+                    "metrics": {k: round(v, 4) for k, v in {**o.metrics,
+                                                            **strength.elo_metrics(o.records)}.items()}}
+                   for o in outcomes],
         "strength": [{"opponent": d.opponent, "games": d.games, "wins": d.wins, "draws": d.draws,
                       "losses": d.losses, "score": round(d.score, 4),
                       "wilson95": [round(d.interval().lower, 4), round(d.interval().upper, 4)]} for d in duels],
