@@ -87,7 +87,7 @@ def test_the_dashboard_covers_every_concern_the_issue_lists():
     model = json.loads((FILES / "dashboards/ouroboros.json").read_text())
     rows = [p["title"] for p in model["panels"] if p["type"] == "row"]
     assert rows == ["Operator health", "Runs and phases", "Live progress", "Training curves",
-                    "Throughput and resources", "Gate", "Champion", "Schedules"]
+                    "Throughput and resources", "Replay buffer", "Gate", "Champion", "Schedules"]
     annotations = {a["name"] for a in model["annotations"]["list"] if a.get("expr")}
     assert annotations == {"Champion promoted", "Champion rolled back"}
     assert {v["name"] for v in model["templating"]["list"]} == {"datasource", "namespace"}
