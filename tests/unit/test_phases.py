@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import math
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,13 @@ import torch
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.progress import ProgressRecord, progress_key, store_run_id, summarise
 from ouroboros.contract.run import RESULT_MAX_BYTES
-from ouroboros.contract.vocabulary import TRAINING_PHASES, ApprovalMode, elo_vs, is_metric_name, win_rate_vs
+from ouroboros.contract.vocabulary import (
+    TRAINING_PHASES,
+    ApprovalMode,
+    elo_vs,
+    is_metric_name,
+    win_rate_vs,
+)
 from ouroboros.operator.builders import manifests
 from ouroboros.operator.resources import PhaseName, PhaseResult, TrainingRun
 from ouroboros.trainer.artifacts import registry
