@@ -249,16 +249,16 @@ class Metrics:
 
         # --- gate (a TrainingRun's candidate against its champion)
         self.gate_decisions_total = Counter(
-            f"{PREFIX}_gate_decisions_total", "Gate decisions, by champion and decision (Promote, Reject, ...).",
+            f"{PREFIX}_gate_decisions_total", "Gate decisions, by champion and decision (Promoted, Rejected, Inconclusive, Skipped).",
             ["namespace", "champion", "decision"], registry=r)
         self.gate_sprt_llr = Gauge(
             f"{PREFIX}_gate_sprt_log_likelihood_ratio",
             "SPRT log-likelihood ratio of a run's gate: live while it plays, then where it stopped.",
             [*RUN], registry=r)
         self.gate_sprt_bound = Gauge(
-            f"{PREFIX}_gate_sprt_bound", "SPRT decision bounds of a running gate (lower: reject, upper: accept).",
+            f"{PREFIX}_gate_sprt_bound", "SPRT decision bounds of a run's gate (lower: reject, upper: promote).",
             [*RUN, "bound"], registry=r)
-        self.gate_games = Gauge(f"{PREFIX}_gate_games", "Games the running gate has played.", [*RUN], registry=r)
+        self.gate_games = Gauge(f"{PREFIX}_gate_games", "Games a run's gate has played: live while it plays, then in all.", [*RUN], registry=r)
 
         # --- champions
         self.champion_info = Gauge(
@@ -288,10 +288,10 @@ class Metrics:
 
         # --- schedules
         self.schedule_last_time = Gauge(
-            f"{PREFIX}_trainingschedule_last_schedule_timestamp_seconds", "When the schedule last created a run.",
+            f"{PREFIX}_trainingschedule_last_schedule_timestamp_seconds", "Latest scheduled time the schedule handled (started, skipped or replaced), Unix seconds.",
             ["namespace", "name"], registry=r)
         self.schedule_next_time = Gauge(
-            f"{PREFIX}_trainingschedule_next_schedule_timestamp_seconds", "When the schedule will next create a run.",
+            f"{PREFIX}_trainingschedule_next_schedule_timestamp_seconds", "Next scheduled time, Unix seconds.",
             ["namespace", "name"], registry=r)
         self.schedule_suspended = Gauge(
             f"{PREFIX}_trainingschedule_suspended", "1 if the schedule is suspended.", ["namespace", "name"],
@@ -300,8 +300,8 @@ class Metrics:
             f"{PREFIX}_trainingschedule_triggers_total", "Runs a schedule created, by trigger (cron, data, "
             "performance, manual).", ["namespace", "name", "trigger"], registry=r)
         self.schedule_missed_total = Counter(
-            f"{PREFIX}_trainingschedule_missed_total", "Scheduled times skipped (past startingDeadlineSeconds, "
-            "or forbidden by concurrencyPolicy).", ["namespace", "name"], registry=r)
+            f"{PREFIX}_trainingschedule_missed_total", "Scheduled times let go without a run (past "
+            "startingDeadlineSeconds or skipped by missedRunPolicy, or forbidden by concurrencyPolicy).", ["namespace", "name"], registry=r)
 
         # Counters with a known label set start at 0, so rate() and increase() see their first event.
         for phase in PhaseName:
