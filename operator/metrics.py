@@ -261,24 +261,21 @@ class Metrics:
         self.gate_games = Gauge(f"{PREFIX}_gate_games", "Games a run's gate has played: live while it plays, then in all.", [*RUN], registry=r)
 
         # --- champions
-        self.champion_info = Gauge(
-            f"{PREFIX}_champion_info", "One per Champion, labelled with the version it serves and its game.",
-            ["namespace", "champion", "version", "game"], registry=r)
-        self.champion_promoted_time = Gauge(
-            f"{PREFIX}_champion_promoted_timestamp_seconds", "When the served version was promoted, Unix seconds.",
-            ["namespace", "champion"], registry=r)
-        self.champion_score = Gauge(
-            f"{PREFIX}_champion_score", "The served version's score against a reference opponent, 0..1.",
-            ["namespace", "champion", "opponent"], registry=r)
-        self.champion_elo = Gauge(
-            f"{PREFIX}_champion_elo", "The served version's Elo difference against a reference opponent.",
-            ["namespace", "champion", "opponent"], registry=r)
-        self.champion_elo_lower = Gauge(
-            f"{PREFIX}_champion_elo_lower", "Lower end of the 95% interval of the champion's Elo difference.",
-            ["namespace", "champion", "opponent"], registry=r)
-        self.champion_elo_upper = Gauge(
-            f"{PREFIX}_champion_elo_upper", "Upper end of the 95% interval of the champion's Elo difference.",
-            ["namespace", "champion", "opponent"], registry=r)
+        def champion_gauge(suffix: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(f"{PREFIX}_champion_{suffix}", doc, ["namespace", "champion", *labels], registry=r)
+
+        self.champion_info = champion_gauge(
+            "info", "One per Champion, labelled with the version it serves and its game.", "version", "game")
+        self.champion_promoted_time = champion_gauge(
+            "promoted_timestamp_seconds", "When the served version was promoted, Unix seconds.")
+        self.champion_score = champion_gauge(
+            "score", "The served version's score against a reference opponent, 0..1.", "opponent")
+        self.champion_elo = champion_gauge(
+            "elo", "The served version's Elo difference against a reference opponent.", "opponent")
+        self.champion_elo_lower = champion_gauge(
+            "elo_lower", "Lower end of the 95% interval of the champion's Elo difference.", "opponent")
+        self.champion_elo_upper = champion_gauge(
+            "elo_upper", "Upper end of the 95% interval of the champion's Elo difference.", "opponent")
         self.champion_promotions_total = Counter(
             f"{PREFIX}_champion_promotions_total", "Versions promoted to champion.", ["namespace", "champion"],
             registry=r)
