@@ -4,9 +4,9 @@ A real Prometheus (Debian's package, installed by scripts/install-prometheus.sh
 when missing) starts on a loopback port with a generated config that scrapes
 the operator every second under the job name the chart uses
 (`ouroboros-operator`) and loads the shipped alert rules. A tiny TrainingRun
-(bootstrap, hybrid, self_play; the real trainer) goes through the real control
-plane while the operator reads its progress records every second, and its
-evaluate phase makes the first version champion; a second run's gate (an SPRT
+(bootstrap, hybrid, self_play, evaluate; the real trainer) goes through the
+real control plane while the operator reads its progress records every second,
+and its evaluate phase makes the first version champion; a second run's gate (an SPRT
 every candidate that is not hopeless passes) promotes its own; the Champion is
 then pinned back to the first version (a manual rollback); and a
 TrainingSchedule firing every minute (its runs suspended, so they cost nothing)
