@@ -10,6 +10,10 @@ show) and into its Prometheus metrics. The trainer needs no Kubernetes
 permissions for this and the user runs no extra server: the store is already
 the one channel every phase talks through.
 
+The evaluate phase writes records too, with the gate's SPRT as the scalars
+`SPRT_SCALARS` (`status.progress.sprt`); the operator adds what it reads
+itself from the run's replay shards' sidecars (`status.progress.replay`).
+
 Part of the contract: both images import it (pydantic only).
 """
 
@@ -78,7 +82,7 @@ class ProgressRecord(StatusModel):
     """
 
     run: str = Field(description="Store run id (runs/<run>/).")
-    phase: str = Field(description="Phase name (bootstrap, hybrid, self_play, continuous).")
+    phase: str = Field(description="Phase name (bootstrap, hybrid, self_play, continuous, evaluate).")
     worker: int = Field(0, ge=0, description="Self-play worker index (JOB_COMPLETION_INDEX).")
     started_at: datetime = Field(description="When this attempt of the phase started.")
     updated_at: datetime = Field(description="When the record was written.")
