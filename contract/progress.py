@@ -10,6 +10,10 @@ show) and into its Prometheus metrics. The trainer needs no Kubernetes
 permissions for this and the user runs no extra server: the store is already
 the one channel every phase talks through.
 
+The evaluate phase writes records too, with the gate's SPRT as the scalars
+`SPRT_SCALARS` (`status.progress.sprt`); the operator adds what it reads
+itself from the run's replay shards' sidecars (`status.progress.replay`).
+
 Part of the contract: both images import it (pydantic only).
 """
 
@@ -78,7 +82,7 @@ class ProgressRecord(StatusModel):
     """
 
     run: str = Field(description="Store run id (runs/<run>/).")
-    phase: str = Field(description="Phase name (bootstrap, hybrid, self_play, continuous).")
+    phase: str = Field(description="Phase name (bootstrap, hybrid, self_play, continuous, evaluate).")
     worker: int = Field(0, ge=0, description="Self-play worker index (JOB_COMPLETION_INDEX).")
     started_at: datetime = Field(description="When this attempt of the phase started.")
     updated_at: datetime = Field(description="When the record was written.")
@@ -103,6 +107,33 @@ class ProgressRecord(StatusModel):
     done: bool = Field(False, description="True once the phase finished (the last record it writes).")
 
 
+SPRT_SCALARS = ("sprt/llr", "sprt/lower_bound", "sprt/upper_bound")
+"""Scalars the evaluate phase reports while its gate plays: the SPRT's log-likelihood ratio and bounds."""
+
+
+class SprtProgress(StatusModel):
+    """Where a running gate's sequential probability ratio test stands (evaluate phase)."""
+
+    llr: float = Field(description="Log-likelihood ratio of H1 (elo1) against H0 (elo0) so far.")
+    lower_bound: float = Field(description="ln(beta / (1 - alpha)): at or below it the gate rejects.")
+    upper_bound: float = Field(description="ln((1 - beta) / alpha): at or above it the gate promotes.")
+    games: int = Field(0, ge=0, description="Gate games played so far.")
+
+
+class ReplayUsage(StatusModel):
+    """The run's replay shards in the store: the pool its training windows are drawn from.
+
+    Read by the operator from the shards' JSON sidecars (never the arrays).
+    """
+
+    shards: int = Field(0, ge=0, description="Replay shards written by the run's phases.")
+    positions: int = Field(0, ge=0, description="Positions in those shards.")
+    games: int = Field(0, ge=0, description="Games those positions come from.")
+    bytes: int = Field(0, ge=0, description="Size of the shards in the store, bytes.")
+    oldest_position_at: datetime | None = Field(None, description="When the oldest position was recorded.")
+    newest_position_at: datetime | None = Field(None, description="When the newest position was recorded.")
+
+
 class RunProgress(StatusModel):
     """`status.progress` of a TrainingRun: its running phase, summed over workers."""
 
@@ -121,6 +152,8 @@ class RunProgress(StatusModel):
     cpu_percent: float = Field(0.0, ge=0, description="CPU use of all workers, percent of one core.")
     store_bytes: int | None = Field(None, ge=0, description="Bytes under the run's folder in the store.")
     gpu_memory_bytes: int | None = Field(None, ge=0, description="GPU memory all workers hold, bytes.")
+    sprt: SprtProgress | None = Field(None, description="The gate's sequential test so far (evaluate phase).")
+    replay: ReplayUsage | None = Field(None, description="The run's replay shards (read by the operator).")
     workers: int = Field(0, ge=0, description="Workers that reported.")
     updated_at: datetime = Field(description="When the newest record was written.")
     stale: bool = Field(False, description="True if no worker reported for longer than the stale limit.")
@@ -130,8 +163,9 @@ def summarise(records: list[ProgressRecord], now: datetime,
               stale_after: float = STALE_AFTER_SECONDS) -> RunProgress | None:
     """`status.progress` from the records of one phase (None when there are none).
 
-    Counts and rates add up over workers; the step, losses and fraction are
-    worker 0's (it trains; the others only play), ETA the slowest worker's.
+    Counts and rates add up over workers; the step, losses, fraction and the
+    gate's SPRT are worker 0's (it trains; the others only play), ETA the
+    slowest worker's.
     """
     if not records:
         return None
@@ -145,6 +179,11 @@ def summarise(records: list[ProgressRecord], now: datetime,
         for k, v in r.scalars.items():
             if k.startswith("win_rate/"):
                 win_rates[k.removeprefix("win_rate/")] = v
+    sprt = None
+    if all(k in lead.scalars for k in SPRT_SCALARS):
+        llr, lower, upper = (lead.scalars[k] for k in SPRT_SCALARS)
+        sprt = SprtProgress(llr=round(llr, 6), lower_bound=round(lower, 6), upper_bound=round(upper, 6),
+                            games=lead.games)
     return RunProgress(
         phase=lead.phase,
         percent=min(100, int(round(100 * lead.fraction))),
@@ -162,6 +201,7 @@ def summarise(records: list[ProgressRecord], now: datetime,
         store_bytes=lead.resources.store_bytes,
         gpu_memory_bytes=(sum(r.resources.gpu_memory_bytes or 0 for r in records)
                           if any(r.resources.gpu_memory_bytes is not None for r in records) else None),
+        sprt=sprt,
         workers=len(records),
         updated_at=newest,
         stale=(now - newest).total_seconds() > stale_after and not all(r.done for r in records),

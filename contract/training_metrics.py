@@ -31,9 +31,17 @@ class TrainingSeries(StrEnum):
     """Self-play positions (one snake's decision) recorded per second."""
     SAMPLES_PER_SECOND = "samples_per_second"
     """Training samples per second."""
+    ELO = "elo"
+    """Logistic Elo difference against an opponent (from the score); label `opponent`."""
+    ELO_LOWER = "elo_lower"
+    """Lower end of the Elo difference's 95% interval; label `opponent`."""
+    ELO_UPPER = "elo_upper"
+    """Upper end of the Elo difference's 95% interval; label `opponent`."""
 
 
 _WIN_RATE = re.compile(r"^(?:winRateVs|scoreVs)(?P<opponent>[A-Za-z0-9_]+)$")
+_ELO = re.compile(r"^eloVs(?P<opponent>[A-Za-z0-9_]+?)(?P<bound>Lower|Upper)?$")
+_ELO_SERIES = {None: "ELO", "Lower": "ELO_LOWER", "Upper": "ELO_UPPER"}
 
 
 def opponent_label(camel: str) -> str:
@@ -46,6 +54,8 @@ def classify(key: str) -> tuple[TrainingSeries, str] | None:
 
     >>> classify("policyLoss"), classify("loss/value"), classify("winRateVsRandomSafe")
     ((TrainingSeries.LOSS, 'policy'), (TrainingSeries.LOSS, 'value'), (TrainingSeries.WIN_RATE, 'random_safe'))
+    >>> classify("eloVsHeuristic"), classify("eloVsSelfPlay0003Lower")
+    ((TrainingSeries.ELO, 'heuristic'), (TrainingSeries.ELO_LOWER, 'self_play0003'))
 
     Keys that are no training curve (`games`, `steps`, `seconds`) give None.
     """
@@ -57,6 +67,8 @@ def classify(key: str) -> tuple[TrainingSeries, str] | None:
         return TrainingSeries.WIN_RATE, key.removeprefix("win_rate/").replace("-", "_")
     if m := _WIN_RATE.match(key):
         return TrainingSeries.WIN_RATE, opponent_label(m["opponent"])
+    if m := _ELO.match(key):
+        return TrainingSeries[_ELO_SERIES[m["bound"]]], opponent_label(m["opponent"])
     simple = {
         "entropy": TrainingSeries.ENTROPY,
         "accuracy": TrainingSeries.ACCURACY,

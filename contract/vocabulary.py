@@ -84,7 +84,10 @@ class Metric(StrEnum):
     """Names of the numbers a phase reports (phase result, run status, TensorBoard, Prometheus).
 
     Per-opponent scores are not members: they are ``winRateVs<Opponent>``, made
-    by :func:`win_rate_vs`, so a new opponent needs no new name here.
+    by :func:`win_rate_vs`, and per-opponent Elo differences with their 95%
+    interval ends are ``eloVs<Opponent>``, ``eloVs<Opponent>Lower`` and
+    ``eloVs<Opponent>Upper``, made by :func:`elo_vs`; a new opponent needs no
+    new name here.
     """
 
     GAMES = "games"
@@ -121,11 +124,29 @@ class Metric(StrEnum):
 WIN_RATE_PREFIX = "winRateVs"
 
 
+ELO_PREFIX = "eloVs"
+ELO_BOUNDS = ("Lower", "Upper")
+"""Suffixes of the 95% interval ends of an ``eloVs<Opponent>`` metric."""
+
+
+def _camel(opponent: str) -> str:
+    words = re.split(r"[^A-Za-z0-9]+", opponent)
+    return "".join(w[:1].upper() + w[1:] for w in words if w)[:40]
+
+
 def win_rate_vs(opponent: str) -> str:
     """The metric name of the score against one opponent: ``heuristic`` -> ``winRateVsHeuristic``,
     ``random-safe`` -> ``winRateVsRandomSafe``, ``self_play-0003`` -> ``winRateVsSelfPlay0003``."""
-    words = re.split(r"[^A-Za-z0-9]+", opponent)
-    return WIN_RATE_PREFIX + "".join(w[:1].upper() + w[1:] for w in words if w)[:40]
+    return WIN_RATE_PREFIX + _camel(opponent)
+
+
+def elo_vs(opponent: str, bound: str = "") -> str:
+    """The metric name of the logistic Elo difference against one opponent, or (``bound`` ``Lower``
+    or ``Upper``) an end of its 95% interval: ``heuristic`` -> ``eloVsHeuristic``,
+    (``random-safe``, ``Lower``) -> ``eloVsRandomSafeLower``."""
+    if bound not in ("", *ELO_BOUNDS):
+        raise ValueError(f"bound must be '', 'Lower' or 'Upper', got {bound!r}")
+    return ELO_PREFIX + _camel(opponent) + bound
 
 
 def prometheus_name(metric: str) -> str:
@@ -134,6 +155,7 @@ def prometheus_name(metric: str) -> str:
 
 
 def is_metric_name(name: str) -> bool:
-    """True for the names a phase may report: a :class:`Metric` value or ``winRateVs<Opponent>``."""
-    return name in Metric._value2member_map_ or (
-        name.startswith(WIN_RATE_PREFIX) and name[len(WIN_RATE_PREFIX):].isalnum())
+    """True for the names a phase may report: a :class:`Metric` value, ``winRateVs<Opponent>`` or
+    ``eloVs<Opponent>`` (with an optional ``Lower``/``Upper``)."""
+    return name in Metric._value2member_map_ or any(
+        name.startswith(prefix) and name[len(prefix):].isalnum() for prefix in (WIN_RATE_PREFIX, ELO_PREFIX))

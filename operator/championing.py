@@ -289,13 +289,30 @@ def _conditions(st: ChampionStatus, failure: str | None) -> list[conditions.Desi
     ]
 
 
-def _events(old: ChampionStatus, new: ChampionStatus) -> list[Event]:
-    out = []
+def new_history(old: ChampionStatus, new: ChampionStatus) -> list[HistoryEntry]:
+    """The history entries ``new`` has and ``old`` had not, oldest first: the changes of champion this
+    reconcile saw happen. On the first read of the registry (``old`` never read it) the history found
+    there is the past, not news: only a rejection made now counts. Events and metrics both use this."""
     known = {_key(e) for e in old.history}
     first_read = old.registry_generation is None
-    for entry in reversed(new.history):
-        if _key(entry) in known or (first_read and entry.reason is not HistoryReason.REJECTED):
-            continue
+    return [e for e in reversed(new.history)
+            if _key(e) not in known and (not first_read or e.reason is HistoryReason.REJECTED)]
+
+
+def rollback_trigger(entry: HistoryEntry) -> str | None:
+    """``automatic`` for a rollback the operator made (a failed post-promotion check), ``manual`` for a
+    rollback by anyone else or a pin that changed the version (``spec.pinnedVersion`` is the manual
+    rollback), None for a history entry that is no rollback."""
+    if entry.reason is HistoryReason.ROLLED_BACK:
+        return "automatic" if entry.by == OPERATOR else "manual"
+    if entry.reason is HistoryReason.PINNED and entry.previous != entry.version:
+        return "manual"
+    return None
+
+
+def _events(old: ChampionStatus, new: ChampionStatus) -> list[Event]:
+    out = []
+    for entry in new_history(old, new):
         who = f" by {entry.by}" if entry.by else ""
         run = f" from run {entry.run}" if entry.run else ""
         text = f"{entry.reason.value}: {entry.previous or 'none'} -> {entry.version}{run}{who}"
@@ -305,7 +322,7 @@ def _events(old: ChampionStatus, new: ChampionStatus) -> list[Event]:
         out.append(Event(kind, entry.reason.value, text[:MESSAGE_LIMIT]))
     if new.last_check is not None and new.last_check != old.last_check and not new.last_check.passed:
         out.append(Event("Warning", "PostPromotionCheckFailed", (new.last_check.message or "")[:MESSAGE_LIMIT]))
-    if first_read and new.registry_generation is not None:
+    if old.registry_generation is None and new.registry_generation is not None:
         out.append(Event("Normal", "Synced", f"registry read: version {new.version or 'none'} in force"))
     if new.pending is not None and (old.pending is None or old.pending.run != new.pending.run):
         out.append(Event("Normal", "AwaitingApproval",

@@ -1,4 +1,4 @@
-"""What every handler gets: settings, the API client, metrics, per-run locks, timers.
+"""What every handler gets: settings, the API client, metrics, per-run locks, timers, the replay reader.
 
 One `Context` is built by `main` and closed over by the handlers when they are
 registered, instead of living in module globals, so a test can run two
@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 from ouroboros.operator.kube import ApiError, KubeClient
 from ouroboros.operator.metrics import Metrics
+from ouroboros.operator.replay import ReplayReader
 from ouroboros.operator.settings import OperatorSettings
 
 _log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Context:
     metrics: Metrics
     locks: KeyedLocks = dataclasses.field(default_factory=KeyedLocks)
     timers: Timers = dataclasses.field(default_factory=Timers)
+    replay: ReplayReader = dataclasses.field(default_factory=ReplayReader)
     clock: Callable[[], datetime] = utcnow
 
     def post_events(self, obj: dict, events) -> None:

@@ -17,9 +17,19 @@ Two sets of names:
 * **The domain** under `ouroboros_`, in base units with `_total` on counters:
   runs and phases (state, durations, retries), live progress of the running
   phase (share done, ETA, games and positions, throughput, losses, win rates,
-  process resources; see `resources.progress`), gate decisions and the live
-  SPRT log-likelihood ratio, the champion (an `_info` series with its version,
-  its age and score), promotions and rollbacks, schedules.
+  process resources; see `contract.progress`), win rates and Elo differences
+  with their 95% interval against each opponent (from the phases' results),
+  the run's replay buffer (positions, games, shards, bytes, oldest and newest
+  position), gate decisions and the gate's SPRT log-likelihood ratio (live
+  while the evaluate phase plays, then where it stopped), the champion (an
+  `_info` series with its version, its age, score and Elo), promotions and
+  rollbacks, schedules (last and next times, runs created by trigger, missed
+  times).
+
+Every update is derived by the controllers' thin shells from a resource's old
+and new status (`observe_run`, `observe_champion`, `observe_schedule`), and
+counters count transitions between the two, so a restarted operator, which
+reads the stored status as "old", counts nothing twice.
 
 Per-object series (one run's loss, one champion's info) are written through
 `_Series`, which removes whatever an object's previous update wrote and this
@@ -52,10 +62,15 @@ from prometheus_client import (
 )
 
 from ouroboros.contract import training_metrics as tm
-from ouroboros.contract.progress import RunProgress
+from ouroboros.contract.progress import ReplayUsage, RunProgress
 from ouroboros.operator.resources import PhaseName, PhaseState, RunPhase, TrainingRunStatus
+from ouroboros.operator.resources.trainingrun import PromotionDecision
+from ouroboros.operator.resources.trainingschedule import TriggerType
 
 PREFIX = "ouroboros"
+DECIDED = tuple(d.value for d in PromotionDecision if d is not PromotionDecision.PENDING)
+"""Gate decisions counted by `ouroboros_gate_decisions_total` (Pending is no decision yet)."""
+ROLLBACK_TRIGGERS = ("manual", "automatic")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 PHASE_BUCKETS = (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -94,6 +109,10 @@ class _Series:
                 with contextlib.suppress(KeyError):
                     gauge.remove(*labels)
             self._written[key] = set(values)
+
+    def __contains__(self, key: tuple[str, ...]) -> bool:
+        with self._lock:
+            return key in self._written
 
     def forget(self, key: tuple[str, ...]) -> None:
         """Remove every series the object wrote."""
@@ -206,30 +225,57 @@ class Metrics:
                 "positions_per_second", "Self-play positions recorded per second, all workers.", "training_phase"),
             tm.TrainingSeries.SAMPLES_PER_SECOND: run_gauge(
                 "samples_per_second", "Training samples per second.", "training_phase"),
+            tm.TrainingSeries.ELO: run_gauge(
+                "elo", "Logistic Elo difference against an opponent, from the phase's score against it.",
+                "training_phase", "opponent"),
+            tm.TrainingSeries.ELO_LOWER: run_gauge(
+                "elo_lower", "Lower end of the 95% interval of the Elo difference against an opponent.",
+                "training_phase", "opponent"),
+            tm.TrainingSeries.ELO_UPPER: run_gauge(
+                "elo_upper", "Upper end of the 95% interval of the Elo difference against an opponent.",
+                "training_phase", "opponent"),
         }
+        # the run's replay buffer (while a phase runs; read from the shards' sidecars)
+        self.replay_positions = run_gauge("replay_positions", "Positions in the run's replay shards.")
+        self.replay_games = run_gauge("replay_games", "Games the run's replay positions come from.")
+        self.replay_shards = run_gauge("replay_shards", "Replay shards the run's phases wrote.")
+        self.replay_bytes = run_gauge("replay_bytes", "Size of the run's replay shards in the store, bytes.")
+        self.replay_oldest = run_gauge(
+            "replay_oldest_position_timestamp_seconds", "When the oldest replay position was recorded, Unix "
+            "seconds (age: time() minus this).")
+        self.replay_newest = run_gauge(
+            "replay_newest_position_timestamp_seconds", "When the newest replay position was recorded, Unix "
+            "seconds.")
 
         # --- gate (a TrainingRun's candidate against its champion)
         self.gate_decisions_total = Counter(
-            f"{PREFIX}_gate_decisions_total", "Gate decisions, by champion and decision (Promote, Reject, ...).",
+            f"{PREFIX}_gate_decisions_total", "Gate decisions, by champion and decision (Promoted, Rejected, Inconclusive, Skipped).",
             ["namespace", "champion", "decision"], registry=r)
         self.gate_sprt_llr = Gauge(
-            f"{PREFIX}_gate_sprt_log_likelihood_ratio", "Live SPRT log-likelihood ratio of a running gate.",
+            f"{PREFIX}_gate_sprt_log_likelihood_ratio",
+            "SPRT log-likelihood ratio of a run's gate: live while it plays, then where it stopped.",
             [*RUN], registry=r)
         self.gate_sprt_bound = Gauge(
-            f"{PREFIX}_gate_sprt_bound", "SPRT decision bounds of a running gate (lower: reject, upper: accept).",
+            f"{PREFIX}_gate_sprt_bound", "SPRT decision bounds of a run's gate (lower: reject, upper: promote).",
             [*RUN, "bound"], registry=r)
-        self.gate_games = Gauge(f"{PREFIX}_gate_games", "Games the running gate has played.", [*RUN], registry=r)
+        self.gate_games = Gauge(f"{PREFIX}_gate_games", "Games a run's gate has played: live while it plays, then in all.", [*RUN], registry=r)
 
         # --- champions
-        self.champion_info = Gauge(
-            f"{PREFIX}_champion_info", "One per Champion, labelled with the version it serves and its game.",
-            ["namespace", "champion", "version", "game"], registry=r)
-        self.champion_promoted_time = Gauge(
-            f"{PREFIX}_champion_promoted_timestamp_seconds", "When the served version was promoted, Unix seconds.",
-            ["namespace", "champion"], registry=r)
-        self.champion_score = Gauge(
-            f"{PREFIX}_champion_score", "The served version's score against a reference opponent, 0..1.",
-            ["namespace", "champion", "opponent"], registry=r)
+        def champion_gauge(suffix: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(f"{PREFIX}_champion_{suffix}", doc, ["namespace", "champion", *labels], registry=r)
+
+        self.champion_info = champion_gauge(
+            "info", "One per Champion, labelled with the version it serves and its game.", "version", "game")
+        self.champion_promoted_time = champion_gauge(
+            "promoted_timestamp_seconds", "When the served version was promoted, Unix seconds.")
+        self.champion_score = champion_gauge(
+            "score", "The served version's score against a reference opponent, 0..1.", "opponent")
+        self.champion_elo = champion_gauge(
+            "elo", "The served version's Elo difference against a reference opponent.", "opponent")
+        self.champion_elo_lower = champion_gauge(
+            "elo_lower", "Lower end of the 95% interval of the champion's Elo difference.", "opponent")
+        self.champion_elo_upper = champion_gauge(
+            "elo_upper", "Upper end of the 95% interval of the champion's Elo difference.", "opponent")
         self.champion_promotions_total = Counter(
             f"{PREFIX}_champion_promotions_total", "Versions promoted to champion.", ["namespace", "champion"],
             registry=r)
@@ -239,20 +285,20 @@ class Metrics:
 
         # --- schedules
         self.schedule_last_time = Gauge(
-            f"{PREFIX}_trainingschedule_last_schedule_timestamp_seconds", "When the schedule last created a run.",
+            f"{PREFIX}_trainingschedule_last_schedule_timestamp_seconds", "Latest scheduled time the schedule handled (started, skipped or replaced), Unix seconds.",
             ["namespace", "name"], registry=r)
         self.schedule_next_time = Gauge(
-            f"{PREFIX}_trainingschedule_next_schedule_timestamp_seconds", "When the schedule will next create a run.",
+            f"{PREFIX}_trainingschedule_next_schedule_timestamp_seconds", "Next scheduled time, Unix seconds.",
             ["namespace", "name"], registry=r)
         self.schedule_suspended = Gauge(
             f"{PREFIX}_trainingschedule_suspended", "1 if the schedule is suspended.", ["namespace", "name"],
             registry=r)
         self.schedule_triggers_total = Counter(
-            f"{PREFIX}_trainingschedule_triggers_total", "Runs a schedule created, by trigger (cron, new_games, "
-            "regression, manual).", ["namespace", "name", "trigger"], registry=r)
+            f"{PREFIX}_trainingschedule_triggers_total", "Runs a schedule created, by trigger (cron, data, "
+            "performance, manual).", ["namespace", "name", "trigger"], registry=r)
         self.schedule_missed_total = Counter(
-            f"{PREFIX}_trainingschedule_missed_total", "Scheduled times skipped (past startingDeadlineSeconds, "
-            "or forbidden by concurrencyPolicy).", ["namespace", "name"], registry=r)
+            f"{PREFIX}_trainingschedule_missed_total", "Scheduled times let go without a run (past "
+            "startingDeadlineSeconds or skipped by missedRunPolicy, or forbidden by concurrencyPolicy).", ["namespace", "name"], registry=r)
 
         # Counters with a known label set start at 0, so rate() and increase() see their first event.
         for phase in PhaseName:
@@ -313,8 +359,14 @@ class Metrics:
     # ------------------------------------------------------------------ TrainingRuns
 
     def observe_run(self, namespace: str, name: str, champion: str, old: TrainingRunStatus,
-                    new: TrainingRunStatus) -> None:
-        """Update a run's series from its new status; count phases and runs that just finished."""
+                    new: TrainingRunStatus, sprt_bounds: tuple[float, float] | None = None) -> None:
+        """Update a run's series from its new status; count phases and runs that just finished and
+        gate decisions just made.
+
+        The gate's series come from `status.progress.sprt` while the evaluate phase plays, then from
+        `status.promotion.statistics` (its final LLR and games; `sprt_bounds`, the run's
+        `spec.promotion.sprt` bounds, give the bounds beside it).
+        """
         key = (namespace, name)
         values: dict[tuple[Gauge, tuple[str, ...]], float] = {(self.run_info, (*key, champion)): 1}
         for phase in RunPhase:
@@ -337,7 +389,13 @@ class Metrics:
         progress = getattr(new, "progress", None)
         if progress is not None and new.phase == RunPhase.RUNNING:
             values.update(self._progress_values(key, progress))
+        values.update(self._gate_values(key, new, sprt_bounds))
         self._series.replace(key, values)
+
+        decided = new.promotion.decision if new.promotion else None
+        if decided is not None and decided != PromotionDecision.PENDING and champion and (
+                old.promotion is None or old.promotion.decision != decided):
+            self.gate_decided(namespace, champion, PromotionDecision(decided).value)
 
         for i, ps in enumerate(new.phases):
             before = old.phases[i] if i < len(old.phases) else None
@@ -350,6 +408,32 @@ class Metrics:
                 self.phase_retries_total.labels(ps.name.value).inc(retries)
         if new.phase in (RunPhase.SUCCEEDED, RunPhase.FAILED) and old.phase != new.phase:
             self.runs_finished_total.labels(RunPhase(new.phase).value).inc()
+
+    def _gate_values(self, key: tuple[str, str], new: TrainingRunStatus,
+                     bounds: tuple[float, float] | None) -> dict[tuple[Gauge, tuple[str, ...]], float]:
+        live = new.progress.sprt if new.progress is not None and new.phase == RunPhase.RUNNING else None
+        stats = new.promotion.statistics if new.promotion is not None else None
+        if live is not None:
+            llr, games, bounds = live.llr, live.games, (live.lower_bound, live.upper_bound)
+        elif stats is not None and stats.llr is not None:
+            llr, games = stats.llr, stats.games
+        else:
+            return {}
+        values = {(self.gate_sprt_llr, key): llr, (self.gate_games, key): games}
+        if bounds is not None:
+            values[(self.gate_sprt_bound, (*key, "lower"))] = bounds[0]
+            values[(self.gate_sprt_bound, (*key, "upper"))] = bounds[1]
+        return values
+
+    def _replay_values(self, key: tuple[str, str], r: ReplayUsage) -> dict[tuple[Gauge, tuple[str, ...]], float]:
+        values: dict[tuple[Gauge, tuple[str, ...]], float] = {
+            (self.replay_positions, key): r.positions, (self.replay_games, key): r.games,
+            (self.replay_shards, key): r.shards, (self.replay_bytes, key): r.bytes}
+        if r.oldest_position_at is not None:
+            values[(self.replay_oldest, key)] = r.oldest_position_at.timestamp()
+        if r.newest_position_at is not None:
+            values[(self.replay_newest, key)] = r.newest_position_at.timestamp()
+        return values
 
     def _progress_values(self, key: tuple[str, str], p: RunProgress) -> dict[tuple[Gauge, tuple[str, ...]], float]:
         labels = (*key, p.phase)
@@ -375,40 +459,41 @@ class Metrics:
             values[(self.training[tm.TrainingSeries.WIN_RATE], (*labels, opponent))] = value
         if p.entropy is not None:
             values[(self.training[tm.TrainingSeries.ENTROPY], labels)] = p.entropy
+        if p.replay is not None:
+            values.update(self._replay_values(key, p.replay))
         return values
 
     def forget_run(self, namespace: str, name: str) -> None:
-        """Drop a deleted run's series."""
+        """Drop a deleted run's series (its gate's too)."""
         self._series.forget((namespace, name))
-        for gauge in (self.gate_sprt_llr, self.gate_games):
-            with contextlib.suppress(KeyError):
-                gauge.remove(namespace, name)
-        for bound in ("lower", "upper"):
-            with contextlib.suppress(KeyError):
-                self.gate_sprt_bound.remove(namespace, name, bound)
 
     def progress_read_failed(self, namespace: str, name: str) -> None:
         """Count a progress record that could not be read."""
         self.progress_read_errors_total.labels(namespace, name).inc()
 
     # ------------------------------------------------------------------ gate, champions, schedules
-    # Called by the gate and by the Champion and TrainingSchedule controllers.
-
-    def observe_gate(self, namespace: str, name: str, llr: float, lower: float, upper: float, games: int) -> None:
-        """The live SPRT state of a run's gate: log-likelihood ratio, its bounds, games played."""
-        self.gate_sprt_llr.labels(namespace, name).set(llr)
-        self.gate_sprt_bound.labels(namespace, name, "lower").set(lower)
-        self.gate_sprt_bound.labels(namespace, name, "upper").set(upper)
-        self.gate_games.labels(namespace, name).set(games)
+    # Gate decisions are counted by `observe_run`; the Champion and TrainingSchedule controllers call
+    # the rest from their old and new status.
 
     def gate_decided(self, namespace: str, champion: str, decision: str) -> None:
-        """Count a gate decision (a `PromotionDecision` value)."""
+        """Count a gate decision (a `PromotionDecision` value other than Pending)."""
         self.gate_decisions_total.labels(namespace, champion, decision).inc()
 
     def observe_champion(self, namespace: str, champion: str, game: str, version: str | None,
-                         promoted_at: datetime | None, scores: dict[str, float] | None = None) -> None:
-        """A Champion's served version (info), promotion time and scores against reference opponents."""
+                         promoted_at: datetime | None, scores: dict[str, float] | None = None,
+                         elo: dict[str, tuple[float | None, float | None, float | None]] | None = None) -> None:
+        """A Champion's served version (info), promotion time, scores against reference opponents and
+        Elo differences (opponent -> (elo, lower, upper) of its 95% interval; None ends are left out).
+
+        The first call for a Champion also starts its promotion, rollback and gate-decision counters at 0,
+        so `increase()` and `changes()` see the first one."""
         key = ("champion", namespace, champion)
+        if key not in self._series:
+            self.champion_promotions_total.labels(namespace, champion)
+            for trigger in ROLLBACK_TRIGGERS:
+                self.champion_rollbacks_total.labels(namespace, champion, trigger)
+            for decision in DECIDED:
+                self.gate_decisions_total.labels(namespace, champion, decision)
         values: dict[tuple[Gauge, tuple[str, ...]], float] = {}
         if version:
             values[(self.champion_info, (namespace, champion, version, game))] = 1
@@ -416,6 +501,11 @@ class Metrics:
             values[(self.champion_promoted_time, (namespace, champion))] = promoted_at.timestamp()
         for opponent, score in (scores or {}).items():
             values[(self.champion_score, (namespace, champion, opponent))] = score
+        for opponent, ends in (elo or {}).items():
+            for gauge, value in zip((self.champion_elo, self.champion_elo_lower, self.champion_elo_upper), ends,
+                                    strict=True):
+                if value is not None:
+                    values[(gauge, (namespace, champion, opponent))] = value
         self._series.replace(key, values)
 
     def champion_changed(self, namespace: str, champion: str, rollback: str | None = None) -> None:
@@ -431,8 +521,14 @@ class Metrics:
 
     def observe_schedule(self, namespace: str, name: str, last: datetime | None, next_: datetime | None,
                          suspended: bool) -> None:
-        """A TrainingSchedule's last and next scheduled times and whether it is suspended."""
+        """A TrainingSchedule's last and next scheduled times and whether it is suspended.
+
+        The first call for a schedule also starts its trigger and missed-time counters at 0."""
         key = ("schedule", namespace, name)
+        if key not in self._series:
+            for trigger in TriggerType:
+                self.schedule_triggers_total.labels(namespace, name, trigger.value)
+            self.schedule_missed_total.labels(namespace, name)
         values: dict[tuple[Gauge, tuple[str, ...]], float] = {
             (self.schedule_suspended, (namespace, name)): 1 if suspended else 0}
         if last is not None:

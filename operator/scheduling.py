@@ -164,6 +164,9 @@ class Decision:
     events: list[Event] = dataclasses.field(default_factory=list)
     requeue_after: float | None = None
     """Look again after this many seconds even without events (the next cron time, a cooldown's end)."""
+    missed: int = 0
+    """Scheduled times this pass let go without a run: past startingDeadlineSeconds or skipped by
+    missedRunPolicy, or forbidden by concurrencyPolicy (at most TOO_MANY_MISSED + 1 are enumerated)."""
 
 
 # ---------------------------------------------------------------------------
@@ -242,6 +245,7 @@ class _Pass:
             return True  # created before (the operator restarted before recording it)
         if self.active and spec.concurrency_policy == ConcurrencyPolicy.FORBID:
             if consume_when_forbidden:
+                self.decision.missed += 1
                 busy = ", ".join(a.name for a in self.active)
                 self.decision.events.append(Event(
                     "Normal", "RunSkipped",
@@ -317,6 +321,7 @@ def _cron(p: _Pass, tz: ZoneInfo) -> bool:
     else:
         chosen = eligible[-spec.max_missed_runs:]
     missed = [t for t in due if t not in chosen]
+    p.decision.missed += len(missed)
     if missed:
         shown = "" if len(due) > TOO_MANY_MISSED else f"{len(missed)} "
         p.decision.events.append(Event(

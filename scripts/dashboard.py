@@ -7,7 +7,7 @@ Built with Grafana's own foundation SDK (`grafana-foundation-sdk`, a dev
 dependency; the chart ships the generated JSON, so neither the operator nor
 Grafana needs the SDK). The panels are data (`ROWS`): a row per concern
 (operator health, runs and phases, live progress, training curves,
-throughput and resources, gate, champion, schedules), each panel a title, a
+throughput and resources, replay buffer, gate, champion, schedules), each panel a title, a
 unit and its PromQL. Champion promotions and rollbacks are annotations.
 Queries filter on the `$namespace` variable (label_values of
 `ouroboros_trainingrun_info` and `ouroboros_champion_info`) and the
@@ -120,6 +120,12 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
               width=12),
         Panel("Imitation accuracy", ((f"ouroboros_trainingrun_imitation_accuracy_ratio{{{NS}}}", PHASE_LEGEND),),
               unit="percentunit", width=12),
+        Panel("Elo by opponent, with its 95% interval", (
+            (f"ouroboros_trainingrun_elo{{{NS}}}", PHASE_LEGEND + " vs {{opponent}}"),
+            (f"ouroboros_trainingrun_elo_lower{{{NS}}}", "lower " + PHASE_LEGEND + " vs {{opponent}}"),
+            (f"ouroboros_trainingrun_elo_upper{{{NS}}}", "upper " + PHASE_LEGEND + " vs {{opponent}}")), width=24,
+              description="Logistic Elo difference from each phase's score against an opponent; an end is "
+                          "missing where the interval reaches a score of 0 or 1 (unbounded)."),
     )),
     ("Throughput and resources", (
         Panel("Self-play positions per second", (
@@ -134,6 +140,18 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
               width=8),
         Panel("Trainer GPU memory", ((f"ouroboros_trainingrun_gpu_memory_bytes{{{NS}}}", PHASE_LEGEND),),
               unit="bytes", width=8, description="Only runs whose trainers see a GPU."),
+    )),
+    ("Replay buffer", (
+        Panel("Replay positions and games", (
+            (f"ouroboros_trainingrun_replay_positions{{{NS}}}", "positions " + RUN_LEGEND),
+            (f"ouroboros_trainingrun_replay_games{{{NS}}}", "games " + RUN_LEGEND)), width=8,
+              description="What the run's replay shards hold: the pool its training windows are drawn from."),
+        Panel("Replay buffer age", (
+            (f"time() - ouroboros_trainingrun_replay_oldest_position_timestamp_seconds{{{NS}}}", "oldest " + RUN_LEGEND),
+            (f"time() - ouroboros_trainingrun_replay_newest_position_timestamp_seconds{{{NS}}}",
+             "newest " + RUN_LEGEND)), unit="s", width=8),
+        Panel("Replay size in the store", (
+            (f"ouroboros_trainingrun_replay_bytes{{{NS}}}", "bytes " + RUN_LEGEND),), unit="bytes", width=8),
     )),
     ("Gate", (
         Panel("SPRT log-likelihood ratio and bounds", (
@@ -152,11 +170,17 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
               unit="s", kind="stat", width=8),
         Panel("Champion score by opponent", (
             (f"ouroboros_champion_score{{{NS}}}", "{{champion}} vs {{opponent}}"),), unit="percentunit", width=8),
+        Panel("Champion Elo by opponent, with its 95% interval", (
+            (f"ouroboros_champion_elo{{{NS}}}", "{{champion}} vs {{opponent}}"),
+            (f"ouroboros_champion_elo_lower{{{NS}}}", "lower {{champion}} vs {{opponent}}"),
+            (f"ouroboros_champion_elo_upper{{{NS}}}", "upper {{champion}} vs {{opponent}}")), width=12,
+              description="The served version's gate figures against the version it replaced (opponent "
+                          "previous)."),
         Panel("Promotions and rollbacks (7 d)", (
             (f"sum by (champion) (increase(ouroboros_champion_promotions_total{{{NS}}}[7d]))",
              "promotions {{champion}}"),
             (f"sum by (champion, trigger) (increase(ouroboros_champion_rollbacks_total{{{NS}}}[7d]))",
-             "rollbacks {{champion}} {{trigger}}")), width=24),
+             "rollbacks {{champion}} {{trigger}}")), width=12),
     )),
     ("Schedules", (
         Panel("Next scheduled run in", (

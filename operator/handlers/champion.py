@@ -28,6 +28,7 @@ from ouroboros.operator.context import Context
 from ouroboros.operator.handlers import trainingrun
 from ouroboros.operator.kube import ApiError
 from ouroboros.operator.resources import GROUP, VERSION, Champion
+from ouroboros.operator.resources.champion import ChampionStatus, HistoryReason
 
 CONTROLLER = "champion"
 MAX_CONFLICT_RETRIES = 5
@@ -116,12 +117,31 @@ def reconcile(ctx: Context, namespace: str, name: str) -> None:
                         continue
                     raise
             ctx.post_events(raw, decision.events)
+            _record(ctx, champion, decision.status)
             if decision.status.history != champion.status.history:  # runs awaiting approval may be decided now
                 for run in runs:
                     if run.decision == "Pending":
                         trainingrun.reconcile_logged(ctx, namespace, run.name)
             return
         log.warning("champion %s/%s kept changing; leaving it to the next event", namespace, name)
+
+
+def _record(ctx: Context, champion: Champion, new: ChampionStatus) -> None:
+    """The Champion's series from its new status, and the promotions and rollbacks between its old
+    status and the new (the same changes its Events report)."""
+    meta, old = champion.metadata, champion.status
+    ratings = new.ratings
+    elo = {}
+    if any(k in ratings for k in ("eloVsPrevious", "eloVsPreviousLower", "eloVsPreviousUpper")):
+        elo["previous"] = (ratings.get("eloVsPrevious"), ratings.get("eloVsPreviousLower"),
+                           ratings.get("eloVsPreviousUpper"))
+    ctx.metrics.observe_champion(meta.namespace, meta.name, str(champion.spec.game.key), new.version,
+                                 new.promoted_at, {"previous": new.score} if new.score is not None else {}, elo)
+    for entry in championing.new_history(old, new):
+        if entry.reason in (HistoryReason.INITIAL, HistoryReason.PROMOTED):
+            ctx.metrics.champion_changed(meta.namespace, meta.name)
+        elif (trigger := championing.rollback_trigger(entry)) is not None:
+            ctx.metrics.champion_changed(meta.namespace, meta.name, rollback=trigger)
 
 
 def reconcile_logged(ctx: Context, namespace: str, name: str) -> None:
@@ -148,6 +168,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @kopf.on.event(GROUP, VERSION, "champions", id="champion", registry=registry)
     def champion_event(event: dict[str, Any], body: Any, namespace: str, name: str, **_: Any) -> None:
         if event.get("type") == "DELETED":
+            ctx.metrics.forget_champion(namespace, name)
             return
         if event.get("type") == "ADDED":  # runs that wait for this Champion may start now
             for run in ctx.kube.list_runs(namespace):

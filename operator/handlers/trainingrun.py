@@ -12,13 +12,16 @@ object at start-up, which is how a restarted operator picks runs up.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from ouroboros.operator import lifecycle, observe, progress
+from ouroboros.contract.progress import store_run_id
+from ouroboros.contract.promotion import GateMethod
+from ouroboros.operator import lifecycle, observe, progress, replay
 from ouroboros.operator.builders import kueue, manifests, names
 from ouroboros.operator.context import Context
 from ouroboros.operator.kube import ApiError
@@ -100,8 +103,19 @@ def _observe_children(ctx: Context, raw: dict[str, Any]) -> list[observe.Observe
     return observe.children(jobs, pods, meta["uid"], problems, workloads)
 
 
-def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, TrainingRunStatus, str]:
-    """(decision, old status, champion) for the run as read."""
+@dataclasses.dataclass(frozen=True)
+class _Decided:
+    """What `_decide` hands back: the decision and what the metrics need beside it."""
+
+    decision: lifecycle.Decision
+    old: TrainingRunStatus
+    champion: str
+    sprt_bounds: tuple[float, float] | None = None
+    """The run's `spec.promotion.sprt` (lower, upper) bounds for an SPRT gate."""
+
+
+def _decide(ctx: Context, raw: dict[str, Any]) -> _Decided:
+    """The decision for the run as read, its old status and its champion."""
     now = ctx.clock()
     meta = raw["metadata"]
     try:
@@ -109,14 +123,16 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[lifecycle.Decision, Trai
     except ValidationError as exc:
         old = _status_of(raw)
         decision = lifecycle.decide_invalid(old, meta.get("generation", 0), _first_error(exc), now)
-        return decision, old, str((raw.get("spec") or {}).get("champion", ""))
+        return _Decided(decision, old, str((raw.get("spec") or {}).get("champion", "")))
     finished = run.status.phase in lifecycle.FINISHED
     jobs = [] if finished else _observe_children(ctx, raw)
     wanted = not finished or lifecycle.awaiting_approval(run.status)
     champion = _observe_champion(ctx, meta["namespace"], run.spec.champion) if wanted else None
     blocked = None if finished else _storage_problem(ctx, run)
-    return (lifecycle.decide(run, jobs, now, ctx.settings.jobs, blocked, champion=champion), run.status,
-            run.spec.champion)
+    gate = run.spec.promotion
+    bounds = (gate.sprt.lower_bound, gate.sprt.upper_bound) if gate.method is GateMethod.SPRT else None
+    return _Decided(lifecycle.decide(run, jobs, now, ctx.settings.jobs, blocked, champion=champion), run.status,
+                    run.spec.champion, bounds)
 
 
 def _observe_champion(ctx: Context, namespace: str, name: str) -> Champion | None:
@@ -158,7 +174,8 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
                 return None
             if raw["metadata"].get("deletionTimestamp"):
                 return None
-            decision, old, champion = _decide(ctx, raw)
+            decided = _decide(ctx, raw)
+            decision, old = decided.decision, decided.old
             _attach_progress(ctx, raw, decision)
             for action in decision.actions:
                 _act(ctx, raw, action)
@@ -173,7 +190,7 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
                         continue
                     raise
             ctx.post_events(raw, decision.events)
-            ctx.metrics.observe_run(namespace, name, champion, old, decision.status)
+            ctx.metrics.observe_run(namespace, name, decided.champion, old, decision.status, decided.sprt_bounds)
             outcome.requeue_after = _requeue_after(ctx, decision)
             return outcome.requeue_after
         log.warning("run %s/%s kept changing during %d attempts; leaving it to the next event",
@@ -204,8 +221,14 @@ def _attach_progress(ctx: Context, raw: dict[str, Any], decision: lifecycle.Deci
         log.debug("progress of %s/%s unavailable: %s", meta["namespace"], meta["name"], exc)
         ctx.metrics.progress_read_failed(meta["namespace"], meta["name"])
         return
-    if found is not None:
-        status.progress = found
+    if found is None:
+        return
+    try:
+        found.replay = ctx.replay.usage(url, store_run_id(meta["name"], meta["namespace"], meta.get("uid", "")))
+    except replay.ReplayUnavailable as exc:
+        log.debug("replay shards of %s/%s unavailable: %s", meta["namespace"], meta["name"], exc)
+        ctx.metrics.progress_read_failed(meta["namespace"], meta["name"])
+    status.progress = found
 
 
 def _requeue_after(ctx: Context, decision: lifecycle.Decision) -> float | None:

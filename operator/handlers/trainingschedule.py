@@ -109,6 +109,7 @@ def _act(ctx: Context, raw: dict[str, Any], action: scheduling.Action) -> None:
         try:
             ctx.kube.request("POST", _path("trainingruns", namespace), action.manifest)
             ctx.metrics.actions_total.labels(CONTROLLER, "create_trainingrun").inc()
+            ctx.metrics.schedule_triggered(namespace, meta["name"], action.trigger.value)
             return
         except ApiError as exc:
             if exc.status != 409 or exc.reason != "AlreadyExists":
@@ -146,6 +147,17 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> tuple[scheduling.Decision, Tra
     return scheduling.decide(schedule, runs, observed, now), schedule.status
 
 
+def _record(ctx: Context, raw: dict[str, Any], decision: scheduling.Decision) -> None:
+    """The schedule's series from its new status, and the times this pass missed (once its status,
+    which moves lastScheduleTime past them, is written). Runs created are counted as they are created."""
+    meta, st = raw["metadata"], decision.status
+    suspended = bool((raw.get("spec") or {}).get("suspend"))
+    ctx.metrics.observe_schedule(meta["namespace"], meta["name"], st.last_schedule_time, st.next_schedule_time,
+                                 suspended)
+    if decision.missed:
+        ctx.metrics.schedule_missed(meta["namespace"], meta["name"], decision.missed)
+
+
 def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     """One pass over one schedule; returns seconds until it wants another look."""
     with ctx.locks.hold(_key(namespace, name)), ctx.metrics.reconciling(CONTROLLER):
@@ -168,6 +180,7 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
                         continue
                     raise
             ctx.post_events(raw, decision.events)
+            _record(ctx, raw, decision)
             return decision.requeue_after
         log.warning("schedule %s/%s kept changing during %d attempts; leaving it to the next event",
                     namespace, name, MAX_CONFLICT_RETRIES)
@@ -210,6 +223,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @kopf.on.event(GROUP, VERSION, "trainingschedules", id="trainingschedule", registry=registry)
     def schedule_event(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
         if event.get("type") == "DELETED":
+            ctx.metrics.forget_schedule(namespace, name)
             return  # its runs go with it (ownerReferences)
         reconcile_logged(ctx, namespace, name)
 

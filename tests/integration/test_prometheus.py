@@ -4,14 +4,19 @@ A real Prometheus (Debian's package, installed by scripts/install-prometheus.sh
 when missing) starts on a loopback port with a generated config that scrapes
 the operator every second under the job name the chart uses
 (`ouroboros-operator`) and loads the shipped alert rules. A tiny TrainingRun
-(bootstrap, hybrid, self_play; the real trainer) goes through the real control
-plane while the operator reads its progress records every second. Then:
+(bootstrap, hybrid, self_play, evaluate; the real trainer) goes through the
+real control plane while the operator reads its progress records every second,
+and its evaluate phase makes the first version champion; a second run's gate (an SPRT
+every candidate that is not hopeless passes) promotes its own; the Champion is
+then pinned back to the first version (a manual rollback); and a
+TrainingSchedule firing every minute (its runs suspended, so they cost nothing)
+creates one run and misses the next time under concurrencyPolicy Forbid. Then:
 
 * the run's status carried live progress while a phase ran;
 * every query of the shipped dashboard runs as Grafana runs it (a range query
-  over the test's time span) and returns at least one series, except the rows
-  whose controllers do not exist yet (gate, champion, schedules: `PENDING`),
-  whose metrics must still be exported and whose queries must still parse;
+  over the test's time span) and returns at least one series (`PENDING` lists
+  any that a tiny run cannot feed, with the reason; Elo interval ends may be
+  unbounded and so absent);
 * every alert expression is valid PromQL to this Prometheus and every rule is
   loaded and evaluated without error.
 
@@ -39,6 +44,7 @@ from .operator_support import (
     apply,
     apply_crds,
     champion,
+    champion_status,
     free_port,
     run_status,
     tiny_run,
@@ -52,13 +58,19 @@ DASHBOARD = REPO / "charts/ouroboros/files/dashboards/ouroboros.json"
 RULES = REPO / "charts/ouroboros/files/prometheus-rules.yaml"
 JOB = "ouroboros-operator"
 
-# Rows whose series come from controllers not in this tree yet: the Metrics methods
-# (observe_gate, gate_decided, observe_champion, champion_changed, observe_schedule,
-# schedule_triggered, schedule_missed) exist and are unit-tested, but nothing calls them
-# during a TrainingRun. Their metrics are exported (HELP/TYPE) and their queries parse.
-PENDING = {"Gate", "Champion", "Schedules", "Champion promoted", "Champion rolled back"}
+# Queries that a tiny run cannot give a series, and why. Their metrics must still be exported and their
+# queries must still parse.
+PENDING: dict[str, str] = {}
 # Panels that need hardware the test machine lacks.
 NEEDS_GPU = {"Trainer GPU memory"}
+# Interval ends of Elo figures: an end is absent where the interval reaches a score of 0 or 1 (unbounded),
+# which a handful of tiny-run games can do; the estimate beside it must have data.
+INTERVAL_ENDS = re.compile(r"_elo_(lower|upper)\b")
+# A gate that any candidate that is not hopeless passes (SPRT between -1000 and -700 Elo, loose error rates):
+# one draw or win in the first ten games promotes it.
+LENIENT_GATE = {"games": 20, "minGames": 10,
+                "sprt": {"elo0": -1000, "elo1": -700, "alpha": 0.3, "beta": 0.3},
+                "readiness": {"maxP99LatencyMs": 1000, "maxPeakMemoryMb": 1000}}
 
 
 class Prometheus:
@@ -145,12 +157,13 @@ def test_every_panel_and_alert_works_against_prometheus_scraping_a_tiny_run(clus
     prom = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{op.metrics_port}"])
     try:
         start = time.time()
-        apply(cluster, namespace, champion(policy={"postPromotionCheck": {"games": 0}}))  # runs wait without one
         # the store on the shared claim, at the path the node agent keeps it: the (local) operator
         # reads the progress records where the phases' pods write them
         claim = Path(node_agent.root) / "claims" / namespace / "ouroboros-artifacts"
-        run = tiny_run("watched", phases=("bootstrap", "hybrid", "self_play"),
-                       storage={"url": f"file://{claim}/store", "mountPath": str(claim)})
+        storage = {"url": f"file://{claim}/store", "mountPath": str(claim)}
+        apply(cluster, namespace, champion(storage=storage, policy={"postPromotionCheck": {"games": 0}}))
+        apply(cluster, namespace, every_minute_schedule())
+        run = tiny_run("watched", phases=("bootstrap", "hybrid", "self_play", "evaluate"), storage=storage)
         # every hybrid game against the teacher, so a win rate is reported whatever the seeds
         run["spec"]["phases"][1].update(games=4, heuristicRatio=1.0)
         # a self-play phase long enough (over ten seconds here) that records with an ETA are written, read
@@ -164,26 +177,58 @@ def test_every_panel_and_alert_works_against_prometheus_scraping_a_tiny_run(clus
 
         progress = wait_for(progress_with_eta, timeout=240, interval=0.5,
                             what="status.progress.etaSeconds of a running phase")
-        assert progress["phase"] in ("bootstrap", "hybrid", "self_play") and 0 <= progress["percent"] <= 100
+        assert progress["phase"] in ("bootstrap", "hybrid", "self_play", "evaluate") and 0 <= progress["percent"] <= 100
         assert progress["updatedAt"] and progress["residentMemoryBytes"] > 0
         cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/watched", "-n", namespace,
                         "--timeout=300s")
         assert "progress" not in run_status(cluster, namespace, "watched")  # none once nothing runs
+        first = wait_for(lambda: champion_status(cluster, namespace).get("version"), timeout=120,
+                         what="the first champion in Champion.status")
+
+        # a second run's SPRT gate plays the champion and promotes its candidate
+        apply(cluster, namespace, tiny_run("challenger", phases=("bootstrap", "evaluate"), storage=storage,
+                                           promotion=LENIENT_GATE))
+        cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/challenger", "-n", namespace,
+                        "--timeout=300s")
+        gate = run_status(cluster, namespace, "challenger")["promotion"]
+        assert gate["decision"] == "Promoted" and gate["statistics"]["games"] >= 10, gate
+        second = wait_for(lambda: (v := champion_status(cluster, namespace).get("version")) != first and v,
+                          timeout=120, what="the challenger's version in Champion.status")
+        # pinned back by hand: a manual rollback
+        cluster.kubectl("patch", "champion", "main", "-n", namespace, "--type=merge",
+                        "-p", json.dumps({"spec": {"pinnedVersion": first}}))
+        pinned = wait_for(lambda: (st := champion_status(cluster, namespace)).get("version") == first and st,
+                          timeout=120, what="the Champion pinned back to the first version")
+        assert pinned["history"][0]["reason"] == "Pinned" and pinned["history"][0]["previous"] == second
+        # the schedule created its first (suspended) run, and missed the next minute while it was active
+        wait_for(lambda: "ouroboros_trainingschedule_missed_total{" in (m := op.metrics()) and re.search(
+            r'ouroboros_trainingschedule_missed_total\{name="minutely",namespace="[^"]+"\} [1-9]', m),
+                 timeout=150, interval=1, what="a missed scheduled time")
         time.sleep(3)  # two more scrapes after the end
         end = time.time()
 
         exposition = op.metrics()
         exported = {line.split()[2] for line in exposition.splitlines() if line.startswith("# TYPE ")}
-        assert 'ouroboros_trainingruns_finished_total{result="Succeeded"} 1.0' in exposition
+        assert 'ouroboros_trainingruns_finished_total{result="Succeeded"} 2.0' in exposition
         assert 'ouroboros_trainingrun_best_win_rate{name="watched",namespace="' in exposition
+        assert re.search(r'ouroboros_champion_promotions_total\{champion="main",namespace="[^"]+"\} 2.0', exposition)
+        assert re.search(r'ouroboros_champion_rollbacks_total\{champion="main",namespace="[^"]+",trigger="manual"\} 1.0',
+                         exposition)
+        # the first run's gate (readiness only: the first champion) and the challenger's SPRT both promoted
+        assert re.search(r'ouroboros_gate_decisions_total\{champion="main",decision="Promoted",namespace="[^"]+"\} 2.0',
+                         exposition)
+        assert re.search(r'ouroboros_trainingschedule_triggers_total\{name="minutely",namespace="[^"]+",trigger="cron"\} 1.0',
+                         exposition)
         results = {(row, title, expr): series(prom, expr, start - 5, end) for row, title, expr in dashboard_queries()}
         empty = []
         for (row, title, expr), (count, error) in results.items():
             assert error is None, f"{row} / {title}: {expr}: {error}"
-            if row in PENDING:
-                for name in _metric_names(expr):
-                    assert {name, name.removesuffix("_total")} & exported, f"{title}: {name} not exported"
-            elif title not in NEEDS_GPU and count == 0:
+            for name in _metric_names(expr):
+                family = re.sub(r"_(total|bucket|sum|count)$", "", name)
+                assert {name, family} & exported, f"{title}: {name} not exported"
+            if title in PENDING or title in NEEDS_GPU or INTERVAL_ENDS.search(expr):
+                continue
+            if count == 0:
                 empty.append(f"{row} / {title}: {expr}")
         assert not empty, "panels without data:\n" + "\n".join(empty)
         # the check above does catch a query naming a metric nobody exports
@@ -203,6 +248,14 @@ def test_every_panel_and_alert_works_against_prometheus_scraping_a_tiny_run(clus
     finally:
         prom.stop()
         op.stop()
+
+
+def every_minute_schedule() -> dict:
+    """A TrainingSchedule that fires every minute, Forbid, its runs suspended (they wait, costing nothing)."""
+    return {"apiVersion": "ouroboros.dev/v1alpha1", "kind": "TrainingSchedule", "metadata": {"name": "minutely"},
+            "spec": {"schedules": ["* * * * *"], "concurrencyPolicy": "Forbid",
+                     "template": {"spec": {"champion": "main", "suspend": True, "game": {"width": 7, "height": 7},
+                                           "phases": [{"name": "self_play", "games": 2}]}}}}
 
 
 def _metric_names(expr: str) -> set[str]:

@@ -310,3 +310,43 @@ def test_an_older_report_never_moves_the_pointer_back():
     status = championing.fold(w.status, [new, old], limit=20)
     assert status.version == "v2" and status.registry_generation == 2
     assert [e.version for e in status.history] == ["v2", "v1"]
+
+
+def test_the_changes_a_reconcile_saw_are_what_its_events_report_and_name_the_rollback_trigger():
+    """`new_history` is what the metrics count: promotions, the automatic rollback of a failed check
+    and a manual pin back, each once, and nothing for the past a first read finds."""
+    w = World(postPromotionCheck={"games": 10, "minWinRate": 0.4})
+    w.registry.change("promote", "v0", T0 - timedelta(days=1), run="before")  # the registry's past
+    seen = []
+
+    def step():
+        old = w.status or Champion.model_validate(w.body).status
+        w.step()
+        for entry in championing.new_history(old, w.status):
+            seen.append((entry.reason.value, entry.version, championing.rollback_trigger(entry)))
+
+    step()
+    w.finish()
+    step()
+    assert seen == []  # first read: v0's promotion is history, not news (and posts no Event)
+    w.registry.change("promote", "v1", T0, run="first")
+    w.runs.append(promoted_run("first", "v1"))
+    step()
+    w.finish()
+    step()
+    w.registry.change("rollback", "v0", T0 + timedelta(seconds=5), by="ouroboros-operator",
+                      reason="post-promotion check failed")
+    w.finish(check=CheckResult(version="v1", against="v0", games=10, win_rate=0.2, passed=False, rolled_back=True,
+                               message="rolled back"))
+    step()
+    w.body["spec"]["pinnedVersion"] = "v1"
+    w.body["metadata"]["generation"] = 2
+    step()
+    w.registry.change("pin", "v1", T0 + timedelta(seconds=9), by="ouroboros-operator")
+    w.registry.pinned = "v1"
+    w.finish()
+    step()
+    step()  # nothing new
+    assert seen == [("Promoted", "v1", None), ("RolledBack", "v0", "automatic"), ("Pinned", "v1", "manual")]
+    assert [e.reason for e in w.events if e.reason in ("Promoted", "RolledBack", "Pinned")] == [
+        "Promoted", "RolledBack", "Pinned"]

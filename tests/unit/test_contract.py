@@ -98,6 +98,25 @@ def test_metric_names():
     assert vocabulary.prometheus_name(Metric.POSITIONS_PER_SECOND) == "positions_per_second"
     assert all(vocabulary.is_metric_name(m) for m in Metric)
     assert not vocabulary.is_metric_name("loss/policy") and not vocabulary.is_metric_name("win_rate")
+    assert vocabulary.elo_vs("random-safe") == "eloVsRandomSafe"
+    assert vocabulary.elo_vs("self_play-0003", "Lower") == "eloVsSelfPlay0003Lower"
+    with pytest.raises(ValueError, match="bound must be"):
+        vocabulary.elo_vs("heuristic", "Middle")
+    assert vocabulary.is_metric_name("eloVsHeuristicUpper") and not vocabulary.is_metric_name("eloVs-x")
+
+
+@pytest.mark.parametrize(("key", "series", "label"), [
+    ("eloVsHeuristic", "elo", "heuristic"),
+    ("eloVsRandomSafeLower", "elo_lower", "random_safe"),
+    ("eloVsSelfPlay0003Upper", "elo_upper", "self_play0003"),
+    ("winRateVsRandomSafe", "win_rate", "random_safe"),
+    ("elo", None, None),  # the evaluate phase's Elo against the champion is in status.promotion, not a curve
+])
+def test_elo_metrics_become_the_elo_series_with_the_opponent_label(key, series, label):
+    from ouroboros.contract.training_metrics import classify
+
+    found = classify(key)
+    assert (found[0].value, found[1]) == (series, label) if series else found is None
 
 
 def test_rl_phases_report_the_pooled_win_rate_the_operator_reads():

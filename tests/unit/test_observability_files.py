@@ -77,6 +77,12 @@ def test_every_dashboard_query_names_exported_metrics_only():
     assert not bad, bad
 
 
+def test_the_metrics_page_lists_every_family_the_operator_exports_and_nothing_else():
+    documented = set(re.findall(r"^\| `([a-z_:]+)` \|", (ROOT / "docs/metrics.md").read_text(), re.M))
+    families = {f.name + ("_total" if f.type == "counter" else "") for f in Metrics().registry.collect()}
+    assert documented == families, (sorted(families - documented), sorted(documented - families))
+
+
 def test_a_query_naming_an_unexported_metric_is_caught():
     assert unexported('sum(rate(ouroboros_trainingrun_lossses{namespace="x"}[5m]))') == {
         "ouroboros_trainingrun_lossses"}
@@ -87,7 +93,7 @@ def test_the_dashboard_covers_every_concern_the_issue_lists():
     model = json.loads((FILES / "dashboards/ouroboros.json").read_text())
     rows = [p["title"] for p in model["panels"] if p["type"] == "row"]
     assert rows == ["Operator health", "Runs and phases", "Live progress", "Training curves",
-                    "Throughput and resources", "Gate", "Champion", "Schedules"]
+                    "Throughput and resources", "Replay buffer", "Gate", "Champion", "Schedules"]
     annotations = {a["name"] for a in model["annotations"]["list"] if a.get("expr")}
     assert annotations == {"Champion promoted", "Champion rolled back"}
     assert {v["name"] for v in model["templating"]["list"]} == {"datasource", "namespace"}

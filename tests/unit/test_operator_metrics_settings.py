@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ouroboros.contract.progress import ProgressRecord, summarise
+from ouroboros.contract.progress import ProgressRecord, ReplayUsage, summarise
 from ouroboros.operator.metrics import Metrics
 from ouroboros.operator.resources import TrainingRunStatus
 from ouroboros.operator.settings import OperatorSettings, http_url
@@ -182,31 +182,84 @@ def test_progress_of_a_running_run_becomes_live_series_and_leaves_when_it_ends()
     assert value(m, "ouroboros_trainingrun_progress_ratio", **labels) is None
 
 
-def test_gate_champion_and_schedule_series():
+def test_the_gate_is_live_while_the_evaluate_phase_plays_then_stays_where_it_stopped():
     m = Metrics()
-    m.observe_gate("ns", "r", llr=1.2, lower=-2.94, upper=2.94, games=40)
-    m.gate_decided("ns", "champ", "Promote")
-    m.observe_champion("ns", "champ", "standard-11x11-2p", "v1", T0, {"heuristic": 0.7})
+    gate = dict(namespace="ns", name="r")
+    playing = record(phase="evaluate", games=40, scalars={"sprt/llr": 1.2, "sprt/lower_bound": -2.94,
+                                                           "sprt/upper_bound": 2.94})
+    running = status(phase="Running", currentPhaseIndex=0, phases=[{"name": "evaluate", "state": "Running"}],
+                     progress=summarise([playing], T0).to_api())
+    m.observe_run("ns", "r", "champ", TrainingRunStatus(), running)
+    assert value(m, "ouroboros_gate_sprt_log_likelihood_ratio", **gate) == 1.2
+    assert value(m, "ouroboros_gate_sprt_bound", **gate, bound="lower") == -2.94
+    assert value(m, "ouroboros_gate_games", **gate) == 40
+    assert value(m, "ouroboros_gate_decisions_total", namespace="ns", champion="champ", decision="Promoted") is None
+    decided = status(phase="Succeeded", currentPhaseIndex=0, phases=[{"name": "evaluate", "state": "Succeeded"}],
+                     promotion={"decision": "Promoted", "statistics": {"games": 64, "llr": 3.1}})
+    m.observe_run("ns", "r", "champ", running, decided, sprt_bounds=(-2.94, 2.94))
+    assert value(m, "ouroboros_gate_sprt_log_likelihood_ratio", **gate) == 3.1  # where the test stopped
+    assert value(m, "ouroboros_gate_games", **gate) == 64
+    assert value(m, "ouroboros_gate_sprt_bound", **gate, bound="upper") == 2.94
+    assert value(m, "ouroboros_gate_decisions_total", namespace="ns", champion="champ", decision="Promoted") == 1
+    m.observe_run("ns", "r", "champ", decided, decided, sprt_bounds=(-2.94, 2.94))  # a repeat counts nothing
+    assert value(m, "ouroboros_gate_decisions_total", namespace="ns", champion="champ", decision="Promoted") == 1
+    m.forget_run("ns", "r")
+    assert value(m, "ouroboros_gate_sprt_log_likelihood_ratio", **gate) is None
+
+
+def test_elo_with_its_interval_and_the_replay_buffer_become_run_series():
+    m = Metrics()
+    progress = summarise([record()], T0).model_copy(update={"replay": ReplayUsage(
+        shards=3, positions=9000, games=120, bytes=4_000_000, oldest_position_at=T0,
+        newest_position_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC))})
+    running = status(phase="Running", currentPhaseIndex=0, phases=[
+        {"name": "hybrid", "state": "Running", "metrics": {"eloVsHeuristic": -120.5, "eloVsHeuristicLower": -300.0,
+                                                           "eloVsHeuristicUpper": 20.25}}],
+        progress=progress.to_api())
+    m.observe_run("ns", "r", "c", TrainingRunStatus(), running)
+    elo = dict(namespace="ns", name="r", training_phase="hybrid", opponent="heuristic")
+    assert value(m, "ouroboros_trainingrun_elo", **elo) == -120.5
+    assert value(m, "ouroboros_trainingrun_elo_lower", **elo) == -300
+    assert value(m, "ouroboros_trainingrun_elo_upper", **elo) == 20.25
+    run = dict(namespace="ns", name="r")
+    assert value(m, "ouroboros_trainingrun_replay_positions", **run) == 9000
+    assert value(m, "ouroboros_trainingrun_replay_shards", **run) == 3
+    assert value(m, "ouroboros_trainingrun_replay_bytes", **run) == 4_000_000
+    assert value(m, "ouroboros_trainingrun_replay_oldest_position_timestamp_seconds", **run) == T0.timestamp()
+    assert value(m, "ouroboros_trainingrun_replay_newest_position_timestamp_seconds", **run) == T0.timestamp() + 300
+
+
+def test_champion_and_schedule_series():
+    m = Metrics()
+    m.observe_champion("ns", "champ", "standard-11x11-2p", "v1", T0, {"previous": 0.7},
+                       {"previous": (150.0, 20.0, None)})
+    counters = dict(namespace="ns", champion="champ")
+    # counters start at 0 on the first sight of a champion, so increase() sees the first change
+    assert value(m, "ouroboros_champion_promotions_total", **counters) == 0
+    assert value(m, "ouroboros_champion_rollbacks_total", **counters, trigger="automatic") == 0
+    assert value(m, "ouroboros_gate_decisions_total", **counters, decision="Rejected") == 0
+    assert value(m, "ouroboros_champion_elo", **counters, opponent="previous") == 150
+    assert value(m, "ouroboros_champion_elo_lower", **counters, opponent="previous") == 20
+    assert value(m, "ouroboros_champion_elo_upper", **counters, opponent="previous") is None
     m.champion_changed("ns", "champ")
     m.observe_champion("ns", "champ", "standard-11x11-2p", "v0", T0)
     m.champion_changed("ns", "champ", rollback="automatic")
     m.observe_schedule("ns", "nightly", T0, datetime(2026, 1, 2, tzinfo=UTC), suspended=False)
+    s = dict(namespace="ns", name="nightly")
+    assert value(m, "ouroboros_trainingschedule_triggers_total", **s, trigger="data") == 0
+    assert value(m, "ouroboros_trainingschedule_missed_total", **s) == 0
     m.schedule_triggered("ns", "nightly", "cron")
-    m.schedule_missed("ns", "nightly")
-    assert value(m, "ouroboros_gate_sprt_log_likelihood_ratio", namespace="ns", name="r") == 1.2
-    assert value(m, "ouroboros_gate_sprt_bound", namespace="ns", name="r", bound="upper") == 2.94
-    assert value(m, "ouroboros_gate_decisions_total", namespace="ns", champion="champ", decision="Promote") == 1
+    m.schedule_missed("ns", "nightly", 2)
     info = dict(namespace="ns", champion="champ", game="standard-11x11-2p")
     assert value(m, "ouroboros_champion_info", **info, version="v0") == 1
     assert value(m, "ouroboros_champion_info", **info, version="v1") is None  # rolled back: one info series
-    assert value(m, "ouroboros_champion_score", namespace="ns", champion="champ", opponent="heuristic") is None
-    assert value(m, "ouroboros_champion_promotions_total", namespace="ns", champion="champ") == 1
-    assert value(m, "ouroboros_champion_rollbacks_total", namespace="ns", champion="champ",
-                 trigger="automatic") == 1
-    s = dict(namespace="ns", name="nightly")
+    assert value(m, "ouroboros_champion_score", **counters, opponent="previous") is None
+    assert value(m, "ouroboros_champion_elo", **counters, opponent="previous") is None
+    assert value(m, "ouroboros_champion_promotions_total", **counters) == 1
+    assert value(m, "ouroboros_champion_rollbacks_total", **counters, trigger="automatic") == 1
     assert value(m, "ouroboros_trainingschedule_next_schedule_timestamp_seconds", **s) == 1767312000
     assert value(m, "ouroboros_trainingschedule_triggers_total", **s, trigger="cron") == 1
-    assert value(m, "ouroboros_trainingschedule_missed_total", **s) == 1
+    assert value(m, "ouroboros_trainingschedule_missed_total", **s) == 2
     m.forget_schedule("ns", "nightly")
     m.forget_champion("ns", "champ")
     assert value(m, "ouroboros_trainingschedule_suspended", **s) is None

@@ -226,3 +226,48 @@ def test_a_queued_run_reads_its_workload_and_suspends_through_it():
     assert kube.workloads[0]["spec"]["active"] is False and job["spec"]["suspend"] is True
     assert kube.run["status"]["phase"] == "Suspended"
     assert 'action="deactivate_workload"' in ctx.metrics.render()
+
+
+def test_the_runs_replay_buffer_reaches_the_progress_and_metrics_and_each_sidecar_is_read_once(tmp_path, monkeypatch):
+    """The trainer's real ReplayWriter writes the shards; the operator's figures match the shards' metadata."""
+    import numpy as np
+
+    from ouroboros.operator import replay
+    from ouroboros.trainer.artifacts.store import ArtifactStore
+    from ouroboros.trainer.learning import shards
+
+    kube, ctx = make({"champion": "c", "phases": [{"name": "hybrid"}],
+                      "storage": {"url": f"file://{tmp_path}", "mountPath": str(tmp_path)}})
+    trainingrun.reconcile(ctx, "ns", "r")
+    kube.objects[("Job", "r-0-hybrid")]["status"] = {"startTime": "2026-01-01T00:00:00Z", "active": 1}
+    folder = tmp_path / "runs" / "ns.r-u1" / "progress"
+    folder.mkdir(parents=True)
+    (folder / "hybrid-w0.json").write_text(
+        '{"run": "ns.r-u1", "phase": "hybrid", "startedAt": "2026-01-01T00:00:00Z", "updatedAt": '
+        '"2026-01-01T00:00:00Z", "fraction": 0.5}')
+    store = ArtifactStore(str(tmp_path))
+    clock = iter([1767225600.0, 1767225660.0, 1767225720.0])  # 00:00, 00:01 and 00:02 on 2026-01-01
+    writer = shards.ReplayWriter(store, "ns.r-u1", "hybrid", shard_rows=6, clock=lambda: next(clock))
+
+    def game(first: int, games: int) -> None:
+        n = games * 3
+        writer.add("self", {"game_id": np.repeat(np.arange(first, first + games), 3), "turn": np.arange(n),
+                            "seat": np.zeros(n), "value": np.zeros(n), "quality": np.ones(n)})
+
+    game(0, 2)  # one shard of 6 positions, 2 games
+    game(2, 3)  # another of 9 positions, 3 games
+    trainingrun.reconcile(ctx, "ns", "r")
+    usage = kube.run["status"]["progress"]["replay"]
+    sizes = sum(r.info.size for r in shards.list_shards(store, "ns.r-u1"))
+    assert usage == {"shards": 2, "positions": 15, "games": 5, "bytes": sizes,
+                     "oldestPositionAt": "2026-01-01T00:00:00Z", "newestPositionAt": "2026-01-01T00:01:00Z"}
+    text = ctx.metrics.render()
+    assert 'ouroboros_trainingrun_replay_positions{name="r",namespace="ns"} 15.0' in text
+    assert 'ouroboros_trainingrun_replay_newest_position_timestamp_seconds{name="r",namespace="ns"} 1.76722566e+09' in text
+    # the next refresh reads only the new shard's sidecar
+    read = []
+    real = replay._shard
+    monkeypatch.setattr(replay, "_shard", lambda doc: read.append(doc) or real(doc))
+    game(5, 2)
+    trainingrun.reconcile(ctx, "ns", "r")
+    assert len(read) == 1 and kube.run["status"]["progress"]["replay"]["positions"] == 21

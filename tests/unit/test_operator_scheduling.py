@@ -120,6 +120,7 @@ def test_concurrency_policy_with_a_run_still_active(policy, created, deleted, ev
                                                        "active": [{"name": active.name}]})
     d = s.decide(sched, [active], s.Observations(), at("2026-11-30T02:00:02+00:00"))
     assert creates(d) == created and deletes(d) == deleted and reasons(d) == events
+    assert d.missed == (1 if policy == "Forbid" else 0)  # ouroboros_trainingschedule_missed_total
     assert d.status.last_schedule_time == at("2026-11-30T02:00:00+00:00")  # handled either way
     expected_active = {"Allow": [active.name, created[0] if created else None],
                        "Forbid": [active.name], "Replace": created}[policy]
@@ -146,6 +147,7 @@ def test_missed_run_policy(policy, now, expected):
     assert creates(d) == expected
     assert d.status.last_schedule_time == at("2026-11-30T02:00:00+00:00")
     assert ("MissedRunsSkipped" in reasons(d)) == (len(expected) < 5)
+    assert d.missed == 5 - len(expected)  # five nights due, each either started or missed
 
 
 def test_run_all_with_forbid_starts_the_oldest_and_skips_the_rest():
@@ -153,6 +155,7 @@ def test_run_all_with_forbid_starts_the_oldest_and_skips_the_rest():
     d = s.decide(sched, [], s.Observations(), at("2026-11-30T05:00:00+00:00"))
     assert creates(d) == ["nightly-202611280200"]
     assert reasons(d).count("RunSkipped") == 2
+    assert d.missed == 4  # two beyond maxMissedRuns, two forbidden
 
 
 @pytest.mark.parametrize(("late_seconds", "starts"), [(0, True), (599, True), (601, False), (86000, False)])
@@ -160,6 +163,7 @@ def test_starting_deadline(late_seconds, starts):
     sched = schedule(startingDeadlineSeconds=600, status={"lastScheduleTime": "2026-11-29T02:00:00Z"})
     d = s.decide(sched, [], s.Observations(), at("2026-11-30T02:00:00+00:00") + timedelta(seconds=late_seconds))
     assert bool(creates(d)) == starts
+    assert d.missed == (0 if starts else 1)
     assert d.status.last_schedule_time == at("2026-11-30T02:00:00+00:00")
 
 

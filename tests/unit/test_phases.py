@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,22 @@ import pytest
 import torch
 
 from ouroboros.contract.game import GameSpec
-from ouroboros.contract.progress import ProgressRecord
+from ouroboros.contract.progress import ProgressRecord, progress_key, store_run_id, summarise
 from ouroboros.contract.run import RESULT_MAX_BYTES
-from ouroboros.contract.vocabulary import TRAINING_PHASES, ApprovalMode, is_metric_name
+from ouroboros.contract.vocabulary import (
+    TRAINING_PHASES,
+    ApprovalMode,
+    elo_vs,
+    is_metric_name,
+    win_rate_vs,
+)
 from ouroboros.operator.builders import manifests
 from ouroboros.operator.resources import PhaseName, PhaseResult, TrainingRun
 from ouroboros.trainer.artifacts import registry
 from ouroboros.trainer.artifacts.store import ArtifactStore
 from ouroboros.trainer.commands import phase as phase_command
 from ouroboros.trainer.commands import train
+from ouroboros.trainer.evaluation import stats
 from ouroboros.trainer.learning import networks, shards
 from ouroboros.trainer.learning.checkpoint import Checkpointer
 from ouroboros.trainer.learning.phases import config as pc
@@ -64,6 +72,14 @@ def test_every_phase_leaves_a_verified_candidate_and_a_small_result(tmp_path):
         assert outcome.metrics["games"] >= 4 and outcome.metrics["steps"] >= 1
         assert all(is_metric_name(k) for k in outcome.metrics), sorted(outcome.metrics)
         result = phase_command.to_result(PhaseName(kind.value), outcome)
+        # each opponent's W-D-L record gives its win rate and, where finite, Elo with its 95% interval
+        for opponent, (w, d, lost) in outcome.records.items():
+            assert result.metrics[win_rate_vs(opponent)] == pytest.approx((w + d / 2) / (w + d + lost), abs=1e-6)
+            est = stats.elo_estimate(stats.WDL(w, d, lost))
+            for bound, figure in (("", est.elo), ("Lower", est.lower), ("Upper", est.upper)):
+                assert result.metrics.get(elo_vs(opponent, bound)) == (
+                    pytest.approx(figure, abs=1e-3) if math.isfinite(figure) else None)
+        assert all(is_metric_name(k) for k in result.metrics), sorted(result.metrics)
         text = json.dumps(result.to_api())
         assert len(text.encode()) < RESULT_MAX_BYTES and not result.placeholder
         assert PhaseResult.model_validate_json(text).candidate.artifact.sha256 == outcome.candidate.sha256
@@ -269,6 +285,18 @@ def test_the_evaluate_phase_gates_with_the_runs_promotion_spec(tmp_path):
     again = _phase("evaluate", second, tmp_path)  # a retried Job registers nothing twice
     assert again.gate.verdict.value == "reject" and len(reg_.versions()) == 2
 
+    # an SPRT gate publishes its test as it plays: the operator's status.progress.sprt and gate metrics
+    third = _run_config(tmp_path, "third", "uid-3", {})
+    _phase("bootstrap", third, tmp_path)
+    result = _phase("evaluate", third, tmp_path)
+    key = progress_key(store_run_id("third", "ns", "uid-3"), "evaluate")
+    record = ProgressRecord.model_validate_json((tmp_path / "store" / key).read_text())
+    assert record.done and record.games == result.gate.games > 0
+    assert record.scalars["sprt/llr"] == pytest.approx(result.gate.llr, abs=1e-9)
+    assert record.scalars["sprt/upper_bound"] == pytest.approx(math.log(0.95 / 0.05))
+    live = summarise([record], record.updated_at).sprt
+    assert live.games == result.gate.games and live.lower_bound == pytest.approx(math.log(0.05 / 0.95), abs=1e-6)
+
 
 def test_with_manual_approval_a_passing_candidate_waits_and_the_champion_stays(tmp_path):
     reg_ = registry.Registry.open(str(tmp_path / "store"))
@@ -308,3 +336,28 @@ def test_bootstrap_can_imitate_the_search_player(tmp_path):
     assert outcome.metrics["games"] == 2 and outcome.metrics["positions"] == refs[0].meta.rows
     with pytest.raises(ValueError, match="unknown player 'serch'"):
         execute.execute(tiny_run(tmp_path / "b"), tiny_phase(PhaseName.BOOTSTRAP, games=2, teacher="serch"))
+
+
+def test_a_result_with_many_opponents_is_fitted_under_the_termination_message_limit():
+    """Elo interval ends go first, then Elo, then win rates, league snapshots (longest names) before the
+    built-in opponents; everything else stays."""
+    def result(snapshots: int) -> PhaseResult:
+        opponents = ["heuristic", "random-safe"] + [f"self_play-{i:04d}" for i in range(snapshots)]
+        metrics = {"games": 100.0, "policyLoss": 1.25, "winRate": 0.5}
+        for o in opponents:
+            metrics |= {win_rate_vs(o): 0.5, elo_vs(o): 12.345, elo_vs(o, "Lower"): -100.5,
+                        elo_vs(o, "Upper"): 120.25}
+        fitted = phase_command.fit(PhaseResult(phase=PhaseName.SELF_PLAY, metrics=metrics))
+        assert len(json.dumps(fitted.to_api(), separators=(",", ":"), sort_keys=True).encode()) <= RESULT_MAX_BYTES
+        assert {"games", "policyLoss", "winRate"} <= set(fitted.metrics)
+        assert all(win_rate_vs(o) in fitted.metrics for o in opponents)  # win rates outlive every Elo figure
+        return fitted
+
+    some = result(40).metrics  # dropping some snapshots' interval ends is enough
+    assert elo_vs("self_play-0000", "Lower") not in some and elo_vs("heuristic", "Lower") in some
+    assert all(elo_vs(f"self_play-{i:04d}") in some for i in range(40))
+    many = result(100).metrics  # every interval end goes, then snapshots' Elo
+    assert not any(k.endswith(("Lower", "Upper")) for k in many)
+    assert elo_vs("heuristic") in many and elo_vs("self_play-0000") not in many
+    small = PhaseResult(phase=PhaseName.HYBRID, metrics={"games": 4.0, elo_vs("heuristic", "Lower"): -50.0})
+    assert phase_command.fit(small) == small

@@ -225,3 +225,29 @@ def test_the_local_runner_imports_neither_kopf_nor_the_kubernetes_client():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'kopf', 'kubernetes', 'torch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ouro_schedule_run_refuses_to_start_without_the_memory_it_needs(tmp_path):
+    """The same preflight as `ouro train`: both numbers and the flag, exit 1, nothing run or recorded."""
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(document()))
+    set_clock(tmp_path / "clock", T0 + timedelta(minutes=1, seconds=3))  # a run would be due
+    result = ouro("schedule", "run", "s.yaml", *cli_args(tmp_path), "--until-idle", "--min-free-memory", "1000TiB",
+                  cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "not enough resources to start" in result.stderr
+    assert "GiB needed (set with --min-free-memory; 0 turns the check off)" in result.stderr
+    assert not hist.History(tmp_path / "db.sqlite").executions()
+    bad = ouro("schedule", "run", "s.yaml", *cli_args(tmp_path), "--min-free-disk", "plenty", cwd=tmp_path)
+    assert bad.returncode == 2 and "--min-free-disk" in bad.stderr
+
+
+def test_each_execution_gets_the_schedules_thresholds_and_ouro_train_reads_them():
+    from ouroboros.trainer.commands import _common, train
+    from ouroboros.trainer.commands import schedule as schedule_command
+
+    args = schedule_command._parser().parse_args(["run", "s.yaml", "--min-free-disk", "5GiB"])
+    passed = _common.preflight_args(args)
+    assert passed == ["--min-free-memory", "1GiB", "--min-free-disk", "5GiB"]
+    child = train._parser().parse_args(["--preset", "smoke", *passed])
+    assert _common.preflight_thresholds(child) == _common.preflight_thresholds(args)
+    assert _common.preflight_thresholds(child).min_free_disk_bytes == 5 << 30

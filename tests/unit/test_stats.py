@@ -382,3 +382,17 @@ def test_sprt_llr_refuses_inverted_hypotheses_and_empty_stopping_sequence():
         sprt.sprt_llr_approx(WDL(1, 1, 1), 5, 0, EloModel.NORMALIZED)
     with pytest.raises(ValueError, match="no records"):
         sprt.sprt_stopping_point([], SprtSpec())
+
+
+def test_elo_metrics_per_opponent_name_each_figure_and_leave_out_infinite_ones():
+    from ouroboros.trainer.evaluation.strength import elo_metrics
+
+    est = stats.elo_estimate(stats.WDL(6, 2, 2))
+    assert est.elo == pytest.approx(147.19, abs=0.01)  # score 0.7
+    got = elo_metrics({"heuristic": (6, 2, 2), "random-safe": (0, 0, 4), "nobody": (0, 0, 0), "self_play-0001": (1, 0, 3)})
+    assert got["eloVsHeuristic"] == pytest.approx(est.elo, abs=1e-3)
+    assert got["eloVsHeuristicLower"] == pytest.approx(est.lower, abs=1e-3)
+    assert got["eloVsHeuristicUpper"] == pytest.approx(est.upper, abs=1e-3)
+    assert got["eloVsHeuristicLower"] < got["eloVsHeuristic"] < got["eloVsHeuristicUpper"]
+    assert not any(k.startswith(("eloVsRandomSafe", "eloVsNobody")) for k in got)  # all losses: Elo -inf
+    assert "eloVsSelfPlay0001" in got and "eloVsSelfPlay0001Upper" in got

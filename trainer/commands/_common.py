@@ -33,6 +33,40 @@ def add_store_option(parser: argparse.ArgumentParser, what: str = "artifact stor
         help=f"{what}: a directory, file://, memory://, s3://... (default: $OURO_STORE or {reg.DEFAULT_STORE})")
 
 
+PREFLIGHT_FLAGS = (
+    ("--min-free-memory", "min_free_memory_bytes", "1GiB", "refuse to start with less available memory"),
+    ("--min-free-disk", "min_free_disk_bytes", "2GiB", "refuse to start with less free disk under a local store"),
+)
+"""(flag, PreflightThresholds field, default, help) of the resource checks `ouro train` and
+`ouro schedule run` make before starting (``observability.preflight``)."""
+
+
+def add_preflight_options(parser: argparse.ArgumentParser) -> None:
+    """``--min-free-memory SIZE`` and ``--min-free-disk SIZE`` (0 turns a check off)."""
+    for flag, _, default, text in PREFLIGHT_FLAGS:
+        parser.add_argument(flag, default=default, metavar="SIZE",
+                            help=f"{text} (default %(default)s; 0: no check)")
+
+
+def preflight_thresholds(args: argparse.Namespace):
+    """The ``PreflightThresholds`` of the flags; ValueError naming the flag if one is malformed."""
+    from ouroboros.trainer.observability import preflight
+
+    values = {}
+    for flag, field, _, _ in PREFLIGHT_FLAGS:
+        text = getattr(args, flag.lstrip("-").replace("-", "_"))
+        try:
+            values[field] = preflight.parse_bytes(text)
+        except ValueError as exc:
+            raise ValueError(f"{flag}: {exc}") from None
+    return preflight.PreflightThresholds(**values)
+
+
+def preflight_args(args: argparse.Namespace) -> list[str]:
+    """The preflight flags as given, to pass on to a child ``ouro train``."""
+    return [x for flag, *_ in PREFLIGHT_FLAGS for x in (flag, getattr(args, flag.lstrip("-").replace("-", "_")))]
+
+
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
     """Parsed arguments, or the exit code argparse chose (0 for --help, 2 for a usage error)."""
     try:

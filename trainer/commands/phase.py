@@ -157,10 +157,14 @@ def run_phase(config: RunConfig, name: PhaseName, worker: int = 0) -> PhaseResul
     """Run phase `name` of the run (KeyError if the run has no such phase)."""
     config.phase(name)
     store = store_url(config, os.environ)[0]
+    from ouroboros.trainer.observability import progress
+
+    lines = progress.line_sink(logging.getLogger("ouroboros.progress").info)  # the pod's log shows progress too
+    interval = progress_interval(os.environ)
     if name is PhaseName.EVALUATE:
         from ouroboros.trainer.evaluation import evaluate_phase
 
-        outcome, gate = evaluate_phase.run(config, store)
+        outcome, gate = evaluate_phase.run(config, store, sinks=(lines,), interval=interval)
         return to_result(name, outcome, gate)
     from ouroboros.trainer.learning.phases import config as phase_config
     from ouroboros.trainer.learning.phases import execute
@@ -168,10 +172,7 @@ def run_phase(config: RunConfig, name: PhaseName, worker: int = 0) -> PhaseResul
     run, phase = phase_config.from_run_config(config, name, worker)
     run = run.model_copy(update={"store": store})
     execute.configure_process(run)
-    from ouroboros.trainer.observability import progress
-
-    lines = progress.line_sink(logging.getLogger("ouroboros.progress").info)  # the pod's log shows progress too
-    return to_result(name, execute.execute(run, phase, sinks=(lines,), interval=progress_interval(os.environ)))
+    return to_result(name, execute.execute(run, phase, sinks=(lines,), interval=interval))
 
 
 def progress_interval(env) -> float:
@@ -196,10 +197,46 @@ def to_result(name: PhaseName, outcome, gate: GateStatistics | None = None) -> P
     if outcome.candidate is not None:
         c = outcome.candidate
         candidate = CandidateResult(artifact=Artifact(name="onnx", uri=c.uri, sha256=c.sha256, size=c.size))
+    from ouroboros.trainer.evaluation import strength
+
     metrics = {k: round(float(v), 6) for k, v in outcome.metrics.items()}
+    metrics.update(strength.elo_metrics(getattr(outcome, "records", {}) or {}))
     metrics["seconds"] = round(outcome.seconds, 3)
-    return PhaseResult(phase=name, metrics=metrics, artifacts=artifacts, candidate=candidate, gate=gate,
-                       message=outcome.message[:1000])
+    result = PhaseResult(phase=name, metrics=metrics, artifacts=artifacts, candidate=candidate, gate=gate,
+                         message=outcome.message[:1000])
+    return fit(result)
+
+
+def _size(result: PhaseResult) -> int:
+    return len(json.dumps(result.to_api(), separators=(",", ":"), sort_keys=True).encode())
+
+
+def fit(result: PhaseResult) -> PhaseResult:
+    """``result`` within RESULT_MAX_BYTES: per-opponent metrics are dropped until it fits, Elo interval
+    ends first, then Elo, then win rates, each against the opponents with the longest names first (league
+    snapshots; the built-in opponents stay). Everything else is kept; a result still too large is left
+    for `write_result` to refuse."""
+    if _size(result) <= RESULT_MAX_BYTES:
+        return result
+    from ouroboros.contract.vocabulary import ELO_BOUNDS, ELO_PREFIX, WIN_RATE_PREFIX
+
+    metrics = dict(result.metrics)
+    tiers = [
+        [k for k in metrics if k.startswith(ELO_PREFIX) and k.endswith(ELO_BOUNDS)],
+        [k for k in metrics if k.startswith(ELO_PREFIX) and not k.endswith(ELO_BOUNDS)],
+        [k for k in metrics if k.startswith(WIN_RATE_PREFIX)],
+    ]
+    dropped = []
+    for tier in tiers:
+        for key in sorted(tier, key=lambda k: (-len(k), k)):
+            metrics.pop(key)
+            dropped.append(key)
+            result = result.model_copy(update={"metrics": dict(metrics)})
+            if _size(result) <= RESULT_MAX_BYTES:
+                logging.getLogger(__name__).warning("result over %d bytes: left out %s", RESULT_MAX_BYTES,
+                                                    ", ".join(dropped))
+                return result
+    return result
 
 
 def write_result(result: PhaseResult, path: Path) -> str:

@@ -9,8 +9,13 @@
 `run` is `trainer/scheduling/runner.py` around the operator's own decision
 (`ouroboros.operator.scheduling`); the history lives in SQLite (`--db`,
 default ./runs/schedule.db). `--clock-file` reads "now" from a file, for
-tests and drills. Exit status: 0, or 2 for a bad document or argument
-(`field: reason` on stderr).
+tests and drills. Before its first pass, `run` checks free memory and free
+disk under a local store as `ouro train` does (`--min-free-memory`,
+`--min-free-disk`; 0 turns a check off) and refuses to start with both
+numbers and the threshold; each execution's `ouro train` gets the same
+thresholds, so a schedule that runs for weeks checks before every run.
+Exit status: 0, 1 for a refusal (not enough memory or disk), or 2 for a bad
+document or argument (`field: reason` on stderr).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pydantic import ValidationError
 from ouroboros.operator import clock as clocks
 from ouroboros.operator.resources.trainingschedule import MANUAL_TRIGGER_ANNOTATION
 from ouroboros.trainer.artifacts import registry as reg
+from ouroboros.trainer.commands import _common
 from ouroboros.trainer.scheduling import history as hist
 from ouroboros.trainer.scheduling import runner
 
@@ -50,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--until-idle", action="store_true", help="exit once nothing is due or running")
     r.add_argument("--max-passes", type=int, default=None, help="exit after this many passes")
     r.add_argument("--train-arg", action="append", default=[], help="extra argument for ouro train (repeatable)")
+    _common.add_preflight_options(r)
 
     s = sub.add_parser("status", parents=[common], help="each schedule: state, running executions, next times")
     s.add_argument("--next", type=int, default=5, help="upcoming times to show (default 5)")
@@ -77,10 +84,17 @@ def _load(path: Path) -> dict:
 
 
 def _run(args: argparse.Namespace, now_fn) -> int:  # type: ignore[no-untyped-def]
+    from ouroboros.trainer.observability import preflight
+
+    thresholds = _common.preflight_thresholds(args)  # ValueError naming the flag: exit 2
     document = _load(args.file)
     store = str(Path(args.store).resolve()) if "://" not in args.store else args.store
+    shortfalls = preflight.check(preflight.measure(store if "://" not in store else None), thresholds)
+    if shortfalls:
+        print(f"ouro schedule run: {preflight.describe(shortfalls)}", file=sys.stderr)
+        return 1
     options = runner.RunnerOptions(store=store, preset=args.preset, workdir=args.workdir,
-                                   extra_args=tuple(args.train_arg))
+                                   extra_args=(*_common.preflight_args(args), *args.train_arg))
     local = runner.LocalRunner(document, hist.History(args.db), options, now_fn)
     try:
         return local.run(args.poll, until_idle=args.until_idle, max_passes=args.max_passes)

@@ -153,27 +153,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated replay folders of the run that bootstrap also imitates "
                         "(e.g. imported, after `ouro data import --run RUN`)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--min-free-memory", default="1GiB", metavar="SIZE",
-                   help="refuse to start with less available memory (default %(default)s; 0: no check)")
-    p.add_argument("--min-free-disk", default="2GiB", metavar="SIZE",
-                   help="refuse to start with less free disk under a local store (default %(default)s; 0: no check)")
+    _common.add_preflight_options(p)
     p.add_argument("--progress-every", type=float, default=15.0, metavar="SECONDS",
                    help="progress record (and, off a terminal, progress line) interval (default %(default)s, max 30)")
     return p
-
-
-def _thresholds(args: argparse.Namespace):
-    """The preflight thresholds of the flags; ValueError naming the flag if one is malformed."""
-    from ouroboros.trainer.observability import preflight
-
-    values = {}
-    for flag, field in (("--min-free-memory", "min_free_memory_bytes"), ("--min-free-disk", "min_free_disk_bytes")):
-        text = getattr(args, flag.lstrip("-").replace("-", "_"))
-        try:
-            values[field] = preflight.parse_bytes(text)
-        except ValueError as exc:
-            raise ValueError(f"{flag}: {exc}") from None
-    return preflight.PreflightThresholds(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ouro train: --progress-every: {args.progress_every} is not in (0, 30] seconds", file=sys.stderr)
         return 2
     try:
-        thresholds = _thresholds(args)
+        thresholds = _common.preflight_thresholds(args)
     except ValueError as exc:
         print(f"ouro train: {exc}", file=sys.stderr)
         return 2
@@ -239,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         if writer is not None:
             writer.add_scalar(f"strength/vs_{d.opponent}", d.score, 0)
     metrics = {win_rate_vs(d.opponent): d.score for d in duels}
+    metrics.update(strength.elo_metrics({d.opponent: d.record for d in duels}))
     store = ArtifactStore(store_url)
     # the final duels, for `ouro report` (the strength table with its intervals)
     store.write_json(f"runs/{run.run}/strength.json", {
@@ -261,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "run": run.run, "preset": args.preset, "seconds": round(time.monotonic() - started, 1),
         "phases": [{"phase": o.kind.value, "seconds": round(o.seconds, 1), "message": o.message,
-                    "metrics": {k: round(v, 4) for k, v in o.metrics.items()}} for o in outcomes],
+                    "metrics": {k: round(v, 4) for k, v in {**o.metrics,
+                                                            **strength.elo_metrics(o.records)}.items()}}
+                   for o in outcomes],
         "strength": [{"opponent": d.opponent, "games": d.games, "wins": d.wins, "draws": d.draws,
                       "losses": d.losses, "score": round(d.score, 4),
                       "wilson95": [round(d.interval().lower, 4), round(d.interval().upper, 4)]} for d in duels],

@@ -9,6 +9,12 @@ gate's full report as evidence (``runs/<run>/evaluate/gate.json``). Its outcome
 carries the decision and the compact statistics the operator shows in
 ``TrainingRun.status.promotion``.
 
+While the gate plays, the phase writes progress records like every phase
+(``runs/<run>/progress/evaluate-w0.json``): games played against the gate's
+budget and, for an SPRT gate, the scalars ``sprt/llr``, ``sprt/lower_bound`` and
+``sprt/upper_bound`` after every chunk of games, which the operator shows in
+``status.progress.sprt`` and exports as ``ouroboros_gate_sprt_log_likelihood_ratio``.
+
 A PROMOTE is carried out only when the run config's ``approval`` is
 Automatic and the champion is not pinned; otherwise the statistics say
 ``awaitingApproval`` and the Champion controller waits for a person (an
@@ -21,6 +27,7 @@ import json
 import logging
 import time
 
+from ouroboros.contract.progress import PROGRESS_INTERVAL_SECONDS, progress_key
 from ouroboros.contract.promotion import GateStatistics, GateVerdict
 from ouroboros.contract.run import RunConfig
 from ouroboros.contract.vocabulary import ApprovalMode, Metric, PhaseName
@@ -28,6 +35,8 @@ from ouroboros.trainer.artifacts.store import ArtifactError, ArtifactStore
 from ouroboros.trainer.evaluation import promotion
 from ouroboros.trainer.learning.phases import config as phase_config
 from ouroboros.trainer.learning.phases import runner
+from ouroboros.trainer.observability import progress as live
+from ouroboros.trainer.observability import resources
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +53,29 @@ def candidate_phase(config: RunConfig) -> PhaseName:
     return trained[-1]
 
 
-def run(config: RunConfig, store_url: str | None = None,
-        gate_run: promotion.GateRun | None = None) -> tuple[runner.PhaseOutcome, GateStatistics]:
+def _gate_progress(recorder: live.ProgressRecorder, budget: int):
+    """A ``tournament.Progress`` that counts the gate's games (of ``budget``) and records its SPRT."""
+    advance = recorder.task(f"{PhaseName.EVALUATE.value}: gate games", budget)
+    played = 0
+
+    def hear(games: int, sprt) -> None:
+        nonlocal played
+        advance(max(0, games - played))
+        played = max(played, games)
+        if sprt is not None:
+            for name, value in (("llr", sprt.llr), ("lower_bound", sprt.lower_bound),
+                                ("upper_bound", sprt.upper_bound)):
+                recorder.scalar(f"sprt/{name}", value, games)
+
+    return hear
+
+
+def run(config: RunConfig, store_url: str | None = None, gate_run: promotion.GateRun | None = None,
+        sinks: tuple[live.Sink, ...] = (), interval: float = PROGRESS_INTERVAL_SECONDS,
+        ) -> tuple[runner.PhaseOutcome, GateStatistics]:
     """Gate, and promote on PROMOTE (unless approval is Manual or the champion is pinned), the
     candidate of the run in ``config``; returns the phase outcome and the gate's compact statistics.
+    Progress records go to the store and to ``sinks`` every ``interval`` seconds while the gate plays.
 
     Raises ArtifactError when the candidate is missing (its phase has not run on
     this store), ChecksumError or ModelContractError when it is corrupt.
@@ -66,7 +94,14 @@ def run(config: RunConfig, store_url: str | None = None,
     registry = promotion.open_registry(store)
     version = runner.register_candidate(store, candidate, settings)
     gate_run = gate_run or promotion.GateRun(max_turns=config.game.max_turns)
-    judgement = promotion.judge(registry, config.game.key, version.id, config.promotion, gate_run, config.game)
+    recorder = live.ProgressRecorder(
+        runner.LogReporter(), run=settings.run, phase=PhaseName.EVALUATE.value, planned=1,
+        sinks=(live.store_sink(store, progress_key(settings.run, PhaseName.EVALUATE.value)), *sinks),
+        sampler=resources.ResourceSampler(store.path(f"runs/{settings.run}") if store.is_local else None),
+        interval=interval)
+    with recorder:
+        judgement = promotion.judge(registry, config.game.key, version.id, config.promotion, gate_run,
+                                    config.game, progress=_gate_progress(recorder, config.promotion.games))
     awaiting, note = False, None
     if judgement.verdict is GateVerdict.PROMOTE:
         pinned = registry.champion(judgement.game).pinned_version

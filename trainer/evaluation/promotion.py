@@ -133,7 +133,8 @@ def _unit(x: object) -> float | None:
 
 
 def judge(registry: reg.Registry, game: str | GameKey, candidate: str, spec: PromotionSpec,
-          run: GateRun | None = None, game_spec: GameSpec | None = None) -> Judgement:
+          run: GateRun | None = None, game_spec: GameSpec | None = None,
+          progress: tm.Progress | None = None) -> Judgement:
     """Play the gate: ``candidate`` (a version id) against the champion of ``game``.
 
     Raises ChecksumError for a candidate whose bytes do not match its record and
@@ -142,6 +143,7 @@ def judge(registry: reg.Registry, game: str | GameKey, candidate: str, spec: Pro
     games (food, hazards, turns); by default the key's board with default settings.
     The gate is played in duels: for a game of more than two snakes the
     candidate and the champion meet on a two-snake board of the same size.
+    ``progress`` hears the gate's games and SPRT as they are played (``tournament.run``).
     """
     run = run or GateRun()
     key = game if isinstance(game, GameKey) else GameKey.parse(game)
@@ -165,7 +167,7 @@ def judge(registry: reg.Registry, game: str | GameKey, candidate: str, spec: Pro
             settings_ = tm.TournamentConfig(games=policy.max_games, min_games=policy.min_games, sprt=sprt,
                                             workers=run.workers, seed=spec.seed, max_turns=settings.max_turns)
             entrants = [tm.Entrant(f"onnx:{path}", candidate), tm.Entrant(f"onnx:{champion}", state.version)]
-            report = tm.run(entrants, config, settings_)
+            report = tm.run(entrants, config, settings_, progress)
             decision = gate.decide(report.pairs[0].gate_result(), policy, ready.report)
             decision.statistics["games_per_second"] = report.games_per_second
     return Judgement(str(key), candidate, state.version, decision, spec.seed)

@@ -10,14 +10,37 @@ champion does.
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 
 import numpy as np
 
+from ouroboros.contract.vocabulary import elo_vs
 from ouroboros.trainer.agents import arena, neural
 from ouroboros.trainer.agents import registry as players
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.evaluation import stats
 from ouroboros.trainer.learning import networks
+
+
+def elo_metrics(records: Mapping[str, tuple[int, int, int]], confidence: float = 0.95) -> dict[str, float]:
+    """Per-opponent Elo metrics from (wins, draws, losses) records: ``eloVs<Opponent>`` and the ends
+    of its ``confidence`` interval, ``eloVs<Opponent>Lower`` and ``eloVs<Opponent>Upper``.
+
+    Logistic Elo of the mean score, the interval mapped from ``score ± z·σ/√n`` (``stats.elo_estimate``,
+    as fishtest's ``get_elo``). A bound that is infinite (a record of only losses has Elo -inf, and an
+    interval reaching score 0 or 1 is unbounded on that side) is left out rather than reported as a
+    made-up number; an opponent with no games gives nothing.
+    """
+    out: dict[str, float] = {}
+    for opponent, (wins, draws, losses) in sorted(records.items()):
+        if wins + draws + losses == 0:
+            continue
+        est = stats.elo_estimate(stats.WDL(wins, draws, losses), confidence)
+        for bound, value in (("", est.elo), ("Lower", est.lower), ("Upper", est.upper)):
+            if math.isfinite(value):
+                out[elo_vs(opponent, bound)] = round(value, 3)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +52,11 @@ class Duel:
     wins: int
     draws: int
     losses: int
+
+    @property
+    def record(self) -> tuple[int, int, int]:
+        """(wins, draws, losses), as ``elo_metrics`` reads it."""
+        return self.wins, self.draws, self.losses
 
     @property
     def score(self) -> float:

@@ -34,7 +34,7 @@ import itertools
 import math
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 import numpy as np
@@ -46,6 +46,9 @@ from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.evaluation import gate, stats
 from ouroboros.trainer.evaluation import sprt as sequential
+
+Progress = Callable[[int, sequential.SprtResult | None], None]
+"""Called as a tournament goes: (games played so far, the SPRT after them or None without one)."""
 
 
 class Mode(StrEnum):
@@ -273,9 +276,14 @@ def _chunks(config: GameConfig, specs: tuple[str, ...], settings: TournamentConf
     return out
 
 
-def run(entrants: Sequence[str | Entrant], game: GameConfig, settings: TournamentConfig) -> TournamentReport:
+def run(entrants: Sequence[str | Entrant], game: GameConfig, settings: TournamentConfig,
+        progress: Progress | None = None) -> TournamentReport:
     """Plays a duel (2 entrants), a round-robin league (3+) or a free-for-all (``settings.ffa``:
-    every entrant in every game) on ``game``'s board and rules; ``game.n_snakes`` is ignored."""
+    every entrant in every game) on ``game``'s board and rules; ``game.n_snakes`` is ignored.
+
+    ``progress`` (optional) hears the games played and, for a duel with an SPRT, the test's state
+    after every chunk (the live gate a TrainingRun's evaluate phase publishes); without an SPRT it
+    hears once, at the end. It must not raise."""
     line_up = [e if isinstance(e, Entrant) else Entrant(e) for e in entrants]
     if len(line_up) < 2:
         raise ValueError("a tournament needs at least two players")
@@ -293,7 +301,7 @@ def run(entrants: Sequence[str | Entrant], game: GameConfig, settings: Tournamen
         if settings.ffa:
             report = _ffa(line_up, game, settings, runner)
         else:
-            report = _pairings(line_up, game, settings, runner)
+            report = _pairings(line_up, game, settings, runner, progress)
     finally:
         runner.close()
     seconds = time.perf_counter() - start
@@ -323,20 +331,22 @@ def _ffa(line_up: list[Entrant], game: GameConfig, settings: TournamentConfig, r
 
 
 def _pairings(line_up: list[Entrant], game: GameConfig, settings: TournamentConfig,
-              runner: _Runner) -> dict:
+              runner: _Runner, progress: Progress | None = None) -> dict:
     config = dataclasses.replace(game, n_snakes=2)
     groups = -(-settings.games // 2)
     matchups = list(itertools.combinations(range(len(line_up)), 2))
     sprt_stats = None
     if settings.sprt is not None:
         chunks = _chunks(config, (line_up[0].spec, line_up[1].spec), settings, groups, 0)
-        kept, sprt_stats = _sequential(chunks, settings, runner)
+        kept, sprt_stats = _sequential(chunks, settings, runner, progress)
         results = {(0, 1): _merge(kept)}
     else:
         plan = [(m, c) for tag, m in enumerate(matchups)
                 for c in _chunks(config, (line_up[m[0]].spec, line_up[m[1]].spec), settings, groups, tag)]
         played = runner.map([c for _, c in plan])
         results = {m: _merge([p for (mm, _), p in zip(plan, played, strict=True) if mm == m]) for m in matchups}
+        if progress is not None:
+            progress(sum(len(p.turns) for p in results.values()), None)
     pairs = []
     for (a, b), p in results.items():
         wdl, penta = duel_records(p.outcome)
@@ -347,9 +357,10 @@ def _pairings(line_up: list[Entrant], game: GameConfig, settings: TournamentConf
             "league": _league(pairs) if len(line_up) > 2 else []}
 
 
-def _sequential(chunks: list[_Chunk], settings: TournamentConfig,
-                runner: _Runner) -> tuple[list[_Played], SprtStats]:
-    """Rounds of one chunk per worker; the SPRT is checked at each chunk boundary, in order."""
+def _sequential(chunks: list[_Chunk], settings: TournamentConfig, runner: _Runner,
+                progress: Progress | None = None) -> tuple[list[_Played], SprtStats]:
+    """Rounds of one chunk per worker; the SPRT is checked (and ``progress`` told) at each chunk
+    boundary, in order."""
     assert settings.sprt is not None
     kept: list[_Played] = []
     penta = stats.Pentanomial()
@@ -359,6 +370,8 @@ def _sequential(chunks: list[_Chunk], settings: TournamentConfig,
             kept.append(part)
             penta = penta + duel_records(part.outcome)[1]
             outcome = sequential.sprt(penta, settings.sprt)
+            if progress is not None:
+                progress(penta.games, outcome)
             if outcome.decision is not sequential.SprtDecision.CONTINUE and penta.games >= settings.min_games:
                 return kept, _sprt_stats(settings.sprt, outcome, stopped=len(kept) < len(chunks))
     assert outcome is not None

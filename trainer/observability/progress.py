@@ -15,6 +15,8 @@ Conventions the counts rely on (the phases follow them):
 
 * a task whose description ends in "games" advances by games played;
 * the scalar `<phase>/positions` is the number of positions recorded so far;
+* the evaluate phase's gate reports `sprt/llr`, `sprt/lower_bound` and
+  `sprt/upper_bound` after every chunk of games (`contract.progress.SPRT_SCALARS`);
 * the phase's long steps are announced up front as `planned_steps`
   (`planned_steps(phase, worker)`): the share done counts each step equally,
   and within a step by its units.

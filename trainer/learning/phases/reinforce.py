@@ -131,7 +131,8 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     ckpt = checkpointer.list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
     message = f"{ctx.name}: {iterations} iterations of {phase.games} games, {state.step} PPO steps"
-    return runner.finish(ctx, net, metrics, files, message, started)
+    records = {name: (w, d, lost) for name, (w, d, lost) in tally.results.items()}
+    return runner.finish(ctx, net, metrics, files, message, started, records)
 
 
 def win_rates(totals: dict[str, list[int]]) -> dict[str, float]:

@@ -105,6 +105,9 @@ class PhaseOutcome:
     candidate: ArtifactInfo | None
     message: str
     seconds: float = 0.0
+    records: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
+    """Opponent -> (wins, draws, losses) of the learner in the phase's games; the commands turn
+    them into Elo differences with 95% intervals (``evaluation.strength.elo_metrics``)."""
 
 
 def save_weights(store: ArtifactStore, key: str, net: networks.PolicyValueNet, **meta) -> ArtifactInfo:
@@ -151,7 +154,8 @@ def start_network(ctx: Context) -> networks.PolicyValueNet:
 
 
 def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float],
-           artifacts: dict[str, ArtifactInfo], message: str, started: float) -> PhaseOutcome:
+           artifacts: dict[str, ArtifactInfo], message: str, started: float,
+           records: dict[str, tuple[int, int, int]] | None = None) -> PhaseOutcome:
     """Save the final weights and the ONNX candidate; the phase's outcome."""
     weights = save_weights(ctx.store, ctx.key("models", f"{ctx.name}.pt"), net, run=ctx.run.run, phase=ctx.name)
     net.eval()
@@ -164,7 +168,8 @@ def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float]
             {"run": ctx.run.run, "phase": ctx.name, "architecture": net.config.name,
              "weights": weights.key, "weights_sha256": weights.sha256})
     files = {**artifacts, "weights": weights, "onnx": candidate}
-    return PhaseOutcome(ctx.phase.kind, metrics, files, candidate, message, time.monotonic() - started)
+    return PhaseOutcome(ctx.phase.kind, metrics, files, candidate, message, time.monotonic() - started,
+                        dict(records or {}))
 
 
 def register_candidate(store: ArtifactStore, candidate: ArtifactInfo, run: RunSettings,
