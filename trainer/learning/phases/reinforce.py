@@ -20,6 +20,11 @@ selves: play cannot collapse into one narrow strategy that only beats itself.
 
 With ``workers > 1`` (an Indexed Job), workers other than 0 only play one
 round of games into their own shards (data for later phases); worker 0 trains.
+
+With a learner group (``learner.replicas`` > 1, :mod:`..distributed`), rank 0 plays
+each iteration's rollout while the other ranks wait at a barrier, then every rank
+reads that shard and the PPO steps run data-parallel; rank 0 alone writes the
+league snapshots, checkpoints and the model.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ import torch
 
 from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
 from ouroboros.trainer.engine.types import game_config
-from ouroboros.trainer.learning import shards
-from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
+from ouroboros.trainer.learning import distributed, shards
+from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import ppo, runner, selfplay
 
 LEAGUE_SIZE = 6
@@ -71,14 +76,18 @@ def opponents(ctx: runner.Context, n_league: int):
     return assign
 
 
-def rollout(ctx: runner.Context, net, it: int, start_step: int) -> tuple[dict, dict, float]:
-    """The rows of iteration ``it``: from its shard if one exists, else played and written.
+def rollout(ctx: runner.Context, net, it: int, start_step: int, play: bool = True) -> tuple[dict, dict, float]:
+    """The rows of iteration ``it``: from its shard if one exists, else played and written
+    (``play=False``: a reader that never plays, RuntimeError when the shard is missing).
     Returns (columns, results per opponent, seconds spent playing)."""
     run, phase = ctx.run, ctx.phase
     for ref in shards.list_shards(ctx.store, run.run, ctx.name):
         cursor = ref.meta.cursor
         if ref.meta.worker == run.worker and isinstance(cursor, dict) and cursor.get("iteration") == it:
             return shards.read_shard(ctx.store, ref), dict(cursor.get("results", {})), 0.0
+    if not play:
+        raise RuntimeError(f"{ctx.name}: no replay shard of iteration {it} from worker {run.worker} in "
+                           f"{ctx.store.url} although learner rank 0 has written it")
     snaps, names = league(ctx)
     started = time.monotonic()
     advance = ctx.reporter.task(f"{ctx.name} {it + 1}/{phase.iterations}: games", phase.games)
@@ -104,11 +113,13 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     """All iterations of an RL phase; returns its outcome (weights and ONNX candidate saved)."""
     started = time.monotonic()
     phase = ctx.phase
+    group = ctx.group
     net = runner.start_network(ctx)
-    if not ctx.store.list(ctx.key("league")):  # the league starts with where this run's RL started
+    if group.writes and not ctx.store.list(ctx.key("league")):  # the league starts where this run's RL started
         runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-0000.pt"), net)
-    checkpointer = Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name))
-    loop = ResumableLoop(checkpointer, lambda st, data, _: ppo.step(st, data, phase, ctx.run.seed),
+    checkpointer = ctx.checkpointer()
+    model = distributed.data_parallel(net, group)
+    loop = ResumableLoop(checkpointer, lambda st, data, _: ppo.step(st, data, phase, ctx.run.seed, group, model),
                          every=phase.checkpoint_every, config=phase)
     state = TrainState(net, torch.optim.Adam(net.parameters(), lr=phase.learning_rate))
     if ctx.run.worker == 0:
@@ -116,7 +127,11 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     iterations = 1 if ctx.run.worker > 0 else phase.iterations
     tally = _Tally()
     for it in range(state.iteration, iterations):
-        cols, results, seconds = rollout(ctx, net, it, state.step)
+        if group.writes:  # in a learner group rank 0 plays; the others read its shard
+            cols, results, seconds = rollout(ctx, net, it, state.step)
+        group.barrier()
+        if not group.writes:
+            cols, results, seconds = rollout(ctx, net, it, state.step, play=False)
         tally.played(ctx, it, results, len(cols.get("move", ())), seconds)
         if ctx.run.worker > 0:
             break
@@ -157,7 +172,8 @@ def train(ctx: runner.Context, loop: ResumableLoop, state: TrainState, cols: dic
     target = _start_step(ctx, it, state.step) + ppo.steps_per_iteration(data.rows, ctx.phase)
     advance = ctx.reporter.task(f"{ctx.name} {it + 1}/{ctx.phase.iterations}: PPO steps", target - state.step)
     state = loop.run(state, data, target, hook=runner.StepReport(ctx.reporter, ctx.name, advance, every=5))
-    runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-{it + 1:04d}.pt"), state.model)
+    if ctx.group.writes:
+        runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-{it + 1:04d}.pt"), state.model)
     state.iteration = it + 1
     loop.save(state)
     return state
