@@ -172,3 +172,85 @@ class _SumOverRanks(torch.autograd.Function):
 def _differentiable_sum(tensor: torch.Tensor) -> torch.Tensor:
     """The all-reduced sum of ``tensor`` over ranks, with a gradient."""
     return _SumOverRanks.apply(tensor)
+
+
+# ---------------------------------------------------------------------------
+# Launching: what a pod of a learner group runs (torchrun, c10d rendezvous)
+
+REPLICAS_ENV = "OURO_LEARNER_REPLICAS"
+"""Pods in the phase's learner group (the operator sets it from spec.learner.replicas)."""
+ENDPOINT_ENV = "OURO_RENDEZVOUS_ENDPOINT"
+"""host:port of the c10d rendezvous, hosted by the pod of completion index 0."""
+RENDEZVOUS_ID_ENV = "OURO_RENDEZVOUS_ID"
+"""The rendezvous id: the Job's name, so a retried Job (a new name) never meets an old one."""
+INDEX_ENV = "JOB_COMPLETION_INDEX"
+LAUNCHED_ENV = "LOCAL_RANK"
+"""Set by torchrun in every worker it starts: the process is a rank, not a launcher."""
+CLI_MODULE = "ouroboros.trainer.commands.cli"
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """How this pod joins its learner group (:func:`launch_plan`)."""
+
+    replicas: int
+    index: int
+    endpoint: str
+    rendezvous_id: str
+
+    def torchrun_arguments(self, argv: list[str]) -> list[str]:
+        """``torchrun`` arguments that run ``ouro <argv>`` as this pod's one rank: ``replicas``
+        nodes of one process each, c10d rendezvous at ``endpoint`` hosted by index 0 (``is_host``
+        explicitly, since a pod's host name never equals the Service DNS name that reaches it), no
+        restarts inside the group: a failed rank fails the pod, the Job, and the operator retries
+        the whole group as a new Job."""
+        return [
+            f"--nnodes={self.replicas}", "--nproc-per-node=1",
+            "--rdzv-backend=c10d", f"--rdzv-endpoint={self.endpoint}", f"--rdzv-id={self.rendezvous_id}",
+            f"--rdzv-conf=is_host={1 if self.index == 0 else 0}",
+            "--max-restarts=0", "--module", CLI_MODULE, *argv,
+        ]
+
+
+def replicas_from(env: Mapping[str, str]) -> int:
+    """``OURO_LEARNER_REPLICAS`` (1 when unset); ValueError naming it unless a positive integer."""
+    raw = (env.get(REPLICAS_ENV) or "1").strip()
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1 or len(raw) > 4:
+        raise ValueError(f"{REPLICAS_ENV}: {raw[:40]!r} is not a positive integer")
+    return int(raw)
+
+
+def launch_plan(env: Mapping[str, str]) -> Launch | None:
+    """The torchrun launch this process must make, or None: a learner of one pod, or a process
+    torchrun already started (``LOCAL_RANK`` set). ValueError naming the variable when the
+    learner group's variables are missing or malformed."""
+    replicas = replicas_from(env)
+    if replicas == 1 or LAUNCHED_ENV in env:
+        return None
+    endpoint = (env.get(ENDPOINT_ENV) or "").strip()
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{ENDPOINT_ENV}: {endpoint[:80]!r} is not host:port (a learner of {replicas} replicas "
+                         "needs its rendezvous address)")
+    raw = (env.get(INDEX_ENV) or "").strip()
+    if not (raw.isascii() and raw.isdigit()) or int(raw) >= replicas:
+        raise ValueError(f"{INDEX_ENV}: {raw[:40]!r} is not an index below the {replicas} learner replicas")
+    rendezvous_id = (env.get(RENDEZVOUS_ID_ENV) or "").strip()
+    if not rendezvous_id:
+        raise ValueError(f"{RENDEZVOUS_ID_ENV}: unset (a learner of {replicas} replicas needs its rendezvous id)")
+    return Launch(replicas=replicas, index=int(raw), endpoint=endpoint, rendezvous_id=rendezvous_id)
+
+
+def launch(plan: Launch, argv: list[str]) -> int:
+    """Run ``ouro <argv>`` as this pod's rank through ``torch.distributed.run`` (torchrun's own
+    entry point, in this process); returns the rank's exit code (0 when it succeeded).
+    Errors of the rendezvous itself (a peer that never came, a timeout) propagate."""
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    try:
+        torchrun.run(torchrun.parse_args(plan.torchrun_arguments(argv)))
+    except ChildFailedError as exc:
+        _, failure = exc.get_first_failure()
+        return failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
+    return 0
