@@ -30,7 +30,7 @@ from typing import Any
 
 from ouroboros.contract.run import RUN_CONFIG_KEY, StorageSpec
 from ouroboros.contract.vocabulary import ApprovalMode
-from ouroboros.operator.builders import names
+from ouroboros.operator.builders import learner, names
 from ouroboros.operator.resources import (
     API_VERSION,
     PhaseName,
@@ -231,7 +231,7 @@ def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings)
     count = workers(run, phase)
     if count > 1:
         job_spec.update(completionMode="Indexed", completions=count, parallelism=count)
-    return {
+    job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -243,3 +243,4 @@ def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings)
         },
         "spec": job_spec,
     }
+    return learner.as_group(job, run, phase, settings)  # a DDP learner group when spec.learner.replicas > 1
