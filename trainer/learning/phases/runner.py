@@ -159,10 +159,14 @@ def start_network(ctx: Context) -> networks.PolicyValueNet:
 def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float],
            artifacts: dict[str, ArtifactInfo], message: str, started: float) -> PhaseOutcome:
     """Save the final weights and the ONNX candidate; the phase's outcome. A learner rank other
-    than 0 writes nothing and reports no artifacts (rank 0 reports the group's)."""
+    than 0, and a self-play worker other than 0 (it only played), write no model and report only
+    their other files: the trained model is rank 0's, worker 0's."""
     if not ctx.group.writes:
         note = f"{message} (learner rank {ctx.group.rank} of {ctx.group.world}; rank 0 wrote the artifacts)"
         return PhaseOutcome(ctx.phase.kind, metrics, {}, None, note, time.monotonic() - started)
+    if ctx.run.worker > 0:
+        note = f"{message} (self-play worker {ctx.run.worker} of {ctx.run.workers}; worker 0 trains)"
+        return PhaseOutcome(ctx.phase.kind, metrics, artifacts, None, note, time.monotonic() - started)
     weights = save_weights(ctx.store, ctx.key("models", f"{ctx.name}.pt"), net, run=ctx.run.run, phase=ctx.name)
     net.eval()
     with tempfile.TemporaryDirectory() as tmp:
