@@ -11,6 +11,7 @@ learner without changing what it learns.
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -138,3 +139,62 @@ def test_a_rank_outside_its_group_is_refused():
 def test_the_backend_follows_the_device():
     assert distributed.backend_for(torch.device("cpu")) == "gloo"
     assert distributed.backend_for(torch.device("cuda", 0)) == "nccl"
+
+
+def _phase_rank(rank: int, world: int, port: int, store: str, out: str) -> None:
+    """Rank ``rank`` of a bootstrap phase on ``store``; its outcome's files and metrics into ``out``."""
+    import json
+    import os
+
+    from ouroboros.contract.game import GameSpec
+    from ouroboros.trainer.learning.phases import config as pc
+    from ouroboros.trainer.learning.phases import execute
+
+    torch.set_num_threads(1)
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(port)})
+    group = distributed.from_environment()
+    try:
+        run = pc.RunSettings(run="t", store=store, game=GameSpec(width=7, height=7, max_turns=30),
+                             network=networks.NetworkConfig(architecture=Architecture.CNN_SIMPLE, blocks=2, channels=8),
+                             seed=3)
+        phase = pc.phase_settings(PhaseName.BOOTSTRAP, games=4, parallel_games=4, batch_size=32, epochs=2,
+                                  checkpoint_every=2)
+        outcome = execute.execute(run, phase, group=group)
+        Path(out, f"rank{rank}.json").write_text(json.dumps({
+            "files": {k: v.key for k, v in outcome.artifacts.items()}, "steps": outcome.metrics["steps"],
+            "candidate": outcome.candidate.sha256 if outcome.candidate else None, "message": outcome.message}))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _group_phase(store: Path, out: Path) -> list[dict]:
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    mp.start_processes(_phase_rank, args=(2, _free_port(), store.as_uri(), str(out)), nprocs=2, join=True,
+                       start_method="spawn")
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_a_restarted_group_resumes_from_rank_0s_checkpoint_to_the_uninterrupted_weights(tmp_path):
+    from ouroboros.trainer.artifacts.store import ArtifactStore
+
+    whole = _group_phase(tmp_path / "whole", tmp_path / "out-whole")
+    zero, one = whole
+    assert zero["candidate"] and zero["files"].keys() >= {"weights", "onnx", "checkpoint"}
+    assert one["candidate"] is None and one["files"] == {} and "learner rank 1 of 2" in one["message"]
+    assert zero["steps"] == one["steps"] >= 4
+    cut = tmp_path / "cut"
+    shutil.copytree(tmp_path / "whole", cut)  # a second group that ran the same phase
+    store = ArtifactStore(cut.as_uri())
+    checkpoints = sorted(k for k in store.list("runs/t/checkpoints/bootstrap") if k.endswith(".pt"))
+    assert len(checkpoints) >= 2 and not store.list("runs/t/progress")[1:]  # rank 0's progress record only
+    for key in (checkpoints[-1], "runs/t/models/bootstrap.pt", "runs/t/models/bootstrap.onnx"):
+        store.delete(key)  # as if the group died after its previous checkpoint
+    resumed = _group_phase(cut, tmp_path / "out-resumed")
+    assert resumed[0]["steps"] == zero["steps"]
+    a, _ = networks.load_checkpoint(ArtifactStore((tmp_path / "whole").as_uri()).path(zero["files"]["weights"]))
+    b, _ = networks.load_checkpoint(store.path(resumed[0]["files"]["weights"]))
+    for key, value in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[key], value, rtol=0, atol=0, msg=key)
