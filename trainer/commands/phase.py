@@ -6,12 +6,13 @@ hybrid, self_play and continuous are the training phases of
 `ouroboros.trainer.learning.phases` (the same code `ouro train` runs), against
 the run's artifact store (`OURO_STORAGE_URL` overrides `storage.url`). A
 self-play worker of an Indexed Job takes its index from
-`JOB_COMPLETION_INDEX`. A pod of a DDP learner group (`OURO_LEARNER_REPLICAS` > 1, set
-by the operator from `spec.learner.replicas`) starts itself again under torchrun
-(`torch.distributed.run`, c10d rendezvous at `OURO_RENDEZVOUS_ENDPOINT`, hosted by
-index 0) as one rank of the group (`learning.distributed`). `evaluate` gates the run's candidate against the
-champion of its game with the run's `spec.promotion`, through the one promotion
-path (`ouroboros.trainer.evaluation.evaluate_phase`), and promotes it on PROMOTE.
+`JOB_COMPLETION_INDEX`. A pod of a DDP learner group (`OURO_LEARNER_REPLICAS` > 1,
+set by the operator from `spec.learner.replicas`) starts itself again under
+torchrun (`torch.distributed.run`, c10d rendezvous at `OURO_RENDEZVOUS_ENDPOINT`,
+hosted by index 0) as one rank of the group (`learning.distributed`). `evaluate`
+gates the run's candidate against the champion of its game with the run's
+`spec.promotion`, through the one promotion path
+(`ouroboros.trainer.evaluation.evaluate_phase`), and promotes it on PROMOTE.
 
 The result goes to PATH (in a pod, /dev/termination-log, which kubelet copies
 into the pod status where the operator reads it; at most 4096 bytes).
