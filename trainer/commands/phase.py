@@ -149,10 +149,10 @@ def store_url(config: RunConfig, environ: Mapping[str, str]) -> tuple[str, str]:
 def learner_replicas(name: PhaseName, environ: Mapping[str, str]) -> int:
     """Pods of the phase's DDP learner group: `OURO_LEARNER_REPLICAS` for a training phase (1 when
     unset), 1 for evaluate. Raises PreflightError naming the variable when it is malformed."""
+    if not name.trains or not environ.get("OURO_LEARNER_REPLICAS"):
+        return 1  # without importing torch.distributed
     from ouroboros.trainer.learning import distributed
 
-    if not name.trains:
-        return 1
     try:
         return distributed.replicas_from(environ)
     except ValueError as exc:
