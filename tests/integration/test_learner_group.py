@@ -23,6 +23,8 @@ from .operator_support import (
     apply,
     apply_crds,
     champion,
+    events,
+    fake_trainer_command,
     free_port,
     get,
     items,
@@ -76,3 +78,34 @@ def test_two_learner_replicas_train_as_one_ddp_group(cluster, namespace, node_ag
         assert [p.name for p in (runs[0] / "models").glob(f"{phase}.*") if p.suffix in (".pt", ".onnx")] != []
         progress = sorted(p.name for p in (runs[0] / "progress").glob(f"{phase}-*.json"))
         assert progress == [f"{phase}-w0.json"]  # rank 1 wrote nothing to the store
+
+
+def test_a_failed_rank_fails_its_group_and_the_retry_is_a_whole_new_group(cluster, namespace, node_agent, tmp_path):
+    """The first learner pod to start exits with an injected failure (tests/integration/fake_trainer.py)
+    while its peer waits at the rendezvous: the Job fails as a whole (backoffLimit 0), the Job
+    controller stops the peer, and the operator's retry is a new Job of two fresh ranks."""
+    apply(cluster, namespace, champion(policy={"postPromotionCheck": {"games": 0}}))
+    control = tmp_path / "control"
+    control.mkdir()
+    (control / "fail-bootstrap").write_text("1")
+    op = OperatorProcess(cluster, namespace, tmp_path, trainer_command=fake_trainer_command(control), extra_env={
+        "OURO_LEARNER_RENDEZVOUS_HOST": "127.0.0.1", "OURO_LEARNER_RENDEZVOUS_PORT": str(free_port())}).start()
+    try:
+        apply(cluster, namespace, tiny_run(
+            "again", phases=("bootstrap",), learner={"replicas": 2}, backoffLimit=2,
+            model={"architecture": "cnn_simple", "blocks": 2, "channels": 8},
+            storage={"persistentVolumeClaim": "ouroboros-artifacts",
+                     "url": "file:///var/lib/ouroboros/artifacts/again"}))
+        cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/again", "-n", namespace, "--timeout=600s")
+    finally:
+        op.stop()
+    first = get(cluster, "job", namespace, "again-0-bootstrap")
+    assert first["status"].get("failed", 0) >= 1 and not first["status"].get("succeeded")
+    assert any(c["type"] == "Failed" and c["status"] == "True" for c in first["status"]["conditions"])
+    retry = get(cluster, "job", namespace, "again-0-bootstrap-r1")
+    assert retry["status"]["succeeded"] == 2  # both ranks again, not a replacement for the one that failed
+    status = run_status(cluster, namespace, "again")["phases"][0]
+    assert status["attempts"] >= 2 and status["state"] == "Succeeded"
+    retrying = [e["message"] for e in events(cluster, namespace, "again") if e["reason"] == "PhaseRetrying"]
+    assert any("injected failure 1" in m for m in retrying), retrying
+    assert len(list(control.glob("started-bootstrap-*"))) >= 3  # 1 failed + 2 ranks of the retry
