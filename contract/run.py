@@ -155,6 +155,27 @@ class PhaseSpec(ApiModel):
         return self
 
 
+class LearnerSpec(ApiModel):
+    """How each training phase's learner runs: one pod, or a PyTorch DDP group of pods.
+
+    With ``replicas`` > 1 a training phase's Job is an Indexed Job of that many pods (plus a
+    headless Service that names them), each one rank started by torchrun with a c10d rendezvous
+    hosted by the pod of index 0, gloo on CPUs and NCCL on GPUs, as Kubeflow's PyTorchJob and
+    JobSet run it. Every rank trains on its slice of the same global batch (``batchSize``), so
+    the result equals one learner's; rank 0 alone writes checkpoints and models. A failed pod
+    fails the Job, and the phase is retried as a whole group (``backoffLimit``), resuming from
+    rank 0's last checkpoint.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    replicas: int = Field(
+        default=1, ge=1, le=64,
+        description="Pods of each training phase's learner (a DDP group when above 1); the evaluate "
+        "phase runs one pod. Generation (the teacher's or the rollouts' games) runs on rank 0.",
+    )
+
+
 class StorageSpec(ApiModel):
     """Where phases read and write artifacts (replay shards, checkpoints, ONNX, the model registry).
 

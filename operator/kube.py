@@ -28,6 +28,7 @@ COMPONENT = "ouroboros-operator"
 _KINDS = {
     ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    ("v1", "Service"): ("/api/v1", "services"),
 }
 
 

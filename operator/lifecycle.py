@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from ouroboros.contract.promotion import GateStatistics, GateVerdict
 from ouroboros.contract.vocabulary import ApprovalMode, Metric
 from ouroboros.operator import conditions
-from ouroboros.operator.builders import kueue, manifests, names
+from ouroboros.operator.builders import kueue, learner, manifests, names
 from ouroboros.operator.observe import JobState, ObservedJob
 from ouroboros.operator.resources import (
     Champion,
@@ -218,10 +218,11 @@ def attempt_failure(job: ObservedJob, phase: PhaseName) -> tuple[str, str] | Non
 
 def _start(run: TrainingRun, index: int, attempt: int, settings: JobSettings,
            approval: ApprovalMode = ApprovalMode.AUTOMATIC) -> list[Action]:
-    return [
-        CreateObject(manifests.config_map(run, approval)),
-        CreateObject(manifests.phase_job(run, index, attempt, settings)),
-    ]
+    actions: list[Action] = [CreateObject(manifests.config_map(run, approval))]
+    if learner.replicas(run, run.spec.phases[index].name) > 1:  # names the group's pods: before its Job
+        actions.append(CreateObject(learner.headless_service(run, settings, manifests.owner_reference(run))))
+    actions.append(CreateObject(manifests.phase_job(run, index, attempt, settings)))
+    return actions
 
 
 def _record_success(st: TrainingRunStatus, ps: PhaseStatus, job: ObservedJob, result: PhaseResult, now: datetime) -> None:

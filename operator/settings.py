@@ -45,6 +45,13 @@ class JobSettings:
     scratch_path: str = "/scratch"
     """Where the trainer's writable scratch volume (an emptyDir) is mounted; the
     root filesystem is read-only, so TMPDIR points here (ONNX export, checks)."""
+    learner_rendezvous_host: str = ""
+    """Host of a DDP learner group's c10d rendezvous; empty: the DNS name of the group's pod of
+    index 0 under the run's headless Service (`<job>-0.<run>-learner`). Only for clusters whose
+    pods have no such names: the integration tests' node agent runs pods as local processes and
+    sets 127.0.0.1."""
+    learner_rendezvous_port: int = 29400
+    """Port of that rendezvous (torchrun's c10d default), on the pod of index 0."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +115,8 @@ class OperatorSettings:
             default_active_deadline_seconds=int(env.get("OURO_DEFAULT_ACTIVE_DEADLINE_SECONDS",
                                                         JobSettings.default_active_deadline_seconds)),
             progress_seconds=min(30.0, float(env.get("OURO_PROGRESS_SECONDS", JobSettings.progress_seconds)) or 15.0),
+            learner_rendezvous_host=env.get("OURO_LEARNER_RENDEZVOUS_HOST", "").strip(),
+            learner_rendezvous_port=_port(env, "OURO_LEARNER_RENDEZVOUS_PORT", JobSettings.learner_rendezvous_port),
         )
         namespaces = tuple(n for n in env.get("OURO_NAMESPACES", "").replace(",", " ").split() if n)
         election = LeaderElectionSettings(
@@ -147,6 +156,17 @@ def _address(env: Mapping[str, str], key: str, default: str) -> str:
     except ValueError:
         raise ValueError(f"{key}: {value!r} is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)") from None
     return value
+
+
+def _port(env: Mapping[str, str], key: str, default: int) -> int:
+    """A TCP port from `env[key]` (default when unset or empty); ValueError naming the variable
+    unless an integer in 1..65535."""
+    value = env.get(key, "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:
+        raise ValueError(f"{key}: {value!r} is not a TCP port (1 to 65535)")
+    return int(value)
 
 
 def http_url(address: str, port: int, path: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 from ouroboros.contract.run import RUN_CONFIG_KEY, StorageSpec
 from ouroboros.contract.vocabulary import ApprovalMode
-from ouroboros.operator.builders import kueue, names
+from ouroboros.operator.builders import kueue, learner, names
 from ouroboros.operator.resources import (
     API_VERSION,
     PhaseName,
@@ -244,4 +244,5 @@ def phase_job(run: TrainingRun, index: int, attempt: int, settings: JobSettings)
         },
         "spec": job_spec,
     }
-    return kueue.queue_job(job, meta.labels)
+    job = learner.as_group(job, run, phase, settings)  # a DDP learner group when spec.learner.replicas > 1
+    return kueue.queue_job(job, meta.labels)  # Kueue admits a group's pods together

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, model_validator
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.progress import RunProgress
 from ouroboros.contract.promotion import GateStatistics, PromotionSpec
-from ouroboros.contract.run import ModelSpec, PhaseSpec, StorageSpec
+from ouroboros.contract.run import LearnerSpec, ModelSpec, PhaseSpec, StorageSpec
 from ouroboros.contract.schema import (
     CEL_KEY,
     DNS_LABEL,
@@ -127,6 +127,12 @@ SPEC_RULES = [
         "the evaluate phase must come last in spec.phases",
         ".phases",
     ),
+    cel(
+        "self.learner.replicas == 1 || self.selfPlayWorkers == 1",
+        "spec.learner.replicas above 1 cannot be combined with spec.selfPlayWorkers above 1: a phase's Job "
+        "is either a self-play fan-out or a DDP learner group",
+        ".learner.replicas",
+    ),
 ]
 
 
@@ -151,6 +157,7 @@ class TrainingRunSpec(ApiModel):
     self_play_workers: int = Field(
         default=1, ge=1, le=256, description="Parallel pods for self-play generation (Indexed Job)."
     )
+    learner: LearnerSpec = section(LearnerSpec, "The training phases' learner: one pod or a DDP group.")
     storage: StorageSpec = section(StorageSpec, "Artifact store.")
     active_deadline_seconds: int | None = Field(
         default=None, ge=1, description="Wall-clock limit of one phase attempt (the Job's activeDeadlineSeconds)."
@@ -191,6 +198,10 @@ class TrainingRunSpec(ApiModel):
             raise ValueError("the bootstrap phase must come first in spec.phases")
         if PhaseName.EVALUATE in names and names[-1] != PhaseName.EVALUATE:
             raise ValueError("the evaluate phase must come last in spec.phases")
+        if self.learner.replicas > 1 and self.self_play_workers > 1:
+            raise ValueError(
+                "spec.learner.replicas above 1 cannot be combined with spec.selfPlayWorkers above 1: a phase's "
+                "Job is either a self-play fan-out or a DDP learner group")
         return self
 
 

@@ -66,7 +66,7 @@ def test_a_bad_completion_index_exits_2_and_reports(value, needle, run_json, tmp
 
 def test_a_valid_completion_index_reaches_the_phase(run_json, tmp_path, capsys, monkeypatch):
     seen = []
-    monkeypatch.setattr(phase, "run_phase", lambda config, name, worker: seen.append(worker) or
+    monkeypatch.setattr(phase, "run_phase", lambda config, name, worker, group=None: seen.append(worker) or
                         PhaseResult(phase=name, message="ok"))
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
     code, _ = _main("self_play", run_json, tmp_path / "result.json", capsys)
@@ -124,3 +124,60 @@ def test_a_result_too_large_for_the_termination_message_still_reports(run_json, 
     code, err = _main("bootstrap", run_json, result, capsys)
     assert code == 1 and "over the 4096-byte limit" in err
     assert "over the 4096-byte limit" in _result(result).message
+
+
+@pytest.fixture
+def learner_env(monkeypatch):
+    """The variables the operator gives a pod of a 2-replica learner group."""
+    for key in ("LOCAL_RANK", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    values = {"OURO_LEARNER_REPLICAS": "2", "OURO_RENDEZVOUS_ENDPOINT": "tiny-0-bootstrap-0.tiny-learner:29400",
+              "OURO_RENDEZVOUS_ID": "tiny-0-bootstrap", "JOB_COMPLETION_INDEX": "1"}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.mark.parametrize(("key", "value", "needle"), [
+    ("OURO_LEARNER_REPLICAS", "two", "OURO_LEARNER_REPLICAS: 'two' is not a positive integer"),
+    ("OURO_LEARNER_REPLICAS", "0", "OURO_LEARNER_REPLICAS: '0' is not a positive integer"),
+    ("OURO_RENDEZVOUS_ENDPOINT", "", "OURO_RENDEZVOUS_ENDPOINT: '' is not host:port"),
+    ("OURO_RENDEZVOUS_ENDPOINT", "host:99999", "OURO_RENDEZVOUS_ENDPOINT: 'host:99999' is not host:port"),
+    ("OURO_RENDEZVOUS_ID", "", "OURO_RENDEZVOUS_ID: unset"),
+    ("JOB_COMPLETION_INDEX", "2", "JOB_COMPLETION_INDEX: 2 is not below the 2 workers"),
+])
+def test_a_learner_group_pod_with_bad_settings_exits_2_naming_the_variable(key, value, needle, run_json, learner_env,
+                                                                           tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(phase, "run_phase", _never_run)
+    monkeypatch.setenv(key, value)
+    result = tmp_path / "result.json"
+    code, err = _main("bootstrap", run_json, result, capsys)
+    assert code == 2 and needle in err and needle in _result(result).message
+
+
+def test_a_learner_group_pod_starts_its_rank_under_torchrun(run_json, learner_env, tmp_path, capsys, monkeypatch):
+    from ouroboros.trainer.learning import distributed
+
+    launched = []
+    monkeypatch.setattr(phase, "run_phase", _never_run)
+    monkeypatch.setattr(distributed, "launch", lambda plan, argv: launched.append((plan, argv)) or 0)
+    result = tmp_path / "result.json"
+    assert _main("bootstrap", run_json, result, capsys)[0] == 0
+    [(plan, argv)] = launched
+    assert plan == distributed.Launch(replicas=2, index=1, endpoint=learner_env["OURO_RENDEZVOUS_ENDPOINT"],
+                                      rendezvous_id="tiny-0-bootstrap")
+    assert argv == ["phase", "bootstrap", "--run-config", str(run_json), "--result", str(result)]
+    args = plan.torchrun_arguments(argv)
+    assert args[:7] == ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+                        "--rdzv-endpoint=tiny-0-bootstrap-0.tiny-learner:29400", "--rdzv-id=tiny-0-bootstrap",
+                        "--rdzv-conf=is_host=0", "--max-restarts=0"]
+    assert args[7:] == ["--module", "ouroboros.trainer.commands.cli", *argv]
+    from torch.distributed import run as torchrun
+
+    parsed = torchrun.parse_args(args)  # torchrun itself accepts them
+    assert parsed.nnodes == "2" and parsed.rdzv_backend == "c10d" and parsed.module
+
+
+def test_evaluate_and_a_launched_rank_do_not_launch_again(run_json, learner_env, monkeypatch):
+    assert phase._launch_plan(phase.PhaseName.EVALUATE, learner_env) is None
+    assert phase._launch_plan(phase.PhaseName.BOOTSTRAP, {**learner_env, "LOCAL_RANK": "0"}) is None

@@ -6,9 +6,13 @@ hybrid, self_play and continuous are the training phases of
 `ouroboros.trainer.learning.phases` (the same code `ouro train` runs), against
 the run's artifact store (`OURO_STORAGE_URL` overrides `storage.url`). A
 self-play worker of an Indexed Job takes its index from
-`JOB_COMPLETION_INDEX`. `evaluate` gates the run's candidate against the
-champion of its game with the run's `spec.promotion`, through the one promotion
-path (`ouroboros.trainer.evaluation.evaluate_phase`), and promotes it on PROMOTE.
+`JOB_COMPLETION_INDEX`. A pod of a DDP learner group (`OURO_LEARNER_REPLICAS` > 1,
+set by the operator from `spec.learner.replicas`) starts itself again under
+torchrun (`torch.distributed.run`, c10d rendezvous at `OURO_RENDEZVOUS_ENDPOINT`,
+hosted by index 0) as one rank of the group (`learning.distributed`). `evaluate`
+gates the run's candidate against the champion of its game with the run's
+`spec.promotion`, through the one promotion path
+(`ouroboros.trainer.evaluation.evaluate_phase`), and promotes it on PROMOTE.
 
 The result goes to PATH (in a pod, /dev/termination-log, which kubelet copies
 into the pod status where the operator reads it; at most 4096 bytes).
@@ -142,19 +146,39 @@ def store_url(config: RunConfig, environ: Mapping[str, str]) -> tuple[str, str]:
     return config.storage.url, "storage.url"
 
 
+def learner_replicas(name: PhaseName, environ: Mapping[str, str]) -> int:
+    """Pods of the phase's DDP learner group: `OURO_LEARNER_REPLICAS` for a training phase (1 when
+    unset), 1 for evaluate. Raises PreflightError naming the variable when it is malformed."""
+    if not name.trains or not environ.get("OURO_LEARNER_REPLICAS"):
+        return 1  # without importing torch.distributed
+    from ouroboros.trainer.learning import distributed
+
+    try:
+        return distributed.replicas_from(environ)
+    except ValueError as exc:
+        raise PreflightError(distributed.REPLICAS_ENV, str(exc).split(": ", 1)[1]) from None
+
+
 def preflight(config: RunConfig, name: PhaseName, environ: Mapping[str, str]) -> int:
-    """Every check a phase needs before its work; returns the worker index.
+    """Every check a phase needs before its work; returns the self-play worker index (0 for
+    every rank of a learner group, whose `JOB_COMPLETION_INDEX` is checked against its size).
 
     Raises KeyError if the run has no such phase, PreflightError naming the field otherwise."""
     config.phase(name)
-    workers = config.self_play_workers if name is PhaseName.SELF_PLAY else 1
-    worker = worker_index(environ, workers)
+    replicas = learner_replicas(name, environ)
+    if replicas > 1:
+        worker_index(environ, replicas)
+        worker = 0
+    else:
+        workers = config.self_play_workers if name is PhaseName.SELF_PLAY else 1
+        worker = worker_index(environ, workers)
     check_store(*store_url(config, environ))
     return worker
 
 
-def run_phase(config: RunConfig, name: PhaseName, worker: int = 0) -> PhaseResult:
-    """Run phase `name` of the run (KeyError if the run has no such phase)."""
+def run_phase(config: RunConfig, name: PhaseName, worker: int = 0, group=None) -> PhaseResult:
+    """Run phase `name` of the run (KeyError if the run has no such phase); `group` is this
+    process's `learning.distributed.Group` in a DDP learner (None: a learner of one process)."""
     config.phase(name)
     store = store_url(config, os.environ)[0]
     from ouroboros.trainer.observability import progress
@@ -172,7 +196,10 @@ def run_phase(config: RunConfig, name: PhaseName, worker: int = 0) -> PhaseResul
     run, phase = phase_config.from_run_config(config, name, worker)
     run = run.model_copy(update={"store": store})
     execute.configure_process(run)
-    return to_result(name, execute.execute(run, phase, sinks=(lines,), interval=interval))
+    from ouroboros.trainer.learning import distributed
+
+    outcome = execute.execute(run, phase, sinks=(lines,), interval=interval, group=group or distributed.SINGLE)
+    return to_result(name, outcome)
 
 
 def progress_interval(env) -> float:
@@ -256,8 +283,41 @@ def _report_failure(name: PhaseName, message: str, path: Path) -> None:
         write_result(failure, path)
 
 
+def _launch_plan(name: PhaseName, environ: Mapping[str, str]):
+    """The torchrun launch of a learner group's pod (`learning.distributed.launch_plan`), or None;
+    PreflightError naming the variable when the group's settings are wrong."""
+    if learner_replicas(name, environ) == 1:
+        return None
+    from ouroboros.trainer.learning import distributed
+
+    try:
+        return distributed.launch_plan(environ)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise PreflightError(field, message) from None
+
+
+def _launch(plan, argv: list[str], name: PhaseName, result: Path) -> int:
+    """Run this pod's rank under torchrun; its exit code. The rank writes its own result; a
+    rendezvous that fails before any rank ran leaves the launcher's failure there instead."""
+    from ouroboros.trainer.learning import distributed
+
+    print(f"ouro phase {name.value}: learner rank of {plan.replicas} (index {plan.index}), "
+          f"c10d rendezvous {plan.endpoint} id {plan.rendezvous_id}", flush=True)
+    try:
+        code = distributed.launch(plan, argv)
+    except Exception as exc:  # noqa: BLE001 - torch's rendezvous and launch errors are many classes
+        traceback.print_exc()
+        _report_failure(name, f"failed: the learner group did not form: {type(exc).__name__}: {exc}", result)
+        return 1
+    if code and (not result.exists() or not result.read_text().strip()):
+        _report_failure(name, f"failed: learner rank exited with {code} without a result", result)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `ouro phase`; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     name = PhaseName(args.name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -265,16 +325,30 @@ def main(argv: list[str] | None = None) -> int:
         check_result_path(args.result)
         config = load_config(args.run_config)
         worker = preflight(config, name, os.environ)
+        plan = _launch_plan(name, os.environ)
     except (ValueError, KeyError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)
         _report_failure(name, message, args.result)
         return 2
+    if plan is not None:
+        return _launch(plan, ["phase", *argv], name, args.result)
+    group = None
     try:
-        result = run_phase(config, name, worker)
+        if learner_replicas(name, os.environ) > 1:  # a rank torchrun started: join the group
+            from ouroboros.trainer.learning import distributed
+
+            group = distributed.from_environment()
+        result = run_phase(config, name, worker, group)
     except Exception as exc:  # noqa: BLE001 - reported in the result, the traceback in the log
         traceback.print_exc()
         _report_failure(name, f"failed: {type(exc).__name__}: {exc}", args.result)
         return 1
+    finally:
+        if group is not None and group.distributed:
+            import torch.distributed
+
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
     try:
         text = write_result(result, args.result)
     except (OSError, ValueError) as exc:  # e.g. the result outgrew the termination message

@@ -14,6 +14,7 @@ board padded into a larger input computes what the unpadded board would.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from enum import Enum
 
 import torch
@@ -53,10 +54,43 @@ class MaskedGroupNorm(nn.Module):
 
 
 class _BatchNorm(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` with the masked layers' signature (same parameter names)."""
+    """``nn.BatchNorm2d`` with the masked layers' signature (same parameter names).
+
+    ``all_reduce`` (None by default) makes it a synchronised batch norm for data-parallel
+    training (:func:`learning.distributed.data_parallel` sets it on every rank): in training
+    mode the statistics cover the global batch of all ranks, summed by that differentiable
+    all-reduce, so N ranks with B/N rows each normalise exactly as one process with B rows.
+    ``torch.nn.SyncBatchNorm`` does the same on GPUs only, and with the one-argument forward.
+    """
+
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return super().forward(x)
+        if self.all_reduce is None or not self.training:
+            return super().forward(x)
+        return self._synchronised(x)
+
+    def _synchronised(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, C, H, W] -> same, with batch statistics over every rank's rows (float64 sums)."""
+        c = x.shape[1]
+        count = torch.tensor([x.numel() / c], dtype=torch.float64, device=x.device)
+        local = torch.cat([x.sum((0, 2, 3), dtype=torch.float64), x.square().sum((0, 2, 3), dtype=torch.float64),
+                           count])
+        total = self.all_reduce(local)
+        n = total[-1]
+        mean = total[:c] / n
+        var = (total[c:2 * c] / n - mean.square()).clamp(min=0.0)
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():  # as nn.BatchNorm2d: the unbiased variance goes into the running estimate
+                momentum = 0.1 if self.momentum is None else self.momentum
+                self.running_mean.mul_(1 - momentum).add_(mean.to(x.dtype), alpha=momentum)
+                self.running_var.mul_(1 - momentum).add_((var * n / (n - 1).clamp(min=1)).to(x.dtype),
+                                                         alpha=momentum)
+                self.num_batches_tracked.add_(1)
+        shape = (1, c, 1, 1)
+        scale = torch.rsqrt(var + self.eps).to(x.dtype).reshape(shape)
+        y = (x - mean.to(x.dtype).reshape(shape)) * scale
+        return y * self.weight.reshape(shape) + self.bias.reshape(shape)
 
 
 class _Identity(nn.Module):

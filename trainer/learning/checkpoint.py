@@ -128,11 +128,14 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
 class Checkpointer:
     """Checkpoints of one phase under ``prefix`` in a store (e.g. ``runs/r1/checkpoints/hybrid``)."""
 
-    def __init__(self, store: ArtifactStore, prefix: str, keep: int = 3) -> None:
+    def __init__(self, store: ArtifactStore, prefix: str, keep: int = 3, writer: bool = True) -> None:
+        """``writer=False`` for a reader that never saves (a learner rank other than 0): it leaves
+        the temporary files alone, which may be the writer's save in progress."""
         if keep < 2:
             raise ValueError(f"keep must be >= 2 so that a corrupt newest one has a fallback, got {keep}")
-        self.store, self.prefix, self.keep = store, prefix.strip("/"), keep
-        store.remove_temp_files(self.prefix)  # left by a killed save; one trainer per prefix
+        self.store, self.prefix, self.keep, self.writer = store, prefix.strip("/"), keep, writer
+        if writer:
+            store.remove_temp_files(self.prefix)  # left by a killed save; one writer per prefix
 
     def key(self, step: int) -> str:
         """The key of the checkpoint at ``step``."""
@@ -169,10 +172,13 @@ class Checkpointer:
         metrics: dict[str, float] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> ArtifactInfo:
-        """Write a checkpoint, then the pointer, then prune; returns the artifact's info.
+        """Write a checkpoint, then the pointer, then prune; returns the artifact's info
+        (CheckpointError on a ``writer=False`` checkpointer).
 
         ``extra`` holds plain values, tensors and numpy arrays (stored as tensors,
         returned as numpy arrays by :meth:`load_latest`)."""
+        if not self.writer:
+            raise CheckpointError(f"checkpoints under {self.prefix}: this process only reads them")
         config_doc = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
         metrics = {str(k): float(v) for k, v in (metrics or {}).items()}
         payload = {
@@ -323,10 +329,13 @@ class ResumableLoop:
                 self.save(state, data)
         return state
 
-    def save(self, state: TrainState, data: Any = None) -> ArtifactInfo:
-        """Checkpoint ``state`` now (and ``data.state_dict()`` when ``data`` has one)."""
+    def save(self, state: TrainState, data: Any = None) -> ArtifactInfo | None:
+        """Checkpoint ``state`` now (and ``data.state_dict()`` when ``data`` has one); None, and
+        nothing written, when the checkpointer only reads (a learner rank other than 0)."""
         if data is not None:
             state.data_state = data.state_dict() if hasattr(data, "state_dict") else None
+        if not self.checkpointer.writer:
+            return None
         return self.checkpointer.save(
             model=state.model,
             optimizer=state.optimizer,

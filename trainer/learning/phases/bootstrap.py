@@ -10,6 +10,10 @@ Two restartable stages that meet in the store:
    the phase's shards (and of ``imitate_phases``, e.g. games brought in by
    ``ouro data import``), ``epochs`` passes, checkpointed by a ResumableLoop: a
    restart resumes at the checkpoint's step with the same priorities.
+
+With a learner group (``learner.replicas`` > 1, :mod:`..distributed`), rank 0 plays
+the games while the other ranks wait; then every rank loads the same window and the
+imitation steps run data-parallel, rank 0 alone writing checkpoints and the model.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import torch
 from ouroboros.contract.vocabulary import Metric
 from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import game_config
-from ouroboros.trainer.learning import replay, shards
-from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
+from ouroboros.trainer.learning import distributed, replay, shards
+from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import imitation, runner, selfplay
 
 SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "quality")
@@ -65,7 +69,10 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
 def run(ctx: runner.Context) -> runner.PhaseOutcome:
     """Generate, then train; returns the phase's outcome (weights and ONNX candidate saved)."""
     started = time.monotonic()
-    games, positions, gen_seconds = generate(ctx)
+    group = ctx.group
+    # In a learner group rank 0 plays the teacher's games; the others wait, then read its shards.
+    games, positions, gen_seconds = generate(ctx) if group.writes else (0, 0, 0.0)
+    group.barrier()
     phase = ctx.phase
     window = replay.ReplayConfig(window_positions=phase.replay_window, quality_threshold=0.0,
                                  priority_alpha=0.3)
@@ -75,9 +82,10 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
     steps = max(1, math.ceil(phase.epochs * len(buffer) / phase.batch_size))
 
+    model = distributed.data_parallel(net, group)
     loop = ResumableLoop(
-        Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name)),
-        lambda state, data, _: imitation.step(state, data, phase, ctx.run.seed),
+        ctx.checkpointer(),
+        lambda state, data, _: imitation.step(state, data, phase, ctx.run.seed, group, model),
         every=phase.checkpoint_every, config=phase)
     state = loop.restore(TrainState(net, optimizer))
     if state.data_state:
@@ -95,7 +103,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         Metric.SAMPLES_PER_SECOND: (state.step - first) * phase.batch_size / train_seconds if train_seconds > 0 else 0.0,
         **{m: state.metrics.get(m, 0.0) for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ACCURACY)},
     }
-    ckpt = Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name)).list()
+    ckpt = ctx.checkpointer().list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
     message = (f"bootstrap: {len(buffer)} teacher positions, {state.step} imitation steps, "
                f"accuracy {metrics[Metric.ACCURACY]:.2f}")

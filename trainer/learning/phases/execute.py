@@ -19,6 +19,7 @@ import torch
 from ouroboros.contract.progress import PROGRESS_INTERVAL_SECONDS, progress_key
 from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.artifacts.store import ArtifactStore
+from ouroboros.trainer.learning import distributed
 from ouroboros.trainer.learning.phases import bootstrap, reinforce, runner
 from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 from ouroboros.trainer.observability import progress, resources
@@ -35,20 +36,24 @@ def configure_process(run: RunSettings) -> None:
 
 def execute(run: RunSettings, phase: PhaseSettings, reporter: runner.Reporter | None = None,
             sinks: tuple[progress.Sink, ...] = (),
-            interval: float = PROGRESS_INTERVAL_SECONDS) -> runner.PhaseOutcome:
+            interval: float = PROGRESS_INTERVAL_SECONDS,
+            group: distributed.Group = distributed.SINGLE) -> runner.PhaseOutcome:
     """Run ``phase`` of ``run`` against its store (resuming whatever an earlier attempt left).
 
     While it runs, a progress record goes to ``runs/<run>/progress/<phase>-w<worker>.json``
     in the store and to every extra sink in ``sinks`` every ``interval`` seconds (15 by default).
+    ``group``: this process's place in a DDP learner group; only its rank 0 writes to the
+    store, progress records included.
     """
     store = ArtifactStore(run.store)
     local = store.path(f"runs/{run.run}") if store.is_local else None
+    stored = (progress.store_sink(store, progress_key(run.run, phase.kind.value, run.worker)),) if group.writes else ()
     recorder = progress.ProgressRecorder(
         reporter or runner.LogReporter(), run=run.run, phase=phase.kind.value, worker=run.worker,
         planned=progress.planned_steps(phase.kind.value, phase.iterations, run.worker),
-        sinks=(progress.store_sink(store, progress_key(run.run, phase.kind.value, run.worker)), *sinks),
+        sinks=(*stored, *sinks),
         sampler=resources.ResourceSampler(local), interval=interval)
-    ctx = runner.Context(run, phase, store, recorder)
+    ctx = runner.Context(run, phase, store, recorder, group)
     log.info("%s: run %s, store %s, %s", phase.kind.value, run.run, run.store, run.network.name)
     with recorder:
         if phase.kind is PhaseName.BOOTSTRAP:

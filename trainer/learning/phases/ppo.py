@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ouroboros.contract.vocabulary import Metric
+from ouroboros.trainer.learning import distributed
 from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
 from ouroboros.trainer.learning.phases import policy
 from ouroboros.trainer.learning.phases.config import PhaseSettings
@@ -62,32 +63,44 @@ def steps_per_iteration(rows: int, settings: PhaseSettings) -> int:
     return max(1, round(settings.epochs * rows / settings.batch_size))
 
 
-def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: int) -> dict[str, float]:
+def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: int,
+         group: distributed.Group = distributed.SINGLE, model: torch.nn.Module | None = None) -> dict[str, float]:
     """One PPO minibatch step (the ``step_fn`` of a ResumableLoop); the minibatch comes
-    from :func:`step_rng` so a resumed phase draws the same rows."""
+    from :func:`step_rng` so a resumed phase draws the same rows.
+
+    In a learner ``group`` of several ranks the minibatch is global: every rank draws the same
+    rows and normalises their advantages together, then runs ``model`` (the DDP wrapper of
+    ``state.model``) on its own slice of them (``learning.distributed``)."""
     rng = step_rng(seed, state.step)
     idx = torch.from_numpy(rng.choice(data.rows, size=min(settings.batch_size, data.rows), replace=False))
+    n = len(idx)
+    adv = data.adv[idx]
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if n > 1 else adv
+    part = group.rows(n)
+    idx, adv = idx[part], adv[part]
     net, opt = state.model, state.optimizer
     net.train()
-    logits, value = net(data.planes[idx].float())
+    logits, value = (model or net)(data.planes[idx].float())
     logits = policy.masked_logits(logits, data.mask[idx])
     logp_all = torch.log_softmax(logits, dim=1)
     logp = logp_all.gather(1, data.move[idx, None])[:, 0]
-    adv = data.adv[idx]
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(idx) > 1 else adv
     ratio = torch.exp(logp - data.logp[idx])
     clipped = torch.clamp(ratio, 1 - settings.clip, 1 + settings.clip)
-    policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+    policy_loss = group.mean(-torch.min(ratio * adv, clipped * adv), n)
     probs = logp_all.exp()
-    entropy = -(probs * torch.where(probs > 0, logp_all, torch.zeros_like(logp_all))).sum(1).mean()
-    value_loss = torch.nn.functional.mse_loss(value[:, 0], data.ret[idx])
+    entropy = group.mean(-(probs * torch.where(probs > 0, logp_all, torch.zeros_like(logp_all))).sum(1), n)
+    value_loss = group.mean((value[:, 0] - data.ret[idx]).square(), n)
     loss = policy_loss + settings.value_coef * value_loss - settings.entropy * entropy
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
     with torch.no_grad():
-        kl = (data.logp[idx] - logp).mean()
-        clip_frac = ((ratio - 1).abs() > settings.clip).float().mean()
-    return {Metric.POLICY_LOSS: policy_loss.item(), Metric.VALUE_LOSS: value_loss.item(),
-            Metric.ENTROPY: entropy.item(), Metric.APPROX_KL: float(kl), Metric.CLIP_FRACTION: float(clip_frac)}
+        kl = group.mean(data.logp[idx] - logp, n)
+        clip_frac = group.mean(((ratio - 1).abs() > settings.clip).float(), n)
+    values = np.array([policy_loss.item(), value_loss.item(), entropy.item(), float(kl), float(clip_frac)])
+    if group.distributed:  # each rank holds its share of the global mean: their sum / world is the mean
+        values = group.all_sum(values) / group.world
+    return {Metric.POLICY_LOSS: float(values[0]), Metric.VALUE_LOSS: float(values[1]),
+            Metric.ENTROPY: float(values[2]), Metric.APPROX_KL: float(values[3]),
+            Metric.CLIP_FRACTION: float(values[4])}

@@ -19,12 +19,22 @@ twice and no step is repeated. The league is every snapshot of the run
 selves: play cannot collapse into one narrow strategy that only beats itself.
 
 With ``workers > 1`` (an Indexed Job), workers other than 0 only play one
-round of games into their own shards (data for later phases); worker 0 trains.
+round of games into their own shards; worker 0 trains, and each of its
+iterations appends every other worker's shard that no earlier iteration used
+(:func:`merge_workers`; the keys go into its own shard's cursor, so a restart
+merges the same ones and no shard is used twice). Its last iteration waits for
+a shard from every worker, so every worker's games are trained on.
+
+With a learner group (``learner.replicas`` > 1, :mod:`..distributed`), rank 0 plays
+each iteration's rollout while the other ranks wait at a barrier, then every rank
+reads that shard and the PPO steps run data-parallel; rank 0 alone writes the
+league snapshots, checkpoints and the model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 import numpy as np
@@ -32,9 +42,11 @@ import torch
 
 from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
 from ouroboros.trainer.engine.types import game_config
-from ouroboros.trainer.learning import shards
-from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
+from ouroboros.trainer.learning import distributed, shards
+from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import ppo, runner, selfplay
+
+log = logging.getLogger(__name__)
 
 LEAGUE_SIZE = 6
 SHARD_COLUMNS = ("planes", "move", "logp", "v_old", "mask", "reward", "done", "traj", "value",
@@ -71,14 +83,27 @@ def opponents(ctx: runner.Context, n_league: int):
     return assign
 
 
-def rollout(ctx: runner.Context, net, it: int, start_step: int) -> tuple[dict, dict, float]:
-    """The rows of iteration ``it``: from its shard if one exists, else played and written.
-    Returns (columns, results per opponent, seconds spent playing)."""
+def rollout(ctx: runner.Context, net, it: int, start_step: int, play: bool = True) -> tuple[dict, dict, float, int]:
+    """The rows of iteration ``it``: from its shard if one exists, else played and written
+    (``play=False``: a reader that never plays, RuntimeError when the shard is missing); with
+    the other self-play workers' shards it merges (:func:`merge_workers`) appended.
+    Returns (columns, results per opponent, seconds spent playing, rows this worker played)."""
     run, phase = ctx.run, ctx.phase
-    for ref in shards.list_shards(ctx.store, run.run, ctx.name):
+    found = shards.list_shards(ctx.store, run.run, ctx.name)
+    for ref in found:
         cursor = ref.meta.cursor
         if ref.meta.worker == run.worker and isinstance(cursor, dict) and cursor.get("iteration") == it:
-            return shards.read_shard(ctx.store, ref), dict(cursor.get("results", {})), 0.0
+            own = shards.read_shard(ctx.store, ref)
+            by_key = {r.key: r for r in found}
+            lost = [key for key in cursor.get("merged", []) if key not in by_key]
+            if lost:
+                raise shards.ShardError(f"{ctx.name}: iteration {it} trained on shards that are gone: {lost}")
+            merged = [by_key[key] for key in cursor.get("merged", [])]
+            cols, results = _join(ctx, [(own, dict(cursor.get("results", {}))), *merged])
+            return cols, results, 0.0, len(own["move"])
+    if not play:
+        raise RuntimeError(f"{ctx.name}: no replay shard of iteration {it} from worker {run.worker} in "
+                           f"{ctx.store.url} although learner rank 0 has written it")
     snaps, names = league(ctx)
     started = time.monotonic()
     advance = ctx.reporter.task(f"{ctx.name} {it + 1}/{phase.iterations}: games", phase.games)
@@ -89,26 +114,95 @@ def rollout(ctx: runner.Context, net, it: int, start_step: int) -> tuple[dict, d
         seed=seed, assign=opponents(ctx, len(snaps) if snaps else 0),
         rng=np.random.default_rng([run.seed, it, run.worker, 1]), learner=net, snapshots=snaps,
         labels=names, temperature=phase.temperature, progress=advance)
+    seconds = time.monotonic() - started
     cols = {k: result.columns[k] for k in SHARD_COLUMNS} if result.rows else {}
+    merged = merge_workers(ctx, last=it == phase.iterations - 1) if run.worker == 0 and run.workers > 1 else []
     if cols:
         cols["game_id"] = cols["game_id"] + (it * 1_000_000 + run.worker) * 1_000
         writer = shards.ReplayWriter(ctx.store, run.run, ctx.name, worker=run.worker, shard_rows=1 << 30,
                                      extra={"encoding": "planes-v1", "producer": "network"})
         writer.add("network", cols, cursor={"iteration": it, "start_step": start_step,
-                                            "results": {k: v for k, v in result.results.items()}})
+                                            "results": {k: v for k, v in result.results.items()},
+                                            "merged": [ref.key for ref in merged]})
         writer.flush()
-    return cols, result.results, time.monotonic() - started
+    joined, results = _join(ctx, [(cols, dict(result.results)), *merged])
+    return joined, results, seconds, len(cols.get("move", ()))
+
+
+MERGE_WAIT_SECONDS = 3600.0
+"""How long worker 0 waits, at its last iteration, for a self-play worker that has not
+written its shard yet (its pod runs in the same Job, so it is normally done by then)."""
+MERGE_POLL_SECONDS = 2.0
+_sleep = time.sleep  # the tests make a worker finish while worker 0 waits
+
+
+def merge_workers(ctx: runner.Context, last: bool, wait_seconds: float | None = None) -> list:
+    """The other self-play workers' shards of this phase that worker 0 trains on now: every one
+    that no earlier iteration of worker 0 merged (their keys are in its shards' cursors, so a
+    shard is used once, also across restarts). At the ``last`` iteration it first waits up to
+    ``wait_seconds`` for a shard from every worker (1..workers-1), so every worker's games are used.
+    Returns ShardRefs, oldest first."""
+    run = ctx.run
+    wait_seconds = MERGE_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + (wait_seconds if last else 0.0)
+    while True:
+        found = shards.list_shards(ctx.store, run.run, ctx.name)
+        used = {key for ref in found if ref.meta.worker == run.worker and isinstance(ref.meta.cursor, dict)
+                for key in ref.meta.cursor.get("merged", [])}
+        missing = set(range(run.workers)) - {run.worker} - {ref.meta.worker for ref in found}
+        if not last or not missing or time.monotonic() >= deadline:
+            break
+        _sleep(MERGE_POLL_SECONDS)
+    if last and missing:
+        log.warning("%s: no shard from self-play worker(s) %s after %.0f s; training without them",
+                    ctx.name, sorted(missing), wait_seconds)
+    return [ref for ref in found if ref.meta.worker != run.worker and ref.key not in used]
+
+
+def _join(ctx: runner.Context, parts: list) -> tuple[dict, dict]:
+    """One iteration's rows from (columns, results) pairs or ShardRefs of other workers: the
+    columns concatenated with trajectory ids made distinct (GAE follows them), the W-D-L per
+    opponent summed."""
+    loaded = []
+    for part in parts:
+        if isinstance(part, shards.ShardRef):
+            cursor = part.meta.cursor if isinstance(part.meta.cursor, dict) else {}
+            loaded.append((shards.read_shard(ctx.store, part), dict(cursor.get("results", {}))))
+        else:
+            loaded.append(part)
+    loaded = [(cols, results) for cols, results in loaded if cols or results]
+    if len(loaded) <= 1:
+        return loaded[0] if loaded else ({}, {})
+    results: dict[str, list[int]] = {}
+    for _, part in loaded:
+        for name, wdl in part.items():
+            total = results.setdefault(name, [0, 0, 0])
+            for i in range(3):
+                total[i] += int(wdl[i])
+    offset, columns = 0, []
+    for cols, _ in loaded:
+        if not cols:
+            continue
+        cols = dict(cols)
+        _, local = np.unique(cols["traj"], return_inverse=True)
+        cols["traj"] = local.astype(np.int64) + offset
+        offset += int(local.max(initial=-1)) + 1
+        columns.append(cols)
+    keys = [k for k in SHARD_COLUMNS if all(k in c for c in columns)]
+    return {k: np.concatenate([c[k] for c in columns]) for k in keys}, results
 
 
 def run(ctx: runner.Context) -> runner.PhaseOutcome:
     """All iterations of an RL phase; returns its outcome (weights and ONNX candidate saved)."""
     started = time.monotonic()
     phase = ctx.phase
+    group = ctx.group
     net = runner.start_network(ctx)
-    if not ctx.store.list(ctx.key("league")):  # the league starts with where this run's RL started
+    if group.writes and ctx.run.worker == 0 and not ctx.store.list(ctx.key("league")):  # where this RL started
         runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-0000.pt"), net)
-    checkpointer = Checkpointer(ctx.store, ctx.key("checkpoints", ctx.name))
-    loop = ResumableLoop(checkpointer, lambda st, data, _: ppo.step(st, data, phase, ctx.run.seed),
+    checkpointer = ctx.checkpointer()
+    model = distributed.data_parallel(net, group)
+    loop = ResumableLoop(checkpointer, lambda st, data, _: ppo.step(st, data, phase, ctx.run.seed, group, model),
                          every=phase.checkpoint_every, config=phase)
     state = TrainState(net, torch.optim.Adam(net.parameters(), lr=phase.learning_rate))
     if ctx.run.worker == 0:
@@ -116,8 +210,12 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     iterations = 1 if ctx.run.worker > 0 else phase.iterations
     tally = _Tally()
     for it in range(state.iteration, iterations):
-        cols, results, seconds = rollout(ctx, net, it, state.step)
-        tally.played(ctx, it, results, len(cols.get("move", ())), seconds)
+        if group.writes:  # in a learner group rank 0 plays; the others read its shard
+            cols, results, seconds, played = rollout(ctx, net, it, state.step)
+        group.barrier()
+        if not group.writes:
+            cols, results, seconds, played = rollout(ctx, net, it, state.step, play=False)
+        tally.played(ctx, it, results, played, seconds)
         if ctx.run.worker > 0:
             break
         t0, s0 = time.monotonic(), state.step
@@ -158,7 +256,8 @@ def train(ctx: runner.Context, loop: ResumableLoop, state: TrainState, cols: dic
     target = _start_step(ctx, it, state.step) + ppo.steps_per_iteration(data.rows, ctx.phase)
     advance = ctx.reporter.task(f"{ctx.name} {it + 1}/{ctx.phase.iterations}: PPO steps", target - state.step)
     state = loop.run(state, data, target, hook=runner.StepReport(ctx.reporter, ctx.name, advance, every=5))
-    runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-{it + 1:04d}.pt"), state.model)
+    if ctx.group.writes:
+        runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-{it + 1:04d}.pt"), state.model)
     state.iteration = it + 1
     loop.save(state)
     return state

@@ -29,8 +29,8 @@ import torch
 from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
-from ouroboros.trainer.learning import networks, onnx_export
-from ouroboros.trainer.learning.checkpoint import TrainState
+from ouroboros.trainer.learning import distributed, networks, onnx_export
+from ouroboros.trainer.learning.checkpoint import Checkpointer, TrainState
 from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,18 @@ class StepReport:
 
 @dataclasses.dataclass
 class Context:
-    """One phase's run: settings, store and reporter."""
+    """One phase's run: settings, store, reporter, and this process's place in its learner group."""
 
     run: RunSettings
     phase: PhaseSettings
     store: ArtifactStore
     reporter: Reporter
+    group: distributed.Group = distributed.SINGLE
+    """Rank 0 of 1 unless the learner runs as a DDP group (``learning.distributed``)."""
+
+    def checkpointer(self) -> Checkpointer:
+        """The phase's checkpoints; only rank 0 of a learner group writes them."""
+        return Checkpointer(self.store, self.key("checkpoints", self.name), writer=self.group.writes)
 
     def key(self, *parts: str) -> str:
         """A key under ``runs/<run>/``."""
@@ -156,7 +162,16 @@ def start_network(ctx: Context) -> networks.PolicyValueNet:
 def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float],
            artifacts: dict[str, ArtifactInfo], message: str, started: float,
            records: dict[str, tuple[int, int, int]] | None = None) -> PhaseOutcome:
-    """Save the final weights and the ONNX candidate; the phase's outcome."""
+    """Save the final weights and the ONNX candidate; the phase's outcome. A learner rank other
+    than 0, and a self-play worker other than 0 (it only played), write no model and report only
+    their other files: the trained model is rank 0's, worker 0's."""
+    if not ctx.group.writes:
+        note = f"{message} (learner rank {ctx.group.rank} of {ctx.group.world}; rank 0 wrote the artifacts)"
+        return PhaseOutcome(ctx.phase.kind, metrics, {}, None, note, time.monotonic() - started, dict(records or {}))
+    if ctx.run.worker > 0:
+        note = f"{message} (self-play worker {ctx.run.worker} of {ctx.run.workers}; worker 0 trains)"
+        return PhaseOutcome(ctx.phase.kind, metrics, artifacts, None, note, time.monotonic() - started,
+                            dict(records or {}))
     weights = save_weights(ctx.store, ctx.key("models", f"{ctx.name}.pt"), net, run=ctx.run.run, phase=ctx.name)
     net.eval()
     with tempfile.TemporaryDirectory() as tmp:
