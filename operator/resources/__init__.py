@@ -157,6 +157,19 @@ def _age() -> dict[str, Any]:
     return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
+def _unchanged(field: str) -> str:
+    """CEL: spec.<field> (camelCase) is as it was; an optional field may not appear or vanish either
+    (CEL errors on a missing key, so it is compared only when present)."""
+    if TrainingRunSpec.model_fields[_snake(field)].default is None:
+        return (f"has(self.{field}) == has(oldSelf.{field}) && "
+                f"(!has(self.{field}) || self.{field} == oldSelf.{field})")
+    return f"self.{field} == oldSelf.{field}"
+
+
+def _snake(camel: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
+
+
 TRAINING_RUN = CustomResource(
     kind="TrainingRun",
     plural="trainingruns",
@@ -187,7 +200,7 @@ TRAINING_RUN = CustomResource(
         _age(),
     ),
     spec_rules=tuple(
-        cel(f"self.{field} == oldSelf.{field}", f"spec.{field} is immutable once the run exists", f".{field}")
+        cel(_unchanged(field), f"spec.{field} is immutable once the run exists", f".{field}")
         for field in IMMUTABLE_SPEC_FIELDS
     ),
 )
