@@ -304,14 +304,10 @@ def judge_baseline(result: BaselineResult) -> tuple[BaselineStatistics, str]:
     points = sum(result.candidate) / 2
     score = points / games
     wilson = stats.wilson_interval(points, games)
-    name = spec.player.value
-    out = BaselineStatistics(player=name, games=games, win_rate=round(score, 4), win_rate_upper=round(wilson.upper, 4),
-                             passed=True)
+    out = BaselineStatistics(player=spec.player.value, games=games, win_rate=round(score, 4),
+                             win_rate_upper=round(wilson.upper, 4), passed=True)
+    text = f"baseline {spec.player.value}: candidate {score:.3f}"
     problems = []
-    if wilson.upper < spec.min_win_rate:
-        problems.append(f"score {score:.3f} (Wilson 95% upper bound {wilson.upper:.3f}) is under the "
-                        f"minimum {spec.min_win_rate:.3f}")
-    text = f"candidate {score:.3f} in {games} games"
     if result.champion is not None:
         diffs = [(c - h) / 4 for c, h in zip(result.candidate, result.champion, strict=True)]
         mean = math.fsum(diffs) / pairs
@@ -322,15 +318,20 @@ def judge_baseline(result: BaselineResult) -> tuple[BaselineStatistics, str]:
             upper = mean + stats.z_value(REGRESSION_CONFIDENCE) * math.sqrt(var / pairs)
         out = out.model_copy(update={"champion_win_rate": round(champion, 4), "difference": round(mean, 4),
                                      "difference_upper": None if upper is None else round(upper, 4)})
-        bound = "n/a (one pair)" if upper is None else f"{upper:+.3f}"
-        text += (f", champion {champion:.3f} on the same seeds: difference {mean:+.3f}, one-sided 95% upper "
-                 f"bound {bound} against -{spec.max_regression:.3f} allowed")
-        if upper is not None and upper < -spec.max_regression:
-            problems.append(f"it scores significantly worse than the champion (difference {mean:+.3f}, upper "
-                            f"bound {upper:+.3f} < -{spec.max_regression:.3f})")
+        text += f", champion {champion:.3f} on the same seeds ({games} games): difference {mean:+.3f}"
+        if upper is None:
+            text += " (one pair: no variance to test)"
+        elif upper < -spec.max_regression:
+            problems.append(f"one-sided 95% upper bound {upper:+.3f} < -{spec.max_regression:.3f} allowed")
+        else:
+            text += f", one-sided 95% upper bound {upper:+.3f} >= -{spec.max_regression:.3f}"
+    else:
+        text += f" in {games} games"
+    if wilson.upper < spec.min_win_rate:
+        problems.append(f"Wilson 95% upper bound {wilson.upper:.3f} under the minimum {spec.min_win_rate:.3f}")
     if problems:
-        return out.model_copy(update={"passed": False}), f"regressed against baseline {name}: {text}; " + "; ".join(problems)
-    return out, f"baseline {name}: {text}: no regression"
+        return out.model_copy(update={"passed": False}), "regressed against " + text + ", " + "; ".join(problems)
+    return out, text + ": no regression"
 
 
 def with_baselines(decision: GateDecision, results: Sequence[BaselineResult]) -> GateDecision:
