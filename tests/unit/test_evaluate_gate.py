@@ -8,14 +8,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_phases import _phase, _run_config
 
-from ouroboros.contract.promotion import BaselineStatistics, GatePlayer, GateStatistics, PromotionSpec
+from ouroboros.contract.promotion import (
+    BaselineStatistics,
+    GatePlayer,
+    GateStatistics,
+    PromotionSpec,
+)
 from ouroboros.contract.run import RESULT_MAX_BYTES, PhaseResult
 from ouroboros.trainer.artifacts import registry
 from ouroboros.trainer.commands import phase as phase_command
 from ouroboros.trainer.evaluation import promotion
 from ouroboros.trainer.learning import imported
-from tests.unit.test_phases import _phase, _run_config
 
 pytestmark = pytest.mark.unit
 
