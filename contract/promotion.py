@@ -183,7 +183,7 @@ class PromotionSpec(ApiModel):
             CEL_KEY: [
                 cel("self.minGames <= self.games", "promotion.minGames must not exceed promotion.games", ".minGames"),
                 cel("self.games % 2 == 0", "promotion.games must be even: games are played in seat-swapped pairs", ".games"),
-                cel("self.baselines.all(b, self.baselines.exists_one(c, c.player == b.player))",
+                cel("!has(self.baselines) || self.baselines.all(b, self.baselines.exists_one(c, c.player == b.player))",
                     "promotion.baselines: each player may appear only once", ".baselines"),
                 cel("self.player != 'nsearch' || self.moveBudgetMs > 0 || self.maxVisits > 0",
                     "promotion.player nsearch needs a budget: moveBudgetMs > 0 or maxVisits > 0", ".moveBudgetMs"),
