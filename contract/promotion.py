@@ -224,6 +224,12 @@ class PromotionSpec(ApiModel):
         description="Most search descents per move of the nsearch player (0: as many as moveBudgetMs allows); "
         "with moveBudgetMs 0 the gate's games are reproducible on any machine.",
     )
+    keep_games: bool = Field(
+        default=True,
+        description="Keep every gate game in the artifact store as evidence, in the official CLI's JSONL format "
+        "(runs/<run>/evaluate/games/<opponent>/; measured 84 kB a game between fast players and 315 kB between "
+        "heuristics on 11x11); false keeps only the statistics and the report.",
+    )
     baselines: list[BaselineSpec] = Field(
         default_factory=list, max_length=BASELINES_MAX,
         description="Fixed opponents the candidate must not regress against (played only when the head-to-head "

@@ -89,14 +89,17 @@ def test_a_first_champion_is_judged_against_the_baselines_alone(tmp_path):
 
 
 def test_baselines_are_not_played_when_the_head_to_head_already_rejects(tmp_path):
+    """...and with keepGames false no game is written (the report still is)."""
     first = _run_config(tmp_path, "first", "uid-1", {})
     _phase("bootstrap", first, tmp_path)
     _phase("evaluate", first, tmp_path)
-    second = _run_config(tmp_path, "second", "uid-2", {"method": "winRate", "minWinRate": 1.0,
+    second = _run_config(tmp_path, "second", "uid-2", {"method": "winRate", "minWinRate": 1.0, "keepGames": False,
                                                        "baselines": [{"player": "greedy", "games": 4}]})
     _phase("bootstrap", second, tmp_path)
     gate = _phase("evaluate", second, tmp_path).gate
-    assert gate.verdict.value == "reject" and gate.baselines == [] and len(gate.game_logs) == 1
+    assert gate.verdict.value == "reject" and gate.games == 8 and gate.baselines == [] and gate.game_logs == []
+    assert Path(gate.report.removeprefix("file://")).is_file()
+    assert not list(Path(gate.report.removeprefix("file://")).parent.glob("games/**/*.jsonl"))
 
 
 def test_the_gate_can_play_both_sides_with_the_neural_search_at_a_budget(tmp_path):

@@ -68,7 +68,7 @@ def run(config: RunConfig, store_url: str | None = None,
     registry = promotion.open_registry(store)
     version = runner.register_candidate(store, candidate, settings)
     gate_run = gate_run or promotion.GateRun(max_turns=config.game.max_turns)
-    evidence = "/".join(("runs", settings.run, "evaluate", "games"))
+    evidence = "/".join(("runs", settings.run, "evaluate", "games")) if config.promotion.keep_games else None
     judgement = promotion.judge(registry, config.game.key, version.id, config.promotion, gate_run, config.game,
                                 evidence=evidence)
     awaiting, note = False, None
