@@ -7,7 +7,7 @@ prints the median wall clock of each over ``--repeats`` runs: without logs
 (the peer), with ``log_games`` (a JSON line per game and turn, collected in
 memory), and with the logs also written to a local artifact store, one file
 and one sha256 sidecar per game, as the evaluate phase does
-(``evaluation.promotion._Evidence``). Ratios are against the peer. The
+(``evaluation.promotion.GameLogFolders``). Ratios are against the peer. The
 machine is shared, so expect noise; the ratio is the figure to read.
 """
 
@@ -31,8 +31,7 @@ def play(line_up: list[str], games: int, log: bool, store: ArtifactStore | None)
                     tm.TournamentConfig(games=games, seed=1, log_games=log))
     size = sum(len(line) + 1 for game in report.game_logs for line in game)
     if store is not None:
-        evidence = promotion._Evidence(store, "bench")
-        evidence.write("opponent", "candidate", report)
+        promotion.GameLogFolders(store, "bench").write("opponent", "candidate", report)
     return time.perf_counter() - started, size
 
 
@@ -47,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     size = 0
     with tempfile.TemporaryDirectory() as folder:
         store = ArtifactStore(folder)
+        play(line_up, 2, True, None)  # warm-up: compiled kernels and imports are not what is measured
         for _ in range(args.repeats):
             times["no logs"].append(play(line_up, args.games, False, None)[0])
             times["logs in memory"].append(play(line_up, args.games, True, None)[0])

@@ -43,7 +43,7 @@ from ouroboros.contract.promotion import (
 from ouroboros.trainer.agents import neural
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts.store import ArtifactStore
-from ouroboros.trainer.engine.types import game_config
+from ouroboros.trainer.engine.types import GameConfig, game_config
 from ouroboros.trainer.evaluation import gate, readiness
 from ouroboros.trainer.evaluation import tournament as tm
 
@@ -162,16 +162,14 @@ def judge(registry: reg.Registry, game: str | GameKey, candidate: str, spec: Pro
     The gate is played in duels: for a game of more than two snakes the
     candidate and the champion meet on a two-snake board of the same size.
     ``evidence``, a store key prefix, keeps every game there as an official-CLI
-    JSONL log, one folder per opponent (``champion/``, ``heuristic/`` ...; files
-    ``candidate-PAIR-SEAT.jsonl`` and ``champion-PAIR-SEAT.jsonl``), replacing
-    what an earlier attempt left.
+    JSONL log (:class:`GameLogFolders`), replacing what an earlier attempt left.
     """
     run = run or GateRun()
     key = game if isinstance(game, GameKey) else GameKey.parse(game)
     settings = (game_spec or key.spec()).model_copy(update={"snakes": 2, "ruleset": _duel_ruleset(key)})
     config, policy = game_config(settings), policy_from_spec(spec)
     state = registry.champion(key)
-    logs = _Evidence(registry.store, evidence)
+    logs = GameLogFolders(registry.store, evidence)
     with tempfile.TemporaryDirectory(prefix="ouro-gate-") as folder:
         path = Path(folder) / "candidate.onnx"
         registry.fetch(candidate, path)  # ChecksumError: corrupt, never promoted
@@ -195,22 +193,29 @@ def judge(registry: reg.Registry, game: str | GameKey, candidate: str, spec: Pro
             logs.write("champion", "candidate", report)
             decision = gate.decide(report.pairs[0].gate_result(), policy, ready.report)
             decision.statistics["games_per_second"] = report.games_per_second
-        if decision.verdict is GateVerdict.PROMOTE and spec.baselines:
-            results = []
-            for baseline in spec.baselines:
-                other = tm.Entrant(baseline.player.value)
-                games = tm.TournamentConfig(games=baseline.games, workers=run.workers, seed=spec.seed,
-                                            max_turns=settings.max_turns, log_games=logs.on)
-                mine = tm.run([me, other], config, games)
-                logs.write(baseline.player.value, "candidate", mine)
-                theirs = None
-                if champion is not None:
-                    theirs = tm.run([champion, other], config, games)
-                    logs.write(baseline.player.value, "champion", theirs)
-                results.append(gate.BaselineResult(baseline, mine.pairs[0].pair_points or [],
-                                                   None if theirs is None else theirs.pairs[0].pair_points))
-            decision = gate.with_baselines(decision, results)
+        if decision.verdict is GateVerdict.PROMOTE and spec.baselines:  # else they cannot change the verdict
+            decision = gate.with_baselines(decision, _baselines(me, champion, spec, config, run, settings.max_turns,
+                                                                logs))
     return Judgement(str(key), candidate, state.version, decision, spec.seed, spec.player, tuple(logs.folders))
+
+
+def _baselines(me: tm.Entrant, champion: tm.Entrant | None, spec: PromotionSpec, config: GameConfig, run: GateRun,
+               max_turns: int, logs: GameLogFolders) -> list[gate.BaselineResult]:
+    """The candidate's and the champion's (if any) duels against each baseline, on the same seeds."""
+    results = []
+    for baseline in spec.baselines:
+        other = tm.Entrant(baseline.player.value)
+        games = tm.TournamentConfig(games=baseline.games, workers=run.workers, seed=spec.seed,
+                                    max_turns=max_turns, log_games=logs.on)
+        mine = tm.run([me, other], config, games)
+        logs.write(baseline.player.value, "candidate", mine)
+        theirs = None
+        if champion is not None:
+            theirs = tm.run([champion, other], config, games)
+            logs.write(baseline.player.value, "champion", theirs)
+        results.append(gate.BaselineResult(baseline, mine.pairs[0].pair_points or [],
+                                           None if theirs is None else theirs.pairs[0].pair_points))
+    return results
 
 
 def player_spec(model: Path, spec: PromotionSpec) -> str:
@@ -221,29 +226,37 @@ def player_spec(model: Path, spec: PromotionSpec) -> str:
     return f"onnx:{model}"
 
 
-class _Evidence:
-    """Writes a gate's games under a store prefix, one folder per opponent, one file per game."""
+class GameLogFolders:
+    """A gate's games under a store prefix: one folder per opponent, one official-CLI JSONL file per game.
+
+    ``PREFIX/OPPONENT/WHO-PAIR-SEAT.jsonl`` (``champion/candidate-0003-1.jsonl``,
+    ``heuristic/champion-0000-0.jsonl``), each with the store's sha256 sidecar.
+    Whatever the prefix held before (an earlier attempt of the same gate) is
+    removed first, so it holds exactly this gate's games. With no prefix
+    nothing is written and ``on`` is False.
+    """
 
     def __init__(self, store: ArtifactStore, prefix: str | None) -> None:
         self.store, self.prefix = store, prefix.strip("/") if prefix else None
         self.folders: list[str] = []
-        self.cleared: set[str] = set()
+        """URIs of the folders written, in order (trailing slash)."""
+        if self.prefix is not None:
+            for old in self.store.list(self.prefix + "/"):
+                self.store.delete(old)
 
     @property
     def on(self) -> bool:
+        """Whether games are kept."""
         return self.prefix is not None
 
     def write(self, opponent: str, who: str, report: tm.TournamentReport) -> None:
-        """The games of ``report`` as ``PREFIX/OPPONENT/WHO-PAIR-SEAT.jsonl`` (an earlier attempt's files
-        in that folder are removed first, so the folder holds exactly this gate's games)."""
+        """The games of ``report`` (played with ``log_games``) as ``PREFIX/OPPONENT/WHO-PAIR-SEAT.jsonl``."""
         if self.prefix is None:
             return
         folder = f"{self.prefix}/{opponent}"
-        if folder not in self.cleared:
-            for old in self.store.list(folder + "/"):
-                self.store.delete(old)
-            self.cleared.add(folder)
-            self.folders.append(self.store.uri(folder) + "/")
+        uri = self.store.uri(folder) + "/"
+        if uri not in self.folders:
+            self.folders.append(uri)
         for g, lines in enumerate(report.game_logs):
             self.store.put_bytes(f"{folder}/{who}-{g // 2:04d}-{g % 2}.jsonl",
                                  "".join(line + "\n" for line in lines).encode(), {"format": "battlesnake-cli-jsonl"})
