@@ -24,14 +24,15 @@ from ouroboros.trainer.evaluation import promotion
 from ouroboros.trainer.evaluation import tournament as tm
 
 
-def play(line_up: list[str], games: int, log: bool, store: ArtifactStore | None) -> tuple[float, int]:
-    """Seconds for one duel (and the logs' bytes), logs written to ``store`` when given."""
+def play(line_up: list[str], games: int, log: bool, store: ArtifactStore | None,
+         prefix: str = "bench") -> tuple[float, int]:
+    """Seconds for one duel (and the logs' bytes), logs written to ``store`` under ``prefix`` when given."""
     started = time.perf_counter()
     report = tm.run(line_up, GameConfig(width=11, height=11, n_snakes=2),
                     tm.TournamentConfig(games=games, seed=1, log_games=log))
     size = sum(len(line) + 1 for game in report.game_logs for line in game)
     if store is not None:
-        promotion.GameLogFolders(store, "bench").write("opponent", "candidate", report)
+        promotion.GameLogFolders(store, prefix).write("opponent", "candidate", report)
     return time.perf_counter() - started, size
 
 
@@ -47,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         store = ArtifactStore(folder)
         play(line_up, 2, True, None)  # warm-up: compiled kernels and imports are not what is measured
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):  # a fresh prefix each time: a first attempt, nothing to clear
             times["no logs"].append(play(line_up, args.games, False, None)[0])
             times["logs in memory"].append(play(line_up, args.games, True, None)[0])
-            seconds, size = play(line_up, args.games, True, store)
+            seconds, size = play(line_up, args.games, True, store, f"bench-{repeat}")
             times["logs written"].append(seconds)
     peer = statistics.median(times["no logs"])
     print(f"{' vs '.join(line_up)}, {args.games} games, 11x11, medians of {args.repeats}; logs {size / 1e6:.2f} MB "
