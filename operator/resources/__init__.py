@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic.alias_generators import to_snake
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.promotion import PromotionSpec
@@ -160,14 +161,10 @@ def _age() -> dict[str, Any]:
 def _unchanged(field: str) -> str:
     """CEL: spec.<field> (camelCase) is as it was; an optional field may not appear or vanish either
     (CEL errors on a missing key, so it is compared only when present)."""
-    if TrainingRunSpec.model_fields[_snake(field)].default is None:
+    if TrainingRunSpec.model_fields[to_snake(field)].default is None:
         return (f"has(self.{field}) == has(oldSelf.{field}) && "
                 f"(!has(self.{field}) || self.{field} == oldSelf.{field})")
     return f"self.{field} == oldSelf.{field}"
-
-
-def _snake(camel: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
 
 
 TRAINING_RUN = CustomResource(
