@@ -57,6 +57,24 @@ def test_same_seeds_same_result_whatever_the_worker_count():
     assert other.pairs != one.pairs  # the seed matters
 
 
+def test_logged_games_are_the_games_played_and_change_nothing():
+    """With log_games each game comes back as an official-CLI log (game line, turns, result), in
+    seed order with the seats' rotation, its winner the record's; the statistics are the same."""
+    settings = dict(games=12, seed=3, chunk_groups=4, max_turns=60)
+    line_up = [tm.Entrant("greedy", "g"), tm.Entrant("random-safe", "r")]
+    plain = tm.run(line_up, GAME, tm.TournamentConfig(**settings))
+    logged = tm.run(line_up, GAME, tm.TournamentConfig(log_games=True, **settings))
+    assert plain.pairs == logged.pairs and plain.game_logs == [] and len(logged.game_logs) == 12
+    results = [json.loads(game[-1]) for game in logged.game_logs]
+    points = [1.0 if r["winnerName"] == "g" else 0.5 if r["isDraw"] else 0.0 for r in results]
+    pairs = logged.pairs[0].pair_points
+    assert pairs == [round(2 * (a + b)) for a, b in zip(points[::2], points[1::2], strict=True)]
+    assert sum(pairs) / 2 == logged.pairs[0].wins + logged.pairs[0].draws / 2
+    first = [json.loads(game[0])["id"] for game in logged.game_logs]
+    assert first[:2] == [tm.game_id(["g", "r"], 3, 0), tm.game_id(["g", "r"], 3, 1)] and len(set(first)) == 12
+    assert "pair_points" not in logged.model_dump_json() and "game_logs" not in logged.model_dump_json()
+
+
 def test_sprt_stops_a_lopsided_duel_early_with_h1():
     config = tm.TournamentConfig(games=400, chunk_groups=4, min_games=16,
                                  sprt=SprtSpec(elo0=0, elo1=100))
