@@ -5,7 +5,9 @@
 the trainer turns it into its gate configuration in one place
 (``evaluation.promotion.policy_from_spec``). Sources: Leela Zero's SPRT gate
 (elo0 0, elo1 35, alpha = beta = 0.05, 100 to 400 games), fishtest's bounds,
-KataGo's fixed-budget gatekeeper (the ``winRate`` method).
+KataGo's fixed-budget gatekeeper (the ``winRate`` method), fishtest's
+non-regression tests (the ``baselines``: a change must not lose strength against
+fixed opponents, within a tolerance).
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ class GateMethod(StrEnum):
 
     SPRT = "sprt"
     WIN_RATE = "winRate"
+
+
+class GateSource(StrEnum):
+    """Where a run's gate came from (Kubernetes-style CamelCase: it names a resource kind)."""
+
+    TRAINING_RUN = "TrainingRun"
+    """The run's own ``spec.promotion``."""
+    CHAMPION = "Champion"
+    """The run left ``spec.promotion`` unset: its Champion's ``spec.policy.gate`` when the run started."""
 
 
 class GateVerdict(StrEnum):
@@ -83,6 +94,73 @@ class SprtSpec(ApiModel):
         return math.log((1.0 - self.beta) / self.alpha)
 
 
+class GatePlayer(StrEnum):
+    """How the candidate and the champion choose their moves in the gate's games."""
+
+    POLICY = "policy"
+    """The network's best move at once (``onnx:``), as ``ouro serve --player champion`` plays."""
+    NSEARCH = "nsearch"
+    """The network guiding the neural search (``nsearch:``), as ``ouro serve --player champion+nsearch``
+    plays, at ``moveBudgetMs`` per move."""
+
+
+class BaselinePlayer(StrEnum):
+    """Fixed opponents a candidate must not regress against (built-in players of ``agents.registry``)."""
+
+    RANDOM_SAFE = "random-safe"
+    GREEDY = "greedy"
+    HEURISTIC = "heuristic"
+    SEARCH = "search"
+
+
+BASELINES_MAX = 4
+"""Baselines a gate may name (each adds a line to the status, which a termination message bounds)."""
+
+
+class BaselineSpec(ApiModel):
+    """A fixed opponent that the candidate and the champion both play, on the same seeds.
+
+    The candidate is rejected when it scores *significantly* worse against the
+    baseline than the champion did on the same seeds: when the one-sided 95%
+    upper confidence bound of the paired score difference (candidate minus
+    champion, per seat-swapped pair of games) lies below ``-maxRegression``. With
+    no champion yet, and in every case when ``minWinRate`` is set, the candidate's
+    own score must not be significantly under ``minWinRate`` (its Wilson 95%
+    upper bound must reach it).
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            CEL_KEY: [cel("self.games % 2 == 0",
+                          "baselines[].games must be even: games are played in seat-swapped pairs", ".games")]
+        },
+    )
+
+    player: BaselinePlayer = Field(description="The baseline: random-safe, greedy, heuristic or search.")
+    games: int = Field(
+        default=100, ge=2, le=100000,
+        description="Games each of the candidate and the champion plays against it (seat-swapped pairs, so even).",
+    )
+    max_regression: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Score per game (wins + draws/2) the candidate may lose against the baseline compared with "
+        "the champion on the same seeds before a significant loss rejects it.",
+    )
+    min_win_rate: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Score the candidate needs against the baseline, whether or not there is a champion (it is "
+        "rejected when the Wilson 95% upper bound of its score is under it); 0 sets no floor.",
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> BaselineSpec:
+        """Mirror of the CEL rule."""
+        if self.games % 2:
+            raise ValueError("baselines[].games must be even: games are played in seat-swapped pairs")
+        return self
+
+
 class ReadinessSpec(ApiModel):
     """Serving limits a candidate must respect to be promoted (the operations guide's <10 ms, <50 MB)."""
 
@@ -105,6 +183,10 @@ class PromotionSpec(ApiModel):
             CEL_KEY: [
                 cel("self.minGames <= self.games", "promotion.minGames must not exceed promotion.games", ".minGames"),
                 cel("self.games % 2 == 0", "promotion.games must be even: games are played in seat-swapped pairs", ".games"),
+                cel("!has(self.baselines) || self.baselines.all(b, self.baselines.exists_one(c, c.player == b.player))",
+                    "promotion.baselines: each player may appear only once", ".baselines"),
+                cel("self.player != 'nsearch' || self.moveBudgetMs > 0 || self.maxVisits > 0",
+                    "promotion.player nsearch needs a budget: moveBudgetMs > 0 or maxVisits > 0", ".moveBudgetMs"),
             ]
         },
     )
@@ -126,6 +208,33 @@ class PromotionSpec(ApiModel):
     )
     readiness: ReadinessSpec = section(ReadinessSpec, "Serving limits; a candidate over them is rejected.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the first pair of gate games.")
+    player: GatePlayer = Field(
+        default=GatePlayer.POLICY,
+        description="How candidate and champion play every gate game, baselines included: policy (the network's "
+        "move at once) or nsearch (the network guiding the neural search, as `ouro serve --player "
+        "champion+nsearch` serves it, at moveBudgetMs per move). Gate the champion the way it is served.",
+    )
+    move_budget_ms: float = Field(
+        default=100.0, ge=0, le=60000,
+        description="Time budget per move of the nsearch player, in milliseconds (0: no time limit; then set "
+        "maxVisits). Use the budget the servers use.",
+    )
+    max_visits: int = Field(
+        default=0, ge=0, le=1_000_000,
+        description="Most search descents per move of the nsearch player (0: as many as moveBudgetMs allows); "
+        "with moveBudgetMs 0 the gate's games are reproducible on any machine.",
+    )
+    keep_games: bool = Field(
+        default=True,
+        description="Keep every gate game in the artifact store as evidence, in the official CLI's JSONL format "
+        "(runs/<run>/evaluate/games/<opponent>/; measured 84 kB a game between fast players and 315 kB between "
+        "heuristics on 11x11); false keeps only the statistics and the report.",
+    )
+    baselines: list[BaselineSpec] = Field(
+        default_factory=list, max_length=BASELINES_MAX,
+        description="Fixed opponents the candidate must not regress against (played only when the head-to-head "
+        "gate would promote; the first champion is judged against them alone).",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> PromotionSpec:
@@ -134,7 +243,29 @@ class PromotionSpec(ApiModel):
             raise ValueError("promotion.minGames must not exceed promotion.games")
         if self.games % 2:
             raise ValueError("promotion.games must be even: games are played in seat-swapped pairs")
+        players = [b.player for b in self.baselines]
+        if len(set(players)) != len(players):
+            raise ValueError("promotion.baselines: each player may appear only once")
+        if self.player is GatePlayer.NSEARCH and self.move_budget_ms <= 0 and self.max_visits <= 0:
+            raise ValueError("promotion.player nsearch needs a budget: moveBudgetMs > 0 or maxVisits > 0")
         return self
+
+
+class BaselineStatistics(StatusModel):
+    """What the candidate (and the champion, on the same seeds) scored against one baseline."""
+
+    player: str = Field(max_length=32, description="The baseline.")
+    games: int = Field(default=0, ge=0, description="Games the candidate played against it.")
+    win_rate: float | None = Field(default=None, ge=0, le=1, description="Candidate's score per game.")
+    win_rate_upper: float | None = Field(default=None, ge=0, le=1,
+                                         description="Wilson 95% upper bound of the candidate's score.")
+    champion_win_rate: float | None = Field(default=None, ge=0, le=1,
+                                            description="Champion's score on the same seeds (unset: no champion).")
+    difference: float | None = Field(default=None, ge=-1, le=1,
+                                     description="Candidate minus champion score, mean over seat-swapped pairs.")
+    difference_upper: float | None = Field(
+        default=None, description="One-sided 95% upper confidence bound of that difference.")
+    passed: bool = Field(description="False: the candidate regressed against this baseline and was rejected.")
 
 
 class GateStatistics(StatusModel):
@@ -170,4 +301,15 @@ class GateStatistics(StatusModel):
     report: str | None = Field(
         default=None, max_length=2048,
         description="URI of the gate's full report (every statistic, readiness figures, game logs) in the store.",
+    )
+    player: GatePlayer | None = Field(default=None, description="How both sides played: policy or nsearch.")
+    gate_source: GateSource | None = Field(
+        default=None, description="Whose gate was applied: the run's spec.promotion (TrainingRun) or its "
+        "Champion's spec.policy.gate (Champion); the report holds the whole spec.")
+    baselines: list[BaselineStatistics] = Field(
+        default_factory=list, max_length=BASELINES_MAX, description="The non-regression checks, one per baseline.")
+    game_logs: list[str] = Field(
+        default_factory=list, max_length=BASELINES_MAX + 1,
+        description="URIs of the folders holding the gate's games, one per opponent (the champion, then each "
+        "baseline), one file per game in the official CLI's JSONL format (`battlesnake play -o`).",
     )

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from ouroboros.contract.game import GameSpec
-from ouroboros.contract.promotion import GateStatistics, PromotionSpec
+from ouroboros.contract.promotion import GateSource, GateStatistics, PromotionSpec
 from ouroboros.contract.schema import (
     API_VERSION,
     CEL_KEY,
@@ -108,8 +108,8 @@ class PhaseSpec(ApiModel):
         default=1000,
         ge=1,
         le=10_000_000,
-        description="Games per iteration (training phases; bootstrap: in total); evaluate: the gate's "
-        "games come from spec.promotion and this many are played against each baseline.",
+        description="Games per iteration (training phases; bootstrap: in total); evaluate: unused (the "
+        "gate's games, baselines' included, come from spec.promotion).",
     )
     epochs: int | None = Field(
         default=None, ge=1, le=10_000, description="Passes over the new data per iteration; unset: the phase's default."
@@ -266,7 +266,12 @@ class RunConfig(ApiModel):
     game: GameSpec = Field(description="The game.")
     model: ModelSpec = Field(description="The network.")
     phases: list[PhaseSpec] = Field(min_length=1, description="All phases of the run, in order.")
-    promotion: PromotionSpec = section(PromotionSpec, "The gate.")
+    promotion: PromotionSpec = section(PromotionSpec, "The gate (resolved: the run's or its Champion's).")
+    promotion_source: GateSource = Field(
+        default=GateSource.TRAINING_RUN,
+        description="Where promotion came from: the run's spec.promotion, or its Champion's spec.policy.gate "
+        "when the run left spec.promotion unset.",
+    )
     storage: StorageSpec = Field(description="Artifact store.")
     self_play_workers: int = Field(default=1, ge=1, description="Parallel self-play pods.")
     approval: ApprovalMode = Field(

@@ -26,7 +26,8 @@ The run's Champion is observed too (the handler reads it and passes it in):
 before the first Job, a run whose ``spec.champion`` names no Champion waits
 in Pending with a condition naming the field (it starts once the Champion
 exists), and one whose Champion plays another game fails at once; the
-Champion's approval policy goes into the run config.
+Champion's approval policy, and its gate for a run without ``spec.promotion``,
+go into the run config when the first phase starts.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from ouroboros.operator.resources import (
     TrainingRun,
     TrainingRunStatus,
 )
+from ouroboros.operator.resources.champion import ChampionPolicy
 from ouroboros.operator.resources.trainingrun import CandidateStatus, PromotionStatus
 from ouroboros.operator.settings import JobSettings
 
@@ -217,8 +219,12 @@ def attempt_failure(job: ObservedJob, phase: PhaseName) -> tuple[str, str] | Non
 
 
 def _start(run: TrainingRun, index: int, attempt: int, settings: JobSettings,
-           approval: ApprovalMode = ApprovalMode.AUTOMATIC) -> list[Action]:
-    actions: list[Action] = [CreateObject(manifests.config_map(run, approval))]
+           policy: ChampionPolicy | None = None) -> list[Action]:
+    """The ConfigMap (a no-op after the first phase: it is immutable, so the Champion's policy as the
+    run started stays in force), a learner group's headless Service, and the Job of one attempt."""
+    approval = policy.approval if policy is not None else ApprovalMode.AUTOMATIC
+    actions: list[Action] = [
+        CreateObject(manifests.config_map(run, approval, policy.gate if policy is not None else None))]
     if learner.replicas(run, run.spec.phases[index].name) > 1:  # names the group's pods: before its Job
         actions.append(CreateObject(learner.headless_service(run, settings, manifests.owner_reference(run))))
     actions.append(CreateObject(manifests.phase_job(run, index, attempt, settings)))
@@ -263,7 +269,7 @@ def _promotion_status(gate: GateStatistics, now: datetime) -> PromotionStatus:
 def _advance(
     run: TrainingRun, st: TrainingRunStatus, jobs: dict[int, list[ObservedJob]], now: datetime, settings: JobSettings,
     blocked: bool = False,
-    approval: ApprovalMode = ApprovalMode.AUTOMATIC,
+    policy: ChampionPolicy | None = None,
     preempted: bool = False,
 ) -> tuple[list[Action], _Outcome]:
     """Walk the phases in order to the first unfinished one and decide what it needs; with
@@ -287,7 +293,7 @@ def _advance(
             if spec.suspend or blocked:
                 ps.state = PhaseState.PENDING
                 return actions, _Outcome(i, held=blocked and not spec.suspend)
-            actions += _start(run, i, 0, settings, approval)
+            actions += _start(run, i, 0, settings, policy)
             ps.attempts, ps.job, ps.state = 1, names.job_name(run.metadata.name, i, pspec.name), _started_state(run)
             ps.start_time = ps.start_time or now
             return actions, _Outcome(i, queued=_created_queued(run, ps))
@@ -321,7 +327,7 @@ def _advance(
             if spec.suspend or blocked:
                 ps.state = PhaseState.SUSPENDED if spec.suspend else PhaseState.PENDING
                 return actions, _Outcome(i, held=blocked and not spec.suspend)
-            actions += _start(run, i, attempt + 1, settings, approval)
+            actions += _start(run, i, attempt + 1, settings, policy)
             ps.attempts = attempt + 2
             ps.job = names.job_name(run.metadata.name, i, pspec.name, attempt + 1)
             ps.state = _started_state(run)
@@ -593,10 +599,10 @@ def decide(run: TrainingRun, jobs: list[ObservedJob], now: datetime, settings: J
     started = bool(by_index) or any(ps.attempts for ps in st.phases)
     if not started and (problem := champion_problem(run, champion)) is not None:
         return _refuse(run, old, st, problem, now)
-    approval = champion.spec.policy.approval if champion is not None else ApprovalMode.AUTOMATIC
+    policy = champion.spec.policy if champion is not None else None
     before = conditions.get(old.conditions, RunConditionType.RUNNING.value)
     preempted = before is not None and before.reason in ("Preempted", "Evicted")
-    actions, outcome = _advance(run, st, by_index, now, settings, blocked is not None, approval, preempted)
+    actions, outcome = _advance(run, st, by_index, now, settings, blocked is not None, policy, preempted)
     st.current_phase_index = outcome.index
     st.current_phase = spec.phases[outcome.index].name
     started = any(ps.attempts for ps in st.phases)

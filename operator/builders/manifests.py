@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ouroboros.contract.promotion import GateSource, PromotionSpec
 from ouroboros.contract.run import RUN_CONFIG_KEY, StorageSpec
 from ouroboros.contract.vocabulary import ApprovalMode
 from ouroboros.operator.builders import kueue, learner, names
@@ -58,8 +59,13 @@ def owner_reference(run: TrainingRun) -> dict[str, Any]:
     }
 
 
-def run_config(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC) -> RunConfig:
-    """The run.json a run's phases read; ``approval`` is its Champion's ``spec.policy.approval``."""
+def run_config(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC,
+               champion_gate: PromotionSpec | None = None) -> RunConfig:
+    """The run.json a run's phases read; ``approval`` is its Champion's ``spec.policy.approval``.
+
+    The gate is the run's ``spec.promotion``, else ``champion_gate`` (its Champion's
+    ``spec.policy.gate``), else the defaults; ``promotionSource`` says whose it is.
+    """
     identity = RunIdentity(
         name=run.metadata.name,
         namespace=run.metadata.namespace,
@@ -67,15 +73,21 @@ def run_config(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC
         generation=run.metadata.generation,
     )
     spec = run.spec
+    if spec.promotion is not None:
+        gate, source = spec.promotion, GateSource.TRAINING_RUN
+    else:
+        gate, source = champion_gate or PromotionSpec(), GateSource.CHAMPION
     return RunConfig(run=identity, champion=spec.champion, game=spec.game, model=spec.model,
-                     phases=spec.phases, promotion=spec.promotion, storage=spec.storage,
+                     phases=spec.phases, promotion=gate, promotion_source=source, storage=spec.storage,
                      self_play_workers=spec.self_play_workers, approval=approval)
 
 
-def config_map(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC) -> dict[str, Any]:
+def config_map(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC,
+               champion_gate: PromotionSpec | None = None) -> dict[str, Any]:
     """The ConfigMap holding run.json; immutable, because the spec fields it holds are (the
-    Champion's approval policy is read when the run starts)."""
-    text = json.dumps(run_config(run, approval).to_api(), indent=2, sort_keys=True)
+    Champion's approval policy and, for a run without spec.promotion, its gate are read when
+    the run starts)."""
+    text = json.dumps(run_config(run, approval, champion_gate).to_api(), indent=2, sort_keys=True)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

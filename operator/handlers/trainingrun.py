@@ -129,8 +129,9 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> _Decided:
     wanted = not finished or lifecycle.awaiting_approval(run.status)
     champion = _observe_champion(ctx, meta["namespace"], run.spec.champion) if wanted else None
     blocked = None if finished else _storage_problem(ctx, run)
-    gate = run.spec.promotion
-    bounds = (gate.sprt.lower_bound, gate.sprt.upper_bound) if gate.method is GateMethod.SPRT else None
+    # the run's gate, or its Champion's (the one frozen at the run's start may differ if the Champion's changed since)
+    gate = run.spec.promotion or (champion.spec.policy.gate if champion is not None else None)
+    bounds = (gate.sprt.lower_bound, gate.sprt.upper_bound) if gate and gate.method is GateMethod.SPRT else None
     return _Decided(lifecycle.decide(run, jobs, now, ctx.settings.jobs, blocked, champion=champion), run.status,
                     run.spec.champion, bounds)
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic.alias_generators import to_snake
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.promotion import PromotionSpec
@@ -157,6 +158,15 @@ def _age() -> dict[str, Any]:
     return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
+def _unchanged(field: str) -> str:
+    """CEL: spec.<field> (camelCase) is as it was; an optional field may not appear or vanish either
+    (CEL errors on a missing key, so it is compared only when present)."""
+    if TrainingRunSpec.model_fields[to_snake(field)].default is None:
+        return (f"has(self.{field}) == has(oldSelf.{field}) && "
+                f"(!has(self.{field}) || self.{field} == oldSelf.{field})")
+    return f"self.{field} == oldSelf.{field}"
+
+
 TRAINING_RUN = CustomResource(
     kind="TrainingRun",
     plural="trainingruns",
@@ -189,7 +199,7 @@ TRAINING_RUN = CustomResource(
         _age(),
     ),
     spec_rules=tuple(
-        cel(f"self.{field} == oldSelf.{field}", f"spec.{field} is immutable once the run exists", f".{field}")
+        cel(_unchanged(field), f"spec.{field} is immutable once the run exists", f".{field}")
         for field in IMMUTABLE_SPEC_FIELDS
     ),
 )

@@ -47,7 +47,9 @@ class ChampionPolicy(ApiModel):
         "(status.pending, condition AwaitingApproval) until the annotation ouroboros.dev/approve names its run "
         "(`ouro champion approve NAME`); ouroboros.dev/reject refuses it.",
     )
-    gate: PromotionSpec = section(PromotionSpec, "Default gate for runs that challenge this champion.")
+    gate: PromotionSpec = section(
+        PromotionSpec, "Gate of the runs that challenge this champion and set no spec.promotion of their own "
+        "(read when such a run starts; later edits apply to later runs).")
     post_promotion_check: PostPromotionCheck = section(
         PostPromotionCheck, "Check after promotion; a failure rolls back."
     )

@@ -152,7 +152,11 @@ class TrainingRunSpec(ApiModel):
     phases: list[PhaseSpec] = Field(
         min_length=1, max_length=10, description="Phases run in order, one Job each."
     )
-    promotion: PromotionSpec = section(PromotionSpec, "Gate the candidate must pass to become champion.")
+    promotion: PromotionSpec | None = Field(
+        default=None,
+        description="Gate the candidate must pass to become champion; unset: the Champion's spec.policy.gate "
+        "as it is when the run starts (status.promotion.statistics.gateSource says which applied).",
+    )
     resources: ResourceSpec = section(ResourceSpec, "Compute for each phase's pod.")
     self_play_workers: int = Field(
         default=1, ge=1, le=256, description="Parallel pods for self-play generation (Indexed Job)."

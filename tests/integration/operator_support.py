@@ -201,8 +201,13 @@ def champion_status(cluster, namespace: str, name: str = "main") -> dict[str, An
     return obj.get("status") or {}
 
 
+TINY_GATE = {"games": 20, "minGames": 10, "readiness": {"maxP99LatencyMs": 1000, "maxPeakMemoryMb": 1000}}
+"""A short gate, and serving limits that a test machine under load always meets."""
+
+
 def tiny_run(name: str, phases=("bootstrap", "hybrid", "self_play", "continuous", "evaluate"), **spec) -> dict:
-    """A TrainingRun with every phase and a tiny budget."""
+    """A TrainingRun with every phase and a tiny budget; a spec field given as None is left out
+    (``promotion=None``: the run takes its Champion's gate)."""
     body = {
         "apiVersion": "ouroboros.dev/v1alpha1",
         "kind": "TrainingRun",
@@ -212,10 +217,9 @@ def tiny_run(name: str, phases=("bootstrap", "hybrid", "self_play", "continuous"
             "game": {"width": 7, "height": 7},
             "phases": [{"name": p, "games": 2} for p in phases],
             "resources": {"cpu": "100m", "memory": "128Mi"},
-            # a short gate, and serving limits that a test machine under load always meets
-            "promotion": {"games": 20, "minGames": 10,
-                          "readiness": {"maxP99LatencyMs": 1000, "maxPeakMemoryMb": 1000}},
+            "promotion": TINY_GATE,
             **spec,
         },
     }
+    body["spec"] = {k: v for k, v in body["spec"].items() if v is not None}
     return body

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from ouroboros.trainer.learning import imported
+
 from .operator_support import (
+    TINY_GATE,
     OperatorProcess,
     apply,
     apply_crds,
@@ -110,11 +113,14 @@ def test_runs_naming_a_missing_champion_or_one_of_another_game_start_nothing(clu
 def test_first_champion_with_operator_kills_then_an_impossible_gate_is_rejected(
         cluster, namespace, operator, node_agent):
     """The operator is killed at random moments while the first run trains, gates, promotes and the
-    Champion syncs; afterwards resource and store agree. A second run whose spec.promotion asks for a
-    score no candidate reaches is rejected with its statistics, and the champion stays."""
-    apply(cluster, namespace, champion(storage=STORAGE, policy={"postPromotionCheck": {"games": 0}}))
+    Champion syncs; afterwards resource and store agree. The first run sets no spec.promotion, so its
+    Champion's gate applies (with a baseline, whose games are kept as official-CLI logs). A second run
+    whose spec.promotion asks for a score no candidate reaches is rejected with its statistics, and the
+    champion stays."""
+    gate = {**TINY_GATE, "baselines": [{"player": "greedy", "games": 2}]}
+    apply(cluster, namespace, champion(storage=STORAGE, policy={"postPromotionCheck": {"games": 0}, "gate": gate}))
     started = time.monotonic()
-    apply(cluster, namespace, tiny_run("first", phases=("bootstrap", "evaluate"), storage=STORAGE))
+    apply(cluster, namespace, tiny_run("first", phases=("bootstrap", "evaluate"), storage=STORAGE, promotion=None))
     rng = random.Random(9)
     kills = 0
     while kills < 8 and not champion_status(cluster, namespace).get("version"):
@@ -126,6 +132,16 @@ def test_first_champion_with_operator_kills_then_an_impossible_gate_is_rejected(
     cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/first", "-n", namespace, "--timeout=300s")
     promotion = run_status(cluster, namespace, "first")["promotion"]
     assert promotion["decision"] == "Promoted" and promotion["reason"] == "FirstChampion"
+    statistics = promotion["statistics"]
+    assert statistics["gateSource"] == "Champion" and len(statistics["baselines"]) == 1, statistics
+    assert statistics["baselines"][0]["player"] == "greedy"
+    assert statistics["baselines"][0]["games"] == 2 and statistics["baselines"][0]["passed"]
+    [logs] = statistics["gameLogs"]  # the greedy games, in the store the servers read
+    claim = Path(node_agent.root) / "claims" / namespace / "ouroboros-artifacts"
+    folder = Path(logs.removeprefix("file://"))  # the node agent mounts the claim at a local directory
+    assert folder.is_relative_to(claim) and folder.name == "greedy", logs
+    replayed = [imported.read(p) for p in sorted(folder.glob("*.jsonl"))]  # validated turn by turn
+    assert len(replayed) == 2 and all(statistics["candidate"] in g.names and "greedy" in g.names for g in replayed)
     status = agree(cluster, node_agent, namespace)
     loop_seconds = time.monotonic() - started
     assert status["version"] == promotion["statistics"]["candidate"] and status["fromRun"] == "first"
@@ -141,6 +157,7 @@ def test_first_champion_with_operator_kills_then_an_impossible_gate_is_rejected(
                                    "readiness": {"maxP99LatencyMs": 1000, "maxPeakMemoryMb": 0.001}})
     rejected = second["promotion"]
     assert rejected["decision"] == "Rejected" and rejected["statistics"]["games"] == 8
+    assert rejected["statistics"]["gateSource"] == "TrainingRun"
     assert rejected["statistics"]["verdict"] == "reject"
     assert any("not production-ready: peak memory" in r for r in rejected["statistics"]["reasons"])
     assert rejected["statistics"]["champion"] == status["version"]

@@ -51,7 +51,7 @@ def test_defaults_are_filled_by_the_api_server(crds, namespace):
         "spec": {"champion": "main", "phases": [{"name": "hybrid"}]},
     })
     spec = get(crds, "tr", namespace, "d")["spec"]
-    assert spec["game"]["width"] == 11 and spec["promotion"]["sprt"]["elo1"] == 35
+    assert spec["game"]["width"] == 11 and "promotion" not in spec  # unset: the Champion's gate applies
     assert spec["backoffLimit"] == 2 and spec["resources"]["memory"] == "2Gi"
     assert spec["phases"][0]["games"] == 1000 and "epochs" not in spec["phases"][0]
 

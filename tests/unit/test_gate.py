@@ -135,3 +135,78 @@ def test_bad_inputs_are_refused():
         GateConfig(sprt={"elo0": 10, "elo1": 0})
     with pytest.raises(ValueError):
         ReadinessReport(p99_latency_ms=-1, peak_memory_mb=1)
+
+
+# -- fixed baselines: paired non-regression ------------------------------------------------------
+
+from ouroboros.contract.promotion import BaselinePlayer, BaselineSpec  # noqa: E402
+
+HEURISTIC = BaselineSpec(player=BaselinePlayer.HEURISTIC, games=60, max_regression=0.05)
+PROMOTED = gate.decide(STRONG, GateConfig(), READY)
+
+
+def baseline(candidate, champion, spec=HEURISTIC) -> gate.BaselineResult:
+    return gate.BaselineResult(spec, candidate, champion)
+
+
+def test_a_significant_regression_against_a_baseline_rejects_a_promotable_candidate():
+    # the champion draws every pair (2 half-points); the candidate loses 20 pairs outright, 10 by half
+    result = baseline([0] * 20 + [1] * 10, [2] * 30)
+    decision = gate.with_baselines(PROMOTED, [result])
+    assert decision.verdict is Verdict.REJECT and not decision.continue_testing
+    assert decision.reasons[0] == ("regressed against baseline heuristic: candidate 0.083, champion 0.500 on the "
+                                   "same seeds (60 games): difference -0.417, one-sided 95% upper bound -0.381 "
+                                   "< -0.050 allowed")
+    assert len(decision.reasons[0]) <= 240  # what GateStatistics keeps of a reason
+    line = decision.statistics["baselines"][0]
+    assert line["passed"] is False and line["difference"] == pytest.approx(-5 / 12, abs=1e-4)
+    # the statistic: mean of the per-pair differences + z(one-sided 95%) * sample sd / sqrt(pairs)
+    diffs = [-0.5] * 20 + [-0.25] * 10
+    mean = sum(diffs) / 30
+    sd = (sum((d - mean) ** 2 for d in diffs) / 29) ** 0.5
+    assert line["difference_upper"] == pytest.approx(mean + 1.644854 * sd / 30**0.5, abs=1e-4)
+    assert "accepted H1" in decision.reasons[1]  # the head-to-head evidence is still there
+
+
+@pytest.mark.parametrize(("candidate", "champion", "why"), [
+    ([2] * 29 + [1], [2] * 30, "a drop inside maxRegression"),
+    ([0, 4, 0, 4], [4, 0, 4, 4], "a large drop on too few pairs to be significant"),
+    ([3] * 30, [2] * 30, "an improvement"),
+    ([0], [4], "one pair: no variance, no evidence"),
+])
+def test_no_evidence_of_a_regression_never_rejects(candidate, champion, why):
+    decision = gate.with_baselines(PROMOTED, [baseline(candidate, champion)])
+    assert decision.verdict is Verdict.PROMOTE, why
+    assert decision.statistics["baselines"][0]["passed"] and "no regression" in decision.reasons[-1]
+
+
+def test_the_first_champion_is_judged_against_the_baselines_alone():
+    floor = BaselineSpec(player=BaselinePlayer.GREEDY, games=20, min_win_rate=0.3)
+    first = gate.decide_first(READY, GateConfig())
+    weak = gate.with_baselines(first, [baseline([0] * 10, None, floor)])  # Wilson upper of 0/20: 0.161
+    assert weak.verdict is Verdict.REJECT and weak.reasons[0] == (
+        "regressed against baseline greedy: candidate 0.000 in 20 games, Wilson 95% upper bound 0.161 under the "
+        "minimum 0.300")
+    assert weak.statistics["baselines"][0]["champion_win_rate"] is None
+    fine = gate.with_baselines(first, [baseline([1] * 10, None, floor)])  # 0.25, Wilson upper 0.47
+    assert fine.verdict is Verdict.PROMOTE and fine.statistics["first_champion"]
+    no_floor = gate.with_baselines(first, [baseline([0] * 10, None, floor.model_copy(update={"min_win_rate": 0.0}))])
+    assert no_floor.verdict is Verdict.PROMOTE
+
+
+def test_baselines_never_turn_a_rejection_or_an_inconclusive_gate_into_a_promotion():
+    good = baseline([4] * 10, [0] * 10)
+    assert gate.with_baselines(gate.decide(WEAK, GateConfig(), READY), [good]).verdict is Verdict.REJECT
+    undecided = gate.decide(EVEN, GateConfig(max_games=400), READY)
+    assert undecided.verdict is Verdict.INCONCLUSIVE
+    assert gate.with_baselines(undecided, [good]).verdict is Verdict.INCONCLUSIVE
+
+
+@pytest.mark.parametrize(("candidate", "champion", "message"), [
+    ([], None, "no games played"),
+    ([5], None, "must lie in 0..4"),
+    ([2, 2], [2], "both must play the same seeds"),
+])
+def test_baseline_results_that_cannot_be_compared_are_refused(candidate, champion, message):
+    with pytest.raises(ValueError, match=message):
+        baseline(candidate, champion)

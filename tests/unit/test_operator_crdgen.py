@@ -86,7 +86,12 @@ def test_cel_rules_and_defaults_reach_the_schema():
     sprt = spec["properties"]["promotion"]["properties"]["sprt"]
     assert sprt["x-kubernetes-validations"][0]["rule"] == "self.elo0 < self.elo1"
     # a nested section's default is the whole defaulted object (CEL checks defaults as written)
-    assert spec["properties"]["promotion"]["default"]["sprt"]["elo1"] == 35
+    assert spec["properties"]["game"]["default"]["width"] == 11
+    assert spec["properties"]["promotion"]["properties"]["sprt"]["default"]["elo1"] == 35
+    # an unset spec.promotion means "the Champion's gate": the API server must not fill it in
+    assert "default" not in spec["properties"]["promotion"]
+    assert any(r["rule"].startswith("has(self.promotion) == has(oldSelf.promotion)")
+               for r in spec["x-kubernetes-validations"])
     status = schema["properties"]["status"]
     assert all("default" not in n for _, n in _walk(status) if isinstance(n, dict))
     conditions = status["properties"]["conditions"]

@@ -369,6 +369,58 @@ def test_the_champions_approval_policy_goes_into_the_run_config():
     assert json.loads(config_map["data"]["run.json"])["approval"] == "Manual"
 
 
+CHAMPION_GATE = {"method": "winRate", "games": 20, "minGames": 20, "minWinRate": 0.6, "player": "nsearch", "moveBudgetMs": 50,
+                 "baselines": [{"player": "heuristic", "games": 10}]}
+
+
+@pytest.mark.parametrize(("own", "source", "games"), [
+    (None, "Champion", 20),  # spec.promotion unset: the Champion's spec.policy.gate, whole
+    ({"games": 8, "minGames": 4}, "TrainingRun", 8),  # the run's own gate wins, defaults and all
+])
+def test_a_run_without_its_own_gate_takes_its_champions_gate(own, source, games):
+    w = World(phases=("hybrid", "evaluate"), **({"promotion": own} if own else {}))
+    w.champion = Champion.model_validate({"metadata": {"name": "c"}, "spec": {"policy": {"gate": CHAMPION_GATE}}})
+    d = w.step()
+    config = json.loads(next(a.manifest for a in d.actions if a.manifest["kind"] == "ConfigMap")["data"]["run.json"])
+    assert config["promotionSource"] == source and config["promotion"]["games"] == games
+    if own is None:
+        assert config["promotion"]["player"] == "nsearch" and config["promotion"]["baselines"][0]["games"] == 10
+    else:
+        assert config["promotion"]["player"] == "policy" and config["promotion"]["baselines"] == []
+
+
+def test_the_gate_applied_is_the_champions_when_the_run_started():
+    """The ConfigMap is immutable and created with the first Job: a later edit of the Champion's gate
+    does not change a running run's gate (what the evaluate phase reads is what the run started with)."""
+    w = World(phases=("hybrid", "evaluate"))
+    w.champion = Champion.model_validate({"metadata": {"name": "c"}, "spec": {"policy": {"gate": CHAMPION_GATE}}})
+    first = w.step()
+    w.champion = Champion.model_validate({"metadata": {"name": "c"}, "spec": {"policy": {"gate": {"games": 4, "minGames": 2}}}})
+    w.finish("r-0-hybrid")
+    later = w.step()
+    created = [a.manifest for d in (first, later) for a in d.actions if a.manifest["kind"] == "ConfigMap"]
+    assert len({m["metadata"]["name"] for m in created}) == 1  # one name: creating it again is a no-op
+    assert json.loads(created[0]["data"]["run.json"])["promotion"]["games"] == 20
+
+
+def test_the_promotion_status_says_whose_gate_decided():
+    w = World(phases=("hybrid", "evaluate"))
+    w.step()
+    w.finish("r-0-hybrid")
+    w.step()
+    gate = {"verdict": "reject", "games": 20, "gateSource": "Champion", "player": "nsearch",
+            "baselines": [{"player": "heuristic", "games": 10, "winRate": 0.1, "championWinRate": 0.6,
+                           "difference": -0.5, "differenceUpper": -0.3, "passed": False}],
+            "gameLogs": ["file:///s/runs/r/evaluate/games/champion/", "file:///s/runs/r/evaluate/games/heuristic/"],
+            "reasons": ["regressed against baseline heuristic"]}
+    w.finish("r-1-evaluate", message=result("evaluate", gate=gate))
+    w.step()
+    promotion = w.status.promotion
+    assert promotion.decision.value == "Rejected" and promotion.statistics.gate_source.value == "Champion"
+    assert promotion.statistics.baselines[0].passed is False and len(promotion.statistics.game_logs) == 2
+    assert promotion.message == "regressed against baseline heuristic"
+
+
 def test_a_passing_gate_that_awaits_approval_is_pending_not_promoted():
     w = World(phases=("hybrid", "evaluate"))
     w.step()

@@ -53,7 +53,7 @@ def test_bad_manifest_is_refused_by_the_models(case, manifest):
 def test_defaults_fill_a_minimal_spec():
     spec = TrainingRunSpec.model_validate({"champion": "c", "phases": [{"name": "hybrid"}]})
     assert spec.game.width == 11 and spec.game.snakes == 2
-    assert spec.promotion.sprt.elo1 == 35 and spec.promotion.games == 400
+    assert spec.promotion is None  # the Champion's spec.policy.gate applies (builders.manifests.run_config)
     assert spec.backoff_limit == 2 and spec.self_play_workers == 1
     assert spec.resources.cpu == "1" and spec.resources.memory == "2Gi"
     assert spec.phases[0].name is PhaseName.HYBRID and spec.phases[0].epochs is None

@@ -6,6 +6,7 @@ tests play small ONNX models built in a temporary directory.
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,24 @@ def test_same_seeds_same_result_whatever_the_worker_count():
     assert one.games == 24 and one.pairs[0].pentanomial is not None and sum(one.pairs[0].pentanomial) == 12
     other = tm.run(["greedy", "random-safe"], GAME, tm.TournamentConfig(workers=1, games=24, seed=12, chunk_groups=4))
     assert other.pairs != one.pairs  # the seed matters
+
+
+def test_logged_games_are_the_games_played_and_change_nothing():
+    """With log_games each game comes back as an official-CLI log (game line, turns, result), in
+    seed order with the seats' rotation, its winner the record's; the statistics are the same."""
+    settings = dict(games=12, seed=3, chunk_groups=4, max_turns=60)
+    line_up = [tm.Entrant("greedy", "g"), tm.Entrant("random-safe", "r")]
+    plain = tm.run(line_up, GAME, tm.TournamentConfig(**settings))
+    logged = tm.run(line_up, GAME, tm.TournamentConfig(log_games=True, **settings))
+    assert plain.pairs == logged.pairs and plain.game_logs == [] and len(logged.game_logs) == 12
+    results = [json.loads(game[-1]) for game in logged.game_logs]
+    points = [1.0 if r["winnerName"] == "g" else 0.5 if r["isDraw"] else 0.0 for r in results]
+    pairs = logged.pairs[0].pair_points
+    assert pairs == [round(2 * (a + b)) for a, b in zip(points[::2], points[1::2], strict=True)]
+    assert sum(pairs) / 2 == logged.pairs[0].wins + logged.pairs[0].draws / 2
+    first = [json.loads(game[0])["id"] for game in logged.game_logs]
+    assert first[:2] == [tm.game_id(["g", "r"], 3, 0), tm.game_id(["g", "r"], 3, 1)] and len(set(first)) == 12
+    assert "pair_points" not in logged.model_dump_json() and "game_logs" not in logged.model_dump_json()
 
 
 def test_sprt_stops_a_lopsided_duel_early_with_h1():
@@ -265,3 +284,54 @@ def test_stored_players_resolve_through_the_registry(models, tmp_path, monkeypat
     registry.promote(KEY, "food-1", by="test", reason="first")
     assert agents.make_player("champion").name == "champion (food-1)"
     assert agents.make_player("registry:food-1").name == "registry:food-1"
+
+
+def test_a_candidate_that_regresses_against_a_baseline_is_rejected_with_its_numbers(models, tmp_path, capsys):
+    """The head-to-head is set to pass anything near the champion (SPRT H0 -1000 Elo, H1 -500); the
+    candidate (`dumb`) then scores less against greedy than the champion (`food`) did on the same
+    seeds (0.275 against 0.385 over 100 games), significantly so with no tolerance (maxRegression 0),
+    and the baseline check rejects it, naming greedy and the figures; every game is kept."""
+    from ouroboros.trainer.artifacts import registry as reg
+    from ouroboros.trainer.learning import imported
+
+    store = str(tmp_path / "registry")
+    registry = reg.Registry.open(store)
+    for version, model in (("food-1", "food"), ("dumb-2", "dumb")):
+        registry.register(models[model], architecture="hand-made", run=version, phase="test",
+                          version_id=version, game=KEY)
+    assert gate(store, "food-1") == 0
+    capsys.readouterr()
+    code = gate(store, "dumb-2", "--sprt=-1000,-500", "--games", "40", "--min-games", "8", "--json",
+                "--baseline", "greedy:100:0", "--game-logs", "gates/dumb-2")
+    out = capsys.readouterr()
+    assert out.out, (code, out.err)
+    doc = json.loads(out.out)
+    assert code == 1 and doc["verdict"] == "reject" and registry.champion(KEY).version == "food-1", doc
+    assert doc["statistics"]["sprt_decision"] == "accept_h1"  # the head-to-head alone would promote
+    [line] = doc["statistics"]["baselines"]
+    assert line["player"] == "greedy" and not line["passed"] and line["games"] == 100
+    assert line["difference_upper"] < 0 and line["difference"] == pytest.approx(
+        line["win_rate"] - line["champion_win_rate"], abs=1e-3)
+    assert doc["reasons"][0].startswith("regressed against baseline greedy: candidate ")
+    folders = [u.removeprefix("file://") for u in doc["statistics"]["game_logs"]]
+    assert [f.rstrip("/").rsplit("/", 1)[1] for f in folders] == ["champion", "greedy"]
+    greedy = sorted(Path(folders[1]).glob("*.jsonl"))
+    assert len(greedy) == 200 and {g.name.split("-")[0] for g in greedy} == {"candidate", "champion"}
+    assert set(imported.read(greedy[0]).names) == {"dumb-2", "greedy"}
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("champion", "--baseline 'champion': player"),
+    ("greedy:7", "--baseline 'greedy:7': baselines[].games must be even"),
+    ("greedy:10:2", "--baseline 'greedy:10:2': max_regression"),
+    ("greedy:2:0:0:1", "--baseline expects PLAYER[:GAMES[:MAX_REGRESSION[:MIN_WIN_RATE]]]"),
+])
+def test_a_bad_baseline_option_is_refused_naming_it(models, tmp_path, capsys, option, message):
+    from ouroboros.trainer.artifacts import registry as reg
+
+    store = str(tmp_path / "registry")
+    reg.Registry.open(store).register(models["food"], architecture="hand-made", run="r", phase="test",
+                                      version_id="food-1", game=KEY)
+    assert gate(store, "food-1", "--baseline", option) == _common.EXIT_REFUSED
+    assert message in capsys.readouterr().err
+    assert reg.Registry.open(store).champion(KEY).version is None

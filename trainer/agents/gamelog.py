@@ -18,6 +18,7 @@ local option the official CLI does not have) end with `isDraw: true` and no winn
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import uuid
 from pathlib import Path
@@ -82,15 +83,24 @@ class Roster:
                    [COLORS[i % len(COLORS)] for i in range(len(names))])
 
 
-def _xy(board, cell) -> dict:
-    x, y = board.xy(int(cell))
-    return {"x": int(x), "y": int(y)}
+@functools.lru_cache(maxsize=32)
+def _coordinates(board) -> list[tuple[int, int]]:
+    """(x, y) of every padded cell of ``board``, as Python ints (a log writes one per body part and
+    turn: numpy scalar arithmetic there cost more than the games of a fast duel)."""
+    xs, ys = board.xy(np.arange(board.n_cells))
+    return list(zip(xs.tolist(), ys.tolist(), strict=True))
+
+
+def _points(board, cells: np.ndarray) -> list[dict]:
+    """``{"x", "y"}`` of each padded cell index in ``cells`` (fresh dicts: callers may change them)."""
+    coordinates = _coordinates(board)
+    return [{"x": coordinates[c][0], "y": coordinates[c][1]} for c in np.asarray(cells).tolist()]
 
 
 def snake_json(state: BatchState, g: int, i: int, roster: Roster) -> dict:
     """One snake (client.Snake) as the official CLI serialises it."""
     board = state.board
-    body = [_xy(board, c) for c in state.snake_cells(g, i)]
+    body = _points(board, state.snake_cells(g, i))
     return {
         "id": roster.ids[i], "name": roster.names[i], "latency": "0",
         "health": int(state.health[g, i]), "body": body, "head": body[0], "length": len(body),
@@ -109,8 +119,8 @@ def request_json(game: dict, state: BatchState, g: int, roster: Roster, you: int
         "board": {
             "height": board.height, "width": board.width,
             "snakes": [snake_json(state, g, i, roster) for i in range(state.n_snakes) if state.alive[g, i]],
-            "food": [_xy(board, c) for c in cells[state.food[g, cells]]],
-            "hazards": [_xy(board, c) for c in cells for _ in range(int(state.hazard[g, c]))],
+            "food": _points(board, cells[state.food[g, cells]]),
+            "hazards": _points(board, np.repeat(cells, state.hazard[g, cells])),
         },
         "you": snake_json(state, g, you, roster),
     }

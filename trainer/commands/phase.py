@@ -266,9 +266,31 @@ def fit(result: PhaseResult) -> PhaseResult:
     return result
 
 
+def fit_result(result: PhaseResult) -> PhaseResult:
+    """``result`` within the termination-message limit: a gate's statistics shed, in this order, their
+    later reasons (the first stays), their game-log folders and their baseline lines, all of which
+    the gate's report (``gate.report``) keeps in full. Anything else over the limit is left as is."""
+
+    def size(r: PhaseResult) -> int:
+        return len(json.dumps(r.to_api(), separators=(",", ":"), sort_keys=True).encode())
+
+    gate = result.gate
+    while gate is not None and size(result) > RESULT_MAX_BYTES:
+        if len(gate.reasons) > 1:
+            gate = gate.model_copy(update={"reasons": gate.reasons[:-1]})
+        elif gate.game_logs:
+            gate = gate.model_copy(update={"game_logs": []})
+        elif gate.baselines:
+            gate = gate.model_copy(update={"baselines": gate.baselines[:-1]})
+        else:
+            break
+        result = result.model_copy(update={"gate": gate})
+    return result
+
+
 def write_result(result: PhaseResult, path: Path) -> str:
     """Write the result JSON to `path` (compact, within the termination-message limit); returns it."""
-    text = json.dumps(result.to_api(), separators=(",", ":"), sort_keys=True)
+    text = json.dumps(fit_result(result).to_api(), separators=(",", ":"), sort_keys=True)
     if len(text.encode()) > RESULT_MAX_BYTES:
         raise ValueError(f"result is {len(text.encode())} bytes, over the {RESULT_MAX_BYTES}-byte limit")
     path.write_text(text)

@@ -17,8 +17,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ouroboros.contract.game import GameKey
-from ouroboros.contract.promotion import GateMethod, PromotionSpec, ReadinessSpec
+from ouroboros.contract.promotion import (
+    BaselineSpec,
+    GateMethod,
+    GatePlayer,
+    PromotionSpec,
+    ReadinessSpec,
+)
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.commands import _common
 from ouroboros.trainer.commands._common import EXIT_REFUSED
@@ -103,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-memory-mb", type=float, default=50.0,
                    help="readiness: session peak memory limit (default: %(default)s)")
     g.add_argument("--latency-calls", type=int, default=1000, help="readiness: timed calls per round")
+    g.add_argument("--baseline", action="append", default=[], metavar="PLAYER[:GAMES[:MAX_REGRESSION[:MIN_WIN_RATE]]]",
+                   help="a fixed opponent (random-safe, greedy, heuristic, search) that candidate and champion "
+                   "both play on the same seeds; a significant regression rejects (repeatable; defaults 100 games, "
+                   "0.05, no floor)")
+    g.add_argument("--player", choices=[p.value for p in GatePlayer], default=GatePlayer.POLICY.value,
+                   help="how both sides play: the bare policy, or inside the neural search (default: %(default)s)")
+    g.add_argument("--move-budget-ms", type=float, default=100.0,
+                   help="--player nsearch: milliseconds per move (default: %(default)s)")
+    g.add_argument("--max-visits", type=int, default=0,
+                   help="--player nsearch: most descents per move, 0 for none (default: %(default)s)")
+    g.add_argument("--game-logs", metavar="PREFIX",
+                   help="keep every gate game in the store under PREFIX as an official-CLI JSONL log")
 
     p = sub.add_parser("rollback", parents=[common, who], help="return to an earlier champion")
     p.add_argument("version", nargs="?", default=reg.PREVIOUS, help="version id or 'previous'")
@@ -272,11 +292,28 @@ def promotion_spec(args: argparse.Namespace) -> PromotionSpec:
 
     readiness = ReadinessSpec(max_p99_latency_ms=args.max_p99_ms, max_peak_memory_mb=args.max_memory_mb)
     games = args.games + args.games % 2
+    play = {"player": GatePlayer(args.player), "move_budget_ms": args.move_budget_ms,
+            "max_visits": args.max_visits, "baselines": [parse_baseline(b) for b in args.baseline]}
     if args.min_win_rate is not None:
         return PromotionSpec(method=GateMethod.WIN_RATE, games=games, min_games=min(args.min_games, games),
-                             min_win_rate=args.min_win_rate, readiness=readiness, seed=args.seed)
+                             min_win_rate=args.min_win_rate, readiness=readiness, seed=args.seed, **play)
     return PromotionSpec(method=GateMethod.SPRT, sprt=evaluate.parse_sprt(args.sprt), games=games,
-                         min_games=min(args.min_games, games), readiness=readiness, seed=args.seed)
+                         min_games=min(args.min_games, games), readiness=readiness, seed=args.seed, **play)
+
+
+def parse_baseline(text: str) -> BaselineSpec:
+    """``PLAYER[:GAMES[:MAX_REGRESSION[:MIN_WIN_RATE]]]`` -> BaselineSpec; ValueError naming --baseline."""
+    parts = text.split(":")
+    keys = ("player", "games", "max_regression", "min_win_rate")
+    if len(parts) > len(keys) or not parts[0]:
+        raise ValueError(f"--baseline expects PLAYER[:GAMES[:MAX_REGRESSION[:MIN_WIN_RATE]]], got {text!r}")
+    try:
+        return BaselineSpec(**dict(zip(keys, parts, strict=False)))
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = ".".join(map(str, problem["loc"]))
+        message = problem["msg"].removeprefix("Value error, ")
+        raise ValueError(f"--baseline {text!r}: {where + ': ' if where else ''}{message}") from None
 
 
 def _gated_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
@@ -291,7 +328,8 @@ def _gated_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
     if state.version == args.version:
         return _state_out(args, state, state.generation, "promote")
     judgement = promotion.judge(registry, game, args.version, promotion_spec(args),
-                                promotion.GateRun(workers=args.workers, latency_calls=args.latency_calls))
+                                promotion.GateRun(workers=args.workers, latency_calls=args.latency_calls),
+                                evidence=args.game_logs)
     try:
         new = promotion.put_in_force(registry, judgement, by=args.by, run=args.run, reason=args.reason)
     except promotion.NotPromotedError:

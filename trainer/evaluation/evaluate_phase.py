@@ -5,7 +5,9 @@ The candidate is the ONNX file of the last training phase before ``evaluate``
 registers it as a model version (idempotent: a retried Job registers nothing
 twice), plays the gate of the run's ``spec.promotion`` through the one
 promotion path (:mod:`.promotion`), puts it in force on PROMOTE, and writes the
-gate's full report as evidence (``runs/<run>/evaluate/gate.json``). Its outcome
+gate's full report as evidence (``runs/<run>/evaluate/gate.json``) beside every
+game it played, in the official CLI's JSONL format, one folder per opponent
+(``runs/<run>/evaluate/games/champion/``, ``.../games/heuristic/`` ...). Its outcome
 carries the decision and the compact statistics the operator shows in
 ``TrainingRun.status.promotion``.
 
@@ -94,6 +96,7 @@ def run(config: RunConfig, store_url: str | None = None, gate_run: promotion.Gat
     registry = promotion.open_registry(store)
     version = runner.register_candidate(store, candidate, settings)
     gate_run = gate_run or promotion.GateRun(max_turns=config.game.max_turns)
+    evidence = "/".join(("runs", settings.run, "evaluate", "games")) if config.promotion.keep_games else None
     recorder = live.ProgressRecorder(
         runner.LogReporter(), run=settings.run, phase=PhaseName.EVALUATE.value, planned=1,
         sinks=(live.store_sink(store, progress_key(settings.run, PhaseName.EVALUATE.value)), *sinks),
@@ -101,7 +104,8 @@ def run(config: RunConfig, store_url: str | None = None, gate_run: promotion.Gat
         interval=interval)
     with recorder:
         judgement = promotion.judge(registry, config.game.key, version.id, config.promotion, gate_run,
-                                    config.game, progress=_gate_progress(recorder, config.promotion.games))
+                                    config.game, evidence=evidence,
+                                    progress=_gate_progress(recorder, config.promotion.games))
     awaiting, note = False, None
     if judgement.verdict is GateVerdict.PROMOTE:
         pinned = registry.champion(judgement.game).pinned_version
@@ -118,7 +122,8 @@ def run(config: RunConfig, store_url: str | None = None, gate_run: promotion.Gat
     report = store.put_bytes(report_key, json.dumps({
         "candidate": version.id, "champion_before": judgement.champion, "game": judgement.game,
         "verdict": judgement.verdict.value, "reasons": judgement.reasons, "statistics": judgement.statistics(),
-        "promotion": config.promotion.to_api()}, indent=2, default=str).encode(), {"run": settings.run})
+        "promotion": config.promotion.to_api(), "promotion_source": config.promotion_source.value},
+        indent=2, default=str).encode(), {"run": settings.run})
     statistics = judgement.decision.statistics
     metrics = {Metric.GAMES: float(statistics.get("games", 0))}
     if isinstance(statistics.get("score"), float):
@@ -130,6 +135,7 @@ def run(config: RunConfig, store_url: str | None = None, gate_run: promotion.Gat
                                   candidate, message, time.monotonic() - started)
     gate = judgement.gate_statistics()
     reasons = ([note] if note else []) + gate.reasons
-    gate = gate.model_copy(update={"report": report.uri, "awaiting_approval": awaiting, "reasons": reasons[:8]})
+    gate = gate.model_copy(update={"report": report.uri, "awaiting_approval": awaiting, "reasons": reasons[:8],
+                                   "gate_source": config.promotion_source})
     return outcome, gate
 

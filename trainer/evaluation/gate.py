@@ -17,6 +17,15 @@ A candidate becomes champion only when two independent checks pass:
    session under their thresholds (the guide's 10 ms and 50 MB by default),
    and, when measured, ONNX/torch move parity. A model that fails is rejected
    whatever its strength: it is not promotable.
+3. **No regression against fixed baselines** (optional, :func:`with_baselines`):
+   the candidate and the champion each play every baseline of the spec on the
+   same seeds; the paired score difference (candidate minus champion, one value
+   per seat-swapped pair, so the seeds' luck cancels) must not be significantly
+   below ``-maxRegression`` (one-sided 95% upper confidence bound, normal
+   approximation with the pairs' sample variance), and the candidate's own
+   score must not be significantly under ``minWinRate`` (Wilson 95% upper
+   bound). Only evidence of a regression rejects: too few games never do. This
+   is fishtest's non-regression idea with a fixed sample instead of an SPRT.
 
 This module decides and does nothing else: the tournament runner feeds it
 counts, the registry records its ``statistics`` in the champion's history.
@@ -25,11 +34,19 @@ counts, the registry records its ``statistics`` in the champion's history.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from ouroboros.contract.promotion import GateMethod, GateVerdict, ReadinessSpec, SprtSpec
+from ouroboros.contract.promotion import (
+    BaselineSpec,
+    BaselineStatistics,
+    GateMethod,
+    GateVerdict,
+    ReadinessSpec,
+    SprtSpec,
+)
 from ouroboros.trainer.evaluation import sprt as sequential
 from ouroboros.trainer.evaluation import stats
 
@@ -254,3 +271,77 @@ def decide_first(readiness: ReadinessReport, config: GateConfig) -> GateDecision
                        f"peak memory {readiness.peak_memory_mb:g} MB")
     verdict = GateVerdict.REJECT if failures else GateVerdict.PROMOTE
     return GateDecision(verdict, reasons, {**readiness.model_dump(exclude_none=True), "first_champion": True})
+
+
+REGRESSION_CONFIDENCE = 0.90
+"""Two-sided level whose upper end is the one-sided 95% bound of the baseline test (z = 1.645)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineResult:
+    """Half-points (0 to 4) of each seat-swapped pair against one baseline, seed by seed."""
+
+    spec: BaselineSpec
+    candidate: Sequence[int]
+    """The candidate's pairs. Shape [P]."""
+    champion: Sequence[int] | None = None
+    """The champion's pairs on the same seeds (None: there is no champion). Shape [P]."""
+
+    def __post_init__(self) -> None:
+        if not self.candidate:
+            raise ValueError(f"baseline {self.spec.player.value}: no games played")
+        if any(not 0 <= p <= 4 for p in self.candidate) or any(not 0 <= p <= 4 for p in self.champion or ()):
+            raise ValueError(f"baseline {self.spec.player.value}: pair half-points must lie in 0..4")
+        if self.champion is not None and len(self.champion) != len(self.candidate):
+            raise ValueError(f"baseline {self.spec.player.value}: the champion played {len(self.champion)} "
+                             f"pairs and the candidate {len(self.candidate)}; both must play the same seeds")
+
+
+def judge_baseline(result: BaselineResult) -> tuple[BaselineStatistics, str]:
+    """The non-regression check against one baseline (module docstring, point 3): statistics and one reason."""
+    spec, pairs = result.spec, len(result.candidate)
+    games = 2 * pairs
+    points = sum(result.candidate) / 2
+    score = points / games
+    wilson = stats.wilson_interval(points, games)
+    out = BaselineStatistics(player=spec.player.value, games=games, win_rate=round(score, 4),
+                             win_rate_upper=round(wilson.upper, 4), passed=True)
+    text = f"baseline {spec.player.value}: candidate {score:.3f}"
+    problems = []
+    if result.champion is not None:
+        diffs = [(c - h) / 4 for c, h in zip(result.candidate, result.champion, strict=True)]
+        mean = math.fsum(diffs) / pairs
+        champion = sum(result.champion) / 2 / games
+        upper = None
+        if pairs >= 2:
+            var = math.fsum((d - mean) ** 2 for d in diffs) / (pairs - 1)
+            upper = mean + stats.z_value(REGRESSION_CONFIDENCE) * math.sqrt(var / pairs)
+        out = out.model_copy(update={"champion_win_rate": round(champion, 4), "difference": round(mean, 4),
+                                     "difference_upper": None if upper is None else round(upper, 4)})
+        text += f", champion {champion:.3f} on the same seeds ({games} games): difference {mean:+.3f}"
+        if upper is None:
+            text += " (one pair: no variance to test)"
+        elif upper < -spec.max_regression:
+            problems.append(f"one-sided 95% upper bound {upper:+.3f} < -{spec.max_regression:.3f} allowed")
+        else:
+            text += f", one-sided 95% upper bound {upper:+.3f} >= -{spec.max_regression:.3f}"
+    else:
+        text += f" in {games} games"
+    if wilson.upper < spec.min_win_rate:
+        problems.append(f"Wilson 95% upper bound {wilson.upper:.3f} under the minimum {spec.min_win_rate:.3f}")
+    if problems:
+        return out.model_copy(update={"passed": False}), "regressed against " + text + ", " + "; ".join(problems)
+    return out, text + ": no regression"
+
+
+def with_baselines(decision: GateDecision, results: Sequence[BaselineResult]) -> GateDecision:
+    """``decision`` with the baseline checks added: a PROMOTE becomes REJECT when any baseline shows a
+    regression; every check's statistics go under ``statistics["baselines"]`` and its reason is appended."""
+    checks = [judge_baseline(r) for r in results]
+    if not checks:
+        return decision
+    failed = [why for s, why in checks if not s.passed]
+    reasons = [*failed, *decision.reasons, *(why for s, why in checks if s.passed)]
+    statistics = {**decision.statistics, "baselines": [s.model_dump(mode="json") for s, _ in checks]}
+    verdict = GateVerdict.REJECT if failed else decision.verdict
+    return GateDecision(verdict, reasons, statistics, continue_testing=decision.continue_testing and not failed)

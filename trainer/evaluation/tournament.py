@@ -24,6 +24,9 @@ module fixes *which* games are played independently of *how* they are played:
 
 Only strings cross process boundaries; the statistics come from `stats` and
 `sprt`, and :meth:`PairStats.gate_result` is what the promotion gate reads.
+With ``log_games`` every game is also recorded in the official CLI's JSONL
+format (:mod:`ouroboros.trainer.agents.gamelog`), players named as entrants,
+game ids derived from the line-up, the seed and the seat rotation.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import itertools
 import math
 import multiprocessing
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 
@@ -41,9 +45,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ouroboros.contract.promotion import SprtSpec
-from ouroboros.trainer.agents import arena
+from ouroboros.trainer.agents import arena, gamelog
 from ouroboros.trainer.agents import registry as agents
-from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.evaluation import gate, stats
 from ouroboros.trainer.evaluation import sprt as sequential
 
@@ -85,6 +89,8 @@ class TournamentConfig(BaseModel):
     ffa: bool = Field(False, description="All players in every game instead of pairwise duels.")
     sprt: SprtSpec | None = Field(None, description="Stop a duel once this SPRT decides.")
     min_games: int = Field(0, ge=0, description="No SPRT stop before this many games.")
+    log_games: bool = Field(False, description="Record every game as an official-CLI JSONL log "
+                            "(TournamentReport.game_logs; costs a JSON line per game and turn).")
 
 
 class PairStats(BaseModel):
@@ -97,6 +103,9 @@ class PairStats(BaseModel):
     draws: int
     losses: int
     pentanomial: list[int] | None = Field(None, description="LL, LD+DL, LW+DD+WL, DW+WD, WW pairs.")
+    pair_points: list[int] | None = Field(
+        None, exclude=True, description="Duels: half-points (0 to 4) of each seat-swapped pair, in seed order "
+        "(what a paired comparison of two players on the same seeds reads; left out of JSON reports).")
     score: float
     wilson_lower: float
     wilson_upper: float
@@ -106,14 +115,14 @@ class PairStats(BaseModel):
 
     @classmethod
     def of(cls, player: str, opponent: str, wdl: stats.WDL,
-           penta: stats.Pentanomial | None = None) -> PairStats:
+           penta: stats.Pentanomial | None = None, pair_points: list[int] | None = None) -> PairStats:
         """Statistics of one record (Elo from the pentanomial when there is one)."""
         wilson = stats.wilson_interval(wdl.points, wdl.games)
         elo = stats.elo_estimate(penta if penta is not None and penta.pairs else wdl)
         finite = lambda x: x if math.isfinite(x) else None  # noqa: E731 - JSON has no infinity
         return cls(player=player, opponent=opponent, games=wdl.games, wins=wdl.wins,
                    draws=wdl.draws, losses=wdl.losses,
-                   pentanomial=list(penta.counts) if penta is not None else None,
+                   pentanomial=list(penta.counts) if penta is not None else None, pair_points=pair_points,
                    score=wdl.score, wilson_lower=wilson.lower, wilson_upper=wilson.upper,
                    elo=finite(elo.elo), elo_lower=finite(elo.lower), elo_upper=finite(elo.upper))
 
@@ -175,6 +184,10 @@ class TournamentReport(BaseModel):
     sprt: SprtStats | None = None
     league: list[RatingRow] = Field(default_factory=list)
     ffa: list[FfaRow] = Field(default_factory=list)
+    game_logs: list[list[str]] = Field(
+        default_factory=list, exclude=True,
+        description="With log_games: each game's JSONL lines (duels and leagues: pairing by pairing, in seed "
+        "order; left out of JSON reports).")
 
 
 # -- one chunk, in a worker -----------------------------------------------------------------
@@ -189,15 +202,18 @@ class _Chunk:
     seeds: tuple[int, ...]  # one per group; each is played n_snakes times, rotated
     entropy: tuple[int, ...]  # seeds the chunk's generator
     max_turns: int
+    names: tuple[str, ...] = ()  # with log_games: the entrants' names (the logs' snake names)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Played:
-    """A chunk's games: outcome [G, n] int8 (seat p = specs[p]), survived [G, n], turns [G]."""
+    """A chunk's games: outcome [G, n] int8 (seat p = specs[p]), survived [G, n], turns [G];
+    with log_games, each game's JSONL lines."""
 
     outcome: np.ndarray
     survived: np.ndarray
     turns: np.ndarray
+    logs: tuple[tuple[str, ...], ...] = ()
 
 
 _PLAYERS: dict[tuple[str, ...], list] = {}
@@ -211,15 +227,29 @@ def _play(chunk: _Chunk, cache: dict[tuple[str, ...], list] | None = None) -> _P
     players = cache.get(chunk.specs)
     if players is None:
         players = cache[chunk.specs] = [agents.make_player(s) for s in chunk.specs]
-    seeds = np.repeat(np.asarray(chunk.seeds, np.int64), chunk.config.n_snakes)
+    n = chunk.config.n_snakes
+    seeds = np.repeat(np.asarray(chunk.seeds, np.int64), n)
     rng = np.random.default_rng(np.random.SeedSequence(list(chunk.entropy)))
-    result = arena.play_match(chunk.config, players, seeds, rng, max_turns=chunk.max_turns)
-    return _Played(result.outcome.copy(), result.survived().astype(np.int32), result.turns.copy())
+    log = None
+    if chunk.names:
+        ids = [game_id(chunk.names, int(s), g % n) for g, s in enumerate(seeds)]
+        log = gamelog.GameLog(chunk.config, gamelog.Roster.of(list(chunk.names)), ids)
+    result = arena.play_match(chunk.config, players, seeds, rng, max_turns=chunk.max_turns, observer=log)
+    logs = ()
+    if log is not None:
+        lines = log.finish(result.final, result.final.game_over(chunk.config.ruleset is Ruleset.SOLO))
+        logs = tuple(tuple(lines[g]) for g in range(len(seeds)))
+    return _Played(result.outcome.copy(), result.survived().astype(np.int32), result.turns.copy(), logs)
+
+
+def game_id(names: Sequence[str], seed: int, rotation: int) -> str:
+    """A stable UUID for the game of ``names`` (in seat order) on ``seed`` with starts rotated by ``rotation``."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ouroboros:tournament:{'|'.join(names)}:{seed}:{rotation}"))
 
 
 def _merge(parts: Sequence[_Played]) -> _Played:
     return _Played(*(np.concatenate([getattr(p, f) for p in parts])
-                     for f in ("outcome", "survived", "turns")))
+                     for f in ("outcome", "survived", "turns")), tuple(g for p in parts for g in p.logs))
 
 
 # -- records from outcomes ------------------------------------------------------------------
@@ -227,11 +257,15 @@ def _merge(parts: Sequence[_Played]) -> _Played:
 
 def duel_records(outcome: np.ndarray) -> tuple[stats.WDL, stats.Pentanomial]:
     """Seat 0's record from duel outcomes [G, 2] whose games 2k and 2k+1 are a pair."""
-    points = (outcome[:, 0].astype(np.float64) + 1) / 2  # LOSS -1, DRAW 0, WIN 1 -> 0, 1/2, 1
     wdl = stats.WDL(int((outcome[:, 0] == arena.WIN).sum()), int((outcome[:, 0] == arena.DRAW).sum()),
                     int((outcome[:, 0] == arena.LOSS).sum()))
-    halves = np.rint(2 * points.reshape(-1, 2).sum(axis=1)).astype(int)
-    return wdl, stats.Pentanomial(*np.bincount(halves, minlength=5).tolist())
+    return wdl, stats.Pentanomial(*np.bincount(pair_half_points(outcome), minlength=5).tolist())
+
+
+def pair_half_points(outcome: np.ndarray) -> np.ndarray:
+    """Seat 0's half-points (0 to 4) in each seat-swapped pair of duel outcomes [G, 2]. Shape [G // 2]."""
+    points = (outcome[:, 0].astype(np.float64) + 1) / 2  # LOSS -1, DRAW 0, WIN 1 -> 0, 1/2, 1
+    return np.rint(2 * points.reshape(-1, 2).sum(axis=1)).astype(int)
 
 
 def ffa_pair_record(outcome: np.ndarray, survived: np.ndarray, a: int, b: int) -> stats.WDL:
@@ -265,14 +299,17 @@ class _Runner:
             self.pool.shutdown(cancel_futures=True)
 
 
-def _chunks(config: GameConfig, specs: tuple[str, ...], settings: TournamentConfig, groups: int,
+def _chunks(config: GameConfig, line_up: Sequence[Entrant], settings: TournamentConfig, groups: int,
             tag: int) -> list[_Chunk]:
     """The chunks of one pairing: groups 0..groups-1 cut every ``chunk_groups`` seeds."""
+    specs = tuple(e.spec for e in line_up)
+    names = tuple(e.name for e in line_up) if settings.log_games else ()
     out = []
     for first in range(0, groups, settings.chunk_groups):
         last = min(groups, first + settings.chunk_groups)
         seeds = tuple(settings.seed + k for k in range(first, last))
-        out.append(_Chunk(config, specs, seeds, (settings.seed & 0xFFFFFFFF, tag, first), settings.max_turns))
+        out.append(_Chunk(config, specs, seeds, (settings.seed & 0xFFFFFFFF, tag, first), settings.max_turns,
+                          names))
     return out
 
 
@@ -315,7 +352,7 @@ def _ffa(line_up: list[Entrant], game: GameConfig, settings: TournamentConfig, r
     n = len(line_up)
     config = dataclasses.replace(game, n_snakes=n)
     groups = -(-settings.games // n)
-    played = _merge(runner.map(_chunks(config, tuple(e.spec for e in line_up), settings, groups, 0)))
+    played = _merge(runner.map(_chunks(config, line_up, settings, groups, 0)))
     rows, pairs = [], []
     for p, entrant in enumerate(line_up):
         out = played.outcome[:, p]
@@ -327,7 +364,7 @@ def _ffa(line_up: list[Entrant], game: GameConfig, settings: TournamentConfig, r
         record = ffa_pair_record(played.outcome, played.survived, a, b)
         pairs.append(PairStats.of(line_up[a].name, line_up[b].name, record))
     return {"mode": Mode.FFA, "games": len(played.turns), "mean_turns": float(played.turns.mean()),
-            "pairs": pairs, "ffa": rows, "league": _league(pairs)}
+            "pairs": pairs, "ffa": rows, "league": _league(pairs), "game_logs": [list(g) for g in played.logs]}
 
 
 def _pairings(line_up: list[Entrant], game: GameConfig, settings: TournamentConfig,
@@ -337,12 +374,12 @@ def _pairings(line_up: list[Entrant], game: GameConfig, settings: TournamentConf
     matchups = list(itertools.combinations(range(len(line_up)), 2))
     sprt_stats = None
     if settings.sprt is not None:
-        chunks = _chunks(config, (line_up[0].spec, line_up[1].spec), settings, groups, 0)
+        chunks = _chunks(config, line_up[:2], settings, groups, 0)
         kept, sprt_stats = _sequential(chunks, settings, runner, progress)
         results = {(0, 1): _merge(kept)}
     else:
         plan = [(m, c) for tag, m in enumerate(matchups)
-                for c in _chunks(config, (line_up[m[0]].spec, line_up[m[1]].spec), settings, groups, tag)]
+                for c in _chunks(config, (line_up[m[0]], line_up[m[1]]), settings, groups, tag)]
         played = runner.map([c for _, c in plan])
         results = {m: _merge([p for (mm, _), p in zip(plan, played, strict=True) if mm == m]) for m in matchups}
         if progress is not None:
@@ -350,11 +387,13 @@ def _pairings(line_up: list[Entrant], game: GameConfig, settings: TournamentConf
     pairs = []
     for (a, b), p in results.items():
         wdl, penta = duel_records(p.outcome)
-        pairs.append(PairStats.of(line_up[a].name, line_up[b].name, wdl, penta))
+        pairs.append(PairStats.of(line_up[a].name, line_up[b].name, wdl, penta,
+                                  pair_half_points(p.outcome).tolist()))
     turns = np.concatenate([p.turns for p in results.values()])
     return {"mode": Mode.DUEL if len(line_up) == 2 else Mode.LEAGUE, "games": len(turns),
             "mean_turns": float(turns.mean()), "pairs": pairs, "sprt": sprt_stats,
-            "league": _league(pairs) if len(line_up) > 2 else []}
+            "league": _league(pairs) if len(line_up) > 2 else [],
+            "game_logs": [list(g) for p in results.values() for g in p.logs]}
 
 
 def _sequential(chunks: list[_Chunk], settings: TournamentConfig, runner: _Runner,
