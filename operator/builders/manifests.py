@@ -68,7 +68,8 @@ def run_config(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC
     )
     spec = run.spec
     return RunConfig(run=identity, champion=spec.champion, game=spec.game, model=spec.model,
-                     phases=spec.phases, promotion=spec.promotion, storage=spec.storage,
+                     phases=spec.phases, initial_model=spec.initial_model, promotion=spec.promotion,
+                     storage=spec.storage,
                      self_play_workers=spec.self_play_workers, approval=approval)
 
 

@@ -28,6 +28,7 @@ from ouroboros.operator.resources.champion import ChampionSpec, ChampionStatus
 from ouroboros.operator.resources.common import Condition, ConditionStatus
 from ouroboros.operator.resources.trainingrun import (
     IMMUTABLE_SPEC_FIELDS,
+    OPTIONAL_IMMUTABLE_FIELDS,
     PhaseState,
     PhaseStatus,
     PromotionDecision,
@@ -187,7 +188,9 @@ TRAINING_RUN = CustomResource(
         _age(),
     ),
     spec_rules=tuple(
-        cel(f"self.{field} == oldSelf.{field}", f"spec.{field} is immutable once the run exists", f".{field}")
+        cel(f"self.{field} == oldSelf.{field}" if field not in OPTIONAL_IMMUTABLE_FIELDS else
+            f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+            f"spec.{field} is immutable once the run exists", f".{field}")
         for field in IMMUTABLE_SPEC_FIELDS
     ),
 )

@@ -8,6 +8,14 @@ egocentric), which is how a PPO Battlesnake briefly topped the global arena;
 the entropy bonus is not optional: a PPO snake without it collapsed into
 circling. Advantages use GAE (λ = 0.95) over each snake's own trajectory.
 
+**Expert iteration** (:mod:`.expert`): rows the neural search decided carry
+its visit distribution ``pi`` and root value. On those rows the policy loss is
+AlphaZero's cross-entropy ``-sum_a pi(a) log p(a)`` instead of the clipped
+surrogate (their move was the search's, not a sample of the policy, so the
+PPO ratio means nothing there), and the value target mixes the search's value
+into the return (``value_weight``). Rows without targets (and shards written
+before expert iteration existed) train by PPO exactly as before.
+
 Shapes: rows N in time order; minibatches of B rows.
 """
 
@@ -18,7 +26,7 @@ import torch
 
 from ouroboros.contract.vocabulary import Metric
 from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
-from ouroboros.trainer.learning.phases import policy
+from ouroboros.trainer.learning.phases import expert, policy
 from ouroboros.trainer.learning.phases.config import PhaseSettings
 
 
@@ -52,9 +60,18 @@ class RolloutData:
         self.move = torch.from_numpy(columns["move"].astype(np.int64))
         self.logp = torch.from_numpy(columns["logp"])
         self.mask = torch.from_numpy(columns["mask"].astype(bool))
+        n = len(adv)
+        searched = np.asarray(columns.get("searched", np.zeros(n, bool)), bool)
+        self.searched = torch.from_numpy(searched)
+        self.target = torch.from_numpy(np.asarray(columns.get("search_policy", np.zeros((n, 4), np.float32)),
+                                                  np.float32))
+        spec = settings.expert_iteration
+        if searched.any():
+            weight = spec.value_weight if spec is not None else expert.ExpertIterationSpec().value_weight
+            ret = expert.value_target(ret, np.asarray(columns["search_value"], np.float32), searched, weight)
         self.adv = torch.from_numpy(adv)
         self.ret = torch.from_numpy(ret)
-        self.rows = len(adv)
+        self.rows = n
 
 
 def steps_per_iteration(rows: int, settings: PhaseSettings) -> int:
@@ -73,11 +90,16 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
     logits = policy.masked_logits(logits, data.mask[idx])
     logp_all = torch.log_softmax(logits, dim=1)
     logp = logp_all.gather(1, data.move[idx, None])[:, 0]
+    searched = data.searched[idx]
+    sampled = ~searched
     adv = data.adv[idx]
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(idx) > 1 else adv
+    if int(sampled.sum()) > 1:  # normalise over the rows PPO trains on
+        adv = (adv - adv[sampled].mean()) / (adv[sampled].std() + 1e-8)
     ratio = torch.exp(logp - data.logp[idx])
     clipped = torch.clamp(ratio, 1 - settings.clip, 1 + settings.clip)
-    policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+    surrogate = -torch.min(ratio * adv, clipped * adv)
+    cross_entropy = -(data.target[idx] * torch.where(data.target[idx] > 0, logp_all, 0.0)).sum(1)
+    policy_loss = torch.where(searched, cross_entropy, surrogate).mean()
     probs = logp_all.exp()
     entropy = -(probs * torch.where(probs > 0, logp_all, torch.zeros_like(logp_all))).sum(1).mean()
     value_loss = torch.nn.functional.mse_loss(value[:, 0], data.ret[idx])
@@ -87,7 +109,11 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
     with torch.no_grad():
-        kl = (data.logp[idx] - logp).mean()
-        clip_frac = ((ratio - 1).abs() > settings.clip).float().mean()
-    return {Metric.POLICY_LOSS: policy_loss.item(), Metric.VALUE_LOSS: value_loss.item(),
-            Metric.ENTROPY: entropy.item(), Metric.APPROX_KL: float(kl), Metric.CLIP_FRACTION: float(clip_frac)}
+        on = sampled if sampled.any() else torch.ones_like(sampled)
+        kl = (data.logp[idx] - logp)[on].mean()
+        clip_frac = ((ratio - 1).abs() > settings.clip)[on].float().mean()
+        metrics = {Metric.POLICY_LOSS: policy_loss.item(), Metric.VALUE_LOSS: value_loss.item(),
+                   Metric.ENTROPY: entropy.item(), Metric.APPROX_KL: float(kl), Metric.CLIP_FRACTION: float(clip_frac)}
+        if searched.any():
+            metrics[Metric.SEARCH_POLICY_LOSS] = float(cross_entropy[searched].mean())
+    return metrics

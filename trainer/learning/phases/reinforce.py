@@ -2,12 +2,15 @@
 
 Each iteration ``i``:
 
-1. **rollout** (:mod:`.selfplay`): ``games`` games with the current network;
+1. **rollout** (:mod:`.selfplay`): ``games`` games with the current network
+   (with ``expert_iteration``, a share of its moves decided and labelled by the
+   neural search over it, :mod:`.expert`);
    each game's opponents are drawn by :func:`opponents`: the heuristic teacher
    (``heuristic_ratio``), random-safe (``random_ratio``), a frozen league
    snapshot (``league_ratio``), else the network itself on every seat. The rows are written as one replay shard
    whose cursor names the iteration and the optimiser step it starts at.
-2. **update** (:mod:`.ppo`): ``epochs`` passes of minibatch PPO over those
+2. **update** (:mod:`.ppo`): ``epochs`` passes of minibatch PPO (cross-entropy
+   to the search's visits on searched rows) over those
    rows, in a ResumableLoop (:func:`train`); after the iteration's last step
    the network is saved to the league, then a checkpoint records the
    iteration as done (``TrainState.iteration``).
@@ -34,7 +37,7 @@ from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import shards
 from ouroboros.trainer.learning.checkpoint import Checkpointer, ResumableLoop, TrainState
-from ouroboros.trainer.learning.phases import ppo, runner, selfplay
+from ouroboros.trainer.learning.phases import expert, ppo, runner, selfplay
 
 LEAGUE_SIZE = 6
 SHARD_COLUMNS = ("planes", "move", "logp", "v_old", "mask", "reward", "done", "traj", "value",
@@ -88,13 +91,15 @@ def rollout(ctx: runner.Context, net, it: int, start_step: int) -> tuple[dict, d
         game_config(run.game), games=phase.games, parallel=phase.parallel_games, max_turns=run.game.max_turns,
         seed=seed, assign=opponents(ctx, len(snaps) if snaps else 0),
         rng=np.random.default_rng([run.seed, it, run.worker, 1]), learner=net, snapshots=snaps,
-        labels=names, temperature=phase.temperature, progress=advance)
-    cols = {k: result.columns[k] for k in SHARD_COLUMNS} if result.rows else {}
+        labels=names, temperature=phase.temperature, progress=advance, expert_iteration=phase.expert_iteration)
+    kept = SHARD_COLUMNS + tuple(k for k in expert.TARGET_COLUMNS if k in result.columns)
+    cols = {k: result.columns[k] for k in kept} if result.rows else {}
     if cols:
         cols["game_id"] = cols["game_id"] + (it * 1_000_000 + run.worker) * 1_000
+        producer = "network+search" if phase.expert_iteration is not None else "network"
         writer = shards.ReplayWriter(ctx.store, run.run, ctx.name, worker=run.worker, shard_rows=1 << 30,
-                                     extra={"encoding": "planes-v1", "producer": "network"})
-        writer.add("network", cols, cursor={"iteration": it, "start_step": start_step,
+                                     extra={"encoding": "planes-v1", "producer": producer})
+        writer.add(producer, cols, cursor={"iteration": it, "start_step": start_step,
                                             "results": {k: v for k, v in result.results.items()}})
         writer.flush()
     return cols, result.results, time.monotonic() - started
@@ -118,6 +123,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     for it in range(state.iteration, iterations):
         cols, results, seconds = rollout(ctx, net, it, state.step)
         tally.played(ctx, it, results, len(cols.get("move", ())), seconds)
+        tally.count_searched(cols)
         if ctx.run.worker > 0:
             break
         t0, s0 = time.monotonic(), state.step
@@ -125,12 +131,17 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         tally.trained((state.step - s0) * phase.batch_size, time.monotonic() - t0)
     metrics: dict[str, float] = {
         Metric.GAMES: float(phase.games * iterations), Metric.STEPS: float(state.step), **tally.speeds(),
-        **{m: state.metrics[m] for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ENTROPY) if m in state.metrics},
+        **{m: state.metrics[m] for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ENTROPY,
+                                         Metric.SEARCH_POLICY_LOSS) if m in state.metrics},
+        **({Metric.SEARCHED_FRACTION: tally.searched / tally.rows} if tally.rows and phase.expert_iteration else {}),
         **win_rates(tally.results),
     }
     ckpt = checkpointer.list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
     message = f"{ctx.name}: {iterations} iterations of {phase.games} games, {state.step} PPO steps"
+    if phase.expert_iteration is not None:
+        message += (f", expert iteration ({tally.searched} of {tally.rows} positions searched at "
+                    f"{phase.expert_iteration.visits} visits)")
     return runner.finish(ctx, net, metrics, files, message, started)
 
 
@@ -173,6 +184,15 @@ class _Tally:
     play_seconds: float = 0.0
     samples: int = 0
     train_seconds: float = 0.0
+    rows: int = 0
+    """Learner rows of the iterations played or read."""
+    searched: int = 0
+    """Of them, rows with search targets (expert iteration)."""
+
+    def count_searched(self, cols: dict) -> None:
+        """Count an iteration's rows and those that carry search targets."""
+        self.rows += len(cols.get("move", ()))
+        self.searched += int(np.count_nonzero(cols["searched"])) if "searched" in cols else 0
 
     def played(self, ctx: runner.Context, it: int, results: dict[str, list[int]], rows: int,
                seconds: float) -> None:
