@@ -73,11 +73,11 @@ def train_arm(store: str, name: str, start_key: str, game: GameSpec, args, exper
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", type=float, default=240, help="CPU seconds of self_play per arm")
+    p.add_argument("--budget", type=float, default=300, help="CPU seconds of self_play per arm")
     p.add_argument("--games", type=int, default=32, help="self-play games per iteration")
     p.add_argument("--boot-games", type=int, default=300, help="heuristic games the start network imitates")
     p.add_argument("--fraction", type=float, default=0.25, help="expert arm: share of moves searched")
-    p.add_argument("--visits", type=int, default=16, help="expert arm: simulations per searched move")
+    p.add_argument("--visits", type=int, default=32, help="expert arm: simulations per searched move")
     p.add_argument("--eval-games", type=int, default=100, help="duels per pairing (vs the heuristic, head to head)")
     p.add_argument("--search-games", type=int, default=40, help="duels per arm against search-v1")
     p.add_argument("--search-ms", type=int, default=5, help="search-v1's budget per move")
