@@ -36,6 +36,7 @@ the contract.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -81,8 +82,6 @@ def load(store: ArtifactStore, spec: InitialModelSpec, network: networks.Network
 def read(store: ArtifactStore, where: str, sha256: str | None, field: str) -> bytes:
     """The bytes of a store key (verified against its sidecar when it has one) or of a URL,
     checked against ``sha256`` when given."""
-    import hashlib
-
     try:
         if "://" in where:
             with fsspec.open(where, "rb") as f:
@@ -127,7 +126,7 @@ def network_from_checkpoint(data: bytes, network: networks.NetworkConfig, field:
         raise InitialModelError(f"{field}: not a torch checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
         raise InitialModelError(f"{field}: not a network checkpoint (no 'model' state dict)")
-    section = networks._network_section(raw)
+    section = networks.network_section(raw)
     if section is not None:
         try:
             stored = networks.NetworkConfig.model_validate(section)
