@@ -208,6 +208,10 @@ def test_expert_rollouts_are_reproducible(tmp_path):
                           learner=net, expert_iteration=spec).columns for _ in range(2)]
     for key in ("move", "search_policy", "search_value", "searched"):
         np.testing.assert_array_equal(runs[0][key], runs[1][key])
+    torch_forward = selfplay.play(GameConfig(7, 7, 2), games=2, parallel=2, max_turns=20, seed=9,
+                                  assign=lambda i, rng: [selfplay.Seat.LEARNER] * 2, rng=np.random.default_rng(4),
+                                  learner=net, expert_iteration=spec, forward="torch").columns
+    assert torch_forward["searched"].any()  # the search also runs on the torch module itself (a GPU's path)
 
 
 def run_config(phases: list[dict]) -> RunConfig:

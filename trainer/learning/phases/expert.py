@@ -55,11 +55,14 @@ class Evaluator:
 
     def __init__(self, forward) -> None:
         self.forward = forward
+        params = forward.parameters() if isinstance(forward, torch.nn.Module) else iter(())
+        self.device = next(params, torch.empty(0)).device  # a torch network may live on a GPU
 
     @torch.no_grad()
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, value = self.forward(torch.from_numpy(np.ascontiguousarray(planes, np.float32)))
-        return logits.numpy(), value.numpy()
+        board = torch.from_numpy(np.ascontiguousarray(planes, np.float32)).to(self.device)
+        logits, value = self.forward(board)
+        return logits.float().cpu().numpy(), value.float().cpu().numpy()
 
 
 @dataclasses.dataclass(frozen=True)
