@@ -254,3 +254,28 @@ def test_ouro_train_flag_parses_options():
             train.expert_iteration(text)
     with pytest.raises(ValueError, match="expert_iteration applies only"):
         pc.phase_settings(PhaseName.HYBRID, games=1, expert_iteration=ExpertIterationSpec())
+
+
+def test_ouro_train_runs_expert_iteration_from_an_initial_model(tmp_path, capsys):
+    """`ouro train --expert-iteration ... --initial-model FILE`: the smoke preset's self_play
+    searches and records targets, starting from the given network; bad options exit 2."""
+    import json
+
+    from ouroboros.trainer.learning import onnx_export
+
+    smoke = train.PRESETS["smoke"]
+    given = tmp_path / "given.onnx"
+    given.write_bytes(onnx_export.to_onnx(networks.build_network(smoke.network, seed=11), 7, 7))
+    store = tmp_path / "store"
+    code = train.main(["--preset", "smoke", "--store", str(store), "--logdir", str(tmp_path / "tb"), "--run", "x",
+                       "--eval-games", "2", "--no-promote", "--json", "--expert-iteration", "visits=4,fraction=0.5",
+                       "--initial-model", str(given)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    self_play = next(p for p in summary["phases"] if p["phase"] == "self_play")
+    assert "expert iteration" in self_play["message"]
+    (ref,) = shards.list_shards(ArtifactStore(str(store)), "x", "self_play")
+    assert ref.meta.extra["producer"] == "network+search"
+    assert not shards.list_shards(ArtifactStore(str(store)), "x", "hybrid")[0].meta.extra["producer"].endswith("search")
+    assert train.main(["--preset", "smoke", "--store", str(store), "--expert-iteration", "visits=1"]) == 2
+    assert "--expert-iteration: visits" in capsys.readouterr().err
