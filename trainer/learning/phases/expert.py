@@ -120,8 +120,6 @@ class Expert:
     spec: ExpertIterationSpec
     forward: object
     """The rollout's frozen network (what the learner's moves come from)."""
-    searches: int = 0
-    """Searches run so far (for throughput figures)."""
 
     def __post_init__(self) -> None:
         self._search = nsearch.NeuralSearch(Evaluator(self.forward), ms=0, visits=self.spec.visits,
@@ -141,7 +139,6 @@ class Expert:
         for k, i in enumerate(chosen):
             result = self._search.search(config, state, int(games[i]), int(seats[i]))
             visits[k], values[k] = result.visits, result.value
-            self.searches += 1
         policy = visit_policy(visits, mask[chosen])
         ok = policy.sum(axis=1) > 0
         rows = chosen[ok]
