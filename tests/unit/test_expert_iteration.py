@@ -28,18 +28,10 @@ from ouroboros.trainer.learning.phases import config as pc
 from ouroboros.trainer.learning.phases import execute, expert, ppo, selfplay
 from ouroboros.trainer.observation import safety
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
 
 UP, DOWN, LEFT, RIGHT = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
 TINY_NET = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=2, channels=8)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def neutral(board: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,7 @@ from ouroboros.trainer.learning.checkpoint import Checkpointer
 from ouroboros.trainer.learning.phases import config as pc
 from ouroboros.trainer.learning.phases import execute, runner
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
 
 GAME = GameSpec(width=7, height=7, max_turns=30)
 SIMPLE = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=2, channels=8)
@@ -37,14 +37,6 @@ ARCHITECTURES = {
     "simple-groupnorm": SIMPLE.model_copy(update={"normalisation": Normalisation.GROUP, "groups": 2}),
     "simple-no-norm": SIMPLE.model_copy(update={"normalisation": Normalisation.NONE}),
 }
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def trained_looking(config: networks.NetworkConfig, seed: int = 1) -> networks.PolicyValueNet:
