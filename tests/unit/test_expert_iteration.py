@@ -271,3 +271,30 @@ def test_ouro_train_runs_expert_iteration_from_an_initial_model(tmp_path, capsys
     assert not shards.list_shards(ArtifactStore(str(store)), "x", "hybrid")[0].meta.extra["producer"].endswith("search")
     assert train.main(["--preset", "smoke", "--store", str(store), "--expert-iteration", "visits=1"]) == 2
     assert "--expert-iteration: visits" in capsys.readouterr().err
+
+
+def test_imitation_learns_the_search_distribution_where_the_window_has_one(monkeypatch):
+    """Bootstrap's imitation step: rows with search targets learn the visit distribution (LEFT
+    here), not the recorded one-hot move (UP). Symmetries are switched off so the target is fixed."""
+    from ouroboros.trainer.learning import replay
+    from ouroboros.trainer.learning.phases import imitation
+    from ouroboros.trainer.observation import encoding
+
+    monkeypatch.setattr(encoding, "augment", lambda planes, target, rng: (planes, target))
+    n = 64
+    target = np.tile(np.array([[0.1, 0.0, 0.8, 0.1]], np.float32), (n, 1))
+    cols = rollout_columns(n, np.ones(n, bool), target)
+    cols["move"] = np.zeros(n, np.int8)  # the move played: UP
+    cols["value"] = np.zeros(n, np.float32)
+    buffer = replay.ReplayBuffer(cols, ["k"], np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
+                                 replay.ReplayConfig(priority_alpha=0.0))
+    settings = pc.phase_settings(PhaseName.BOOTSTRAP, games=1, batch_size=n, learning_rate=0.01)
+    net = networks.build_network(TINY_NET, seed=0)
+    state = TrainState(net, torch.optim.Adam(net.parameters(), lr=0.01))
+    for s in range(30):
+        state.step = s
+        imitation.step(state, buffer, settings, seed=0)
+    net.eval()
+    with torch.no_grad():
+        probs = torch.softmax(net(torch.from_numpy(cols["planes"][:8].astype(np.float32)))[0], dim=1).numpy()
+    assert (probs.argmax(axis=1) == LEFT).all()
