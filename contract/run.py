@@ -21,13 +21,21 @@ from ouroboros.contract.schema import (
     API_VERSION,
     CEL_KEY,
     DNS_LABEL,
+    SHA256,
     ApiModel,
     Artifact,
     StatusModel,
     cel,
     section,
 )
-from ouroboros.contract.vocabulary import HEURISTIC_PHASES, ApprovalMode, Architecture, PhaseName
+from ouroboros.contract.vocabulary import (
+    EXPERT_ITERATION_PHASES,
+    HEURISTIC_PHASES,
+    ApprovalMode,
+    Architecture,
+    BootstrapTeacher,
+    PhaseName,
+)
 
 RUN_CONFIG_KEY = "run.json"
 """The ConfigMap key (and file name) of the run config."""
@@ -82,6 +90,43 @@ class ModelSpec(ApiModel):
         return self
 
 
+class ExpertIterationSpec(ApiModel):
+    """Training from search (expert iteration): the neural search's root statistics become targets.
+
+    A share of the learner's moves in self-play is decided by the neural search
+    (``agents/nsearch.py``, decoupled PUCT MCTS guided by the network being
+    trained); for those positions the search's visit distribution is the policy
+    target and its root value joins the game's outcome as the value target, as
+    AlphaZero (Silver et al. 2018), Expert Iteration (Anthony, Tian and Barber
+    2017) and KataGo (Wu 2019) train. The other moves are the network's own
+    samples and train by PPO, so ``fraction`` runs from plain PPO (near 0) to
+    AlphaZero-style training (1); searching only a share of the moves is
+    KataGo's *playout cap randomisation*.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    fraction: float = Field(
+        default=0.25, gt=0, le=1,
+        description="Share of the learner's moves decided by the search (their visit distribution is the "
+        "policy target); the rest are sampled from the network and train by PPO.",
+    )
+    visits: int = Field(
+        default=32, ge=2, le=4096,
+        description="Simulations per searched move (a cap, no time limit: the same games on any machine).",
+    )
+    value_weight: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Value target of a searched position: this share of the search's root value, the rest "
+        "the game's outcome (0: the outcome alone, as AlphaZero).",
+    )
+    c_puct: float = Field(default=1.5, gt=0, le=20, description="PUCT exploration constant of the search.")
+    temperature: float = Field(
+        default=1.0, ge=0, le=10,
+        description="A searched move is drawn from visits^(1/temperature); 0 plays the most-visited move.",
+    )
+
+
 class PhaseSpec(ApiModel):
     """One phase of a run and its own budget; unset knobs take the phase's defaults."""
 
@@ -93,6 +138,21 @@ class PhaseSpec(ApiModel):
                     "!has(self.heuristicRatio) || self.name in ['bootstrap', 'hybrid']",
                     "heuristicRatio applies only to the bootstrap and hybrid phases",
                     ".heuristicRatio",
+                ),
+                cel(
+                    "!has(self.expertIteration) || self.name in ['self_play', 'continuous']",
+                    "expertIteration applies only to the self_play and continuous phases",
+                    ".expertIteration",
+                ),
+                cel(
+                    "(!has(self.teacher) && !has(self.teacherMoveMs)) || self.name == 'bootstrap'",
+                    "teacher and teacherMoveMs apply only to the bootstrap phase",
+                    ".teacher",
+                ),
+                cel(
+                    "!has(self.teacherMoveMs) || (has(self.teacher) && self.teacher == 'search')",
+                    "teacherMoveMs needs teacher: search (the heuristic has no per-move budget)",
+                    ".teacherMoveMs",
                 ),
                 cel(
                     "self.name != 'evaluate' || (!has(self.epochs) && !has(self.learningRate) && !has(self.batchSize))",
@@ -140,12 +200,32 @@ class PhaseSpec(ApiModel):
         ge=1,
         description="Wall-clock limit of one attempt of this phase; overrides spec.activeDeadlineSeconds.",
     )
+    expert_iteration: ExpertIterationSpec | None = Field(
+        default=None,
+        description="Train from search (self_play, continuous): the neural search decides a share of the "
+        "learner's moves and its visit counts and values become the targets; unset: plain PPO.",
+    )
+    teacher: BootstrapTeacher | None = Field(
+        default=None,
+        description="Bootstrap: whose moves the network imitates: heuristic (the default, batched) or search "
+        "(the compiled alpha-beta search player, one game at a time, teacherMoveMs per move).",
+    )
+    teacher_move_ms: int | None = Field(
+        default=None, ge=1, le=10_000,
+        description="Bootstrap with teacher search: the search's budget per move in milliseconds (default 20).",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> PhaseSpec:
         """Mirror of the CEL rules."""
         if self.heuristic_ratio is not None and self.name not in HEURISTIC_PHASES:
             raise ValueError("heuristicRatio applies only to the bootstrap and hybrid phases")
+        if self.expert_iteration is not None and self.name not in EXPERT_ITERATION_PHASES:
+            raise ValueError("expertIteration applies only to the self_play and continuous phases")
+        if (self.teacher is not None or self.teacher_move_ms is not None) and self.name != PhaseName.BOOTSTRAP:
+            raise ValueError("teacher and teacherMoveMs apply only to the bootstrap phase")
+        if self.teacher_move_ms is not None and self.teacher is not BootstrapTeacher.SEARCH:
+            raise ValueError("teacherMoveMs needs teacher: search (the heuristic has no per-move budget)")
         if self.name == PhaseName.EVALUATE and (
             self.epochs is not None or self.learning_rate is not None or self.batch_size is not None
         ):
@@ -174,6 +254,64 @@ class LearnerSpec(ApiModel):
         description="Pods of each training phase's learner (a DDP group when above 1); the evaluate "
         "phase runs one pod. Generation (the teacher's or the rollouts' games) runs on rank 0.",
     )
+
+class InitialModelSpec(ApiModel):
+    """The network a run starts from instead of a freshly initialised one: exactly one source.
+
+    The first phase that would build a fresh network (bootstrap; or any phase
+    with no earlier phase of the run to start from) loads it instead; the
+    continuous phase takes it in place of the champion. Its architecture must
+    be the run's ``model`` and its board the run's ``game``, or the phase fails
+    naming what differs.
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            CEL_KEY: [
+                cel(
+                    "(has(self.registryVersion) ? 1 : 0) + (has(self.onnx) ? 1 : 0) + (has(self.checkpoint) ? 1 : 0)"
+                    " == 1",
+                    "initialModel: set exactly one of registryVersion, onnx and checkpoint",
+                ),
+                cel(
+                    "!has(self.sha256) || !has(self.registryVersion)",
+                    "initialModel.sha256 checks an onnx or checkpoint file; a registry version carries its own",
+                    ".sha256",
+                ),
+            ]
+        },
+    )
+
+    registry_version: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$",
+        description="A model version of the registry in the run's store (its training weights when the "
+        "version names them, else its ONNX file).",
+    )
+    onnx: str | None = Field(
+        default=None, min_length=1, max_length=1024,
+        description="An ONNX file with the project's contract (inputs 'board', outputs 'policy' and 'value'), "
+        "as exported by ouro export or a phase: a key in the run's store or a URL (file://, s3:// ...). "
+        "Its weights are loaded into the run's architecture and checked to give the same outputs.",
+    )
+    checkpoint: str | None = Field(
+        default=None, min_length=1, max_length=1024,
+        description="Network weights (a phase's models/PHASE.pt, a league snapshot) or a training "
+        "checkpoint (checkpoints/PHASE/step-N.pt): a key in the run's store or a URL.",
+    )
+    sha256: str | None = Field(
+        default=None, pattern=SHA256, description="Expected sha256 of the onnx or checkpoint file (checked).",
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> InitialModelSpec:
+        """Mirror of the CEL rules."""
+        if sum(x is not None for x in (self.registry_version, self.onnx, self.checkpoint)) != 1:
+            raise ValueError("initialModel: set exactly one of registryVersion, onnx and checkpoint")
+        if self.sha256 is not None and self.registry_version is not None:
+            raise ValueError(
+                "initialModel.sha256 checks an onnx or checkpoint file; a registry version carries its own")
+        return self
 
 
 class StorageSpec(ApiModel):
@@ -266,6 +404,9 @@ class RunConfig(ApiModel):
     game: GameSpec = Field(description="The game.")
     model: ModelSpec = Field(description="The network.")
     phases: list[PhaseSpec] = Field(min_length=1, description="All phases of the run, in order.")
+    initial_model: InitialModelSpec | None = Field(
+        default=None, description="Start from this network instead of a fresh one (unset: from scratch)."
+    )
     promotion: PromotionSpec = section(PromotionSpec, "The gate (resolved: the run's or its Champion's).")
     promotion_source: GateSource = Field(
         default=GateSource.TRAINING_RUN,

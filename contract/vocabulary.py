@@ -34,6 +34,18 @@ TRAINING_PHASES: tuple[PhaseName, ...] = tuple(p for p in PhaseName if p.trains)
 HEURISTIC_PHASES: tuple[PhaseName, ...] = (PhaseName.BOOTSTRAP, PhaseName.HYBRID)
 """Phases where the heuristic teacher plays (``heuristicRatio`` applies)."""
 
+EXPERT_ITERATION_PHASES: tuple[PhaseName, ...] = (PhaseName.SELF_PLAY, PhaseName.CONTINUOUS)
+"""Phases that can train from search (``expertIteration`` applies)."""
+
+
+class BootstrapTeacher(StrEnum):
+    """Whose moves the bootstrap phase imitates."""
+
+    HEURISTIC = "heuristic"
+    """The batched rule-based heuristic (``agents/heuristic.py``)."""
+    SEARCH = "search"
+    """The compiled alpha-beta search player (``agents/search.py``), with a budget per move."""
+
 
 class ApprovalMode(StrEnum):
     """Whether a candidate that passes the gate becomes champion at once or waits for a person
@@ -112,6 +124,10 @@ class Metric(StrEnum):
     """PPO's approximate KL divergence between the old and new policy."""
     CLIP_FRACTION = "clipFraction"
     """PPO: share of samples whose probability ratio was clipped."""
+    SEARCH_POLICY_LOSS = "searchPolicyLoss"
+    """Expert iteration: cross-entropy between the search's visit distribution and the policy."""
+    SEARCHED_FRACTION = "searchedFraction"
+    """Expert iteration: share of the learner's recorded positions that carry search targets."""
     WIN_RATE = "winRate"
     """The learner's score (wins + draws/2 per game) against every opponent that is not
     itself, pooled; for ``evaluate``, against the champion. Drives ``status.bestWinRate``."""

@@ -78,7 +78,8 @@ def run_config(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC
     else:
         gate, source = champion_gate or PromotionSpec(), GateSource.CHAMPION
     return RunConfig(run=identity, champion=spec.champion, game=spec.game, model=spec.model,
-                     phases=spec.phases, promotion=gate, promotion_source=source, storage=spec.storage,
+                     phases=spec.phases, initial_model=spec.initial_model, promotion=gate,
+                     promotion_source=source, storage=spec.storage,
                      self_play_workers=spec.self_play_workers, approval=approval)
 
 

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, model_validator
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.progress import RunProgress
 from ouroboros.contract.promotion import GateStatistics, PromotionSpec
-from ouroboros.contract.run import LearnerSpec, ModelSpec, PhaseSpec, StorageSpec
+from ouroboros.contract.run import InitialModelSpec, LearnerSpec, ModelSpec, PhaseSpec, StorageSpec
 from ouroboros.contract.schema import (
     CEL_KEY,
     DNS_LABEL,
@@ -152,6 +152,11 @@ class TrainingRunSpec(ApiModel):
     phases: list[PhaseSpec] = Field(
         min_length=1, max_length=10, description="Phases run in order, one Job each."
     )
+    initial_model: InitialModelSpec | None = Field(
+        default=None,
+        description="Start from an existing network (a registry version, an ONNX file with the contract, or a "
+        "checkpoint) instead of a fresh one; its architecture must match spec.model and its board spec.game.",
+    )
     promotion: PromotionSpec | None = Field(
         default=None,
         description="Gate the candidate must pass to become champion; unset: the Champion's spec.policy.gate "
@@ -210,7 +215,7 @@ class TrainingRunSpec(ApiModel):
 
 
 # Fields that define what the run trains; changing them mid-run would mix two runs.
-IMMUTABLE_SPEC_FIELDS = ("champion", "game", "model", "phases", "promotion", "storage")
+IMMUTABLE_SPEC_FIELDS = ("champion", "game", "model", "phases", "initialModel", "promotion", "storage")
 
 
 # ---------------------------------------------------------------------------

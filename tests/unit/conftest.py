@@ -35,3 +35,15 @@ def onnx_models(tmp_path_factory) -> list[bytes]:
         onnx_export.export(networks.build_network(config, seed=seed), path, height=7, width=7)
         models.append(path.read_bytes())
     return models
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread, as the commands set it (``RunSettings.threads``); the pool is
+    process-wide, so the count the session had is put back afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

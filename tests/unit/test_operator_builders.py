@@ -70,6 +70,17 @@ def test_config_map_holds_the_run_config():
     assert [p.name for p in config.phases] == [PhaseName.BOOTSTRAP, PhaseName.SELF_PLAY, PhaseName.EVALUATE]
 
 
+def test_run_config_carries_the_initial_model_and_phase_options():
+    run = make_run(initialModel={"registryVersion": "v7"},
+                   phases=[{"name": "bootstrap", "teacher": "search", "teacherMoveMs": 30},
+                           {"name": "self_play", "expertIteration": {"visits": 48}}])
+    config = RunConfig.model_validate(json.loads(manifests.config_map(run)["data"]["run.json"]))
+    assert config.initial_model.registry_version == "v7"
+    assert config.phases[0].teacher == "search" and config.phases[0].teacher_move_ms == 30
+    assert config.phases[1].expert_iteration.visits == 48
+    assert "initialModel" not in json.loads(manifests.config_map(make_run())["data"]["run.json"])
+
+
 def test_job_runs_the_phase_verb_with_the_mounted_config():
     settings = JobSettings(trainer_command=("/venv/bin/python", "-m", "ouroboros.trainer.commands.cli"))
     job = manifests.phase_job(make_run(), 1, 0, settings)

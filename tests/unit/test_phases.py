@@ -33,7 +33,7 @@ from ouroboros.trainer.learning.checkpoint import Checkpointer
 from ouroboros.trainer.learning.phases import config as pc
 from ouroboros.trainer.learning.phases import execute, ppo, runner
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]  # conftest
 
 TINY_NET = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=2, channels=8)
 
@@ -46,16 +46,6 @@ def tiny_run(store) -> pc.RunSettings:
 def tiny_phase(kind: PhaseName, **kw) -> pc.PhaseSettings:
     values = dict(games=4, parallel_games=4, batch_size=32, epochs=1, checkpoint_every=2)
     return pc.phase_settings(kind, **{**values, **kw})
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread, as the commands set it (``RunSettings.threads``); the pool is
-    process-wide, so the count the session had is put back afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def weights(net: torch.nn.Module) -> np.ndarray:

@@ -193,6 +193,22 @@ def test_window_spans_phases_and_only_loads_what_it_needs(store, monkeypatch):
     assert len(read) == 3  # the two oldest bootstrap shards are never read (nor decompressed)
 
 
+def test_a_window_across_producers_keeps_the_columns_they_share(store):
+    """Self-play shards carry columns teacher shards lack (logp, search targets): a window over both
+    loads their common columns instead of failing on the first shard without one."""
+    writer = shards.ReplayWriter(store, RUN, "self_play", 0, shard_rows=8)
+    extra = game(200)
+    extra["search_policy"] = np.full((4, 4), 0.25, np.float32)
+    writer.add("network+search", extra, cursor=1)
+    writer.flush()
+    write_games(store, range(2), phase="bootstrap")
+    buf = replay.ReplayBuffer.load(store, RUN, ["self_play", "bootstrap"], replay.ReplayConfig())
+    assert "search_policy" not in buf.columns and len(buf) == 12
+    assert buf.columns["policy"].shape == (12, 4)
+    only = replay.ReplayBuffer.load(store, RUN, ["self_play"], replay.ReplayConfig())
+    assert only.columns["search_policy"].shape == (4, 4)
+
+
 def test_quality_threshold_filters_inside_the_window(store):
     writer = shards.ReplayWriter(store, RUN, "bootstrap", shard_rows=8)
     for g in range(8):

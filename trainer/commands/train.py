@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.promotion import GateVerdict, PromotionSpec, ReadinessSpec
-from ouroboros.contract.vocabulary import PhaseName, win_rate_vs
+from ouroboros.contract.run import ExpertIterationSpec, InitialModelSpec
+from ouroboros.contract.vocabulary import EXPERT_ITERATION_PHASES, PhaseName, win_rate_vs
 from ouroboros.trainer.commands import _common
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import networks
@@ -152,11 +153,50 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--imitate", default=None, metavar="PHASES",
                    help="comma-separated replay folders of the run that bootstrap also imitates "
                         "(e.g. imported, after `ouro data import --run RUN`)")
+    p.add_argument("--expert-iteration", nargs="?", const="", default=None, metavar="OPTIONS",
+                   help="train self_play and continuous from search: the neural search decides a share of the "
+                        "learner's moves and its visits and values become targets; OPTIONS as "
+                        "fraction=0.25,visits=32,value_weight=0.5,c_puct=1.5,temperature=1 (those are the defaults)")
+    p.add_argument("--initial-model", default=None, metavar="MODEL",
+                   help="start from an existing network instead of a fresh one: registry:VERSION (in --store), "
+                        "an ONNX file with the contract (.onnx), or a checkpoint (.pt); a path or a URL")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _common.add_preflight_options(p)
     p.add_argument("--progress-every", type=float, default=15.0, metavar="SECONDS",
                    help="progress record (and, off a terminal, progress line) interval (default %(default)s, max 30)")
     return p
+
+
+def expert_iteration(text: str | None) -> ExpertIterationSpec | None:
+    """The ``--expert-iteration`` options (``key=value,...``, snake_case or camelCase) as a spec;
+    None when the flag is absent. ValueError naming the option otherwise."""
+    if text is None:
+        return None
+    options: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--expert-iteration: expected key=value, got {item!r}")
+        options[key.strip()] = value.strip()
+    try:
+        return ExpertIterationSpec.model_validate(options)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", lambda: [])()
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) or str(exc)
+        raise ValueError(f"--expert-iteration: {detail}") from None
+
+
+def initial_model(text: str | None) -> InitialModelSpec | None:
+    """The ``--initial-model`` argument as a spec: ``registry:VERSION``, else an ONNX file
+    (``.onnx``) or a checkpoint; a local path becomes a file:// URL."""
+    if not text:
+        return None
+    if text.startswith("registry:"):
+        return InitialModelSpec(registry_version=text.partition(":")[2])
+    url = text if "://" in text else Path(text).resolve().as_uri()
+    if "://" not in text and not Path(text).is_file():
+        raise ValueError(f"--initial-model: no such file: {text}")
+    return InitialModelSpec(onnx=url) if text.endswith(".onnx") else InitialModelSpec(checkpoint=url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,11 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"ouro train: {exc}", file=sys.stderr)
         return 2
+    try:
+        expert_spec = expert_iteration(args.expert_iteration)
+        initial = initial_model(args.initial_model)
+    except ValueError as exc:
+        print(f"ouro train: {exc}", file=sys.stderr)
+        return 2
     preset = PRESETS[args.preset]
     run_name = args.run or f"local-{args.preset}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     store_url = str(Path(args.store).resolve()) if "://" not in args.store else args.store
     run = pc.RunSettings(run=pc.run_id(run_name), store=store_url, game=preset.game,
-                         network=preset.network, seed=args.seed, threads=args.threads)
+                         network=preset.network, seed=args.seed, threads=args.threads, initial_model=initial)
     execute.configure_process(run)
     console = Console(stderr=True)
     local = store_url if "://" not in store_url else None
@@ -207,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                 phase = phase.model_copy(update={
                     "teacher": args.teacher or phase.teacher,
                     "imitate_phases": tuple(filter(None, (args.imitate or "").split(","))) or phase.imitate_phases})
+            if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
+                phase = phase.model_copy(update={"expert_iteration": expert_spec})
             outcome = execute.execute(run, phase, reporter, sinks=lines, interval=args.progress_every)
             outcomes.append(outcome)
             bars.console.print(f"[green]{phase.kind.value}[/] {outcome.seconds:.0f} s: {outcome.message}")

@@ -55,6 +55,7 @@ __all__ = [
     "build_network",
     "count_parameters",
     "load_checkpoint",
+    "network_section",
 ]
 
 
@@ -173,7 +174,7 @@ def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def _network_section(raw: dict) -> dict | None:
+def network_section(raw: dict) -> dict | None:
     """The network config inside a checkpoint payload: top-level ``network``, or the
     ``network``/``model`` section of its ``config`` (the phase config that
     :mod:`.checkpoint` saves)."""
@@ -201,7 +202,7 @@ def load_checkpoint(
         keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise ValueError(f"{path}: not a network checkpoint (no 'model' state dict; has {keys})")
     if config is None:
-        section = _network_section(raw)
+        section = network_section(raw)
         if section is None:
             raise ValueError(
                 f"{path}: the checkpoint does not say which network it holds; give its config"

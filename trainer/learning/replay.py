@@ -235,7 +235,9 @@ class ReplayBuffer:
     @classmethod
     def _concat(cls, chunks, config: ReplayConfig, skipped: list[str]) -> ReplayBuffer:
         keys = [ref.key for ref, _, _ in chunks]
-        names = list(chunks[0][1]) if chunks else list(shards.REQUIRED)
+        # Producers add columns of their own (PPO's logp, expert iteration's search targets): a
+        # window that spans producers keeps the columns they all have.
+        names = [n for n in chunks[0][1] if all(n in c for _, c, _ in chunks)] if chunks else list(shards.REQUIRED)
         columns = {}
         for name in names:  # one column at a time: peak memory is the window plus one column
             parts = [c[name] for _, c, _ in chunks]
@@ -244,6 +246,8 @@ class ReplayBuffer:
             )
             for _, c, _ in chunks:
                 del c[name]
+        for _, c, _ in chunks:  # the columns not every producer wrote
+            c.clear()
         shard_of = np.concatenate(
             [np.full(len(idx), i, np.int32) for i, (_, _, idx) in enumerate(chunks)] or [np.empty(0, np.int32)]
         )

@@ -12,12 +12,12 @@ TrainingRun spec leaves unset take the phase's defaults here
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.progress import store_run_id
-from ouroboros.contract.run import RunConfig
-from ouroboros.contract.vocabulary import PhaseName
+from ouroboros.contract.run import ExpertIterationSpec, InitialModelSpec, PhaseSpec, RunConfig
+from ouroboros.contract.vocabulary import EXPERT_ITERATION_PHASES, BootstrapTeacher, PhaseName
 from ouroboros.trainer.learning import networks
 
 
@@ -52,6 +52,8 @@ class PhaseSettings(BaseModel):
     imitate_phases: tuple[str, ...] = Field(
         (), description="Bootstrap: other replay folders of this run whose games join the imitation "
         "window, e.g. ('imported',) after `ouro data import --run RUN`; with games=0 only they are imitated.")
+    expert_iteration: ExpertIterationSpec | None = Field(
+        None, description="self_play, continuous: train from search (see `.expert`); None: plain PPO.")
 
     @field_validator("kind")
     @classmethod
@@ -59,6 +61,13 @@ class PhaseSettings(BaseModel):
         if not kind.trains:
             raise ValueError(f"{kind.value} is not a training phase")
         return kind
+
+    @model_validator(mode="after")
+    def _expert_phases(self) -> PhaseSettings:
+        if self.expert_iteration is not None and self.kind not in EXPERT_ITERATION_PHASES:
+            raise ValueError(f"expert_iteration applies only to the self_play and continuous phases, "
+                             f"not {self.kind.value}")
+        return self
 
 
 PHASE_DEFAULTS: dict[PhaseName, dict] = {
@@ -81,6 +90,8 @@ class RunSettings(BaseModel):
     seed: int = Field(0, description="Root seed: games, sampling and minibatches derive from it.")
     worker: int = Field(0, ge=0, description="This process's index among the self-play workers.")
     workers: int = Field(1, ge=1, description="Self-play workers; only worker 0 trains.")
+    initial_model: InitialModelSpec | None = Field(
+        None, description="The network the run starts from instead of a fresh one (see `runner.start_network`).")
     threads: int = Field(
         1, ge=0, description="torch intra-op threads (0: torch's default). 1 by default: on a shared "
         "CPU, OpenMP threads that wait for a busy core made a training step 5-50x slower.")
@@ -102,7 +113,7 @@ def run_settings(config: RunConfig) -> RunSettings:
     """What every phase of the run in ``config`` shares (id, store, game, network, seed)."""
     return RunSettings(run=run_id(config.run.name, config.run.namespace, config.run.uid), store=config.storage.url,
                        game=config.game, network=networks.NetworkConfig.from_spec(config.model),
-                       seed=_seed(config.run.uid or config.run.name))
+                       seed=_seed(config.run.uid or config.run.name), initial_model=config.initial_model)
 
 
 def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tuple[RunSettings, PhaseSettings]:
@@ -114,8 +125,22 @@ def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tupl
         kind, games=spec.games, iterations=spec.iterations, epochs=spec.epochs,
         learning_rate=spec.learning_rate, batch_size=spec.batch_size,
         heuristic_ratio=spec.heuristic_ratio, temperature=spec.temperature,
-        replay_window=spec.replay_window, parallel_games=min(256, spec.games))
+        replay_window=spec.replay_window, parallel_games=min(256, spec.games),
+        expert_iteration=spec.expert_iteration, teacher=teacher_spec(spec))
     return run, phase
+
+
+DEFAULT_TEACHER_MOVE_MS = 20
+"""The search teacher's budget per move when a spec leaves ``teacherMoveMs`` unset."""
+
+
+def teacher_spec(spec: PhaseSpec) -> str | None:
+    """The player spec of a bootstrap phase's ``teacher`` (None: the phase's default, the heuristic)."""
+    if spec.teacher is None:
+        return None
+    if spec.teacher is BootstrapTeacher.HEURISTIC:
+        return "heuristic"
+    return f"search:ms={spec.teacher_move_ms or DEFAULT_TEACHER_MOVE_MS}"
 
 
 def _seed(text: str) -> int:

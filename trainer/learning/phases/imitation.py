@@ -8,7 +8,9 @@ which multiplies the data by up to 8 for free: the rules have no preferred
 direction. The policy loss only ranks the moves that do not lose at once
 (the same mask the player applies), so no capacity goes to "walls kill".
 Samples come from the prioritised replay window; the value error sets the
-priorities, and the importance weights undo their bias.
+priorities, and the importance weights undo their bias. Where the window's
+positions carry a search's visit distribution (expert iteration's
+``search_policy``), that distribution is the target instead of the one move.
 """
 
 from __future__ import annotations
@@ -25,22 +27,29 @@ from ouroboros.trainer.learning.replay import ReplayBuffer
 from ouroboros.trainer.observation import encoding
 
 COLUMNS = ("planes", "move", "mask", "value")
+SEARCH_COLUMNS = ("search_policy", "searched")
+"""Expert iteration's policy targets (``.expert``), used where every shard of the window has them."""
 
 
 def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed: int,
          group: distributed.Group = distributed.SINGLE, model: torch.nn.Module | None = None) -> dict[str, float]:
     """One optimiser step on a batch of ``settings.batch_size`` rows (a ResumableLoop step_fn).
 
-    planes [B, C, H, W] -> logits [B, 4] vs one-hot(move) [B, 4]; value [B, 1] vs outcome [B].
-    In a learner ``group`` of several ranks, B is the global batch: every rank draws and augments
-    the same B rows and runs ``model`` (the DDP wrapper of ``state.model``) on its own slice
-    (``learning.distributed``); the priorities and metrics cover all B rows."""
+    planes [B, C, H, W] -> logits [B, 4] vs one-hot(move) [B, 4] (or the search's visit distribution
+    [B, 4] on rows that have one); value [B, 1] vs outcome [B]. In a learner ``group`` of several
+    ranks, B is the global batch: every rank draws and augments the same B rows and runs ``model``
+    (the DDP wrapper of ``state.model``) on its own slice (``learning.distributed``); the
+    priorities and metrics cover all B rows."""
     rng = step_rng(seed, state.step)
-    batch = buffer.sample(settings.batch_size, rng, COLUMNS)
+    soft = all(name in buffer.columns for name in SEARCH_COLUMNS)
+    batch = buffer.sample(settings.batch_size, rng, COLUMNS + (SEARCH_COLUMNS if soft else ()))
     cols = batch.columns
     n = len(cols["move"])
     target = np.zeros((n, 2, 4), np.float32)
     target[np.arange(n), 0, cols["move"].astype(np.int64)] = 1.0
+    if soft:  # positions a search labelled: its visit distribution instead of the one move
+        searched = cols["searched"].astype(bool)
+        target[searched, 0] = cols["search_policy"][searched]
     target[:, 1] = cols["mask"]
     planes, target = encoding.augment(cols["planes"].astype(np.float32), target, rng)
     part = group.rows(n)

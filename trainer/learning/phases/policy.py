@@ -42,6 +42,7 @@ class Decision:
     logp: np.ndarray  # float32 [N]: log-probability of the move under the masked policy
     value: np.ndarray  # float32 [N]: value estimate in [-1, 1]
     mask: np.ndarray  # bool [N, 4]: the moves that did not lose at once
+    log_probs: np.ndarray | None = None  # float32 [N, 4]: log-probabilities of all four moves
 
 
 @torch.no_grad()
@@ -62,7 +63,8 @@ def decide(net: networks.PolicyValueNet, planes: np.ndarray, mask: np.ndarray,
         cdf = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
         moves = np.minimum((cdf < rng.random((len(cdf), 1))).sum(axis=1), 3)
     logp = logp_all[np.arange(len(moves)), moves].astype(np.float32)
-    return Decision(moves.astype(np.int8), logp, value[:, 0].numpy().astype(np.float32), mask)
+    return Decision(moves.astype(np.int8), logp, value[:, 0].numpy().astype(np.float32), mask,
+                    logp_all.astype(np.float32))
 
 
 def observe(config: GameConfig, state: BatchState, games: np.ndarray, seats: np.ndarray,

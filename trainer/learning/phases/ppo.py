@@ -8,6 +8,14 @@ egocentric), which is how a PPO Battlesnake briefly topped the global arena;
 the entropy bonus is not optional: a PPO snake without it collapsed into
 circling. Advantages use GAE (λ = 0.95) over each snake's own trajectory.
 
+**Expert iteration** (:mod:`.expert`): rows the neural search decided carry
+its visit distribution ``pi`` and root value. On those rows the policy loss is
+AlphaZero's cross-entropy ``-sum_a pi(a) log p(a)`` instead of the clipped
+surrogate (their move was the search's, not a sample of the policy, so the
+PPO ratio means nothing there), and the value target mixes the search's value
+into the return (``value_weight``). Rows without targets (and shards written
+before expert iteration existed) train by PPO exactly as before.
+
 Shapes: rows N in time order; minibatches of B rows.
 """
 
@@ -19,7 +27,7 @@ import torch
 from ouroboros.contract.vocabulary import Metric
 from ouroboros.trainer.learning import distributed
 from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
-from ouroboros.trainer.learning.phases import policy
+from ouroboros.trainer.learning.phases import expert, policy
 from ouroboros.trainer.learning.phases.config import PhaseSettings
 
 
@@ -53,9 +61,18 @@ class RolloutData:
         self.move = torch.from_numpy(columns["move"].astype(np.int64))
         self.logp = torch.from_numpy(columns["logp"])
         self.mask = torch.from_numpy(columns["mask"].astype(bool))
+        n = len(adv)
+        searched = np.asarray(columns.get("searched", np.zeros(n, bool)), bool)
+        self.searched = torch.from_numpy(searched)
+        self.target = torch.from_numpy(np.asarray(columns.get("search_policy", np.zeros((n, 4), np.float32)),
+                                                  np.float32))
+        spec = settings.expert_iteration
+        if searched.any():
+            weight = spec.value_weight if spec is not None else expert.ExpertIterationSpec().value_weight
+            ret = expert.value_target(ret, np.asarray(columns["search_value"], np.float32), searched, weight)
         self.adv = torch.from_numpy(adv)
         self.ret = torch.from_numpy(ret)
-        self.rows = len(adv)
+        self.rows = n
 
 
 def steps_per_iteration(rows: int, settings: PhaseSettings) -> int:
@@ -74,10 +91,13 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
     rng = step_rng(seed, state.step)
     idx = torch.from_numpy(rng.choice(data.rows, size=min(settings.batch_size, data.rows), replace=False))
     n = len(idx)
+    searched_all = data.searched[idx]
+    sampled_all = ~searched_all
     adv = data.adv[idx]
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if n > 1 else adv
+    if int(sampled_all.sum()) > 1:  # normalise over the rows PPO trains on, all of the global batch
+        adv = (adv - adv[sampled_all].mean()) / (adv[sampled_all].std() + 1e-8)
     part = group.rows(n)
-    idx, adv = idx[part], adv[part]
+    idx, adv, searched = idx[part], adv[part], searched_all[part]
     net, opt = state.model, state.optimizer
     net.train()
     logits, value = (model or net)(data.planes[idx].float())
@@ -86,7 +106,10 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
     logp = logp_all.gather(1, data.move[idx, None])[:, 0]
     ratio = torch.exp(logp - data.logp[idx])
     clipped = torch.clamp(ratio, 1 - settings.clip, 1 + settings.clip)
-    policy_loss = group.mean(-torch.min(ratio * adv, clipped * adv), n)
+    surrogate = -torch.min(ratio * adv, clipped * adv)
+    # rows a search labelled (expert iteration) learn its visit distribution instead of the PPO surrogate
+    cross_entropy = -(data.target[idx] * torch.where(data.target[idx] > 0, logp_all, 0.0)).sum(1)
+    policy_loss = group.mean(torch.where(searched, cross_entropy, surrogate), n)
     probs = logp_all.exp()
     entropy = group.mean(-(probs * torch.where(probs > 0, logp_all, torch.zeros_like(logp_all))).sum(1), n)
     value_loss = group.mean((value[:, 0] - data.ret[idx]).square(), n)
@@ -96,11 +119,19 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
     with torch.no_grad():
-        kl = group.mean(data.logp[idx] - logp, n)
-        clip_frac = group.mean(((ratio - 1).abs() > settings.clip).float(), n)
-    values = np.array([policy_loss.item(), value_loss.item(), entropy.item(), float(kl), float(clip_frac)])
-    if group.distributed:  # each rank holds its share of the global mean: their sum / world is the mean
-        values = group.all_sum(values) / group.world
-    return {Metric.POLICY_LOSS: float(values[0]), Metric.VALUE_LOSS: float(values[1]),
-            Metric.ENTROPY: float(values[2]), Metric.APPROX_KL: float(values[3]),
-            Metric.CLIP_FRACTION: float(values[4])}
+        # KL and clip fraction over the rows PPO trained on (all rows when a search labelled every one)
+        on = (~searched if bool(sampled_all.any()) else torch.ones_like(searched)).float()
+        values = np.array([
+            policy_loss.item(), value_loss.item(), entropy.item(),  # this rank's share of each global mean
+            float(((data.logp[idx] - logp) * on).sum()), float((((ratio - 1).abs() > settings.clip) * on).sum()),
+            float(on.sum()), float((cross_entropy * searched).sum()), float(searched.sum())])
+    if group.distributed:
+        values = group.all_sum(values)
+        values[:3] /= group.world  # the ranks' shares of a global mean sum to world x the mean
+    ppo_rows = max(values[5], 1.0)
+    metrics = {Metric.POLICY_LOSS: float(values[0]), Metric.VALUE_LOSS: float(values[1]),
+               Metric.ENTROPY: float(values[2]), Metric.APPROX_KL: float(values[3] / ppo_rows),
+               Metric.CLIP_FRACTION: float(values[4] / ppo_rows)}
+    if values[7] > 0:
+        metrics[Metric.SEARCH_POLICY_LOSS] = float(values[6] / values[7])
+    return metrics

@@ -2,12 +2,15 @@
 
 Each iteration ``i``:
 
-1. **rollout** (:mod:`.selfplay`): ``games`` games with the current network;
+1. **rollout** (:mod:`.selfplay`): ``games`` games with the current network
+   (with ``expert_iteration``, a share of its moves decided and labelled by the
+   neural search over it, :mod:`.expert`);
    each game's opponents are drawn by :func:`opponents`: the heuristic teacher
    (``heuristic_ratio``), random-safe (``random_ratio``), a frozen league
    snapshot (``league_ratio``), else the network itself on every seat. The rows are written as one replay shard
    whose cursor names the iteration and the optimiser step it starts at.
-2. **update** (:mod:`.ppo`): ``epochs`` passes of minibatch PPO over those
+2. **update** (:mod:`.ppo`): ``epochs`` passes of minibatch PPO (cross-entropy
+   to the search's visits on searched rows) over those
    rows, in a ResumableLoop (:func:`train`); after the iteration's last step
    the network is saved to the league, then a checkpoint records the
    iteration as done (``TrainState.iteration``).
@@ -44,7 +47,7 @@ from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import distributed, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
-from ouroboros.trainer.learning.phases import ppo, runner, selfplay
+from ouroboros.trainer.learning.phases import expert, ppo, runner, selfplay
 
 log = logging.getLogger(__name__)
 
@@ -113,17 +116,19 @@ def rollout(ctx: runner.Context, net, it: int, start_step: int, play: bool = Tru
         game_config(run.game), games=phase.games, parallel=phase.parallel_games, max_turns=run.game.max_turns,
         seed=seed, assign=opponents(ctx, len(snaps) if snaps else 0),
         rng=np.random.default_rng([run.seed, it, run.worker, 1]), learner=net, snapshots=snaps,
-        labels=names, temperature=phase.temperature, progress=advance)
+        labels=names, temperature=phase.temperature, progress=advance, expert_iteration=phase.expert_iteration)
     seconds = time.monotonic() - started
-    cols = {k: result.columns[k] for k in SHARD_COLUMNS} if result.rows else {}
+    kept = SHARD_COLUMNS + tuple(k for k in expert.TARGET_COLUMNS if k in result.columns)
+    cols = {k: result.columns[k] for k in kept} if result.rows else {}
     merged = merge_workers(ctx, last=it == phase.iterations - 1) if run.worker == 0 and run.workers > 1 else []
     if cols:
         cols["game_id"] = cols["game_id"] + (it * 1_000_000 + run.worker) * 1_000
+        producer = "network+search" if phase.expert_iteration is not None else "network"
         writer = shards.ReplayWriter(ctx.store, run.run, ctx.name, worker=run.worker, shard_rows=1 << 30,
-                                     extra={"encoding": "planes-v1", "producer": "network"})
-        writer.add("network", cols, cursor={"iteration": it, "start_step": start_step,
-                                            "results": {k: v for k, v in result.results.items()},
-                                            "merged": [ref.key for ref in merged]})
+                                     extra={"encoding": "planes-v1", "producer": producer})
+        writer.add(producer, cols, cursor={"iteration": it, "start_step": start_step,
+                                           "results": {k: v for k, v in result.results.items()},
+                                           "merged": [ref.key for ref in merged]})
         writer.flush()
     joined, results = _join(ctx, [(cols, dict(result.results)), *merged])
     return joined, results, seconds, len(cols.get("move", ()))
@@ -216,6 +221,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         if not group.writes:
             cols, results, seconds, played = rollout(ctx, net, it, state.step, play=False)
         tally.played(ctx, it, results, played, seconds)
+        tally.count_searched(cols)
         if ctx.run.worker > 0:
             break
         t0, s0 = time.monotonic(), state.step
@@ -223,12 +229,17 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         tally.trained((state.step - s0) * phase.batch_size, time.monotonic() - t0)
     metrics: dict[str, float] = {
         Metric.GAMES: float(phase.games * iterations), Metric.STEPS: float(state.step), **tally.speeds(),
-        **{m: state.metrics[m] for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ENTROPY) if m in state.metrics},
+        **{m: state.metrics[m] for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ENTROPY,
+                                         Metric.SEARCH_POLICY_LOSS) if m in state.metrics},
+        **({Metric.SEARCHED_FRACTION: tally.searched / tally.rows} if tally.rows and phase.expert_iteration else {}),
         **win_rates(tally.results),
     }
     ckpt = checkpointer.list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
     message = f"{ctx.name}: {iterations} iterations of {phase.games} games, {state.step} PPO steps"
+    if phase.expert_iteration is not None:
+        message += (f", expert iteration ({tally.searched} of {tally.rows} positions searched at "
+                    f"{phase.expert_iteration.visits} visits)")
     records = {name: (w, d, lost) for name, (w, d, lost) in tally.results.items()}
     return runner.finish(ctx, net, metrics, files, message, started, records)
 
@@ -273,6 +284,15 @@ class _Tally:
     play_seconds: float = 0.0
     samples: int = 0
     train_seconds: float = 0.0
+    rows: int = 0
+    """Learner rows of the iterations played or read."""
+    searched: int = 0
+    """Of them, rows with search targets (expert iteration)."""
+
+    def count_searched(self, cols: dict) -> None:
+        """Count an iteration's rows and those that carry search targets."""
+        self.rows += len(cols.get("move", ()))
+        self.searched += int(np.count_nonzero(cols["searched"])) if "searched" in cols else 0
 
     def played(self, ctx: runner.Context, it: int, results: dict[str, list[int]], rows: int,
                seconds: float) -> None:

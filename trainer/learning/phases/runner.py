@@ -10,7 +10,10 @@ Artifacts of phase P of run R in the store::
 
 Start points: bootstrap from scratch, hybrid from bootstrap, self_play from
 hybrid (else bootstrap), continuous from the registry's champion (its
-version's metadata names the weights it was exported from).
+version's metadata names the weights it was exported from). A run with an
+``initial_model`` (a registry version, an ONNX file, a checkpoint:
+``learning.initial``) starts from it wherever it would start from scratch, and
+continuous takes it in place of the champion.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import torch
 from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
-from ouroboros.trainer.learning import distributed, networks, onnx_export
+from ouroboros.trainer.learning import distributed, initial, networks, onnx_export
 from ouroboros.trainer.learning.checkpoint import Checkpointer, TrainState
 from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 
@@ -136,7 +139,9 @@ def start_network(ctx: Context) -> networks.PolicyValueNet:
     """The network the phase starts from (module docstring)."""
     kind = ctx.phase.kind
     if kind is PhaseName.BOOTSTRAP:
-        return networks.build_network(ctx.run.network, seed=ctx.run.seed)
+        return initial_network(ctx)
+    if kind is PhaseName.CONTINUOUS and ctx.run.initial_model is not None:
+        return initial_network(ctx)
     if kind is PhaseName.CONTINUOUS:
         reg = model_registry.Registry(ctx.store)
         state = reg.champion(str(ctx.run.game.key))
@@ -155,8 +160,18 @@ def start_network(ctx: Context) -> networks.PolicyValueNet:
         if ctx.store.exists(key):
             log.info("%s: starting from %s", kind.value, key)
             return load_weights(ctx.store, key)
-    log.warning("%s: no earlier model in %s; starting from a fresh network", kind.value, ctx.store.url)
-    return networks.build_network(ctx.run.network, seed=ctx.run.seed)
+    if ctx.run.initial_model is None:
+        log.warning("%s: no earlier model in %s; starting from a fresh network", kind.value, ctx.store.url)
+    return initial_network(ctx)
+
+
+def initial_network(ctx: Context) -> networks.PolicyValueNet:
+    """The run's ``initial_model`` (``learning.initial``), else a fresh network of the run's seed."""
+    if ctx.run.initial_model is None:
+        return networks.build_network(ctx.run.network, seed=ctx.run.seed)
+    net = initial.load(ctx.store, ctx.run.initial_model, ctx.run.network, ctx.run.game)
+    log.info("%s: starting from the initial model %s", ctx.name, ctx.run.initial_model.to_api())
+    return net
 
 
 def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float],

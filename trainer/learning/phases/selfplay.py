@@ -28,6 +28,11 @@ In bootstrap the teacher's seats are recorded instead, with the teacher's
 move as the label; with probability ``explore`` the move actually played is a
 random safe one, so the data also shows the teacher's answer in positions its
 own play would not reach (DAgger's point, cheaply).
+
+With an ``expert`` (expert iteration, :mod:`.expert`) a share of the learner's
+moves is decided by the neural search over the rollout's network instead; those
+rows carry the search's visit distribution and value (columns
+``search_policy``, ``search_value``, ``searched``) as training targets.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.learning import inference, networks, replay
-from ouroboros.trainer.learning.phases import policy
+from ouroboros.trainer.learning.phases import expert, policy
 from ouroboros.trainer.observation import safety
 
 
@@ -69,7 +74,8 @@ class Rollout:
     """planes float16 [N, C, H, W], move int8 [N], logp / v_old float32 [N], mask uint8 [N, 4],
     reward float32 [N] (nonzero only on a trajectory's last row), done bool [N], traj int64 [N],
     value float32 [N] (the trajectory's final reward: the outcome), game_id int64, turn int32,
-    seat int8, quality float32."""
+    seat int8, quality float32; with an expert also search_policy float32 [N, 4], search_value
+    float32 [N] and searched bool [N] (:data:`.expert.TARGET_COLUMNS`)."""
     results: dict[str, list[int]]
     """opponent label -> [wins, draws, losses] of the learner (games with one opponent kind)."""
     games: int
@@ -99,6 +105,7 @@ def play(
     progress: Callable[[int], None] | None = None,
     forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME,
     teacher_player: Player | None = None,
+    expert_iteration: expert.ExpertIterationSpec | None = None,
 ) -> Rollout:
     """Play ``games`` games (seeds ``seed + i``), ``parallel`` at a time; record the learner's
     rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results.
@@ -108,13 +115,17 @@ def play(
     games that ended on a turn. ``forward``: what runs the networks (see `inference`: a
     frozen onnxruntime copy on the CPU by default; torch for networks on a GPU).
     ``teacher_player`` replaces the heuristic on the teacher's seats (any `Player`, e.g. the
-    search: its move, asked seat by seat, is the label)."""
+    search: its move, asked seat by seat, is the label). ``expert_iteration``: the learner's
+    moves are searched at that share, with targets recorded (:mod:`.expert`)."""
     solo = config.ruleset is Ruleset.SOLO
     if learner is not None:
         learner = inference.for_rollout(learner, config.height, config.width, forward)
     snapshots = [inference.for_rollout(net, config.height, config.width, forward) for net in snapshots]
+    searcher = None
+    if expert_iteration is not None and learner is not None:
+        searcher = expert.Expert(expert_iteration, learner)
     deciders = _Deciders(learner, tuple(snapshots), Heuristic(), temperature, explore, record_teacher,
-                         teacher_player)
+                         teacher_player, searcher)
     assign = _checked(assign, config.n_snakes, deciders)
     slots = _Slots.open(config, min(parallel, games), seed, assign, rng)
     record = _Record()
@@ -149,6 +160,8 @@ class _Deciders:
     """Record the teacher's seats (its own move as the label) instead of the learner's."""
     teacher_player: Player | None = None
     """Plays the teacher's seats instead of the batched heuristic (asked seat by seat)."""
+    expert: expert.Expert | None = None
+    """Decides a share of the learner's moves by search and labels them (expert iteration)."""
 
 
 def _checked(assign: Assign, n_snakes: int, deciders: _Deciders) -> Assign:
@@ -230,6 +243,8 @@ class _Rows:
     """float32 [N]: log-probability of the move (0 for the teacher)."""
     value: np.ndarray
     """float32 [N]: the network's value estimate (0 for the teacher)."""
+    search: expert.SearchTargets | None = None
+    """The expert's targets of the rows (expert iteration only)."""
 
 
 def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders: _Deciders,
@@ -249,9 +264,14 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
         if g.size:
             planes, mask = policy.observe(config, state, g, s, safe)
             d = policy.decide(deciders.learner, planes, mask, rng, deciders.temperature)
-            moves[g, s] = d.moves
+            chosen, logp, targets = d.moves, d.logp, None
+            if deciders.expert is not None:
+                targets = deciders.expert.decide(config, state, g, s, mask, rng)
+                chosen = np.where(targets.searched, targets.moves, d.moves).astype(np.int8)
+                logp = d.log_probs[np.arange(g.size), chosen].astype(np.float32)
+            moves[g, s] = chosen
             if not deciders.record_teacher:
-                rows = _Rows(g, s, planes, mask, d.moves, d.logp, d.value)
+                rows = _Rows(g, s, planes, mask, chosen, logp, d.value, targets)
     for k, net in enumerate(deciders.snapshots):
         g, s = np.nonzero(seated & (codes == Seat.SNAPSHOT + k))
         if g.size:
@@ -341,6 +361,7 @@ class _Record:
             "logp": rows.logp, "v_old": rows.value, "mask": rows.mask.astype(np.uint8),
             "traj": ids, "game_id": slots.game[rows.g].astype(np.int64),
             "turn": slots.state.turn[rows.g].astype(np.int32), "seat": rows.s.astype(np.int8),
+            **(rows.search.columns() if rows.search is not None else {}),
         })
         self.last_row.update(zip(ids.tolist(), range(self.rows, self.rows + ids.size), strict=True))
         self.rows += ids.size
