@@ -72,7 +72,7 @@ def agree(cluster, node_agent, namespace) -> dict:
         return status if (status.get("registryGeneration") == pointer.get("generation", 0)
                           and status.get("version") == pointer.get("version")
                           and status.get("pinnedVersion") == pointer.get("pinned_version")) else None
-    return wait_for(same, timeout=120, interval=0.5, what="Champion.status to agree with the store")
+    return wait_for(same, timeout=300, interval=0.5, what="Champion.status to agree with the store")
 
 
 def run_to_end(cluster, namespace, name, **spec):
@@ -176,7 +176,7 @@ def test_manual_approval_post_promotion_rollback_pin_and_unpin(cluster, namespac
     v1 = champion_status(cluster, namespace)["pending"]["version"]
     ouro_champion(cluster, namespace, "approve", "main", "--by", "ada")
     status = wait_for(lambda: (s := agree(cluster, node_agent, namespace)).get("version") == v1 and s,
-                      timeout=120, what="approved candidate in force")
+                      timeout=300, what="approved candidate in force")
     assert status["history"][0]["by"] == "ada" and status["history"][0]["run"] == "a"
     assert condition(status, "AwaitingApproval")["status"] == "False"
     approved = wait_for(lambda: (p := run_status(cluster, namespace, "a")["promotion"])["reason"] == "Approved" and p,
@@ -204,11 +204,11 @@ def test_manual_approval_post_promotion_rollback_pin_and_unpin(cluster, namespac
 
     ouro_champion(cluster, namespace, "rollback", "main", v2)  # pin v2 by hand
     status = wait_for(lambda: (s := agree(cluster, node_agent, namespace)).get("pinnedVersion") == v2 and s,
-                      timeout=120, what="pinned")
+                      timeout=300, what="pinned")
     assert status["version"] == v2 and condition(status, "Pinned")["status"] == "True"
     assert store_pointer(node_agent, namespace)["pinned_version"] == v2
     ouro_champion(cluster, namespace, "unpin", "main")
     status = wait_for(lambda: (s := agree(cluster, node_agent, namespace)).get("registryGeneration")
-                      and s.get("pinnedVersion") is None and s, timeout=120, what="unpinned")
+                      and s.get("pinnedVersion") is None and s, timeout=300, what="unpinned")
     assert status["version"] == v2 and condition(status, "Pinned")["status"] == "False"
     assert [e["reason"] for e in status["history"]][:2] == ["Unpinned", "Pinned"]

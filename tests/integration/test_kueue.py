@@ -147,7 +147,7 @@ def test_two_runs_share_a_queue_with_room_for_one(kube_cluster, namespace, queue
     cluster.kubectl("patch", "trainingrun", "first", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
     wait_for(lambda: phase(cluster, namespace, "first") == "Queued", timeout=60, what="first Queued again")
     (control / "release-hybrid").touch()
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/second", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/second", "-n", namespace, "--timeout=300s")
     cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/first", "-n", namespace, "--timeout=180s")
     assert len(list(control.glob("started-hybrid-*"))) == 3  # first's pod ran again after it was resumed
     for run in ("first", "second"):

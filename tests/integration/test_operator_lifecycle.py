@@ -71,7 +71,7 @@ def phase_jobs(cluster, namespace):
 def test_a_tiny_run_goes_through_every_phase(cluster, namespace, operator):
     op = operator([str(Path(sys.executable).parent / "ouro")])  # the console script, as in the image
     apply(cluster, namespace, tiny_run("tiny"))
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/tiny", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/tiny", "-n", namespace, "--timeout=300s")
     status = run_status(cluster, namespace, "tiny")
     assert status["phase"] == "Succeeded" and status["observedGeneration"] == 1
     assert [p["name"] for p in status["phases"]] == ALL_PHASES
@@ -117,7 +117,7 @@ def test_self_play_workers_run_as_an_indexed_job(cluster, namespace, operator):
         "wide", phases=("bootstrap", "self_play"), selfPlayWorkers=3,
         storage={"persistentVolumeClaim": "ouroboros-artifacts", "url": "file:///var/lib/ouroboros/artifacts/wide"},
     ))
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/wide", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/wide", "-n", namespace, "--timeout=300s")
     job = get(cluster, "job", namespace, "wide-1-self-play")
     assert job["spec"]["completionMode"] == "Indexed" and job["status"]["succeeded"] == 3
     assert get(cluster, "job", namespace, "wide-0-bootstrap")["spec"].get("completions", 1) == 1
@@ -146,7 +146,7 @@ def test_a_failing_phase_is_retried_then_the_run_fails(cluster, namespace, opera
     operator(command)
     apply(cluster, namespace, tiny_run("flaky", phases=("bootstrap", "hybrid", "self_play", "evaluate"),
                                        backoffLimit=1))
-    cluster.kubectl("wait", "--for=condition=Failed", "trainingrun/flaky", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Failed", "trainingrun/flaky", "-n", namespace, "--timeout=300s")
     status = run_status(cluster, namespace, "flaky")
     phases = status["phases"]
     assert [p["state"] for p in phases] == ["Succeeded", "Succeeded", "Failed", "Pending"]
@@ -189,7 +189,7 @@ def test_suspend_stops_the_running_phase_and_resume_continues(cluster, namespace
     assert phase_jobs(cluster, namespace) == ["pause-0-bootstrap", "pause-1-hybrid"]
     (control / "release-hybrid").touch()
     cluster.kubectl("patch", "trainingrun", "pause", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/pause", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/pause", "-n", namespace, "--timeout=300s")
     status = run_status(cluster, namespace, "pause")
     assert status["phases"][1]["attempts"] == 1  # resumed, not retried
     assert len(list(control.glob("started-hybrid-*"))) == 2  # the pod ran again after resuming
@@ -237,7 +237,7 @@ def test_killing_the_operator_mid_run_loses_nothing(cluster, namespace, operator
     third = operator(command)
     third.kill()
     operator(command)
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/crash", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/crash", "-n", namespace, "--timeout=300s")
     status = run_status(cluster, namespace, "crash")
     assert [p["attempts"] for p in status["phases"]] == [1, 1, 1, 1]
     assert all(p["state"] == "Succeeded" for p in status["phases"])
@@ -260,7 +260,7 @@ def test_repeated_kills_at_random_moments(cluster, namespace, operator, tmp_path
         op.kill()
         kills += 1
     operator(command)
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/chaos", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/chaos", "-n", namespace, "--timeout=300s")
     status = run_status(cluster, namespace, "chaos")
     assert [p["attempts"] for p in status["phases"]] == [1] * 5
     assert len(phase_jobs(cluster, namespace)) == 5
@@ -288,7 +288,7 @@ def test_the_operator_needs_no_more_than_its_cluster_role(cluster, namespace, op
     apply(cluster, namespace, tiny_run("rbac", phases=("hybrid", "evaluate"), suspend=True))
     cluster.kubectl("wait", "--for=condition=Suspended", "trainingrun/rbac", "-n", namespace, "--timeout=60s")
     cluster.kubectl("patch", "trainingrun", "rbac", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
-    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/rbac", "-n", namespace, "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Succeeded", "trainingrun/rbac", "-n", namespace, "--timeout=300s")
     assert [e["reason"] for e in events(cluster, namespace, "rbac")].count("PhaseSucceeded") == 2
     assert "Forbidden" not in op.log() and " 403" not in op.log()
 
@@ -305,7 +305,7 @@ def test_kubectl_wait_blocks_until_the_run_succeeds(cluster, namespace, operator
     apply(cluster, namespace, json.dumps(tiny_run("waited", phases=("bootstrap", "evaluate"), suspend=True)))
     waiter = subprocess.Popen(
         [str(cluster.bin_dir / "kubectl"), "wait", "--for=condition=Succeeded", "trainingrun/waited",
-         "-n", namespace, "--timeout=120s"],
+         "-n", namespace, "--timeout=300s"],
         env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     with pytest.raises(subprocess.TimeoutExpired):
