@@ -28,6 +28,7 @@ from ouroboros.contract.progress import (
     store_run_id,
     summarise,
 )
+from ouroboros.contract.run import STORE_FILESYSTEM_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def read_records(storage_url: str, run: str, phase: str) -> list[ProgressRecord]
     for another reason than not existing yet.
     """
     try:
-        fs, root = fsspec.core.url_to_fs(storage_url)
+        fs, root = fsspec.core.url_to_fs(storage_url, **STORE_FILESYSTEM_OPTIONS)
     except (ValueError, ImportError) as exc:
         raise ProgressUnavailable(f"storage URL {storage_url!r}: {exc}") from exc
     folder = posixpath.join(root.rstrip("/"), progress_prefix(run))

@@ -17,6 +17,8 @@ from datetime import datetime
 
 import fsspec
 
+from ouroboros.contract.run import STORE_FILESYSTEM_OPTIONS
+
 log = logging.getLogger(__name__)
 
 SHARD_SIDECAR = re.compile(r"runs/[^/]+/replay/[^/]+/shard-\d{4,}-\d{8,}\.npz\.meta\.json$")
@@ -25,7 +27,7 @@ SHARD_SIDECAR = re.compile(r"runs/[^/]+/replay/[^/]+/shard-\d{4,}-\d{8,}\.npz\.m
 def new_games_since(url: str, since: datetime | None) -> int:
     """Games in every run's replay shards in the store at ``url`` committed after ``since``
     (all when None). Sidecars that do not parse are skipped with a warning, as the trainer does."""
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = fsspec.core.url_to_fs(url, **STORE_FILESYSTEM_OPTIONS)
     base = f"{root.rstrip('/')}/runs"
     if not fs.exists(base):
         return 0

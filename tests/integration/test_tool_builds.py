@@ -42,7 +42,8 @@ def env_file(name: str) -> dict[str, str]:
 @pytest.fixture
 def fake_go(tmp_path) -> tuple[dict[str, str], Path]:
     """(env, builds log): PATH starts with a stand-in `go`; each `go build` appends a line to the log."""
-    versions = {**env_file("control-plane-versions.env"), **env_file("helm-version.env")}
+    versions = {**env_file("control-plane-versions.env"), **env_file("helm-version.env"),
+                **env_file("versitygw-version.env")}
     bin_dir, data = tmp_path / "fakebin", tmp_path / "fakedata"
     bin_dir.mkdir()
     data.mkdir()
@@ -58,7 +59,8 @@ def fake_go(tmp_path) -> tuple[dict[str, str], Path]:
     (data / "module.json").write_text(json.dumps({"GoMod": str(data / "go.mod"), "Info": str(data / "info.json")}))
     # What every built binary prints: each script's version check looks for its own text.
     banner = (f"{versions['HELM_VERSION']} Kubernetes {versions['KUBERNETES_VERSION']} "
-              f"Client Version: {versions['KUBERNETES_VERSION']} etcd Version: {versions['ETCD_VERSION'][1:]}")
+              f"Client Version: {versions['KUBERNETES_VERSION']} etcd Version: {versions['ETCD_VERSION'][1:]} "
+              f"Version  : {versions['VERSITYGW_VERSION']}")
     log = tmp_path / "builds.log"
     go = bin_dir / "go"
     go.write_text(textwrap.dedent(f"""\
@@ -93,6 +95,7 @@ def leftovers(root: Path) -> list[Path]:
 @pytest.mark.parametrize(("script", "binaries"), [
     ("build-helm.sh", ["helm"]),
     ("build-control-plane.sh", ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"]),
+    ("build-versitygw.sh", ["versitygw"]),
 ])
 def test_two_script_builds_at_once_build_once(fake_go, tmp_path, script, binaries):
     env, log = fake_go
