@@ -19,7 +19,6 @@ import posixpath
 from datetime import datetime
 
 import fsspec
-from pydantic import ValidationError
 
 from ouroboros.contract.progress import (
     ProgressRecord,
@@ -41,7 +40,9 @@ def read_records(storage_url: str, run: str, phase: str) -> list[ProgressRecord]
     """Every worker's record of `phase` of store run id `run`; bad records are skipped (logged).
 
     Raises ProgressUnavailable if the store's progress folder cannot be listed
-    for another reason than not existing yet.
+    for another reason than not existing yet, whatever the filesystem raises (an
+    operator without credentials for an s3:// store gets botocore's
+    NoCredentialsError, which is no OSError: it must not fail the reconcile).
     """
     try:
         fs, root = fsspec.core.url_to_fs(storage_url, **STORE_FILESYSTEM_OPTIONS)
@@ -52,7 +53,7 @@ def read_records(storage_url: str, run: str, phase: str) -> list[ProgressRecord]
         paths = [p for p in fs.ls(folder, detail=False) if posixpath.basename(p).startswith(f"{phase}-w")]
     except FileNotFoundError:
         return []
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - any backend's failure: OSError, botocore's NoCredentialsError, ...
         raise ProgressUnavailable(f"cannot list {folder}: {exc}") from exc
     records = []
     for path in sorted(paths):
@@ -61,7 +62,7 @@ def read_records(storage_url: str, run: str, phase: str) -> list[ProgressRecord]
         try:
             with fs.open(path, "rb") as f:
                 records.append(ProgressRecord.model_validate(json.loads(f.read())))
-        except (OSError, ValueError, ValidationError) as exc:
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, ValidationError, a backend's own
             log.warning("skipping unreadable progress record %s: %s", path, exc)
     return records
 

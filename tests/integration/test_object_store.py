@@ -30,8 +30,6 @@ from ouroboros.operator import replay
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.artifacts import store as st
 from ouroboros.trainer.commands import phase as phase_command
-from ouroboros.trainer.learning import shards
-from ouroboros.trainer.observability import progress
 from ouroboros.trainer.scheduling import data
 
 pytestmark = pytest.mark.integration
@@ -79,19 +77,15 @@ def test_a_corrupt_object_is_refused_and_never_downloaded(s3_server, s3_bucket, 
 def test_the_store_sees_what_other_processes_wrote_since_it_last_looked(s3_server, s3_bucket):
     url = f"s3://{s3_bucket}/store"
     store = st.ArtifactStore(url)
-    store.put_bytes("models/a/model.onnx", b"a")
-    assert store.list("models") == ["models/a/model.onnx"] and not store.exists("models/b/model.onnx")
-    assert store.read_json("champions/game.json") is None
+    store.put_bytes("models/v1/model.onnx", b"a")
+    assert store.list("models") == ["models/v1/model.onnx"] and not store.exists("models/v1/model.int8.onnx")
     other_process(f"""
         from ouroboros.trainer.artifacts.store import ArtifactStore
-        store = ArtifactStore({url!r})
-        store.put_bytes("models/b/model.onnx", b"b")
-        store.write_json("champions/game.json", {{"version": "b"}})
+        ArtifactStore({url!r}).put_bytes("models/v1/model.int8.onnx", b"b")
         """, s3_server_env(s3_server))
-    assert store.exists("models/b/model.onnx")
-    assert store.list("models") == ["models/a/model.onnx", "models/b/model.onnx"]
-    assert store.read_json("champions/game.json") == {"version": "b"}
-    assert st.ArtifactStore(url).get_bytes("models/b/model.onnx") == b"b"
+    assert store.exists("models/v1/model.int8.onnx")  # its folder was listed before: no stale answer
+    assert store.list("models") == ["models/v1/model.int8.onnx", "models/v1/model.onnx"]
+    assert store.get_bytes("models/v1/model.int8.onnx") == b"b"
 
 
 def test_a_champion_promoted_by_another_process_is_the_one_this_registry_serves(s3_server, s3_bucket, onnx_models,
@@ -117,46 +111,89 @@ def test_a_champion_promoted_by_another_process_is_the_one_this_registry_serves(
     assert content == onnx_models[1] and version.run == "r2"
 
 
-def test_the_operator_reads_progress_records_as_the_phase_rewrites_them(s3_bucket):
+def publish_progress(s3_server, url: str, worker: int, games: int, done: bool) -> None:
+    """A phase's worker publishing its progress record, in a process of its own (as in its pod)."""
+    other_process(f"""
+        from ouroboros.trainer.artifacts.store import ArtifactStore
+        from ouroboros.trainer.observability import progress
+        from ouroboros.contract.progress import progress_key, store_run_id
+
+        class Quiet:
+            def task(self, description, total):
+                return lambda n: None
+
+            def scalar(self, tag, value, step):
+                pass
+
+        key = progress_key(store_run_id("tiny", "ns", "0123456789abcdef"), "self_play", {worker})
+        recorder = progress.ProgressRecorder(Quiet(), run="tiny", phase="self_play", worker={worker}, planned=1,
+                                             sinks=(progress.store_sink(ArtifactStore({url!r}), key),))
+        recorder.task("self_play 1/1: games", 8)({games})
+        recorder.publish(done={done})
+        """, s3_server_env(s3_server))
+
+
+def test_the_operator_reads_progress_records_as_the_phase_workers_write_them(s3_server, s3_bucket):
+    """The operator's process lists the records again on every pass: a worker that starts late and a
+    record rewritten since the last pass are both seen."""
     url = f"s3://{s3_bucket}/store"
-    store = st.ArtifactStore(url)
     run = contract_progress.store_run_id("tiny", "ns", "0123456789abcdef")
-    key = contract_progress.progress_key(run, "hybrid")
-    recorder = progress.ProgressRecorder(_Quiet(), run="tiny", phase="hybrid", planned=1,
-                                         sinks=(progress.store_sink(store, key),))
-    assert operator_progress.read_records(url, run, "hybrid") == []
-    advance = recorder.task("hybrid 1/1: games", 8)
-    advance(2)
-    recorder.publish()
-    (first,) = operator_progress.read_records(url, run, "hybrid")
-    assert first.games == 2 and not first.done
-    advance(6)
-    recorder.publish(done=True)
-    (last,) = operator_progress.read_records(url, run, "hybrid")
-    assert last.games == 8 and last.done
-    now = datetime.now(UTC)
-    status = operator_progress.run_progress(url, "ns", "tiny", "0123456789abcdef", "hybrid", now)
-    assert status is not None and status.games == 8
+    assert operator_progress.read_records(url, run, "self_play") == []
+    publish_progress(s3_server, url, worker=0, games=2, done=False)
+    (first,) = operator_progress.read_records(url, run, "self_play")
+    assert (first.worker, first.games, first.done) == (0, 2, False)
+    publish_progress(s3_server, url, worker=1, games=3, done=False)
+    publish_progress(s3_server, url, worker=0, games=8, done=True)
+    records = operator_progress.read_records(url, run, "self_play")
+    assert [(r.worker, r.games, r.done) for r in records] == [(0, 8, True), (1, 3, False)]
+    status = operator_progress.run_progress(url, "ns", "tiny", "0123456789abcdef", "self_play", datetime.now(UTC))
+    assert status is not None and status.games == 11
 
 
-def test_the_data_trigger_counts_new_games_on_s3_as_the_trainer_does(s3_bucket):
+def test_the_data_trigger_counts_new_games_on_s3_as_the_trainer_does(s3_server, s3_bucket):
     url = f"s3://{s3_bucket}/store"
-    store = st.ArtifactStore(url)
     assert replay.new_games_since(url, None) == 0
 
-    def play(run: str, games: int) -> None:
-        writer = shards.ReplayWriter(store, run, "bootstrap", worker=0, shard_rows=1 << 20)
-        n = games * 2
-        writer.add("teacher", {"game_id": np.repeat(np.arange(games), 2), "turn": np.arange(n),
-                               "seat": np.zeros(n), "value": np.zeros(n), "quality": np.ones(n)})
-        writer.flush()
+    def play(run: str, games: int) -> None:  # a phase's worker committing one replay shard, in its own process
+        other_process(f"""
+            import numpy as np
+            from ouroboros.trainer.artifacts.store import ArtifactStore
+            from ouroboros.trainer.learning import shards
+            writer = shards.ReplayWriter(ArtifactStore({url!r}), {run!r}, "bootstrap", worker=0, shard_rows=1 << 20)
+            n = {games} * 2
+            writer.add("teacher", {{"game_id": np.repeat(np.arange({games}), 2), "turn": np.arange(n),
+                                   "seat": np.zeros(n), "value": np.zeros(n), "quality": np.ones(n)}})
+            writer.flush()
+            """, s3_server_env(s3_server))
 
     play("a", 3)
     assert replay.new_games_since(url, None) == data.new_games_since(url, None) == 3
-    play("b", 5)  # after the operator's last look: it must count them
+    play("a", 4)  # a second shard in a folder the operator has listed
+    play("b", 5)
     for since in (None, datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 1, 1, tzinfo=UTC)):
         assert replay.new_games_since(url, since) == data.new_games_since(url, since)
-    assert replay.new_games_since(url, None) == 8
+    assert replay.new_games_since(url, None) == 12
+
+
+@pytest.mark.parametrize("credentials", ["none", "wrong secret"])
+def test_an_operator_without_valid_credentials_reports_progress_unavailable(s3_server, s3_bucket, tmp_path,
+                                                                          credentials):
+    """Never an exception that would fail the run's reconcile: botocore's NoCredentialsError is no OSError."""
+    env = {k: v for k, v in s3_server_env(s3_server).items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env.update(HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true")  # no ~/.aws, no instance metadata
+    if credentials == "wrong secret":
+        env.update(AWS_ACCESS_KEY_ID=s3_server.access_key, AWS_SECRET_ACCESS_KEY="not-the-secret")
+    probe = f"""
+        from ouroboros.operator import progress
+        try:
+            progress.read_records("s3://{s3_bucket}/store", "run", "hybrid")
+        except progress.ProgressUnavailable as exc:
+            raise SystemExit("unavailable: " + str(exc))
+        """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"unavailable: cannot list {s3_bucket}/store/runs/run/progress: "), result.stderr
 
 
 def test_phase_preflight_names_the_store_it_cannot_write(s3_server, s3_bucket):
@@ -180,13 +217,3 @@ def test_phase_preflight_names_the_store_it_cannot_write(s3_server, s3_bucket):
 def s3_server_env(s3_server) -> dict[str, str]:
     """This environment with the AWS variables that reach the server."""
     return {**os.environ, **s3_server.env}
-
-
-class _Quiet:
-    """The inner reporter of a ProgressRecorder: shows nothing."""
-
-    def task(self, description, total):
-        return lambda n: None
-
-    def scalar(self, tag, value, step):
-        pass
