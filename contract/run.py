@@ -217,7 +217,9 @@ class StorageSpec(ApiModel):
         default=None,
         max_length=253,
         pattern=DNS_LABEL,
-        description="Secret whose keys become environment variables (object-store credentials).",
+        description="Secret whose keys become environment variables of every phase pod and registry Job "
+        "(envFrom): for s3:// the standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION and, "
+        "for an S3-compatible server, AWS_ENDPOINT_URL.",
     )
 
     @model_validator(mode="after")
