@@ -4,7 +4,8 @@ The server is the Versity S3 Gateway built from its Go module (tests/s3server.py
 clients find it through the standard AWS variables, as a pod does through its
 Secret. tests/unit/test_registry.py runs every store and registry behaviour on
 s3:// too; here is what only an object store shared by several processes shows:
-what the server really holds (an artifact and its sidecar, no temp objects),
+what the server really holds (an artifact and its sidecar, no temp objects, a
+multipart upload whole),
 a store that must see what other processes wrote since it last looked (s3fs
 caches listings by default: a reader that listed a folder once never saw a key
 written there later), and the operator's readers (progress records, the
@@ -48,7 +49,7 @@ def raw_keys(s3_server, bucket: str) -> list[str]:
 
 def test_the_server_holds_each_artifact_and_its_sidecar_and_no_temp_object(s3_server, s3_bucket):
     store = st.ArtifactStore(f"s3://{s3_bucket}/store")
-    payload = np.random.default_rng(0).bytes(6 << 20)  # over s3fs's 5 MiB: a multipart upload
+    payload = np.random.default_rng(0).bytes(56 << 20)  # over s3fs's 50 MiB block size: a multipart upload
     info = store.put_bytes("models/v1/model.onnx", payload, {"run": "r"})
     store.put_bytes("models/v1/model.onnx", payload[::-1])  # replaced whole
     store.write_json("champions/game.json", {"version": "v1"})
