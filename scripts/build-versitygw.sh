@@ -30,42 +30,17 @@ if [[ ${1:-} == --path ]]; then
   exit 0
 fi
 
-log() { printf '[build-versitygw] %s\n' "$*" >&2; }
-
+tool=versitygw
+binary=$gateway
+# shellcheck source=go-tool.sh
+source "$here/go-tool.sh"
 built() {
   [[ -x $gateway ]] || return 1
   local output
   output=$("$gateway" --version 2>&1) || return 1
   [[ $output == *"Version  : $VERSITYGW_VERSION"* ]]
 }
-
-if built; then
-  echo "$gateway"
-  exit 0
-fi
-
-mkdir -p "$dir/bin"
-exec 9>"$dir/.build.lock"
-if ! flock --nonblock 9; then
-  log "another build of versitygw $VERSITYGW_VERSION is running; waiting for it"
-  flock 9
-fi
-if built; then # the build we waited for made it
-  log "versitygw $VERSITYGW_VERSION already built in $dir/bin"
-  echo "$gateway"
-  exit 0
-fi
-
-start=$SECONDS
-work=$(mktemp -d "$dir/build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-log "go: $(go version); building versitygw $VERSITYGW_VERSION into $dir/bin"
-
-export CGO_ENABLED=0
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
-json_field() {
-  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
-}
+go_tool_prepare "$VERSITYGW_VERSION"
 
 # A throwaway module that requires the pinned release, so that the release's own
 # go.mod (not the newest of each dependency) decides every version.
@@ -81,9 +56,4 @@ released=$(json_field "$(json_field "$meta" Info)" Time)
 (cd "$work" && go list -deps github.com/versity/versitygw/cmd/versitygw >/dev/null)
 
 ldflags="-s -w -X main.Version=$VERSITYGW_VERSION -X main.BuildTime=$released -X main.Build=goproxy"
-partial=$(mktemp "$dir/bin/.versitygw.XXXXXX")
-(cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$partial" github.com/versity/versitygw/cmd/versitygw)
-chmod 0755 "$partial"
-mv -f "$partial" "$gateway"
-log "versitygw $VERSITYGW_VERSION built in $((SECONDS - start))s"
-echo "$gateway"
+go_tool_build github.com/versity/versitygw/cmd/versitygw "$ldflags"
