@@ -48,15 +48,24 @@ def credentials_secret(s3_server) -> dict:
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in s3_server.env.items()}}
 
 
-def test_a_run_trains_gates_and_promotes_through_an_s3_bucket(cluster, namespace, node_agent, s3_server, tmp_path):
+@pytest.mark.parametrize("operator_credentials", [True, False], ids=["operator-reads-the-bucket", "operator-without-credentials"])
+def test_a_run_trains_gates_and_promotes_through_an_s3_bucket(cluster, namespace, node_agent, s3_server, tmp_path,
+                                                               operator_credentials):
+    """With credentials of its own the operator reads the phases' progress records from the bucket;
+    without them (an operator deployed with no `extraEnv`), the run trains, gates and promotes all
+    the same and only its progress is unavailable, counted in a metric."""
     # pods can only get the endpoint and credentials from the Secret
     assert not set(s3_server.env) - {"AWS_DEFAULT_REGION"} & set(cluster.env)
     bucket = s3_server.create_bucket()
     url = f"s3://{bucket}/ouroboros"
     storage = {"url": url, "secretName": SECRET}
     apply(cluster, namespace, credentials_secret(s3_server))
-    operator = OperatorProcess(cluster, namespace, tmp_path, trainer_command=OURO,
-                               extra_env={**s3_server.env, "OURO_PROGRESS_SECONDS": "1"}).start()
+    # no instance-metadata lookups where there are no credentials: a machine outside a cloud has none
+    extra_env = {"OURO_PROGRESS_SECONDS": "1", "AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path),
+                 "AWS_ENDPOINT_URL": s3_server.endpoint}
+    if operator_credentials:
+        extra_env.update(s3_server.env)
+    operator = OperatorProcess(cluster, namespace, tmp_path, trainer_command=OURO, extra_env=extra_env).start()
     try:
         apply(cluster, namespace, champion(storage=storage, policy={"postPromotionCheck": {"games": 0}}))
         apply(cluster, namespace, tiny_run("s3run", phases=("bootstrap", "evaluate"), storage=storage))
@@ -90,9 +99,9 @@ def test_a_run_trains_gates_and_promotes_through_an_s3_bucket(cluster, namespace
         assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
         assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": SECRET}}]
         # while it ran, the operator read the phases' progress records from the bucket (each second)
-        # with the credentials of its own environment, and never failed to
-        assert not [line for line in operator.metrics().splitlines()
-                    if line.startswith("ouroboros_operator_progress_read_errors_total{")
-                    and 'name="s3run"' in line and not line.endswith(" 0.0")]
+        # with the credentials of its own environment and never failed to; without them, every read failed
+        errors = sum(float(line.rsplit(" ", 1)[1]) for line in operator.metrics().splitlines()
+                     if line.startswith("ouroboros_operator_progress_read_errors_total{") and 'name="s3run"' in line)
+        assert (errors == 0) if operator_credentials else (errors > 0), errors
     finally:
         operator.stop()
