@@ -42,6 +42,17 @@ RUN_CONFIG_KEY = "run.json"
 RESULT_MAX_BYTES = 4096
 """Kubernetes' limit on a container's termination message."""
 
+STORE_FILESYSTEM_OPTIONS: dict[str, bool] = {"use_listings_cache": False}
+"""fsspec options that every reader and writer of an artifact store opens it with.
+
+Other processes (each phase's pods, the operator, registry Jobs) write the
+same store, so a listing cached by this process goes stale: with s3fs's
+default listings cache, a process that once listed a folder neither lists nor
+``exists()`` a key written there later by another process (found against a
+real S3 server, tests/integration/test_object_store.py). Every listing and
+existence check therefore asks the store itself.
+"""
+
 
 class ModelSpec(ApiModel):
     """The policy/value network: its family and size (``learning.networks.NetworkConfig``)."""
@@ -365,7 +376,9 @@ class StorageSpec(ApiModel):
         default=None,
         max_length=253,
         pattern=DNS_LABEL,
-        description="Secret whose keys become environment variables (object-store credentials).",
+        description="Secret whose keys become environment variables of every phase pod and registry Job "
+        "(envFrom): for s3:// the standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION and, "
+        "for an S3-compatible server, AWS_ENDPOINT_URL.",
     )
 
     @model_validator(mode="after")

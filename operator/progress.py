@@ -19,7 +19,6 @@ import posixpath
 from datetime import datetime
 
 import fsspec
-from pydantic import ValidationError
 
 from ouroboros.contract.progress import (
     ProgressRecord,
@@ -28,6 +27,7 @@ from ouroboros.contract.progress import (
     store_run_id,
     summarise,
 )
+from ouroboros.contract.run import STORE_FILESYSTEM_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,12 @@ def read_records(storage_url: str, run: str, phase: str) -> list[ProgressRecord]
     """Every worker's record of `phase` of store run id `run`; bad records are skipped (logged).
 
     Raises ProgressUnavailable if the store's progress folder cannot be listed
-    for another reason than not existing yet.
+    for another reason than not existing yet, whatever the filesystem raises (an
+    operator without credentials for an s3:// store gets botocore's
+    NoCredentialsError, which is no OSError: it must not fail the reconcile).
     """
     try:
-        fs, root = fsspec.core.url_to_fs(storage_url)
+        fs, root = fsspec.core.url_to_fs(storage_url, **STORE_FILESYSTEM_OPTIONS)
     except (ValueError, ImportError) as exc:
         raise ProgressUnavailable(f"storage URL {storage_url!r}: {exc}") from exc
     folder = posixpath.join(root.rstrip("/"), progress_prefix(run))
@@ -51,7 +53,7 @@ def read_records(storage_url: str, run: str, phase: str) -> list[ProgressRecord]
         paths = [p for p in fs.ls(folder, detail=False) if posixpath.basename(p).startswith(f"{phase}-w")]
     except FileNotFoundError:
         return []
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - any backend's failure: OSError, botocore's NoCredentialsError, ...
         raise ProgressUnavailable(f"cannot list {folder}: {exc}") from exc
     records = []
     for path in sorted(paths):
@@ -60,7 +62,7 @@ def read_records(storage_url: str, run: str, phase: str) -> list[ProgressRecord]
         try:
             with fs.open(path, "rb") as f:
                 records.append(ProgressRecord.model_validate(json.loads(f.read())))
-        except (OSError, ValueError, ValidationError) as exc:
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, ValidationError, a backend's own
             log.warning("skipping unreadable progress record %s: %s", path, exc)
     return records
 

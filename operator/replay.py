@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import fsspec
 
 from ouroboros.contract.progress import ReplayUsage
+from ouroboros.contract.run import STORE_FILESYSTEM_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ SHARD_SIDECAR = re.compile(r"runs/[^/]+/replay/[^/]+/shard-\d{4,}-\d{8,}\.npz\.m
 def new_games_since(url: str, since: datetime | None) -> int:
     """Games in every run's replay shards in the store at ``url`` committed after ``since``
     (all when None). Sidecars that do not parse are skipped with a warning, as the trainer does."""
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = fsspec.core.url_to_fs(url, **STORE_FILESYSTEM_OPTIONS)
     base = f"{root.rstrip('/')}/runs"
     if not fs.exists(base):
         return 0

@@ -29,42 +29,17 @@ if [[ ${1:-} == --path ]]; then
   exit 0
 fi
 
-log() { printf '[build-helm] %s\n' "$*" >&2; }
-
+tool=helm
+binary=$helm
+# shellcheck source=go-tool.sh
+source "$here/go-tool.sh"
 built() {
   [[ -x $helm ]] || return 1
   local output
   output=$("$helm" version --short 2>&1) || return 1
   [[ $output == "$HELM_VERSION"* ]]
 }
-
-if built; then
-  echo "$helm"
-  exit 0
-fi
-
-mkdir -p "$dir/bin"
-exec 9>"$dir/.build.lock"
-if ! flock --nonblock 9; then
-  log "another build of helm $HELM_VERSION is running; waiting for it"
-  flock 9
-fi
-if built; then # the build we waited for made it
-  log "helm $HELM_VERSION already built in $dir/bin"
-  echo "$helm"
-  exit 0
-fi
-
-start=$SECONDS
-work=$(mktemp -d "$dir/build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-log "go: $(go version); building helm $HELM_VERSION into $dir/bin"
-
-export CGO_ENABLED=0
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
-json_field() {
-  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
-}
+go_tool_prepare "$HELM_VERSION"
 
 meta=$work/helm.json
 go mod download -json "helm.sh/helm/v3@$HELM_VERSION" >"$meta"
@@ -84,9 +59,4 @@ ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
 done
-partial=$(mktemp "$dir/bin/.helm.XXXXXX")
-(cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$partial" helm.sh/helm/v3/cmd/helm)
-chmod 0755 "$partial"
-mv -f "$partial" "$helm"
-log "helm $HELM_VERSION built in $((SECONDS - start))s"
-echo "$helm"
+go_tool_build helm.sh/helm/v3/cmd/helm "$ldflags"

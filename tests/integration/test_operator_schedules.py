@@ -59,8 +59,8 @@ def clock(tmp_path):
 def operator(cluster, namespace, tmp_path, clock):
     started = []
 
-    def start(real_clock=False):
-        env = {} if real_clock else {"OURO_CLOCK_FILE": str(clock.path)}
+    def start(real_clock=False, extra_env=None):
+        env = ({} if real_clock else {"OURO_CLOCK_FILE": str(clock.path)}) | (extra_env or {})
         proc = OperatorProcess(cluster, namespace, tmp_path, resync_seconds=1.0, extra_env=env).start()
         started.append(proc)
         return proc
@@ -166,11 +166,11 @@ def test_suspend_stops_it(cluster, namespace, operator, clock):
     assert runs(cluster, namespace) == []
 
 
-def _write_shards(store: Path, games: int) -> None:
+def _write_shards(store: str, games: int) -> None:
     from ouroboros.trainer.artifacts.store import ArtifactStore
     from ouroboros.trainer.learning import shards
 
-    writer = shards.ReplayWriter(ArtifactStore(str(store)), "worker-run", "self_play", shard_rows=1)
+    writer = shards.ReplayWriter(ArtifactStore(store), "worker-run", "self_play", shard_rows=1)
     for game in range(games):
         n = 3
         writer.add("heuristic", {"value": np.zeros(n), "game_id": np.full(n, game), "turn": np.arange(n),
@@ -178,12 +178,22 @@ def _write_shards(store: Path, games: int) -> None:
     writer.flush()
 
 
-def test_the_data_trigger_fires_after_shards_are_written(cluster, namespace, operator, clock, tmp_path):
-    store = tmp_path / "store"
-    store.mkdir()
-    operator()
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_the_data_trigger_fires_after_shards_are_written(cluster, namespace, operator, clock, tmp_path, request,
+                                                         backend):
+    """On a file:// store, and on an s3:// bucket of a real S3 server (tests/s3server.py) that the
+    operator reads with the credentials of its environment."""
+    if backend == "s3":
+        store = f"s3://{request.getfixturevalue('s3_bucket')}/store"  # AWS_* here point at the server
+        operator(extra_env=request.getfixturevalue("s3_server").env)
+        storage = {"url": store}
+    else:
+        (tmp_path / "store").mkdir()
+        store = str(tmp_path / "store")
+        operator()
+        storage = {"url": f"file://{store}", "mountPath": store}
     body = schedule(schedules=[], triggers={"data": {"minNewGames": 5, "cooldownSeconds": 3600}})
-    body["spec"]["template"]["spec"]["storage"] = {"url": f"file://{store}", "mountPath": str(store)}
+    body["spec"]["template"]["spec"]["storage"] = storage
     apply(cluster, namespace, body)
     wait_for(lambda: condition(status(cluster, namespace), "Ready"), timeout=60, what="conditions")
     _write_shards(store, 4)  # under the threshold

@@ -43,7 +43,7 @@ def env_file(name: str) -> dict[str, str]:
 def fake_go(tmp_path) -> tuple[dict[str, str], Path]:
     """(env, builds log): PATH starts with a stand-in `go`; each `go build` appends a line to the log."""
     versions = {**env_file("control-plane-versions.env"), **env_file("helm-version.env"),
-                **env_file("kueue-version.env")}
+                **env_file("kueue-version.env"), **env_file("versitygw-version.env")}
     bin_dir, data = tmp_path / "fakebin", tmp_path / "fakedata"
     bin_dir.mkdir()
     data.mkdir()
@@ -63,7 +63,8 @@ def fake_go(tmp_path) -> tuple[dict[str, str], Path]:
     (crds / "kueue.x-k8s.io_workloads.yaml").write_text("kind: CustomResourceDefinition\n")
     # What every built binary prints: each script's version check looks for its own text.
     banner = (f"{versions['HELM_VERSION']} Kubernetes {versions['KUBERNETES_VERSION']} "
-              f"Client Version: {versions['KUBERNETES_VERSION']} etcd Version: {versions['ETCD_VERSION'][1:]}")
+              f"Client Version: {versions['KUBERNETES_VERSION']} etcd Version: {versions['ETCD_VERSION'][1:]} "
+              f"Version  : {versions['VERSITYGW_VERSION']}")
     log = tmp_path / "builds.log"
     go = bin_dir / "go"
     go.write_text(textwrap.dedent(f"""\
@@ -99,6 +100,7 @@ def leftovers(root: Path) -> list[Path]:
     ("build-helm.sh", ["helm"]),
     ("build-kueue.sh", ["kueue"]),
     ("build-control-plane.sh", ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"]),
+    ("build-versitygw.sh", ["versitygw"]),
 ])
 def test_two_script_builds_at_once_build_once(fake_go, tmp_path, script, binaries):
     env, log = fake_go

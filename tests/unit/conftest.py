@@ -21,22 +21,6 @@ def store(request, tmp_path):
         store.fs.rm(store.root, recursive=True)
 
 
-@pytest.fixture(scope="session")
-def onnx_models(tmp_path_factory) -> list[bytes]:
-    """Two small, different, real ONNX models that honour the contract (cnn_simple 1x8 on 7x7,
-    seeds 0 and 1): what the registry's load check and the gate need to see."""
-    from ouroboros.trainer.learning import networks, onnx_export
-
-    folder = tmp_path_factory.mktemp("onnx-models")
-    config = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=1, channels=8)
-    models = []
-    for seed in (0, 1):
-        path = folder / f"m{seed}.onnx"
-        onnx_export.export(networks.build_network(config, seed=seed), path, height=7, width=7)
-        models.append(path.read_bytes())
-    return models
-
-
 @pytest.fixture
 def one_torch_thread():
     """One torch thread, as the commands set it (``RunSettings.threads``); the pool is

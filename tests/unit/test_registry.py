@@ -1,6 +1,7 @@
 """Artifact store, model registry and `ouro registry`: what a user relies on.
 
-Every behaviour is checked on a local directory and on ``memory://``: atomic
+Every behaviour is checked on a local directory, on ``memory://`` and on ``s3://`` against a
+real S3 server (versitygw, built from its Go module; those cases are also marked integration): atomic
 writes, sha256 verification, promotion history, rollback, pins, crash safety
 (a failure at the commit point of a pointer write leaves the old champion in
 force and loadable) and refusal of corrupt artifacts.
@@ -23,10 +24,13 @@ pytestmark = pytest.mark.unit
 GAME = "standard-11x11-2p"
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.integration)])
 def url(request, tmp_path):
     if request.param == "local":
         yield str(tmp_path / "registry")
+        return
+    if request.param == "s3":  # a real S3 server (versitygw, tests/s3server.py), a new bucket per test
+        yield f"s3://{request.getfixturevalue('s3_bucket')}/registry"
         return
     url = f"memory://test-{uuid.uuid4().hex}"
     yield url

@@ -44,6 +44,8 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from ouroboros.contract.run import STORE_FILESYSTEM_OPTIONS
+
 SIDECAR_SUFFIX = ".meta.json"
 CHUNK = 1 << 20
 _TEMPORARY = re.compile(r"\..+\.tmp-[0-9A-Za-z]+")
@@ -110,12 +112,15 @@ def _chunks(source: bytes | str | os.PathLike[str] | BinaryIO) -> Iterator[bytes
 class ArtifactStore:
     """An artifact store rooted at ``url`` (a path or any fsspec URL).
 
-    ``storage_options`` go to fsspec (e.g. ``anon=True`` or ``endpoint_url`` for S3).
+    ``storage_options`` go to fsspec (e.g. ``anon=True`` or ``endpoint_url`` for S3), after
+    the project's ``STORE_FILESYSTEM_OPTIONS`` (no listings cache: other processes write
+    the same store). An S3 store takes its endpoint and credentials from the environment
+    as boto does (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``).
     """
 
     def __init__(self, url: str | os.PathLike[str], **storage_options: Any) -> None:
         self.url = str(url)
-        self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
+        self.fs, root = fsspec.core.url_to_fs(self.url, **{**STORE_FILESYSTEM_OPTIONS, **storage_options})
         self.root = root.rstrip("/")
 
     def __repr__(self) -> str:
