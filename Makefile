@@ -10,10 +10,13 @@ export OURO_CACHE ?= $(HOME)/.cache/ouroboros
 
 .PHONY: setup demo test unit lint bench clean cluster-demo cluster-down
 
-$(BIN)/ouro: pyproject.toml setup.py
+# The images' exact pins constrain the dev install too: the same versions everywhere, and pip's
+# resolver never backtracks through hundreds of botocore releases (s3fs pins it; unconstrained,
+# the resolution took over 15 minutes).
+$(BIN)/ouro: pyproject.toml setup.py requirements/trainer.txt requirements/operator.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
-	$(BIN)/pip install --quiet -e '.[dev,operator,trainer]'
+	$(BIN)/pip install --quiet -e '.[dev,operator,trainer]' -c requirements/trainer.txt -c requirements/operator.txt
 	@touch $@
 
 setup: $(BIN)/ouro
