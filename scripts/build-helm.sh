@@ -41,18 +41,10 @@ built() {
 }
 go_tool_prepare "$HELM_VERSION"
 
-meta=$work/helm.json
-go mod download -json "helm.sh/helm/v3@$HELM_VERSION" >"$meta"
-release_mod=$(json_field "$meta" GoMod)
+go_tool_module helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 # The client-go minor version helm was built against is the Kubernetes version
 # it assumes when there is no cluster to ask (helm's Makefile does the same).
 k8s_minor=$(awk '$1 == "k8s.io/client-go" {print $2}' "$release_mod" | cut -d. -f2)
-{
-  echo "module ouroboros.local/helm-build"
-  grep -E '^(go|godebug|toolchain) ' "$release_mod"
-  echo "require helm.sh/helm/v3 $HELM_VERSION"
-} >"$work/go.mod"
-(cd "$work" && go list -deps helm.sh/helm/v3/cmd/helm >/dev/null)
 
 ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
@@ -60,3 +52,4 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
 done
 go_tool_build helm.sh/helm/v3/cmd/helm "$ldflags"
+go_tool_finish

@@ -42,18 +42,9 @@ built() {
 }
 go_tool_prepare "$VERSITYGW_VERSION"
 
-# A throwaway module that requires the pinned release, so that the release's own
-# go.mod (not the newest of each dependency) decides every version.
-meta=$work/versitygw.json
-go mod download -json "github.com/versity/versitygw@$VERSITYGW_VERSION" >"$meta"
-release_mod=$(json_field "$meta" GoMod)
-released=$(json_field "$(json_field "$meta" Info)" Time)
-{
-  echo "module ouroboros.local/versitygw-build"
-  grep -E '^(go|godebug) ' "$release_mod"
-  echo "require github.com/versity/versitygw $VERSITYGW_VERSION"
-} >"$work/go.mod"
-(cd "$work" && go list -deps github.com/versity/versitygw/cmd/versitygw >/dev/null)
+go_tool_module github.com/versity/versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw
+released=$(json_field "$release_info" Time)
 
 ldflags="-s -w -X main.Version=$VERSITYGW_VERSION -X main.BuildTime=$released -X main.Build=goproxy"
 go_tool_build github.com/versity/versitygw/cmd/versitygw "$ldflags"
+go_tool_finish
