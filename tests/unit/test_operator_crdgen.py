@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import pytest
 import yaml
 
@@ -12,7 +14,12 @@ pytestmark = pytest.mark.unit
 
 def test_committed_crds_match_the_generator():
     stale = crdgen.stale()
-    assert not stale, f"regenerate with `python -m ouroboros.operator.crdgen`: {stale}"
+    if stale:  # the first difference, so a failure says what changed
+        path = stale[0]
+        old = path.read_text().splitlines(True) if path.exists() else []
+        diff = "".join(list(difflib.unified_diff(old, crdgen.outputs()[path].splitlines(True), str(path),
+                                                 "generated"))[:60])
+        pytest.fail(f"regenerate with `python -m ouroboros.operator.crdgen`: {stale}\n{diff}")
 
 
 def test_check_mode_reports_stale_files(tmp_path, capsys):
