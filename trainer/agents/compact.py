@@ -216,3 +216,15 @@ def to_batch(rules: Rules, positions: list[Position], turns: list[int]) -> Batch
             state.food[g, low.bit_length() - 1] = True
             food ^= low
     return state
+
+
+def obstacles(bit: list[int], snakes) -> int:
+    """Cells that stay occupied after the coming move: every body minus its tail, unless the tail
+    is stacked (just ate) and stays; ``bit`` is the geometry's cell -> bit table, ``snakes`` the
+    position's snakes (None for the dead)."""
+    obst = 0
+    for s in snakes:
+        if s is not None:
+            body = s[0]
+            obst |= s[1] if len(body) >= 2 and body[-1] == body[-2] else s[1] & ~bit[body[-1]]
+    return obst

@@ -278,7 +278,7 @@ class _Tree:
         for node in nodes:
             node.value = np.full(len(node.pos[0]), -1.0)
             snakes = node.pos[0]
-            obstacles = _obstacles(self.rules, snakes)
+            obstacles = compact.obstacles(self.rules.geo.bit, snakes)
             for s in node.seats:
                 node.value[s] = float(values[at, 0])
                 moves = _safe_moves(self.rules, snakes[s], obstacles) or [0]
@@ -294,17 +294,6 @@ class _Tree:
                 node.n.append([0] * len(moves))
                 node.w.append([0.0] * len(moves))
                 at += 1
-
-
-def _obstacles(rules: compact.Rules, snakes) -> int:
-    """Cells that stay occupied after the coming move (bodies minus moving tails)."""
-    bit = rules.geo.bit
-    obst = 0
-    for s in snakes:
-        if s is not None:
-            body = s[0]
-            obst |= s[1] if len(body) >= 2 and body[-1] == body[-2] else s[1] & ~bit[body[-1]]
-    return obst
 
 
 def _safe_moves(rules: compact.Rules, snake, obstacles: int) -> list[int]:

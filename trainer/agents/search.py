@@ -301,13 +301,7 @@ class _Search:
 
     def obstacles(self, snakes) -> int:
         """Cells that stay occupied after the coming move (bodies minus moving tails)."""
-        bit = self.geo.bit
-        obst = 0
-        for s in snakes:
-            if s is not None:
-                body = s[0]
-                obst |= s[1] if len(body) >= 2 and body[-1] == body[-2] else s[1] & ~bit[body[-1]]
-        return obst
+        return compact.obstacles(self.geo.bit, snakes)
 
     def safe_moves(self, snakes, i: int, obstacles: int) -> list[int]:
         """Moves of snake i that stay on the board and off bodies, best history first."""
