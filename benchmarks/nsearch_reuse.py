@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -44,6 +45,35 @@ def _describe(name: str, results: list[nsearch.SearchResult]) -> str:
             f"visits per move, {share:.0%} of moves inherited a tree")
 
 
+def _kept_nodes(player: nsearch.NeuralSearch) -> int:
+    """Nodes in the subtrees a reusing player keeps."""
+    stack = [child for _, child in player.kept._children.values()]
+    count = 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        stack.extend(node.children.values())
+    return count
+
+
+def tree_memory(model: str, visits: int, seed: int) -> tuple[int, int]:
+    """(nodes, bytes) a reusing player keeps after one ``visits``-descent search of an 11x11 duel position
+    40 turns into a heuristic game (bytes traced by tracemalloc; onnxruntime warmed up first)."""
+    from benchmarks.players import midgame_states
+
+    config = GameConfig(11, 11, 2)
+    state = midgame_states(config, 2, 40, seed)
+    player = nsearch.NeuralSearch(model, ms=0, visits=visits, reuse=True)
+    player.search(config, state, 1, 0)  # warm-up: the session's buffers
+    player.kept = type(player.kept)(nsearch.MAX_KEPT_ROOTS, nsearch.MAX_KEPT_NODES)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    player.search(config, state, 0, 0)
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return _kept_nodes(player), kept
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.nsearch_reuse", description=__doc__.split("\n\n")[0])
@@ -52,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--games", type=int, default=20, help="duels, rounded up to seat-swapped pairs (default %(default)s)")
     p.add_argument("--seed", type=int, default=500, help="first seed (default %(default)s)")
     p.add_argument("--max-turns", type=int, default=300, help="a game reaching it is a draw (default %(default)s)")
+    p.add_argument("--memory-visits", type=int, default=256,
+                   help="descents of the search whose kept tree is weighed (default %(default)s)")
     args = p.parse_args(argv)
 
     config = GameConfig(11, 11, 2)
@@ -61,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seed + np.repeat(np.arange(pairs), 2)
     print(f"nsearch tree reuse: {args.model}, {args.ms:g} ms per move, {len(seeds)} seat-swapped 11x11 duels, "
           f"commit {_commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before")
+    nodes, kept = tree_memory(args.model, args.memory_visits, args.seed)
+    print(f"memory: one {args.memory_visits}-descent search keeps {nodes} nodes, {kept / 1e6:.2f} MB "
+          f"({kept / max(nodes, 1) / 1e3:.2f} kB a node); a player keeps at most {nsearch.MAX_KEPT_ROOTS} "
+          f"searches and {nsearch.MAX_KEPT_NODES} nodes")
+    if args.games <= 0:
+        return 0
     started = time.monotonic()
     result = arena.play_match(config, [reuse, fresh], seeds, np.random.default_rng(args.seed),
                               max_turns=args.max_turns)

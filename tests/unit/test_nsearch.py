@@ -260,19 +260,29 @@ def test_a_position_the_tree_did_not_predict_is_searched_afresh(onnx_file):
         registry.make_player(f"nsearch:model={onnx_file},ms=20,reuse=maybe")
 
 
-def test_a_whole_game_reuses_and_keeps_a_bounded_memory(onnx_file, monkeypatch):
-    """Seat-swapped games against the greedy player with food spawning off: most turns reuse, and the
-    player keeps at most MAX_KEPT_ROOTS searches whatever the number of games."""
+@pytest.mark.parametrize(("roots", "nodes", "ample"), [(6, 10**6, True), (3, 10**6, False), (10**6, 150, False)])
+def test_a_whole_game_reuses_and_keeps_a_bounded_memory(onnx_file, monkeypatch, roots, nodes, ample):
+    """Six games at once (three seat-swapped pairs) against the greedy player, food spawning off: with room
+    for every game's tree most turns reuse; with less (fewer searches or nodes kept than the batch needs)
+    the player stays within its bounds and plays on."""
     from ouroboros.trainer.agents import arena
 
-    monkeypatch.setattr(nsearch, "MAX_KEPT_ROOTS", 3)
+    monkeypatch.setattr(nsearch, "MAX_KEPT_ROOTS", roots)
+    monkeypatch.setattr(nsearch, "MAX_KEPT_NODES", nodes)
     config = GameConfig(7, 7, 2, Ruleset.STANDARD, GameMap.STANDARD, NO_SPAWN)
     player = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=48)
-    assert player.kept.limit == 3
+    assert (player.kept.limit, player.kept.max_nodes) == (roots, nodes)
+    high = 0
+
+    def watch(*args):
+        nonlocal high
+        high = max(high, player.kept.nodes)
+
     arena.play_match(config, [player, registry.make_player("greedy")], np.repeat(np.arange(3), 2),
-                     np.random.default_rng(0), max_turns=40)
+                     np.random.default_rng(0), max_turns=40, observer=watch)
     searched = [r for r in player.results if r.simulations]
     reused = [r for r in searched if r.reused]
-    assert len(reused) > len(searched) // 2, (len(reused), len(searched))
     assert all(sum(r.visits) == r.reused + r.simulations for r in searched)
-    assert len(player.kept) <= 3
+    assert len(player.kept) <= roots and high <= nodes
+    if ample:
+        assert len(reused) > len(searched) // 2, (len(reused), len(searched))

@@ -30,7 +30,9 @@ takes the matching child, dropping its siblings. A position the tree did not
 predict (food spawned, hazards moved, another game) finds nothing and
 searches afresh, so reuse never changes what is searched, only how much is
 already known. At most `MAX_KEPT_ROOTS` searches are kept (oldest dropped),
-which bounds the memory of a server or a batch of games.
+and at most `MAX_KEPT_NODES` nodes, which bounds the memory of a server
+or a batch of games (a batch whose trees do not fit loses reuse, not
+correctness).
 
 **Batched evaluation.** Each round descends `batch` times with a virtual
 loss on the moves taken (so the descents spread out, as in AlphaGo's
@@ -67,6 +69,9 @@ VIRTUAL_LOSS = 1.0
 MAX_KEPT_ROOTS = 512
 """Searches whose children a reusing player keeps for the next turn (a batch of games or a server's
 concurrent games each need one; the oldest are dropped first)."""
+MAX_KEPT_NODES = 50_000
+"""Nodes (bounded by their descents) a reusing player keeps in all: about 100 MB at the 2 kB a node
+measured by ``benchmarks.nsearch_reuse`` (a 6x32 network's 11x11 duel; the tree, not the network)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +141,8 @@ class NeuralSearch:
     name: str = "nsearch"
     results: list = dataclasses.field(default_factory=list, repr=False)
     """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
-    kept: _KeptTrees = dataclasses.field(default_factory=lambda: _KeptTrees(MAX_KEPT_ROOTS), repr=False)
+    kept: _KeptTrees = dataclasses.field(default_factory=lambda: _KeptTrees(MAX_KEPT_ROOTS, MAX_KEPT_NODES),
+                                         repr=False)
     """The children of recent searches, by position, for tree reuse."""
 
     def __post_init__(self) -> None:
@@ -180,14 +186,16 @@ class _KeptTrees:
     """The children of recent searches, filed by (config, rules, seat, turn, position), for tree reuse.
 
     Thread-safe: a server's games share one player. Taking a child drops its siblings (the other joint
-    moves, which the game did not play); beyond `limit` searches the oldest is dropped.
+    moves, which the game did not play); beyond `limit` searches, or `max_nodes` nodes (counted as the
+    children's descents plus one, an upper bound), the oldest searches are dropped.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limit: int, max_nodes: int) -> None:
+        self.limit, self.max_nodes, self.nodes = limit, max_nodes, 0
         self._lock = threading.Lock()
         self._children: dict[tuple, tuple[int, _Node]] = {}
         self._roots: collections.OrderedDict[int, list[tuple]] = collections.OrderedDict()
+        self._sizes: dict[int, int] = {}
         self._tokens = itertools.count()
 
     def put(self, children: list[tuple[tuple, _Node]]) -> None:
@@ -195,12 +203,14 @@ class _KeptTrees:
         with self._lock:
             token = next(self._tokens)
             self._roots[token] = [key for key, _ in children]
+            self._sizes[token] = sum(child.visits + 1 for _, child in children)
+            self.nodes += self._sizes[token]
             for key, child in children:
                 old = self._children.get(key)
                 if old is not None and old[0] != token:  # the same position from another search: newest wins
                     self._roots.get(old[0], []).remove(key)
                 self._children[key] = (token, child)
-            while len(self._roots) > self.limit:
+            while self._roots and (len(self._roots) > self.limit or self.nodes > self.max_nodes):
                 self._drop(next(iter(self._roots)))
 
     def take(self, key: tuple) -> _Node | None:
@@ -215,6 +225,7 @@ class _KeptTrees:
     def _drop(self, token: int) -> None:
         for key in self._roots.pop(token, ()):
             self._children.pop(key, None)
+        self.nodes -= self._sizes.pop(token, 0)
 
     def __len__(self) -> int:
         return len(self._roots)
