@@ -101,21 +101,11 @@ def test_a_report_always_fits_a_termination_message(two):
     assert len(champion_jobs.encode(report)) <= 4096 and report.history
 
 
-def test_the_check_plays_both_versions_as_the_champions_gate_plays_them(two, tmp_path, monkeypatch, capsys):
+def test_the_check_plays_both_versions_as_the_champions_gate_plays_them(two, tmp_path, nsearch_decisions, capsys):
     """--player nsearch:...: the champion and the version it replaced both play inside the neural search
     (here on a simulation cap, so the games are the same on any machine), and the result says so."""
-    from ouroboros.trainer.agents import nsearch
-
     url, registry = two
-    seen: list[tuple[str, int]] = []
-    original = nsearch.NeuralSearch.search
-
-    def spy(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        seen.append((self.name, result.simulations))
-        return result
-
-    monkeypatch.setattr(nsearch.NeuralSearch, "search", spy)
+    seen = nsearch_decisions
     check = ["check", "--version", "v2", "--against", "v1", "--games", "2", "--min-win-rate", "0"]
     code, policy = job(url, tmp_path, *check)
     assert code == 0 and policy.check.player == "policy" and "both playing policy" in policy.check.message

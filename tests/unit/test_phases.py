@@ -320,19 +320,9 @@ def test_ouro_train_gates_a_second_run_against_the_champion(tmp_path, capsys):
     assert state.history[0].statistics["verdict"] == "manual" and state.history[0].by == "ouro train"
 
 
-def test_ouro_train_plays_its_duels_and_gate_as_gate_player_says(tmp_path, capsys, monkeypatch):
+def test_ouro_train_plays_its_duels_and_gate_as_gate_player_says(tmp_path, capsys, nsearch_decisions):
     """--gate-player nsearch:...: the final duels and the gate play the network inside the neural search at
     that budget (a simulation cap here, so the run is the same on any machine), and the records say so."""
-    from ouroboros.trainer.agents import nsearch
-
-    searched: list[str] = []
-    original = nsearch.NeuralSearch.search
-
-    def spy(self, *args, **kwargs):
-        searched.append(self.name)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(nsearch.NeuralSearch, "search", spy)
     store = tmp_path / "store"
     base = ["--preset", "smoke", "--store", str(store), "--logdir", str(tmp_path / "tb"), "--eval-games", "2", "--json"]
     assert train.main([*base, "--run", "bad", "--gate-player", "nsearch:depth=2"]) == 2  # refused before any phase
@@ -344,7 +334,7 @@ def test_ouro_train_plays_its_duels_and_gate_as_gate_player_says(tmp_path, capsy
         ("random-safe", "nsearch:ms=0,visits=4", 2), ("heuristic", "nsearch:ms=0,visits=4", 2)]
     saved = json.loads((store / "runs/n/strength.json").read_text())
     assert saved["player"] == "nsearch:ms=0,visits=4"
-    assert "nsearch:ms=0,visits=4" in searched  # the duels' player searched
+    assert ("nsearch:ms=0,visits=4", 4) in nsearch_decisions  # the duels' player searched, to its cap
     # the gate played (and recorded) the same player: a first champion, judged on readiness
     state = registry.Registry.open(str(store)).champion(str(GameSpec(width=7, height=7).key))
     assert state.version == summary["champion"] and state.history[0].statistics["player"] == "nsearch"

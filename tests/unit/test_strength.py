@@ -32,44 +32,29 @@ def smoke_network(tmp_path_factory):
     return net, path
 
 
-@pytest.fixture
-def searches(monkeypatch):
-    """Every decision the neural search makes: (player name, simulations)."""
-    seen: list[tuple[str, int]] = []
-    original = nsearch.NeuralSearch.search
-
-    def spy(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        seen.append((self.name, result.simulations))
-        return result
-
-    monkeypatch.setattr(nsearch.NeuralSearch, "search", spy)
-    return seen
-
-
-def test_the_default_gate_plays_the_bare_policy(smoke_network, searches, one_torch_thread):
+def test_the_default_gate_plays_the_bare_policy(smoke_network, nsearch_decisions, one_torch_thread):
     net, path = smoke_network
     me = strength.served_player(net, path, SMOKE.promotion)
     duel = strength.duel(me, "random-safe", game_config(SMOKE.game), 2, max_turns=SMOKE.game.max_turns)
     assert duel.player == "policy" and duel.games == 2 and duel.describe().startswith("policy vs random-safe")
-    assert searches == []  # not one search: the network's move at once
+    assert nsearch_decisions == []  # not one search: the network's move at once
     # a bare network is the same policy player, as before
     again = strength.duel(net, "random-safe", game_config(SMOKE.game), 2, max_turns=SMOKE.game.max_turns)
     assert again == duel
 
 
-def test_an_nsearch_gate_plays_the_duels_inside_the_search_at_its_budget(smoke_network, searches, one_torch_thread):
+def test_an_nsearch_gate_plays_the_duels_inside_the_search_at_its_budget(smoke_network, nsearch_decisions, one_torch_thread):
     net, path = smoke_network
     me = strength.served_player(net, path, CAPPED)
     assert isinstance(me, nsearch.NeuralSearch) and (me.ms, me.visits) == (0, 6)
     config = game_config(SMOKE.game)
     duel = strength.duel(me, "greedy", config, 2, max_turns=SMOKE.game.max_turns)
     assert duel.player == "nsearch:ms=0,visits=6" and duel.games == duel.wins + duel.draws + duel.losses == 2
-    assert searches and {name for name, _ in searches} == {"nsearch:ms=0,visits=6"}
+    assert nsearch_decisions and {name for name, _ in nsearch_decisions} == {"nsearch:ms=0,visits=6"}
     # capped, never clocked: a decision with a choice runs its 6 descents (one with a single safe move runs 0)
-    assert {sims for _, sims in searches} <= {0, 6} and any(sims == 6 for _, sims in searches)
-    decisions = len(searches)
-    searches.clear()
+    assert {sims for _, sims in nsearch_decisions} <= {0, 6} and any(sims == 6 for _, sims in nsearch_decisions)
+    decisions = len(nsearch_decisions)
+    nsearch_decisions.clear()
     again = strength.duel(strength.served_player(net, path, CAPPED), "greedy", config, 2,
                           max_turns=SMOKE.game.max_turns)
-    assert again == duel and len(searches) == decisions  # the same games: deterministic on a cap
+    assert again == duel and len(nsearch_decisions) == decisions  # the same games: deterministic on a cap
