@@ -175,10 +175,11 @@ class NeuralSearch:
         origin = turn - root.ply if root is not None else turn
         tree = _Tree(self, config, rules, origin, seat)
         result = tree.run(root or _Node(pos, 0, None), deadline, self.visits or 1 << 62)
-        if self.reuse:
-            self.kept.put([((config, rules, seat, origin + child.ply, child.pos), child)
-                                      for child in tree.root.children.values()
-                                      if child.terminal is None and child.value is not None])
+        if self.reuse:  # file the children the game may go on from (not finished, already evaluated)
+            children = [((config, rules, seat, origin + child.ply, child.pos), child)
+                        for child in tree.root.children.values() if child.terminal is None and child.value is not None]
+            if children:
+                self.kept.put(children)
         return result
 
 
@@ -403,8 +404,9 @@ def _flag(text: str) -> bool:
     return value in ("1", "true", "yes", "on")
 
 
-_flag.__name__ = "bool (1/0, true/false)"
 OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float, "reuse": _flag}
+_KINDS = {_flag: "bool (1/0, true/false)"}
+"""How an option's kind is named in an error, where its parser's name would not say."""
 
 
 def from_spec(text: str, model: object | None = None) -> NeuralSearch:
@@ -431,7 +433,8 @@ def from_spec(text: str, model: object | None = None) -> NeuralSearch:
         try:
             kwargs[key] = OPTIONS[key](value)
         except ValueError:
-            raise ValueError(f"option {key}={value!r} is not a valid {OPTIONS[key].__name__}") from None
+            kind = _KINDS.get(OPTIONS[key], OPTIONS[key].__name__)
+            raise ValueError(f"option {key}={value!r} is not a valid {kind}") from None
     return NeuralSearch(model if model is not None else load_model(named), name=f"nsearch:{text}", **kwargs)
 
 
