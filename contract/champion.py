@@ -71,6 +71,9 @@ class CheckResult(StatusModel):
     win_rate: float | None = Field(default=None, ge=0, le=1, description="Score per game.")
     passed: bool = Field(description="Score at or over the threshold (or nothing to play against).")
     rolled_back: bool = Field(default=False, description="The registry was rolled back to ``against``.")
+    player: str | None = Field(
+        default=None, description="How both versions played, as the Champion's gate plays them: ``policy`` or "
+        "``nsearch:ms=N[,visits=N]`` (``PromotionSpec.served_player``; unset: nothing was played).")
     message: str = Field(default="", description="One line for humans.")
 
 

@@ -236,6 +236,47 @@ class PromotionSpec(ApiModel):
         "gate would promote; the first champion is judged against them alone).",
     )
 
+    @property
+    def served_player(self) -> str:
+        """How this gate plays a model, in the words of ``ouro serve --player``: ``policy`` (``champion``)
+        or ``nsearch:ms=N`` with ``,visits=N`` when capped (``champion+nsearch:ms=N``); what strength
+        records (``strength.json``, a post-promotion check) name as their ``player``."""
+        if self.player is GatePlayer.POLICY:
+            return GatePlayer.POLICY.value
+        budget = f"{GatePlayer.NSEARCH.value}:ms={self.move_budget_ms:g}"
+        return budget + (f",visits={self.max_visits}" if self.max_visits else "")
+
+    def with_served_player(self, text: str, name: str = "player") -> PromotionSpec:
+        """This spec with ``player``, ``moveBudgetMs`` and ``maxVisits`` set from a served player's words.
+
+        ``text`` is what :attr:`served_player` prints or what ``ouro serve --player`` takes for the
+        champion: ``policy`` or ``champion``; ``nsearch`` or ``champion+nsearch``, optionally followed by
+        ``:ms=N,visits=N`` (an option left out keeps this spec's value). Raises ValueError naming ``name``
+        (the flag or field the text came from) and what is wrong with it: an unknown player or option, a
+        value that is not a number or out of range, nsearch without any budget.
+        """
+        head, colon, rest = text.strip().partition(":")
+        player = _SERVED_NAMES.get(head.strip())
+        if player is None:
+            raise ValueError(f"{name}: unknown player {text!r} (expected policy, champion, nsearch[:ms=N,visits=N] "
+                             "or champion+nsearch[:ms=N,visits=N])")
+        if colon and player is GatePlayer.POLICY:
+            raise ValueError(f"{name}: {head} takes no options, got {text!r}")
+        update: dict[str, object] = {"player": player}
+        for item in filter(None, (part.strip() for part in rest.split(","))):
+            key, eq, value = (part.strip() for part in item.partition("="))
+            field = _SERVED_OPTIONS.get(key)
+            if not eq or field is None:
+                raise ValueError(f"{name}: expected ms=N or visits=N in {text!r}, got {item!r}")
+            update[field] = value
+        try:
+            return type(self).model_validate({**self.model_dump(), **update})
+        except ValueError as exc:
+            errors = getattr(exc, "errors", lambda: [])()
+            detail = "; ".join(f"{_SERVED_WORDS.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" if e["loc"]
+                               else str(e["msg"]).removeprefix("Value error, ") for e in errors) or str(exc)
+            raise ValueError(f"{name}: {text!r}: {detail}") from None
+
     @model_validator(mode="after")
     def _rules(self) -> PromotionSpec:
         """Mirror of the CEL rules."""
@@ -249,6 +290,14 @@ class PromotionSpec(ApiModel):
         if self.player is GatePlayer.NSEARCH and self.move_budget_ms <= 0 and self.max_visits <= 0:
             raise ValueError("promotion.player nsearch needs a budget: moveBudgetMs > 0 or maxVisits > 0")
         return self
+
+
+_SERVED_NAMES = {"policy": GatePlayer.POLICY, "champion": GatePlayer.POLICY,
+                 "nsearch": GatePlayer.NSEARCH, "champion+nsearch": GatePlayer.NSEARCH}
+"""The words a served player is written in (``ouro serve --player`` and ``GatePlayer``'s values)."""
+_SERVED_OPTIONS = {"ms": "move_budget_ms", "visits": "max_visits"}
+"""The nsearch options a served player sets, as ``ouro serve --player champion+nsearch`` spells them."""
+_SERVED_WORDS = {field: option for option, field in _SERVED_OPTIONS.items()}
 
 
 class BaselineStatistics(StatusModel):

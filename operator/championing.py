@@ -17,7 +17,9 @@ then picks at most one new Job to run:
    rejection touches no store: it is recorded in the history at once);
 4. ``check`` after a promotion that replaced a champion, when
    ``policy.postPromotionCheck.games`` > 0 (the Job rolls the registry back
-   itself when the new champion scores under the threshold).
+   itself when the new champion scores under the threshold), both versions
+   playing as ``policy.gate`` plays them (``player``, ``moveBudgetMs``,
+   ``maxVisits``): the way they are served.
 
 Crash safety comes from names: each Job's name is a hash of its trigger (the
 run's uid, the Champion's generation and pinned version, the promoted version
@@ -34,7 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from ouroboros.contract.champion import ChampionOperation, RegistryRecord, RegistryReport
-from ouroboros.contract.promotion import GateStatistics, GateVerdict
+from ouroboros.contract.promotion import GatePlayer, GateStatistics, GateVerdict, PromotionSpec
 from ouroboros.operator import conditions
 from ouroboros.operator.builders import names, registry_jobs
 from ouroboros.operator.observe import JobState
@@ -168,7 +170,8 @@ def fold(status: ChampionStatus, reports: list[RegistryReport], limit: int) -> C
             c = report.check
             stamp = next((r.at for r in report.history), None)
             st.last_check = CheckStatus(version=c.version, against=c.against, passed=c.passed, games=c.games,
-                                        win_rate=c.win_rate, checked_at=stamp, message=c.message[:MESSAGE_LIMIT])
+                                        win_rate=c.win_rate, player=c.player, checked_at=stamp,
+                                        message=c.message[:MESSAGE_LIMIT])
     current = next((e for e in st.history if e.version == st.version
                     and e.reason in (HistoryReason.INITIAL, HistoryReason.PROMOTED, HistoryReason.ROLLED_BACK,
                                      HistoryReason.PINNED)), None)
@@ -251,8 +254,14 @@ def _wants(champion: Champion, st: ChampionStatus, runs: list[ObservedRun], appr
         wants.append(_Want(ChampionOperation.CHECK, f"check/{latest.version}/{latest.promoted_at.isoformat()}",
                            dataclasses.replace(base, version=latest.version, against=latest.previous,
                                                games=check.games, min_win_rate=check.min_win_rate,
-                                               by=OPERATOR)))
+                                               player=_check_player(spec.policy.gate), by=OPERATOR)))
     return wants
+
+
+def _check_player(gate: PromotionSpec) -> str | None:
+    """How the post-promotion check plays both versions: as the Champion's gate plays them, hence as
+    they are served (None: the bare policy, the registry Job's default)."""
+    return None if gate.player is GatePlayer.POLICY else gate.served_player
 
 
 # ---------------------------------------------------------------------------

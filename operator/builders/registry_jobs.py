@@ -46,6 +46,15 @@ class JobArgs:
     """check: score under which the registry rolls back."""
     statistics: str | None = None
     """promote: the gate's statistics (GateStatistics JSON) to keep in the history."""
+    player: str | None = None
+    """check: how both versions play (``PromotionSpec.served_player`` of the Champion's gate); None plays
+    the bare policy and leaves ``--player`` off the command line, so a Champion whose ``spec.image`` is a
+    trainer from before the flag still runs its checks."""
+
+
+SEARCH_CPU = "1"
+"""CPU request of a check whose players search: a search's strength is what its time budget buys, so
+the check gets the core a server would give it, not a registry Job's 100m."""
 
 
 def owner_reference(champion: Champion) -> dict[str, Any]:
@@ -60,7 +69,8 @@ def command(operation: ChampionOperation, args: JobArgs, store: str, settings: J
             "--result", settings.termination_message_path]
     for flag, value in (("--version", args.version), ("--run", args.run), ("--by", args.by),
                         ("--reason", args.reason), ("--against", args.against), ("--games", args.games),
-                        ("--min-win-rate", args.min_win_rate), ("--statistics", args.statistics)):
+                        ("--min-win-rate", args.min_win_rate), ("--statistics", args.statistics),
+                        ("--player", args.player)):
         if value is not None:
             line += [flag, str(value)]
     return line
@@ -79,7 +89,8 @@ def registry_job(champion: Champion, name: str, operation: ChampionOperation, ar
         "command": command(operation, args, storage.url, settings),
         "env": [{"name": "OURO_STORAGE_URL", "value": storage.url},
                 {"name": "TMPDIR", "value": settings.scratch_path}],  # the root filesystem is read-only
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "resources": {"requests": {"cpu": SEARCH_CPU if args.player else "100m", "memory": "256Mi"},
+                      "limits": {"memory": "1Gi"}},
         "terminationMessagePath": settings.termination_message_path,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }

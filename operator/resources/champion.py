@@ -30,9 +30,15 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 class PostPromotionCheck(ApiModel):
-    """Games played right after a promotion; failing them rolls back automatically."""
+    """Games played right after a promotion; failing them rolls back automatically.
 
-    games: int = Field(default=100, ge=0, le=100000, description="Games against the previous champion; 0 disables.")
+    Both versions play the way ``policy.gate`` plays them (its ``player``, ``moveBudgetMs`` and
+    ``maxVisits``), which is the way they are served.
+    """
+
+    games: int = Field(default=100, ge=0, le=100000,
+                       description="Games against the previous champion, both playing as policy.gate plays them "
+                       "(player, moveBudgetMs, maxVisits); 0 disables.")
     min_win_rate: float = Field(
         default=0.45, ge=0, le=1, description="Score under which the promotion is rolled back."
     )
@@ -137,6 +143,10 @@ class CheckStatus(StatusModel):
     passed: bool = Field(description="Whether it scored at least policy.postPromotionCheck.minWinRate.")
     games: int = Field(default=0, ge=0, description="Games played.")
     win_rate: float | None = Field(default=None, ge=0, le=1, description="Score per game (wins + draws/2).")
+    player: str | None = Field(
+        default=None, max_length=64,
+        description="How both versions played, as policy.gate plays them: policy, or nsearch:ms=N[,visits=N] "
+        "(the neural search at that budget).")
     checked_at: datetime | None = Field(default=None, description="When.")
     message: str | None = Field(default=None, max_length=1024, description="Details.")
 

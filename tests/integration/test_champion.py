@@ -167,8 +167,12 @@ def test_first_champion_with_operator_kills_then_an_impossible_gate_is_rejected(
 
 def test_manual_approval_post_promotion_rollback_pin_and_unpin(cluster, namespace, operator, node_agent):
     operator()
+    # the runs bring their own gates; the Champion's gate says how its champion is served (inside the neural
+    # search, on a simulation cap here so the check's games are the same on any machine), and so how the
+    # post-promotion check plays both versions
+    served = {**TINY_GATE, "player": "nsearch", "moveBudgetMs": 0, "maxVisits": 4}
     apply(cluster, namespace, champion(storage=STORAGE, policy={
-        "approval": "Manual", "postPromotionCheck": {"games": 10, "minWinRate": 1.0}}))
+        "approval": "Manual", "postPromotionCheck": {"games": 10, "minWinRate": 1.0}, "gate": served}))
     first = run_to_end(cluster, namespace, "a")
     assert first["promotion"]["decision"] == "Pending" and first["promotion"]["reason"] == "AwaitingApproval"
     cluster.kubectl("wait", "--for=condition=AwaitingApproval", "champion/main", "-n", namespace, "--timeout=60s")
@@ -197,6 +201,12 @@ def test_manual_approval_post_promotion_rollback_pin_and_unpin(cluster, namespac
     degraded = condition(status, "Degraded")
     assert degraded["reason"] == "PostPromotionCheckFailed" and v2 in degraded["message"]
     assert status["version"] == v1 and status["lastCheck"]["passed"] is False
+    assert status["lastCheck"]["player"] == "nsearch:ms=0,visits=4" and status["lastCheck"]["games"] == 10
+    (job,) = [j for j in items(cluster, "jobs", namespace)
+              if j["metadata"]["labels"].get("ouroboros.dev/registry-operation") == "check"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][container["command"].index("--player") + 1] == "nsearch:ms=0,visits=4"
+    assert container["resources"]["requests"]["cpu"] == "1"
     reasons = [e["reason"] for e in status["history"]]
     assert reasons[:2] == ["RolledBack", "Promoted"] and "check failed" in status["history"][0]["message"]
     warnings = {e["reason"] for e in champion_events(cluster, namespace) if e["type"] == "Warning"}

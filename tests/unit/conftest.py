@@ -31,3 +31,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def nsearch_decisions(monkeypatch) -> list[tuple[str, int]]:
+    """Every decision the neural search makes while the test runs, as (player name, new descents):
+    how a test sees that a player searched, at what cap, and that another did not."""
+    from ouroboros.trainer.agents import nsearch
+
+    seen: list[tuple[str, int]] = []
+    original = nsearch.NeuralSearch.search
+
+    def spy(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        seen.append((self.name, result.simulations))
+        return result
+
+    monkeypatch.setattr(nsearch.NeuralSearch, "search", spy)
+    return seen

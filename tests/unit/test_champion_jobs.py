@@ -99,3 +99,28 @@ def test_a_report_always_fits_a_termination_message(two):
     long = state.model_copy(update={"history": [state.history[0].model_copy(update={"reason": "x" * 5000})] * 20})
     report = champion_jobs.report_of(champion_jobs.ChampionOperation.SYNC, long)
     assert len(champion_jobs.encode(report)) <= 4096 and report.history
+
+
+def test_the_check_plays_both_versions_as_the_champions_gate_plays_them(two, tmp_path, nsearch_decisions, capsys):
+    """--player nsearch:...: the champion and the version it replaced both play inside the neural search
+    (here on a simulation cap, so the games are the same on any machine), and the result says so."""
+    url, registry = two
+    seen = nsearch_decisions
+    check = ["check", "--version", "v2", "--against", "v1", "--games", "2", "--min-win-rate", "0"]
+    code, policy = job(url, tmp_path, *check)
+    assert code == 0 and policy.check.player == "policy" and "both playing policy" in policy.check.message
+    assert seen == []  # the default: the bare policies, no search
+    code, report = job(url, tmp_path, *check, "--player", "nsearch:ms=0,visits=4")
+    assert code == 0 and report.check.passed and report.check.games == 2
+    assert report.check.player == "nsearch:ms=0,visits=4" and "both playing nsearch:ms=0,visits=4" in report.check.message
+    models = {name.split("model=")[1].split(",")[0].rsplit("/", 1)[1] for name, _ in seen}
+    assert models == {"v1.onnx", "v2.onnx"} and {sims for _, sims in seen} <= {0, 4}
+    assert any(sims == 4 for _, sims in seen)
+    _, again = job(url, tmp_path, *check, "--player", "nsearch:ms=0,visits=4")
+    assert again.check.win_rate == report.check.win_rate  # capped, not clocked: the same games
+    # a failing check says in the rollback's reason how the versions played
+    code, failed = job(url, tmp_path, *check[:-1], "1.01", "--player", "nsearch:ms=0,visits=4")
+    assert failed.check.rolled_back and failed.version == "v1"
+    assert "both playing nsearch:ms=0,visits=4" in registry.champion(GAME).history[0].reason
+    assert job(url, tmp_path, *check, "--player", "search:ms=10")[0] == 2
+    assert "--player: unknown player 'search:ms=10'" in capsys.readouterr().err

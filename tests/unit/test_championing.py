@@ -173,10 +173,41 @@ def test_a_promotion_that_replaces_a_champion_is_checked_and_kept_when_it_passes
     command = w.command(check.name)
     assert command[command.index("--against") + 1] == "v1" and command[command.index("--games") + 1] == "10"
     assert command[command.index("--min-win-rate") + 1] == "0.4"
-    w.finish(check=CheckResult(version="v2", against="v1", games=10, win_rate=0.6, passed=True, message="ok"))
+    # the gate plays the bare policy: so does the check, with a registry Job's small CPU request and no
+    # --player flag (a trainer image from before the flag still runs it)
+    assert "--player" not in command
+    resources = w.manifests[check.name]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["cpu"] == "100m"
+    w.finish(check=CheckResult(version="v2", against="v1", games=10, win_rate=0.6, passed=True, message="ok",
+                               player="policy"))
     w.step()
     assert w.status.last_check.passed and w.condition("Degraded").status.value == "False"
+    assert w.status.last_check.player == "policy"
     assert w.step().actions == []  # checked once
+
+
+@pytest.mark.parametrize(("gate", "player"), [
+    ({"player": "nsearch", "moveBudgetMs": 40}, "nsearch:ms=40"),
+    ({"player": "nsearch", "moveBudgetMs": 0, "maxVisits": 64}, "nsearch:ms=0,visits=64"),
+    ({"player": "nsearch", "moveBudgetMs": 100, "maxVisits": 8}, "nsearch:ms=100,visits=8"),
+])
+def test_the_check_plays_both_versions_as_the_champions_gate_plays_them(gate, player):
+    w = synced(World(postPromotionCheck={"games": 10}, gate=gate))
+    w.registry.change("promote", "v1", T0, run="first")
+    w.registry.change("promote", "v2", T0 + timedelta(seconds=1), run="second", win_rate=0.7, verdict="promote")
+    w.runs += [promoted_run("first", "v1"), promoted_run("second", "v2")]
+    w.step()
+    w.finish()
+    w.step()
+    (check,) = w.active()
+    command = w.command(check.name)
+    assert check.operation is ChampionOperation.CHECK and command[command.index("--player") + 1] == player
+    container = w.manifests[check.name]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"]["cpu"] == "1"  # a search gets the core a server gives it
+    w.finish(check=CheckResult(version="v2", against="v1", games=10, win_rate=0.6, passed=True, player=player,
+                               message="ok"))
+    w.step()
+    assert w.status.last_check.player == player and w.status.to_api()["lastCheck"]["player"] == player
 
 
 def test_a_failing_post_promotion_check_rolls_back_with_a_warning():

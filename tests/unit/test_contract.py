@@ -129,3 +129,36 @@ def test_rl_phases_report_the_pooled_win_rate_the_operator_reads():
 def test_max_turns_has_no_hidden_meaning():
     with pytest.raises(ValueError):
         GameSpec(max_turns=0)  # no "0 = no limit" that silently becomes 500
+
+
+@pytest.mark.parametrize(("text", "player", "ms", "visits", "served"), [
+    ("policy", "policy", 100.0, 0, "policy"),
+    ("champion", "policy", 100.0, 0, "policy"),
+    ("nsearch", "nsearch", 100.0, 0, "nsearch:ms=100"),
+    ("nsearch:ms=40", "nsearch", 40.0, 0, "nsearch:ms=40"),
+    ("champion+nsearch:ms=0,visits=8", "nsearch", 0.0, 8, "nsearch:ms=0,visits=8"),
+    (" nsearch: visits = 16 ", "nsearch", 100.0, 16, "nsearch:ms=100,visits=16"),
+    ("nsearch:ms=12.5", "nsearch", 12.5, 0, "nsearch:ms=12.5"),
+])
+def test_the_served_player_is_the_gates_player_in_the_words_of_ouro_serve(text, player, ms, visits, served):
+    """One vocabulary: what `ouro serve --player champion[+nsearch:ms=N]` takes sets the gate's own fields,
+    and the gate's fields print back as a player that reads the same again."""
+    spec = PromotionSpec().with_served_player(text)
+    assert (spec.player.value, spec.move_budget_ms, spec.max_visits) == (player, ms, visits)
+    assert spec.served_player == served and PromotionSpec().with_served_player(served) == spec
+    assert spec.games == PromotionSpec().games  # the rest of the gate is untouched
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("search:ms=40", "--gate-player: unknown player 'search:ms=40'"),
+    ("policy:ms=40", "--gate-player: policy takes no options"),
+    ("nsearch:depth=3", "expected ms=N or visits=N in 'nsearch:depth=3', got 'depth=3'"),
+    ("nsearch:ms", "got 'ms'"),
+    ("nsearch:ms=fast", "--gate-player: 'nsearch:ms=fast': ms: Input should be a valid number"),
+    ("nsearch:visits=-1", "visits: Input should be greater than or equal to 0"),
+    ("nsearch:ms=0", "nsearch needs a budget"),
+])
+def test_a_bad_served_player_is_refused_naming_the_flag_and_the_option(text, needle):
+    with pytest.raises(ValueError) as err:
+        PromotionSpec().with_served_player(text, "--gate-player")
+    assert needle in str(err.value)

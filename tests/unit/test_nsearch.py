@@ -209,3 +209,80 @@ def test_server_plays_the_champion_inside_the_search(onnx_file, tmp_path):
     assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) == UP
     with pytest.raises(serving.PlayerUnavailable, match="unknown option"):
         serving.make_player("champion+nsearch:depth=3", source)
+
+
+# -- tree reuse across turns ---------------------------------------------------------------------------
+
+REUSE_START = [[(3, 3), (3, 2), (3, 1)], [(5, 5), (5, 4), (5, 3)]]
+
+
+def _next(g: jsonio.Game, mine: int, theirs: int, food_spawn: bool = False) -> rules.BatchState:
+    """The position after joint move (mine, theirs); with `food_spawn`, a food the tree cannot predict."""
+    state = rules.step(g.config, g.state, np.array([[mine, theirs]]))
+    if food_spawn:
+        occupied = {int(c) for s in range(2) for c in state.snake_cells(0, s)}
+        cell = next(int(c) for c in compact.geometry(7, 7, False).board.column_major_cells
+                    if not state.food[0, c] and int(c) not in occupied)
+        state.food[0, cell] = True
+    return state
+
+
+@pytest.mark.parametrize("theirs", [UP, LEFT, RIGHT])
+def test_the_next_turn_starts_from_the_subtree_of_the_joint_move_played(onnx_file, theirs):
+    """Whatever the opponent answered, the child of the joint move becomes the root: its descents count,
+    only new ones are charged to the cap, and the statistics add up."""
+    g = game(REUSE_START, food=[(1, 1)])
+    player = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=200)
+    first = decide(player, g)
+    state = _next(g, first.move, theirs)
+    second = player.search(g.config, state, 0, 0)
+    assert second.reused > 0 and second.simulations == 200
+    assert sum(second.visits) == second.reused + second.simulations  # every root descent counted once
+    fresh = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=200, reuse=False).search(g.config, state, 0, 0)
+    assert fresh.reused == 0 and sum(fresh.visits) == 200
+
+
+def test_a_position_the_tree_did_not_predict_is_searched_afresh(onnx_file):
+    """Food that spawned (random, so never in the tree), another seat, or reuse=0: nothing is reused."""
+    g = game(REUSE_START, food=[(1, 1)])
+    player = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=100)
+    first = decide(player, g)
+    spawned = _next(g, first.move, UP, food_spawn=True)
+    assert player.search(g.config, spawned, 0, 0).reused == 0
+    player = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=100)
+    decide(player, g)
+    assert player.search(g.config, _next(g, first.move, UP), 0, 1).reused == 0  # the other snake's decision
+    player = registry.make_player(f"nsearch:model={onnx_file},ms=0,visits=100,reuse=0")
+    assert player.reuse is False
+    decide(player, g)
+    assert player.search(g.config, _next(g, first.move, UP), 0, 0).reused == 0 and len(player.kept) == 0
+    with pytest.raises(registry.SpecError, match="reuse='maybe' is not a valid bool"):
+        registry.make_player(f"nsearch:model={onnx_file},ms=20,reuse=maybe")
+
+
+@pytest.mark.parametrize(("roots", "nodes", "ample"), [(6, 10**6, True), (3, 10**6, False), (10**6, 150, False)])
+def test_a_whole_game_reuses_and_keeps_a_bounded_memory(onnx_file, monkeypatch, roots, nodes, ample):
+    """Six games at once (three seat-swapped pairs) against the greedy player, food spawning off: with room
+    for every game's tree most turns reuse; with less (fewer searches or nodes kept than the batch needs)
+    the player stays within its bounds and plays on."""
+    from ouroboros.trainer.agents import arena
+
+    monkeypatch.setattr(nsearch, "MAX_KEPT_ROOTS", roots)
+    monkeypatch.setattr(nsearch, "MAX_KEPT_NODES", nodes)
+    config = GameConfig(7, 7, 2, Ruleset.STANDARD, GameMap.STANDARD, NO_SPAWN)
+    player = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=48)
+    assert (player.kept.limit, player.kept.max_nodes) == (roots, nodes)
+    high = 0
+
+    def watch(*args):
+        nonlocal high
+        high = max(high, player.kept.nodes)
+
+    arena.play_match(config, [player, registry.make_player("greedy")], np.repeat(np.arange(3), 2),
+                     np.random.default_rng(0), max_turns=40, observer=watch)
+    searched = [r for r in player.results if r.simulations]
+    reused = [r for r in searched if r.reused]
+    assert all(sum(r.visits) == r.reused + r.simulations for r in searched)
+    assert len(player.kept) <= roots and high <= nodes
+    if ample:
+        assert len(reused) > len(searched) // 2, (len(reused), len(searched))

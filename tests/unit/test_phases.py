@@ -219,6 +219,10 @@ def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsy
     summary, _stderr = json.loads(captured.out), captured.err
     assert [p["phase"] for p in summary["phases"]] == ["bootstrap", "hybrid", "self_play"]
     assert {s["opponent"] for s in summary["strength"]} == {"random-safe", "heuristic"}
+    # the preset's gate plays the bare policy, so the duels did, and both records say so
+    assert summary["player"] == "policy" and {s["player"] for s in summary["strength"]} == {"policy"}
+    saved = json.loads((store / "runs/s/strength.json").read_text())
+    assert saved["player"] == "policy" and {o["player"] for o in saved["opponents"]} == {"policy"}
     version, data = registry.Registry.open(str(store)).load_champion(str(GameSpec(width=7, height=7).key))
     assert version.id == summary["champion"] and data[:4] and summary["sha256"] == version.sha256
     assert list((logdir / "s").glob("events.out.tfevents.*"))
@@ -314,6 +318,26 @@ def test_ouro_train_gates_a_second_run_against_the_champion(tmp_path, capsys):
     assert forced["champion"] == second["version"]
     state = registry.Registry.open(str(store)).champion(str(GameSpec(width=7, height=7).key))
     assert state.history[0].statistics["verdict"] == "manual" and state.history[0].by == "ouro train"
+
+
+def test_ouro_train_plays_its_duels_and_gate_as_gate_player_says(tmp_path, capsys, nsearch_decisions):
+    """--gate-player nsearch:...: the final duels and the gate play the network inside the neural search at
+    that budget (a simulation cap here, so the run is the same on any machine), and the records say so."""
+    store = tmp_path / "store"
+    base = ["--preset", "smoke", "--store", str(store), "--logdir", str(tmp_path / "tb"), "--eval-games", "2", "--json"]
+    assert train.main([*base, "--run", "bad", "--gate-player", "nsearch:depth=2"]) == 2  # refused before any phase
+    assert "--gate-player: expected ms=N or visits=N" in capsys.readouterr().err and not (store / "runs/bad").exists()
+    assert train.main([*base, "--run", "n", "--gate-player", "champion+nsearch:ms=0,visits=4"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["player"] == "nsearch:ms=0,visits=4"
+    assert [(s["opponent"], s["player"], s["games"]) for s in summary["strength"]] == [
+        ("random-safe", "nsearch:ms=0,visits=4", 2), ("heuristic", "nsearch:ms=0,visits=4", 2)]
+    saved = json.loads((store / "runs/n/strength.json").read_text())
+    assert saved["player"] == "nsearch:ms=0,visits=4"
+    assert ("nsearch:ms=0,visits=4", 4) in nsearch_decisions  # the duels' player searched, to its cap
+    # the gate played (and recorded) the same player: a first champion, judged on readiness
+    state = registry.Registry.open(str(store)).champion(str(GameSpec(width=7, height=7).key))
+    assert state.version == summary["champion"] and state.history[0].statistics["player"] == "nsearch"
 
 
 def test_bootstrap_can_imitate_the_search_player(tmp_path):

@@ -408,3 +408,21 @@ def test_temp_files_of_killed_writes_are_swept_once_stale(registry, onnx_models)
     add(registry, onnx_models[1], run="other")  # any registration sweeps models/
     assert store.fs.exists(fresh) and store.fs.exists(stale) is not store.is_local
     assert [x.id for x in registry.versions()] == [v.id, registry.versions()[1].id]
+
+
+@pytest.mark.parametrize(("argv", "served"), [
+    ([], "policy"),
+    (["--player", "nsearch"], "nsearch:ms=100"),
+    (["--player", "nsearch", "--move-budget-ms", "30", "--max-visits", "64"], "nsearch:ms=30,visits=64"),
+    (["--player", "nsearch:ms=40"], "nsearch:ms=40"),
+    (["--player", "champion+nsearch:ms=0,visits=8", "--move-budget-ms", "30"], "nsearch:ms=0,visits=8"),
+])
+def test_promote_gate_player_takes_the_words_of_ouro_serve(argv, served):
+    """`--player` reads what the gate's other verbs read (`ouro train --gate-player`, the check's --player)."""
+    args = cli.build_parser().parse_args(["promote", "v1", "--game", GAME, "--gate", *argv])
+    assert cli.promotion_spec(args).served_player == served
+
+
+def test_promote_gate_refuses_a_player_it_cannot_serve(url, capsys):
+    code, _, err = run(capsys, "promote", "v1", "--game", GAME, "--store", url, "--gate", "--player", "search:ms=5")
+    assert code == 1 and "--player: unknown player 'search:ms=5'" in err

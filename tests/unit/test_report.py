@@ -35,7 +35,8 @@ def store(tmp_path):
         scalars={"loss/value": 0.3}))
     store.write_json("runs/r1/strength.json", {"opponents": [
         {"opponent": "heuristic", "games": 200, "wins": 110, "draws": 2, "losses": 88},
-        {"opponent": "random-safe", "games": 200, "wins": 200, "draws": 0, "losses": 0}]})
+        {"opponent": "random-safe", "games": 200, "wins": 200, "draws": 0, "losses": 0,
+         "player": "nsearch:ms=40"}]})  # the first row is from before the field: the policy played
     reg = registry.Registry(store)
     old = reg.register(b"old-model", architecture="cnn", run="r0", phase="self_play", game=GAME)
     new = reg.register(b"new-model", architecture="cnn", run="r1", phase="self_play", game=GAME)
@@ -53,7 +54,8 @@ def test_the_report_is_one_self_contained_html_file(store, tmp_path, capsys):
     assert "<script" not in html and not re.search(r'(src|href)="(?!#)', html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; beat the old one" in html  # user text is escaped
     for text in ("Run r1", "bootstrap", "hybrid", "110-2-88", "55.5%", "[48.6%, 62.2%]", "200-0-0",
-                 "policy loss", "vs heuristic", "imitation accuracy", "promote"):
+                 "policy loss", "vs heuristic", "imitation accuracy", "promote",
+                 "<td>policy</td><td>heuristic</td>", "<td>nsearch:ms=40</td><td>random-safe</td>"):
         assert text in html, text
     assert "wrote" in capsys.readouterr().out
 

@@ -20,6 +20,20 @@ network's value head, one evaluation per living snake (the value is each
 snake's own expected outcome, in [-1, 1]); finished games by their result
 (winner +1, eliminated -1, all eliminated together 0).
 
+**Tree reuse.** With `reuse` on (the default), the subtree below the
+joint move that was actually played becomes the next turn's root, as
+AlphaZero and KataGo keep it: its visits and values count from the start,
+and only new descents are charged to the next move's budget. Each search
+files its root's children under their positions (and the seat, turn,
+rules); the next search of the same seat looks its position up there and
+takes the matching child, dropping its siblings. A position the tree did not
+predict (food spawned, hazards moved, another game) finds nothing and
+searches afresh, so reuse never changes what is searched, only how much is
+already known. At most `MAX_KEPT_ROOTS` searches are kept (oldest dropped),
+and at most `MAX_KEPT_NODES` nodes, which bounds the memory of a server
+or a batch of games (a batch whose trees do not fit loses reuse, not
+correctness).
+
 **Batched evaluation.** Each round descends `batch` times with a virtual
 loss on the moves taken (so the descents spread out, as in AlphaGo's
 asynchronous search), then encodes all new leaves x living snakes into one
@@ -36,9 +50,12 @@ tree: they are random).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import math
 import os
+import threading
 import time
 
 import numpy as np
@@ -49,6 +66,12 @@ from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.observation import encoding
 
 VIRTUAL_LOSS = 1.0
+MAX_KEPT_ROOTS = 512
+"""Searches whose children a reusing player keeps for the next turn (a batch of games or a server's
+concurrent games each need one; the oldest are dropped first)."""
+MAX_KEPT_NODES = 50_000
+"""Nodes (bounded by their descents) a reusing player keeps in all: about 100 MB at the 2 kB a node
+measured by ``benchmarks.nsearch_reuse`` (a 6x32 network's 11x11 duel; the tree, not the network)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +92,8 @@ class SearchResult:
     """Deepest leaf reached, in turns below the root."""
     evaluations: int
     """Network calls (each a batch of leaves x living snakes)."""
+    reused: int = 0
+    """Descents inherited from the previous turn's tree (the root's visits before this search)."""
 
 
 class _Node:
@@ -111,9 +136,14 @@ class NeuralSearch:
     simulations of 1 at 100 ms with a 6x32 network; 32 no more than 16)."""
     prune: float = 0.0
     """Moves whose prior is below this fraction of the best move's are not searched."""
+    reuse: bool = True
+    """Keep the subtree of the joint move played as the next turn's root (see the module's docstring)."""
     name: str = "nsearch"
     results: list = dataclasses.field(default_factory=list, repr=False)
     """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
+    kept: _KeptTrees = dataclasses.field(default_factory=lambda: _KeptTrees(MAX_KEPT_ROOTS, MAX_KEPT_NODES),
+                                         repr=False)
+    """The children of recent searches, by position, for tree reuse."""
 
     def __post_init__(self) -> None:
         if self.ms <= 0 and self.visits <= 0:
@@ -140,8 +170,66 @@ class NeuralSearch:
     def search(self, config: GameConfig, state: BatchState, game: int, seat: int) -> SearchResult:
         """One decision for snake `seat` of game `game` of `state`."""
         deadline = time.perf_counter() + self.ms / 1000.0 if self.ms > 0 else math.inf
-        tree = _Tree(self, config, compact.Rules.of(config, state, game), int(state.turn[game]), seat)
-        return tree.run(compact.from_batch(state, game), deadline, self.visits or 1 << 62)
+        rules, turn, pos = compact.Rules.of(config, state, game), int(state.turn[game]), compact.from_batch(state, game)
+        root = self.kept.take((config, rules, seat, turn, pos)) if self.reuse else None
+        origin = turn - root.ply if root is not None else turn
+        tree = _Tree(self, config, rules, origin, seat)
+        result = tree.run(root or _Node(pos, 0, None), deadline, self.visits or 1 << 62)
+        if self.reuse:  # file the children the game may go on from (not finished, already evaluated)
+            children = [((config, rules, seat, origin + child.ply, child.pos), child)
+                        for child in tree.root.children.values() if child.terminal is None and child.value is not None]
+            if children:
+                self.kept.put(children)
+        return result
+
+
+class _KeptTrees:
+    """The children of recent searches, filed by (config, rules, seat, turn, position), for tree reuse.
+
+    Thread-safe: a server's games share one player. Taking a child drops its siblings (the other joint
+    moves, which the game did not play); beyond `limit` searches, or `max_nodes` nodes (counted as the
+    children's descents plus one, an upper bound), the oldest searches are dropped.
+    """
+
+    def __init__(self, limit: int, max_nodes: int) -> None:
+        self.limit, self.max_nodes, self.nodes = limit, max_nodes, 0
+        self._lock = threading.Lock()
+        self._children: dict[tuple, tuple[int, _Node]] = {}
+        self._roots: collections.OrderedDict[int, list[tuple]] = collections.OrderedDict()
+        self._sizes: dict[int, int] = {}
+        self._tokens = itertools.count()
+
+    def put(self, children: list[tuple[tuple, _Node]]) -> None:
+        """File one search's root `children` under their keys."""
+        with self._lock:
+            token = next(self._tokens)
+            self._roots[token] = [key for key, _ in children]
+            self._sizes[token] = sum(child.visits + 1 for _, child in children)
+            self.nodes += self._sizes[token]
+            for key, child in children:
+                old = self._children.get(key)
+                if old is not None and old[0] != token:  # the same position from another search: newest wins
+                    self._roots.get(old[0], []).remove(key)
+                self._children[key] = (token, child)
+            while self._roots and (len(self._roots) > self.limit or self.nodes > self.max_nodes):
+                self._drop(next(iter(self._roots)))
+
+    def take(self, key: tuple) -> _Node | None:
+        """The child filed under `key` (its siblings dropped), or None."""
+        with self._lock:
+            found = self._children.get(key)
+            if found is None:
+                return None
+            self._drop(found[0])
+            return found[1]
+
+    def _drop(self, token: int) -> None:
+        for key in self._roots.pop(token, ()):
+            self._children.pop(key, None)
+        self.nodes -= self._sizes.pop(token, 0)
+
+    def __len__(self) -> int:
+        return len(self._roots)
 
 
 class _Tree:
@@ -153,9 +241,13 @@ class _Tree:
         self.size = owner.model._size(config) if hasattr(owner.model, "_size") else None
         self.depth = self.evaluations = 0
 
-    def run(self, pos: compact.Position, deadline: float, cap: int) -> SearchResult:
-        root = _Node(pos, 0, None)
-        self.expand([root])
+    def run(self, root: _Node, deadline: float, cap: int) -> SearchResult:
+        """Search from `root` (new, or a reused subtree whose statistics count) until the budget or `cap`
+        new descents are spent."""
+        self.root, reused = root, root.visits
+        if root.value is None:
+            self.expand([root])
+        self.depth = root.ply
         mine = root.seats.index(self.me)
         sims = 0
         if len(root.moves[mine]) > 1:
@@ -168,7 +260,8 @@ class _Tree:
             visits[m], q[m] = n[i], (w[i] / n[i] if n[i] else 0.0)
         total = sum(n)
         value = sum(w) / total if total else float(root.value[self.me])
-        return SearchResult(moves[best], tuple(visits), tuple(q), value, sims, self.depth, self.evaluations)
+        return SearchResult(moves[best], tuple(visits), tuple(q), value, sims, self.depth - root.ply,
+                            self.evaluations, reused)
 
     # -- one round: descents with virtual loss, one network call, backups --------------
 
@@ -303,11 +396,21 @@ def _safe_moves(rules: compact.Rules, snake, obstacles: int) -> list[int]:
     return [m for m in range(4) if inside & bit[cells[m]] and not obstacles & bit[cells[m]]]
 
 
-OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float}
+def _flag(text: str) -> bool:
+    """A spec's boolean option: 1/true/yes/on or 0/false/no/off."""
+    value = text.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(text)
+    return value in ("1", "true", "yes", "on")
+
+
+OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float, "reuse": _flag}
+_KINDS = {_flag: "bool (1/0, true/false)"}
+"""How an option's kind is named in an error, where its parser's name would not say."""
 
 
 def from_spec(text: str, model: object | None = None) -> NeuralSearch:
-    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X]`` player.
+    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1]`` player.
 
     M is an ONNX file, ``champion`` / ``champion:GAME`` (the registry's champion,
     $OURO_STORE or ./runs/registry) or ``registry:VERSION``; a `model` argument
@@ -330,7 +433,8 @@ def from_spec(text: str, model: object | None = None) -> NeuralSearch:
         try:
             kwargs[key] = OPTIONS[key](value)
         except ValueError:
-            raise ValueError(f"option {key}={value!r} is not a valid {OPTIONS[key].__name__}") from None
+            kind = _KINDS.get(OPTIONS[key], OPTIONS[key].__name__)
+            raise ValueError(f"option {key}={value!r} is not a valid {kind}") from None
     return NeuralSearch(model if model is not None else load_model(named), name=f"nsearch:{text}", **kwargs)
 
 

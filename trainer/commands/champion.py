@@ -33,7 +33,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ouroboros.contract.champion import ChampionOperation
-from ouroboros.contract.promotion import GateStatistics
+from ouroboros.contract.promotion import GateStatistics, PromotionSpec
 from ouroboros.trainer.agents.neural import ModelContractError
 from ouroboros.trainer.artifacts.registry import RegistryError
 from ouroboros.trainer.artifacts.store import ArtifactError
@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--against", help="check: the previous champion")
     p.add_argument("--games", type=int, default=20, help="check: smoke games")
     p.add_argument("--min-win-rate", type=float, default=0.45, help="check: roll back under this score")
+    p.add_argument("--player", default="policy", metavar="PLAYER",
+                   help="check: how both versions play, as the Champion's gate plays them: policy or "
+                        "nsearch:ms=N[,visits=N] (default: %(default)s)")
     p.add_argument("--statistics", help="promote: the gate's statistics (GateStatistics JSON)")
     return parser
 
@@ -133,7 +136,8 @@ def _job(args: argparse.Namespace) -> int:
     request = champion_jobs.Request(
         operation=ChampionOperation(args.operation), game=args.game, version=args.version, run=args.run,
         by=args.by, reason=args.reason, against=args.against, games=args.games,
-        min_win_rate=args.min_win_rate, statistics=statistics)
+        min_win_rate=args.min_win_rate, statistics=statistics,
+        gate=PromotionSpec().with_served_player(args.player, "--player"))
     store = os.environ.get("OURO_STORAGE_URL") or args.store
     if not store:
         raise ValueError("--store: required (or $OURO_STORAGE_URL)")

@@ -115,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a fixed opponent (random-safe, greedy, heuristic, search) that candidate and champion "
                    "both play on the same seeds; a significant regression rejects (repeatable; defaults 100 games, "
                    "0.05, no floor)")
-    g.add_argument("--player", choices=[p.value for p in GatePlayer], default=GatePlayer.POLICY.value,
-                   help="how both sides play: the bare policy, or inside the neural search (default: %(default)s)")
+    g.add_argument("--player", default=GatePlayer.POLICY.value, metavar="PLAYER",
+                   help="how both sides play, as they are served: policy (`ouro serve --player champion`) or "
+                   "nsearch[:ms=N,visits=N] (`champion+nsearch:ms=N`), the options overriding --move-budget-ms "
+                   "and --max-visits (default: %(default)s)")
     g.add_argument("--move-budget-ms", type=float, default=100.0,
                    help="--player nsearch: milliseconds per move (default: %(default)s)")
     g.add_argument("--max-visits", type=int, default=0,
@@ -292,13 +294,15 @@ def promotion_spec(args: argparse.Namespace) -> PromotionSpec:
 
     readiness = ReadinessSpec(max_p99_latency_ms=args.max_p99_ms, max_peak_memory_mb=args.max_memory_mb)
     games = args.games + args.games % 2
-    play = {"player": GatePlayer(args.player), "move_budget_ms": args.move_budget_ms,
-            "max_visits": args.max_visits, "baselines": [parse_baseline(b) for b in args.baseline]}
+    play = {"move_budget_ms": args.move_budget_ms, "max_visits": args.max_visits,
+            "baselines": [parse_baseline(b) for b in args.baseline]}
     if args.min_win_rate is not None:
-        return PromotionSpec(method=GateMethod.WIN_RATE, games=games, min_games=min(args.min_games, games),
+        spec = PromotionSpec(method=GateMethod.WIN_RATE, games=games, min_games=min(args.min_games, games),
                              min_win_rate=args.min_win_rate, readiness=readiness, seed=args.seed, **play)
-    return PromotionSpec(method=GateMethod.SPRT, sprt=evaluate.parse_sprt(args.sprt), games=games,
-                         min_games=min(args.min_games, games), readiness=readiness, seed=args.seed, **play)
+    else:
+        spec = PromotionSpec(method=GateMethod.SPRT, sprt=evaluate.parse_sprt(args.sprt), games=games,
+                             min_games=min(args.min_games, games), readiness=readiness, seed=args.seed, **play)
+    return spec.with_served_player(args.player, "--player")
 
 
 def parse_baseline(text: str) -> BaselineSpec:

@@ -4,7 +4,10 @@ The phases run in-process through the same ``phases.execute`` that a
 Kubernetes Job's ``ouro phase`` runs, on a local artifact store (default
 ``./runs/registry``, the model registry's default too). At the end the final
 network is measured against random-safe and the heuristic teacher
-(seat-swapped pairs, Wilson 95% intervals), registered, and gated against the
+(seat-swapped pairs, Wilson 95% intervals), played the way the preset's gate
+plays it and so the way it will be served (the bare policy, or with
+``--gate-player nsearch:ms=N`` inside the neural search at that budget, gate
+included; the summary and ``strength.json`` name the player), registered, and gated against the
 current champion of its game through the one promotion path
 (``evaluation.promotion``, the preset's ``promotion`` spec): a first run becomes
 champion; a later run replaces the champion only if the gate says PROMOTE, and
@@ -27,6 +30,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="root seed")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch's choice)")
     p.add_argument("--eval-games", type=int, default=None, help="duels per baseline at the end")
+    p.add_argument("--gate-player", default=None, metavar="PLAYER",
+                   help="how the final duels and the gate play the network, as it will be served: policy "
+                        "(`ouro serve --player champion`) or nsearch[:ms=N,visits=N] (`champion+nsearch:ms=N`); "
+                        "default: the preset's promotion.player (policy)")
     promote = p.add_mutually_exclusive_group()
     promote.add_argument("--no-promote", action="store_true", help="register the model but leave the champion alone")
     promote.add_argument("--force-promote", action="store_true",
@@ -219,13 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"ouro train: {exc}", file=sys.stderr)
         return 2
+    preset = PRESETS[args.preset]
     try:
         expert_spec = expert_iteration(args.expert_iteration)
         initial = initial_model(args.initial_model)
+        gate_spec = preset.promotion if args.gate_player is None else \
+            preset.promotion.with_served_player(args.gate_player, "--gate-player")
     except ValueError as exc:
         print(f"ouro train: {exc}", file=sys.stderr)
         return 2
-    preset = PRESETS[args.preset]
     run_name = args.run or f"local-{args.preset}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     store_url = str(Path(args.store).resolve()) if "://" not in args.store else args.store
     run = pc.RunSettings(run=pc.run_id(run_name), store=store_url, game=preset.game,
@@ -261,11 +271,16 @@ def main(argv: list[str] | None = None) -> int:
         net = runner.load_weights(ArtifactStore(store_url), outcomes[-1].artifacts["weights"].key)
         eval_games = args.eval_games or preset.eval_games
         duels = []
-        for opponent in ("random-safe", "heuristic"):
-            task = bars.add_task(f"evaluate vs {opponent}", total=1)
-            duels.append(strength.duel(net, opponent, game_config(run.game), eval_games,
-                                       max_turns=run.game.max_turns))
-            bars.advance(task)
+        with tempfile.TemporaryDirectory(prefix="ouro-train-") as folder:
+            model = Path(folder) / "candidate.onnx"
+            candidate = outcomes[-1].candidate
+            model.write_bytes(ArtifactStore(store_url).get_bytes(candidate.key, expected_sha256=candidate.sha256))
+            me = strength.served_player(net, model, gate_spec)
+            for opponent in ("random-safe", "heuristic"):
+                task = bars.add_task(f"evaluate {me.name} vs {opponent}", total=1)
+                duels.append(strength.duel(me, opponent, game_config(run.game), eval_games,
+                                           max_turns=run.game.max_turns))
+                bars.advance(task)
     for d in duels:
         if writer is not None:
             writer.add_scalar(f"strength/vs_{d.opponent}", d.score, 0)
@@ -274,14 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     store = ArtifactStore(store_url)
     # the final duels, for `ouro report` (the strength table with its intervals)
     store.write_json(f"runs/{run.run}/strength.json", {
+        "player": gate_spec.served_player,
         "opponents": [{"opponent": d.opponent, "games": d.games, "wins": d.wins, "draws": d.draws,
-                       "losses": d.losses} for d in duels]})
+                       "losses": d.losses, "player": d.player} for d in duels]})
     version = runner.register_candidate(store, outcomes[-1].candidate, run, {**outcomes[-1].metrics, **metrics})
     champion, judgement = None, None
     if not args.no_promote:
         console.print(f"gate: {version.id} against the champion of {run.game.key} ...")
         registry = promotion.open_registry(store)
-        judgement = promotion.judge(registry, run.game.key, version.id, preset.promotion,
+        judgement = promotion.judge(registry, run.game.key, version.id, gate_spec,
                                     promotion.GateRun(max_turns=run.game.max_turns), run.game)
         if judgement.verdict is GateVerdict.PROMOTE or args.force_promote:
             champion = promotion.put_in_force(
@@ -296,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                     "metrics": {k: round(v, 4) for k, v in {**o.metrics,
                                                             **strength.elo_metrics(o.records)}.items()}}
                    for o in outcomes],
-        "strength": [{"opponent": d.opponent, "games": d.games, "wins": d.wins, "draws": d.draws,
+        "player": gate_spec.served_player,
+        "strength": [{"opponent": d.opponent, "player": d.player, "games": d.games, "wins": d.wins, "draws": d.draws,
                       "losses": d.losses, "score": round(d.score, 4),
                       "wilson95": [round(d.interval().lower, 4), round(d.interval().upper, 4)]} for d in duels],
         "version": version.id, "champion": champion.version if champion else None,

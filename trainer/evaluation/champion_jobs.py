@@ -10,7 +10,10 @@ Every operation is idempotent, because a Job may be retried by hand or its
 report lost: promoting the version already in force, pinning the version
 already pinned, unpinning an unpinned pointer, all change nothing. The
 post-promotion check plays ``games`` seat-swapped smoke games of the champion
-against the version it replaced and, if it scores under ``min_win_rate``,
+against the version it replaced, both played the way the Champion's gate
+plays them and so the way they are served (``gate.player``: the bare policy,
+or the neural search at the gate's ``moveBudgetMs``/``maxVisits``; the
+check's result names the player), and, if it scores under ``min_win_rate``,
 rolls the pointer back to that version in the same Job (the registry's own
 atomic replace), with the score in the rollback's reason. A check of a version
 that is no longer in force, or of a pinned pointer, plays nothing.
@@ -33,7 +36,7 @@ from ouroboros.contract.champion import (
     RegistryReport,
 )
 from ouroboros.contract.game import GameKey
-from ouroboros.contract.promotion import GateStatistics
+from ouroboros.contract.promotion import GateStatistics, PromotionSpec
 from ouroboros.contract.run import RESULT_MAX_BYTES
 from ouroboros.trainer.artifacts import registry as reg
 from ouroboros.trainer.engine.types import game_config
@@ -64,6 +67,9 @@ class Request:
     """promote: the gate's statistics of the approved candidate."""
     seed: int = 1_000_003
     """check: seed of the first pair of smoke games (not the gate's seeds)."""
+    gate: PromotionSpec = dataclasses.field(default_factory=PromotionSpec)
+    """check: the Champion's ``policy.gate``; its ``player``, ``moveBudgetMs`` and ``maxVisits`` say how both
+    versions play (``--player`` of ``ouro champion job check``; the rest of it is not used)."""
 
 
 def _require(request: Request, field: str) -> str:
@@ -91,20 +97,21 @@ def check(registry: reg.Registry, request: Request) -> tuple[CheckResult, reg.Ch
             paths.append(path)
         settings = tm.TournamentConfig(games=max(2, request.games), min_games=0, seed=request.seed,
                                        max_turns=spec.max_turns)
-        report = tm.run([tm.Entrant(f"onnx:{paths[0]}", version), tm.Entrant(f"onnx:{paths[1]}", against)],
-                        game_config(spec), settings)
-    pair = report.pairs[0]
+        entrants = [tm.Entrant(promotion.player_spec(path, request.gate), name)
+                    for path, name in zip(paths, (version, against), strict=True)]
+        report = tm.run(entrants, game_config(spec), settings)
+    pair, player = report.pairs[0], request.gate.served_player
     passed = pair.score >= request.min_win_rate
     text = (f"{version} scored {pair.score:.3f} ({pair.wins}-{pair.draws}-{pair.losses}) in {pair.games} "
-            f"games against {against}; threshold {request.min_win_rate:g}")
+            f"games against {against}, both playing {player}; threshold {request.min_win_rate:g}")
+    result = CheckResult(version=version, against=against, games=pair.games, win_rate=pair.score, passed=passed,
+                         player=player, message=f"passed: {text}")
     if passed:
-        return CheckResult(version=version, against=against, games=pair.games, win_rate=pair.score, passed=True,
-                           message=f"passed: {text}"), state
+        return result, state
     log.warning("post-promotion check failed: %s; rolling back to %s", text, against)
     state = registry.rollback(request.game, against, by=request.by,
                               reason=f"post-promotion check failed: {text}")
-    return CheckResult(version=version, against=against, games=pair.games, win_rate=pair.score, passed=False,
-                       rolled_back=True, message=f"rolled back to {against}: {text}"), state
+    return result.model_copy(update={"rolled_back": True, "message": f"rolled back to {against}: {text}"}), state
 
 
 def perform(request: Request, store: str) -> RegistryReport:

@@ -47,6 +47,8 @@ class StrengthRow:
     losses: int
     score: stats.Interval
     elo: stats.EloEstimate
+    player: str = "policy"
+    """How the network played (``policy`` or ``nsearch:ms=N``); files from before the field played the policy."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +67,13 @@ class Report:
     created_at: datetime
 
 
-def strength_row(opponent: str, games: int, wins: int, draws: int, losses: int) -> StrengthRow:
+def strength_row(opponent: str, games: int, wins: int, draws: int, losses: int,
+                 player: str = "policy") -> StrengthRow:
     """A strength row with the score's Wilson interval and the Elo estimate's interval."""
     if wins + draws + losses != games or games <= 0:
         raise ValueError(f"strength vs {opponent}: wins + draws + losses = {wins + draws + losses}, games = {games}")
     return StrengthRow(opponent, games, wins, draws, losses, stats.wilson_interval(wins + draws / 2, games),
-                       stats.elo_estimate(stats.WDL(wins, draws, losses)))
+                       stats.elo_estimate(stats.WDL(wins, draws, losses)), player)
 
 
 def collect(store, run: str, now: datetime) -> Report:
@@ -246,8 +249,8 @@ th { background: #f6f6f6; } td.n { text-align: right; font-variant-numeric: tabu
 <h2>Strength</h2>
 {% if r.strength %}
 <div class="chart">{{ strength_svg | safe }}</div>
-<table><tr><th>opponent</th><th>games</th><th>W-D-L</th><th>score</th><th>Wilson 95%</th><th>Elo</th><th>Elo 95%</th></tr>
-{% for s in r.strength %}<tr><td>{{ s.opponent }}</td><td class="n">{{ s.games }}</td><td class="n">{{ s.wins }}-{{ s.draws }}-{{ s.losses }}</td>
+<table><tr><th>player</th><th>opponent</th><th>games</th><th>W-D-L</th><th>score</th><th>Wilson 95%</th><th>Elo</th><th>Elo 95%</th></tr>
+{% for s in r.strength %}<tr><td>{{ s.player }}</td><td>{{ s.opponent }}</td><td class="n">{{ s.games }}</td><td class="n">{{ s.wins }}-{{ s.draws }}-{{ s.losses }}</td>
 <td class="n">{{ "%.1f%%" % (100 * s.score.estimate) }}</td><td class="n">[{{ "%.1f%%" % (100 * s.score.lower) }}, {{ "%.1f%%" % (100 * s.score.upper) }}]</td>
 <td class="n">{{ elo(s.elo.elo) }}</td><td class="n">[{{ elo(s.elo.lower) }}, {{ elo(s.elo.upper) }}]</td></tr>
 {% endfor %}</table>

@@ -3,8 +3,11 @@
 Games are played in seat-swapped pairs (the same seed twice, the arena rotating
 the start positions), so neither side profits from a lucky corner; the score
 counts a draw as half a win and comes with its Wilson 95% interval. The
-network plays greedily (temperature 0) with the safety mask, as a served
-champion does.
+network plays the way it will be served (:func:`served_player`): as a
+promotion spec's gate plays it, greedily over its policy (temperature 0,
+with the safety mask) by default, or inside the neural search at the gate's
+budget when the gate's ``player`` is ``nsearch``; each :class:`Duel` names
+the player that played it.
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
+from ouroboros.contract.promotion import GatePlayer, PromotionSpec
 from ouroboros.contract.vocabulary import elo_vs
 from ouroboros.trainer.agents import arena, neural
 from ouroboros.trainer.agents import registry as players
+from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.engine.types import GameConfig
-from ouroboros.trainer.evaluation import stats
+from ouroboros.trainer.evaluation import promotion, stats
 from ouroboros.trainer.learning import networks
 
 
@@ -52,6 +58,8 @@ class Duel:
     wins: int
     draws: int
     losses: int
+    player: str = GatePlayer.POLICY.value
+    """How the network played: ``policy`` or ``nsearch:ms=N[,visits=N]`` (``PromotionSpec.served_player``)."""
 
     @property
     def record(self) -> tuple[int, int, int]:
@@ -69,21 +77,48 @@ class Duel:
 
     def describe(self) -> str:
         ci = self.interval()
-        return (f"vs {self.opponent}: {self.score:.1%} over {self.games} games "
+        return (f"{self.player} vs {self.opponent}: {self.score:.1%} over {self.games} games "
                 f"(W{self.wins} D{self.draws} L{self.losses}), Wilson 95% [{ci.lower:.1%}, {ci.upper:.1%}]")
 
 
-def duel(net: networks.PolicyValueNet, opponent: str, config: GameConfig, games: int,
+def served_player(net: networks.PolicyValueNet, model: Path, spec: PromotionSpec) -> Player:
+    """The network as ``spec``'s gate plays it, hence as it will be served.
+
+    ``net`` (in-process torch weights) plays the ``policy`` player greedily; an
+    ``nsearch`` gate's player is the neural search over ``model``, the same
+    network's exported ONNX file (the search runs from the file alone, as a
+    server does), at the gate's ``moveBudgetMs`` and ``maxVisits``
+    (``promotion.player_spec``). The player's ``name`` is ``spec.served_player``.
+    """
+    if spec.player is GatePlayer.POLICY:
+        return _greedy(net)
+    player = players.make_player(promotion.player_spec(model, spec))
+    player.name = spec.served_player
+    return player
+
+
+def _greedy(net: networks.PolicyValueNet) -> Player:
+    """The network's most probable safe move, named as the ``policy`` player."""
+    net.eval()
+    return neural.TorchPlayer(module=net, temperature=0.0, name=GatePlayer.POLICY.value)
+
+
+def duel(me: Player | networks.PolicyValueNet, opponent: str, config: GameConfig, games: int,
          seed: int = 12345, max_turns: int = 500) -> Duel:
-    """Play ``games`` (rounded up to even) duels of ``net`` against the player spec ``opponent``."""
+    """Play ``games`` (rounded up to even) duels of ``me`` against the player spec ``opponent``.
+
+    ``me`` is a player (e.g. :func:`served_player`; its ``name`` becomes the
+    duel's ``player``) or a network, played greedily over its policy.
+    Raises ValueError for a game of other than two snakes.
+    """
     if config.n_snakes != 2:
         raise ValueError("duels need a two-snake game")
+    if isinstance(me, networks.PolicyValueNet):
+        me = _greedy(me)
     pairs = (games + 1) // 2
     seeds = seed + np.repeat(np.arange(pairs), 2)
-    net.eval()
-    me = neural.TorchPlayer(module=net, temperature=0.0, name="network")
     result = arena.play_match(config, [me, players.make_player(opponent)], seeds,
                               np.random.default_rng(seed), max_turns=max_turns)
     outcome = result.outcome[:, 0]
     return Duel(opponent, len(seeds), int((outcome == arena.WIN).sum()),
-                int((outcome == arena.DRAW).sum()), int((outcome == arena.LOSS).sum()))
+                int((outcome == arena.DRAW).sum()), int((outcome == arena.LOSS).sum()), player=me.name)

@@ -122,8 +122,10 @@ class Expert:
     """The rollout's frozen network (what the learner's moves come from)."""
 
     def __post_init__(self) -> None:
+        # reuse off: a share of moves is searched at random, so a kept tree would rarely be met again, and
+        # each target is the visits of exactly spec.visits fresh descents
         self._search = nsearch.NeuralSearch(Evaluator(self.forward), ms=0, visits=self.spec.visits,
-                                            c_puct=self.spec.c_puct, name="expert")
+                                            c_puct=self.spec.c_puct, reuse=False, name="expert")
 
     def decide(self, config: GameConfig, state: BatchState, games: np.ndarray, seats: np.ndarray,
                mask: np.ndarray, rng: np.random.Generator) -> SearchTargets:
