@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,6 +52,9 @@ from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.learning import inference, networks, replay
 from ouroboros.trainer.learning.phases import expert, policy
 from ouroboros.trainer.observation import safety
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Seat(IntEnum):
@@ -106,6 +110,7 @@ def play(
     forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME,
     teacher_player: Player | None = None,
     expert_iteration: expert.ExpertIterationSpec | None = None,
+    autocast: torch.dtype | None = None,
 ) -> Rollout:
     """Play ``games`` games (seeds ``seed + i``), ``parallel`` at a time; record the learner's
     rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results.
@@ -116,11 +121,12 @@ def play(
     frozen onnxruntime copy on the CPU by default; torch for networks on a GPU).
     ``teacher_player`` replaces the heuristic on the teacher's seats (any `Player`, e.g. the
     search: its move, asked seat by seat, is the label). ``expert_iteration``: the learner's
-    moves are searched at that share, with targets recorded (:mod:`.expert`)."""
+    moves are searched at that share, with targets recorded (:mod:`.expert`). Networks on a
+    GPU play there (`inference.DeviceForward`), under ``autocast`` (torch.bfloat16 or None)."""
     solo = config.ruleset is Ruleset.SOLO
     if learner is not None:
-        learner = inference.for_rollout(learner, config.height, config.width, forward)
-    snapshots = [inference.for_rollout(net, config.height, config.width, forward) for net in snapshots]
+        learner = inference.for_rollout(learner, config.height, config.width, forward, autocast)
+    snapshots = [inference.for_rollout(net, config.height, config.width, forward, autocast) for net in snapshots]
     searcher = None
     if expert_iteration is not None and learner is not None:
         searcher = expert.Expert(expert_iteration, learner)
