@@ -20,7 +20,8 @@ they start, so a restarted group resumes where rank 0 last saved.
 The process group is set up from the variables ``torchrun`` (``torch.distributed.run``)
 gives each worker it starts (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``): :func:`from_environment`. The backend follows the device: NCCL for CUDA
-tensors, gloo for the CPU (:func:`backend_for`).
+tensors, gloo for the CPU (:func:`backend_for`); a GPU group has both, since the small host-side
+collectives (metrics, replay priorities, barriers around rollouts) stay on the CPU.
 """
 
 from __future__ import annotations
@@ -110,8 +111,10 @@ SINGLE = Group()
 
 
 def backend_for(device: torch.device) -> str:
-    """The collective backend for tensors on ``device``: NCCL on CUDA, gloo on the CPU."""
-    return "nccl" if device.type == "cuda" else "gloo"
+    """The collective backends of a group whose network lives on ``device``: gloo on the CPU;
+    on CUDA, NCCL for CUDA tensors (gradients, synchronised batch norm) and gloo for the CPU
+    tensors that :meth:`Group.all_sum` reduces (torch's ``"cpu:gloo,cuda:nccl"`` form)."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
 
 
 def from_environment(env: Mapping[str, str] | None = None, device: torch.device | None = None) -> Group:
