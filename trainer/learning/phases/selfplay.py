@@ -4,9 +4,12 @@ Every seat of every game has a *controller* (:class:`Seat`): the learner (the
 network being trained; its positions are recorded), the heuristic teacher,
 random-safe, or a frozen league snapshot. Each turn the learner's living seats of all games
 are encoded into one batch and decided by one forward pass; the teacher
-scores all its games in one vectorised call; each snapshot gets one forward.
-Finished games are replaced by new ones until the budget is played, so the
-batch stays full.
+scores all its games in one vectorised call; each snapshot gets one forward
+(snapshots are other weights, so they cannot share the learner's). Finished
+games are replaced by new ones until the budget is played, so the batch stays
+full. A network on a GPU plays there (`inference.DeviceForward`: one pinned
+copy of the turn's planes to the device, one copy of logits and values back),
+under the run's autocast.
 
 :func:`play` is a loop over turns (cleanrl's rollout loop, batched over
 games), one named stage a line::
