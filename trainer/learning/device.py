@@ -124,7 +124,8 @@ def placement(requested: str = AUTO, mixed_precision: bool | None = None, local_
     :func:`resolve_device`, :func:`autocast_dtype` for the rules and errors). Changes nothing:
     making the GPU the process's current device is the command's (``execute.configure_process``)."""
     device = resolve_device(requested, torch.cuda.device_count() if torch.cuda.is_available() else 0, local_rank)
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    # native bf16 only (compute capability 8.0+): emulated bf16 on older GPUs is slower than fp32
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
     return Placement(device, autocast_dtype(device, mixed_precision, bf16))
 
 
