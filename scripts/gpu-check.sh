@@ -45,6 +45,7 @@ fi
 out=${OUT:-$root/gpu-check-out}
 mkdir -p "$out"
 site=$(mktemp -d /tmp/ouro-site.XXXXXX)
+trap 'rm -rf "$site"' EXIT
 mkdir -p "$site/ouroboros"
 for part in contract trainer operator; do ln -s "$root/$part" "$site/ouroboros/$part"; done
 if compgen -G ".whl/*.whl" > /dev/null; then
@@ -76,7 +77,7 @@ for i in range(torch.cuda.device_count()):
 import ouroboros.trainer.learning.device as d
 print('auto ->', d.placement().describe())
 " || exit 1
-stage tests 210 "$py" -m pytest -q -p no:cacheprovider -o addopts=-ra tests/unit/test_cuda.py tests/unit/test_device.py \
+stage tests 210 "$py" -m pytest -q -p no:cacheprovider tests/unit/test_cuda.py tests/unit/test_device.py \
     || failed=1
 stage training 120 "$py" -m benchmarks.training --network default --device cpu,cuda --games 64 --steps 10 \
     --repeats 1 || failed=1
