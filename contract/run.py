@@ -37,6 +37,10 @@ from ouroboros.contract.vocabulary import (
     PhaseName,
 )
 
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]{1,2})?)$"
+"""What a run's ``device`` may say: ``auto`` (CUDA when the trainer sees a GPU, else the CPU),
+``cpu``, ``cuda`` (the process's GPU: ``cuda:LOCAL_RANK`` in a learner group) or ``cuda:N``."""
+
 RUN_CONFIG_KEY = "run.json"
 """The ConfigMap key (and file name) of the run config."""
 RESULT_MAX_BYTES = 4096
@@ -428,6 +432,11 @@ class RunConfig(ApiModel):
     )
     storage: StorageSpec = Field(description="Artifact store.")
     self_play_workers: int = Field(default=1, ge=1, description="Parallel self-play pods.")
+    device: str = Field(
+        default="auto", pattern=DEVICE_PATTERN,
+        description="Where the phases train and play: auto (a GPU when the trainer sees one, else the CPU), "
+        "cpu, cuda (fails when no GPU is visible) or cuda:N. The operator writes cuda when spec.resources.gpu "
+        "is above 0 and cpu otherwise, so a pod never silently trains on the other kind.")
     approval: ApprovalMode = Field(
         default=ApprovalMode.AUTOMATIC,
         description="The Champion's spec.policy.approval when the run started: Automatic promotes on the "

@@ -1,6 +1,7 @@
 """Shared fixtures: the official rules engine as a built oracle binary, the official CLI, two small
 real ONNX models, and a real S3-compatible server (versitygw) for the object-store tests."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,13 @@ import pytest
 import s3server
 from battlesnake_cli.build import CliUnavailable, ensure_cli
 from oracle.build import OracleUnavailable, ensure_oracle
+
+# The suite is a CPU suite on every machine: a run's device defaults to `auto`, which would take a
+# GPU where one is visible, and the resume tests compare weights bit for bit, which CUDA kernels do
+# not promise. tests/unit/test_cuda.py is where GPUs are tested: scripts/gpu-check.sh runs it with
+# OURO_TEST_CUDA=1. (Set before torch first asks CUDA for its devices; spawned ranks inherit it.)
+if os.environ.get("OURO_TEST_CUDA") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 @pytest.fixture(scope="session")

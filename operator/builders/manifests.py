@@ -65,6 +65,11 @@ def run_config(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC
 
     The gate is the run's ``spec.promotion``, else ``champion_gate`` (its Champion's
     ``spec.policy.gate``), else the defaults; ``promotionSource`` says whose it is.
+
+    ``device`` follows ``spec.resources.gpu``: ``cuda`` when the pods request GPUs (a pod
+    scheduled without one then fails its preflight naming ``device`` instead of training on
+    the CPU unnoticed), ``cpu`` otherwise (a pod that requested none never uses a GPU that
+    its node's container runtime happens to expose).
     """
     identity = RunIdentity(
         name=run.metadata.name,
@@ -80,7 +85,8 @@ def run_config(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC
     return RunConfig(run=identity, champion=spec.champion, game=spec.game, model=spec.model,
                      phases=spec.phases, initial_model=spec.initial_model, promotion=gate,
                      promotion_source=source, storage=spec.storage,
-                     self_play_workers=spec.self_play_workers, approval=approval)
+                     self_play_workers=spec.self_play_workers, approval=approval,
+                     device="cuda" if spec.resources.gpu > 0 else "cpu")
 
 
 def config_map(run: TrainingRun, approval: ApprovalMode = ApprovalMode.AUTOMATIC,

@@ -172,8 +172,26 @@ def preflight(config: RunConfig, name: PhaseName, environ: Mapping[str, str]) ->
     else:
         workers = config.self_play_workers if name is PhaseName.SELF_PLAY else 1
         worker = worker_index(environ, workers)
+    if name.trains:
+        placement_of(config, environ)
     check_store(*store_url(config, environ))
     return worker
+
+
+def placement_of(config: RunConfig, environ: Mapping[str, str]):
+    """The `learning.device.Placement` of this process for the run's `device` (a rank of a learner
+    group takes `cuda:LOCAL_RANK`); PreflightError naming `device` when it cannot be had here,
+    e.g. `cuda` on a node whose pod sees no GPU."""
+    from ouroboros.trainer.learning import device
+
+    try:
+        local_rank = int(environ.get("LOCAL_RANK") or 0)
+    except ValueError:
+        raise PreflightError("LOCAL_RANK", f"{environ.get('LOCAL_RANK')!r} is not an integer") from None
+    try:
+        return device.placement(config.device, local_rank=local_rank)
+    except ValueError as exc:
+        raise PreflightError("device", str(exc).split(": ", 1)[1]) from None
 
 
 def run_phase(config: RunConfig, name: PhaseName, worker: int = 0, group=None) -> PhaseResult:
@@ -195,8 +213,9 @@ def run_phase(config: RunConfig, name: PhaseName, worker: int = 0, group=None) -
 
     run, phase = phase_config.from_run_config(config, name, worker)
     run = run.model_copy(update={"store": store})
-    execute.configure_process(run)
     from ouroboros.trainer.learning import distributed
+
+    execute.configure_process(run, group.local_rank if group is not None else 0)
 
     outcome = execute.execute(run, phase, sinks=(lines,), interval=interval, group=group or distributed.SINGLE)
     return to_result(name, outcome)
@@ -359,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         if learner_replicas(name, os.environ) > 1:  # a rank torchrun started: join the group
             from ouroboros.trainer.learning import distributed
 
-            group = distributed.from_environment()
+            group = distributed.from_environment(device=placement_of(config, os.environ).device)
         result = run_phase(config, name, worker, group)
     except Exception as exc:  # noqa: BLE001 - reported in the result, the traceback in the log
         traceback.print_exc()

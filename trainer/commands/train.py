@@ -35,7 +35,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.promotion import GateVerdict, PromotionSpec, ReadinessSpec
@@ -147,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", default=DEFAULT_LOGDIR, help="TensorBoard event files go to LOGDIR/RUN")
     p.add_argument("--seed", type=int, default=0, help="root seed")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch's choice)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="where the networks train and play: auto (default: a CUDA GPU when torch sees one, "
+                        "else the CPU), cpu, cuda or cuda:N")
+    p.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
+                   help="bf16 autocast of the forward passes (default auto: on a GPU with bf16, off on the CPU)")
     p.add_argument("--eval-games", type=int, default=None, help="duels per baseline at the end")
     p.add_argument("--gate-player", default=None, metavar="PLAYER",
                    help="how the final duels and the gate play the network, as it will be served: policy "
@@ -238,9 +243,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_name = args.run or f"local-{args.preset}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     store_url = str(Path(args.store).resolve()) if "://" not in args.store else args.store
-    run = pc.RunSettings(run=pc.run_id(run_name), store=store_url, game=preset.game,
-                         network=preset.network, seed=args.seed, threads=args.threads, initial_model=initial)
-    execute.configure_process(run)
+    try:
+        run = pc.RunSettings(run=pc.run_id(run_name), store=store_url, game=preset.game,
+                             network=preset.network, seed=args.seed, threads=args.threads, initial_model=initial,
+                             device=args.device.strip().lower(),
+                             mixed_precision={"auto": None, "on": True, "off": False}[args.mixed_precision])
+    except ValidationError:  # the one free-text setting here
+        print(f"ouro train: --device: {args.device!r} is not auto, cpu, cuda or cuda:N", file=sys.stderr)
+        return 2
+    try:
+        placement = execute.configure_process(run)
+    except ValueError as exc:  # e.g. cuda asked for where torch sees no GPU
+        field, _, why = str(exc).partition(": ")
+        print(f"ouro train: --{field.replace('_', '-')}: {why}", file=sys.stderr)
+        return 2
     console = Console(stderr=True)
     local = store_url if "://" not in store_url else None
     shortfalls = preflight.check(preflight.measure(local), thresholds)
@@ -249,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     writer = _tensorboard(Path(args.logdir) / run.run, console)
     console.print(f"[bold]ouro train[/] preset {args.preset} ({preset.description}); run {run.run}; "
-                  f"network {preset.network.name}; store {store_url}")
+                  f"network {preset.network.name}; {placement.describe()}; store {store_url}")
     started = time.monotonic()
     outcomes: list[runner.PhaseOutcome] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -265,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                     "imitate_phases": tuple(filter(None, (args.imitate or "").split(","))) or phase.imitate_phases})
             if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
                 phase = phase.model_copy(update={"expert_iteration": expert_spec})
-            outcome = execute.execute(run, phase, reporter, sinks=lines, interval=args.progress_every)
+            outcome = execute.execute(run, phase, reporter, sinks=lines, interval=args.progress_every,
+                                      placement=placement)
             outcomes.append(outcome)
             bars.console.print(f"[green]{phase.kind.value}[/] {outcome.seconds:.0f} s: {outcome.message}")
         net = runner.load_weights(ArtifactStore(store_url), outcomes[-1].artifacts["weights"].key)

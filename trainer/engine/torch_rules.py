@@ -65,6 +65,10 @@ class TorchState:
         arrays = {f: getattr(self, f).cpu().numpy().astype(getattr(ref, f).dtype) for f in _FIELDS}
         return BatchState(board=self.board, disjoint=True, **arrays)
 
+    def clone(self) -> TorchState:
+        """An independent copy on the same device (e.g. starting boards to play again)."""
+        return TorchState(board=self.board, **{f: getattr(self, f).clone() for f in _FIELDS})
+
     @property
     def device(self) -> torch.device:
         return self.body.device

@@ -61,6 +61,7 @@ import torch
 from pydantic import BaseModel
 
 from ouroboros.trainer.artifacts.store import ArtifactError, ArtifactInfo, ArtifactStore
+from ouroboros.trainer.learning import device
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +186,9 @@ class Checkpointer:
             "format": FORMAT_VERSION,
             "step": step,
             "iteration": iteration,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            # CPU copies: a checkpoint written on a GPU resumes on a CPU and the other way round
+            "model": device.cpu_state(model.state_dict()),
+            "optimizer": device.cpu_state(optimizer.state_dict()),
             "scheduler": None if scheduler is None else scheduler.state_dict(),
             "rng": capture_rng(),
             "config": config_doc,

@@ -20,7 +20,8 @@ they start, so a restarted group resumes where rank 0 last saved.
 The process group is set up from the variables ``torchrun`` (``torch.distributed.run``)
 gives each worker it starts (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``): :func:`from_environment`. The backend follows the device: NCCL for CUDA
-tensors, gloo for the CPU (:func:`backend_for`).
+tensors, gloo for the CPU (:func:`backend_for`); a GPU group has both, since the small host-side
+collectives (metrics, replay priorities, barriers around rollouts) stay on the CPU.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Group:
 
     rank: int = 0
     world: int = 1
+    local_rank: int = 0
+    """This process's index on its node (torchrun's ``LOCAL_RANK``): its GPU is ``cuda:local_rank``."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.rank < self.world:
@@ -108,8 +111,10 @@ SINGLE = Group()
 
 
 def backend_for(device: torch.device) -> str:
-    """The collective backend for tensors on ``device``: NCCL on CUDA, gloo on the CPU."""
-    return "nccl" if device.type == "cuda" else "gloo"
+    """The collective backends of a group whose network lives on ``device``: gloo on the CPU;
+    on CUDA, NCCL for CUDA tensors (gradients, synchronised batch norm) and gloo for the CPU
+    tensors that :meth:`Group.all_sum` reduces (torch's ``"cpu:gloo,cuda:nccl"`` form)."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
 
 
 def from_environment(env: Mapping[str, str] | None = None, device: torch.device | None = None) -> Group:
@@ -121,16 +126,21 @@ def from_environment(env: Mapping[str, str] | None = None, device: torch.device 
     try:
         world = int(env.get("WORLD_SIZE") or 1)
         rank = int(env.get("RANK") or 0)
+        local_rank = int(env.get("LOCAL_RANK") or 0)
         timeout = float(env.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_SECONDS)
     except ValueError as exc:
-        raise ValueError(f"RANK/WORLD_SIZE/{TIMEOUT_ENV}: not a number ({exc})") from None
-    group = Group(rank=rank, world=world)
+        raise ValueError(f"RANK/WORLD_SIZE/LOCAL_RANK/{TIMEOUT_ENV}: not a number ({exc})") from None
+    group = Group(rank=rank, world=world, local_rank=local_rank)
     if not group.distributed:
         return SINGLE
     if not dist.is_initialized():
-        backend = backend_for(device or torch.device("cpu"))
+        device = device or torch.device("cpu")
+        backend = backend_for(device)
+        if device.type == "cuda":  # NCCL binds each rank's communicator to its current device
+            torch.cuda.set_device(device)
         dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(seconds=timeout))
+                                timeout=datetime.timedelta(seconds=timeout),
+                                **({"device_id": device} if device.type == "cuda" else {}))
         log.info("learner rank %d of %d joined its %s process group", rank, world, backend)
     return group
 
@@ -138,7 +148,8 @@ def from_environment(env: Mapping[str, str] | None = None, device: torch.device 
 def data_parallel(net: nn.Module, group: Group) -> nn.Module:
     """The module a training step runs forward through: ``net`` alone, else ``net`` wrapped in
     DistributedDataParallel with its batch norms synchronised over the group. ``net`` itself
-    stays what checkpoints and exports see (no ``module.`` prefix)."""
+    stays what checkpoints and exports see (no ``module.`` prefix). A ``net`` on a GPU is
+    wrapped with ``device_ids=[its device]`` (one GPU per process, DDP's recommended layout)."""
     if not group.distributed:
         return net
     for module in net.modules():
@@ -149,7 +160,10 @@ def data_parallel(net: nn.Module, group: Group) -> nn.Module:
     ddp = nn.parallel.DistributedDataParallel
     quiet = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters
              else {"broadcast_buffers": False})
-    return ddp(net, **quiet)
+    params = next(net.parameters(), None)
+    on = params.device if params is not None else torch.device("cpu")
+    placed = {"device_ids": [on], "output_device": on} if on.type == "cuda" else {}
+    return ddp(net, **quiet, **placed)
 
 
 class _SumOverRanks(torch.autograd.Function):

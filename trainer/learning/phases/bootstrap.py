@@ -85,7 +85,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     model = distributed.data_parallel(net, group)
     loop = ResumableLoop(
         ctx.checkpointer(),
-        lambda state, data, _: imitation.step(state, data, phase, ctx.run.seed, group, model),
+        lambda state, data, _: imitation.step(state, data, phase, ctx.run.seed, group, model, ctx.placement),
         every=phase.checkpoint_every, config=phase)
     state = loop.restore(TrainState(net, optimizer))
     if state.data_state:

@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.progress import store_run_id
-from ouroboros.contract.run import ExpertIterationSpec, InitialModelSpec, PhaseSpec, RunConfig
+from ouroboros.contract.run import (
+    DEVICE_PATTERN,
+    ExpertIterationSpec,
+    InitialModelSpec,
+    PhaseSpec,
+    RunConfig,
+)
 from ouroboros.contract.vocabulary import EXPERT_ITERATION_PHASES, BootstrapTeacher, PhaseName
 from ouroboros.trainer.learning import networks
 
@@ -95,6 +101,13 @@ class RunSettings(BaseModel):
     threads: int = Field(
         1, ge=0, description="torch intra-op threads (0: torch's default). 1 by default: on a shared "
         "CPU, OpenMP threads that wait for a busy core made a training step 5-50x slower.")
+    device: str = Field(
+        "auto", pattern=DEVICE_PATTERN, description="Where the networks train and play: auto (CUDA when torch "
+        "sees a GPU, else the CPU), cpu, cuda or cuda:N (see `learning.device`; in a learner group cuda means "
+        "cuda:LOCAL_RANK).")
+    mixed_precision: bool | None = Field(
+        None, description="bf16 autocast of the learner's and the rollouts' forward passes. None: on for a GPU "
+        "that computes bf16, off on the CPU; True forces it (the CPU's autocast too); False keeps fp32.")
 
 
 def phase_settings(kind: PhaseName, **given) -> PhaseSettings:
@@ -113,7 +126,8 @@ def run_settings(config: RunConfig) -> RunSettings:
     """What every phase of the run in ``config`` shares (id, store, game, network, seed)."""
     return RunSettings(run=run_id(config.run.name, config.run.namespace, config.run.uid), store=config.storage.url,
                        game=config.game, network=networks.NetworkConfig.from_spec(config.model),
-                       seed=_seed(config.run.uid or config.run.name), initial_model=config.initial_model)
+                       seed=_seed(config.run.uid or config.run.name), initial_model=config.initial_model,
+                       device=config.device)
 
 
 def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tuple[RunSettings, PhaseSettings]:

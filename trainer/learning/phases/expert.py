@@ -41,6 +41,7 @@ from ouroboros.contract.run import ExpertIterationSpec
 from ouroboros.trainer.agents import nsearch
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.learning import device
 
 TARGET_COLUMNS = ("search_policy", "search_value", "searched")
 """The replay columns expert iteration adds (absent from shards written without it)."""
@@ -55,8 +56,9 @@ class Evaluator:
 
     def __init__(self, forward) -> None:
         self.forward = forward
-        params = forward.parameters() if isinstance(forward, torch.nn.Module) else iter(())
-        self.device = next(params, torch.empty(0)).device  # a torch network may live on a GPU
+        # a rollout's forward takes CPU tensors (inference.DeviceForward moves them to a GPU itself);
+        # a bare torch module is fed on its own device
+        self.device = device.device_of(forward)
 
     @torch.no_grad()
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ouroboros.contract.vocabulary import Metric
-from ouroboros.trainer.learning import distributed
+from ouroboros.trainer.learning import device, distributed
 from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
 from ouroboros.trainer.learning.phases import policy
 from ouroboros.trainer.learning.phases.config import PhaseSettings
@@ -32,14 +32,17 @@ SEARCH_COLUMNS = ("search_policy", "searched")
 
 
 def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed: int,
-         group: distributed.Group = distributed.SINGLE, model: torch.nn.Module | None = None) -> dict[str, float]:
+         group: distributed.Group = distributed.SINGLE, model: torch.nn.Module | None = None,
+         placement: device.Placement = device.CPU) -> dict[str, float]:
     """One optimiser step on a batch of ``settings.batch_size`` rows (a ResumableLoop step_fn).
 
     planes [B, C, H, W] -> logits [B, 4] vs one-hot(move) [B, 4] (or the search's visit distribution
     [B, 4] on rows that have one); value [B, 1] vs outcome [B]. In a learner ``group`` of several
     ranks, B is the global batch: every rank draws and augments the same B rows and runs ``model``
     (the DDP wrapper of ``state.model``) on its own slice (``learning.distributed``); the
-    priorities and metrics cover all B rows."""
+    priorities and metrics cover all B rows. ``placement`` (``learning.device``): the batch is
+    sampled and augmented on the CPU, moved to the network's device (pinned, non-blocking on
+    CUDA), the forward runs under its autocast (bf16, or fp32), the losses and the update in fp32."""
     rng = step_rng(seed, state.step)
     soft = all(name in buffer.columns for name in SEARCH_COLUMNS)
     batch = buffer.sample(settings.batch_size, rng, COLUMNS + (SEARCH_COLUMNS if soft else ()))
@@ -54,13 +57,19 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     planes, target = encoding.augment(cols["planes"].astype(np.float32), target, rng)
     part = group.rows(n)
     planes, target = planes[part], target[part]
+    put = placement.put
+    policy_target = put(torch.from_numpy(target[:, 0]))
+    allowed = put(torch.from_numpy(target[:, 1] > 0.5))
+    weights = put(torch.from_numpy(batch.weights[part]))
+    outcome = put(torch.from_numpy(cols["value"][part].astype(np.float32)))
     net, opt = state.model, state.optimizer
     net.train()
-    logits, value = (model or net)(torch.from_numpy(planes))
-    logits = policy.masked_logits(logits, torch.from_numpy(target[:, 1] > 0.5))
-    weights = torch.from_numpy(batch.weights[part])
-    ce = -(torch.from_numpy(target[:, 0]) * torch.log_softmax(logits, dim=1)).sum(1)
-    err = value[:, 0] - torch.from_numpy(cols["value"][part].astype(np.float32))
+    with placement.autocasting():
+        logits, value = (model or net)(put(torch.from_numpy(planes)))
+    logits, value = logits.float(), value.float()  # no-ops in fp32; under autocast the losses stay fp32
+    logits = policy.masked_logits(logits, allowed)
+    ce = -(policy_target * torch.log_softmax(logits, dim=1)).sum(1)
+    err = value[:, 0] - outcome
     policy_loss = group.mean(weights * ce, n)
     value_loss = group.mean(weights * err.square(), n)
     loss = policy_loss + value_loss
@@ -68,14 +77,18 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
-    correct = (logits.argmax(1) == torch.from_numpy(target[:, 0]).argmax(1)).float()
+    with torch.no_grad():  # one copy back to the host: the errors (priorities) and the metrics
+        correct = (logits.argmax(1) == policy_target.argmax(1)).float()
+        host = torch.cat([err.detach(), torch.stack([policy_loss.detach(), value_loss.detach(), correct.sum()])])
+        host = host.cpu().numpy()
+    errors, (policy_value, value_value, correct_sum) = host[:-3], host[-3:].astype(np.float64)
     if not group.distributed:
-        buffer.update_priorities(batch.indices, err.detach().numpy())
-        return {Metric.POLICY_LOSS: policy_loss.item(), Metric.VALUE_LOSS: value_loss.item(),
-                Metric.ACCURACY: float(correct.mean())}
-    buffer.update_priorities(batch.indices, group.gather_rows(err.detach().numpy(), n))
+        buffer.update_priorities(batch.indices, errors)
+        return {Metric.POLICY_LOSS: float(policy_value), Metric.VALUE_LOSS: float(value_value),
+                Metric.ACCURACY: float(correct_sum / n)}
+    buffer.update_priorities(batch.indices, group.gather_rows(errors, n))
     # each rank's loss is its share of the global mean: their sum is the global batch's
-    totals = group.all_sum(np.array([policy_loss.item(), value_loss.item(), float(correct.sum())]))
+    totals = group.all_sum(np.array([policy_value, value_value, correct_sum]))
     world = group.world
     return {Metric.POLICY_LOSS: float(totals[0] / world), Metric.VALUE_LOSS: float(totals[1] / world),
             Metric.ACCURACY: float(totals[2] / n)}

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ouroboros.contract.vocabulary import Metric
-from ouroboros.trainer.learning import distributed
+from ouroboros.trainer.learning import device, distributed
 from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
 from ouroboros.trainer.learning.phases import expert, policy
 from ouroboros.trainer.learning.phases.config import PhaseSettings
@@ -81,13 +81,19 @@ def steps_per_iteration(rows: int, settings: PhaseSettings) -> int:
 
 
 def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: int,
-         group: distributed.Group = distributed.SINGLE, model: torch.nn.Module | None = None) -> dict[str, float]:
+         group: distributed.Group = distributed.SINGLE, model: torch.nn.Module | None = None,
+         placement: device.Placement = device.CPU) -> dict[str, float]:
     """One PPO minibatch step (the ``step_fn`` of a ResumableLoop); the minibatch comes
     from :func:`step_rng` so a resumed phase draws the same rows.
 
     In a learner ``group`` of several ranks the minibatch is global: every rank draws the same
     rows and normalises their advantages together, then runs ``model`` (the DDP wrapper of
-    ``state.model``) on its own slice of them (``learning.distributed``)."""
+    ``state.model``) on its own slice of them (``learning.distributed``).
+
+    ``placement`` (``learning.device``): the rows are drawn from ``data`` on the CPU and moved
+    to the network's device (pinned, non-blocking on CUDA; planes as float16, widened there);
+    the forward runs under its autocast (bf16, or fp32), the losses and the update in fp32.
+    The step's metrics come back to the host in one copy."""
     rng = step_rng(seed, state.step)
     idx = torch.from_numpy(rng.choice(data.rows, size=min(settings.batch_size, data.rows), replace=False))
     n = len(idx)
@@ -98,21 +104,27 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
         adv = (adv - adv[sampled_all].mean()) / (adv[sampled_all].std() + 1e-8)
     part = group.rows(n)
     idx, adv, searched = idx[part], adv[part], searched_all[part]
+    put = placement.put
+    planes = put(data.planes[idx]).float()
+    move, logp_old, mask, target, ret = (put(t[idx]) for t in (data.move, data.logp, data.mask, data.target, data.ret))
+    adv, searched = put(adv), put(searched)
     net, opt = state.model, state.optimizer
     net.train()
-    logits, value = (model or net)(data.planes[idx].float())
-    logits = policy.masked_logits(logits, data.mask[idx])
+    with placement.autocasting():
+        logits, value = (model or net)(planes)
+    logits, value = logits.float(), value.float()  # no-ops in fp32; under autocast the losses stay fp32
+    logits = policy.masked_logits(logits, mask)
     logp_all = torch.log_softmax(logits, dim=1)
-    logp = logp_all.gather(1, data.move[idx, None])[:, 0]
-    ratio = torch.exp(logp - data.logp[idx])
+    logp = logp_all.gather(1, move[:, None])[:, 0]
+    ratio = torch.exp(logp - logp_old)
     clipped = torch.clamp(ratio, 1 - settings.clip, 1 + settings.clip)
     surrogate = -torch.min(ratio * adv, clipped * adv)
     # rows a search labelled (expert iteration) learn its visit distribution instead of the PPO surrogate
-    cross_entropy = -(data.target[idx] * torch.where(data.target[idx] > 0, logp_all, 0.0)).sum(1)
+    cross_entropy = -(target * torch.where(target > 0, logp_all, 0.0)).sum(1)
     policy_loss = group.mean(torch.where(searched, cross_entropy, surrogate), n)
     probs = logp_all.exp()
     entropy = group.mean(-(probs * torch.where(probs > 0, logp_all, torch.zeros_like(logp_all))).sum(1), n)
-    value_loss = group.mean((value[:, 0] - data.ret[idx]).square(), n)
+    value_loss = group.mean((value[:, 0] - ret).square(), n)
     loss = policy_loss + settings.value_coef * value_loss - settings.entropy * entropy
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -121,10 +133,10 @@ def step(state: TrainState, data: RolloutData, settings: PhaseSettings, seed: in
     with torch.no_grad():
         # KL and clip fraction over the rows PPO trained on (all rows when a search labelled every one)
         on = (~searched if bool(sampled_all.any()) else torch.ones_like(searched)).float()
-        values = np.array([
-            policy_loss.item(), value_loss.item(), entropy.item(),  # this rank's share of each global mean
-            float(((data.logp[idx] - logp) * on).sum()), float((((ratio - 1).abs() > settings.clip) * on).sum()),
-            float(on.sum()), float((cross_entropy * searched).sum()), float(searched.sum())])
+        values = torch.stack([
+            policy_loss.detach(), value_loss.detach(), entropy.detach(),  # this rank's share of each global mean
+            ((logp_old - logp) * on).sum(), (((ratio - 1).abs() > settings.clip) * on).sum(),
+            on.sum(), (cross_entropy * searched).sum(), searched.sum().float()]).double().cpu().numpy()
     if group.distributed:
         values = group.all_sum(values)
         values[:3] /= group.world  # the ranks' shares of a global mean sum to world x the mean

@@ -60,7 +60,8 @@ def league(ctx: runner.Context) -> tuple[list, list[str]]:
     """The newest LEAGUE_SIZE snapshots of the run (networks, names)."""
     keys = sorted(k for k in ctx.store.list(ctx.key("league")) if k.endswith(".pt"))
     keys = sorted(keys, key=lambda k: ctx.store.info(k).created_at)[-LEAGUE_SIZE:]
-    return [runner.load_weights(ctx.store, k) for k in keys], [k.rsplit("/", 1)[-1][:-3] for k in keys]
+    nets = [runner.load_weights(ctx.store, k).to(ctx.placement.device) for k in keys]  # they play where the learner does
+    return nets, [k.rsplit("/", 1)[-1][:-3] for k in keys]
 
 
 def opponents(ctx: runner.Context, n_league: int):
@@ -116,7 +117,8 @@ def rollout(ctx: runner.Context, net, it: int, start_step: int, play: bool = Tru
         game_config(run.game), games=phase.games, parallel=phase.parallel_games, max_turns=run.game.max_turns,
         seed=seed, assign=opponents(ctx, len(snaps) if snaps else 0),
         rng=np.random.default_rng([run.seed, it, run.worker, 1]), learner=net, snapshots=snaps,
-        labels=names, temperature=phase.temperature, progress=advance, expert_iteration=phase.expert_iteration)
+        labels=names, temperature=phase.temperature, progress=advance, expert_iteration=phase.expert_iteration,
+        autocast=ctx.placement.autocast)
     seconds = time.monotonic() - started
     kept = SHARD_COLUMNS + tuple(k for k in expert.TARGET_COLUMNS if k in result.columns)
     cols = {k: result.columns[k] for k in kept} if result.rows else {}
@@ -207,7 +209,8 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         runner.save_weights(ctx.store, ctx.key("league", f"{ctx.name}-0000.pt"), net)
     checkpointer = ctx.checkpointer()
     model = distributed.data_parallel(net, group)
-    loop = ResumableLoop(checkpointer, lambda st, data, _: ppo.step(st, data, phase, ctx.run.seed, group, model),
+    loop = ResumableLoop(checkpointer,
+                         lambda st, data, _: ppo.step(st, data, phase, ctx.run.seed, group, model, ctx.placement),
                          every=phase.checkpoint_every, config=phase)
     state = TrainState(net, torch.optim.Adam(net.parameters(), lr=phase.learning_rate))
     if ctx.run.worker == 0:

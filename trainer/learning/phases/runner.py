@@ -14,6 +14,11 @@ version's metadata names the weights it was exported from). A run with an
 ``initial_model`` (a registry version, an ONNX file, a checkpoint:
 ``learning.initial``) starts from it wherever it would start from scratch, and
 continuous takes it in place of the champion.
+
+Devices: a phase trains and plays on ``Context.placement`` (``learning.device``:
+the CPU, or a GPU with bf16 autocast); :func:`start_network` puts the network
+there. Whatever a phase writes is device-independent: weights, checkpoints and
+the ONNX candidate come from CPU copies, and every load maps to the CPU first.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
-from ouroboros.trainer.learning import distributed, initial, networks, onnx_export
+from ouroboros.trainer.learning import device, distributed, initial, networks, onnx_export
 from ouroboros.trainer.learning.checkpoint import Checkpointer, TrainState
 from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 
@@ -90,6 +95,8 @@ class Context:
     reporter: Reporter
     group: distributed.Group = distributed.SINGLE
     """Rank 0 of 1 unless the learner runs as a DDP group (``learning.distributed``)."""
+    placement: device.Placement = device.CPU
+    """Where the phase's networks train and play, and in which precision (``learning.device``)."""
 
     def checkpointer(self) -> Checkpointer:
         """The phase's checkpoints; only rank 0 of a learner group writes them."""
@@ -120,9 +127,10 @@ class PhaseOutcome:
 
 
 def save_weights(store: ArtifactStore, key: str, net: networks.PolicyValueNet, **meta) -> ArtifactInfo:
-    """The network as a ``networks.load_checkpoint`` file, written atomically with sha256."""
+    """The network as a ``networks.load_checkpoint`` file, written atomically with sha256; its
+    tensors are CPU copies wherever ``net`` lives, so the file loads on any machine."""
     buf = io.BytesIO()
-    torch.save(networks.checkpoint(net), buf)
+    torch.save(device.cpu_state(networks.checkpoint(net)), buf)
     return store.put_bytes(key, buf.getvalue(), {"network": net.config.model_dump(mode="json"), **meta})
 
 
@@ -136,7 +144,11 @@ def load_weights(store: ArtifactStore, key: str, sha256: str | None = None) -> n
 
 
 def start_network(ctx: Context) -> networks.PolicyValueNet:
-    """The network the phase starts from (module docstring)."""
+    """The network the phase starts from (module docstring), on the phase's device."""
+    return _start_network(ctx).to(ctx.placement.device)
+
+
+def _start_network(ctx: Context) -> networks.PolicyValueNet:
     kind = ctx.phase.kind
     if kind is PhaseName.BOOTSTRAP:
         return initial_network(ctx)
@@ -191,7 +203,7 @@ def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float]
     net.eval()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
-        onnx_export.export(net, out, height=ctx.run.game.height, width=ctx.run.game.width,
+        onnx_export.export(device.cpu_copy(net), out, height=ctx.run.game.height, width=ctx.run.game.width,
                            metadata={"run": ctx.run.run, "phase": ctx.name})
         candidate = ctx.store.put_file(
             ctx.key("models", f"{ctx.name}.onnx"), out,

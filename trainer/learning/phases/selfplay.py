@@ -4,9 +4,12 @@ Every seat of every game has a *controller* (:class:`Seat`): the learner (the
 network being trained; its positions are recorded), the heuristic teacher,
 random-safe, or a frozen league snapshot. Each turn the learner's living seats of all games
 are encoded into one batch and decided by one forward pass; the teacher
-scores all its games in one vectorised call; each snapshot gets one forward.
-Finished games are replaced by new ones until the budget is played, so the
-batch stays full.
+scores all its games in one vectorised call; each snapshot gets one forward
+(snapshots are other weights, so they cannot share the learner's). Finished
+games are replaced by new ones until the budget is played, so the batch stays
+full. A network on a GPU plays there (`inference.DeviceForward`: one pinned
+copy of the turn's planes to the device, one copy of logits and values back),
+under the run's autocast.
 
 :func:`play` is a loop over turns (cleanrl's rollout loop, batched over
 games), one named stage a line::
@@ -40,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,6 +55,9 @@ from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.learning import inference, networks, replay
 from ouroboros.trainer.learning.phases import expert, policy
 from ouroboros.trainer.observation import safety
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Seat(IntEnum):
@@ -106,6 +113,7 @@ def play(
     forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME,
     teacher_player: Player | None = None,
     expert_iteration: expert.ExpertIterationSpec | None = None,
+    autocast: torch.dtype | None = None,
 ) -> Rollout:
     """Play ``games`` games (seeds ``seed + i``), ``parallel`` at a time; record the learner's
     rows (the teacher's with ``record_teacher``). ``labels[k]`` names snapshot k in results.
@@ -116,11 +124,12 @@ def play(
     frozen onnxruntime copy on the CPU by default; torch for networks on a GPU).
     ``teacher_player`` replaces the heuristic on the teacher's seats (any `Player`, e.g. the
     search: its move, asked seat by seat, is the label). ``expert_iteration``: the learner's
-    moves are searched at that share, with targets recorded (:mod:`.expert`)."""
+    moves are searched at that share, with targets recorded (:mod:`.expert`). Networks on a
+    GPU play there (`inference.DeviceForward`), under ``autocast`` (torch.bfloat16 or None)."""
     solo = config.ruleset is Ruleset.SOLO
     if learner is not None:
-        learner = inference.for_rollout(learner, config.height, config.width, forward)
-    snapshots = [inference.for_rollout(net, config.height, config.width, forward) for net in snapshots]
+        learner = inference.for_rollout(learner, config.height, config.width, forward, autocast)
+    snapshots = [inference.for_rollout(net, config.height, config.width, forward, autocast) for net in snapshots]
     searcher = None
     if expert_iteration is not None and learner is not None:
         searcher = expert.Expert(expert_iteration, learner)
