@@ -21,9 +21,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from ouroboros.operator.kube import ApiError, KubeClient
 from ouroboros.operator.metrics import Metrics
@@ -31,6 +32,11 @@ from ouroboros.operator.replay import ReplayReader
 from ouroboros.operator.settings import OperatorSettings
 
 _log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 5
+"""Passes one reconcile makes when its status write keeps losing to a newer version of the object."""
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -113,3 +119,41 @@ class Context:
                 _log.warning("could not post event %s on %s %s/%s: %s", event.reason, obj.get("kind", "object"),
                              meta.get("namespace"), meta.get("name"), exc)
 
+
+
+def retry_on_conflict(ctx: Context, controller: str, what: str, attempt: Callable[[], T]) -> T | None:
+    """``attempt()`` (read the object, decide, act, write its status) until it ends without a write
+    conflict, at most :data:`MAX_CONFLICT_RETRIES` times; returns what it returned.
+
+    A conflict is the API server's optimistic-concurrency refusal (HTTP 409 ``Conflict``: the object
+    changed since it was read), the one case where reading it again and deciding again is right
+    (Kubernetes API conventions, "Concurrency Control and Consistency"); a 409 ``AlreadyExists``
+    and every other ApiError propagate. Each repeat is counted in ``workqueue_retries_total`` of
+    ``controller``. After the last attempt a warning names ``what`` (``TrainingRun ns/name``) and
+    None is returned: the object's next event or resync tries again.
+    """
+    for tried in range(MAX_CONFLICT_RETRIES):
+        if tried:
+            ctx.metrics.retried(controller)
+        try:
+            return attempt()
+        except ApiError as exc:
+            if exc.status != 409 or exc.reason == "AlreadyExists":
+                raise
+    _log.warning("%s kept changing during %d attempts; leaving it to the next event", what, MAX_CONFLICT_RETRIES)
+    return None
+
+
+def reconcile_logged(ctx: Context, kind: str, reconcile: Callable[[Context, str, str], float | None],
+                     namespace: str, name: str, key: Hashable | None = None) -> None:
+    """``reconcile(ctx, namespace, name)`` from a background caller (a timer, a resync, another
+    controller): an error is logged with its traceback instead of raised, so one object's failure
+    never stops the others; the wake-up it asks for (seconds) is scheduled under ``key`` (one
+    pending per key) and calls this again."""
+    try:
+        delay = reconcile(ctx, namespace, name)
+    except Exception:  # noqa: BLE001 - a background pass must survive any one object's error
+        _log.exception("reconciling %s %s/%s failed", kind, namespace, name)
+        return
+    if delay is not None and key is not None:
+        ctx.timers.schedule(key, delay, lambda: reconcile_logged(ctx, kind, reconcile, namespace, name, key))

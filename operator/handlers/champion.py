@@ -22,16 +22,14 @@ from pydantic import ValidationError
 
 from ouroboros.contract.champion import ChampionOperation, RegistryReport
 from ouroboros.contract.promotion import GateStatistics
-from ouroboros.operator import championing, observe
+from ouroboros.operator import championing, context, observe
 from ouroboros.operator.builders import names
 from ouroboros.operator.context import Context
 from ouroboros.operator.handlers import trainingrun
-from ouroboros.operator.kube import ApiError
 from ouroboros.operator.resources import GROUP, VERSION, Champion
 from ouroboros.operator.resources.champion import ChampionStatus, HistoryReason
 
 CONTROLLER = "champion"
-MAX_CONFLICT_RETRIES = 5
 log = logging.getLogger(__name__)
 
 
@@ -93,7 +91,7 @@ def _jobs(ctx: Context, raw: dict[str, Any]) -> list[championing.ObservedRegistr
 def reconcile(ctx: Context, namespace: str, name: str) -> None:
     """Bring one Champion one step closer to its registry and its spec."""
     with ctx.locks.hold((namespace, f"champion/{name}")), ctx.metrics.reconciling(CONTROLLER):
-        for _ in range(MAX_CONFLICT_RETRIES):
+        def attempt() -> None:
             raw = ctx.kube.get_champion(namespace, name)
             if raw is None or raw["metadata"].get("deletionTimestamp"):
                 return
@@ -109,21 +107,16 @@ def reconcile(ctx: Context, namespace: str, name: str) -> None:
                 if created:
                     ctx.metrics.actions_total.labels(CONTROLLER, "create_job").inc()
             new_status = decision.status.to_api()
-            if new_status != champion.status.to_api():
-                try:
-                    ctx.kube.replace_champion_status(raw, new_status)
-                except ApiError as exc:
-                    if exc.status == 409:
-                        continue
-                    raise
+            if new_status != champion.status.to_api():  # a 409: changed under us, read it again
+                ctx.kube.replace_champion_status(raw, new_status)
             ctx.post_events(raw, decision.events)
             _record(ctx, champion, decision.status)
             if decision.status.history != champion.status.history:  # runs awaiting approval may be decided now
                 for run in runs:
                     if run.decision == "Pending":
                         trainingrun.reconcile_logged(ctx, namespace, run.name)
-            return
-        log.warning("champion %s/%s kept changing; leaving it to the next event", namespace, name)
+
+        context.retry_on_conflict(ctx, CONTROLLER, f"Champion {namespace}/{name}", attempt)
 
 
 def _record(ctx: Context, champion: Champion, new: ChampionStatus) -> None:
@@ -146,10 +139,7 @@ def _record(ctx: Context, champion: Champion, new: ChampionStatus) -> None:
 
 def reconcile_logged(ctx: Context, namespace: str, name: str) -> None:
     """`reconcile`, with errors logged instead of raised."""
-    try:
-        reconcile(ctx, namespace, name)
-    except Exception:  # noqa: BLE001 - one champion's error must not stop the others
-        log.exception("reconciling Champion %s/%s failed", namespace, name)
+    context.reconcile_logged(ctx, "Champion", reconcile, namespace, name)
 
 
 def resync(ctx: Context) -> int:

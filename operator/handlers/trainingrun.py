@@ -21,10 +21,9 @@ from pydantic import ValidationError
 
 from ouroboros.contract.progress import store_run_id
 from ouroboros.contract.promotion import GateMethod
-from ouroboros.operator import lifecycle, observe, progress, replay
+from ouroboros.operator import context, lifecycle, observe, progress, replay
 from ouroboros.operator.builders import kueue, manifests, names
 from ouroboros.operator.context import Context
-from ouroboros.operator.kube import ApiError
 from ouroboros.operator.resources import (
     GROUP,
     VERSION,
@@ -36,7 +35,6 @@ from ouroboros.operator.resources import (
 )
 
 CONTROLLER = "trainingrun"
-MAX_CONFLICT_RETRIES = 5
 log = logging.getLogger(__name__)
 
 
@@ -166,9 +164,7 @@ def _storage_problem(ctx: Context, run: TrainingRun) -> tuple[str, str] | None:
 def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     """Bring one run one step closer to done; returns seconds until it wants another look, if any."""
     with ctx.metrics.reconciling(CONTROLLER, lock=ctx.locks.hold((namespace, name))) as outcome:
-        for attempt in range(MAX_CONFLICT_RETRIES):
-            if attempt:
-                ctx.metrics.retried(CONTROLLER)
+        def attempt() -> float | None:
             raw = ctx.kube.get_run(namespace, name)
             if raw is None:
                 ctx.metrics.forget_run(namespace, name)
@@ -184,19 +180,13 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
                     return None
             new_status = decision.status.to_api()
             if new_status != old.to_api():
-                try:
-                    ctx.kube.replace_run_status(raw, new_status)
-                except ApiError as exc:
-                    if exc.status == 409:  # the run changed under us: read it again
-                        continue
-                    raise
+                ctx.kube.replace_run_status(raw, new_status)  # a 409: the run changed under us, read it again
             ctx.post_events(raw, decision.events)
             ctx.metrics.observe_run(namespace, name, decided.champion, old, decision.status, decided.sprt_bounds)
             outcome.requeue_after = _requeue_after(ctx, decision)
             return outcome.requeue_after
-        log.warning("run %s/%s kept changing during %d attempts; leaving it to the next event",
-                    namespace, name, MAX_CONFLICT_RETRIES)
-        return None
+
+        return context.retry_on_conflict(ctx, CONTROLLER, f"TrainingRun {namespace}/{name}", attempt)
 
 
 def _attach_progress(ctx: Context, raw: dict[str, Any], decision: lifecycle.Decision) -> None:
@@ -242,13 +232,7 @@ def _requeue_after(ctx: Context, decision: lifecycle.Decision) -> float | None:
 
 def reconcile_logged(ctx: Context, namespace: str, name: str) -> None:
     """`reconcile`, with errors logged instead of raised and wake-ups scheduled (for timers and resyncs)."""
-    try:
-        delay = reconcile(ctx, namespace, name)
-    except Exception:  # noqa: BLE001 - a background pass must survive any one run's error
-        log.exception("reconciling TrainingRun %s/%s failed", namespace, name)
-        return
-    if delay is not None:
-        ctx.timers.schedule((namespace, name), delay, lambda: reconcile_logged(ctx, namespace, name))
+    context.reconcile_logged(ctx, "TrainingRun", reconcile, namespace, name, key=(namespace, name))
 
 
 def resync(ctx: Context) -> int:

@@ -26,14 +26,13 @@ from urllib.parse import quote
 import kopf
 from pydantic import ValidationError
 
-from ouroboros.operator import replay, scheduling
+from ouroboros.operator import context, replay, scheduling
 from ouroboros.operator.builders.scheduled_runs import LABEL_SCHEDULE_UID
 from ouroboros.operator.context import Context
 from ouroboros.operator.kube import ApiError
 from ouroboros.operator.resources import GROUP, VERSION, TrainingSchedule, TrainingScheduleStatus
 
 CONTROLLER = "trainingschedule"
-MAX_CONFLICT_RETRIES = 5
 log = logging.getLogger(__name__)
 
 
@@ -161,7 +160,7 @@ def _record(ctx: Context, raw: dict[str, Any], decision: scheduling.Decision) ->
 def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     """One pass over one schedule; returns seconds until it wants another look."""
     with ctx.locks.hold(_key(namespace, name)), ctx.metrics.reconciling(CONTROLLER):
-        for _ in range(MAX_CONFLICT_RETRIES):
+        def attempt() -> float | None:
             raw = _get(ctx, "trainingschedules", namespace, name)
             if raw is None or raw["metadata"].get("deletionTimestamp"):
                 return None
@@ -171,31 +170,19 @@ def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
             if any(isinstance(a, scheduling.SuspendSchedule) for a in decision.actions):
                 raw = _get(ctx, "trainingschedules", namespace, name) or raw  # the patch moved resourceVersion
             new_status = decision.status.to_api()
-            if new_status != old.to_api():
-                try:
-                    ctx.kube.request("PUT", _path("trainingschedules", namespace, name) + "/status",
-                                     {**raw, "status": new_status})
-                except ApiError as exc:
-                    if exc.status == 409:  # changed under us: read again (creations are idempotent)
-                        continue
-                    raise
+            if new_status != old.to_api():  # a 409: changed under us, read again (creations are idempotent)
+                ctx.kube.request("PUT", _path("trainingschedules", namespace, name) + "/status",
+                                 {**raw, "status": new_status})
             ctx.post_events(raw, decision.events)
             _record(ctx, raw, decision)
             return decision.requeue_after
-        log.warning("schedule %s/%s kept changing during %d attempts; leaving it to the next event",
-                    namespace, name, MAX_CONFLICT_RETRIES)
-        return None
+
+        return context.retry_on_conflict(ctx, CONTROLLER, f"TrainingSchedule {namespace}/{name}", attempt)
 
 
 def reconcile_logged(ctx: Context, namespace: str, name: str) -> None:
     """`reconcile`, with errors logged instead of raised and the next wake-up scheduled."""
-    try:
-        delay = reconcile(ctx, namespace, name)
-    except Exception:  # noqa: BLE001 - a background pass must survive any one schedule's error
-        log.exception("reconciling TrainingSchedule %s/%s failed", namespace, name)
-        return
-    if delay is not None:
-        ctx.timers.schedule(_key(namespace, name), delay, lambda: reconcile_logged(ctx, namespace, name))
+    context.reconcile_logged(ctx, "TrainingSchedule", reconcile, namespace, name, key=_key(namespace, name))
 
 
 def resync(ctx: Context) -> int:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ouroboros.operator import context
 from ouroboros.operator.context import Context
 from ouroboros.operator.handlers import trainingrun
 from ouroboros.operator.kube import ApiError
@@ -115,6 +116,49 @@ def test_a_conflicting_status_write_is_retried_with_a_fresh_read():
     kube.conflicts = 2
     trainingrun.reconcile(ctx, "ns", "r")
     assert kube.status_writes == 1 and kube.events == [("Normal", "PhaseStarted")]
+
+
+def test_a_status_write_that_keeps_conflicting_gives_up_after_the_retries_and_counts_them(caplog):
+    kube, ctx = make()
+    kube.conflicts = context.MAX_CONFLICT_RETRIES  # every attempt loses
+    assert trainingrun.reconcile(ctx, "ns", "r") is None
+    assert kube.status_writes == 0 and kube.events == []
+    assert "TrainingRun ns/r kept changing during 5 attempts" in caplog.text
+    retries = context.MAX_CONFLICT_RETRIES - 1
+    assert f'workqueue_retries_total{{controller="trainingrun",name="trainingrun"}} {retries}.0' in ctx.metrics.render()
+    trainingrun.reconcile(ctx, "ns", "r")  # the next event reads it again and writes
+    assert kube.status_writes == 1
+
+
+def test_only_a_write_conflict_is_retried():
+    _, ctx = make()
+    calls = []
+
+    def attempt(error):
+        def run():
+            calls.append(error.reason)
+            raise error
+        return run
+
+    for error in (ApiError(409, '{"reason": "AlreadyExists"}'), ApiError(422, '{"reason": "Invalid"}')):
+        with pytest.raises(ApiError):
+            context.retry_on_conflict(ctx, "trainingrun", "TrainingRun ns/r", attempt(error))
+    assert calls == ["AlreadyExists", "Invalid"]  # one attempt each
+
+
+def test_a_background_reconcile_logs_its_error_and_schedules_the_wake_up_it_asks_for(caplog):
+    _, ctx = make()
+    scheduled = []
+    ctx.timers.schedule = lambda key, delay, fn: scheduled.append((key, delay))
+
+    def failing(ctx, namespace, name):
+        raise RuntimeError("boom")
+
+    context.reconcile_logged(ctx, "TrainingRun", failing, "ns", "r", key=("ns", "r"))
+    assert "reconciling TrainingRun ns/r failed" in caplog.text and "boom" in caplog.text and not scheduled
+    context.reconcile_logged(ctx, "TrainingRun", lambda ctx, namespace, name: 7.5, "ns", "r", key=("ns", "r"))
+    context.reconcile_logged(ctx, "Champion", lambda ctx, namespace, name: 7.5, "ns", "c")  # no key: no timer
+    assert scheduled == [(("ns", "r"), 7.5)]
 
 
 def test_a_child_name_taken_by_a_stranger_is_an_error():
