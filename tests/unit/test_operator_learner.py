@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from ouroboros.operator import lifecycle
+from ouroboros.operator import attempts, lifecycle
 from ouroboros.operator.builders import learner, manifests
 from ouroboros.operator.observe import JobState, ObservedJob, ObservedPod
 from ouroboros.operator.resources import Champion, PhaseName, TrainingRun
@@ -133,6 +133,6 @@ def test_a_groups_result_is_rank_0s_artifacts_once():
                           "message": "bootstrap: done (learner rank 1 of 3; rank 0 wrote the artifacts)"})] * 2
     pods = tuple(_pod("j", i, True, m) for i, m in enumerate([rank0, *others]))
     job = ObservedJob(name="j", index=0, attempt=0, state=JobState.SUCCEEDED, pods=pods)
-    merged = lifecycle.parse_result(job, PhaseName.BOOTSTRAP)
+    merged = attempts.parse_result(job, PhaseName.BOOTSTRAP)
     assert [a.uri for a in merged.artifacts] == [artifact["uri"]]
     assert merged.candidate.artifact.sha256 == "a" * 64 and merged.metrics["steps"] == 40.0

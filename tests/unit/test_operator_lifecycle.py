@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ouroboros.operator import conditions, lifecycle
+from ouroboros.operator import attempts, conditions, lifecycle
 from ouroboros.operator.observe import JobState, ObservedJob, ObservedPod
-from ouroboros.operator.resources import Champion, PhaseState, RunPhase, TrainingRun
+from ouroboros.operator.resources import Champion, PhaseName, PhaseState, RunPhase, TrainingRun
 from ouroboros.operator.settings import JobSettings
 
 pytestmark = pytest.mark.unit
@@ -301,7 +301,7 @@ def test_indexed_job_results_are_merged():
         ObservedPod(name=f"p{i}", job="j", phase="Succeeded", message=result("self_play", metrics={"games": g}))
         for i, g in enumerate((10, 20))
     ))
-    merged = lifecycle.parse_result(job, lifecycle.PhaseName.SELF_PLAY)
+    merged = attempts.parse_result(job, PhaseName.SELF_PLAY)
     assert merged.metrics == {"games": 15}
 
 
