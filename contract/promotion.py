@@ -332,6 +332,10 @@ class GateStatistics(StatusModel):
     elo_lower: float | None = Field(default=None, description="Lower end of the Elo 95% interval.")
     elo_upper: float | None = Field(default=None, description="Upper end of the Elo 95% interval.")
     llr: float | None = Field(default=None, description="SPRT log-likelihood ratio when the gate stopped.")
+    llr_lower_bound: float | None = Field(
+        default=None, description="The SPRT's reject bound ln(beta / (1 - alpha)) of the gate that was applied.")
+    llr_upper_bound: float | None = Field(
+        default=None, description="The SPRT's promote bound ln((1 - beta) / alpha) of the gate that was applied.")
     first_champion: bool = Field(default=False, description="No champion existed: readiness alone decided.")
     candidate: str | None = Field(
         default=None, max_length=128, description="Registry version id of the candidate that was judged."

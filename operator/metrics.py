@@ -364,8 +364,9 @@ class Metrics:
         gate decisions just made.
 
         The gate's series come from `status.progress.sprt` while the evaluate phase plays, then from
-        `status.promotion.statistics` (its final LLR and games; `sprt_bounds`, the run's
-        `spec.promotion.sprt` bounds, give the bounds beside it).
+        `status.promotion.statistics` (its final LLR, games and the bounds of the gate it applied;
+        `sprt_bounds`, the run's or its Champion's gate as it is now, stand in for the bounds of
+        results written before the statistics carried them).
         """
         key = (namespace, name)
         values: dict[tuple[Gauge, tuple[str, ...]], float] = {(self.run_info, (*key, champion)): 1}
@@ -417,6 +418,8 @@ class Metrics:
             llr, games, bounds = live.llr, live.games, (live.lower_bound, live.upper_bound)
         elif stats is not None and stats.llr is not None:
             llr, games = stats.llr, stats.games
+            if stats.llr_lower_bound is not None and stats.llr_upper_bound is not None:  # the gate applied
+                bounds = (stats.llr_lower_bound, stats.llr_upper_bound)
         else:
             return {}
         values = {(self.gate_sprt_llr, key): llr, (self.gate_games, key): games}

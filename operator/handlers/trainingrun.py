@@ -109,7 +109,7 @@ class _Decided:
     old: TrainingRunStatus
     champion: str
     sprt_bounds: tuple[float, float] | None = None
-    """The run's `spec.promotion.sprt` (lower, upper) bounds for an SPRT gate."""
+    """The (lower, upper) SPRT bounds of the run's gate, or its Champion's, as they are now (a fallback)."""
 
 
 def _decide(ctx: Context, raw: dict[str, Any]) -> _Decided:
@@ -127,7 +127,8 @@ def _decide(ctx: Context, raw: dict[str, Any]) -> _Decided:
     wanted = not finished or lifecycle.awaiting_approval(run.status)
     champion = _observe_champion(ctx, meta["namespace"], run.spec.champion) if wanted else None
     blocked = None if finished else _storage_problem(ctx, run)
-    # the run's gate, or its Champion's (the one frozen at the run's start may differ if the Champion's changed since)
+    # the run's gate, or its Champion's as it is now: the gate metric's bounds only for a result that does not
+    # carry the bounds of the gate it applied (frozen at the run's start; written by trainers before they did)
     gate = run.spec.promotion or (champion.spec.policy.gate if champion is not None else None)
     bounds = (gate.sprt.lower_bound, gate.sprt.upper_bound) if gate and gate.method is GateMethod.SPRT else None
     return _Decided(lifecycle.decide(run, jobs, now, ctx.settings.jobs, blocked, champion=champion), run.status,

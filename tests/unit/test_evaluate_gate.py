@@ -4,6 +4,7 @@ neural-search player, and a result that always fits a termination message."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,8 @@ def test_the_gates_games_are_official_logs_that_agree_with_its_statistics(tmp_pa
     gate = _phase("evaluate", second, tmp_path).gate
     assert gate.verdict.value == "promote" and gate.champion == champion and gate.gate_source.value == "TrainingRun"
     assert [u.rstrip("/").rsplit("/", 1)[1] for u in gate.game_logs] == ["champion", "greedy"]
+    # the bounds of the SPRT this gate applied (alpha = beta = 0.05 by default), for the gate metric
+    assert (gate.llr_lower_bound, gate.llr_upper_bound) == pytest.approx((math.log(0.05 / 0.95), math.log(0.95 / 0.05)))
 
     duel = games_in(gate.game_logs[0])  # candidate vs champion: every game the SPRT kept
     assert len(duel) == gate.games and all(set(g.names) == {gate.candidate, champion} for g in duel.values())

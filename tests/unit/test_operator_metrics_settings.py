@@ -207,6 +207,18 @@ def test_the_gate_is_live_while_the_evaluate_phase_plays_then_stays_where_it_sto
     assert value(m, "ouroboros_gate_sprt_log_likelihood_ratio", **gate) is None
 
 
+def test_a_decided_gate_reports_the_bounds_it_applied_not_those_of_the_gate_as_it_is_now():
+    """The gate is frozen at the run's start; a Champion's gate edited since must not move the bounds."""
+    m = Metrics()
+    gate = dict(namespace="ns", name="r")
+    decided = status(phase="Succeeded", currentPhaseIndex=0, phases=[{"name": "evaluate", "state": "Succeeded"}],
+                     promotion={"decision": "Rejected", "statistics": {
+                         "games": 30, "llr": -2.3, "llrLowerBound": -2.25, "llrUpperBound": 2.89}})
+    m.observe_run("ns", "r", "champ", decided, decided, sprt_bounds=(-2.94, 2.94))  # the Champion's gate now
+    assert value(m, "ouroboros_gate_sprt_bound", **gate, bound="lower") == -2.25
+    assert value(m, "ouroboros_gate_sprt_bound", **gate, bound="upper") == 2.89
+
+
 def test_elo_with_its_interval_and_the_replay_buffer_become_run_series():
     m = Metrics()
     progress = summarise([record()], T0).model_copy(update={"replay": ReplayUsage(

@@ -135,7 +135,8 @@ class Judgement:
             win_rate=_unit(s.get("score")), win_rate_lower=_unit(s.get("wilson_lower")),
             win_rate_upper=_unit(s.get("wilson_upper")), elo=_number(s.get("elo")),
             elo_lower=_number(s.get("elo_lower")), elo_upper=_number(s.get("elo_upper")),
-            llr=_number(s.get("llr")), first_champion=first, reasons=[r[:240] for r in self.reasons[:8]],
+            llr=_number(s.get("llr")), llr_lower_bound=_number(s.get("llr_lower_bound")),
+            llr_upper_bound=_number(s.get("llr_upper_bound")), first_champion=first, reasons=[r[:240] for r in self.reasons[:8]],
             candidate=self.candidate, champion=self.champion, player=self.player,
             baselines=[BaselineStatistics.model_validate(b) for b in s.get("baselines") or []],
             game_logs=list(self.game_logs))
