@@ -42,6 +42,18 @@ budget (`ms`) or the simulation cap (`visits`) runs out; the answer is the
 root move with the most visits (ties: the higher mean value). With a
 simulation cap and no time limit the search is deterministic.
 
+**Garbage collection inside the budget.** A tree is thousands of small
+objects, and reuse keeps tens of thousands alive between moves; Python's
+cyclic collector walks all of them in a full pass, which took up to 250 ms in
+the middle of a 100 ms move (measured: a 100 ms search returned after 352 ms).
+The tree holds no reference cycles (children only, no parent links), so
+reference counting frees it and the collector finds nothing there. So the
+automatic collector is paused while any search runs (:class:`_Collector`,
+process-wide, counted across threads), and each search starts by running the
+generations that are due by the collector's own thresholds: the pause comes
+out of that move's budget, which the clock already counts, instead of landing
+after its deadline.
+
 Everything runs from the exported ONNX file alone (the `policy` and
 `value` outputs of the contract in `artifacts/onnx_export.py`), with the
 compact rules of :mod:`.compact` as the simulator (no food spawns inside the
@@ -51,12 +63,15 @@ tree: they are random).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import gc
 import itertools
 import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -66,12 +81,14 @@ from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.observation import encoding
 
 VIRTUAL_LOSS = 1.0
-MAX_KEPT_ROOTS = 512
+MAX_KEPT_ROOTS = 64
 """Searches whose children a reusing player keeps for the next turn (a batch of games or a server's
-concurrent games each need one; the oldest are dropped first)."""
-MAX_KEPT_NODES = 50_000
-"""Nodes (bounded by their descents) a reusing player keeps in all: about 100 MB at the 2 kB a node
-measured by ``benchmarks.nsearch_reuse`` (a 6x32 network's 11x11 duel; the tree, not the network)."""
+concurrent games each need one; the oldest are dropped first, so a 65th concurrent game searches afresh)."""
+MAX_KEPT_NODES = 10_000
+"""Nodes (bounded by their descents) a reusing player keeps in all: about 20 MB at the 2 kB a node
+measured by ``benchmarks.nsearch_reuse``, and what bounds the collector's full pass (42 ms measured with
+10,000 kept in a server-like process, frozen as ``ouro serve`` freezes it; 250 ms at 50,000 unfrozen;
+a 6x32 network's 11x11 duel)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,9 +121,10 @@ class _Node:
 
     def __init__(self, pos: compact.Position, ply: int, terminal: np.ndarray | None) -> None:
         self.pos, self.ply, self.terminal = pos, ply, terminal
-        self.seats: list[int] = []
-        self.moves: list[list[int]] = []
-        self.prior: list[list[float]] = []
+        # immutable once expanded: tuples of numbers, which the cyclic collector stops tracking
+        self.seats: tuple[int, ...] = ()
+        self.moves: tuple[tuple[int, ...], ...] = ()
+        self.prior: tuple[tuple[float, ...], ...] = ()
         self.n: list[list[int]] = []
         self.w: list[list[float]] = []
         self.visits = 0
@@ -170,6 +188,10 @@ class NeuralSearch:
     def search(self, config: GameConfig, state: BatchState, game: int, seat: int) -> SearchResult:
         """One decision for snake `seat` of game `game` of `state`."""
         deadline = time.perf_counter() + self.ms / 1000.0 if self.ms > 0 else math.inf
+        with COLLECTOR.searching():
+            return self._search(config, state, game, seat, deadline)
+
+    def _search(self, config: GameConfig, state: BatchState, game: int, seat: int, deadline: float) -> SearchResult:
         rules, turn, pos = compact.Rules.of(config, state, game), int(state.turn[game]), compact.from_batch(state, game)
         root = self.kept.take((config, rules, seat, turn, pos)) if self.reuse else None
         origin = turn - root.ply if root is not None else turn
@@ -181,6 +203,47 @@ class NeuralSearch:
             if children:
                 self.kept.put(children)
         return result
+
+
+class _Collector:
+    """Python's cyclic garbage collector, paused while searches run and caught up as each one starts.
+
+    Process-wide (the collector is), counted across threads: automatic collection is off from the
+    first search that starts until the last one running ends, then back as it was. Entering a search
+    first runs the oldest generation whose count is past its threshold (``gc.get_count()`` against
+    ``gc.get_threshold()``, the rule the automatic collector applies), inside the caller's budget.
+    With several threads searching at once a catch-up pauses the others too; they read the clock
+    at every descent, so it costs them simulations, not their deadline.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._was_enabled = False
+
+    @contextlib.contextmanager
+    def searching(self) -> Iterator[None]:
+        with self._lock:
+            if self._running == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._running += 1
+            if self._was_enabled:
+                due = [g for g, (count, limit) in enumerate(zip(gc.get_count(), gc.get_threshold(), strict=False))
+                       if limit and count > limit]
+                if due:
+                    gc.collect(due[-1])
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0 and self._was_enabled:
+                    gc.enable()
+
+
+COLLECTOR = _Collector()
+"""The process's one :class:`_Collector` (every NeuralSearch shares it)."""
 
 
 class _KeptTrees:
@@ -351,7 +414,7 @@ class _Tree:
         if len(alive) == 1:
             result[alive[0]] = 1.0
         elif not alive:
-            result[parent.seats] = 0.0  # eliminated together: a draw for those alive before
+            result[list(parent.seats)] = 0.0  # eliminated together: a draw for those alive before
         else:
             result[alive] = 0.0  # we are out and several rivals play on
         return result
@@ -360,7 +423,7 @@ class _Tree:
         """Evaluate `nodes` with one network call: candidate moves, priors and values."""
         rows, seats = [], []
         for r, node in enumerate(nodes):
-            node.seats = [i for i, s in enumerate(node.pos[0]) if s is not None]
+            node.seats = tuple(i for i, s in enumerate(node.pos[0]) if s is not None)
             rows.extend([r] * len(node.seats))
             seats.extend(node.seats)
         state = compact.to_batch(self.rules, [n.pos for n in nodes], [self.turn + n.ply for n in nodes])
@@ -372,6 +435,7 @@ class _Tree:
             node.value = np.full(len(node.pos[0]), -1.0)
             snakes = node.pos[0]
             obstacles = compact.obstacles(self.rules.geo.bit, snakes)
+            moves_of, prior_of = [], []
             for s in node.seats:
                 node.value[s] = float(values[at, 0])
                 moves = _safe_moves(self.rules, snakes[s], obstacles) or [0]
@@ -382,11 +446,12 @@ class _Tree:
                     moves = [m for m, v in zip(moves, p, strict=True) if v >= self.p.prune]
                     p = [v for v in p if v >= self.p.prune]
                 total = sum(p)
-                node.moves.append(moves)
-                node.prior.append([v / total for v in p])
+                moves_of.append(tuple(moves))
+                prior_of.append(tuple(v / total for v in p))
                 node.n.append([0] * len(moves))
                 node.w.append([0.0] * len(moves))
                 at += 1
+            node.moves, node.prior = tuple(moves_of), tuple(prior_of)
 
 
 def _safe_moves(rules: compact.Rules, snake, obstacles: int) -> list[int]:
