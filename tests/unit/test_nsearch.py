@@ -10,6 +10,7 @@ by the engine's `jsonio`; (0, 0) is bottom-left, bodies head first.
 
 from __future__ import annotations
 
+import gc
 import itertools
 
 import numpy as np
@@ -286,3 +287,51 @@ def test_a_whole_game_reuses_and_keeps_a_bounded_memory(onnx_file, monkeypatch, 
     assert len(player.kept) <= roots and high <= nodes
     if ample:
         assert len(reused) > len(searched) // 2, (len(reused), len(searched))
+
+
+class Watching(Neutral):
+    """A Neutral evaluator that records whether the automatic collector was on at each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_on: set[bool] = set()
+
+    def evaluate(self, planes):
+        self.collector_on.add(gc.isenabled())
+        return super().evaluate(planes)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_automatic_collector_is_paused_while_searching_and_restored_after(enabled):
+    """A full collection mid-search would land after the move's deadline; a caller's choice to
+    keep the collector off (a benchmark, a frozen server) stays theirs."""
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        model = Watching()
+        player = nsearch.NeuralSearch(model, ms=0, visits=64)
+        decide(player, game([[(1, 1), (1, 2)], [(5, 5), (5, 4)]]))
+        assert model.calls > 0 and model.collector_on == {False}
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_the_catch_up_runs_what_is_due_and_nothing_else():
+    """What a search runs as it starts (inside its budget): the collections the automatic collector
+    would have run by its thresholds, none when none is due."""
+    was, threshold = gc.isenabled(), gc.get_threshold()
+    gc.collect()
+    gc.disable()  # the counts grow as in a search, with nothing collecting them
+    try:
+        gc.set_threshold(100_000, 10, 10)
+        assert nsearch._Collector.catch_up() is None
+        junk = [[i] for i in range(2_000)]  # young objects past the youngest generation's threshold below
+        gc.set_threshold(1_000, 10, 10)
+        collections = sum(s["collections"] for s in gc.get_stats())
+        assert nsearch._Collector.catch_up() == 0
+        assert sum(s["collections"] for s in gc.get_stats()) == collections + 1 and gc.get_count()[0] < 1_000
+        del junk
+    finally:
+        gc.set_threshold(*threshold)
+        (gc.enable if was else gc.disable)()

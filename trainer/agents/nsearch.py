@@ -229,10 +229,7 @@ class _Collector:
                 gc.disable()
             self._running += 1
             if self._was_enabled:
-                due = [g for g, (count, limit) in enumerate(zip(gc.get_count(), gc.get_threshold(), strict=False))
-                       if limit and count > limit]
-                if due:
-                    gc.collect(due[-1])
+                self.catch_up()
         try:
             yield
         finally:
@@ -240,6 +237,17 @@ class _Collector:
                 self._running -= 1
                 if self._running == 0 and self._was_enabled:
                     gc.enable()
+
+    @staticmethod
+    def catch_up() -> int | None:
+        """Run the oldest generation whose allocation count is past its threshold, as the automatic
+        collector would have; returns that generation, or None when none is due."""
+        due = [g for g, (count, limit) in enumerate(zip(gc.get_count(), gc.get_threshold(), strict=False))
+               if limit and count > limit]
+        if not due:
+            return None
+        gc.collect(due[-1])
+        return due[-1]
 
 
 COLLECTOR = _Collector()
