@@ -16,6 +16,7 @@ import itertools
 import numpy as np
 import pytest
 
+from ouroboros.contract.game import GameKey
 from ouroboros.trainer.agents import compact, nsearch, registry
 from ouroboros.trainer.engine import jsonio, maps, rules
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Move, Ruleset, RulesetSettings
@@ -377,3 +378,28 @@ def test_the_catch_up_runs_what_is_due_and_nothing_else():
     finally:
         gc.set_threshold(*threshold)
         (gc.enable if was else gc.disable)()
+
+
+def test_ouro_play_plays_the_champion_of_the_board_being_played(onnx_file, tmp_path, monkeypatch, capsys):
+    """`ouro play --width 7 --height 7 --players champion,...` plays the 7x7 champion (it looked up the
+    default 11x11 one and refused), bare and inside nsearch; a board with no champion says which game."""
+    from ouroboros.trainer.artifacts import registry as reg
+    from ouroboros.trainer.commands import play
+
+    store = tmp_path / "registry"
+    models = reg.Registry.open(str(store))
+    version = models.register(onnx_file.read_bytes(), architecture="cnn_simple-1x8", run="t", phase="test",
+                              game="standard-7x7-2p")
+    models.promote("standard-7x7-2p", version.id)
+    monkeypatch.setenv("OURO_STORE", str(store))
+    small = ["--width", "7", "--height", "7", "--games", "1", "--max-turns", "5"]
+    assert play.main(["--players", "champion,nsearch:model=champion,ms=0,visits=2", *small]) == 0
+    assert "7x7" in capsys.readouterr().out
+    game = GameKey.parse("standard-7x7-2p")
+    assert [play.champion_of(s, game) for s in ("champion", "nsearch:model=champion,ms=5", "champion:wrapped-7x7-2p",
+                                                "nsearch:model=a.onnx")] == [
+        "champion:standard-7x7-2p", "nsearch:model=champion:standard-7x7-2p,ms=5", "champion:wrapped-7x7-2p",
+        "nsearch:model=a.onnx"]
+    assert play.main(["--players", "champion,heuristic", "--games", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no champion of standard-11x11-2p" in err and err.count("no champion") == 1
