@@ -140,6 +140,19 @@ def test_evaluate_usage_errors(argv):
     assert evaluate.main(argv) == evaluate.EXIT_USAGE
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--games", "-2"], "ouro evaluate: --games: Input should be greater than or equal to 1"),
+    (["--workers", "0"], "ouro evaluate: --workers: Input should be greater than or equal to 1"),
+    (["--chunk", "0"], "ouro evaluate: --chunk: Input should be greater than or equal to 1"),  # field chunk_groups
+    (["--max-turns", "-1"], "ouro evaluate: --max-turns: Input should be greater than or equal to 0"),
+])
+def test_evaluate_names_the_flag_of_a_refused_setting_in_one_line(capsys, argv, line):
+    """Was pydantic's multi-line report on TournamentConfig's field."""
+    assert evaluate.main(["--players", "greedy,random-safe", *argv]) == evaluate.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.strip() == line, err
+
+
 def test_parse_sprt():
     config = evaluate.parse_sprt("0,35")
     assert (config.elo0, config.elo1, config.alpha, config.beta) == (0, 35, 0.05, 0.05)

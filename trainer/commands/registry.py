@@ -310,11 +310,7 @@ def promotion_spec(args: argparse.Namespace) -> PromotionSpec:
             spec = PromotionSpec(method=GateMethod.SPRT, sprt=evaluate.parse_sprt(args.sprt), games=games,
                                  min_games=min(args.min_games, games), readiness=readiness, seed=args.seed, **play)
     except ValidationError as err:  # one line naming the flag, not pydantic's report on the field
-        problem = err.errors()[0]
-        field = str(problem["loc"][0]) if problem["loc"] else ""
-        flag = _GATE_FLAGS.get(field, field)
-        message = problem["msg"].removeprefix("Value error, ")
-        raise ValueError(f"{flag + ': ' if flag else ''}{message}") from None
+        raise _common.flag_error(err, _GATE_FLAGS) from None
     return spec.with_served_player(args.player, "--player")
 
 
