@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         players = [registry.make_player(champion_of(spec, game), **defaults) for spec in specs]
         if args.games < 1:
             raise ValueError("--games must be at least 1")
+        for flag, value in (("--seed", args.seed), ("--max-turns", args.max_turns)):
+            if value < 0:  # a negative seed was numpy's "expected non-negative integer"; turns 0 games
+                raise ValueError(f"{flag} must not be negative, got {value}")
         if (config.ruleset is Ruleset.SOLO) != (len(specs) == 1):
             raise ValueError("solo takes exactly one player; other rulesets at least two")
         render_index = 0 if args.render is None and args.render_final else args.render
