@@ -345,6 +345,6 @@ def test_a_bad_baseline_option_is_refused_naming_it(models, tmp_path, capsys, op
     store = str(tmp_path / "registry")
     reg.Registry.open(store).register(models["food"], architecture="hand-made", run="r", phase="test",
                                       version_id="food-1", game=KEY)
-    assert gate(store, "food-1", "--baseline", option) == _common.EXIT_REFUSED
+    assert gate(store, "food-1", "--baseline", option) == _common.EXIT_USAGE  # a bad flag is usage (2), as _common documents
     assert message in capsys.readouterr().err
     assert reg.Registry.open(store).champion(KEY).version is None
