@@ -215,7 +215,7 @@ class PromotionSpec(ApiModel):
         "champion+nsearch` serves it, at moveBudgetMs per move). Gate the champion the way it is served.",
     )
     move_budget_ms: float = Field(
-        default=100.0, ge=0, le=60000,
+        default=100.0, ge=0, le=60000, allow_inf_nan=False,  # NaN: "a finite number", not "<= 60000"
         description="Time budget per move of the nsearch player, in milliseconds (0: no time limit; then set "
         "maxVisits). Use the budget the servers use.",
     )

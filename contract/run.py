@@ -11,9 +11,10 @@ by URI and hash and never carries data.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.promotion import GateSource, GateStatistics, PromotionSpec
@@ -442,6 +443,14 @@ class RunConfig(ApiModel):
         description="The Champion's spec.policy.approval when the run started: Automatic promotes on the "
         "gate's PROMOTE; Manual leaves the champion alone and reports the candidate as awaiting approval.",
     )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_words(cls, value: object) -> object:
+        """The refusal in the device's words, not the pattern's regex (``ouro train --device`` says the same)."""
+        if isinstance(value, str) and not re.match(DEVICE_PATTERN, value):
+            raise ValueError(f"{value!r} is not auto, cpu, cuda or cuda:N")
+        return value
 
     def phase(self, name: PhaseName | str) -> PhaseSpec:
         """The spec of the named phase; KeyError if the run has no such phase."""

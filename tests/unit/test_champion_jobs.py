@@ -82,14 +82,14 @@ def test_a_check_under_the_threshold_rolls_back_and_over_it_keeps(two, tmp_path)
                        "--min-win-rate", "0")
     assert code == 0 and report.check.passed and report.check.games == 4 and report.version == "v2"
     code, report = job(url, tmp_path, "check", "--version", "v2", "--against", "v1", "--games", "4",
-                       "--min-win-rate", "1.01")  # no score reaches it
+                       "--min-win-rate", "1")  # only a clean sweep passes (these seeds: none)
     assert code == 0 and not report.check.passed and report.check.rolled_back
     assert report.version == "v1" and report.history[0].action == "rollback"
     assert "post-promotion check failed" in report.history[0].reason
     state = registry.champion(GAME)
     assert state.version == "v1" and state.history[0].action is reg.ChampionAction.ROLLBACK
     # checking a version no longer in force plays nothing and changes nothing
-    code, again = job(url, tmp_path, "check", "--version", "v2", "--against", "v1", "--min-win-rate", "1.01")
+    code, again = job(url, tmp_path, "check", "--version", "v2", "--against", "v1", "--min-win-rate", "1")
     assert again.check.passed and again.check.games == 0 and again.generation == report.generation
 
 
@@ -119,8 +119,27 @@ def test_the_check_plays_both_versions_as_the_champions_gate_plays_them(two, tmp
     _, again = job(url, tmp_path, *check, "--player", "nsearch:ms=0,visits=4")
     assert again.check.win_rate == report.check.win_rate  # capped, not clocked: the same games
     # a failing check says in the rollback's reason how the versions played
-    code, failed = job(url, tmp_path, *check[:-1], "1.01", "--player", "nsearch:ms=0,visits=4")
+    assert report.check.win_rate < 1  # these capped games are no clean sweep, so a threshold of 1 fails them
+    code, failed = job(url, tmp_path, *check[:-1], "1", "--player", "nsearch:ms=0,visits=4")
     assert failed.check.rolled_back and failed.version == "v1"
     assert "both playing nsearch:ms=0,visits=4" in registry.champion(GAME).history[0].reason
     assert job(url, tmp_path, *check, "--player", "search:ms=10")[0] == 2
     assert "--player: unknown player 'search:ms=10'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--games", "0"], "--games: at least 1 smoke game, got 0"),
+    (["--games", "-3"], "--games: at least 1 smoke game, got -3"),
+    (["--min-win-rate", "7"], "--min-win-rate: a score between 0 and 1, got 7"),
+    (["--min-win-rate", "-0.1"], "--min-win-rate: a score between 0 and 1, got -0.1"),
+    (["--min-win-rate", "nan"], "--min-win-rate: a score between 0 and 1, got nan"),
+    (["--player", "junk"], "--player: unknown player 'junk'"),
+])
+def test_a_check_with_a_bad_flag_is_refused_and_the_champion_stays(two, tmp_path, capsys, argv, words):
+    """A threshold above 1 rolled back every champion and --games 0 played 2 games: now exit 2, naming the
+    flag, with the pointer untouched and no game played."""
+    url, registry = two
+    code, _ = job(url, tmp_path, "check", "--version", "v2", "--against", "v1", *argv)
+    assert code == 2 and words in capsys.readouterr().err
+    assert registry.champion(GAME).version == "v2" and registry.champion(GAME).history[0].action is not \
+        reg.ChampionAction.ROLLBACK

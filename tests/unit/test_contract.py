@@ -157,6 +157,7 @@ def test_the_served_player_is_the_gates_player_in_the_words_of_ouro_serve(text, 
     ("nsearch:ms=fast", "--gate-player: 'nsearch:ms=fast': ms: Input should be a valid number"),
     ("nsearch:visits=-1", "visits: Input should be greater than or equal to 0"),
     ("nsearch:ms=0", "nsearch needs a budget"),
+    ("nsearch:ms=nan", "ms: Input should be a finite number"),  # not "less than or equal to 60000"
 ])
 def test_a_bad_served_player_is_refused_naming_the_flag_and_the_option(text, needle):
     with pytest.raises(ValueError) as err:

@@ -16,6 +16,7 @@ import itertools
 import numpy as np
 import pytest
 
+from ouroboros.contract.game import GameKey
 from ouroboros.trainer.agents import compact, nsearch, registry
 from ouroboros.trainer.engine import jsonio, maps, rules
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Move, Ruleset, RulesetSettings
@@ -188,6 +189,48 @@ def test_player_specs(onnx_file):
             registry.make_player(spec)
 
 
+@pytest.mark.parametrize(("options", "words"), [
+    ("prune=2", "prune must be between 0 and 1, got 2.0"),  # no move would be left to search
+    ("prune=-0.5", "prune must be between 0 and 1"),
+    ("c_puct=-1", "c_puct must be a finite number >= 0, got -1.0"),
+    ("c_puct=nan", "c_puct must be a finite number >= 0, got nan"),
+    ("ms=nan", "ms must be a finite number >= 0, got nan"),
+    ("ms=inf", "ms must be a finite number >= 0"),
+    ("ms=-5,visits=8", "ms must be a finite number >= 0, got -5.0"),
+    ("visits=-1", "visits must be >= 0"),
+    ("batch=0", "batch must be >= 1, got 0"),
+    ("ms=5,ms=10", "option 'ms' given twice"),
+])
+def test_an_option_out_of_its_range_is_refused_naming_it(onnx_file, options, words):
+    """Out-of-range options are refused when the player is built (`ouro serve` exits 2 before the
+    port opens), never met mid-game: prune=2 used to fail the first move with max() of nothing."""
+    with pytest.raises(registry.SpecError, match=words):
+        registry.make_player(f"nsearch:model={onnx_file},{options}")
+    with pytest.raises(serving.PlayerUnavailable, match=words):
+        serving.make_player(f"nsearch:model={onnx_file},{options}")
+
+
+def test_the_edges_of_the_ranges_are_players(onnx_file):
+    """c_puct 0 (no exploration term) and prune 1 (only the best prior's moves) still search and
+    move safely."""
+    from ouroboros.trainer.observation import safety
+
+    config = GameConfig(7, 7, 2)
+    state = maps.new_games(config, [3])
+    player = registry.make_player(f"nsearch:model={onnx_file},ms=0,visits=4,c_puct=0,prune=1")
+    move = player.act(config, state, 0, np.random.default_rng(0))
+    assert safety.safe_moves(config, state)[0, 0, move[0]]
+
+
+def test_serving_names_its_own_players_only_when_the_name_is_unknown(onnx_file):
+    with pytest.raises(serving.PlayerUnavailable, match=r"unknown player 'junk'.*\(served here too: champion, "
+                       r"champion\+nsearch\[:ms=N\]\)"):
+        serving.make_player("junk")
+    with pytest.raises(serving.PlayerUnavailable) as err:
+        serving.make_player(f"nsearch:model={onnx_file},bogus=1")
+    assert "unknown option 'bogus'" in str(err.value) and "served here too" not in str(err.value)
+
+
 def test_server_lowers_the_budget_to_the_game_timeout(onnx_file):
     spec = serving.Spec.parse(f"nsearch:model={onnx_file},ms=900")
     assert serving.budgeted_spec(spec, 500, 150).option("ms") == "350"
@@ -335,3 +378,28 @@ def test_the_catch_up_runs_what_is_due_and_nothing_else():
     finally:
         gc.set_threshold(*threshold)
         (gc.enable if was else gc.disable)()
+
+
+def test_ouro_play_plays_the_champion_of_the_board_being_played(onnx_file, tmp_path, monkeypatch, capsys):
+    """`ouro play --width 7 --height 7 --players champion,...` plays the 7x7 champion (it looked up the
+    default 11x11 one and refused), bare and inside nsearch; a board with no champion says which game."""
+    from ouroboros.trainer.artifacts import registry as reg
+    from ouroboros.trainer.commands import play
+
+    store = tmp_path / "registry"
+    models = reg.Registry.open(str(store))
+    version = models.register(onnx_file.read_bytes(), architecture="cnn_simple-1x8", run="t", phase="test",
+                              game="standard-7x7-2p")
+    models.promote("standard-7x7-2p", version.id)
+    monkeypatch.setenv("OURO_STORE", str(store))
+    small = ["--width", "7", "--height", "7", "--games", "1", "--max-turns", "5"]
+    assert play.main(["--players", "champion,nsearch:model=champion,ms=0,visits=2", *small]) == 0
+    assert "7x7" in capsys.readouterr().out
+    game = GameKey.parse("standard-7x7-2p")
+    assert [play.champion_of(s, game) for s in ("champion", "nsearch:model=champion,ms=5", "champion:wrapped-7x7-2p",
+                                                "nsearch:model=a.onnx")] == [
+        "champion:standard-7x7-2p", "nsearch:model=champion:standard-7x7-2p,ms=5", "champion:wrapped-7x7-2p",
+        "nsearch:model=a.onnx"]
+    assert play.main(["--players", "champion,heuristic", "--games", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no champion of standard-11x11-2p" in err and err.count("no champion") == 1

@@ -54,6 +54,22 @@ def test_a_bad_config_is_an_error(tmp_path, content, needle, capsys):
     assert needle in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("device", "line"), [
+    ("gpu", "device: 'gpu' is not auto, cpu, cuda or cuda:N"),  # was the pattern's regex
+    ("cuda:x", "device: 'cuda:x' is not auto, cpu, cuda or cuda:N"),
+    (3, "device: Input should be a valid string"),
+])
+def test_a_bad_device_in_the_run_config_is_named_in_its_words(run_json, tmp_path, capsys, device, line):
+    """The stderr line and the result's message both say what the field takes; nothing ran."""
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({**json.loads(run_json.read_text()), "device": device}))
+    out = tmp_path / "result.json"
+    assert phase.main(["bootstrap", "--run-config", str(config), "--result", str(out)]) == 2
+    assert line in capsys.readouterr().err and "Value error" not in out.read_text()
+    result = PhaseResult.model_validate_json(out.read_text())
+    assert line in result.message and result.placeholder
+
+
 def test_runs_as_the_console_script(run_json, tmp_path):
     out = tmp_path / "result.json"
     proc = subprocess.run(

@@ -320,6 +320,26 @@ def test_ouro_train_gates_a_second_run_against_the_champion(tmp_path, capsys):
     assert state.history[0].statistics["verdict"] == "manual" and state.history[0].by == "ouro train"
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--threads", "-1"], "--threads: Input should be greater than or equal to 0"),  # was blamed on --device
+    (["--seed", "-1"], "--seed: Input should be greater than or equal to 0"),  # was a numpy traceback
+    (["--eval-games", "-1"], "--eval-games: at least 1 duel per baseline, got -1"),  # was a traceback
+    (["--eval-games", "0"], "--eval-games: at least 1 duel per baseline, got 0"),  # silently the preset's
+    (["--teacher", "junk"], "--teacher: unknown player 'junk'"),  # was a traceback once bootstrap began
+    (["--teacher", "search:speed=3"], "--teacher: player 'search:speed=3': unknown option 'speed'"),
+    (["--imitate", "imported"], "--imitate: no replay shards under runs/bad/replay/imported/"),  # silently none
+    (["--imitate", "Bad/Name"], "invalid --imitate folder 'Bad/Name'"),
+    (["--device", "gpu"], "--device: 'gpu' is not auto, cpu, cuda or cuda:N"),
+])
+def test_ouro_train_refuses_a_bad_flag_before_any_phase_naming_it(tmp_path, capsys, argv, line):
+    store = tmp_path / "store"
+    code = train.main(["--preset", "smoke", "--store", str(store), "--logdir", str(tmp_path / "tb"), "--run", "bad",
+                       *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and line in err and "Traceback" not in err, err
+    assert not (store / "runs/bad").exists()
+
+
 def test_ouro_train_plays_its_duels_and_gate_as_gate_player_says(tmp_path, capsys, nsearch_decisions):
     """--gate-player nsearch:...: the final duels and the gate play the network inside the neural search at
     that budget (a simulation cap here, so the run is the same on any machine), and the records say so."""

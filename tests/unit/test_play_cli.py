@@ -133,3 +133,12 @@ def test_solo_reports_survival_not_wins(capsys):
     assert play.main(["--players", "heuristic", "--ruleset", "solo", "--width", "7", "--height", "7"]) == 0
     out = capsys.readouterr().out
     assert "mean turns survived" in out and "wins" not in out
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--seed", "-1"], "ouro play: --seed must not be negative, got -1"),
+    (["--max-turns", "-5"], "ouro play: --max-turns must not be negative, got -5"),
+])
+def test_a_negative_seed_or_turn_limit_is_refused_naming_the_flag(capsys, argv, line):
+    assert play.main(["--players", "greedy,random-safe", *argv]) == 2
+    assert capsys.readouterr().err.strip() == line

@@ -425,4 +425,26 @@ def test_promote_gate_player_takes_the_words_of_ouro_serve(argv, served):
 
 def test_promote_gate_refuses_a_player_it_cannot_serve(url, capsys):
     code, _, err = run(capsys, "promote", "v1", "--game", GAME, "--store", url, "--gate", "--player", "search:ms=5")
-    assert code == 1 and "--player: unknown player 'search:ms=5'" in err
+    assert code == 2 and "--player: unknown player 'search:ms=5'" in err
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--games", "-4"], "--games: Input should be greater than or equal to 2"),
+    (["--min-games", "0"], "--min-games: Input should be greater than or equal to 2"),
+    (["--min-win-rate", "5"], "--min-win-rate: Input should be less than or equal to 1"),
+    (["--max-p99-ms", "-1"], "--max-p99-ms: Input should be greater than 0"),
+    (["--max-memory-mb", "0"], "--max-memory-mb: Input should be greater than 0"),
+    (["--move-budget-ms", "-3"], "--move-budget-ms: Input should be greater than or equal to 0"),
+    (["--max-visits", "-1"], "--max-visits: Input should be greater than or equal to 0"),
+    (["--seed", "-1"], "--seed: Input should be greater than or equal to 0"),
+    (["--sprt", "garbage"], "--sprt expects numbers"),
+    (["--baseline", "junk"], "--baseline 'junk': player:"),
+    (["--player", "nsearch", "--move-budget-ms", "0"], "--player: 'nsearch': promotion.player nsearch needs a budget"),
+])
+def test_a_bad_gate_flag_is_a_usage_error_of_one_line_naming_the_flag(tmp_path, capsys, argv, line):
+    """Exit 2 (usage) with the flag's name, not pydantic's multi-line report on a field (exit 1), and
+    before the store is touched."""
+    store = tmp_path / "store"
+    code, _, err = run(capsys, "promote", "v1", "--game", GAME, "--store", str(store), "--gate", *argv)
+    assert code == 2 and err.count("\n") == 1 and line in err, err
+    assert not store.exists()

@@ -466,6 +466,27 @@ def test_serve_command_refuses_a_bad_player(capsys):
     assert "unknown player 'nosuch'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--port", "-1"], "argument --port: -1 is not a TCP port (0 to 65535)"),  # was an OverflowError traceback
+    (["--port", "99999"], "argument --port: 99999 is not a TCP port (0 to 65535)"),
+    (["--color", "red"], "argument --color: 'red' is not a #rrggbb colour"),
+    (["--follow-interval", "-3"], "argument --follow-interval: -3 is not a number of seconds >= 0"),
+    (["--margin-ms", "-5"], "ouro serve: --margin-ms: -5 must not be negative"),
+    (["--request-timeout", "nan"], "ouro serve: --request-timeout: nan must be positive"),
+    (["--max-games", "0"], "ouro serve: --max-games: 0 must be positive"),
+])
+def test_serve_command_refuses_a_bad_flag_naming_it(capsys, argv, line):
+    """Exit 2 before the port opens, one line naming the flag the user typed (not the settings' field)."""
+    from ouroboros.trainer.commands import serve as serve_command
+
+    try:
+        code = serve_command.main(["--player", "random-safe", *argv])
+    except SystemExit as exit_:  # argparse's own refusal
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and line in err and "Traceback" not in err, err
+
+
 def test_serve_command_serves_until_sigterm():
     proc = subprocess.Popen([sys.executable, "-m", "ouroboros.trainer.commands.cli", "serve",
                              "--player", "random-safe", "--port", "0", "--log-level", "WARNING"],

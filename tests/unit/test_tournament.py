@@ -140,6 +140,19 @@ def test_evaluate_usage_errors(argv):
     assert evaluate.main(argv) == evaluate.EXIT_USAGE
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--games", "-2"], "ouro evaluate: --games: Input should be greater than or equal to 1"),
+    (["--workers", "0"], "ouro evaluate: --workers: Input should be greater than or equal to 1"),
+    (["--chunk", "0"], "ouro evaluate: --chunk: Input should be greater than or equal to 1"),  # field chunk_groups
+    (["--max-turns", "-1"], "ouro evaluate: --max-turns: Input should be greater than or equal to 0"),
+])
+def test_evaluate_names_the_flag_of_a_refused_setting_in_one_line(capsys, argv, line):
+    """Was pydantic's multi-line report on TournamentConfig's field."""
+    assert evaluate.main(["--players", "greedy,random-safe", *argv]) == evaluate.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.strip() == line, err
+
+
 def test_parse_sprt():
     config = evaluate.parse_sprt("0,35")
     assert (config.elo0, config.elo1, config.alpha, config.beta) == (0, 35, 0.05, 0.05)
@@ -332,6 +345,6 @@ def test_a_bad_baseline_option_is_refused_naming_it(models, tmp_path, capsys, op
     store = str(tmp_path / "registry")
     reg.Registry.open(store).register(models["food"], architecture="hand-made", run="r", phase="test",
                                       version_id="food-1", game=KEY)
-    assert gate(store, "food-1", "--baseline", option) == _common.EXIT_REFUSED
+    assert gate(store, "food-1", "--baseline", option) == _common.EXIT_USAGE  # a bad flag is usage (2), as _common documents
     assert message in capsys.readouterr().err
     assert reg.Registry.open(store).champion(KEY).version is None

@@ -164,6 +164,16 @@ class NeuralSearch:
     """The children of recent searches, by position, for tree reuse."""
 
     def __post_init__(self) -> None:
+        # Each option's range, checked before the search runs: a NaN budget or c_puct compares
+        # false with everything (the search would run unbudgeted or rank children arbitrarily), a
+        # negative c_puct turns exploration into avoidance, and prune above 1 leaves no move at all.
+        for option, low, high in (("ms", 0.0, math.inf), ("c_puct", 0.0, math.inf), ("prune", 0.0, 1.0)):
+            value = getattr(self, option)
+            if not (low <= value <= high and math.isfinite(value)):
+                bound = f"a finite number >= {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+                raise ValueError(f"nsearch: {option} must be {bound}, got {value!r}")
+        if self.visits < 0:
+            raise ValueError(f"nsearch: visits must be >= 0 (0: no cap), got {self.visits}")
         if self.ms <= 0 and self.visits <= 0:
             raise ValueError("nsearch: set a time budget (ms > 0) or a simulation cap (visits > 0)")
         if self.batch < 1:
@@ -495,6 +505,8 @@ def from_spec(text: str, model: object | None = None) -> NeuralSearch:
         key, eq, value = item.partition("=")
         if not eq:
             raise ValueError(f"expected key=value, got {item!r}")
+        if key.strip() in options:
+            raise ValueError(f"option {key.strip()!r} given twice")
         options[key.strip()] = value.strip()
     named = options.pop("model", "")
     if not named and model is None:

@@ -45,7 +45,10 @@ def champion_player(game: str = "", store: str | None = None):
 
     store, game = store or reg.default_store(), game or DEFAULT_GAME
     try:
-        version, data = reg.Registry.open(store).load_champion(game)
+        registry = reg.Registry.open(store)
+        if registry.champion(game).version is None:  # said once, with what to do (not the registry's words again)
+            raise ValueError(f"no champion of {game} in {store}; train one with `ouro train`")
+        version, data = registry.load_champion(game)
     except (reg.RegistryError, LookupError) as err:
         raise ValueError(f"no champion of {game} in {store} ({err}); train one with `ouro train`") from err
     return neural.OnnxPlayer(data, name=f"champion ({version.id})")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from pydantic import ValidationError
 
 from ouroboros.trainer.agents.neural import ModelContractError
 from ouroboros.trainer.artifacts import registry as reg
@@ -22,6 +24,19 @@ from ouroboros.trainer.artifacts import store as st
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CORRUPT = 0, 1, 2, 3
 EXIT_CODES_EPILOG = "exit codes: 0 ok, 1 refused, 2 usage, 3 corrupt artifact (checksum mismatch or unloadable model)"
+
+
+def flag_error(err: ValidationError, flags: Mapping[str, str] | None = None) -> ValueError:
+    """A settings model's refusal of a flag's value, as one line naming the flag: ``--games: Input should
+    be greater than or equal to 1`` (not pydantic's multi-line report on the field). The flag of a field
+    is ``flags[field]``, else ``--field-name``; a rule over several fields keeps only its message."""
+    problem = err.errors()[0]
+    field = str(problem["loc"][0]) if problem["loc"] else ""
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    if not field:
+        return ValueError(message)
+    flag = (flags or {}).get(field, "--" + field.replace("_", "-"))
+    return ValueError(f"{flag}: {message}")
 
 
 def add_store_option(parser: argparse.ArgumentParser, what: str = "artifact store and model registry") -> None:

@@ -22,6 +22,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ouroboros.contract.game import GameKey
 from ouroboros.contract.promotion import SprtSpec
 from ouroboros.trainer.agents import registry as agent_registry
@@ -102,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         return args
     specs = agent_registry.split_specs(args.players)
     try:
-        settings = tournament.TournamentConfig(
-            games=args.games, seed=args.seed, workers=args.workers, chunk_groups=args.chunk,
-            max_turns=args.max_turns, ffa=args.ffa, min_games=args.min_games,
-            sprt=parse_sprt(args.sprt) if args.sprt else None)
+        try:
+            settings = tournament.TournamentConfig(
+                games=args.games, seed=args.seed, workers=args.workers, chunk_groups=args.chunk,
+                max_turns=args.max_turns, ffa=args.ffa, min_games=args.min_games,
+                sprt=parse_sprt(args.sprt) if args.sprt else None)
+        except ValidationError as err:
+            raise _common.flag_error(err, {"chunk_groups": "--chunk"}) from None
         config = game_config(args)
         if len(specs) < 2:
             raise ValueError("--players needs at least two specs")

@@ -78,7 +78,8 @@ def load_config(path: Path) -> RunConfig:
         raise ValueError(f"cannot read run config {path}: {exc.strerror}") from exc
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'run config'}: {error['msg']}"
+            f"{'.'.join(str(part) for part in error['loc']) or 'run config'}: "
+            f"{str(error['msg']).removeprefix('Value error, ')}"
             for error in exc.errors(include_url=False))
         raise ValueError(f"invalid run config {path}: {problems}") from exc
 

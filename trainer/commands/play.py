@@ -20,6 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ouroboros.contract.game import GameKey
 from ouroboros.trainer.agents import arena, gamelog, registry, render
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset, RulesetSettings
 
@@ -65,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
             settings=RulesetSettings(args.food_spawn_chance, args.minimum_food, args.hazard_damage_per_turn,
                                      args.shrink_every_n_turns))
         defaults = {"ms": args.search_ms} if args.search_ms is not None else {}
-        players = [registry.make_player(spec, **defaults) for spec in specs]
+        game = GameKey(config.ruleset, config.width, config.height, config.n_snakes)
+        players = [registry.make_player(champion_of(spec, game), **defaults) for spec in specs]
         if args.games < 1:
             raise ValueError("--games must be at least 1")
+        for flag, value in (("--seed", args.seed), ("--max-turns", args.max_turns)):
+            if value < 0:  # a negative seed was numpy's "expected non-negative integer"; turns 0 games
+                raise ValueError(f"{flag} must not be negative, got {value}")
         if (config.ruleset is Ruleset.SOLO) != (len(specs) == 1):
             raise ValueError("solo takes exactly one player; other rulesets at least two")
         render_index = 0 if args.render is None and args.render_final else args.render
@@ -116,6 +121,21 @@ def main(argv: list[str] | None = None) -> int:
         where = paths[0] if len(paths) == 1 else f"{paths[0]} .. {paths[-1]}"
         console.print(f"wrote {len(paths)} game log(s): {where}")
     return 0
+
+
+def champion_of(spec: str, game: GameKey) -> str:
+    """``spec`` with a bare champion naming the game being played: ``champion`` becomes
+    ``champion:GAME`` and ``nsearch``'s ``model=champion`` becomes ``model=champion:GAME``, so
+    that ``--width 7 --height 7`` plays the 7x7 champion, not the default 11x11 one. A spec that
+    names its game (``champion:GAME``) is kept as written."""
+    name, colon, rest = spec.strip().partition(":")
+    if name == "champion" and not colon:
+        return f"champion:{game}"
+    if name == "nsearch" and colon:
+        options = [f"model=champion:{game}" if item.replace(" ", "") == "model=champion" else item
+                   for item in rest.split(",")]
+        return f"{name}:{','.join(options)}"
+    return spec
 
 
 def results_table(result: arena.MatchResult, roster: gamelog.Roster) -> Table:

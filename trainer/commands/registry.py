@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         return args
     from ouroboros.trainer.evaluation import promotion
 
+    if args.command == "promote" and args.gate:
+        try:  # a bad gate flag is a usage error (2), found before the registry is opened
+            promotion_spec(args)
+        except ValueError as err:
+            _common.error("ouro registry", err)
+            return _common.EXIT_USAGE
     return _common.guarded("ouro registry",
                            lambda: _COMMANDS[args.command](promotion.open_registry(args.store), args))
 
@@ -292,17 +298,26 @@ def promotion_spec(args: argparse.Namespace) -> PromotionSpec:
     """The gate the options describe (the same PromotionSpec a TrainingRun carries)."""
     from ouroboros.trainer.commands import evaluate
 
-    readiness = ReadinessSpec(max_p99_latency_ms=args.max_p99_ms, max_peak_memory_mb=args.max_memory_mb)
     games = args.games + args.games % 2
-    play = {"move_budget_ms": args.move_budget_ms, "max_visits": args.max_visits,
-            "baselines": [parse_baseline(b) for b in args.baseline]}
-    if args.min_win_rate is not None:
-        spec = PromotionSpec(method=GateMethod.WIN_RATE, games=games, min_games=min(args.min_games, games),
-                             min_win_rate=args.min_win_rate, readiness=readiness, seed=args.seed, **play)
-    else:
-        spec = PromotionSpec(method=GateMethod.SPRT, sprt=evaluate.parse_sprt(args.sprt), games=games,
-                             min_games=min(args.min_games, games), readiness=readiness, seed=args.seed, **play)
+    try:
+        readiness = ReadinessSpec(max_p99_latency_ms=args.max_p99_ms, max_peak_memory_mb=args.max_memory_mb)
+        play = {"move_budget_ms": args.move_budget_ms, "max_visits": args.max_visits,
+                "baselines": [parse_baseline(b) for b in args.baseline]}
+        if args.min_win_rate is not None:
+            spec = PromotionSpec(method=GateMethod.WIN_RATE, games=games, min_games=min(args.min_games, games),
+                                 min_win_rate=args.min_win_rate, readiness=readiness, seed=args.seed, **play)
+        else:
+            spec = PromotionSpec(method=GateMethod.SPRT, sprt=evaluate.parse_sprt(args.sprt), games=games,
+                                 min_games=min(args.min_games, games), readiness=readiness, seed=args.seed, **play)
+    except ValidationError as err:  # one line naming the flag, not pydantic's report on the field
+        raise _common.flag_error(err, _GATE_FLAGS) from None
     return spec.with_served_player(args.player, "--player")
+
+
+_GATE_FLAGS = {"games": "--games", "min_games": "--min-games", "min_win_rate": "--min-win-rate", "seed": "--seed",
+               "max_p99_latency_ms": "--max-p99-ms", "max_peak_memory_mb": "--max-memory-mb",
+               "move_budget_ms": "--move-budget-ms", "max_visits": "--max-visits", "sprt": "--sprt"}
+"""The flag of each PromotionSpec / ReadinessSpec field that `promote --gate` sets, for its errors."""
 
 
 def parse_baseline(text: str) -> BaselineSpec:

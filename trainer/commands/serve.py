@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
+import re
 import signal
 import sys
 
@@ -23,6 +25,41 @@ from ouroboros.trainer.artifacts.store import ArtifactError
 from ouroboros.trainer.commands import _common
 from ouroboros.trainer.serving import app as app_module
 from ouroboros.trainer.serving import players, protocol, server
+
+_FLAGS = {"host": "--host", "port": "--port", "max_body_bytes": "--max-body-bytes", "max_games": "--max-games",
+          "latency_margin_ms": "--margin-ms", "max_think_ms": "--max-think-ms", "idle_timeout_s": "--idle-timeout",
+          "request_timeout_s": "--request-timeout", "max_connections": "--max-connections"}
+"""The flag of each ServerSettings field, so that its refusal names what the user typed."""
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535; argparse refuses anything else with exit 2."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0 to 65535)")
+    return port
+
+
+def _color(text: str) -> str:
+    """A Battlesnake colour: ``#rrggbb`` (the API's hex colour; anything else shows the default)."""
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a #rrggbb colour")
+    return text
+
+
+def _seconds(text: str) -> float:
+    """A finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds >= 0")
+    return value
+
 
 BUILTIN_PREFERENCE = ("heuristic", "greedy")
 """Served without --player when the store has no champion for --game: the first that can be built."""
@@ -58,11 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     _common.add_store_option(parser, "model registry of --player champion[+nsearch]")
     parser.add_argument("--game", default=players.ChampionSource().game,
                         help="game configuration whose champion is served (default %(default)s)")
-    parser.add_argument("--follow-interval", type=float, default=players.ChampionSource().follow_interval_s,
+    parser.add_argument("--follow-interval", type=_seconds, default=players.ChampionSource().follow_interval_s,
                         help="--player champion: seconds between re-reads of the registry's pointer; a new "
                              "version is played from the next game on (default %(default)s)")
     parser.add_argument("--host", default=d.host, help="interface to listen on (default %(default)s)")
-    parser.add_argument("--port", type=int, default=d.port, help="TCP port (default %(default)s)")
+    parser.add_argument("--port", type=_port, default=d.port, help="TCP port (default %(default)s)")
     parser.add_argument("--margin-ms", type=int, default=d.latency_margin_ms,
                         help="part of the game's timeout kept for the network (default %(default)s)")
     parser.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
@@ -80,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="most a search player thinks per move, whatever game.timeout says "
                              "(default %(default)s)")
     parser.add_argument("--author", default=a.author, help="author shown on the board")
-    parser.add_argument("--color", default=a.color, help="snake colour, #rrggbb")
+    parser.add_argument("--color", type=_color, default=a.color, help="snake colour, #rrggbb")
     parser.add_argument("--head", default=a.head, help="head customization")
     parser.add_argument("--tail", default=a.tail, help="tail customization")
     parser.add_argument("--log-level", default="INFO",
@@ -114,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                              players.ChampionSource(registry_url=args.store, game=args.game,
                                                     follow_interval_s=args.follow_interval))
     except (players.PlayerUnavailable, ValueError) as err:
-        print(f"ouro serve: {err}", file=sys.stderr)
+        field, colon, rest = str(err).partition(":")
+        print(f"ouro serve: {_FLAGS[field]}:{rest}" if colon and field in _FLAGS else f"ouro serve: {err}",
+              file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - e.g. a registry that cannot be read
         print(f"ouro serve: cannot load player {spec!r}: {err}", file=sys.stderr)

@@ -218,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ouroboros.trainer.agents import registry as agents
     from ouroboros.trainer.artifacts.store import ArtifactStore
     from ouroboros.trainer.evaluation import promotion, strength
+    from ouroboros.trainer.learning import shards
     from ouroboros.trainer.learning.phases import execute, runner
     from ouroboros.trainer.observability import preflight, progress
 
@@ -234,6 +236,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     preset = PRESETS[args.preset]
     try:
+        if args.eval_games is not None and args.eval_games < 1:
+            raise ValueError(f"--eval-games: at least 1 duel per baseline, got {args.eval_games}")
+        if args.teacher is not None:  # refused now, not as a traceback once bootstrap starts
+            try:
+                agents.make_player(args.teacher)
+            except (ValueError, FileNotFoundError) as exc:
+                raise ValueError(f"--teacher: {exc}") from None
+        imitated = tuple(shards.check_name(p.strip(), "--imitate folder")
+                         for p in (args.imitate or "").split(",") if p.strip())
         expert_spec = expert_iteration(args.expert_iteration)
         initial = initial_model(args.initial_model)
         gate_spec = preset.promotion if args.gate_player is None else \
@@ -248,8 +259,16 @@ def main(argv: list[str] | None = None) -> int:
                              network=preset.network, seed=args.seed, threads=args.threads, initial_model=initial,
                              device=args.device.strip().lower(),
                              mixed_precision={"auto": None, "on": True, "off": False}[args.mixed_precision])
-    except ValidationError:  # the one free-text setting here
-        print(f"ouro train: --device: {args.device!r} is not auto, cpu, cuda or cuda:N", file=sys.stderr)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        why = f"{args.device!r} is not auto, cpu, cuda or cuda:N" if field == "device" else problem["msg"]
+        print(f"ouro train: --{field.replace('_', '-')}: {why}", file=sys.stderr)
+        return 2
+    missing = [p for p in imitated if not shards.list_shards(ArtifactStore(store_url), run.run, p)]
+    if missing:  # a typo would otherwise imitate nothing extra, silently
+        print(f"ouro train: --imitate: no replay shards under runs/{run.run}/replay/{missing[0]}/ in {store_url} "
+              "(bring games in first: `ouro data import --run RUN`)", file=sys.stderr)
         return 2
     try:
         placement = execute.configure_process(run)
@@ -278,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             if phase.kind is PhaseName.BOOTSTRAP and (args.teacher or args.imitate):
                 phase = phase.model_copy(update={
                     "teacher": args.teacher or phase.teacher,
-                    "imitate_phases": tuple(filter(None, (args.imitate or "").split(","))) or phase.imitate_phases})
+                    "imitate_phases": imitated or phase.imitate_phases})
             if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
                 phase = phase.model_copy(update={"expert_iteration": expert_spec})
             outcome = execute.execute(run, phase, reporter, sinks=lines, interval=args.progress_every,

@@ -110,7 +110,10 @@ def make_player(spec: str | Spec, champion: ChampionSource | None = None) -> Pla
     try:
         return agents.make_player(text)
     except agents.SpecError as err:
-        raise PlayerUnavailable(f"{err} (or {CHAMPION})") from None
+        # the serving layer's own words, only where the name itself is unknown (not after every bad option)
+        known_name = text.partition(":")[0] in agents.known()
+        hint = "" if known_name else f" (served here too: {CHAMPION}, {CHAMPION_SEARCH}[:ms=N])"
+        raise PlayerUnavailable(f"{err}{hint}") from None
     except ValueError as err:  # a scheme's factory refusing its argument (e.g. a model file)
         raise PlayerUnavailable(f"player {text!r}: {err}") from None
     except ImportError as err:  # a scheme whose runtime (e.g. onnxruntime) is not installed

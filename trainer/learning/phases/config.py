@@ -93,7 +93,9 @@ class RunSettings(BaseModel):
     store: str = Field(description="Artifact store URL (registry and replay live there too).")
     game: GameSpec = Field(default_factory=GameSpec, description="The game.")
     network: networks.NetworkConfig = Field(default_factory=networks.NetworkConfig, description="The network.")
-    seed: int = Field(0, description="Root seed: games, sampling and minibatches derive from it.")
+    seed: int = Field(0, ge=0, le=2**31 - 1,
+                      description="Root seed: games, sampling and minibatches derive from it (what the operator "
+                      "derives from a run's uid is 31-bit too).")
     worker: int = Field(0, ge=0, description="This process's index among the self-play workers.")
     workers: int = Field(1, ge=1, description="Self-play workers; only worker 0 trains.")
     initial_model: InitialModelSpec | None = Field(
