@@ -187,12 +187,15 @@ def test_manual_approval_post_promotion_rollback_pin_and_unpin(cluster, namespac
                         timeout=60, what="run a's promotion approved")
     assert approved["decision"] == "Promoted" and "ada" in approved["message"]
 
-    # a second candidate passes a lenient gate (SPRT between -1000 and -900 Elo: "not hopeless"), is approved,
-    # and must then score 1.0 against the first in its post-promotion check: it does not, so it is rolled back
-    run_to_end(cluster, namespace, "b", promotion={
-        "games": 20, "minGames": 2, "sprt": {"elo0": -1000, "elo1": -900},
+    # a second candidate passes a lenient gate (SPRT between -1000 and -900 Elo, "not hopeless", with alpha 0.9 so
+    # that the first game it does not lose promotes it: at alpha 0.05 it needed about 6 such games of 20, and a
+    # tiny network that lost more left the gate undecided), is approved, and must then score 1.0 against the first
+    # in its post-promotion check: it does not, so it is rolled back
+    second = run_to_end(cluster, namespace, "b", promotion={
+        "games": 20, "minGames": 2, "sprt": {"elo0": -1000, "elo1": -900, "alpha": 0.9, "beta": 0.05},
         "readiness": {"maxP99LatencyMs": 1000, "maxPeakMemoryMb": 1000}})
-    wait_for(lambda: (champion_status(cluster, namespace).get("pending") or {}).get("run") == "b", timeout=60,
+    assert second["promotion"]["decision"] == "Pending", second["promotion"]
+    wait_for(lambda: (champion_status(cluster, namespace).get("pending") or {}).get("run") == "b", timeout=180,
              what="b pending")
     v2 = champion_status(cluster, namespace)["pending"]["version"]
     ouro_champion(cluster, namespace, "approve", "main", "--run", "b", "--by", "bob")
