@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -395,3 +396,11 @@ def test_a_result_with_many_opponents_is_fitted_under_the_termination_message_li
     assert elo_vs("heuristic") in many and elo_vs("self_play-0000") not in many
     small = PhaseResult(phase=PhaseName.HYBRID, metrics={"games": 4.0, elo_vs("heuristic", "Lower"): -50.0})
     assert phase_command.fit(small) == small
+
+
+def test_the_summary_names_tensorboard_where_this_environment_installed_it():
+    """A virtual environment's scripts are not on the PATH unless it is activated: the summary's
+    command names the environment's own script (`.venv/bin/tensorboard`) when there is one."""
+    here = Path(sys.executable).parent
+    assert train._beside_python(Path(sys.executable).name) == str(here / Path(sys.executable).name)
+    assert train._beside_python("no-such-tool-here") == "no-such-tool-here"

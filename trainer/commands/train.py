@@ -396,7 +396,14 @@ def _print_summary(summary: dict, duels, as_json: bool) -> None:
     out.print(f"champion {summary['champion'] or '(not promoted)'}: version {summary['version']}\n"
               f"  onnx   {summary['onnx']}\n  sha256 {summary['sha256']}")
     if summary["tensorboard"]:
-        out.print(f"  tensorboard --logdir {summary['tensorboard']}")
+        out.print(f"  {_beside_python('tensorboard')} --logdir {summary['tensorboard']}")
+
+
+def _beside_python(tool: str) -> str:
+    """``tool``'s script as this interpreter's environment installed it (``.venv/bin/tensorboard``), where it
+    exists: a virtual environment's scripts are not on the PATH unless it is activated."""
+    script = Path(sys.executable).parent / tool
+    return str(script) if script.exists() else tool
 
 
 if __name__ == "__main__":
