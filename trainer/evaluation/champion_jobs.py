@@ -71,14 +71,6 @@ class Request:
     """check: the Champion's ``policy.gate``; its ``player``, ``moveBudgetMs`` and ``maxVisits`` say how both
     versions play (``--player`` of ``ouro champion job check``; the rest of it is not used)."""
 
-    def __post_init__(self) -> None:
-        # the Champion's CRD bounds these (games 0 means no check Job at all); the command line does not,
-        # and a threshold above 1 would roll back every champion, a count under 1 play a silent 2 games
-        if self.games < 1:
-            raise ValueError(f"--games: at least 1 smoke game, got {self.games}")
-        if not 0 <= self.min_win_rate <= 1:
-            raise ValueError(f"--min-win-rate: a score between 0 and 1, got {self.min_win_rate:g}")
-
 
 def _require(request: Request, field: str) -> str:
     value = getattr(request, field)
