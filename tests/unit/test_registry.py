@@ -340,18 +340,50 @@ def test_cli_errors_and_exit_codes(url, capsys, monkeypatch, onnx_models):
 
 
 def test_cli_add_refuses_missing_file_and_bad_metric(url, tmp_path, capsys):
+    """Flags in error are usage errors (2) found before the registry is opened, each naming its flag."""
     base = ["--arch", "a", "--run", "r", "--phase", "p", "--store", url]
     code, _, err = run(capsys, "add", str(tmp_path / "none.onnx"), *base)
-    assert code == 1 and "no such file" in err
+    assert code == 2 and "no such file" in err
     f = tmp_path / "m.onnx"
     f.write_bytes(b"m")
     code, _, err = run(capsys, "add", str(f), *base, "--metric", "loss=low")
-    assert code == 1 and "--metric 'loss' must be a number" in err
+    assert code == 2 and "--metric 'loss' must be a number" in err
+    code, _, err = run(capsys, "add", str(f), *base, "--meta", "novalue")
+    assert code == 2 and "--meta must look like NAME=VALUE, got 'novalue'" in err
+    assert reg.Registry.open(url).versions() == []
+
+
+@pytest.mark.parametrize("junk", [b"not a model at all", b"\x00" * 64, None], ids=["text", "zeros", "half"])
+def test_cli_add_refuses_a_file_no_server_could_load(url, tmp_path, capsys, onnx_models, junk):
+    """`ouro registry add` checks the ONNX contract as promotion does: exit 3 naming the problem, nothing kept."""
+    f = tmp_path / "junk.onnx"
+    f.write_bytes(junk if junk is not None else onnx_models[0][: len(onnx_models[0]) // 2])
+    code, _, err = run(capsys, "add", str(f), "--arch", "a", "--run", "r", "--phase", "p", "--store", url)
+    assert code == 3 and "not a loadable ONNX model" in err and "Traceback" not in err
+    assert reg.Registry.open(url).versions() == []
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "--stats: cannot read"),
+    ("[1", "--stats: {path} is not JSON: Expecting"),
+    ("[1, 2]", "--stats: {path} must hold a JSON object, not list"),
+    ("\"text\"", "must hold a JSON object, not str"),
+])
+def test_promote_refuses_stats_that_are_not_a_json_object(url, tmp_path, capsys, onnx_models, content, words):
+    registry = reg.Registry.open(url)
+    v = add(registry, onnx_models[0])
+    stats = tmp_path / "gate.json"
+    if content is not None:
+        stats.write_text(content)
+    code, _, err = run(capsys, "promote", v.id, "--game", GAME, "--store", url, "--stats", str(stats))
+    assert code == 2 and words.format(path=stats) in err and "Traceback" not in err
+    assert registry.champion(GAME).version is None
 
 
 @pytest.mark.parametrize("verb", ["promote", "pin"])
 def test_a_model_that_does_not_load_is_never_put_in_force(url, tmp_path, capsys, onnx_models, verb):
-    """`ouro registry add` takes any file, but no verb puts one in force that a server could not load."""
+    """The registry's API stores any bytes (`ouro registry add` refuses them at the door), but no verb puts
+    in force a model that a server could not load."""
     registry = reg.Registry.open(url)
     good = add(registry, onnx_models[0], run="good")
     registry.promote(GAME, good.id)

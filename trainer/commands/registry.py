@@ -146,14 +146,37 @@ def main(argv: list[str] | None = None) -> int:
         return args
     from ouroboros.trainer.evaluation import promotion
 
-    if args.command == "promote" and args.gate:
-        try:  # a bad gate flag is a usage error (2), found before the registry is opened
-            promotion_spec(args)
-        except ValueError as err:
-            _common.error("ouro registry", err)
-            return _common.EXIT_USAGE
+    try:  # a bad flag is a usage error (2), found before the registry is opened
+        _read_flags(args)
+    except ValueError as err:
+        _common.error("ouro registry", err)
+        return _common.EXIT_USAGE
     return _common.guarded("ouro registry",
                            lambda: _COMMANDS[args.command](promotion.open_registry(args.store), args))
+
+
+def _read_flags(args: argparse.Namespace) -> None:
+    """Check the verb's flags and read the files they name into ``args`` (``metrics``, ``metadata``,
+    ``statistics``); ValueError naming the flag."""
+    if args.command == "add":
+        if not args.file.is_file():
+            raise ValueError(f"no such file: {args.file}")
+        args.metrics = _pairs(args.metric, "--metric", number=True)
+        args.metadata = _pairs(args.meta, "--meta", number=False)
+    if args.command == "promote":
+        if args.gate:
+            promotion_spec(args)
+        args.statistics = {}
+        if args.stats is not None:
+            try:
+                args.statistics = json.loads(args.stats.read_text())
+            except OSError as err:
+                raise ValueError(f"--stats: cannot read {args.stats}: {err.strerror or err}") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f"--stats: {args.stats} is not JSON: {err}") from None
+            if not isinstance(args.statistics, dict):
+                raise ValueError(f"--stats: {args.stats} must hold a JSON object, "
+                                 f"not {type(args.statistics).__name__}")
 
 
 def _emit(args: argparse.Namespace, document: Any, human: Any) -> int:
@@ -248,16 +271,17 @@ def _cmd_show(registry: reg.Registry, args: argparse.Namespace) -> int:
 
 
 def _cmd_add(registry: reg.Registry, args: argparse.Namespace) -> int:
-    if not args.file.is_file():
-        raise ValueError(f"no such file: {args.file}")
+    from ouroboros.trainer.agents import neural
+
+    neural.check_model(args.file.read_bytes())  # a file no server could load is refused at the door (exit 3)
     v = registry.register(
         args.file,
         architecture=args.arch,
         run=args.run,
         phase=args.phase,
         game=args.game,
-        metrics=_pairs(args.metric, "--metric", number=True),
-        metadata={"source": str(args.file), **_pairs(args.meta, "--meta", number=False)},
+        metrics=args.metrics,
+        metadata={"source": str(args.file), **args.metadata},
         version_id=args.version_id,
         filename=args.file.name,
     )
@@ -285,12 +309,9 @@ def _cmd_promote(registry: reg.Registry, args: argparse.Namespace) -> int:
 
     if args.gate:
         return _gated_promote(registry, args)
-    statistics = json.loads(args.stats.read_text()) if args.stats else {}
-    if not isinstance(statistics, dict):
-        raise ValueError(f"--stats {args.stats} must hold a JSON object")
     before = registry.champion(args.game).generation
     state = promotion.promote_manually(registry, args.game, args.version, by=args.by, run=args.run,
-                                       reason=args.reason, statistics=statistics)
+                                       reason=args.reason, statistics=args.statistics)
     return _state_out(args, state, before, "promote")
 
 
