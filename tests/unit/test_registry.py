@@ -350,6 +350,11 @@ def test_cli_add_refuses_missing_file_and_bad_metric(url, tmp_path, capsys):
     assert code == 2 and "--metric 'loss' must be a number" in err
     code, _, err = run(capsys, "add", str(f), *base, "--meta", "novalue")
     assert code == 2 and "--meta must look like NAME=VALUE, got 'novalue'" in err
+    for value in ("nan", "inf", "-inf", "1e999"):  # accepted by float(), refused by JSON: the record would be unreadable
+        code, _, err = run(capsys, "add", str(f), *base, "--metric", f"loss={value}")
+        assert code == 2 and f"--metric 'loss' must be a finite number, got '{value}'" in err
+    code, _, err = run(capsys, "add", str(f), *base, "--game", "junk")
+    assert code == 2 and "--game: game key must look like" in err
     assert reg.Registry.open(url).versions() == []
 
 
@@ -368,6 +373,12 @@ def test_cli_add_refuses_a_file_no_server_could_load(url, tmp_path, capsys, onnx
     ("[1", "--stats: {path} is not JSON: Expecting"),
     ("[1, 2]", "--stats: {path} must hold a JSON object, not list"),
     ("\"text\"", "must hold a JSON object, not str"),
+    ('{"llr": 1e999}', "--stats: {path}: 1e999 is not a finite number"),
+    ('{"llr": NaN}', "--stats: {path}: NaN is not a finite number"),
+    ('{"llr": -Infinity}', "--stats: {path}: -Infinity is not a finite number"),
+    ('{"games": ' + "9" * 5000 + "}", "--stats: {path}: an integer of 5000 digits is too long"),
+    ("[" * 100_000 + "]" * 100_000, "--stats: {path} is nested too deeply"),
+    ("", "--stats: {path} is not JSON: Expecting value"),
 ])
 def test_promote_refuses_stats_that_are_not_a_json_object(url, tmp_path, capsys, onnx_models, content, words):
     registry = reg.Registry.open(url)
@@ -378,6 +389,30 @@ def test_promote_refuses_stats_that_are_not_a_json_object(url, tmp_path, capsys,
     code, _, err = run(capsys, "promote", v.id, "--game", GAME, "--store", url, "--stats", str(stats))
     assert code == 2 and words.format(path=stats) in err and "Traceback" not in err
     assert registry.champion(GAME).version is None
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("where", ["folder", "pipe"])
+def test_promote_refuses_stats_that_are_not_a_file(url, tmp_path, capsys, onnx_models, where):
+    """A --stats path that is no regular file is refused before it is read (a pipe with no writer would
+    block for ever, /dev/zero would fill the memory)."""
+    registry = reg.Registry.open(url)
+    v = add(registry, onnx_models[0])
+    stats = tmp_path / where
+    if where == "folder":
+        stats.mkdir()
+    else:
+        os.mkfifo(stats)
+    code, _, err = run(capsys, "promote", v.id, "--game", GAME, "--store", url, "--stats", str(stats))
+    assert code == 2 and f"--stats: cannot read {stats}: not a regular file" in err
+    assert registry.champion(GAME).version is None
+
+
+def test_registry_game_flag_is_a_usage_error(url, capsys, onnx_models):
+    """A malformed --game is a bad flag (2), named, before the registry is opened."""
+    v = add(reg.Registry.open(url), onnx_models[0])
+    code, _, err = run(capsys, "promote", v.id, "--game", "junk", "--store", url)
+    assert code == 2 and "--game: game key must look like RULESET-WxH-Np" in err
 
 
 @pytest.mark.parametrize("verb", ["promote", "pin"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def _pairs(items: list[str], what: str, number: bool) -> dict[str, Any]:
                 out[key] = float(value)
             except ValueError:
                 raise ValueError(f"{what} {key!r} must be a number, got {value!r}") from None
+            if not math.isfinite(out[key]):  # no JSON can hold NaN or Infinity: the record would not be JSON
+                raise ValueError(f"{what} {key!r} must be a finite number, got {value!r}")
         else:
             out[key] = value
     return out
@@ -166,17 +169,47 @@ def _read_flags(args: argparse.Namespace) -> None:
     if args.command == "promote":
         if args.gate:
             promotion_spec(args)
-        args.statistics = {}
-        if args.stats is not None:
-            try:
-                args.statistics = json.loads(args.stats.read_text())
-            except OSError as err:
-                raise ValueError(f"--stats: cannot read {args.stats}: {err.strerror or err}") from None
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ValueError(f"--stats: {args.stats} is not JSON: {err}") from None
-            if not isinstance(args.statistics, dict):
-                raise ValueError(f"--stats: {args.stats} must hold a JSON object, "
-                                 f"not {type(args.statistics).__name__}")
+        args.statistics = {} if args.stats is None else _statistics(args.stats)
+    game = getattr(args, "game", None)
+    if game is not None:
+        try:
+            GameKey.parse(game)
+        except ValueError as err:
+            raise ValueError(f"--game: {err}") from None
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; ValueError for one no JSON document can hold (1e999, NaN, Infinity)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # past Python's 4,300-digit limit
+        raise ValueError(f"an integer of {len(text)} digits is too long") from None
+
+
+def _statistics(path: Path) -> dict[str, Any]:
+    """The JSON object of ``--stats PATH``, every number finite; ValueError naming --stats."""
+    if path.exists() and not path.is_file():  # a directory, or a device or pipe that may never end
+        raise ValueError(f"--stats: cannot read {path}: not a regular file")
+    try:
+        statistics = json.loads(path.read_text(), parse_float=_finite, parse_int=_integer, parse_constant=_finite)
+    except OSError as err:
+        raise ValueError(f"--stats: cannot read {path}: {err.strerror or err}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"--stats: {path} is not JSON: {err}") from None
+    except ValueError as err:
+        raise ValueError(f"--stats: {path}: {err}") from None
+    except RecursionError:
+        raise ValueError(f"--stats: {path} is nested too deeply") from None
+    if not isinstance(statistics, dict):
+        raise ValueError(f"--stats: {path} must hold a JSON object, not {type(statistics).__name__}")
+    return statistics
 
 
 def _emit(args: argparse.Namespace, document: Any, human: Any) -> int:
