@@ -41,6 +41,8 @@ import tempfile
 import time
 
 from benchmarks.tournament import champion_model
+from ouroboros.trainer.agents import neural
+from ouroboros.trainer.agents import registry as agent_registry
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.evaluation import tournament
 
@@ -56,6 +58,26 @@ def line_up(budgets: list[int], model: str | None) -> list[tuple[str, str]]:
         players.append((f"onnx:{model}", "champion policy"))
         players += [(f"nsearch:model={model},ms={ms}", f"champion+nsearch {ms}ms") for ms in budgets]
     return players
+
+
+def entrants(players: str | None, budgets: list[int], model: str | None) -> list[tuple[str, str]]:
+    """(spec, display name) of ``--players`` (split as `ouro evaluate` splits them, so that
+    ``nsearch:model=M,ms=100`` stays one spec), else of the ladder."""
+    if players:
+        return [(s, s) for s in agent_registry.split_specs(players)]
+    return line_up(budgets, model)
+
+
+def model_problem(model: str) -> str | None:
+    """Why ``model`` cannot play the ladder's 11x11 games, or None."""
+    try:
+        board = neural.check_model(model)["board"]
+        width, height = int(board["width"]), int(board["height"])
+    except (neural.ModelContractError, OSError) as err:
+        return f"--model {model}: {err}"
+    if width < 11 or height < 11:
+        return f"--model {model}: the model takes boards up to {width}x{height}, the ladder plays 11x11"
+    return None
 
 
 def machine() -> dict:
@@ -102,16 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     budgets = [int(b) for b in args.budgets.split(",")]
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or champion_model(folder)
+        problem = model and model_problem(model)
+        if problem:  # found before the first game, not as a traceback in the middle of the league
+            print(f"strength: error: {problem}", file=sys.stderr)
+            return 2
         where = machine()
         print(f"commit {where['commit']}, {where['cpus']} CPUs ({where['cpu']}), Python {where['python']}, "
               f"load {where['load_before']}, {where['time']}")
         if not model:
             print("champion: none (no --model and no champion in the local registry): neural players left out")
-        ladder = ([(s, s) for s in args.players.split(",")] if args.players else line_up(budgets, model))
-        entrants = [tournament.Entrant(spec, name) for spec, name in ladder]
+        line = [tournament.Entrant(spec, name) for spec, name in entrants(args.players, budgets, model)]
         settings = tournament.TournamentConfig(games=args.games, workers=args.workers, seed=args.seed,
                                                chunk_groups=1, max_turns=args.max_turns)
-        duels = tournament.run(entrants, GameConfig(), settings)
+        duels = tournament.run(line, GameConfig(), settings)
         cap = f", games stopped at turn {args.max_turns} count as draws" if args.max_turns else ""
         print(f"\nduels, 11x11 standard: {args.games} games per pair ({duels.games} in all, "
               f"{duels.seconds:.0f} s, mean {duels.mean_turns:.0f} turns{cap})")
@@ -120,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.ffa_games and not args.players:
             wanted = (["heuristic", f"search {budgets[0]}ms", "champion policy", f"champion+nsearch {budgets[0]}ms"]
                       if model else ["greedy", "heuristic", f"search-v1 {budgets[0]}ms", f"search {budgets[0]}ms"])
-            four = [e for e in entrants if e.name in wanted]
+            four = [e for e in line if e.name in wanted]
             ffa_settings = tournament.TournamentConfig(games=args.ffa_games, workers=args.workers,
                                                        seed=args.seed + 10_000, chunk_groups=1, ffa=True,
                                                        max_turns=args.max_turns)

@@ -1,0 +1,34 @@
+"""`python -m benchmarks.strength`: what it plays is what the README's commands say it plays."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import strength
+
+pytestmark = pytest.mark.unit
+
+
+def test_players_keep_a_spec_options_together():
+    """--players splits as `ouro evaluate --players` does: `nsearch:model=M,ms=100` is one player
+    (a plain split on commas made `ms=100` an unknown player)."""
+    got = strength.entrants("nsearch:model=m.onnx,ms=100,prune=0.1,search:ms=10,heuristic", [100], None)
+    assert [spec for spec, _ in got] == ["nsearch:model=m.onnx,ms=100,prune=0.1", "search:ms=10", "heuristic"]
+
+
+def test_the_ladder_without_a_model_leaves_the_neural_players_out():
+    names = [name for _, name in strength.entrants(None, [10, 40], None)]
+    assert names == ["random-safe", "greedy", "heuristic", "search-v1 10ms", "search 10ms", "search 40ms"]
+
+
+def test_a_model_too_small_for_11x11_is_refused_before_any_game(tmp_path, onnx_models, capsys):
+    """The smoke preset's 7x7 champion was a traceback from inside the first neural game."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(onnx_models[0])  # 7x7
+    code = strength.main(["--model", str(model), "--games", "2", "--budgets", "5", "--ffa-games", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "takes boards up to 7x7, the ladder plays 11x11" in err and "Traceback" not in err
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    assert strength.main(["--model", str(junk), "--games", "2", "--ffa-games", "0"]) == 2
+    assert "not a loadable ONNX model" in capsys.readouterr().err
