@@ -348,3 +348,22 @@ def test_a_bad_baseline_option_is_refused_naming_it(models, tmp_path, capsys, op
     assert gate(store, "food-1", "--baseline", option) == _common.EXIT_USAGE  # a bad flag is usage (2), as _common documents
     assert message in capsys.readouterr().err
     assert reg.Registry.open(store).champion(KEY).version is None
+
+
+def test_nsearch_plays_the_champion_of_the_tournaments_game_from_its_store(onnx_models, tmp_path, capsys):
+    """`nsearch:model=champion` is the champion `champion` is: of --width/--height's game, from --store
+    (it looked for standard-11x11-2p's in the default store: 'no champion of standard-11x11-2p')."""
+    from ouroboros.trainer.artifacts import registry as reg
+
+    store = str(tmp_path / "registry")
+    registry = reg.Registry.open(store)
+    registry.register(onnx_models[0], architecture="cnn", run="r", phase="test", version_id="seven", filename="m.onnx")
+    registry.promote("standard-7x7-2p", "seven")
+    entrants = evaluate.resolve(["nsearch:model=champion,visits=4,ms=0", "nsearch:ms=0,model=registry:seven,visits=2"],
+                                store, "standard-7x7-2p", tmp_path)
+    assert [e.name for e in entrants] == ["nsearch:model=champion,visits=4,ms=0",
+                                          "nsearch:ms=0,model=registry:seven,visits=2"]
+    assert entrants[0].spec == f"nsearch:model={tmp_path / 'champion-seven.onnx'},visits=4,ms=0"
+    assert entrants[1].spec == f"nsearch:ms=0,model={tmp_path / 'seven.onnx'},visits=2"
+    assert evaluate.main(["--players", "nsearch:model=champion,visits=4,ms=0,greedy", "--games", "2",
+                          "--width", "7", "--height", "7", "--store", store, "--max-turns", "20"]) == 0

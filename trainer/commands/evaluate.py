@@ -35,7 +35,7 @@ from ouroboros.trainer.commands._common import EXIT_CORRUPT, EXIT_REFUSED, EXIT_
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset
 from ouroboros.trainer.evaluation import tournament
 
-REGISTRY_SCHEME, CHAMPION = "registry", "champion"
+REGISTRY_SCHEME, CHAMPION, NSEARCH_SCHEME = "registry", "champion", "nsearch"
 
 
 def parse_sprt(text: str) -> SprtSpec:
@@ -62,11 +62,35 @@ def resolve(specs: Sequence[str], store: str, game: str, folder: str | os.PathLi
             name, path = stored.champion_model(store, game, folder)
         elif scheme == REGISTRY_SCHEME:
             name, path = stored.version_model(store, version, folder)
+        elif scheme == NSEARCH_SCHEME:
+            out.append(tournament.Entrant(_nsearch_fetched(spec, store, game, folder), name=spec))
+            continue
         else:
             out.append(tournament.Entrant(spec))
             continue
         out.append(tournament.Entrant(f"onnx:{path}", name=name))
     return out
+
+
+def _nsearch_fetched(spec: str, store: str, game: str, folder: str | os.PathLike[str]) -> str:
+    """``spec`` with its ``model=champion[:GAME]`` or ``model=registry:VERSION`` fetched from ``store``
+    as an ONNX file under ``folder``: the champion of this tournament's game, as bare ``champion`` is
+    (the player alone would look for standard-11x11-2p's in the default store)."""
+    head, _, options = spec.partition(":")
+    parts = options.split(",")
+    for i, part in enumerate(parts):
+        key, _, value = part.partition("=")
+        model_scheme, _, rest = value.strip().partition(":")
+        if key.strip() != "model":
+            continue
+        if model_scheme == CHAMPION:
+            _, path = stored.champion_model(store, rest or game, folder)
+        elif model_scheme == REGISTRY_SCHEME:
+            _, path = stored.version_model(store, rest, folder)
+        else:
+            continue
+        parts[i] = f"model={path}"
+    return f"{head}:{','.join(parts)}"
 
 
 def game_config(args: argparse.Namespace) -> GameConfig:
