@@ -51,45 +51,45 @@ def parse_sprt(text: str) -> SprtSpec:
 
 
 def resolve(specs: Sequence[str], store: str, game: str, folder: str | os.PathLike[str]) -> list[tournament.Entrant]:
-    """Entrants for specs: ``registry:VERSION`` and ``champion`` (of ``game``) are fetched,
-    verified against their sha256 (ChecksumError if corrupt) and written under ``folder``
-    as ONNX files, since workers build players from ``onnx:PATH`` specs; other specs pass
-    through to the agents' registry."""
+    """Entrants for specs: ``registry:VERSION`` and ``champion[:GAME]`` (of ``game`` unless named),
+    alone or as an ``nsearch`` player's ``model=``, are fetched from ``store``, verified against their
+    sha256 (ChecksumError if corrupt) and written under ``folder`` as ONNX files, since workers build
+    players from file specs; other specs pass through to the agents' registry."""
     out = []
     for spec in specs:
-        scheme, _, version = spec.partition(":")
-        if spec == CHAMPION:
-            name, path = stored.champion_model(store, game, folder)
-        elif scheme == REGISTRY_SCHEME:
-            name, path = stored.version_model(store, version, folder)
-        elif scheme == NSEARCH_SCHEME:
+        fetched = _fetched(spec, store, game, folder)
+        if fetched is not None:
+            name, path = fetched
+            out.append(tournament.Entrant(f"onnx:{path}", name=name))
+        elif spec.partition(":")[0] == NSEARCH_SCHEME:
             out.append(tournament.Entrant(_nsearch_fetched(spec, store, game, folder), name=spec))
-            continue
         else:
             out.append(tournament.Entrant(spec))
-            continue
-        out.append(tournament.Entrant(f"onnx:{path}", name=name))
     return out
 
 
+def _fetched(ref: str, store: str, game: str, folder: str | os.PathLike[str]) -> tuple[str, Path] | None:
+    """(name, ONNX file) of ``champion[:GAME]`` or ``registry:VERSION`` fetched from ``store``; None for
+    any other reference."""
+    scheme, _, rest = ref.strip().partition(":")
+    if scheme == CHAMPION:
+        return stored.champion_model(store, rest or game, folder)
+    if scheme == REGISTRY_SCHEME:
+        return stored.version_model(store, rest, folder)
+    return None
+
+
 def _nsearch_fetched(spec: str, store: str, game: str, folder: str | os.PathLike[str]) -> str:
-    """``spec`` with its ``model=champion[:GAME]`` or ``model=registry:VERSION`` fetched from ``store``
-    as an ONNX file under ``folder``: the champion of this tournament's game, as bare ``champion`` is
-    (the player alone would look for standard-11x11-2p's in the default store)."""
+    """``spec`` with its ``model=champion[:GAME]`` or ``model=registry:VERSION`` replaced by the fetched
+    file: the champion of this tournament's game, as bare ``champion`` is (the player alone would look for
+    standard-11x11-2p's in the default store)."""
     head, _, options = spec.partition(":")
     parts = options.split(",")
     for i, part in enumerate(parts):
         key, _, value = part.partition("=")
-        model_scheme, _, rest = value.strip().partition(":")
-        if key.strip() != "model":
-            continue
-        if model_scheme == CHAMPION:
-            _, path = stored.champion_model(store, rest or game, folder)
-        elif model_scheme == REGISTRY_SCHEME:
-            _, path = stored.version_model(store, rest, folder)
-        else:
-            continue
-        parts[i] = f"model={path}"
+        fetched = _fetched(value, store, game, folder) if key.strip() == "model" else None
+        if fetched is not None:
+            parts[i] = f"model={fetched[1]}"
     return f"{head}:{','.join(parts)}"
 
 
