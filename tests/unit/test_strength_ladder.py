@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
-import pytest
+import importlib
+import sys
+from pathlib import Path
 
-from benchmarks import strength
+import pytest
 
 pytestmark = pytest.mark.unit
 
+ROOT = str(Path(__file__).resolve().parents[2])
 
-def test_players_keep_a_spec_options_together():
+
+@pytest.fixture(scope="module")
+def strength():
+    """`benchmarks.strength` as `python -m` from the checkout imports it (the benchmarks are not installed).
+    The checkout goes after the standard library on the path: its `operator/` must not shadow `operator`."""
+    if ROOT not in sys.path:
+        sys.path.append(ROOT)
+    return importlib.import_module("benchmarks.strength")
+
+
+def test_players_keep_a_spec_options_together(strength):
     """--players splits as `ouro evaluate --players` does: `nsearch:model=M,ms=100` is one player
     (a plain split on commas made `ms=100` an unknown player)."""
     got = strength.entrants("nsearch:model=m.onnx,ms=100,prune=0.1,search:ms=10,heuristic", [100], None)
     assert [spec for spec, _ in got] == ["nsearch:model=m.onnx,ms=100,prune=0.1", "search:ms=10", "heuristic"]
 
 
-def test_the_ladder_without_a_model_leaves_the_neural_players_out():
+def test_the_ladder_without_a_model_leaves_the_neural_players_out(strength):
     names = [name for _, name in strength.entrants(None, [10, 40], None)]
     assert names == ["random-safe", "greedy", "heuristic", "search-v1 10ms", "search 10ms", "search 40ms"]
 
 
-def test_a_model_too_small_for_11x11_is_refused_before_any_game(tmp_path, onnx_models, capsys):
+def test_a_model_too_small_for_11x11_is_refused_before_any_game(strength, tmp_path, onnx_models, capsys):
     """The smoke preset's 7x7 champion was a traceback from inside the first neural game."""
     model = tmp_path / "m.onnx"
     model.write_bytes(onnx_models[0])  # 7x7
