@@ -34,7 +34,7 @@ from ouroboros.trainer.commands import phase as phase_command
 from ouroboros.trainer.scheduling import data
 
 pytestmark = pytest.mark.integration
-GAME = "standard-11x11-2p"
+GAME = "standard-7x7-2p"  # the board of the onnx_models fixture (a model must hold its game's board)
 
 
 def other_process(code: str, env: dict[str, str]) -> None:

@@ -128,8 +128,9 @@ def test_the_check_plays_both_versions_as_the_champions_gate_plays_them(two, tmp
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["--games", "0"], "--games: at least 1 smoke game, got 0"),
-    (["--games", "-3"], "--games: at least 1 smoke game, got -3"),
+    (["--games", "0"], "--games: 1 to 100,000 smoke games (spec.check.games), got 0"),
+    (["--games", "-3"], "--games: 1 to 100,000 smoke games (spec.check.games), got -3"),
+    (["--games", "100001"], "--games: 1 to 100,000 smoke games (spec.check.games), got 100001"),
     (["--min-win-rate", "7"], "--min-win-rate: a score between 0 and 1, got 7"),
     (["--min-win-rate", "-0.1"], "--min-win-rate: a score between 0 and 1, got -0.1"),
     (["--min-win-rate", "nan"], "--min-win-rate: a score between 0 and 1, got nan"),

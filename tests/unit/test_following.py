@@ -126,3 +126,15 @@ def test_serving_the_champion_needs_one(tmp_path):
     with pytest.raises(players.PlayerUnavailable):
         players.make_player("champion", players.ChampionSource())
     assert isinstance(reg.Registry.open(str(tmp_path / "empty")).champion(GAME), reg.ChampionState)
+
+
+def test_a_champion_too_small_for_the_game_is_never_served(store, onnx_models):
+    """A pointer written without the board check (an older registry, or by hand) that names a 7x7 model as
+    an 11x11 game's champion is refused at start-up with the reason (a switch to it goes through the same
+    load, which keeps the old champion, as for a corrupt one)."""
+    url, _ = store
+    raw = reg.Registry.open(url)  # no model check: what an older registry or a hand-edited pointer allows
+    raw.register(onnx_models[1], architecture="x", run="run-any", phase="bootstrap", version_id="any")
+    raw.promote("standard-11x11-2p", "any", by="test")
+    with pytest.raises(ValueError, match=r"model plays boards up to 7x7 .* the game standard-11x11-2p is 11x11"):
+        following.ChampionFollower("standard-11x11-2p", url)

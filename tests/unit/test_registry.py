@@ -21,7 +21,7 @@ from ouroboros.trainer.commands import registry as cli
 
 pytestmark = pytest.mark.unit
 
-GAME = "standard-11x11-2p"
+GAME = "standard-7x7-2p"  # the board of the onnx_models fixture (a model must hold its game's board)
 
 
 @pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.integration)])
@@ -211,7 +211,7 @@ def test_promotion_refuses_other_games_and_bad_keys(registry):
         registry.promote("Bad Key", v.id)
     with pytest.raises(ValueError, match="invalid version id"):
         registry.get("../etc")
-    assert str(GameKey.parse(GAME)) == GAME == str(GameKey("standard", 11, 11, 2))
+    assert str(GameKey.parse(GAME)) == GAME == str(GameKey("standard", 7, 7, 2))
 
 
 def test_crash_during_promotion_keeps_old_champion(registry, monkeypatch):
@@ -355,7 +355,41 @@ def test_cli_add_refuses_missing_file_and_bad_metric(url, tmp_path, capsys):
         assert code == 2 and f"--metric 'loss' must be a finite number, got '{value}'" in err
     code, _, err = run(capsys, "add", str(f), *base, "--game", "junk")
     assert code == 2 and "--game: game key must look like" in err
+    code, _, err = run(capsys, "add", str(tmp_path), *base)
+    assert code == 2 and f"{tmp_path} is not a regular file" in err
+    for bad in ("bad id", "../up", "previous", "x" * 129):  # found before the model is read
+        code, _, err = run(capsys, "add", str(f), *base, "--id", bad)
+        assert code == 2 and f"--id: invalid version id {bad!r}" in err
     assert reg.Registry.open(url).versions() == []
+
+
+def test_a_model_too_small_for_the_game_is_never_registered_or_put_in_force(url, tmp_path, capsys, onnx_models):
+    """A 7x7 model cannot play an 11x11 game: `add --game` refuses it and no verb makes it that game's champion
+    (exit 3 naming both boards); it stays good for the 7x7 game (and a larger model plays smaller boards, padded)."""
+    f = tmp_path / "m7.onnx"
+    f.write_bytes(onnx_models[0])
+    base = ["--arch", "a", "--run", "r", "--phase", "p", "--store", url]
+    code, _, err = run(capsys, "add", str(f), *base, "--game", "standard-11x11-2p")
+    assert code == 3 and "model plays boards up to 7x7 (its contract's board), the game standard-11x11-2p is 11x11" in err
+    assert reg.Registry.open(url).versions() == []
+    assert run(capsys, "add", str(f), *base, "--id", "m7")[0] == 0
+    for argv in (["promote", "m7"], ["pin", "m7"], ["promote", "m7", "--gate"]):
+        for game in ("standard-11x11-2p", "royale-7x8-4p"):
+            code, _, err = run(capsys, *argv, "--game", game, "--store", url)
+            assert code == 3 and f"the game {game} is" in err and "Traceback" not in err, (argv, game)
+            assert reg.Registry.open(url).champion(game).version is None
+    assert run(capsys, "promote", "m7", "--game", "standard-5x7-2p", "--store", url)[0] == 0
+    assert run(capsys, "promote", "m7", "--game", GAME, "--store", url)[0] == 0
+
+
+def test_store_flag_before_or_after_the_verb(url, capsys, onnx_models):
+    v = add(reg.Registry.open(url), onnx_models[0])
+    for argv in (["--store", url, "list", "--json"], ["list", "--json", "--store", url], ["--registry", url, "list",
+                                                                                          "--json"]):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0 and [x["id"] for x in json.loads(out)] == [v.id], argv
+    code, out, _ = run(capsys, "--store", "/nonexistent-elsewhere", "list", "--json", "--store", url)
+    assert code == 0 and [x["id"] for x in json.loads(out)] == [v.id]  # the verb's own flag wins
 
 
 @pytest.mark.parametrize("junk", [b"not a model at all", b"\x00" * 64, None], ids=["text", "zeros", "half"])
@@ -406,6 +440,16 @@ def test_promote_refuses_stats_that_are_not_a_file(url, tmp_path, capsys, onnx_m
     code, _, err = run(capsys, "promote", v.id, "--game", GAME, "--store", url, "--stats", str(stats))
     assert code == 2 and f"--stats: cannot read {stats}: not a regular file" in err
     assert registry.champion(GAME).version is None
+
+
+def test_promote_gate_refuses_stats_of_its_own(url, tmp_path, capsys, onnx_models):
+    """--stats records a manual promotion's statistics; with --gate they would be dropped, so the pair is refused."""
+    v = add(reg.Registry.open(url), onnx_models[0])
+    stats = tmp_path / "gate.json"
+    stats.write_text("{}")
+    code, _, err = run(capsys, "promote", v.id, "--game", GAME, "--store", url, "--gate", "--stats", str(stats))
+    assert code == 2 and "--stats records the statistics of a manual promotion" in err
+    assert reg.Registry.open(url).champion(GAME).version is None
 
 
 def test_registry_game_flag_is_a_usage_error(url, capsys, onnx_models):

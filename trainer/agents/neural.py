@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ouroboros.contract.game import GameKey
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.observation import encoding, safety
@@ -46,14 +47,17 @@ class ModelContractError(ValueError):
     """A model file that does not load, or loads but breaks the ONNX contract (``ouro export``)."""
 
 
-def check_model(model: str | os.PathLike[str] | bytes) -> dict:
+def check_model(model: str | os.PathLike[str] | bytes, game: str | GameKey | None = None) -> dict:
     """Load ``model`` as a game server would and check the ONNX contract; return the contract.
 
     Checks: onnxruntime builds a session; the metadata holds a ``contract``
     whose input has this encoding's plane count; one move on an empty board of
     the contract's size returns policy logits [1, 4] and a value [1, 1], all
-    finite. Raises ModelContractError naming what is wrong (never a protobuf or
-    onnxruntime traceback). Used before any version is put in force.
+    finite; and, given a ``game`` (a key such as ``standard-11x11-2p``), that the
+    contract's board holds the game's board (a smaller board is played padded,
+    as ``OnnxPlayer`` does; a larger one cannot be played at all). Raises
+    ModelContractError naming what is wrong (never a protobuf or onnxruntime
+    traceback). Used before any version is registered or put in force.
     """
     try:
         session = inference_session(model)
@@ -78,6 +82,11 @@ def check_model(model: str | os.PathLike[str] | bytes) -> dict:
         raise ModelContractError(f"outputs must be policy [1, 4] and value [1, 1], got {np.shape(policy)} and {np.shape(value)}")
     if not (np.isfinite(policy).all() and np.isfinite(value).all()):
         raise ModelContractError("model outputs are not finite on an empty board")
+    if game is not None:
+        key = game if isinstance(game, GameKey) else GameKey.parse(game)
+        if key.width > width or key.height > height:
+            raise ModelContractError(f"model plays boards up to {width}x{height} (its contract's board), "
+                                     f"the game {key} is {key.width}x{key.height}")
     return contract
 
 

@@ -105,7 +105,8 @@ def _check_game(game: str | GameKey) -> str:
     return str(game if isinstance(game, GameKey) else GameKey.parse(game))
 
 
-def _check_id(version: str) -> str:
+def check_version_id(version: str) -> str:
+    """``version`` if it is a valid version id; ValueError naming the allowed form otherwise."""
     if not _ID.match(version) or version == PREVIOUS:
         raise ValueError(
             f"invalid version id {version!r}: 1-128 of letters, digits, '.', '_', '-' "
@@ -173,11 +174,12 @@ class Registry:
         store: ArtifactStore,
         history_limit: int = 20,
         clock: Callable[[], datetime] | None = None,
-        validate: Callable[[bytes], object] | None = None,
+        validate: Callable[[bytes, str], object] | None = None,
     ) -> None:
-        """``validate(model bytes)`` runs before any version is put in force (promote,
-        rollback, pin) and raises to refuse it; the registry knows nothing of model
-        formats, so callers pass one (``agents.neural.check_model`` for ONNX models)."""
+        """``validate(model bytes, game key)`` runs before any version is put in force
+        (promote, rollback, pin) as the champion of that game, and raises to refuse
+        it; the registry knows nothing of model formats, so callers pass one
+        (``agents.neural.check_model`` for ONNX models)."""
         if history_limit < 1:
             raise ValueError(f"history_limit must be >= 1, got {history_limit}")
         self.store = store
@@ -233,9 +235,9 @@ class Registry:
             while self._find_key(version_id) is not None:
                 n += 1
                 version_id = f"{base}-{n}"
-        elif self._find_key(_check_id(version_id)) is not None:
+        elif self._find_key(check_version_id(version_id)) is not None:
             raise RegistryError(f"version {version_id!r} already exists")
-        _check_id(version_id)
+        check_version_id(version_id)
         record = {
             "id": version_id,
             "architecture": architecture,
@@ -259,7 +261,7 @@ class Registry:
 
     def get(self, version_id: str) -> ModelVersion:
         """A version's record (from its sidecar; does not hash the artifact)."""
-        key = self._find_key(_check_id(version_id))
+        key = self._find_key(check_version_id(version_id))
         if key is None:
             raise VersionNotFoundError(f"no model version {version_id!r} in {self.store.url}")
         return _version_from(self.store.info(key))
@@ -409,7 +411,7 @@ class Registry:
                     # bytes and sidecar rewritten together: only the history still knows the truth
                     raise ChecksumError(version.uri, recorded, version.sha256)
                 if self._validate is not None:
-                    self._validate(self.store.get_bytes(version.artifact, expected_sha256=version.sha256))
+                    self._validate(self.store.get_bytes(version.artifact, expected_sha256=version.sha256), game)
             now = self._now()
             record = ChampionRecord(
                 action=action,
@@ -450,7 +452,7 @@ class Registry:
                 raise RegistryError(f"champion of {state.game!r} has no previous version")
             return latest.previous
         earlier = {r.previous for r in state.history} | {r.version for r in state.history}
-        if _check_id(to) not in earlier:
+        if check_version_id(to) not in earlier:
             raise RegistryError(
                 f"version {to!r} was never champion of {state.game!r} (in the last "
                 f"{len(state.history)} changes); use promote to install a new version"

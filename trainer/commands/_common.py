@@ -39,12 +39,16 @@ def flag_error(err: ValidationError, flags: Mapping[str, str] | None = None) -> 
     return ValueError(f"{flag}: {message}")
 
 
-def add_store_option(parser: argparse.ArgumentParser, what: str = "artifact store and model registry") -> None:
+def add_store_option(parser: argparse.ArgumentParser, what: str = "artifact store and model registry",
+                     default: object = None) -> None:
     """``--store URL`` with the one default every verb uses ($OURO_STORE, else ./runs/registry).
 
-    ``--registry`` is accepted as another spelling of the same option (``ouro serve`` used it)."""
+    ``--registry`` is accepted as another spelling of the same option (``ouro serve`` used it).
+    ``default=argparse.SUPPRESS`` is for a verb's parser whose command parser also has the
+    option: the verb then keeps a value given before it."""
     parser.add_argument(
-        "--store", "--registry", dest="store", default=reg.default_store(), metavar="URL",
+        "--store", "--registry", dest="store", default=reg.default_store() if default is None else default,
+        metavar="URL",
         help=f"{what}: a directory, file://, memory://, s3://... (default: $OURO_STORE or {reg.DEFAULT_STORE})")
 
 

@@ -134,8 +134,8 @@ def _job(args: argparse.Namespace) -> int:
 
     # the Champion's CRD bounds these (games 0 means no check Job at all); the command line must too: a
     # threshold above 1 would roll back every champion, a count under 1 play a silent 2 games
-    if args.games < 1:
-        raise ValueError(f"--games: at least 1 smoke game, got {args.games}")
+    if not 1 <= args.games <= 100_000:
+        raise ValueError(f"--games: 1 to 100,000 smoke games (spec.check.games), got {args.games}")
     if not 0 <= args.min_win_rate <= 1:
         raise ValueError(f"--min-win-rate: a score between 0 and 1, got {args.min_win_rate:g}")
     statistics = GateStatistics.model_validate_json(args.statistics) if args.statistics else None

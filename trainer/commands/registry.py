@@ -61,7 +61,7 @@ def _pairs(items: list[str], what: str, number: bool) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     common = argparse.ArgumentParser(add_help=False)
-    _common.add_store_option(common)
+    _common.add_store_option(common, default=argparse.SUPPRESS)  # else the verb's default hides a --store given before it
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     who = argparse.ArgumentParser(add_help=False)
     who.add_argument("--by", default=_user(), help="who makes the change (default: $OURO_USER)")
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Model versions and champions in an artifact store.",
         epilog=_common.EXIT_CODES_EPILOG,
     )
+    _common.add_store_option(parser)  # before the verb (`ouro registry --store URL list`) or after it
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", parents=[common], help="list versions (and champions)")
@@ -162,11 +163,21 @@ def _read_flags(args: argparse.Namespace) -> None:
     """Check the verb's flags and read the files they name into ``args`` (``metrics``, ``metadata``,
     ``statistics``); ValueError naming the flag."""
     if args.command == "add":
-        if not args.file.is_file():
+        if not args.file.exists():
             raise ValueError(f"no such file: {args.file}")
+        if not args.file.is_file():  # a directory, or a device or pipe that may never end
+            raise ValueError(f"{args.file} is not a regular file (a model artifact is one file)")
+        if args.version_id is not None:
+            try:
+                reg.check_version_id(args.version_id)
+            except ValueError as err:
+                raise ValueError(f"--id: {err}") from None
         args.metrics = _pairs(args.metric, "--metric", number=True)
         args.metadata = _pairs(args.meta, "--meta", number=False)
     if args.command == "promote":
+        if args.gate and args.stats is not None:  # the gate records the statistics it measured
+            raise ValueError("--stats records the statistics of a manual promotion; with --gate the gate's own "
+                             "are recorded: pass one or the other")
         if args.gate:
             promotion_spec(args)
         args.statistics = {} if args.stats is None else _statistics(args.stats)
@@ -306,7 +317,7 @@ def _cmd_show(registry: reg.Registry, args: argparse.Namespace) -> int:
 def _cmd_add(registry: reg.Registry, args: argparse.Namespace) -> int:
     from ouroboros.trainer.agents import neural
 
-    neural.check_model(args.file.read_bytes())  # a file no server could load is refused at the door (exit 3)
+    neural.check_model(args.file.read_bytes(), args.game)  # one no server could load, or too small for --game: exit 3
     v = registry.register(
         args.file,
         architecture=args.arch,

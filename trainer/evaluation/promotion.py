@@ -175,7 +175,7 @@ def judge(registry: reg.Registry, game: str | GameKey, candidate: str, spec: Pro
     with tempfile.TemporaryDirectory(prefix="ouro-gate-") as folder:
         path = Path(folder) / "candidate.onnx"
         registry.fetch(candidate, path)  # ChecksumError: corrupt, never promoted
-        neural.check_model(path)  # ModelContractError: unloadable, never promoted
+        neural.check_model(path, key)  # ModelContractError: unloadable or too small, never promoted
         checks = readiness.ReadinessConfig(thresholds=policy.readiness, latency_calls=max(10, run.latency_calls),
                                            latency_rounds=3, warmup_calls=20)
         ready = readiness.check(path, None, readiness.real_positions(config, run.readiness_positions), checks)

@@ -70,7 +70,7 @@ class ChampionFollower:
             version, data = registry.load_champion(self.game)  # ChecksumError: bytes differ from the pointer's sha256
         except (reg.RegistryError, LookupError) as err:
             raise ValueError(f"no champion of {self.game} in {self.store} ({err})") from err
-        neural.check_model(data)  # ModelContractError: never served
+        neural.check_model(data, self.game)  # ModelContractError: never served
         return version.id, state.sha256, self._build(data, f"champion ({version.id})")
 
     def current(self) -> Player:
