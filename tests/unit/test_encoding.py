@@ -183,6 +183,89 @@ def test_reused_buffer_is_cleared(batch):
         encoding.encode(config, state, 2, out=np.zeros((1, 2, 3), np.float32))
 
 
+# -- territory ------------------------------------------------------------------------------
+
+
+def test_territory_splits_the_board_between_the_heads():
+    """Two snakes facing each other across a 5x5 board: the middle column is contested, each keeps
+    its own side (its own body included, free once the search arrives after the segment has left)."""
+    g = game([[(0, 2), (0, 1), (0, 0)], [(4, 2), (4, 1), (4, 0)]], size=5)
+    p = encoding.encode(g.config, g.state, 0)[0]
+    mine = {(x, y) for x in (0, 1) for y in range(5)} - {(0, 2)}
+    theirs = {(x, y) for x in (3, 4) for y in range(5)} - {(4, 2)}
+    assert cells_of(p, Channel.OWN_TERRITORY) == mine
+    assert cells_of(p, Channel.ENEMY_TERRITORY) == theirs
+    q = encoding.encode(g.config, g.state, 1)[0]  # the other seat sees the mirror image
+    assert cells_of(q, Channel.OWN_TERRITORY) == theirs and cells_of(q, Channel.ENEMY_TERRITORY) == mine
+
+
+def test_a_walled_in_snake_owns_only_its_pocket():
+    """My head in the corner behind an enemy body that will not leave in time: my territory is the
+    pocket, whatever the distances beyond the wall. A snake cannot wait, so my own neck, blocked when
+    the search first passes it, is entered later from the side."""
+    wall = [(3, 6)] + [(2, y) for y in range(6, -1, -1)]  # head (3, 6), a wall down column 2
+    g = game([[(0, 6), (0, 5), (0, 4)], wall], size=7)
+    p = encoding.encode(g.config, g.state, 0)[0]
+    own = cells_of(p, Channel.OWN_TERRITORY)
+    assert own == {(x, y) for x in (0, 1) for y in range(7)} - {(0, 6)}
+    assert not own & {(x, y) for x in range(3, 7) for y in range(7)}
+    assert (3, 3) in cells_of(p, Channel.ENEMY_TERRITORY)
+
+
+def _territory_reference(planes: np.ndarray) -> tuple[set, set]:
+    """The territory rule of the docstring, step by step in plain Python: (mine, theirs) of [C, H, W]."""
+    h, w = planes.shape[1:]
+    owner = {}
+    layer = {}
+    for r in range(h):
+        for c in range(w):
+            if planes[Channel.OWN_HEAD, r, c]:
+                owner[r, c], layer[r, c] = 1, 0
+            elif planes[Channel.ENEMY_HEADS, r, c]:
+                owner[r, c], layer[r, c] = 2, 0
+    front, d = dict(owner), 0
+    while front:
+        d += 1
+        reached: dict = {}
+        for (r, c), side in front.items():
+            for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                if not (0 <= rr < h and 0 <= cc < w) or (rr, cc) in owner or not planes[Channel.BOARD, rr, cc]:
+                    continue
+                if max(planes[Channel.OWN_BODY, rr, cc], planes[Channel.ENEMY_BODY, rr, cc]) * 32 > d:
+                    continue
+                reached[rr, cc] = side if reached.get((rr, cc), side) == side else 3
+        owner.update(reached)
+        front = {k: v for k, v in reached.items() if v != 3}
+    mine = {k for k, v in owner.items() if v == 1 and k not in layer}
+    theirs = {k for k, v in owner.items() if v == 2 and k not in layer}
+    return mine, theirs
+
+
+def test_territory_follows_its_definition_on_real_positions(batch):
+    config, state = batch
+    planes, _, _ = encoding.encode_all(config, state)
+    for p in planes[:: max(1, len(planes) // 60)]:
+        mine, theirs = _territory_reference(p)
+        grid = lambda cells: {(r, c) for r, c in zip(*np.nonzero(cells), strict=True)}  # noqa: E731
+        assert grid(p[Channel.OWN_TERRITORY]) == mine and grid(p[Channel.ENEMY_TERRITORY]) == theirs
+
+
+def test_version_one_planes_are_a_prefix_and_are_completed(batch):
+    """An old replay shard's 17 planes (float16, as shards keep them) completed to the current encoding."""
+    config, state = batch
+    planes, _, _ = encoding.encode_all(config, state)
+    old = planes[:, : encoding.VERSION_CHANNELS[1]].astype(np.float16)
+    full = encoding.add_territory(old)
+    assert full.dtype == np.float32 and np.array_equal(full[:, :17], old.astype(np.float32))
+    assert np.array_equal(full[:, 17:], planes[:, 17:])
+    assert encoding.add_territory(planes) is planes
+    with pytest.raises(ValueError, match="planes must be"):
+        encoding.add_territory(planes[:, :5])
+    assert encoding.version_of(17) == 1 and encoding.version_of(encoding.N_CHANNELS) == encoding.ENCODING_VERSION
+    with pytest.raises(ValueError, match="18 input planes is no encoding version"):
+        encoding.version_of(18)
+
+
 # -- symmetries ----------------------------------------------------------------------------
 
 

@@ -156,7 +156,7 @@ def test_a_mismatched_checkpoint_is_refused_naming_what_differs(tmp_path):
     torch.save({"model": trained_looking(SIMPLE.model_copy(update={"channels": 16})).state_dict()}, bare)
     (tmp_path / "bare.pt").write_bytes(bare.getvalue())
     with pytest.raises(initial.InitialModelError, match=r"do not fit the run's model cnn_simple-2x8: shape of "
-                                                        r"trunk.0.conv.weight \(16, 17, 3, 3\)"):
+                                                        r"trunk.0.conv.weight \(16, 19, 3, 3\)"):
         initial.load(store, InitialModelSpec(checkpoint="bare.pt"), SIMPLE, GAME)
     with pytest.raises(initial.InitialModelError, match="no file at 'models/none.pt'"):
         initial.load(store, InitialModelSpec(checkpoint="models/none.pt"), SIMPLE, GAME)
@@ -215,3 +215,42 @@ def test_ouro_train_initial_model_argument(tmp_path):
     assert train.initial_model("s3://bucket/m.onnx").onnx == "s3://bucket/m.onnx"
     with pytest.raises(ValueError, match="no such file"):
         train.initial_model(str(tmp_path / "missing.onnx"))
+
+
+@pytest.mark.parametrize("name", ["simple-batchnorm", "attention-residual"])
+@pytest.mark.parametrize("source", ["onnx", "checkpoint", "phase-weights"])
+def test_a_model_of_encoding_version_1_starts_a_run_widened(name, source, tmp_path):
+    """A model trained on the 17 planes of encoding version 1 (before the territory planes) loads into
+    the run's network of the current encoding: the weights reading the added planes are zero, so it
+    plays exactly as the file did (the old planes are a prefix), and it trains on from there."""
+    from ouroboros.trainer.agents import neural
+    from ouroboros.trainer.observation import encoding
+
+    config = ARCHITECTURES[name]
+    old = trained_looking(config.model_copy(update={"in_channels": encoding.VERSION_CHANNELS[1]}))
+    data = onnx_export.to_onnx(old, 7, 7)
+    assert onnx_export.read_contract(data)["input"]["encoding_version"] == 1
+    if source == "onnx":
+        back = initial.network_from_onnx(data, config, GAME)
+    elif source == "checkpoint":
+        back = initial.network_from_checkpoint(_checkpoint_bytes(old), config, "checkpoint")
+    else:  # a champion's or an earlier phase's weights, saved before the upgrade
+        store = ArtifactStore(str(tmp_path / "store"))
+        store.put_bytes("runs/r/models/bootstrap.pt", _checkpoint_bytes(old))
+        back = runner.load_weights(store, "runs/r/models/bootstrap.pt")
+    assert back.config == config and config.in_channels == encoding.N_CHANNELS
+    planes = torch.rand(16, encoding.N_CHANNELS, 7, 7)
+    planes[:, 0] = 1.0
+    for a, b in zip(outputs(old, planes[:, :17]), outputs(back, planes), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
+
+    player = neural.OnnxPlayer(data)  # and served as it is: fed the prefix
+    assert neural.check_model(data)["input"]["encoding_version"] == 1
+    logits, _ = player.evaluate(planes.numpy())
+    np.testing.assert_allclose(logits, outputs(old, planes[:, :17])[0], atol=2e-5, rtol=1e-4)
+
+
+def _checkpoint_bytes(net: networks.PolicyValueNet) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(networks.checkpoint(net), buffer)
+    return buffer.getvalue()

@@ -46,10 +46,10 @@ def test_parameter_count_follows_the_architecture():
     heads = (c + 1) + (2 * c * c + c) + (c * 4 + 4) + (2 * c * 64 + 64) + (64 + 1)
     simple = conv(cin, c) + 5 * conv(c, c) + heads
     net = networks.build_network(NetworkConfig(architecture=Architecture.CNN_SIMPLE))
-    assert networks.count_parameters(net) == simple == 57_830
+    assert networks.count_parameters(net) == simple == 58_406
     attention = 2 * c + 3 * c * c + 3 * c + c * c + c + 2 * c + (2 * c * c + 2 * c) + (2 * c * c + c)
     residual = conv(cin, c) + 6 * 2 * conv(c, c) + attention + heads
-    assert networks.count_parameters(networks.build_network(NetworkConfig())) == residual == 131_334
+    assert networks.count_parameters(networks.build_network(NetworkConfig())) == residual == 131_910
 
 
 def test_parameter_count_is_logged(caplog):

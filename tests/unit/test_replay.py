@@ -333,3 +333,32 @@ def test_data_stats_empty_store_and_usage(tmp_path, capsys):
     assert data_cmd.main(["stats", "--store", str(tmp_path), "--phase", "hybrid"]) == 2
     assert data_cmd.main(["stats", "--store", str(tmp_path), "--run", "../x"]) == 1
     assert data_cmd.main(["nonsense"]) == 2
+
+
+def test_a_window_of_older_encoding_shards_is_completed_to_the_current_encoding(store):
+    """Replay written before the territory planes (17 planes, encoding version 1) still trains: the
+    window gets the current planes, territory computed from the old ones (a run continued across an
+    upgrade mixes both)."""
+    from ouroboros.trainer.engine import maps, rules
+    from ouroboros.trainer.engine.types import GameConfig
+    from ouroboros.trainer.observation import encoding, safety
+
+    config = GameConfig(7, 7, 2)
+    state = maps.new_games(config, np.arange(4))
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        rules.advance(config, state, safety.choose(safety.safe_moves(config, state).astype(float), rng))
+    planes, _, _ = encoding.encode_all(config, state)
+    n = len(planes)
+    columns = {"value": np.zeros(n), "game_id": np.arange(n), "turn": np.zeros(n), "seat": np.zeros(n),
+               "quality": np.ones(n)}
+    old = shards.ReplayWriter(store, RUN, "bootstrap", 0, shard_rows=n)
+    old.add("heuristic", {**columns, "planes": planes[:, :17].astype(np.float16)}, cursor=1)
+    old.flush()
+    new = shards.ReplayWriter(store, RUN, "hybrid", 0, shard_rows=n)
+    new.add("heuristic", {**columns, "game_id": np.arange(n) + n, "planes": planes.astype(np.float16)}, cursor=1)
+    new.flush()
+    buf = replay.ReplayBuffer.load(store, RUN, ["bootstrap", "hybrid"], replay.ReplayConfig())
+    window = buf.columns["planes"]
+    assert window.shape == (2 * n, encoding.N_CHANNELS, 7, 7) and window.dtype == np.float16
+    assert np.array_equal(window[:n], window[n:]) and np.array_equal(window[:n, 17:], planes[:, 17:])

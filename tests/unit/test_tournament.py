@@ -20,6 +20,7 @@ from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.evaluation import sprt as sequential
 from ouroboros.trainer.evaluation import stats
 from ouroboros.trainer.evaluation import tournament as tm
+from ouroboros.trainer.observation import encoding
 
 pytestmark = pytest.mark.unit
 
@@ -173,7 +174,7 @@ def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
 
     class Food(torch.nn.Module):
-        def forward(self, board):  # board [N, 17, H, W] -> policy [N, 4], value [N, 1]
+        def forward(self, board):  # board [N, C, H, W] -> policy [N, 4], value [N, 1]
             field, head = board[:, 12:13], board[:, 1:2]  # food, own head
             for _ in range(12):
                 field = torch.maximum(field, 0.7 * functional.max_pool2d(field, 3, 1, 1))
@@ -195,7 +196,7 @@ def models(tmp_path_factory):
         with warnings.catch_warnings():  # the legacy exporter's deprecation notes
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                module, torch.zeros(1, 17, 11, 11), str(paths[name]), input_names=["board"],
+                module, torch.zeros(1, encoding.N_CHANNELS, 11, 11), str(paths[name]), input_names=["board"],
                 output_names=["policy", "value"], dynamo=False,
                 dynamic_axes={"board": {0: "n"}, "policy": {0: "n"}, "value": {0: "n"}})
         # the ONNX contract's metadata, as `ouro export` writes it: no model is put in force without it

@@ -51,7 +51,8 @@ def check_model(model: str | os.PathLike[str] | bytes, game: str | GameKey | Non
     """Load ``model`` as a game server would and check the ONNX contract; return the contract.
 
     Checks: onnxruntime builds a session; the metadata holds a ``contract``
-    whose input has this encoding's plane count; one move on an empty board of
+    whose input has the plane count of an encoding version this trainer makes
+    (the current one, or version 1, its prefix); one move on an empty board of
     the contract's size returns policy logits [1, 4] and a value [1, 1], all
     finite; and, given a ``game`` (a key such as ``standard-11x11-2p``), that the
     contract's board holds the game's board (a smaller board is played padded,
@@ -70,8 +71,13 @@ def check_model(model: str | os.PathLike[str] | bytes, game: str | GameKey | Non
         height, width = int(contract["board"]["height"]), int(contract["board"]["width"])
     except (KeyError, TypeError, ValueError, IndexError):
         raise ModelContractError("not an Ouroboros model: no valid 'contract' in its ONNX metadata") from None
-    if channels != encoding.N_CHANNELS:
-        raise ModelContractError(f"model expects {channels} input planes, this encoding makes {encoding.N_CHANNELS}")
+    try:
+        version = encoding.version_of(channels)
+    except ValueError as exc:
+        raise ModelContractError(f"model expects {exc}") from None
+    if contract["input"].get("encoding_version", version) != version:
+        raise ModelContractError(f"contract says encoding version {contract['input']['encoding_version']!r}, "
+                                 f"its {channels} input planes are version {version}'s")
     if not (1 <= height <= 64 and 1 <= width <= 64):
         raise ModelContractError(f"contract board {height}x{width} is out of range")
     try:
@@ -165,13 +171,13 @@ class OnnxPlayer(_NeuralPlayer):
         self.session = inference_session(model, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.contract = json.loads(meta["contract"]) if "contract" in meta else None
+        self.channels = encoding.N_CHANNELS
         if self.contract is not None:
-            channels = self.contract["input"]["shape"][1]
-            if channels != encoding.N_CHANNELS:
-                raise ValueError(
-                    f"model expects {channels} input planes, this encoding makes "
-                    f"{encoding.N_CHANNELS} (encoding version {encoding.ENCODING_VERSION})"
-                )
+            self.channels = int(self.contract["input"]["shape"][1])
+            try:
+                encoding.version_of(self.channels)
+            except ValueError as exc:
+                raise ValueError(f"model expects {exc}") from None
             board = self.contract["board"]
             self.input_size = (int(board["height"]), int(board["width"]))
         self.temperature = temperature
@@ -179,7 +185,10 @@ class OnnxPlayer(_NeuralPlayer):
         self.name = name or f"onnx:{label}"
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """planes float32 [N, C, H, W] -> (policy logits [N, 4], value [N, 1])."""
+        """planes float32 [N, C, H, W] -> (policy logits [N, 4], value [N, 1]). A model of an
+        older encoding version gets the prefix of the planes it was trained on."""
+        if planes.shape[1] != self.channels:
+            planes = np.ascontiguousarray(planes[:, : self.channels])
         policy, value = self.session.run(["policy", "value"], {"board": planes})
         return policy, value
 

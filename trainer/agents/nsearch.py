@@ -55,7 +55,7 @@ out of that move's budget, which the clock already counts, instead of landing
 after its deadline.
 
 Everything runs from the exported ONNX file alone (the `policy` and
-`value` outputs of the contract in `artifacts/onnx_export.py`), with the
+`value` outputs of the contract in `learning/onnx_export.py`), with the
 compact rules of :mod:`.compact` as the simulator (no food spawns inside the
 tree: they are random).
 """

@@ -153,12 +153,25 @@ class Readiness(BaseModel):
         return "\n".join(lines)
 
 
-def precision_of(path: str | os.PathLike[str]) -> str:
-    """The ``precision`` entry of a model's metadata (fp32 when absent)."""
+def _metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     import onnx
 
-    meta = {p.key: p.value for p in onnx.load(os.fspath(path), load_external_data=False).metadata_props}
-    return meta.get("precision", "fp32")
+    return {p.key: p.value for p in onnx.load(os.fspath(path), load_external_data=False).metadata_props}
+
+
+def precision_of(path: str | os.PathLike[str]) -> str:
+    """The ``precision`` entry of a model's metadata (fp32 when absent)."""
+    return _metadata(path).get("precision", "fp32")
+
+
+def input_planes(path: str | os.PathLike[str], planes: np.ndarray) -> np.ndarray:
+    """``planes`` [N, C, H, W] cut to the channels the model's contract takes (an older encoding
+    version's prefix); as they are when the contract is absent or takes them all."""
+    try:
+        channels = int(json.loads(_metadata(path)["contract"])["input"]["shape"][1])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return planes
+    return planes if channels >= planes.shape[1] else np.ascontiguousarray(planes[:, :channels])
 
 
 def reference_outputs(net: Any, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,6 +260,7 @@ def check(
     ``planes`` [N, C, H, W] are real positions (:func:`real_positions`)."""
     config = config or ReadinessConfig()
     precision = precision_of(model)
+    planes = input_planes(model, planes)
     int8 = precision == "int8"
     required = config.min_agreement_int8 if int8 else config.min_agreement_fp32
     tolerance = config.int8_tie_tolerance if int8 else 0.0

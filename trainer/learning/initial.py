@@ -52,6 +52,7 @@ from ouroboros.contract.run import InitialModelSpec
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactError, ArtifactStore
 from ouroboros.trainer.learning import networks, onnx_export
+from ouroboros.trainer.observation import encoding
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,13 @@ def network_from_checkpoint(data: bytes, network: networks.NetworkConfig, field:
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
         raise InitialModelError(f"{field}: not a network checkpoint (no 'model' state dict)")
     section = networks.network_section(raw)
+    target = network
     if section is not None:
         try:
             stored = networks.NetworkConfig.model_validate(section)
         except ValueError as exc:
             raise InitialModelError(f"{field}: unreadable network config: {exc}") from None
+        network = _older_encoding(stored, network)
         _same_architecture(stored, network, field)
     net = networks.PolicyValueNet(network)
     missing, unexpected, wrong = _fit(net.state_dict(), raw["model"])
@@ -143,7 +146,14 @@ def network_from_checkpoint(data: bytes, network: networks.NetworkConfig, field:
                 f"unexpected {', '.join(unexpected[:5])}" if unexpected else "",
                 f"shape of {', '.join(wrong[:5])}" if wrong else "") if part))
     net.load_state_dict(raw["model"])
-    return net
+    return _widened(net, target, field)
+
+
+def _widened(net: networks.PolicyValueNet, network: networks.NetworkConfig, field: str) -> networks.PolicyValueNet:
+    if net.config.in_channels == network.in_channels:
+        return net
+    log.info("%s: a model of encoding version %d", field, encoding.version_of(net.config.in_channels))
+    return networks.widened(net, network.in_channels)
 
 
 def _fit(mine: dict, theirs: dict) -> tuple[list[str], list[str], list[str]]:
@@ -153,6 +163,18 @@ def _fit(mine: dict, theirs: dict) -> tuple[list[str], list[str], list[str]]:
     wrong = [f"{k} {tuple(theirs[k].shape)} (expected {tuple(v.shape)})" for k, v in mine.items()
              if k in theirs and tuple(theirs[k].shape) != tuple(v.shape)]
     return missing, unexpected, wrong
+
+
+def _older_encoding(found: networks.NetworkConfig, network: networks.NetworkConfig) -> networks.NetworkConfig:
+    """The run's ``network`` with the input planes of ``found`` when those are an older encoding
+    version's (loaded as they are, then :func:`networks.widened`); ``network`` otherwise."""
+    if found.in_channels < network.in_channels:
+        try:
+            encoding.version_of(found.in_channels)
+        except ValueError:
+            return network
+        return network.model_copy(update={"in_channels": found.in_channels})
+    return network
 
 
 def _same_architecture(found: networks.NetworkConfig, network: networks.NetworkConfig, field: str) -> None:
@@ -194,6 +216,7 @@ def network_from_onnx(data: bytes, network: networks.NetworkConfig, game: GameSp
         stored = networks.NetworkConfig.model_validate(contract["network"])
     except (KeyError, ValueError) as exc:
         raise InitialModelError(f"{field}: the contract does not describe its network: {exc}") from None
+    target, network = network, _older_encoding(stored, network)
     _same_architecture(stored, network, field)
     net = networks.PolicyValueNet(network)
     probe = _probe(network)
@@ -201,7 +224,7 @@ def network_from_onnx(data: bytes, network: networks.NetworkConfig, game: GameSp
     state = _map_weights(reference, source, probe, field)
     net.load_state_dict(state)
     _check_parity(net, data, game, field)
-    return net
+    return _widened(net, target, field)
 
 
 def _probe(config: networks.NetworkConfig) -> networks.PolicyValueNet:
@@ -310,6 +333,7 @@ def _check_parity(net: networks.PolicyValueNet, data: bytes, game: GameSpec, fie
     from ouroboros.trainer.learning import positions
 
     planes = positions.play_positions(game_config(game), PARITY_POSITIONS, seed=7, games=8).planes
+    planes = np.ascontiguousarray(planes[:, : net.config.in_channels])  # an older encoding's: its prefix
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     logits, value = session.run(None, {session.get_inputs()[0].name: planes.astype(np.float32)})
     net.eval()

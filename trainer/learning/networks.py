@@ -16,8 +16,9 @@ trained on one board plays any other (see :mod:`.blocks`).
 
 **The default** (``NetworkConfig()``): attention-residual, 6 blocks × 32
 channels, one 4-head attention layer after the last block, batch norm:
-131,334 parameters, a 0.55 MB ONNX file, p50 0.28 ms and p99 0.33-0.38 ms at
-batch 1 on one thread of this CPU (1.06 ms while the shared machine's load
+131,910 parameters (576 more since encoding version 2's two territory
+planes), a 0.55 MB ONNX file, p50 0.28 ms and p99 0.33-0.38 ms at batch 1
+on one thread of this CPU (1.06 ms while the shared machine's load
 average was 7), 16 MB of session memory: inside issue 5's serving goal
 (p99 <= 1 ms, <= 20 MB) with room for a second attention layer or 8 blocks.
 ``benchmarks/onnx.py`` prints these figures for every architecture. Batch
@@ -166,6 +167,37 @@ def build_network(config: NetworkConfig | None = None, *, seed: int | None = Non
             torch.manual_seed(seed)
             net = PolicyValueNet(config)
     log.info("built %s: %s parameters", config.name, f"{count_parameters(net):,}")
+    return net
+
+
+def widened(net: PolicyValueNet, in_channels: int) -> PolicyValueNet:
+    """``net`` taking ``in_channels`` input planes instead of fewer: the weights that read the
+    input get zeros for the added planes, so on inputs whose first ``net.config.in_channels``
+    planes are the old ones it computes exactly what ``net`` did (how a network trained on an
+    older encoding version, a prefix of the current one, trains on). ValueError for fewer."""
+    old = net.config.in_channels
+    if in_channels < old:
+        raise ValueError(f"cannot narrow a network from {old} to {in_channels} input planes")
+    wide = PolicyValueNet(net.config.model_copy(update={"in_channels": in_channels}))
+    state = wide.state_dict()
+    for key, value in net.state_dict().items():
+        if state[key].shape != value.shape:  # only the weights reading the input differ, in dimension 1
+            if value.shape[1] != old or state[key].shape[:1] + state[key].shape[2:] != value.shape[:1] + value.shape[2:]:
+                raise ValueError(f"{key}: {tuple(value.shape)} cannot widen to {tuple(state[key].shape)}")
+            value = torch.cat([value, value.new_zeros((value.shape[0], in_channels - old, *value.shape[2:]))], 1)
+        state[key] = value
+    wide.load_state_dict(state)
+    return wide.train(net.training)
+
+
+def upgraded(net: PolicyValueNet) -> PolicyValueNet:
+    """``net`` taking the current encoding's planes: :func:`widened` when it was built for an
+    older encoding version (a champion or phase weights saved before an upgrade), else ``net``."""
+    if net.config.in_channels < encoding.N_CHANNELS and net.config.in_channels in encoding.VERSION_CHANNELS.values():
+        log.info("%s: built for encoding version %d (%d planes), widened to version %d with zero weights",
+                 net.config.name, encoding.version_of(net.config.in_channels), net.config.in_channels,
+                 encoding.ENCODING_VERSION)
+        return widened(net, encoding.N_CHANNELS)
     return net
 
 

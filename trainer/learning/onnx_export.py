@@ -59,17 +59,18 @@ MOVES = ("up", "down", "left", "right")
 
 
 def contract(config: networks.NetworkConfig, height: int, width: int, precision: str) -> dict:
-    """The interface of an exported model, as stored in its metadata."""
+    """The interface of an exported model, as stored in its metadata (ValueError for a network
+    whose input planes are no encoding version's)."""
     return {
         "input": {
             "name": INPUT_NAME,
             "dtype": "float32",
             "shape": ["N", config.in_channels, height, width],
             "layout": "row 0 is the top row (y = height-1), column 0 is x = 0",
-            "encoding_version": encoding.ENCODING_VERSION,
+            "encoding_version": encoding.version_of(config.in_channels),
             "channels": [
                 {"index": i, "name": name, "meaning": meaning}
-                for i, (name, meaning) in enumerate(encoding.CHANNELS)
+                for i, (name, meaning) in enumerate(encoding.CHANNELS[: config.in_channels])
             ],
         },
         "outputs": [
@@ -103,7 +104,7 @@ def _metadata(net: networks.PolicyValueNet, height: int, width: int, precision: 
         "contract": json.dumps(spec, sort_keys=True),
         "architecture": net.config.name,
         "precision": precision,
-        "encoding_version": str(encoding.ENCODING_VERSION),
+        "encoding_version": str(spec["input"]["encoding_version"]),
         "parameters": str(networks.count_parameters(net)),
         "torch_version": torch.__version__,
         "onnxruntime_version": ort.__version__,

@@ -62,6 +62,7 @@ from pydantic import BaseModel, Field
 
 from ouroboros.trainer.artifacts.store import ArtifactError, ArtifactStore
 from ouroboros.trainer.learning import shards
+from ouroboros.trainer.observation import encoding
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class ReplayConfig(BaseModel):
         100_000,
         ge=1,
         description="Newest recorded positions to consider (None: no limit). Memory is about "
-        "this times one position's bytes: 100,000 float16 17x11x11 planes take 0.4 GB.",
+        "this times one position's bytes: 100,000 float16 19x11x11 planes take 0.46 GB.",
     )
     window_games: int | None = Field(
         None, ge=1, description="Newest games to consider (None: no limit); whichever window is smaller wins."
@@ -219,6 +220,9 @@ class ReplayBuffer:
                 log.warning("replay: skipping corrupt shard %s: %s", ref.key, e)
                 skipped.append(ref.key)
                 continue
+            if "planes" in cols and cols["planes"].ndim == 4 and cols["planes"].shape[1] == encoding.VERSION_CHANNELS[1]:
+                # a shard of an older encoding version (its planes are a prefix of ours): completed
+                cols["planes"] = encoding.add_territory(cols["planes"]).astype(cols["planes"].dtype)
             keep = _window_rows(cols["game_id"], rows, games, config)
             rows += int(keep.sum())
             games += len(np.unique(cols["game_id"][keep]))

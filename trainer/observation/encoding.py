@@ -47,7 +47,26 @@ Channels (``CHANNELS`` has the same names and meanings, in order):
 14  length_lead       clip((my length - longest enemy length) / 8, -1, 1)
 15  enemies_alive     living enemies / (snakes - 1), 0 in solo games
 16  turn              min(turn / 500, 1)
+17  own_territory     1 on cells my head reaches strictly before every enemy
+                      head (see *Territory*)
+18  enemy_territory   1 on cells some enemy head reaches strictly before mine
 ==  ================  =========================================================
+
+**Territory** (channels 17 and 18, encoding version 2). A breadth-first
+search runs from my head and from every living enemy head at once, one cell
+a step: a cell is entered at step d from a cell reached at step d - 1 if it
+is on the board and free by then (its body value, own or enemy, is at most
+d/32, the tail-chasing rule above). The first side to reach a cell owns it;
+a cell that both reach at the same step is contested (0 in both planes) and
+the search does not go on from it; the heads themselves are 0. These are the
+Voronoi cells that strong Battlesnake searches count (our compiled search's
+evaluation among them): a 6-layer convolutional trunk sees 13x13 cells and
+cannot compute a flood fill across the board, so without them the value
+head had to learn space from outcomes alone (README, *Where the gap lies*).
+The planes are a function of channels 0 to 8 only (:func:`add_territory`),
+so encoding version 1, the first 17 channels, is a prefix of version 2: a
+version-1 model is fed the prefix, and version-1 planes (old replay shards)
+are completed without the game.
 
 "Turns until it leaves" makes tail-chasing readable: a cell at distance d
 from my head is free when I get there if its value is at most d/32. Stacked
@@ -68,11 +87,12 @@ import functools
 from enum import IntEnum
 
 import numpy as np
+from numba import njit
 
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
 
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
 """Bumped whenever a channel's meaning or order changes."""
 
 VACATE_SCALE = 32
@@ -96,12 +116,48 @@ CHANNELS: tuple[tuple[str, str], ...] = (
     ("length_lead", "clip((my length - longest enemy length) / 8, -1, 1) on every playable cell"),
     ("enemies_alive", "living enemies / (snakes - 1) on every playable cell, 0 in solo"),
     ("turn", "min(turn / 500, 1) on every playable cell"),
+    ("own_territory", "1 on cells my head reaches strictly before every enemy head"),
+    ("enemy_territory", "1 on cells some enemy head reaches strictly before mine"),
 )
 
 Channel = IntEnum("Channel", [name.upper() for name, _ in CHANNELS], start=0)
 """Channel indices by name, e.g. ``Channel.FOOD``."""
 
 N_CHANNELS = len(CHANNELS)
+
+VERSION_CHANNELS: dict[int, int] = {1: 17, 2: N_CHANNELS}
+"""Planes of each encoding version still read: each is a prefix of the current one."""
+
+
+def channels_of(version: int) -> int:
+    """The plane count of encoding ``version``; ValueError for one this module cannot make."""
+    if version not in VERSION_CHANNELS:
+        raise ValueError(f"encoding version {version!r} is not one this trainer makes "
+                         f"(it makes {', '.join(map(str, VERSION_CHANNELS))})")
+    return VERSION_CHANNELS[version]
+
+
+def version_of(channels: int) -> int:
+    """The encoding version whose planes number ``channels``; ValueError otherwise."""
+    for version, count in VERSION_CHANNELS.items():
+        if count == channels:
+            return version
+    raise ValueError(f"{channels} input planes is no encoding version this trainer makes "
+                     f"({', '.join(f'{c} for version {v}' for v, c in VERSION_CHANNELS.items())})")
+
+
+def add_territory(planes: np.ndarray) -> np.ndarray:
+    """Version-1 planes float [N, 17, H, W] (an old replay shard's) completed to the current
+    encoding: float32 [N, N_CHANNELS, H, W] with the territory planes computed from them.
+    Current planes are returned as they are."""
+    if planes.shape[1] == N_CHANNELS:
+        return planes
+    if planes.ndim != 4 or planes.shape[1] != VERSION_CHANNELS[1]:
+        raise ValueError(f"planes must be [N, {VERSION_CHANNELS[1]} or {N_CHANNELS}, H, W], got {planes.shape}")
+    full = np.zeros((planes.shape[0], N_CHANNELS, *planes.shape[2:]), np.float32)
+    full[:, : planes.shape[1]] = planes
+    _territory(full)
+    return full
 
 
 @functools.lru_cache(maxsize=32)
@@ -222,7 +278,79 @@ def encode(
     for channel, value in scalars.items():
         out[:, channel] = value.astype(np.float32)[:, None] * inside
     out[:, Channel.BOARD] = inside
-    return out.reshape(b, N_CHANNELS, out_h, out_w)
+    planes = out.reshape(b, N_CHANNELS, out_h, out_w)
+    _territory(planes)
+    return planes
+
+
+def _territory(planes: np.ndarray) -> None:
+    """Fill OWN_TERRITORY and ENEMY_TERRITORY of float32 planes [B, C, H, W] in place from their
+    board, body and head planes (*Territory* above; ``_territory_kernel``, about 2 us a position)."""
+    _territory_kernel(planes, int(Channel.BOARD), int(Channel.OWN_BODY), int(Channel.ENEMY_BODY),
+                      int(Channel.OWN_HEAD), int(Channel.ENEMY_HEADS), int(Channel.OWN_TERRITORY),
+                      int(Channel.ENEMY_TERRITORY), float(VACATE_SCALE))
+
+
+@njit(cache=True)
+def _territory_kernel(planes, board_c, own_body_c, enemy_body_c, own_head_c, enemy_heads_c, own_c, enemy_c,
+                      scale):  # pragma: no cover - compiled
+    """A breadth-first search from my head and from every enemy head at once, one cell a
+    turn, through cells on the board and free by the turn the search arrives (a segment
+    with t turns until it leaves is passable from step t on). A cell reached first by one
+    side is its territory; one reached by both at the same step belongs to neither and is
+    not searched on (Voronoi cells, as the compiled search's evaluation counts them)."""
+    b_n, _, h, w = planes.shape
+    n = h * w
+    owner = np.zeros(n, np.int8)  # 1 mine, 2 an enemy's, 3 contested
+    dist = np.zeros(n, np.int32)
+    queue = np.zeros(n, np.int32)
+    dr = (-1, 1, 0, 0)
+    dc = (0, 0, -1, 1)
+    for b in range(b_n):
+        first = last = 0
+        for r in range(h):
+            for c in range(w):
+                i = r * w + c
+                owner[i] = 0
+                dist[i] = -1
+                if planes[b, own_head_c, r, c] > 0:
+                    owner[i] = 1
+                elif planes[b, enemy_heads_c, r, c] > 0:
+                    owner[i] = 2
+                if owner[i] != 0:
+                    dist[i] = 0
+                    queue[last] = i
+                    last += 1
+        while first < last:
+            i = queue[first]
+            first += 1
+            side = owner[i]
+            if side == 3:
+                continue
+            d = dist[i] + 1
+            r, c = i // w, i % w
+            for k in range(4):
+                rr, cc = r + dr[k], c + dc[k]
+                if rr < 0 or rr >= h or cc < 0 or cc >= w or planes[b, board_c, rr, cc] <= 0:
+                    continue
+                if max(planes[b, own_body_c, rr, cc], planes[b, enemy_body_c, rr, cc]) * scale > d + 0.5:
+                    continue
+                j = rr * w + cc
+                if dist[j] == -1:
+                    dist[j] = d
+                    owner[j] = side
+                    queue[last] = j
+                    last += 1
+                elif dist[j] == d and owner[j] != side:
+                    owner[j] = 3
+        for r in range(h):
+            for c in range(w):
+                i = r * w + c
+                if dist[i] > 0:
+                    if owner[i] == 1:
+                        planes[b, own_c, r, c] = 1.0
+                    elif owner[i] == 2:
+                        planes[b, enemy_c, r, c] = 1.0
 
 
 def encode_all(config: GameConfig, state: BatchState, size: tuple[int, int] | None = None):

@@ -135,12 +135,13 @@ def save_weights(store: ArtifactStore, key: str, net: networks.PolicyValueNet, *
 
 
 def load_weights(store: ArtifactStore, key: str, sha256: str | None = None) -> networks.PolicyValueNet:
-    """The network saved at ``key`` (checked against ``sha256`` when given)."""
+    """The network saved at ``key`` (checked against ``sha256`` when given), taking the current
+    encoding's planes (weights of an older encoding version are widened: ``networks.upgraded``)."""
     raw = torch.load(io.BytesIO(store.get_bytes(key, expected_sha256=sha256)), map_location="cpu",
                      weights_only=True)
     net = networks.PolicyValueNet(networks.NetworkConfig.model_validate(raw["network"]))
     net.load_state_dict(raw["model"])
-    return net
+    return networks.upgraded(net)
 
 
 def start_network(ctx: Context) -> networks.PolicyValueNet:
