@@ -262,7 +262,7 @@ def test_version_one_planes_are_a_prefix_and_are_completed(batch):
     with pytest.raises(ValueError, match="planes must be"):
         encoding.add_territory(planes[:, :5])
     assert encoding.version_of(17) == 1 and encoding.version_of(encoding.N_CHANNELS) == encoding.ENCODING_VERSION
-    with pytest.raises(ValueError, match="18 input planes is no encoding version"):
+    with pytest.raises(ValueError, match="18 input planes match no encoding version"):
         encoding.version_of(18)
 
 

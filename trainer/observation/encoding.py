@@ -142,7 +142,7 @@ def version_of(channels: int) -> int:
     for version, count in VERSION_CHANNELS.items():
         if count == channels:
             return version
-    raise ValueError(f"{channels} input planes is no encoding version this trainer makes "
+    raise ValueError(f"{channels!r} input planes match no encoding version this trainer makes "
                      f"({', '.join(f'{c} for version {v}' for v, c in VERSION_CHANNELS.items())})")
 
 

@@ -79,6 +79,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     sources = [ctx.name, *(shards.check_name(p, "imitate phase") for p in phase.imitate_phases)]
     buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, sources, window)
     net = runner.start_network(ctx)
+    replay.check_planes(buffer.columns, net.config.in_channels, f"{ctx.name} (replay of {', '.join(sources)})")
     optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
     steps = max(1, math.ceil(phase.epochs * len(buffer) / phase.batch_size))
 
