@@ -198,3 +198,17 @@ def test_a_version_1_model_is_served_over_http(models, serve, caplog, tmp_path, 
                 assert answer["move"] == _expected_move(models["nets"]["v1"], body)
     assert "answering a safe move" not in caplog.text
     client.close()
+
+
+def test_an_int8_export_of_a_version_1_network_calibrates_on_the_prefix(models):
+    """`ouro export --int8` of a checkpoint saved before the territory planes: the calibration positions
+    are the current encoding's, the 17-plane model is calibrated on their prefix (it crashed in
+    onnxruntime's calibrator), and the int8 file keeps its version-1 contract."""
+    net = models["nets"]["v1"]
+    rng = np.random.default_rng(0)
+    calibration = (rng.random((32, encoding.N_CHANNELS, 11, 11)) < 0.3).astype(np.float32)
+    int8 = onnx_export.quantise_int8(onnx_export.to_onnx(net, 11, 11), calibration)
+    contract = neural.check_model(int8, GAME)
+    assert contract["precision"] == "int8" and contract["input"]["encoding_version"] == 1
+    with pytest.raises(ValueError, match=r"calibration planes \(32, 5, 11, 11\) do not hold the model's 17"):
+        onnx_export.quantise_int8(onnx_export.to_onnx(net, 11, 11), calibration[:, :5])
