@@ -30,6 +30,7 @@ from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import distributed, replay, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import imitation, runner, selfplay
+from ouroboros.trainer.observation import encoding
 
 SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "quality")
 
@@ -41,7 +42,7 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
     producer = phase.teacher
     teacher = None if producer == "heuristic" else agents.make_player(producer)
     writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
-                                 shard_rows=1 << 30, extra={"encoding": "planes-v1", "producer": producer})
+                                 shard_rows=1 << 30, extra={"encoding": encoding.SHARD_LABEL, "producer": producer})
     done = int((writer.cursor or {}).get("games", 0)) if isinstance(writer.cursor, dict) else 0
     advance = ctx.reporter.task("bootstrap: teacher games", phase.games)
     advance(done)

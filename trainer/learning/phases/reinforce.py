@@ -48,6 +48,7 @@ from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import distributed, replay, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import expert, ppo, runner, selfplay
+from ouroboros.trainer.observation import encoding
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def rollout(ctx: runner.Context, net, it: int, start_step: int, play: bool = Tru
         cols["game_id"] = cols["game_id"] + (it * 1_000_000 + run.worker) * 1_000
         producer = "network+search" if phase.expert_iteration is not None else "network"
         writer = shards.ReplayWriter(ctx.store, run.run, ctx.name, worker=run.worker, shard_rows=1 << 30,
-                                     extra={"encoding": "planes-v1", "producer": producer})
+                                     extra={"encoding": encoding.SHARD_LABEL, "producer": producer})
         writer.add(producer, cols, cursor={"iteration": it, "start_step": start_step,
                                            "results": {k: v for k, v in result.results.items()},
                                            "merged": [ref.key for ref in merged]})
