@@ -71,8 +71,8 @@ def contract_input(contract: Any, graph_shape: Sequence[Any] = ()) -> tuple[int,
         version_field = contract["input"].get("encoding_version")
         height, width = contract["board"]["height"], contract["board"]["width"]
     except (KeyError, TypeError, IndexError, AttributeError):
-        raise ModelContractError("not an Ouroboros model: its 'contract' metadata lacks input.shape, "
-                                 "input.encoding_version or board.height/width") from None
+        raise ModelContractError("not an Ouroboros model: its 'contract' metadata lacks input.shape[1] "
+                                 "or board.height/width") from None
     if not _integer(channels):
         raise ModelContractError(f"contract input.shape[1] must be an integer plane count, got {channels!r}")
     try:
@@ -98,7 +98,7 @@ def contract_input(contract: Any, graph_shape: Sequence[Any] = ()) -> tuple[int,
 def model_input(session: Any) -> tuple[dict, int, int, int, int]:
     """(contract, C, encoding version, H, W) of an onnxruntime session's model
     (:func:`contract_input`); ModelContractError when its metadata holds no readable
-    contract or its graph has no float input ``board`` [N, C, H, W]."""
+    contract or its graph has no 4-d input ``board`` [N, C, H, W]."""
     meta = session.get_modelmeta().custom_metadata_map
     if "contract" not in meta:
         raise ModelContractError("not an Ouroboros model: no 'contract' in its ONNX metadata")
@@ -123,7 +123,8 @@ def check_model(model: str | os.PathLike[str] | bytes, game: str | GameKey | Non
 
     Checks: onnxruntime builds a session; the metadata holds a ``contract``
     whose input has the plane count of an encoding version this trainer makes
-    (the current one, or version 1, its prefix); one move on an empty board of
+    (the current one, or version 1, its prefix), agreeing with itself and with
+    the graph's ``board`` input (:func:`contract_input`); one move on an empty board of
     the contract's size returns policy logits [1, 4] and a value [1, 1], all
     finite; and, given a ``game`` (a key such as ``standard-11x11-2p``), that the
     contract's board holds the game's board (a smaller board is played padded,
@@ -213,7 +214,11 @@ class OnnxPlayer(_NeuralPlayer):
     """Plays an exported model (``ouro export``) with onnxruntime.
 
     The model's contract (its metadata) gives the board size it was exported
-    for; a smaller game is padded into it (see the encoding's board mask).
+    for; a smaller game is padded into it (see the encoding's board mask), and
+    the plane count: a model of an older encoding version is fed the prefix of
+    the current planes. ModelContractError (a ValueError) for a contract that
+    breaks :func:`contract_input`, so a server never starts on a model that
+    would fail every move.
     """
 
     def __init__(
