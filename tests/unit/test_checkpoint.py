@@ -247,3 +247,45 @@ def test_interrupted_loop_resumes_to_the_same_weights(store, fail_at):
         assert torch.equal(a, b)
     assert state.optimizer.state_dict()["state"][0]["step"] == 10
     np.testing.assert_array_equal(data.seen, ref_data.seen)  # no step counted twice
+
+
+def test_a_checkpoint_saved_before_the_territory_planes_resumes_widened(store):
+    """A phase interrupted before an upgrade to encoding version 2 resumes after it: the run's network
+    now reads 19 planes, its checkpoint 17. The weights and Adam moments reading the input get zeros
+    for the added planes, so the restored network computes what it did, and it trains on; a checkpoint
+    that differs in any other shape is refused naming the tensor."""
+    from ouroboros.trainer.learning import networks
+    from ouroboros.trainer.observation import encoding
+
+    tiny = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=1, channels=8)
+    old = networks.build_network(tiny.model_copy(update={"in_channels": 17}), seed=0)
+    optimizer = torch.optim.Adam(old.parameters(), lr=0.01)
+    planes = torch.rand(8, encoding.N_CHANNELS, 7, 7)
+    for _ in range(2):
+        logits, value = old(planes[:, :17])
+        optimizer.zero_grad()
+        (logits.sum() + value.sum()).backward()
+        optimizer.step()
+    ck.Checkpointer(store, PREFIX).save(model=old, optimizer=optimizer, step=2, iteration=0, config=TinyConfig(),
+                                        metrics={}, extra={})
+    new = networks.build_network(tiny, seed=1)
+    state = ck.TrainState(new, torch.optim.Adam(new.parameters(), lr=0.01))
+    state = ck.ResumableLoop(ck.Checkpointer(store, PREFIX), step_fn).restore(state)
+    old.eval(), new.eval()
+    with torch.no_grad():
+        for a, b in zip(old(planes[:, :17]), new(planes), strict=True):
+            torch.testing.assert_close(a, b)
+    first = next(iter(new.parameters()))
+    moments = state.optimizer.state_dict()["state"][0]
+    assert first.shape[1] == encoding.N_CHANNELS and moments["exp_avg"].shape == first.shape
+    assert not moments["exp_avg"][:, 17:].any() and moments["step"] == 2
+    new.train()
+    logits, value = new(planes)
+    (logits.sum() + value.sum()).backward()
+    state.optimizer.step()  # the widened moments fit their parameters
+
+    wider = networks.build_network(tiny.model_copy(update={"channels": 16}), seed=1)
+    with pytest.raises(ck.CheckpointError, match=r"trunk.0.conv.weight \(8, 17, 3, 3\) does not fit the "
+                                                 r"network's \(16, 19, 3, 3\)"):
+        ck.ResumableLoop(ck.Checkpointer(store, PREFIX), step_fn).restore(
+            ck.TrainState(wider, torch.optim.Adam(wider.parameters())))

@@ -126,6 +126,7 @@ def test_import_command_writes_shards_with_provenance_once(logs, tmp_path, capsy
     assert len(refs) == 2
     meta = refs[0].meta.extra
     assert meta["producer"] == "import" and meta["source"] in files and len(meta["sha256"]) == 64
+    assert meta["encoding"] == "planes-v2"  # the planes it holds, not the version before the territory planes
     assert meta["snakes"] == ["greedy", "heuristic", "random-safe", "greedy#2"]
     assert data.main(["import", *files, "--store", store, "--run", "r1"]) == 0
     assert "already imported" in capsys.readouterr().out

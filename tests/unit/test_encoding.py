@@ -212,6 +212,25 @@ def test_a_walled_in_snake_owns_only_its_pocket():
     assert (3, 3) in cells_of(p, Channel.ENEMY_TERRITORY)
 
 
+def test_territory_of_a_dead_you_a_lone_snake_and_a_padded_board():
+    """What docs/onnx-contract.md says beyond the duel: a dead "you" has no search (every cell an enemy
+    reaches is theirs), a snake with no living enemy owns every cell it reaches, and a board padded into
+    a larger input keeps its planes in the top-left corner, the search never entering the padding."""
+    g = game([ME, LONGER], dead=(0,))
+    p = encoding.encode(g.config, g.state, 0)[0]
+    assert not p[Channel.OWN_TERRITORY].any()
+    assert cells_of(p, Channel.ENEMY_TERRITORY) == {(x, y) for x in range(7) for y in range(7)} - {LONGER[0]}
+    alone = game([ME, LONGER], dead=(1,))
+    q = encoding.encode(alone.config, alone.state, 0)[0]
+    assert cells_of(q, Channel.OWN_TERRITORY) == {(x, y) for x in range(7) for y in range(7)} - {ME[0]}
+    assert not q[Channel.ENEMY_TERRITORY].any()
+    three = game([ME, LONGER, SHORTER], food=[(0, 0)])
+    small = encoding.encode(three.config, three.state, 0)
+    big = encoding.encode(three.config, three.state, 0, size=(11, 13))
+    assert small[0, Channel.OWN_TERRITORY].any() and small[0, Channel.ENEMY_TERRITORY].any()
+    assert np.array_equal(big[:, 17:, :7, :7], small[:, 17:]) and not big[:, 17:, 7:].any() and not big[:, 17:, :, 7:].any()
+
+
 def _territory_reference(planes: np.ndarray) -> tuple[set, set]:
     """The territory rule of the docstring, step by step in plain Python: (mine, theirs) of [C, H, W]."""
     h, w = planes.shape[1:]
@@ -262,7 +281,7 @@ def test_version_one_planes_are_a_prefix_and_are_completed(batch):
     with pytest.raises(ValueError, match="planes must be"):
         encoding.add_territory(planes[:, :5])
     assert encoding.version_of(17) == 1 and encoding.version_of(encoding.N_CHANNELS) == encoding.ENCODING_VERSION
-    with pytest.raises(ValueError, match="18 input planes is no encoding version"):
+    with pytest.raises(ValueError, match="18 input planes match no encoding version"):
         encoding.version_of(18)
 
 

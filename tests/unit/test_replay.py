@@ -362,3 +362,35 @@ def test_a_window_of_older_encoding_shards_is_completed_to_the_current_encoding(
     window = buf.columns["planes"]
     assert window.shape == (2 * n, encoding.N_CHANNELS, 7, 7) and window.dtype == np.float16
     assert np.array_equal(window[:n], window[n:]) and np.array_equal(window[:n, 17:], planes[:, 17:])
+
+
+@pytest.mark.parametrize("shape", [(4, 18, 7, 7), (4, 0, 7, 7), (4, 19, 9, 9), (4, 19, 7)])
+def test_a_shard_whose_planes_do_not_fit_the_window_is_skipped_naming_it(store, caplog, shape):
+    """A window cannot hold planes of two layouts (another plane count or board: a foreign producer, an
+    encoding of no version): the older shard is skipped with a warning naming it and both layouts, listed
+    in ``skipped``, and the rest trains. A phase checks the window against its network's input planes."""
+    from ouroboros.trainer.observation import encoding
+
+    n = shape[0]
+    columns = {"value": np.zeros(n), "game_id": np.arange(n), "turn": np.zeros(n), "seat": np.zeros(n),
+               "quality": np.ones(n)}
+    bad = shards.ReplayWriter(store, RUN, "bootstrap", 0, shard_rows=n)
+    bad.add("heuristic", {**columns, "planes": np.zeros(shape, np.float16)}, cursor=1)
+    bad.flush()
+    good = shards.ReplayWriter(store, RUN, "hybrid", 0, shard_rows=n)
+    planes = np.zeros((n, encoding.N_CHANNELS, 7, 7), np.float16)
+    good.add("heuristic", {**columns, "game_id": np.arange(n) + n, "planes": planes}, cursor=1)
+    good.flush()
+    with caplog.at_level(logging.WARNING):
+        buf = replay.ReplayBuffer.load(store, RUN, ["bootstrap", "hybrid"], replay.ReplayConfig())
+    key = shards.shard_key(RUN, "bootstrap", 0, 0)
+    assert buf.skipped == [key] and buf.columns["planes"].shape == (n, encoding.N_CHANNELS, 7, 7)
+    layout = ", ".join(map(str, shape[1:]))
+    assert f"{key}: planes [N, {layout}] differ from the window's newest shard's [N, 19, 7, 7]" in caplog.text
+    replay.check_planes(buf.columns, encoding.N_CHANNELS, "bootstrap")
+    alone = replay.ReplayBuffer.load(store, RUN, ["bootstrap"], replay.ReplayConfig())
+    if len(shape) == 4 and shape[1] != encoding.N_CHANNELS:
+        with pytest.raises(ValueError, match=rf"bootstrap: replay planes \({n}, {shape[1]}, .* do not fit the "
+                                             r"network's 19 input planes \(encoding versions: 17 for version 1, "
+                                             r"19 for version 2\)"):
+            replay.check_planes(alone.columns, encoding.N_CHANNELS, "bootstrap")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,9 @@ from ouroboros.contract.game import GameKey
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.observation import encoding, safety
+
+INPUT = "board"
+"""The graph input every model takes (docs/onnx-contract.md)."""
 
 
 def inference_session(model: str | os.PathLike[str] | bytes, threads: int = 1) -> Any:
@@ -47,12 +51,80 @@ class ModelContractError(ValueError):
     """A model file that does not load, or loads but breaks the ONNX contract (``ouro export``)."""
 
 
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def contract_input(contract: Any, graph_shape: Sequence[Any] = ()) -> tuple[int, int, int, int]:
+    """(input planes C, encoding version, board height H, width W) of a model's ``contract``
+    (the parsed JSON of its ``contract`` metadata, docs/onnx-contract.md), checked against
+    itself and against ``graph_shape``, the shape of the graph's ``board`` input as
+    onnxruntime reports it (ints, or names / None where the graph leaves a dimension open).
+
+    Raises ModelContractError naming the field: ``input.shape[1]`` not an integer, or no
+    encoding version's plane count (17 for version 1, 19 for version 2);
+    ``input.encoding_version`` present but not that count's version; ``board.height`` or
+    ``board.width`` not an integer in [1, 64]; a graph that takes another plane count or
+    board than its contract says (it would fail on every move)."""
+    try:
+        channels = contract["input"]["shape"][1]
+        version_field = contract["input"].get("encoding_version")
+        height, width = contract["board"]["height"], contract["board"]["width"]
+    except (KeyError, TypeError, IndexError, AttributeError):
+        raise ModelContractError("not an Ouroboros model: its 'contract' metadata lacks input.shape[1] "
+                                 "or board.height/width") from None
+    if not _integer(channels):
+        raise ModelContractError(f"contract input.shape[1] must be an integer plane count, got {channels!r}")
+    try:
+        version = encoding.version_of(channels)
+    except ValueError as exc:
+        raise ModelContractError(f"contract input.shape[1]: {exc}") from None
+    if version_field is not None and not _integer(version_field):
+        raise ModelContractError(f"contract input.encoding_version must be an integer, got {version_field!r}")
+    if version_field is not None and version_field != version:
+        raise ModelContractError(f"contract input.encoding_version is {version_field!r}, but its "
+                                 f"{channels} input planes (input.shape[1]) are encoding version {version}'s")
+    for name, value in (("height", height), ("width", width)):
+        if not _integer(value) or not 1 <= value <= 64:
+            raise ModelContractError(f"contract board.{name} must be an integer in [1, 64], got {value!r}")
+    for axis, (field, want) in enumerate((("input.shape[1]", channels), ("board.height", height),
+                                          ("board.width", width)), start=1):
+        if axis < len(graph_shape) and _integer(graph_shape[axis]) and graph_shape[axis] != want:
+            raise ModelContractError(f"the graph's input {INPUT!r} has {graph_shape[axis]} in dimension {axis} "
+                                     f"({'CHW'[axis - 1]}), its contract's {field} says {want}")
+    return channels, version, height, width
+
+
+def model_input(session: Any) -> tuple[dict, int, int, int, int]:
+    """(contract, C, encoding version, H, W) of an onnxruntime session's model
+    (:func:`contract_input`); ModelContractError when its metadata holds no readable
+    contract or its graph has no 4-d input ``board`` [N, C, H, W]."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if "contract" not in meta:
+        raise ModelContractError("not an Ouroboros model: no 'contract' in its ONNX metadata")
+    try:
+        contract = json.loads(meta["contract"])
+    except ValueError:
+        raise ModelContractError("not an Ouroboros model: its 'contract' metadata is not JSON") from None
+    return (contract, *contract_input(contract, _graph_shape(session)))
+
+
+def _graph_shape(session: Any) -> list[Any]:
+    """The shape of the graph's ``board`` input (ModelContractError when there is no 4-d one)."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    if INPUT not in inputs or len(inputs[INPUT].shape) != 4:
+        found = ", ".join(f"{i.name} {i.shape}" for i in inputs.values()) or "none"
+        raise ModelContractError(f"the graph needs an input {INPUT!r} [N, C, H, W]; it has {found}")
+    return list(inputs[INPUT].shape)
+
+
 def check_model(model: str | os.PathLike[str] | bytes, game: str | GameKey | None = None) -> dict:
     """Load ``model`` as a game server would and check the ONNX contract; return the contract.
 
     Checks: onnxruntime builds a session; the metadata holds a ``contract``
     whose input has the plane count of an encoding version this trainer makes
-    (the current one, or version 1, its prefix); one move on an empty board of
+    (the current one, or version 1, its prefix), agreeing with itself and with
+    the graph's ``board`` input (:func:`contract_input`); one move on an empty board of
     the contract's size returns policy logits [1, 4] and a value [1, 1], all
     finite; and, given a ``game`` (a key such as ``standard-11x11-2p``), that the
     contract's board holds the game's board (a smaller board is played padded,
@@ -64,24 +136,9 @@ def check_model(model: str | os.PathLike[str] | bytes, game: str | GameKey | Non
         session = inference_session(model)
     except Exception as exc:  # onnxruntime raises its own exception types for every kind of garbage
         raise ModelContractError(f"not a loadable ONNX model: {str(exc).splitlines()[0][:300]}") from None
-    meta = session.get_modelmeta().custom_metadata_map
+    contract, channels, _, height, width = model_input(session)
     try:
-        contract = json.loads(meta["contract"])
-        channels = int(contract["input"]["shape"][1])
-        height, width = int(contract["board"]["height"]), int(contract["board"]["width"])
-    except (KeyError, TypeError, ValueError, IndexError):
-        raise ModelContractError("not an Ouroboros model: no valid 'contract' in its ONNX metadata") from None
-    try:
-        version = encoding.version_of(channels)
-    except ValueError as exc:
-        raise ModelContractError(f"model expects {exc}") from None
-    if contract["input"].get("encoding_version", version) != version:
-        raise ModelContractError(f"contract says encoding version {contract['input']['encoding_version']!r}, "
-                                 f"its {channels} input planes are version {version}'s")
-    if not (1 <= height <= 64 and 1 <= width <= 64):
-        raise ModelContractError(f"contract board {height}x{width} is out of range")
-    try:
-        policy, value = session.run(["policy", "value"], {"board": np.zeros((1, channels, height, width), np.float32)})
+        policy, value = session.run(["policy", "value"], {INPUT: np.zeros((1, channels, height, width), np.float32)})
     except Exception as exc:
         raise ModelContractError(f"model does not run on a {height}x{width} board: {str(exc).splitlines()[0][:300]}") from None
     if np.shape(policy) != (1, 4) or np.shape(value) != (1, 1):
@@ -157,7 +214,11 @@ class OnnxPlayer(_NeuralPlayer):
     """Plays an exported model (``ouro export``) with onnxruntime.
 
     The model's contract (its metadata) gives the board size it was exported
-    for; a smaller game is padded into it (see the encoding's board mask).
+    for; a smaller game is padded into it (see the encoding's board mask), and
+    the plane count: a model of an older encoding version is fed the prefix of
+    the current planes. ModelContractError (a ValueError) for a contract that
+    breaks :func:`contract_input`, so a server never starts on a model that
+    would fail every move.
     """
 
     def __init__(
@@ -170,16 +231,13 @@ class OnnxPlayer(_NeuralPlayer):
     ) -> None:
         self.session = inference_session(model, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.contract = json.loads(meta["contract"]) if "contract" in meta else None
-        self.channels = encoding.N_CHANNELS
-        if self.contract is not None:
-            self.channels = int(self.contract["input"]["shape"][1])
-            try:
-                encoding.version_of(self.channels)
-            except ValueError as exc:
-                raise ValueError(f"model expects {exc}") from None
-            board = self.contract["board"]
-            self.input_size = (int(board["height"]), int(board["width"]))
+        self.contract = None
+        if "contract" in meta:  # ModelContractError for a contract no server could play by
+            self.contract, self.channels, _, height, width = model_input(self.session)
+            self.input_size = (height, width)
+        else:  # a bare graph (tests, tools): the plane count its input declares, else the current encoding's
+            graph = _graph_shape(self.session)[1]
+            self.channels = graph if _integer(graph) else encoding.N_CHANNELS
         self.temperature = temperature
         label = "bytes" if isinstance(model, bytes) else os.fspath(model)
         self.name = name or f"onnx:{label}"
@@ -189,7 +247,7 @@ class OnnxPlayer(_NeuralPlayer):
         older encoding version gets the prefix of the planes it was trained on."""
         if planes.shape[1] != self.channels:
             planes = np.ascontiguousarray(planes[:, : self.channels])
-        policy, value = self.session.run(["policy", "value"], {"board": planes})
+        policy, value = self.session.run(["policy", "value"], {INPUT: planes})
         return policy, value
 
 

@@ -31,6 +31,7 @@ from ouroboros.trainer.artifacts import store as st
 from ouroboros.trainer.commands import _common
 from ouroboros.trainer.commands._common import EXIT_CORRUPT, EXIT_REFUSED, EXIT_USAGE
 from ouroboros.trainer.learning import shards
+from ouroboros.trainer.observation import encoding
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +111,7 @@ def _import(args: argparse.Namespace) -> int:
             print(f"{game.source}: no positions of {sorted(only or [])}, skipped")
             continue
         winner = game.names[game.winner] if game.winner >= 0 else None
-        provenance = {"producer": "import", "encoding": "planes-v1", "source": game.source,
+        provenance = {"producer": "import", "encoding": encoding.SHARD_LABEL, "source": game.source,
                       "sha256": game.sha256, "game": game.game_id, "snakes": game.names, "winner": winner,
                       "ruleset": game.config.ruleset.value, "board": f"{game.config.width}x{game.config.height}"}
         writer = shards.ReplayWriter(store, args.run, args.phase, shard_rows=1 << 30, extra=provenance)

@@ -42,6 +42,10 @@ iteration there, so a format-1 checkpoint loads with ``iteration = epoch`` and
 an interrupted run resumes across the upgrade. A checkpoint of a format this
 code does not know (written by a newer trainer) is refused with
 :class:`CheckpointFormatError` instead of silently falling back to an older one.
+A checkpoint whose network read fewer input planes (an older encoding version,
+before the territory planes) restores into the wider network with zero weights
+and zero optimiser moments for the added planes, so a phase interrupted by an
+upgrade resumes across it too.
 """
 
 from __future__ import annotations
@@ -285,6 +289,47 @@ class TrainState:
 StepFn = Callable[[TrainState, Any, int], dict[str, float]]
 
 
+def _widened_input(ckpt: Checkpoint, model: torch.nn.Module) -> tuple[dict, dict]:
+    """The checkpoint's model and optimiser state, fitted to ``model`` when its input grew: a
+    tensor saved with fewer entries in dimension 1 than ``model``'s (the weights reading the
+    input planes of an older encoding version, saved before an upgrade) gets zeros for the
+    added ones, as do its optimiser moments, so the network computes what it did and an
+    interrupted phase resumes across the upgrade (``networks.widened`` is the same rule for
+    saved weights). CheckpointError naming the tensor for any other difference in shape."""
+    current = model.state_dict()
+    grown: dict[tuple, tuple] = {}  # saved shape -> current shape, for the optimiser's moments
+    state = dict(ckpt.model)
+    for key, saved in ckpt.model.items():
+        want = current.get(key)
+        if want is None or saved.shape == want.shape:
+            continue
+        if saved.dim() < 2 or saved.shape[1] > want.shape[1] or \
+                saved.shape[:1] + saved.shape[2:] != want.shape[:1] + want.shape[2:]:
+            raise CheckpointError(f"checkpoint {ckpt.key}: {key} {tuple(saved.shape)} does not fit the "
+                                  f"network's {tuple(want.shape)}")
+        state[key] = _pad_dim1(saved, want.shape[1])
+        grown[tuple(saved.shape)] = tuple(want.shape)
+    if not grown:
+        return state, ckpt.optimizer
+    log.info("checkpoint %s: input planes widened with zero weights (%s)", ckpt.key,
+             ", ".join(f"{a} -> {b}" for a, b in grown.items()))
+    params = dict(enumerate(model.parameters()))
+    optimizer = {**ckpt.optimizer, "state": {}}
+    for index, moments in ckpt.optimizer.get("state", {}).items():
+        param = params.get(index)
+        optimizer["state"][index] = {
+            name: _pad_dim1(value, param.shape[1])
+            if param is not None and torch.is_tensor(value) and value.dim() >= 2
+            and tuple(value.shape) in grown and grown[tuple(value.shape)] == tuple(param.shape) else value
+            for name, value in moments.items()}
+    return state, optimizer
+
+
+def _pad_dim1(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    pad = tensor.new_zeros((tensor.shape[0], size - tensor.shape[1], *tensor.shape[2:]))
+    return torch.cat([tensor, pad], 1)
+
+
 class ResumableLoop:
     """``run(state, data, steps) -> state`` with periodic checkpoints (module docstring)."""
 
@@ -306,8 +351,9 @@ class ResumableLoop:
         ckpt = self.checkpointer.load_latest()
         if ckpt is None:
             return state
-        state.model.load_state_dict(ckpt.model)
-        state.optimizer.load_state_dict(ckpt.optimizer)
+        model, optimizer = _widened_input(ckpt, state.model)
+        state.model.load_state_dict(model)
+        state.optimizer.load_state_dict(optimizer)
         if state.scheduler is not None and ckpt.scheduler is not None:
             state.scheduler.load_state_dict(ckpt.scheduler)
         restore_rng(ckpt.rng)

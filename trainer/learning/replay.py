@@ -9,7 +9,12 @@ first, so memory holds the window (at peak, plus one shard while reading and one
 column while joining), never the whole store.
 A shard that fails its sha256 or does not match its metadata is skipped with a
 warning and listed in ``buffer.skipped``; it never reaches a batch, and the
-window then reaches one shard further back.
+window then reaches one shard further back. So is a shard whose ``planes``
+have another shape per row than the newest shard's. Planes of encoding version
+1 (17, before the territory planes) are completed to the current encoding as
+they are read (:func:`current_planes`), so replay recorded before an upgrade
+still trains; a phase checks the window's planes against its network
+(:func:`check_planes`) before it trains.
 
 **Quality.** :func:`position_quality` scores every position in [0, 1] when the
 producer records it (it knows how the game ended)::
@@ -155,6 +160,41 @@ def _full(rows: int, games: int, config: ReplayConfig) -> bool:
     )
 
 
+def current_planes(columns: dict[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
+    """``columns`` of the shard at ``key`` with planes [N, 17, H, W] of encoding version 1 (a
+    prefix of the current planes) completed in place to the current encoding
+    (``encoding.add_territory``, same dtype), for replay recorded before an upgrade; any other
+    columns, and planes of another layout, as they are (the buffer holds any producer's
+    columns; :func:`check_planes` is where a network's phase insists on its planes)."""
+    planes = columns.get("planes")
+    if planes is not None and planes.ndim == 4 and planes.shape[1] == encoding.VERSION_CHANNELS[1]:
+        columns["planes"] = encoding.add_territory(planes).astype(planes.dtype)
+    return columns
+
+
+def _same_layout(columns: dict[str, np.ndarray], chunks: list, key: str) -> None:
+    """ShardError when the shard's ``planes`` have another shape per row than the window's
+    newest shard's (a window cannot hold both: another encoding or board, or a foreign producer)."""
+    if "planes" not in columns:
+        return
+    for _, kept, _ in chunks:
+        if "planes" in kept and kept["planes"].shape[1:] != columns["planes"].shape[1:]:
+            raise shards.ShardError(f"shard {key}: planes [N, {', '.join(map(str, columns['planes'].shape[1:]))}] "
+                                    f"differ from the window's newest shard's "
+                                    f"[N, {', '.join(map(str, kept['planes'].shape[1:]))}]")
+        return
+
+
+def check_planes(columns: dict[str, np.ndarray], in_channels: int, what: str) -> None:
+    """ValueError unless ``columns["planes"]`` is [N, ``in_channels``, H, W], naming ``what``
+    (the phase and its sources): a network must never train on planes it does not read."""
+    planes = columns.get("planes")
+    if planes is not None and len(planes) and (planes.ndim != 4 or planes.shape[1] != in_channels):
+        counts = ", ".join(f"{c} for version {v}" for v, c in encoding.VERSION_CHANNELS.items())
+        raise ValueError(f"{what}: replay planes {tuple(planes.shape)} do not fit the network's {in_channels} "
+                         f"input planes (encoding versions: {counts})")
+
+
 class ReplayBuffer:
     """The loaded window: columns oldest first, with per-row priorities. Build with :meth:`load`."""
 
@@ -215,14 +255,12 @@ class ReplayBuffer:
             if _full(rows, games, config):
                 break
             try:
-                cols = shards.read_shard(store, ref)
+                cols = current_planes(shards.read_shard(store, ref), ref.key)
+                _same_layout(cols, chunks, ref.key)
             except (ArtifactError, OSError) as e:
                 log.warning("replay: skipping corrupt shard %s: %s", ref.key, e)
                 skipped.append(ref.key)
                 continue
-            if "planes" in cols and cols["planes"].ndim == 4 and cols["planes"].shape[1] == encoding.VERSION_CHANNELS[1]:
-                # a shard of an older encoding version (its planes are a prefix of ours): completed
-                cols["planes"] = encoding.add_territory(cols["planes"]).astype(cols["planes"].dtype)
             keep = _window_rows(cols["game_id"], rows, games, config)
             rows += int(keep.sum())
             games += len(np.unique(cols["game_id"][keep]))

@@ -95,6 +95,10 @@ from ouroboros.trainer.engine.types import GameConfig
 ENCODING_VERSION = 2
 """Bumped whenever a channel's meaning or order changes."""
 
+SHARD_LABEL = f"planes-v{ENCODING_VERSION}"
+"""What producers record as ``extra["encoding"]`` of the replay shards they write (provenance
+for people and tools; readers go by the planes' shape: ``replay.current_planes``)."""
+
 VACATE_SCALE = 32
 """Turns-until-free are divided by this (and clipped to 1)."""
 
@@ -142,7 +146,7 @@ def version_of(channels: int) -> int:
     for version, count in VERSION_CHANNELS.items():
         if count == channels:
             return version
-    raise ValueError(f"{channels} input planes is no encoding version this trainer makes "
+    raise ValueError(f"{channels!r} input planes match no encoding version this trainer makes "
                      f"({', '.join(f'{c} for version {v}' for v, c in VERSION_CHANNELS.items())})")
 
 

@@ -30,6 +30,7 @@ from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import distributed, replay, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import imitation, runner, selfplay
+from ouroboros.trainer.observation import encoding
 
 SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "quality")
 
@@ -41,7 +42,7 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
     producer = phase.teacher
     teacher = None if producer == "heuristic" else agents.make_player(producer)
     writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
-                                 shard_rows=1 << 30, extra={"encoding": "planes-v1", "producer": producer})
+                                 shard_rows=1 << 30, extra={"encoding": encoding.SHARD_LABEL, "producer": producer})
     done = int((writer.cursor or {}).get("games", 0)) if isinstance(writer.cursor, dict) else 0
     advance = ctx.reporter.task("bootstrap: teacher games", phase.games)
     advance(done)
@@ -79,6 +80,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     sources = [ctx.name, *(shards.check_name(p, "imitate phase") for p in phase.imitate_phases)]
     buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, sources, window)
     net = runner.start_network(ctx)
+    replay.check_planes(buffer.columns, net.config.in_channels, f"{ctx.name} (replay of {', '.join(sources)})")
     optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
     steps = max(1, math.ceil(phase.epochs * len(buffer) / phase.batch_size))
 

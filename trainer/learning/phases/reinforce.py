@@ -45,9 +45,10 @@ import torch
 
 from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
 from ouroboros.trainer.engine.types import game_config
-from ouroboros.trainer.learning import distributed, shards
+from ouroboros.trainer.learning import distributed, replay, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import expert, ppo, runner, selfplay
+from ouroboros.trainer.observation import encoding
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def rollout(ctx: runner.Context, net, it: int, start_step: int, play: bool = Tru
     for ref in found:
         cursor = ref.meta.cursor
         if ref.meta.worker == run.worker and isinstance(cursor, dict) and cursor.get("iteration") == it:
-            own = shards.read_shard(ctx.store, ref)
+            own = replay.current_planes(shards.read_shard(ctx.store, ref), ref.key)
             by_key = {r.key: r for r in found}
             lost = [key for key in cursor.get("merged", []) if key not in by_key]
             if lost:
@@ -127,7 +128,7 @@ def rollout(ctx: runner.Context, net, it: int, start_step: int, play: bool = Tru
         cols["game_id"] = cols["game_id"] + (it * 1_000_000 + run.worker) * 1_000
         producer = "network+search" if phase.expert_iteration is not None else "network"
         writer = shards.ReplayWriter(ctx.store, run.run, ctx.name, worker=run.worker, shard_rows=1 << 30,
-                                     extra={"encoding": "planes-v1", "producer": producer})
+                                     extra={"encoding": encoding.SHARD_LABEL, "producer": producer})
         writer.add(producer, cols, cursor={"iteration": it, "start_step": start_step,
                                            "results": {k: v for k, v in result.results.items()},
                                            "merged": [ref.key for ref in merged]})
@@ -174,7 +175,8 @@ def _join(ctx: runner.Context, parts: list) -> tuple[dict, dict]:
     for part in parts:
         if isinstance(part, shards.ShardRef):
             cursor = part.meta.cursor if isinstance(part.meta.cursor, dict) else {}
-            loaded.append((shards.read_shard(ctx.store, part), dict(cursor.get("results", {}))))
+            cols = replay.current_planes(shards.read_shard(ctx.store, part), part.key)
+            loaded.append((cols, dict(cursor.get("results", {}))))
         else:
             loaded.append(part)
     loaded = [(cols, results) for cols, results in loaded if cols or results]
@@ -223,6 +225,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         group.barrier()
         if not group.writes:
             cols, results, seconds, played = rollout(ctx, net, it, state.step, play=False)
+        replay.check_planes(cols, net.config.in_channels, f"{ctx.name} iteration {it}")
         tally.played(ctx, it, results, played, seconds)
         tally.count_searched(cols)
         if ctx.run.worker > 0:
