@@ -245,9 +245,7 @@ class OnnxPlayer(_NeuralPlayer):
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """planes float32 [N, C, H, W] -> (policy logits [N, 4], value [N, 1]). A model of an
         older encoding version gets the prefix of the planes it was trained on."""
-        if planes.shape[1] != self.channels:
-            planes = np.ascontiguousarray(planes[:, : self.channels])
-        policy, value = self.session.run(["policy", "value"], {INPUT: planes})
+        policy, value = self.session.run(["policy", "value"], {INPUT: encoding.prefix(planes, self.channels)})
         return policy, value
 
 

@@ -52,6 +52,7 @@ from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.agents.simple import RandomSafe
 from ouroboros.trainer.evaluation import gate
 from ouroboros.trainer.learning import positions
+from ouroboros.trainer.observation import encoding
 
 
 class ReadinessConfig(BaseModel):
@@ -164,14 +165,16 @@ def precision_of(path: str | os.PathLike[str]) -> str:
     return _metadata(path).get("precision", "fp32")
 
 
-def input_planes(path: str | os.PathLike[str], planes: np.ndarray) -> np.ndarray:
-    """``planes`` [N, C, H, W] cut to the channels the model's contract takes (an older encoding
-    version's prefix); as they are when the contract is absent or takes them all."""
-    try:
-        channels = int(json.loads(_metadata(path)["contract"])["input"]["shape"][1])
-    except (KeyError, TypeError, ValueError, IndexError):
+def _input_planes(meta: dict[str, str], planes: np.ndarray) -> np.ndarray:
+    """``planes`` [N, C, H, W] cut to the planes the model's contract takes (``neural.contract_input``:
+    ModelContractError for a contract that is not readable); as they are for a bare graph."""
+    if "contract" not in meta:
         return planes
-    return planes if channels >= planes.shape[1] else np.ascontiguousarray(planes[:, :channels])
+    try:
+        contract = json.loads(meta["contract"])
+    except ValueError:
+        raise neural.ModelContractError("not an Ouroboros model: its 'contract' metadata is not JSON") from None
+    return encoding.prefix(planes, neural.contract_input(contract)[0])
 
 
 def reference_outputs(net: Any, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,8 +262,9 @@ def check(
     exported from (None skips parity: then the gate sees ``parity_ok=None``);
     ``planes`` [N, C, H, W] are real positions (:func:`real_positions`)."""
     config = config or ReadinessConfig()
-    precision = precision_of(model)
-    planes = input_planes(model, planes)
+    meta = _metadata(model)  # one read of the file for both
+    precision = meta.get("precision", "fp32")
+    planes = _input_planes(meta, planes)
     int8 = precision == "int8"
     required = config.min_agreement_int8 if int8 else config.min_agreement_fp32
     tolerance = config.int8_tie_tolerance if int8 else 0.0

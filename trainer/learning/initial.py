@@ -333,7 +333,7 @@ def _check_parity(net: networks.PolicyValueNet, data: bytes, game: GameSpec, fie
     from ouroboros.trainer.learning import positions
 
     planes = positions.play_positions(game_config(game), PARITY_POSITIONS, seed=7, games=8).planes
-    planes = np.ascontiguousarray(planes[:, : net.config.in_channels])  # an older encoding's: its prefix
+    planes = encoding.prefix(planes, net.config.in_channels)  # an older encoding's model: its prefix
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     logits, value = session.run(None, {session.get_inputs()[0].name: planes.astype(np.float32)})
     net.eval()

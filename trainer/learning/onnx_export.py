@@ -192,9 +192,10 @@ def quantise_int8(model_bytes: bytes, calibration: np.ndarray) -> bytes:
     source = onnx.load_from_string(model_bytes)
     meta = {p.key: p.value for p in source.metadata_props}
     channels = json.loads(meta["contract"])["input"]["shape"][1]
-    if calibration.ndim != 4 or calibration.shape[1] < channels:
-        raise ValueError(f"calibration planes {calibration.shape} do not hold the model's {channels} input planes")
-    calibration = np.ascontiguousarray(calibration[:, :channels])  # a model of an older encoding: the prefix
+    try:
+        calibration = encoding.prefix(calibration, channels)  # a model of an older encoding: the prefix
+    except ValueError as exc:
+        raise ValueError(f"calibration {exc}") from None
     with tempfile.TemporaryDirectory() as tmp:
         plain, prepared, quantised = (str(Path(tmp) / n) for n in ("a.onnx", "b.onnx", "c.onnx"))
         Path(plain).write_bytes(model_bytes)

@@ -150,6 +150,15 @@ def version_of(channels: int) -> int:
                      f"({', '.join(f'{c} for version {v}' for v, c in VERSION_CHANNELS.items())})")
 
 
+def prefix(planes: np.ndarray, channels: int) -> np.ndarray:
+    """The first ``channels`` planes of ``planes`` [N, C, H, W] (what a model of an older encoding
+    version takes), contiguous as onnxruntime wants them; ``planes`` itself when it has exactly
+    those. ValueError when ``planes`` has fewer."""
+    if planes.ndim != 4 or planes.shape[1] < channels:
+        raise ValueError(f"planes {planes.shape} do not hold the model's {channels} input planes")
+    return planes if planes.shape[1] == channels else np.ascontiguousarray(planes[:, :channels])
+
+
 def add_territory(planes: np.ndarray) -> np.ndarray:
     """Version-1 planes float [N, 17, H, W] (an old replay shard's) completed to the current
     encoding: float32 [N, N_CHANNELS, H, W] with the territory planes computed from them.
