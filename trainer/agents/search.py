@@ -214,7 +214,7 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
     options = helper.safe_moves(snakes, me, helper.obstacles(snakes))
     if len(options) <= 1:
         return Decision(options[0] if options else helper.default_move(snakes[me]), 0, 0.0, 0)
-    arrays = _arrays(rules, pos, focus, weights or SearchWeights())
+    arrays = _arrays(rules, focus, weights or SearchWeights())
     geo = rules.geo
     hist = np.zeros((len(snakes), 4), np.int64)
     counters = np.zeros(k.N_COUNTERS, np.int64)
@@ -253,7 +253,7 @@ def _stop_on(event: threading.Event, counters: np.ndarray, limit: int, deadline:
     threading.Thread(target=watch, name="search-hangup", daemon=True).start()
 
 
-def _arrays(rules: compact.Rules, pos: compact.Position, focus: int, weights: SearchWeights) -> tuple:
+def _arrays(rules: compact.Rules, focus: int, weights: SearchWeights) -> tuple:
     """(delta, wrap, inside, hazard, params, weights) of search_kernel's layout."""
     geo = rules.geo
     n = geo.board.n_cells
