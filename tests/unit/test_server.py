@@ -337,6 +337,58 @@ def test_a_failing_player_falls_back_to_a_safe_move_and_is_logged(serve, caplog,
     c.close()
 
 
+class Recording:
+    """Records the games it is asked to play and the deadline it is held to."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def act(self, config, state, seat, rng):
+        from ouroboros.trainer.agents import stopping
+
+        self.calls.append((config, state.batch_size, seat, stopping.current().deadline, time.perf_counter()))
+        return np.zeros(state.batch_size, np.int8)
+
+
+def test_the_warm_up_plays_one_move_of_no_game_before_the_first_request():
+    """`ouro serve` calls it before its port opens, so that a game's first move does not compile
+    numba's kernels (450 to 750 ms with a cold cache, `benchmarks.first_move`): the served player plays one
+    move of a 7x7 duel, under the warm-up's own short deadline, and no session or metric counts it."""
+    player = Recording()
+    app = app_module.App("random-safe", factory=lambda spec, champion: player)
+    took = app.warm_up()
+    assert len(player.calls) == 1
+    config, games, seat, deadline, at = player.calls[0]
+    assert (config.width, config.height, config.n_snakes, games, seat) == (7, 7, 2, 1, 0)
+    assert deadline is not None and 0 < deadline - at <= app_module.WARM_UP_BUDGET_S
+    assert took >= 0 and len(app.sessions) == 0
+    assert b"ouroboros_serve_moves_total{" not in app.metrics.exposition()
+
+
+def test_a_warm_up_that_fails_is_logged_and_the_server_still_plays(caplog):
+    app = app_module.App("random-safe", factory=lambda spec, champion: Exploding())
+    with caplog.at_level(logging.WARNING):
+        app.warm_up()
+    assert "warm-up move of exploding failed (boom)" in caplog.text
+    assert app.move(request_body("after"))["move"] == "right"  # the fallback, as for any failure
+
+
+def test_a_network_player_warms_up_on_its_own_board_size(tmp_path, caplog):
+    """A network exported for 11x11 plays the 7x7 warm-up padded into its board (no warning)."""
+    from ouroboros.trainer.learning import networks, onnx_export
+
+    net = networks.build_network(networks.NetworkConfig(architecture="cnn_simple", blocks=1, channels=8), seed=0)
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(onnx_export.to_onnx(net, 11, 11))
+    app = app_module.App(f"onnx:{path}")
+    with caplog.at_level(logging.WARNING):
+        took = app.warm_up()
+    assert took > 0 and len(app.sessions) == 0
+    assert "warm-up" not in caplog.text
+
+
 def test_player_specs():
     assert players.Spec.parse("search:ms=200,focus=3").options() == {"ms": "200", "focus": "3"}
     assert players.Spec.parse("onnx:/m/a,b=c.onnx").options() == {}  # a scheme's rest is verbatim

@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - e.g. a registry that cannot be read
         print(f"ouro serve: cannot load player {spec!r}: {err}", file=sys.stderr)
         return 2
+    app.warm_up()  # before the port opens: no game's first move compiles kernels
     try:
         httpd = server.make_server(app)
     except OSError as err:

@@ -37,6 +37,9 @@ from ouroboros.trainer.serving.protocol import RequestError
 
 log = logging.getLogger(__name__)
 
+WARM_UP_BUDGET_S = 0.05
+"""What a time-budgeted player (search) may think in the warm-up move: compiling is what it is for."""
+
 ROUTES = {"/": ("GET", "HEAD"), "/start": ("POST",), "/move": ("POST",), "/end": ("POST",),
           "/metrics": ("GET", "HEAD")}
 """Paths of API v1 (and the metrics) and the methods each accepts."""
@@ -134,6 +137,38 @@ class App:
             appearance = dataclasses.replace(
                 appearance, version=f"ouroboros {package_version()} ({self.spec})")
         self.index = protocol.index_answer(appearance)
+
+    def warm_up(self) -> float:
+        """Play one move of a fresh 7x7 duel with the served player before the server listens;
+        returns the seconds it took.
+
+        A network player's first move compiles numba's encoding and safety kernels (about 2.5 s
+        here with a cold cache, a fresh install's first game; 0.15 s loading them from the
+        cache) and runs onnxruntime for the first time: inside a game, that came out of the first
+        move's budget and, cold, past a 500 ms timeout. A network plays a 7x7 board padded into
+        its own (any board it was exported for), and a kernel compiled once serves every board.
+        Best effort: a player that cannot play this board is logged and the first real move
+        pays instead. The move is no game's: no session, no metric.
+        """
+        import numpy as np
+
+        from ouroboros.trainer.engine import maps
+        from ouroboros.trainer.engine.types import GameConfig
+
+        player = self.default_player
+        if isinstance(player, following.ChampionFollower):
+            player = player.current()
+        config = GameConfig(width=7, height=7, n_snakes=2)
+        began = time.perf_counter()
+        try:
+            with stopping.limits(deadline=began + WARM_UP_BUDGET_S):
+                player.act(config, maps.new_games(config, [0]), 0, np.random.default_rng(0))
+        except Exception as err:  # noqa: BLE001 - the first real move will pay, nothing worse
+            log.warning("warm-up move of %s failed (%s); the first game's first move pays instead",
+                        getattr(player, "name", "?"), err)
+        took = time.perf_counter() - began
+        log.info("warm-up move of %s: %.0f ms", getattr(player, "name", "?"), took * 1e3)
+        return took
 
     def _player(self, spec: players.Spec) -> Player:
         """One player per distinct spec (budgets differ by game timeout, not by game)."""
