@@ -27,11 +27,13 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 
+import numpy as np
 import prometheus_client
 
 from ouroboros.trainer.agents import stopping
 from ouroboros.trainer.agents.base import Player
-from ouroboros.trainer.engine import limits
+from ouroboros.trainer.engine import limits, maps
+from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.serving import following, players, protocol, sessions
 from ouroboros.trainer.serving.protocol import RequestError
 
@@ -142,19 +144,15 @@ class App:
         """Play one move of a fresh 7x7 duel with the served player before the server listens;
         returns the seconds it took.
 
-        A network player's first move compiles numba's encoding and safety kernels (about 2.5 s
-        here with a cold cache, a fresh install's first game; 0.15 s loading them from the
-        cache) and runs onnxruntime for the first time: inside a game, that came out of the first
-        move's budget and, cold, past a 500 ms timeout. A network plays a 7x7 board padded into
-        its own (any board it was exported for), and a kernel compiled once serves every board.
-        Best effort: a player that cannot play this board is logged and the first real move
-        pays instead. The move is no game's: no session, no metric.
+        A network player's first move compiles numba's encoding and safety kernels (or loads
+        them from numba's cache) and runs onnxruntime for the first time: inside a game, that came
+        out of the first move's budget, and with a cold cache (a fresh install's first game) took
+        469 ms for the `medium` policy on a quiet machine, 750 ms on a loaded one, past a 500 ms
+        timeout (`benchmarks.first_move`). A network plays a 7x7 board padded into its own, and a
+        kernel compiled once serves every board. Best effort: a player that cannot play this
+        board is logged and the first real move pays instead. The move is no game's: no session,
+        no metric.
         """
-        import numpy as np
-
-        from ouroboros.trainer.engine import maps
-        from ouroboros.trainer.engine.types import GameConfig
-
         player = self.default_player
         if isinstance(player, following.ChampionFollower):
             player = player.current()
