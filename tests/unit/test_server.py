@@ -367,6 +367,23 @@ def test_the_warm_up_plays_one_move_of_no_game_before_the_first_request():
     assert b"ouroboros_serve_moves_total{" not in app.metrics.exposition()
 
 
+def test_the_warm_up_builds_the_player_a_default_timeout_game_gets():
+    """A budgeted spec is its own player per game timeout: the warm-up builds and plays the one a
+    500 ms game gets (ms lowered by the margin), so that game's first move builds nothing."""
+    built = []
+
+    def factory(spec, champion):
+        built.append(str(spec))
+        return Recording()
+
+    app = app_module.App("search:ms=400", factory=factory)
+    app.warm_up()
+    assert built == ["search:ms=400", "search:ms=350"]
+    assert app._players["search:ms=350"].calls
+    app.move(request_body("g500"))  # timeout 500
+    assert built == ["search:ms=400", "search:ms=350"]
+
+
 def test_a_warm_up_that_fails_is_logged_and_the_server_still_plays(caplog):
     app = app_module.App("random-safe", factory=lambda spec, champion: Exploding())
     with caplog.at_level(logging.WARNING):

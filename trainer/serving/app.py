@@ -141,8 +141,9 @@ class App:
         self.index = protocol.index_answer(appearance)
 
     def warm_up(self) -> float:
-        """Play one move of a fresh 7x7 duel with the served player before the server listens;
-        returns the seconds it took.
+        """Build the player a game of the default timeout gets (`protocol.DEFAULT_TIMEOUT_MS`; a
+        budgeted spec is its own player, built once and kept) and play one move of a fresh 7x7 duel
+        with it before the server listens; returns the seconds it took.
 
         A network player's first move compiles numba's encoding and safety kernels (or loads
         them from numba's cache) and runs onnxruntime for the first time: inside a game, that came
@@ -153,12 +154,15 @@ class App:
         board is logged and the first real move pays instead. The move is no game's: no session,
         no metric.
         """
-        player = self.default_player
-        if isinstance(player, following.ChampionFollower):
-            player = player.current()
-        config = GameConfig(width=7, height=7, n_snakes=2)
         began = time.perf_counter()
+        spec = players.budgeted_spec(self.spec, protocol.DEFAULT_TIMEOUT_MS, self.settings.latency_margin_ms,
+                                     self.settings.max_think_ms)
+        player = self.default_player
+        config = GameConfig(width=7, height=7, n_snakes=2)
         try:
+            player = self._player(spec)  # the one `_open` will find for such a game
+            if isinstance(player, following.ChampionFollower):
+                player = player.current()
             with stopping.limits(deadline=began + WARM_UP_BUDGET_S):
                 player.act(config, maps.new_games(config, [0]), 0, np.random.default_rng(0))
         except Exception as err:  # noqa: BLE001 - the first real move will pay, nothing worse
