@@ -160,6 +160,25 @@ def test_elo_estimate_pentanomial_uses_pair_variance():
     assert estimate.lower == pytest.approx(-estimate.upper)
 
 
+@pytest.mark.parametrize(("record", "lower", "upper"), [
+    # Wilson bounds of 10/10 and 2/2 at 95%: 0.722467 and 0.342380; Elo 400·log10(l/(1-l))
+    (WDL(10, 0, 0), 166.2, math.inf),
+    (WDL(2, 0, 0), -113.4, math.inf),
+    (WDL(0, 0, 10), -math.inf, -166.2),
+    # two draws: Wilson of 1 success in 2, [0.094531, 0.905469], +-392.5 Elo
+    (WDL(0, 2, 0), -392.5, 392.5),
+])
+def test_elo_interval_of_a_record_without_variance_is_wilson_not_a_point(record, lower, upper):
+    # the normal interval of a zero-variance record is a point (+inf [+inf, +inf] after 2-0):
+    # a claim of certainty two games cannot make
+    estimate = stats.elo_estimate(record)
+    assert estimate.lower == pytest.approx(lower, abs=0.05)
+    assert estimate.upper == pytest.approx(upper, abs=0.05)
+    assert estimate.lower < estimate.upper
+    more = stats.elo_estimate(WDL(10 * record.wins, 10 * record.draws, 10 * record.losses))  # narrower
+    assert estimate.lower <= more.lower and more.upper <= estimate.upper
+
+
 def test_normalized_elo_by_hand():
     # WDL(60,20,20): (0.7 - 0.5)/0.4 · 800/ln10 = 0.5 · 347.4356 = 173.72
     estimate = stats.normalized_elo_estimate(WDL(60, 20, 20))
@@ -394,5 +413,8 @@ def test_elo_metrics_per_opponent_name_each_figure_and_leave_out_infinite_ones()
     assert got["eloVsHeuristicLower"] == pytest.approx(est.lower, abs=1e-3)
     assert got["eloVsHeuristicUpper"] == pytest.approx(est.upper, abs=1e-3)
     assert got["eloVsHeuristicLower"] < got["eloVsHeuristic"] < got["eloVsHeuristicUpper"]
-    assert not any(k.startswith(("eloVsRandomSafe", "eloVsNobody")) for k in got)  # all losses: Elo -inf
+    # all losses: Elo -inf and a lower bound of -inf, left out; the upper bound is Wilson's, finite
+    assert [k for k in got if k.startswith("eloVsRandomSafe")] == ["eloVsRandomSafeUpper"]
+    assert got["eloVsRandomSafeUpper"] < 0
+    assert not any(k.startswith("eloVsNobody") for k in got)
     assert "eloVsSelfPlay0001" in got and "eloVsSelfPlay0001Upper" in got

@@ -212,28 +212,29 @@ def initial_model(text: str | None) -> InitialModelSpec | None:
     return InitialModelSpec(onnx=url) if text.endswith(".onnx") else InitialModelSpec(checkpoint=url)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `ouro train`; returns the exit code."""
-    args = _parser().parse_args(argv)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+class _Usage(ValueError):
+    """A problem with the command line or what it names: printed as ``ouro train: MESSAGE``, exit 2."""
 
+
+class _Plan(BaseModel):
+    """What the command line asks for, checked before anything runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    preset_name: str = Field(description="The preset's name (--preset).")
+    preset: Preset = Field(description="The preset.")
+    run: pc.RunSettings = Field(description="What every phase shares: run id, store, game, network, seed, device.")
+    phases: list[pc.PhaseSettings] = Field(description="The preset's phases with the command line's options applied.")
+    gate: PromotionSpec = Field(description="How the final duels and the gate play the network.")
+    eval_games: int = Field(description="Duels per baseline at the end.")
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """The run the arguments describe; _Usage naming the option at the first problem."""
     from ouroboros.trainer.agents import registry as agents
     from ouroboros.trainer.artifacts.store import ArtifactStore
-    from ouroboros.trainer.evaluation import promotion, strength
     from ouroboros.trainer.learning import shards
-    from ouroboros.trainer.learning.phases import execute, runner
-    from ouroboros.trainer.observability import preflight, progress
 
-    logging.basicConfig(level=logging.WARNING)
-    if not 0 < args.progress_every <= 30:
-        print(f"ouro train: --progress-every: {args.progress_every} is not in (0, 30] seconds", file=sys.stderr)
-        return 2
-    try:
-        thresholds = _common.preflight_thresholds(args)
-    except ValueError as exc:
-        print(f"ouro train: {exc}", file=sys.stderr)
-        return 2
     preset = PRESETS[args.preset]
     try:
         if args.eval_games is not None and args.eval_games < 1:
@@ -250,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         gate_spec = preset.promotion if args.gate_player is None else \
             preset.promotion.with_served_player(args.gate_player, "--gate-player")
     except ValueError as exc:
-        print(f"ouro train: {exc}", file=sys.stderr)
-        return 2
+        raise _Usage(str(exc)) from None
     run_name = args.run or f"local-{args.preset}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     store_url = str(Path(args.store).resolve()) if "://" not in args.store else args.store
     try:
@@ -263,29 +263,87 @@ def main(argv: list[str] | None = None) -> int:
         problem = exc.errors()[0]
         field = str(problem["loc"][0]) if problem["loc"] else ""
         why = f"{args.device!r} is not auto, cpu, cuda or cuda:N" if field == "device" else problem["msg"]
-        print(f"ouro train: --{field.replace('_', '-')}: {why}", file=sys.stderr)
-        return 2
+        raise _Usage(f"--{field.replace('_', '-')}: {why}") from None
     missing = [p for p in imitated if not shards.list_shards(ArtifactStore(store_url), run.run, p)]
     if missing:  # a typo would otherwise imitate nothing extra, silently
-        print(f"ouro train: --imitate: no replay shards under runs/{run.run}/replay/{missing[0]}/ in {store_url} "
-              "(bring games in first: `ouro data import --run RUN`)", file=sys.stderr)
-        return 2
+        raise _Usage(f"--imitate: no replay shards under runs/{run.run}/replay/{missing[0]}/ in {store_url} "
+                     "(bring games in first: `ouro data import --run RUN`)")
+    phases = []
+    for phase in preset.phases:
+        if phase.kind is PhaseName.BOOTSTRAP and (args.teacher or args.imitate):
+            phase = phase.model_copy(update={"teacher": args.teacher or phase.teacher,
+                                             "imitate_phases": imitated or phase.imitate_phases})
+        if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
+            phase = phase.model_copy(update={"expert_iteration": expert_spec})
+        phases.append(phase)
+    return _Plan(preset_name=args.preset, preset=preset, run=run, phases=phases, gate=gate_spec,
+                 eval_games=args.eval_games or preset.eval_games)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `ouro train`; returns the exit code."""
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+
+    from ouroboros.trainer.artifacts.store import ArtifactStore
+    from ouroboros.trainer.learning.phases import execute
+    from ouroboros.trainer.observability import preflight
+
+    logging.basicConfig(level=logging.WARNING)
     try:
-        placement = execute.configure_process(run)
-    except ValueError as exc:  # e.g. cuda asked for where torch sees no GPU
-        field, _, why = str(exc).partition(": ")
-        print(f"ouro train: --{field.replace('_', '-')}: {why}", file=sys.stderr)
+        if not 0 < args.progress_every <= 30:
+            raise _Usage(f"--progress-every: {args.progress_every} is not in (0, 30] seconds")
+        try:
+            thresholds = _common.preflight_thresholds(args)
+        except ValueError as exc:
+            raise _Usage(str(exc)) from None
+        plan = _plan(args)
+        try:
+            placement = execute.configure_process(plan.run)
+        except ValueError as exc:  # e.g. cuda asked for where torch sees no GPU
+            field, _, why = str(exc).partition(": ")
+            raise _Usage(f"--{field.replace('_', '-')}: {why}") from None
+    except _Usage as exc:
+        print(f"ouro train: {exc}", file=sys.stderr)
         return 2
+    run, store_url = plan.run, plan.run.store
     console = Console(stderr=True)
-    local = store_url if "://" not in store_url else None
-    shortfalls = preflight.check(preflight.measure(local), thresholds)
+    shortfalls = preflight.check(preflight.measure(store_url if "://" not in store_url else None), thresholds)
     if shortfalls:
         console.print(f"ouro train: {preflight.describe(shortfalls)}", markup=False, highlight=False)
         return 1
     writer = _tensorboard(Path(args.logdir) / run.run, console)
-    console.print(f"[bold]ouro train[/] preset {args.preset} ({preset.description}); run {run.run}; "
-                  f"network {preset.network.name}; {placement.describe()}; store {store_url}")
+    console.print(f"[bold]ouro train[/] preset {args.preset} ({plan.preset.description}); run {run.run}; "
+                  f"network {plan.preset.network.name}; {placement.describe()}; store {store_url}")
     started = time.monotonic()
+    outcomes, duels = _train_and_measure(plan, placement, writer, console, args.progress_every)
+    store = ArtifactStore(store_url)
+    # the final duels, for `ouro report` (the strength table with its intervals)
+    store.write_json(f"runs/{run.run}/strength.json", {
+        "player": plan.gate.served_player,
+        "opponents": [{"opponent": d.opponent, "games": d.games, "wins": d.wins, "draws": d.draws,
+                       "losses": d.losses, "player": d.player} for d in duels]})
+    version, champion, judgement = _register_and_gate(plan, store, outcomes[-1], duels, args, console)
+    if writer is not None:
+        writer.close()
+    summary = _summary(plan, outcomes, duels, version, champion, judgement, store,
+                       seconds=time.monotonic() - started,
+                       tensorboard=str(Path(args.logdir) / run.run) if writer is not None else None)
+    _print_summary(summary, duels, args.json)
+    return 0
+
+
+def _train_and_measure(plan: _Plan, placement, writer, console, interval: float):
+    """Run the plan's phases in order, then the final duels of the last phase's network against
+    random-safe and the heuristic, played as the gate plays it. Returns (phase outcomes, duels)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ouroboros.trainer.artifacts.store import ArtifactStore
+    from ouroboros.trainer.evaluation import strength
+    from ouroboros.trainer.learning.phases import execute, runner
+    from ouroboros.trainer.observability import progress
+
+    run = plan.run
     outcomes: list[runner.PhaseOutcome] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     # On a terminal, rich bars; to a pipe or a log file, a progress line every --progress-every seconds.
@@ -293,62 +351,66 @@ def main(argv: list[str] | None = None) -> int:
     lines = () if tty else (progress.line_sink(lambda text: print(text, file=sys.stderr, flush=True)),)
     with Progress(*columns, console=console, disable=not tty) as bars:
         reporter = RichReporter(bars, writer)
-        for phase in preset.phases:
-            if phase.kind is PhaseName.BOOTSTRAP and (args.teacher or args.imitate):
-                phase = phase.model_copy(update={
-                    "teacher": args.teacher or phase.teacher,
-                    "imitate_phases": imitated or phase.imitate_phases})
-            if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
-                phase = phase.model_copy(update={"expert_iteration": expert_spec})
-            outcome = execute.execute(run, phase, reporter, sinks=lines, interval=args.progress_every,
-                                      placement=placement)
+        for phase in plan.phases:
+            outcome = execute.execute(run, phase, reporter, sinks=lines, interval=interval, placement=placement)
             outcomes.append(outcome)
             bars.console.print(f"[green]{phase.kind.value}[/] {outcome.seconds:.0f} s: {outcome.message}")
-        net = runner.load_weights(ArtifactStore(store_url), outcomes[-1].artifacts["weights"].key)
-        eval_games = args.eval_games or preset.eval_games
+        store = ArtifactStore(run.store)
+        net = runner.load_weights(store, outcomes[-1].artifacts["weights"].key)
         duels = []
         with tempfile.TemporaryDirectory(prefix="ouro-train-") as folder:
             model = Path(folder) / "candidate.onnx"
             candidate = outcomes[-1].candidate
-            model.write_bytes(ArtifactStore(store_url).get_bytes(candidate.key, expected_sha256=candidate.sha256))
-            me = strength.served_player(net, model, gate_spec)
+            model.write_bytes(store.get_bytes(candidate.key, expected_sha256=candidate.sha256))
+            me = strength.served_player(net, model, plan.gate)
             for opponent in ("random-safe", "heuristic"):
                 task = bars.add_task(f"evaluate {me.name} vs {opponent}", total=1)
-                duels.append(strength.duel(me, opponent, game_config(run.game), eval_games,
+                duels.append(strength.duel(me, opponent, game_config(run.game), plan.eval_games,
                                            max_turns=run.game.max_turns))
                 bars.advance(task)
     for d in duels:
         if writer is not None:
             writer.add_scalar(f"strength/vs_{d.opponent}", d.score, 0)
+    return outcomes, duels
+
+
+def _register_and_gate(plan: _Plan, store, last, duels, args, console):
+    """Register the last phase's candidate with the final duels' metrics, then (unless --no-promote) gate it
+    against its game's champion through the one promotion path. Returns (version, champion or None,
+    judgement or None)."""
+    from ouroboros.trainer.evaluation import promotion, strength
+    from ouroboros.trainer.learning.phases import runner
+
+    run = plan.run
     metrics = {win_rate_vs(d.opponent): d.score for d in duels}
     metrics.update(strength.elo_metrics({d.opponent: d.record for d in duels}))
-    store = ArtifactStore(store_url)
-    # the final duels, for `ouro report` (the strength table with its intervals)
-    store.write_json(f"runs/{run.run}/strength.json", {
-        "player": gate_spec.served_player,
-        "opponents": [{"opponent": d.opponent, "games": d.games, "wins": d.wins, "draws": d.draws,
-                       "losses": d.losses, "player": d.player} for d in duels]})
-    version = runner.register_candidate(store, outcomes[-1].candidate, run, {**outcomes[-1].metrics, **metrics})
+    version = runner.register_candidate(store, last.candidate, run, {**last.metrics, **metrics})
     champion, judgement = None, None
     if not args.no_promote:
         console.print(f"gate: {version.id} against the champion of {run.game.key} ...")
         registry = promotion.open_registry(store)
-        judgement = promotion.judge(registry, run.game.key, version.id, gate_spec,
+        judgement = promotion.judge(registry, run.game.key, version.id, plan.gate,
                                     promotion.GateRun(max_turns=run.game.max_turns), run.game)
         if judgement.verdict is GateVerdict.PROMOTE or args.force_promote:
             champion = promotion.put_in_force(
                 registry, judgement, by="ouro train", run=run.run, force=args.force_promote,
                 reason="" if judgement.verdict is GateVerdict.PROMOTE else
                 f"ouro train --force-promote (gate: {judgement.verdict.value})")
-    if writer is not None:
-        writer.close()
-    summary = {
-        "run": run.run, "preset": args.preset, "seconds": round(time.monotonic() - started, 1),
+    return version, champion, judgement
+
+
+def _summary(plan: _Plan, outcomes, duels, version, champion, judgement, store, *, seconds: float,
+             tensorboard: str | None) -> dict:
+    """The run's summary: what `--json` prints and the table shows."""
+    from ouroboros.trainer.evaluation import strength
+
+    return {
+        "run": plan.run.run, "preset": plan.preset_name, "seconds": round(seconds, 1),
         "phases": [{"phase": o.kind.value, "seconds": round(o.seconds, 1), "message": o.message,
                     "metrics": {k: round(v, 4) for k, v in {**o.metrics,
                                                             **strength.elo_metrics(o.records)}.items()}}
                    for o in outcomes],
-        "player": gate_spec.served_player,
+        "player": plan.gate.served_player,
         "strength": [{"opponent": d.opponent, "player": d.player, "games": d.games, "wins": d.wins, "draws": d.draws,
                       "losses": d.losses, "score": round(d.score, 4),
                       "wilson95": [round(d.interval().lower, 4), round(d.interval().upper, 4)]} for d in duels],
@@ -356,10 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         "gate": None if judgement is None else {"verdict": judgement.verdict.value, "reasons": judgement.reasons,
                                                 "champion_before": judgement.champion},
         "onnx": store.path(version.artifact), "sha256": version.sha256,
-        "tensorboard": str(Path(args.logdir) / run.run) if writer is not None else None,
+        "tensorboard": tensorboard,
     }
-    _print_summary(summary, duels, args.json)
-    return 0
 
 
 def _tensorboard(logdir: Path, console):

@@ -242,11 +242,22 @@ def elo_estimate(record: Record, confidence: float = 0.95) -> EloEstimate:
     give the standard error ``σ/√n``; the interval ``s ± z·σ/√n`` (clipped to
     [0, 1]) is mapped through the monotone ``elo_from_score``, so the Elo
     interval is asymmetric where the logistic curve is.
+
+    A record without variance (every game won, or lost, or drawn) has a
+    standard error of 0, and ``s ± z·σ/√n`` would claim certainty after two
+    games (+inf [+inf, +inf] for 2-0). There the score interval is the
+    Wilson interval of ``s·n`` successes in ``n`` samples instead, which
+    narrows with n as a record of that many games should (10-0-0:
+    [0.722, 1], Elo [+166, +inf]; 0-2-0: [0.095, 0.905], Elo [-393, +393]).
     """
     mean, var, n = _moments(record)
     se = math.sqrt(var / n)
     z = z_value(confidence)
-    lo, hi = max(0.0, mean - z * se), min(1.0, mean + z * se)
+    if var == 0.0:
+        wilson = wilson_interval(mean * n, n, confidence)
+        lo, hi = wilson.lower, wilson.upper
+    else:
+        lo, hi = max(0.0, mean - z * se), min(1.0, mean + z * se)
     return EloEstimate(
         elo=elo_from_score(mean),
         lower=elo_from_score(lo),

@@ -34,7 +34,7 @@ def elo_metrics(records: Mapping[str, tuple[int, int, int]], confidence: float =
     of its ``confidence`` interval, ``eloVs<Opponent>Lower`` and ``eloVs<Opponent>Upper``.
 
     Logistic Elo of the mean score, the interval mapped from ``score ± z·σ/√n`` (``stats.elo_estimate``,
-    as fishtest's ``get_elo``). A bound that is infinite (a record of only losses has Elo -inf, and an
+    as fishtest's ``get_elo``; Wilson's interval for a record without variance). A bound that is infinite (a record of only losses has Elo -inf, and an
     interval reaching score 0 or 1 is unbounded on that side) is left out rather than reported as a
     made-up number; an opponent with no games gives nothing.
     """
