@@ -157,6 +157,44 @@ def test_batches_leaves_into_one_network_call():
     assert model.calls == result.evaluations < 256 / 4  # most calls carry many leaves
 
 
+def test_searches_in_lockstep_equal_lone_searches_with_one_network_call_per_round(onnx_file):
+    """`search_many` (expert iteration's batched searches): every (game, seat) of 4-snake 7x7 games in
+    mid-game, searched together through the exported model, gives exactly the results each lone
+    search gives (same visits, values, moves), in far fewer network calls."""
+    config = GameConfig(7, 7, 4, game_map=GameMap.EMPTY)
+    state = maps.new_games(config, np.arange(5))
+    rng = np.random.default_rng(5)
+    walker = registry.make_player("random-safe")
+    for _ in range(4):
+        rules.advance(config, state, np.stack([walker.act(config, state, s, rng) for s in range(4)], 1))
+    games, seats = np.nonzero(state.alive & ~state.game_over(False)[:, None])
+    assert len(games) > 8
+
+    class Counting:
+        def __init__(self, model):
+            self.model, self.calls, self.input_size = model, 0, model.input_size
+
+        def _size(self, config):
+            return self.model._size(config)
+
+        def evaluate(self, planes):
+            self.calls += 1
+            return self.model.evaluate(planes)
+
+    lone_model = Counting(nsearch.NeuralSearch(str(onnx_file), ms=0, visits=1).model)
+    lone = nsearch.NeuralSearch(lone_model, ms=0, visits=40, batch=8, reuse=False)
+    alone = [lone.search(config, state, int(g), int(s)) for g, s in zip(games, seats, strict=True)]
+    many_model = Counting(lone_model.model)
+    together = nsearch.NeuralSearch(many_model, ms=0, visits=40, batch=8, reuse=False).search_many(
+        config, state, games, seats)
+    assert together == alone
+    assert sum(r.simulations for r in together) == 40 * sum(1 for r in alone if sum(r.visits))
+    # one call for all the roots, then one per round (40 descents of up to 8: at least 5 rounds)
+    assert 6 <= many_model.calls <= max(r.evaluations for r in alone) + 1 < lone_model.calls / 4
+    with pytest.raises(ValueError, match="simulation cap"):
+        nsearch.NeuralSearch(Neutral(), ms=100).search_many(config, state, games, seats)
+
+
 def test_to_batch_round_trips_compact_positions():
     """The encoder reads positions through `compact.to_batch`: it must rebuild what `from_batch` read."""
     config = GameConfig(11, 11, 4)

@@ -201,6 +201,37 @@ class NeuralSearch:
         with COLLECTOR.searching():
             return self._search(config, state, game, seat, deadline)
 
+    def search_many(self, config: GameConfig, state: BatchState, games, seats) -> list[SearchResult]:
+        """One decision for each (``games[k]``, ``seats[k]``) of `state`, the trees searched in lockstep.
+
+        Each round every unfinished tree descends up to `batch` times, and all their new leaves go
+        through the network in one call: one forward of up to ``len(games) * batch`` positions instead
+        of a small one per tree, as self-play engines batch many games' searches (AlphaZero's
+        actors; KataGo's shared neural-net batches). Each tree makes exactly the descents a lone
+        :meth:`search` under the same `visits` cap makes, so with the same evaluations it reaches
+        the same result. Needs a simulation cap and no clock (``visits > 0``, ``ms == 0``: expert
+        iteration's setting); no tree is kept for reuse. ValueError otherwise.
+        """
+        if self.visits <= 0 or self.ms > 0:
+            raise ValueError("nsearch: search_many needs a simulation cap (visits > 0) and no clock (ms = 0)")
+        trees = []
+        for game, seat in zip(games, seats, strict=True):
+            game, seat = int(game), int(seat)
+            tree = _Tree(self, config, compact.Rules.of(config, state, game), int(state.turn[game]), seat)
+            tree.root = _Node(compact.from_batch(state, game), 0, None)
+            trees.append(tree)
+        with COLLECTOR.searching():
+            _expand_together([(tree, [tree.root]) for tree in trees], self.model)
+            sims = [0] * len(trees)
+            active = [k for k, tree in enumerate(trees) if tree.has_choice()]
+            while active:
+                rounds = [(k, *trees[k].collect(trees[k].root, min(self.batch, self.visits - sims[k]))) for k in active]
+                _expand_together([(trees[k], leaves) for k, _, leaves, _ in rounds if leaves], self.model)
+                for k, paths, leaves, done in rounds:
+                    sims[k] += done + trees[k].finish(paths, leaves)
+                active = [k for k in active if sims[k] < self.visits]
+            return [tree.result(n) for tree, n in zip(trees, sims, strict=True)]
+
     def _search(self, config: GameConfig, state: BatchState, game: int, seat: int, deadline: float) -> SearchResult:
         rules, turn, pos = compact.Rules.of(config, state, game), int(state.turn[game]), compact.from_batch(state, game)
         root = self.kept.take((config, rules, seat, turn, pos)) if self.reuse else None
@@ -329,11 +360,20 @@ class _Tree:
         if root.value is None:
             self.expand([root])
         self.depth = root.ply
-        mine = root.seats.index(self.me)
         sims = 0
-        if len(root.moves[mine]) > 1:
+        if self.has_choice():
             while sims < cap and time.perf_counter() < deadline:
                 sims += self.round(root, min(self.p.batch, cap - sims))
+        return self.result(sims, reused)
+
+    def has_choice(self) -> bool:
+        """Whether our snake has more than one move at the (expanded) root: else there is nothing to search."""
+        return len(self.root.moves[self.root.seats.index(self.me)]) > 1
+
+    def result(self, sims: int, reused: int = 0) -> SearchResult:
+        """The decision and root statistics after `sims` new descents."""
+        root = self.root
+        mine = root.seats.index(self.me)
         n, w, moves = root.n[mine], root.w[mine], root.moves[mine]
         best = max(range(len(moves)), key=lambda i: (n[i], w[i] / n[i] if n[i] else -2.0, -i))
         visits, q = [0] * 4, [0.0] * 4
@@ -348,6 +388,15 @@ class _Tree:
 
     def round(self, root: _Node, width: int) -> int:
         """Up to `width` descents, their new leaves evaluated together. Returns descents done."""
+        paths, leaves, done = self.collect(root, width)
+        if leaves:
+            self.expand(leaves)
+            done += self.finish(paths, leaves)
+        return done
+
+    def collect(self, root: _Node, width: int) -> tuple[list, list[_Node], int]:
+        """Up to `width` descents with virtual loss: (their paths, the new leaves awaiting the network,
+        descents already complete because they reached a finished game)."""
         paths, leaves, done = [], [], 0
         for _ in range(width):
             path, leaf = self.descend(root)
@@ -361,13 +410,14 @@ class _Tree:
             leaf.pending = True
             paths.append(path)
             leaves.append(leaf)
-        if leaves:
-            self.expand(leaves)
-            for path, leaf in zip(paths, leaves, strict=True):
-                leaf.pending = False
-                self.backup(path, leaf.value)
-            done += len(leaves)
-        return done
+        return paths, leaves, done
+
+    def finish(self, paths: list, leaves: list[_Node]) -> int:
+        """Back up the values of `leaves` (evaluated since `collect`) along their paths; returns their number."""
+        for path, leaf in zip(paths, leaves, strict=True):
+            leaf.pending = False
+            self.backup(path, leaf.value)
+        return len(leaves)
 
     def descend(self, node: _Node) -> tuple[list, _Node]:
         """Select joint moves from `node` down to an unevaluated or finished node,
@@ -439,14 +489,23 @@ class _Tree:
 
     def expand(self, nodes: list[_Node]) -> None:
         """Evaluate `nodes` with one network call: candidate moves, priors and values."""
+        logits, values = self.p.model.evaluate(self.planes(nodes))
+        self.apply(nodes, logits, values)
+
+    def planes(self, nodes: list[_Node]) -> np.ndarray:
+        """The network's input for `nodes`: one row per living snake of each node, in node then seat
+        order, float32 [sum of living snakes, C, H, W]."""
         rows, seats = [], []
         for r, node in enumerate(nodes):
             node.seats = tuple(i for i, s in enumerate(node.pos[0]) if s is not None)
             rows.extend([r] * len(node.seats))
             seats.extend(node.seats)
         state = compact.to_batch(self.rules, [n.pos for n in nodes], [self.turn + n.ply for n in nodes])
-        planes = encoding.encode(self.config, state.select(np.asarray(rows)), np.asarray(seats), size=self.size)
-        logits, values = self.p.model.evaluate(planes)
+        return encoding.encode(self.config, state.select(np.asarray(rows)), np.asarray(seats), size=self.size)
+
+    def apply(self, nodes: list[_Node], logits: np.ndarray, values: np.ndarray) -> None:
+        """Expand `nodes` from the network's answer to :meth:`planes` (logits [R, 4], values [R, 1]):
+        candidate moves, priors and values."""
         self.evaluations += 1
         at = 0
         for node in nodes:
@@ -470,6 +529,18 @@ class _Tree:
                 node.w.append([0.0] * len(moves))
                 at += 1
             node.moves, node.prior = tuple(moves_of), tuple(prior_of)
+
+
+def _expand_together(groups: list[tuple[_Tree, list[_Node]]], model) -> None:
+    """Expand each tree's nodes, all of them through one network call (their planes concatenated)."""
+    if not groups:
+        return
+    planes = [tree.planes(nodes) for tree, nodes in groups]
+    logits, values = model.evaluate(np.concatenate(planes) if len(planes) > 1 else planes[0])
+    at = 0
+    for (tree, nodes), rows in zip(groups, planes, strict=True):
+        tree.apply(nodes, logits[at:at + len(rows)], values[at:at + len(rows)])
+        at += len(rows)
 
 
 def _safe_moves(rules: compact.Rules, snake, obstacles: int) -> list[int]:

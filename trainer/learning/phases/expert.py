@@ -27,7 +27,13 @@ PPO to AlphaZero-style training.
 
 The search runs with a simulation cap and no clock, so the same seeds give the
 same games on any machine, and from the frozen rollout copy of the network
-(``inference``), the weights that played the rollout.
+(``inference``), the weights that played the rollout. A turn's searches run in
+lockstep (``NeuralSearch.search_many``): each round, one network call for the
+new leaves of every searched row of every game, not one small call per tree.
+They reach exactly the results of searches run one after another
+(``benchmarks/expert_search.py`` checks it); on this CPU with one onnxruntime
+thread that saves little (1.05x less CPU per 32-descent search), with two
+threads 1.46x, and a GPU, where each call costs a launch, is what it is for.
 """
 
 from __future__ import annotations
@@ -138,11 +144,10 @@ class Expert:
         chosen = np.flatnonzero(rng.random(n) < self.spec.fraction)
         if not chosen.size:
             return out
-        visits = np.zeros((chosen.size, 4), np.int64)
-        values = np.zeros(chosen.size, np.float32)
-        for k, i in enumerate(chosen):
-            result = self._search.search(config, state, int(games[i]), int(seats[i]))
-            visits[k], values[k] = result.visits, result.value
+        # the chosen rows' trees searched together: one network call per round for all of them
+        results = self._search.search_many(config, state, games[chosen], seats[chosen])
+        visits = np.array([r.visits for r in results], np.int64).reshape(-1, 4)
+        values = np.array([r.value for r in results], np.float32)
         policy = visit_policy(visits, mask[chosen])
         ok = policy.sum(axis=1) > 0
         rows = chosen[ok]
