@@ -70,6 +70,17 @@ def decide(player: nsearch.NeuralSearch, g: jsonio.Game, seat: int = 0) -> nsear
     return player.search(g.config, g.state, 0, seat)
 
 
+def mid_game(games: int, turns: int, seed: int):
+    """(config, state, rng): `games` 4-snake 7x7 games after `turns` turns of random-safe moves."""
+    config = GameConfig(7, 7, 4, game_map=GameMap.EMPTY)
+    state = maps.new_games(config, np.arange(games))
+    rng = np.random.default_rng(seed)
+    walker = registry.make_player("random-safe")
+    for _ in range(turns):
+        rules.advance(config, state, np.stack([walker.act(config, state, s, rng) for s in range(4)], 1))
+    return config, state, rng
+
+
 ONLY_SAFE = [
     ("corner", [[(0, 0), (1, 0), (2, 0)], FAR], {UP}),
     ("own tail moves away", [[(0, 0), (0, 1), (1, 1), (1, 0)], FAR], {RIGHT}),
@@ -86,12 +97,7 @@ def test_legal_moves_in_played_four_snake_games(onnx_file):
     """Mid-game positions of random 7x7 4-snake games through the exported model: every
     seat with a safe move takes one. A bigger board than the model's is refused by name."""
     player = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=24)
-    config = GameConfig(7, 7, 4, game_map=GameMap.EMPTY)
-    state = maps.new_games(config, np.arange(6))
-    rng = np.random.default_rng(3)
-    walker = registry.make_player("random-safe")
-    for _ in range(6):
-        rules.advance(config, state, np.stack([walker.act(config, state, s, rng) for s in range(4)], 1))
+    config, state, rng = mid_game(games=6, turns=6, seed=3)
     from ouroboros.trainer.observation import safety
 
     safe = safety.safe_moves(config, state)
@@ -161,12 +167,7 @@ def test_searches_in_lockstep_equal_lone_searches_with_one_network_call_per_roun
     """`search_many` (expert iteration's batched searches): every (game, seat) of 4-snake 7x7 games in
     mid-game, searched together through the exported model, gives exactly the results each lone
     search gives (same visits, values, moves), in far fewer network calls."""
-    config = GameConfig(7, 7, 4, game_map=GameMap.EMPTY)
-    state = maps.new_games(config, np.arange(5))
-    rng = np.random.default_rng(5)
-    walker = registry.make_player("random-safe")
-    for _ in range(4):
-        rules.advance(config, state, np.stack([walker.act(config, state, s, rng) for s in range(4)], 1))
+    config, state, _ = mid_game(games=5, turns=4, seed=5)
     games, seats = np.nonzero(state.alive & ~state.game_over(False)[:, None])
     assert len(games) > 8
 
