@@ -289,3 +289,42 @@ def test_a_checkpoint_saved_before_the_territory_planes_resumes_widened(store):
                                                  r"network's \(16, 19, 3, 3\)"):
         ck.ResumableLoop(ck.Checkpointer(store, PREFIX), step_fn).restore(
             ck.TrainState(wider, torch.optim.Adam(wider.parameters())))
+
+
+def test_a_phase_checkpoint_records_its_network_and_ouro_export_reads_it(store, tmp_path, capsys):
+    """A phase's checkpoint of the run's network says which network it holds, so `ouro export
+    --checkpoint` (and `--initial-model`) rebuild it from the file alone. One written before
+    checkpoints recorded it is refused with the way out named, and exports once --arch names it."""
+    from ouroboros.trainer.commands import export
+    from ouroboros.trainer.learning import networks
+    from ouroboros.trainer.observation import encoding
+
+    tiny = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=1, channels=8)
+    net = networks.build_network(tiny, seed=3).eval()
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    info = ck.Checkpointer(store, PREFIX).save(model=net, optimizer=optimizer, step=5, config=TinyConfig())
+    path = str(tmp_path / "step-5.pt")
+    (tmp_path / "step-5.pt").write_bytes(store.get_bytes(info.key))
+    loaded, config = networks.load_checkpoint(path)
+    assert config == tiny
+    planes = torch.rand(4, encoding.N_CHANNELS, 7, 7)
+    with torch.no_grad():
+        for a, b in zip(net(planes), loaded(planes), strict=True):
+            torch.testing.assert_close(a, b)
+    assert export.main(["--checkpoint", path, "--width", "7", "--height", "7", "--out", str(tmp_path / "a.onnx")]) == 0
+    assert (tmp_path / "a.onnx").stat().st_size > 0
+
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    del raw["network"]  # as a phase checkpoint was written before
+    old = tmp_path / "old.pt"
+    torch.save(raw, old)
+    capsys.readouterr()
+    out = str(tmp_path / "b.onnx")
+    assert export.main(["--checkpoint", str(old), "--width", "7", "--height", "7", "--out", out]) == 2
+    assert "does not say which network it holds" in capsys.readouterr().err
+    assert export.main(["--checkpoint", str(old), "--arch", "cnn_simple", "--blocks", "1", "--channels", "8",
+                        "--attention-layers", "0", "--width", "7", "--height", "7", "--out", out]) == 0
+    assert export.main(["--checkpoint", str(old), "--random-init", "--out", out]) == 2
+    assert "not with --checkpoint" in capsys.readouterr().err
+    assert export.main(["--out", out]) == 2
+    assert "name the weights" in capsys.readouterr().err

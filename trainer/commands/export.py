@@ -30,10 +30,10 @@ def _parser() -> argparse.ArgumentParser:
 
     d = NetworkConfig()
     p = argparse.ArgumentParser(prog="ouro export", description="Export a network to ONNX.")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, help="a checkpoint .pt with the network's config")
-    source.add_argument("--arch", choices=[a.value for a in Architecture],
-                        help="a fresh network of this architecture (needs --random-init)")
+    p.add_argument("--checkpoint", type=Path, help="a checkpoint .pt (its network config is read from it)")
+    p.add_argument("--arch", choices=[a.value for a in Architecture],
+                   help="a fresh network of this architecture (needs --random-init); with --checkpoint, "
+                        "the network a checkpoint that does not record its config holds")
     p.add_argument("--random-init", action="store_true", help="export untrained weights (with --arch)")
     p.add_argument("--blocks", type=int, default=d.blocks, help=f"with --arch (default {d.blocks})")
     p.add_argument("--channels", type=int, default=d.channels, help=f"with --arch (default {d.channels})")
@@ -61,7 +61,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run `ouro export`; returns the exit code."""
     args = _parser().parse_args(argv)
-    if args.arch and not args.random_init:
+    if not args.checkpoint and not args.arch:
+        print("ouro export: name the weights: --checkpoint FILE, or --arch ARCH --random-init", file=sys.stderr)
+        return 2
+    if args.checkpoint and args.random_init:
+        print("ouro export: --random-init exports untrained weights; not with --checkpoint", file=sys.stderr)
+        return 2
+    if args.arch and not args.checkpoint and not args.random_init:
         print("ouro export: --arch exports untrained weights; add --random-init to confirm",
               file=sys.stderr)
         return 2
@@ -77,14 +83,15 @@ def main(argv: list[str]) -> int:
 
     try:
         game = GameConfig(width=args.width, height=args.height, n_snakes=args.snakes)
+        given = None if not args.arch else networks.NetworkConfig(
+            architecture=args.arch, blocks=args.blocks, channels=args.channels,
+            heads=args.heads, attention_layers=min(args.attention_layers, args.blocks),
+            normalisation=args.normalisation,
+        )
         if args.checkpoint:
-            net, config = networks.load_checkpoint(args.checkpoint)
+            net, config = networks.load_checkpoint(args.checkpoint, given)
         else:
-            config = networks.NetworkConfig(
-                architecture=args.arch, blocks=args.blocks, channels=args.channels,
-                heads=args.heads, attention_layers=min(args.attention_layers, args.blocks),
-                normalisation=args.normalisation,
-            )
+            config = given
             net = networks.build_network(config, seed=args.seed).eval()
         check_config = readiness.ReadinessConfig(
             positions=args.positions, seed=args.seed,

@@ -199,6 +199,9 @@ class Checkpointer:
             "metrics": metrics,
             "extra": _to_torch(extra or {}),
         }
+        network = _network_config(model)
+        if network is not None:  # what `networks.load_checkpoint` (ouro export, --initial-model) rebuilds
+            payload["network"] = network
         buf = io.BytesIO()
         torch.save(payload, buf)
         key = self.key(step)
@@ -401,6 +404,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
+
+
+def _network_config(model: torch.nn.Module) -> dict[str, Any] | None:
+    """The network config of a PolicyValueNet (also inside DistributedDataParallel's ``module``) as JSON,
+    or None for a module that carries none."""
+    config = getattr(getattr(model, "module", model), "config", None)
+    if isinstance(config, BaseModel) and hasattr(config, "architecture"):
+        return config.model_dump(mode="json")
+    return None
 
 
 def _to_torch(value: Any) -> Any:

@@ -237,7 +237,9 @@ def load_checkpoint(
         section = network_section(raw)
         if section is None:
             raise ValueError(
-                f"{path}: the checkpoint does not say which network it holds; give its config"
+                f"{path}: the checkpoint does not say which network it holds (a phase checkpoint written "
+                "before checkpoints recorded it); name it (`ouro export --arch A --blocks N --channels N "
+                "...`), or use the phase's final weights runs/RUN/models/PHASE.pt, which record it"
             )
         config = NetworkConfig.model_validate(section)
     net = PolicyValueNet(config)
