@@ -37,8 +37,10 @@ correctness).
 **Batched evaluation.** Each round descends `batch` times with a virtual
 loss on the moves taken (so the descents spread out, as in AlphaGo's
 asynchronous search), then encodes all new leaves x living snakes into one
-tensor and runs the ONNX model once. **Anytime.** Rounds run until the move
-budget (`ms`) or the simulation cap (`visits`) runs out; the answer is the
+tensor and runs the ONNX model once (`search_many` runs many games' trees in
+lockstep, one call for all their leaves: expert iteration's searches).
+**Anytime.** Rounds run until the move budget (`ms`) or the simulation cap
+(`visits`) runs out; the answer is the
 root move with the most visits (ties: the higher mean value). With a
 simulation cap and no time limit the search is deterministic.
 
