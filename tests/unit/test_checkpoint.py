@@ -328,3 +328,10 @@ def test_a_phase_checkpoint_records_its_network_and_ouro_export_reads_it(store, 
     assert "not with --checkpoint" in capsys.readouterr().err
     assert export.main(["--out", out]) == 2
     assert "name the weights" in capsys.readouterr().err
+    # the wrong network named, and a file that is no checkpoint: refused by name, never a traceback
+    assert export.main(["--checkpoint", str(old), "--arch", "cnn_simple", "--blocks", "2", "--channels", "8",
+                        "--attention-layers", "0", "--out", out]) == 2
+    assert "the weights do not fit a cnn_simple-2x8 network: Missing key(s)" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert export.main(["--checkpoint", str(tmp_path / "junk.pt"), "--out", out]) == 2
+    assert "junk.pt: not a readable torch checkpoint" in capsys.readouterr().err

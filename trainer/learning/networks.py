@@ -229,7 +229,12 @@ def load_checkpoint(
     ``Checkpointer`` (weights only: a tampered file cannot run code). ``config``
     overrides the network config stored in it (needed when none is stored).
     """
-    raw = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises many kinds (pickle, zip, KeyError) for a file it cannot read
+        raise ValueError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
         keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise ValueError(f"{path}: not a network checkpoint (no 'model' state dict; has {keys})")
@@ -243,7 +248,11 @@ def load_checkpoint(
             )
         config = NetworkConfig.model_validate(section)
     net = PolicyValueNet(config)
-    net.load_state_dict(raw["model"])
+    try:
+        net.load_state_dict(raw["model"])
+    except RuntimeError as exc:  # the weights are of another network than the config says
+        detail = str(exc).split("\n\t", 1)[-1].split("\n")[0][:300]
+        raise ValueError(f"{path}: the weights do not fit a {config.name} network: {detail}") from None
     log.info("loaded %s from %s: %s parameters", config.name, path, f"{count_parameters(net):,}")
     return net.eval(), config
 
