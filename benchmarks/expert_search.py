@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="onnxruntime intra-op threads (default 1, as `ouro train --threads 1` plays)")
     args = p.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     load_before = os.getloadavg()[0]
     config = GameConfig()
     state = maps.new_games(config, np.arange(args.games) + 500)
