@@ -171,6 +171,11 @@ class PhaseSpec(ApiModel):
                     ".teacherMoveMs",
                 ),
                 cel(
+                    "!has(self.teacherValueWeight) || (has(self.teacher) && self.teacher == 'search')",
+                    "teacherValueWeight needs teacher: search (the heuristic does not score positions)",
+                    ".teacherValueWeight",
+                ),
+                cel(
                     "self.name != 'evaluate' || (!has(self.epochs) && !has(self.learningRate) && !has(self.batchSize))",
                     "an evaluate phase does not train: leave epochs, learningRate and batchSize unset",
                     ".name",
@@ -230,6 +235,12 @@ class PhaseSpec(ApiModel):
         default=None, ge=1, le=10_000,
         description="Bootstrap with teacher search: the search's budget per move in milliseconds (default 20).",
     )
+    teacher_value_weight: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Bootstrap with teacher search: the value target of a searched position is this share of "
+        "the search's value of it (its score's lead over the best rival, squashed to [-1, 1]), the rest the "
+        "game's outcome; 0: the outcome alone. Unset: 0.5.",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> PhaseSpec:
@@ -242,6 +253,8 @@ class PhaseSpec(ApiModel):
             raise ValueError("teacher and teacherMoveMs apply only to the bootstrap phase")
         if self.teacher_move_ms is not None and self.teacher is not BootstrapTeacher.SEARCH:
             raise ValueError("teacherMoveMs needs teacher: search (the heuristic has no per-move budget)")
+        if self.teacher_value_weight is not None and self.teacher is not BootstrapTeacher.SEARCH:
+            raise ValueError("teacherValueWeight needs teacher: search (the heuristic does not score positions)")
         if self.name == PhaseName.EVALUATE and (
             self.epochs is not None or self.learning_rate is not None or self.batch_size is not None
         ):

@@ -163,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="make the model champion even if the gate does not say PROMOTE (recorded as manual)")
     p.add_argument("--teacher", default=None,
                    help="bootstrap teacher as a player spec (default heuristic; e.g. search:ms=20)")
+    p.add_argument("--teacher-value-weight", type=float, default=None, metavar="W",
+                   help="with a search teacher: the share of the search's value of a position in bootstrap's "
+                        "value target, the rest the game's outcome (default 0.5; 0: the outcome alone)")
     p.add_argument("--imitate", default=None, metavar="PHASES",
                    help="comma-separated replay folders of the run that bootstrap also imitates "
                         "(e.g. imported, after `ouro data import --run RUN`)")
@@ -244,6 +247,9 @@ def _plan(args: argparse.Namespace) -> _Plan:
                 agents.make_player(args.teacher)
             except (ValueError, FileNotFoundError) as exc:
                 raise ValueError(f"--teacher: {exc}") from None
+        weight = args.teacher_value_weight
+        if weight is not None and not 0.0 <= weight <= 1.0:  # NaN fails too
+            raise ValueError(f"--teacher-value-weight: a share between 0 and 1, got {weight}")
         imitated = tuple(shards.check_name(p.strip(), "--imitate folder")
                          for p in (args.imitate or "").split(",") if p.strip())
         expert_spec = expert_iteration(args.expert_iteration)
@@ -270,9 +276,11 @@ def _plan(args: argparse.Namespace) -> _Plan:
                      "(bring games in first: `ouro data import --run RUN`)")
     phases = []
     for phase in preset.phases:
-        if phase.kind is PhaseName.BOOTSTRAP and (args.teacher or args.imitate):
+        if phase.kind is PhaseName.BOOTSTRAP and (args.teacher or args.imitate or weight is not None):
             phase = phase.model_copy(update={"teacher": args.teacher or phase.teacher,
-                                             "imitate_phases": imitated or phase.imitate_phases})
+                                             "imitate_phases": imitated or phase.imitate_phases,
+                                             "teacher_value_weight": phase.teacher_value_weight
+                                             if weight is None else weight})
         if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
             phase = phase.model_copy(update={"expert_iteration": expert_spec})
         phases.append(phase)

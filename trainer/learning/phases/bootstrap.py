@@ -29,7 +29,7 @@ from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import distributed, replay, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
-from ouroboros.trainer.learning.phases import imitation, runner, selfplay
+from ouroboros.trainer.learning.phases import expert, imitation, runner, selfplay
 from ouroboros.trainer.observation import encoding
 
 SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "quality")
@@ -56,7 +56,8 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
             seed=ctx.run.seed * 1_000_003 + done, assign=lambda i, rng: teachers,
             rng=np.random.default_rng([ctx.run.seed, 0, done]), record_teacher=True,
             explore=0.1, progress=advance, teacher_player=teacher)
-        cols = {k: rollout.columns[k] for k in SHARD_COLUMNS}
+        # a scoring teacher (the search) adds its values of the positions (imitation's value targets)
+        cols = {k: rollout.columns[k] for k in SHARD_COLUMNS + expert.TARGET_COLUMNS if k in rollout.columns}
         cols["game_id"] = cols["game_id"] + done
         writer.add(producer, cols, cursor={"games": done + n})
         writer.flush()

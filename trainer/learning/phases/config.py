@@ -26,6 +26,10 @@ from ouroboros.contract.run import (
 from ouroboros.contract.vocabulary import EXPERT_ITERATION_PHASES, BootstrapTeacher, PhaseName
 from ouroboros.trainer.learning import networks
 
+DEFAULT_TEACHER_VALUE_WEIGHT = 0.5
+"""The search's share of a bootstrap value target when a spec leaves ``teacherValueWeight`` unset (the
+weight the README's value distillation measured, as expert iteration's ``value_weight``)."""
+
 
 class PhaseSettings(BaseModel):
     """One phase's budget and algorithm knobs."""
@@ -55,6 +59,10 @@ class PhaseSettings(BaseModel):
     teacher: str = Field(
         "heuristic", description="Bootstrap: the player whose moves are imitated, as a player spec "
         "(`heuristic`, the batched default; `search:ms=20` imitates the search player, one game at a time).")
+    teacher_value_weight: float = Field(
+        DEFAULT_TEACHER_VALUE_WEIGHT, ge=0, le=1, description="Bootstrap: where the teacher scored a position "
+        "(the search, `agents.search.values`), the value target is this share of its value, the rest the game's "
+        "outcome (`expert.value_target`); 0: the outcome alone. No effect with a teacher that does not score.")
     imitate_phases: tuple[str, ...] = Field(
         (), description="Bootstrap: other replay folders of this run whose games join the imitation "
         "window, e.g. ('imported',) after `ouro data import --run RUN`; with games=0 only they are imitated.")
@@ -142,7 +150,8 @@ def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tupl
         learning_rate=spec.learning_rate, batch_size=spec.batch_size,
         heuristic_ratio=spec.heuristic_ratio, temperature=spec.temperature,
         replay_window=spec.replay_window, parallel_games=min(256, spec.games),
-        expert_iteration=spec.expert_iteration, teacher=teacher_spec(spec))
+        expert_iteration=spec.expert_iteration, teacher=teacher_spec(spec),
+        teacher_value_weight=spec.teacher_value_weight)
     return run, phase
 
 

@@ -10,7 +10,11 @@ direction. The policy loss only ranks the moves that do not lose at once
 Samples come from the prioritised replay window; the value error sets the
 priorities, and the importance weights undo their bias. Where the window's
 positions carry a search's visit distribution (expert iteration's
-``search_policy``), that distribution is the target instead of the one move.
+``search_policy``), that distribution is the target instead of the one move;
+where they carry a search teacher's value of the position (``search_value``),
+the value target mixes it with the outcome (``teacher_value_weight``): a
+search's verdict is a far less noisy target than one game's result, most of
+all in duels between two searches, which mostly end in a draw at the turn cap.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 from ouroboros.contract.vocabulary import Metric
 from ouroboros.trainer.learning import device, distributed
 from ouroboros.trainer.learning.checkpoint import TrainState, step_rng
-from ouroboros.trainer.learning.phases import policy
+from ouroboros.trainer.learning.phases import expert, policy
 from ouroboros.trainer.learning.phases.config import PhaseSettings
 from ouroboros.trainer.learning.replay import ReplayBuffer
 from ouroboros.trainer.observation import encoding
@@ -29,6 +33,8 @@ from ouroboros.trainer.observation import encoding
 COLUMNS = ("planes", "move", "mask", "value")
 SEARCH_COLUMNS = ("search_policy", "searched")
 """Expert iteration's policy targets (``.expert``), used where every shard of the window has them."""
+VALUE_COLUMNS = ("search_value", "searched")
+"""A scoring teacher's values of the positions (the search's, ``selfplay``), used where every shard has them."""
 
 
 def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed: int,
@@ -37,7 +43,8 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     """One optimiser step on a batch of ``settings.batch_size`` rows (a ResumableLoop step_fn).
 
     planes [B, C, H, W] -> logits [B, 4] vs one-hot(move) [B, 4] (or the search's visit distribution
-    [B, 4] on rows that have one); value [B, 1] vs outcome [B]. In a learner ``group`` of several
+    [B, 4] on rows that have one); value [B, 1] vs outcome [B] (mixed with a scoring teacher's value
+    of the position, ``settings.teacher_value_weight`` of it, on rows that have one). In a learner ``group`` of several
     ranks, B is the global batch: every rank draws and augments the same B rows and runs ``model``
     (the DDP wrapper of ``state.model``) on its own slice (``learning.distributed``); the
     priorities and metrics cover all B rows. ``placement`` (``learning.device``): the batch is
@@ -45,7 +52,9 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     CUDA), the forward runs under its autocast (bf16, or fp32), the losses and the update in fp32."""
     rng = step_rng(seed, state.step)
     soft = all(name in buffer.columns for name in SEARCH_COLUMNS)
-    batch = buffer.sample(settings.batch_size, rng, COLUMNS + (SEARCH_COLUMNS if soft else ()))
+    valued = settings.teacher_value_weight > 0 and all(name in buffer.columns for name in VALUE_COLUMNS)
+    wanted = COLUMNS + (SEARCH_COLUMNS if soft else ()) + (VALUE_COLUMNS if valued else ())
+    batch = buffer.sample(settings.batch_size, rng, tuple(dict.fromkeys(wanted)))
     cols = batch.columns
     n = len(cols["move"])
     target = np.zeros((n, 2, 4), np.float32)
@@ -61,7 +70,11 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     policy_target = put(torch.from_numpy(target[:, 0]))
     allowed = put(torch.from_numpy(target[:, 1] > 0.5))
     weights = put(torch.from_numpy(batch.weights[part]))
-    outcome = put(torch.from_numpy(cols["value"][part].astype(np.float32)))
+    value_target = cols["value"].astype(np.float32)
+    if valued:  # the teacher's value of the position joins the game's outcome
+        value_target = expert.value_target(value_target, cols["search_value"].astype(np.float32),
+                                           cols["searched"].astype(bool), settings.teacher_value_weight)
+    outcome = put(torch.from_numpy(value_target[part]))
     net, opt = state.model, state.optimizer
     net.train()
     with placement.autocasting():

@@ -30,7 +30,10 @@ their trajectory id, so :func:`.ppo.gae` can scan them backwards.
 In bootstrap the teacher's seats are recorded instead, with the teacher's
 move as the label; with probability ``explore`` the move actually played is a
 random safe one, so the data also shows the teacher's answer in positions its
-own play would not reach (DAgger's point, cheaply).
+own play would not reach (DAgger's point, cheaply). A teacher that scores its
+decisions (the search, ``act_scored``) also labels each position with its value
+for the recorded snake (:func:`.search.values`), in the expert's columns below
+(the policy column one-hot on the teacher's move).
 
 With an ``expert`` (expert iteration, :mod:`.expert`) a share of the learner's
 moves is decided by the neural search over the rollout's network instead; those
@@ -47,6 +50,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ouroboros.trainer.agents import search
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
@@ -292,12 +296,11 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
     teacher = codes == Seat.TEACHER
     tg = np.flatnonzero((seated & teacher).any(axis=1))
     if tg.size:
+        scores = None
         if deciders.teacher_player is None:
             best = safety.choose(deciders.teacher.scores(config, state.select(tg)), rng)  # [n, S]
         else:
-            sub = state.select(tg)
-            best = np.stack([deciders.teacher_player.act(config, sub, s, rng) if teacher[tg, s].any()
-                             else np.zeros(tg.size, np.int8) for s in range(config.n_snakes)], axis=1)
+            best, scores = _teacher_moves(config, state.select(tg), teacher[tg], deciders.teacher_player, rng)
         played = best
         if deciders.explore > 0:
             rand = safety.choose(safe[tg].astype(np.float64), rng)
@@ -309,8 +312,37 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
             label = np.zeros(codes.shape, np.int8)
             label[tg] = best
             zero = np.zeros(g.size, np.float32)
-            rows = _Rows(g, s, planes, mask, label[g, s], zero, zero)
+            targets = None if scores is None else _teacher_targets(codes.shape, tg, scores, g, s, label[g, s])
+            rows = _Rows(g, s, planes, mask, label[g, s], zero, zero, targets)
     return moves, rows
+
+
+def _teacher_moves(config: GameConfig, sub: BatchState, seats: np.ndarray, player: Player,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """A teacher player's moves int8 [n, S] for the games of ``sub`` on its ``seats`` bool [n, S],
+    asked seat by seat, and the scores float64 [n, S] of a player that scores its decisions
+    (``act_scored``: the search; NaN where not searched), else None."""
+    scored = getattr(player, "act_scored", None)
+    moves = np.zeros(seats.shape, np.int8)
+    scores = None if scored is None else np.full(seats.shape, np.nan)
+    for seat in np.flatnonzero(seats.any(axis=0)):
+        if scores is None:
+            moves[:, seat] = player.act(config, sub, int(seat), rng)
+        else:
+            moves[:, seat], scores[:, seat] = scored(config, sub, int(seat), rng)
+    return moves, scores
+
+
+def _teacher_targets(shape: tuple[int, int], tg: np.ndarray, scores: np.ndarray, g: np.ndarray, s: np.ndarray,
+                     label: np.ndarray) -> expert.SearchTargets:
+    """The search teacher's targets for the recorded rows (g, s): its move (one-hot) and its value of the
+    position (:func:`.search.values` of the scores [len(tg), S] of the games ``tg``), where it searched."""
+    value, valid = np.zeros(shape, np.float32), np.zeros(shape, bool)
+    value[tg], valid[tg] = search.values(scores)
+    searched = valid[g, s]
+    policy = np.zeros((g.size, 4), np.float32)
+    policy[np.flatnonzero(searched), label[searched]] = 1.0
+    return expert.SearchTargets(label, policy, np.where(searched, value[g, s], 0.0).astype(np.float32), searched)
 
 
 def _step(config: GameConfig, state: BatchState, live: np.ndarray, moves: np.ndarray) -> BatchState:
