@@ -27,8 +27,8 @@ from ouroboros.contract.vocabulary import EXPERT_ITERATION_PHASES, BootstrapTeac
 from ouroboros.trainer.learning import networks
 
 DEFAULT_TEACHER_VALUE_WEIGHT = 0.5
-"""The search's share of a bootstrap value target when a spec leaves ``teacherValueWeight`` unset (the
-weight the README's value distillation measured, as expert iteration's ``value_weight``)."""
+"""The search's share of a bootstrap value target when a spec leaves ``teacherValueWeight`` unset: half
+verdict, half outcome, as expert iteration's ``value_weight`` (the README's *Value distillation* measured it)."""
 
 
 class PhaseSettings(BaseModel):

@@ -13,8 +13,9 @@ positions carry a search's visit distribution (expert iteration's
 ``search_policy``), that distribution is the target instead of the one move;
 where they carry a search teacher's value of the position (``search_value``),
 the value target mixes it with the outcome (``teacher_value_weight``): a
-search's verdict is a far less noisy target than one game's result, most of
-all in duels between two searches, which mostly end in a draw at the turn cap.
+search's verdict on every position, where one game's result says little (two
+searches' duels mostly draw at the turn cap; with bootstrap's random moves they
+end by a move no search foresaw).
 """
 
 from __future__ import annotations
