@@ -133,11 +133,20 @@ def test_the_weight_reaches_the_phase_and_needs_the_search_teacher():
             PhaseSpec.model_validate(phase)
 
 
-def test_ouro_train_refuses_a_weight_out_of_range(tmp_path, capsys):
+def test_ouro_train_sets_the_weight_and_refuses_one_out_of_range_or_without_a_search_teacher(tmp_path, capsys):
     from ouroboros.trainer.commands import train
+
+    args = train._parser().parse_args(["--preset", "smoke", "--store", str(tmp_path), "--teacher", "search:ms=5",
+                                       "--teacher-value-weight", "0.25"])
+    boot = next(p for p in train._plan(args).phases if p.kind is PhaseName.BOOTSTRAP)
+    assert (boot.teacher, boot.teacher_value_weight) == ("search:ms=5", 0.25)
 
     for bad in ("1.5", "-0.1", "nan"):
         code = train.main(["--preset", "smoke", "--store", str(tmp_path), "--teacher", "search:ms=5",
                            "--teacher-value-weight", bad])
         assert code == 2
         assert "--teacher-value-weight: a share between 0 and 1" in capsys.readouterr().err
+    for teacher in ([], ["--teacher", "heuristic"]):  # a weight the teacher cannot use is refused, not ignored
+        assert train.main(["--preset", "smoke", "--store", str(tmp_path), "--teacher-value-weight", "0.5",
+                           *teacher]) == 2
+        assert "the teacher scores no position; it needs a search teacher" in capsys.readouterr().err

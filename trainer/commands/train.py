@@ -242,14 +242,18 @@ def _plan(args: argparse.Namespace) -> _Plan:
     try:
         if args.eval_games is not None and args.eval_games < 1:
             raise ValueError(f"--eval-games: at least 1 duel per baseline, got {args.eval_games}")
+        teacher = None
         if args.teacher is not None:  # refused now, not as a traceback once bootstrap starts
             try:
-                agents.make_player(args.teacher)
+                teacher = agents.make_player(args.teacher)
             except (ValueError, FileNotFoundError) as exc:
                 raise ValueError(f"--teacher: {exc}") from None
         weight = args.teacher_value_weight
         if weight is not None and not 0.0 <= weight <= 1.0:  # NaN fails too
             raise ValueError(f"--teacher-value-weight: a share between 0 and 1, got {weight}")
+        if weight is not None and not hasattr(teacher, "act_scored"):  # it would change nothing, silently
+            raise ValueError("--teacher-value-weight: the teacher scores no position; it needs a search teacher "
+                             "(--teacher search:ms=N or search-v1:ms=N)")
         imitated = tuple(shards.check_name(p.strip(), "--imitate folder")
                          for p in (args.imitate or "").split(",") if p.strip())
         expert_spec = expert_iteration(args.expert_iteration)
