@@ -36,6 +36,10 @@ def _strongest_builtin() -> str:
         return "greedy"
 
 
+STARTUP_SECONDS = 180
+"""How long a server may take to listen (its warm-up move included) before the test gives up."""
+
+
 class ServerProcess:
     """`ouro serve` in its own process (as in production), its log in a file."""
 
@@ -48,7 +52,9 @@ class ServerProcess:
         self.url = self._wait_for_url()
 
     def _wait_for_url(self) -> str:
-        deadline = time.monotonic() + 30
+        # A server listens after its warm-up move, which for `search` compiles the numba kernel:
+        # 7 to 24 s on a quiet 2-core machine, over 30 s at load 6.6 (two games and a test run beside it).
+        deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             match = re.search(r" on (http://127\.0\.0\.1:\d+)", self.log_path.read_text())
             if match:

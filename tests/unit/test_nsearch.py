@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import gc
 import itertools
+import threading
 
 import numpy as np
 import pytest
 
 from ouroboros.contract.game import GameKey
-from ouroboros.trainer.agents import compact, nsearch, registry
+from ouroboros.trainer.agents import collector, compact, nsearch, registry, stopping
 from ouroboros.trainer.engine import jsonio, maps, rules
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Move, Ruleset, RulesetSettings
 from ouroboros.trainer.serving import players as serving
@@ -153,6 +154,32 @@ def test_stops_when_the_budget_runs_out(monkeypatch):
     result = decide(nsearch.NeuralSearch(Neutral(), ms=30, visits=100_000, batch=4), g)
     assert 0 < result.simulations <= 30 * 4
     assert result.evaluations <= 31
+
+
+def test_stops_by_the_callers_deadline_when_it_is_sooner(monkeypatch):
+    """The snake server's deadline (counted from the request's arrival, `agents.stopping`) ends a
+    search whose own budget is far longer: with the clock at 1 ms a reading, a deadline 30 ms away
+    stops a 60-second search after ~30 rounds, as its own 30 ms budget would."""
+    ticks = itertools.count()
+    monkeypatch.setattr(nsearch.time, "perf_counter", lambda: next(ticks) / 1000.0)
+    g = game([[(3, 3), (3, 2), (3, 1)], FAR])
+    with stopping.limits(deadline=0.030):
+        result = decide(nsearch.NeuralSearch(Neutral(), ms=60_000, visits=100_000, batch=4), g)
+    assert 0 < result.simulations <= 30 * 4
+    assert result.evaluations <= 31
+
+
+def test_a_hang_up_stops_the_search_before_its_next_round():
+    """Once the client has hung up nobody reads the answer: no round is searched (the root's own
+    evaluation gives the move), whatever the budget."""
+    hung_up = threading.Event()
+    hung_up.set()
+    g = game([[(3, 3), (3, 2), (3, 1)], FAR])
+    model = Neutral()
+    with stopping.limits(hung_up=hung_up):
+        result = decide(nsearch.NeuralSearch(model, ms=60_000, visits=100_000), g)
+    assert result.simulations == 0 and model.calls == 1
+    assert result.move in (UP, LEFT, RIGHT)
 
 
 def test_batches_leaves_into_one_network_call():
@@ -407,11 +434,11 @@ def test_the_catch_up_runs_what_is_due_and_nothing_else():
     gc.disable()  # the counts grow as in a search, with nothing collecting them
     try:
         gc.set_threshold(100_000, 10, 10)
-        assert nsearch._Collector.catch_up() is None
+        assert collector.Collector.catch_up() is None
         junk = [[i] for i in range(2_000)]  # young objects past the youngest generation's threshold below
         gc.set_threshold(1_000, 10, 10)
         collections = sum(s["collections"] for s in gc.get_stats())
-        assert nsearch._Collector.catch_up() == 0
+        assert collector.Collector.catch_up() == 0
         assert sum(s["collections"] for s in gc.get_stats()) == collections + 1 and gc.get_count()[0] < 1_000
         del junk
     finally:

@@ -5,6 +5,7 @@ the machine is (CI runs it on a loaded 2-core machine)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -416,3 +417,27 @@ def test_the_budget_counts_from_the_request_s_arrival():
     assert session.budget_ms == 350 and list(session.player.depths) == []
     status, answer, _ = app.dispatch("POST", "/move", body)  # a fresh request does search
     assert status == 200 and len(session.player.depths) == 1
+
+
+def test_the_collector_waits_until_a_thinking_move_is_answered(serve, monkeypatch):
+    """From a thinking player's request until its answer is written the cyclic collector is
+    paused (`agents.collector`): a full pass due after the search runs after the answer went
+    out, not between the search and the write. Afterwards it is enabled again."""
+    assert gc.isenabled()
+    during = []
+    write = server.Handler._write
+
+    def recording_write(self, status, payload, headers=None):
+        during.append((getattr(self, "path", ""), gc.isenabled()))
+        write(self, status, payload, headers)
+
+    monkeypatch.setattr(server.Handler, "_write", recording_write)
+    srv = serve("search", max_think_ms=20)
+    client = Client(srv)
+    try:
+        status, answer, _ = client.call("POST", "/move", _open_position())
+    finally:
+        client.close()
+    assert status == 200 and answer["move"] in ("up", "left", "right")
+    assert during == [("/move", False)]
+    assert _wait_until(gc.isenabled)

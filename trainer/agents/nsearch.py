@@ -39,8 +39,9 @@ loss on the moves taken (so the descents spread out, as in AlphaGo's
 asynchronous search), then encodes all new leaves x living snakes into one
 tensor and runs the ONNX model once (`search_many` runs many games' trees in
 lockstep, one call for all their leaves: expert iteration's searches).
-**Anytime.** Rounds run until the move budget (`ms`) or the simulation cap
-(`visits`) runs out; the answer is the
+**Anytime.** Rounds run until the move budget (`ms`), the caller's deadline
+(`agents.stopping`: the snake server's counts from the request's arrival) or
+the simulation cap (`visits`) runs out, or the caller hangs up; the answer is the
 root move with the most visits (ties: the higher mean value). With a
 simulation cap and no time limit the search is deterministic.
 
@@ -50,11 +51,14 @@ cyclic collector walks all of them in a full pass, which took up to 250 ms in
 the middle of a 100 ms move (measured: a 100 ms search returned after 352 ms).
 The tree holds no reference cycles (children only, no parent links), so
 reference counting frees it and the collector finds nothing there. So the
-automatic collector is paused while any search runs (:class:`_Collector`,
+automatic collector is paused while any search runs (:mod:`.collector`,
 process-wide, counted across threads), and each search starts by running the
 generations that are due by the collector's own thresholds: the pause comes
 out of that move's budget, which the clock already counts, instead of landing
-after its deadline.
+after its deadline. When the last search ends the collector is back, and the
+collection due by then runs at the next allocation, wherever that is: the snake
+server holds the pause until its answer is written (`serving.server`), so that
+collection comes after the answer, not before it.
 
 Everything runs from the exported ONNX file alone (the `policy` and
 `value` outputs of the contract in `learning/onnx_export.py`), with the
@@ -65,19 +69,17 @@ tree: they are random).
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
-import gc
 import itertools
 import math
 import os
 import threading
 import time
-from collections.abc import Iterator
 
 import numpy as np
 
-from ouroboros.trainer.agents import compact
+from ouroboros.trainer.agents import compact, stopping
+from ouroboros.trainer.agents.collector import COLLECTOR
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
 from ouroboros.trainer.observation import encoding
@@ -198,10 +200,15 @@ class NeuralSearch:
         return moves
 
     def search(self, config: GameConfig, state: BatchState, game: int, seat: int) -> SearchResult:
-        """One decision for snake `seat` of game `game` of `state`."""
+        """One decision for snake `seat` of game `game` of `state`, by `ms` from now or by the
+        caller's deadline if sooner, and at once when the caller hangs up (`agents.stopping`: the
+        snake server anchors its deadline at the request's arrival)."""
+        asked = stopping.current()
         deadline = time.perf_counter() + self.ms / 1000.0 if self.ms > 0 else math.inf
-        with COLLECTOR.searching():
-            return self._search(config, state, game, seat, deadline)
+        if asked.deadline is not None:
+            deadline = min(deadline, asked.deadline)
+        with COLLECTOR.paused():
+            return self._search(config, state, game, seat, deadline, asked.hung_up)
 
     def search_many(self, config: GameConfig, state: BatchState, games, seats) -> list[SearchResult]:
         """One decision for each (``games[k]``, ``seats[k]``) of `state`, the trees searched in lockstep.
@@ -222,7 +229,7 @@ class NeuralSearch:
             tree = _Tree(self, config, compact.Rules.of(config, state, game), int(state.turn[game]), seat)
             tree.root = _Node(compact.from_batch(state, game), 0, None)
             trees.append(tree)
-        with COLLECTOR.searching():
+        with COLLECTOR.paused():
             _expand_together([(tree, [tree.root]) for tree in trees], self.model)
             sims = [0] * len(trees)
             active = [k for k, tree in enumerate(trees) if tree.has_choice()]
@@ -234,67 +241,19 @@ class NeuralSearch:
                 active = [k for k in active if sims[k] < self.visits]
             return [tree.result(n) for tree, n in zip(trees, sims, strict=True)]
 
-    def _search(self, config: GameConfig, state: BatchState, game: int, seat: int, deadline: float) -> SearchResult:
+    def _search(self, config: GameConfig, state: BatchState, game: int, seat: int, deadline: float,
+                hung_up: threading.Event | None) -> SearchResult:
         rules, turn, pos = compact.Rules.of(config, state, game), int(state.turn[game]), compact.from_batch(state, game)
         root = self.kept.take((config, rules, seat, turn, pos)) if self.reuse else None
         origin = turn - root.ply if root is not None else turn
         tree = _Tree(self, config, rules, origin, seat)
-        result = tree.run(root or _Node(pos, 0, None), deadline, self.visits or 1 << 62)
+        result = tree.run(root or _Node(pos, 0, None), deadline, self.visits or 1 << 62, hung_up)
         if self.reuse:  # file the children the game may go on from (not finished, already evaluated)
             children = [((config, rules, seat, origin + child.ply, child.pos), child)
                         for child in tree.root.children.values() if child.terminal is None and child.value is not None]
             if children:
                 self.kept.put(children)
         return result
-
-
-class _Collector:
-    """Python's cyclic garbage collector, paused while searches run and caught up as each one starts.
-
-    Process-wide (the collector is), counted across threads: automatic collection is off from the
-    first search that starts until the last one running ends, then back as it was. Entering a search
-    first runs the oldest generation whose count is past its threshold (``gc.get_count()`` against
-    ``gc.get_threshold()``, the rule the automatic collector applies), inside the caller's budget.
-    With several threads searching at once a catch-up pauses the others too; they read the clock
-    at every descent, so it costs them simulations, not their deadline.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = 0
-        self._was_enabled = False
-
-    @contextlib.contextmanager
-    def searching(self) -> Iterator[None]:
-        with self._lock:
-            if self._running == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._running += 1
-            if self._was_enabled:
-                self.catch_up()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._running -= 1
-                if self._running == 0 and self._was_enabled:
-                    gc.enable()
-
-    @staticmethod
-    def catch_up() -> int | None:
-        """Run the oldest generation whose allocation count is past its threshold, as the automatic
-        collector would have; returns that generation, or None when none is due."""
-        due = [g for g, (count, limit) in enumerate(zip(gc.get_count(), gc.get_threshold(), strict=False))
-               if limit and count > limit]
-        if not due:
-            return None
-        gc.collect(due[-1])
-        return due[-1]
-
-
-COLLECTOR = _Collector()
-"""The process's one :class:`_Collector` (every NeuralSearch shares it)."""
 
 
 class _KeptTrees:
@@ -355,17 +314,23 @@ class _Tree:
         self.size = owner.model._size(config) if hasattr(owner.model, "_size") else None
         self.depth = self.evaluations = 0
 
-    def run(self, root: _Node, deadline: float, cap: int) -> SearchResult:
-        """Search from `root` (new, or a reused subtree whose statistics count) until the budget or `cap`
-        new descents are spent."""
+    def run(self, root: _Node, deadline: float, cap: int, hung_up: threading.Event | None = None) -> SearchResult:
+        """Search from `root` (new, or a reused subtree whose statistics count) until `cap` new descents
+        are spent, `hung_up` is set, or the deadline would pass during the next round (a round is not
+        begun unless the last one's duration fits before the deadline: on a loaded machine a round
+        takes several times its usual time, and the answer must not wait for it)."""
         self.root, reused = root, root.visits
         if root.value is None:
             self.expand([root])
         self.depth = root.ply
-        sims = 0
+        sims, last = 0, 0.0
         if self.has_choice():
-            while sims < cap and time.perf_counter() < deadline:
+            while sims < cap and not (hung_up and hung_up.is_set()):
+                began = time.perf_counter()
+                if began + last >= deadline:
+                    break
                 sims += self.round(root, min(self.p.batch, cap - sims))
+                last = time.perf_counter() - began
         return self.result(sims, reused)
 
     def has_choice(self) -> bool:

@@ -20,6 +20,9 @@ running. What the shell adds over the stock handler, and why:
 - a client that hangs up while its move is being thought about (the game
   engine stopped waiting) stops the thinking (`HangupWatcher`,
   `agents.stopping`): nobody reads that answer;
+- the cyclic garbage collector is paused from a thinking player's request
+  until its answer is written (`agents.collector`), so a collection due after
+  the search runs after the answer, not before it;
 - what clients normally do (disconnect, time out, speak another HTTP version)
   is logged as one line, not as an error with a traceback;
 - every error, the protocol-level ones included, is JSON naming the field.
@@ -47,6 +50,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ouroboros.trainer.agents import stopping
+from ouroboros.trainer.agents.collector import COLLECTOR
 from ouroboros.trainer.serving import app as app_module
 from ouroboros.trainer.serving.connection import DeadlineReader, HangupWatcher
 
@@ -174,15 +178,18 @@ class Handler(BaseHTTPRequestHandler):
             status, payload, headers = self.server.app.dispatch(self.command, self.path, body)
             self._write(status, payload, headers)
             return
-        with self.server.hangups.watching(self.connection) as hung_up, stopping.limits(hung_up=hung_up):
-            status, payload, headers = self.server.app.dispatch(self.command, self.path, body,
-                                                                received_at=received_at)
-        if hung_up.is_set():
-            self.close_connection = True
-            log.info("%s: hung up before the answer to %s %s; stopped thinking", self.address_string(),
-                     self.command, self.path[:100])
-            return
-        self._write(status, payload, headers)
+        # The collector waits until the answer is written: a full pass due after a search would
+        # otherwise run at the next allocation, between the search and the write (agents.collector).
+        with COLLECTOR.paused():
+            with self.server.hangups.watching(self.connection) as hung_up, stopping.limits(hung_up=hung_up):
+                status, payload, headers = self.server.app.dispatch(self.command, self.path, body,
+                                                                    received_at=received_at)
+            if hung_up.is_set():
+                self.close_connection = True
+                log.info("%s: hung up before the answer to %s %s; stopped thinking", self.address_string(),
+                         self.command, self.path[:100])
+                return
+            self._write(status, payload, headers)
 
     def __getattr__(self, name: str):
         # The base class looks up `do_<METHOD>`: every method, standard or not, is

@@ -10,6 +10,9 @@ local process (see `pod_runtime`) and reports its status the way kubelet
 does: Running, then Succeeded or Failed with `terminated.exitCode` and
 `terminated.message`. Deleting a running pod kills its process.
 
+Pods run at niceness `POD_NICENESS`, below the control plane, as a
+cluster keeps workloads from starving it (see the constant).
+
 Not modelled: resource accounting, node affinity, taints, probes, init and
 sidecar containers, pod-level activeDeadlineSeconds.
 """
@@ -39,6 +42,12 @@ MAX_MESSAGE_BYTES = 4096  # kubelet keeps the last 4096 bytes of the termination
 FALLBACK_LOG_BYTES = 2048  # ... and with FallbackToLogsOnError, at most 2048 bytes
 FALLBACK_LOG_LINES = 80  # ... from the last 80 lines of the log
 DELETE_GRACE_CAP_SECONDS = 5.0
+# Pods run below the control plane's CPU priority. In a cluster the control plane has its own nodes or
+# kubelet's reserved cgroups (kube-reserved, system-reserved), so no workload starves the API server; here
+# they share two cores, and a trainer pod on a loaded CI machine once starved it for minutes (TLS handshakes
+# to it timed out after 30 s, a `kubectl delete` after 120 s). Niceness 10 gives a pod about a tenth of the
+# CPU weight of a default-priority process when both want it, and all of an idle CPU.
+POD_NICENESS = 10
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +238,8 @@ class NodeAgent:
 
     def _spawn(self, container: pod_runtime.LocalContainer) -> subprocess.Popen:
         container.termination_log.write_bytes(b"")
-        return processes.spawn(container.argv, container.log_path, env=container.env, cwd=container.cwd)
+        return processes.spawn(container.argv, container.log_path, env=container.env, cwd=container.cwd,
+                               niceness=POD_NICENESS)
 
     def _reap(self, run: _Run, pod: dict) -> None:
         code = run.process.poll()

@@ -31,12 +31,23 @@ def spawn(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    niceness: int = 0,
 ) -> subprocess.Popen:
     """Start `argv` in its own process group, stdout and stderr appended to `log_path`.
 
     The child is killed when the calling thread exits, so call this from a
-    thread that lives as long as the child should.
+    thread that lives as long as the child should. `niceness` (0 to 19) is
+    added to the child's scheduling niceness before exec: a positive value
+    lets every process at the default priority run first when CPUs are short.
     """
+    if not 0 <= niceness <= 19:
+        raise ValueError(f"niceness must be in [0, 19], got {niceness}")
+
+    def before_exec() -> None:
+        _die_with_parent()
+        if niceness:
+            os.nice(niceness)
+
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             list(argv),
@@ -46,7 +57,7 @@ def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=before_exec,
         )
 
 
