@@ -3,9 +3,9 @@
 A search allocates thousands of small objects per move, so by its end the
 collector's counts are far past their thresholds, and with it enabled the
 next allocation runs the oldest due generation: a full pass walks every
-object in the process (with torch loaded, over 500 ms measured under load on
-this 2-core machine; 43 ms in a frozen `ouro serve` on a quiet one). Where
-that lands decides whether a move meets its deadline. So a thinking player
+object in the process (245 ms measured in an unfrozen process with torch
+loaded, on this 2-core machine at load 1.6; 43 ms in a frozen `ouro serve`
+on a quiet one). Where that lands decides whether a move meets its deadline. So a thinking player
 (`agents.nsearch`) and the snake server (`serving.server`, from a move's
 arrival until its answer is written) pause the automatic collector, and
 whoever starts the pause first runs the generations that are due, inside the

@@ -201,8 +201,8 @@ class NeuralSearch:
 
     def search(self, config: GameConfig, state: BatchState, game: int, seat: int) -> SearchResult:
         """One decision for snake `seat` of game `game` of `state`, by `ms` from now or by the
-        caller's deadline if sooner, and at once when the caller hangs up (`agents.stopping`: the
-        snake server anchors its deadline at the request's arrival)."""
+        caller's deadline if sooner, and before the next round once the caller hangs up
+        (`agents.stopping`: the snake server anchors its deadline at the request's arrival)."""
         asked = stopping.current()
         deadline = time.perf_counter() + self.ms / 1000.0 if self.ms > 0 else math.inf
         if asked.deadline is not None:

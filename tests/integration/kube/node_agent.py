@@ -44,9 +44,10 @@ FALLBACK_LOG_LINES = 80  # ... from the last 80 lines of the log
 DELETE_GRACE_CAP_SECONDS = 5.0
 # Pods run below the control plane's CPU priority. In a cluster the control plane has its own nodes or
 # kubelet's reserved cgroups (kube-reserved, system-reserved), so no workload starves the API server; here
-# they share two cores, and a trainer pod on a loaded CI machine once starved it for minutes (TLS handshakes
-# to it timed out after 30 s, a `kubectl delete` after 120 s). Niceness 10 gives a pod about a tenth of the
-# CPU weight of a default-priority process when both want it, and all of an idle CPU.
+# they share two cores. In one CI run on a loaded machine the API server stopped answering for minutes while
+# a trainer pod ran (TLS handshakes to it timed out after 30 s, a `kubectl delete` after 120 s), most likely
+# starved of CPU. Niceness 10 gives a pod about a tenth of the CPU weight of a default-priority process when
+# both want it, and all of an idle CPU.
 POD_NICENESS = 10
 
 log = logging.getLogger(__name__)
