@@ -49,7 +49,13 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ouroboros.trainer.commands.cli", "serve", "--player", spec,
              "--port", "0", "--log-level", "INFO"], stderr=self._log, text=True)
-        self.url = self._wait_for_url()
+        try:
+            self.url = self._wait_for_url()
+        except BaseException:  # a server that never listened must not outlive the test
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self._log.close()
+            raise
 
     def _wait_for_url(self) -> str:
         # A server listens after its warm-up move, which for `search` compiles the numba kernel:
