@@ -83,7 +83,7 @@ PRESETS: dict[str, Preset] = {
                                 readiness=ReadinessSpec(max_p99_latency_ms=1000, max_peak_memory_mb=1000)),
     ),
     "quick": Preset(
-        description="about 9.5 minutes on 2 shared CPU cores: a champion that beats random-safe",
+        description="10 to 20 minutes on 2 shared CPU cores: a champion that beats random-safe",
         expected_minutes=9.5,
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
