@@ -5,12 +5,13 @@ collector's counts are far past their thresholds, and with it enabled the
 next allocation runs the oldest due generation: a full pass walks every
 object in the process (245 ms measured in an unfrozen process with torch
 loaded, on this 2-core machine at load 1.6; 43 ms in a frozen `ouro serve`
-on a quiet one). Where that lands decides whether a move meets its deadline. So a thinking player
-(`agents.nsearch`) and the snake server (`serving.server`, from a move's
-arrival until its answer is written) pause the automatic collector, and
-whoever starts the pause first runs the generations that are due, inside the
-time the caller's clock already counts. When the last pause ends the
-collector is back as it was, and what is due runs after the answer went out.
+on a quiet one). Where that lands decides whether a move meets its deadline.
+So a thinking player (`agents.nsearch`) and the snake server
+(`serving.server`, from a move's request read whole until its answer is
+written) pause the automatic collector, and each pause begins by running the
+generations that are due, inside the time the caller's clock already counts.
+When the last pause ends the collector is back as it was, and what is due
+then runs after the answer went out.
 """
 
 from __future__ import annotations
