@@ -204,9 +204,7 @@ class NeuralSearch:
         caller's deadline if sooner, and before the next round once the caller hangs up
         (`agents.stopping`: the snake server anchors its deadline at the request's arrival)."""
         asked = stopping.current()
-        deadline = time.perf_counter() + self.ms / 1000.0 if self.ms > 0 else math.inf
-        if asked.deadline is not None:
-            deadline = min(deadline, asked.deadline)
+        deadline = asked.sooner(time.perf_counter() + self.ms / 1000.0 if self.ms > 0 else math.inf)
         with COLLECTOR.paused():
             return self._search(config, state, game, seat, deadline, asked.hung_up)
 

@@ -198,7 +198,7 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
     deadline or hang-up (`agents.stopping`) if sooner: then the last completed iteration's."""
     start = time.perf_counter()
     asked = stopping.current()
-    deadline = start + seconds if asked.deadline is None else min(start + seconds, asked.deadline)
+    deadline = asked.sooner(start + seconds)
     search = _Search(rules, me, weights or SearchWeights(), deadline, focus)
     search.stop = asked.hung_up
     seconds = deadline - start
@@ -251,7 +251,7 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
 
     start = time.perf_counter()
     asked = stopping.current()
-    deadline = start + seconds if asked.deadline is None else min(start + seconds, asked.deadline)
+    deadline = asked.sooner(start + seconds)
     seconds = deadline - start
     helper = _Search(rules, me, weights or SearchWeights(), deadline, focus)
     snakes, food = pos

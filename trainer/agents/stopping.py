@@ -27,6 +27,11 @@ class Limits:
     hung_up: threading.Event | None = None
     """Set once nobody waits for the answer any more."""
 
+    def sooner(self, own: float) -> float:
+        """The player's own deadline `own` (a `time.perf_counter()` value; inf: none) or the
+        caller's, whichever comes first."""
+        return own if self.deadline is None else min(own, self.deadline)
+
 
 _LIMITS: contextvars.ContextVar[Limits] = contextvars.ContextVar(
     "ouroboros_stop_limits", default=Limits())  # noqa: B039 - frozen, never mutated
