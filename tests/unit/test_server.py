@@ -244,6 +244,20 @@ def test_malformed_requests_get_a_4xx_naming_the_field(client, path, case, body,
     assert client.call("POST", "/move", request_body())[1]["move"] == "right"
 
 
+@pytest.mark.parametrize(("path", "low", "values"), [
+    (["turn"], 0, [-1, -(2**31), 2**31, 10**30]),
+    (["game", "timeout"], 1, [0, -5, 2**31, 10**30]),
+])
+def test_a_number_out_of_range_names_the_one_range(client, path, low, values):
+    """Below or above, small or huge: the same range in the message (it once read -2147483647..
+    for a huge turn and 0.. for -1, two checks disagreeing)."""
+    field = ".".join(path)
+    for value in values:
+        got, answer, _ = client.call("POST", "/move", _with(path, value))
+        assert got == 400 and answer["field"] == field
+        assert answer["error"].endswith(f"is outside {low}..2147483647"), answer["error"]
+
+
 def test_end_needs_only_the_game_id(serve):
     srv = serve()
     c = Client(srv)

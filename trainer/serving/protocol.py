@@ -94,11 +94,11 @@ def _json_kind(value: Any) -> str:
             list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def _field(obj: dict, key: str, path: str, kind, default=...):
-    """jsonio's typed getter (strings checked to be valid Unicode), with its InputError
-    turned into RequestError(400)."""
+def _field(obj: dict, key: str, path: str, kind, default=..., bounds: tuple[int, int] | None = None):
+    """jsonio's typed getter (strings checked to be valid Unicode; integers within ``bounds``,
+    inclusive, else jsonio's signed 32-bit range), with its InputError turned into RequestError(400)."""
     try:
-        value = jsonio.get_field(obj, key, path, kind, default)
+        value = jsonio.get_field(obj, key, path, kind, default, **({"bounds": bounds} if bounds else {}))
         if isinstance(value, str):
             jsonio.check_text(value, f"{path}.{key}" if path else key)
         return value
@@ -151,12 +151,9 @@ def parse_move_request(obj: dict) -> MoveRequest:
     """
     game = _field(obj, "game", "", dict)
     game_id = _field(game, "id", "game", str)
-    timeout_ms = _field(game, "timeout", "game", int, DEFAULT_TIMEOUT_MS)
-    if not 0 < timeout_ms <= MAX_INT:
-        raise RequestError(400, "game.timeout", f"{timeout_ms} is outside 1..{MAX_INT} ms")
-    turn = _field(obj, "turn", "", int)
-    if not 0 <= turn <= MAX_INT:
-        raise RequestError(400, "turn", f"{turn} is outside 0..{MAX_INT}")
+    # one range check per field, so a negative and a huge number get the same message
+    timeout_ms = _field(game, "timeout", "game", int, DEFAULT_TIMEOUT_MS, bounds=(1, MAX_INT))
+    turn = _field(obj, "turn", "", int, bounds=(0, MAX_INT))
     notes: list[str] = []
     config_kw = _config_kw(game, notes)
     you = _field(obj, "you", "", dict)
