@@ -2,8 +2,9 @@
 
 `search.values` turns the scores of each seat's own search into values in
 [-1, 1] (exactly opposite in a duel, as outcomes are); `Search.act_scored`
-reports the score of each decision it searched; a bootstrap game with the
-search as teacher records those values in the expert's replay columns; and
+reports the score of each decision it searched, `NeuralSearch.act_scored` its
+root value; a bootstrap game with either search as teacher records those
+values in the expert's replay columns; and
 the imitation step trains the value head on the mix that
 ``teacher_value_weight`` names (0: the game's outcome alone, as before).
 Networks are tiny (`cnn_simple` 2x8), searches two turns deep.
@@ -91,6 +92,53 @@ def test_a_bootstrap_game_with_the_search_teacher_records_its_values():
     assert "search_value" not in heuristic.columns  # the heuristic scores no position
 
 
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    """A randomly initialised cnn_simple 2x8 exported with the ONNX contract (7x7 boards)."""
+    from ouroboros.trainer.learning import onnx_export
+
+    path = tmp_path_factory.mktemp("teacher") / "tiny.onnx"
+    path.write_bytes(onnx_export.to_onnx(networks.build_network(TINY_NET, seed=0), 7, 7))
+    return path
+
+
+def test_the_neural_search_scores_its_decisions_with_its_root_value(tiny_onnx):
+    from ouroboros.trainer.agents import nsearch
+
+    config = GameConfig(7, 7, 2)
+    state = maps.new_games(config, np.arange(3) + 3)
+    player = nsearch.NeuralSearch(str(tiny_onnx), ms=0, visits=24, reuse=False)
+    rng = np.random.default_rng(0)
+    state.alive[2, 1] = False  # a snake that is out gets no decision and no value
+    moves, scores = player.act_scored(config, state, 1, rng)
+    assert np.isnan(scores[2]) and np.isfinite(scores[:2]).all() and (np.abs(scores[:2]) <= 1).all()
+    np.testing.assert_allclose(scores[:2], [r.value for r in player.results[-2:]])
+    np.testing.assert_array_equal(moves[:2], [r.move for r in player.results[-2:]])
+    values, valid = player.values(np.array([[scores[0], NAN], [2.0, -0.5]]))
+    np.testing.assert_allclose(values, [[scores[0], 0.0], [1.0, -0.5]], atol=1e-6)  # clipped, not led
+    np.testing.assert_array_equal(valid, [[1, 0], [1, 1]])
+
+
+def test_a_bootstrap_game_with_the_neural_search_teacher_records_its_root_values(tiny_onnx):
+    from ouroboros.trainer.agents import nsearch
+
+    config = GameConfig(7, 7, 2)
+    teacher = nsearch.NeuralSearch(str(tiny_onnx), ms=0, visits=16, reuse=False)
+    rollout = selfplay.play(config, games=2, parallel=2, max_turns=10, seed=5,
+                            assign=lambda i, rng: [selfplay.Seat.TEACHER] * 2, rng=np.random.default_rng(1),
+                            record_teacher=True, teacher_player=teacher)
+    cols = rollout.columns
+    searched = cols["searched"]
+    assert searched.mean() > 0.5
+    value = cols["search_value"]
+    assert (value[~searched] == 0).all() and (np.abs(value) <= 1).all()
+    # the recorded values are the searches' own root values, seat by seat (not a lead over a rival)
+    searched_values = {round(float(r.value), 5) for r in teacher.results if r.simulations}
+    assert {round(float(v), 5) for v in value[searched]} <= searched_values
+    rows = np.flatnonzero(searched)
+    np.testing.assert_array_equal(cols["search_policy"][rows].argmax(axis=1), cols["move"][rows])
+
+
 @pytest.mark.parametrize(("weight", "sign"), [(1.0, -1.0), (0.0, 1.0)])
 def test_imitation_trains_the_value_on_the_weighted_mix(monkeypatch, weight, sign):
     """Outcome +1, the search's value -1: the value head follows the search at weight 1 and the outcome at 0."""
@@ -133,13 +181,22 @@ def test_the_weight_reaches_the_phase_and_needs_the_search_teacher():
             PhaseSpec.model_validate(phase)
 
 
-def test_ouro_train_sets_the_weight_and_refuses_one_out_of_range_or_without_a_search_teacher(tmp_path, capsys):
+def test_ouro_train_sets_the_weight_and_refuses_one_out_of_range_or_without_a_search_teacher(tmp_path, capsys,
+                                                                                            tiny_onnx):
     from ouroboros.trainer.commands import train
 
     args = train._parser().parse_args(["--preset", "smoke", "--store", str(tmp_path), "--teacher", "search:ms=5",
                                        "--teacher-value-weight", "0.25"])
     boot = next(p for p in train._plan(args).phases if p.kind is PhaseName.BOOTSTRAP)
     assert (boot.teacher, boot.teacher_value_weight) == ("search:ms=5", 0.25)
+    neural = f"nsearch:model={tiny_onnx},ms=20"
+    args = train._parser().parse_args(["--preset", "smoke", "--store", str(tmp_path), "--teacher", neural,
+                                       "--teacher-value-weight", "0.5"])
+    boot = next(p for p in train._plan(args).phases if p.kind is PhaseName.BOOTSTRAP)
+    assert (boot.teacher, boot.teacher_value_weight) == (neural, 0.5)
+    assert train.main(["--preset", "smoke", "--store", str(tmp_path), "--teacher", "nsearch:model=missing.onnx",
+                       "--teacher-value-weight", "0.5"]) == 2  # the model is checked first
+    assert "--teacher:" in capsys.readouterr().err
 
     for bad in ("1.5", "-0.1", "nan"):
         code = train.main(["--preset", "smoke", "--store", str(tmp_path), "--teacher", "search:ms=5",
@@ -149,4 +206,5 @@ def test_ouro_train_sets_the_weight_and_refuses_one_out_of_range_or_without_a_se
     for teacher in ([], ["--teacher", "heuristic"]):  # a weight the teacher cannot use is refused, not ignored
         assert train.main(["--preset", "smoke", "--store", str(tmp_path), "--teacher-value-weight", "0.5",
                            *teacher]) == 2
-        assert "the teacher scores no position; it needs a search teacher" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "the teacher scores no position; it needs a search teacher" in err and "nsearch:model=M" in err

@@ -189,15 +189,36 @@ class NeuralSearch:
 
     def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
         """Moves for `seat` in every game. Shape [B] int8."""
+        return self.act_scored(config, state, seat, rng)[0]
+
+    def act_scored(self, config: GameConfig, state: BatchState, seat: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """`act`'s moves [B] int8 and each decision's root value for `seat`, float64 [B] in [-1, 1]
+        (:attr:`SearchResult.value`), NaN where nothing was searched (game over, snake out, one or no
+        move to choose from). A bootstrap teacher's protocol (``selfplay``): :meth:`values` turns a
+        position's scores into value targets, as AlphaZero-style systems train the value on the
+        search's root value (MuZero Reanalyse; Schrittwieser et al. 2021)."""
         moves = np.zeros(state.batch_size, np.int8)
+        scores = np.full(state.batch_size, np.nan)
         over = state.game_over(config.ruleset is Ruleset.SOLO)
         for g in np.flatnonzero(~over & state.alive[:, seat]):
             result = self.search(config, state, int(g), seat)
             moves[g] = result.move
+            if result.simulations or result.reused:
+                scores[g] = result.value
             self.results.append(result)
             if len(self.results) > 10_000:
                 del self.results[:5_000]
-        return moves
+        return moves, scores
+
+    @staticmethod
+    def values(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each seat's value of a position from :meth:`act_scored`'s scores float [N, S]: the root
+        values as they are (each already one seat's own, in [-1, 1]). Returns (values float32 [N, S],
+        valid bool [N, S]: where the seat was searched; 0 elsewhere)."""
+        scores = np.asarray(scores, np.float64)
+        valid = ~np.isnan(scores)
+        return np.where(valid, np.clip(scores, -1.0, 1.0), 0.0).astype(np.float32), valid
 
     def search(self, config: GameConfig, state: BatchState, game: int, seat: int) -> SearchResult:
         """One decision for snake `seat` of game `game` of `state`, by `ms` from now or by the

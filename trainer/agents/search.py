@@ -128,6 +128,12 @@ class Search:
             moves[g] = decision.move
         return moves, scores
 
+    @staticmethod
+    def values(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`act_scored`'s scores of a position's seats [N, S] -> (values [N, S], valid [N, S]):
+        the module's :func:`values` (a bootstrap teacher's protocol, ``selfplay``)."""
+        return values(scores)
+
 
 VALUE_SCALE = 600.0
 """Points of lead over the best-placed rival that map to a value of tanh(1) = 0.76 in :func:`values`.

@@ -164,8 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=None,
                    help="bootstrap teacher as a player spec (default heuristic; e.g. search:ms=20)")
     p.add_argument("--teacher-value-weight", type=float, default=None, metavar="W",
-                   help="with a search teacher: the share of the search's value of a position in bootstrap's "
-                        "value target, the rest the game's outcome (default 0.5; 0: the outcome alone)")
+                   help="with a search teacher (search, search-v1, nsearch): the share of the search's value of a "
+                        "position in bootstrap's value target, the rest the game's outcome (default 0.5; 0: the "
+                        "outcome alone)")
     p.add_argument("--imitate", default=None, metavar="PHASES",
                    help="comma-separated replay folders of the run that bootstrap also imitates "
                         "(e.g. imported, after `ouro data import --run RUN`)")
@@ -253,7 +254,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
             raise ValueError(f"--teacher-value-weight: a share between 0 and 1, got {weight}")
         if weight is not None and not hasattr(teacher, "act_scored"):  # it would change nothing, silently
             raise ValueError("--teacher-value-weight: the teacher scores no position; it needs a search teacher "
-                             "(--teacher search:ms=N or search-v1:ms=N)")
+                             "(--teacher search:ms=N, search-v1:ms=N or nsearch:model=M,ms=N)")
         imitated = tuple(shards.check_name(p.strip(), "--imitate folder")
                          for p in (args.imitate or "").split(",") if p.strip())
         expert_spec = expert_iteration(args.expert_iteration)

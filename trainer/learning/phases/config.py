@@ -61,7 +61,7 @@ class PhaseSettings(BaseModel):
         "(`heuristic`, the batched default; `search:ms=20` imitates the search player, one game at a time).")
     teacher_value_weight: float = Field(
         DEFAULT_TEACHER_VALUE_WEIGHT, ge=0, le=1, description="Bootstrap: where the teacher scored a position "
-        "(the search, `agents.search.values`), the value target is this share of its value, the rest the game's "
+        "(the search, `agents.search.values`; the neural search, its root value), the value target is this share of its value, the rest the game's "
         "outcome (`expert.value_target`); 0: the outcome alone. No effect with a teacher that does not score.")
     imitate_phases: tuple[str, ...] = Field(
         (), description="Bootstrap: other replay folders of this run whose games join the imitation "

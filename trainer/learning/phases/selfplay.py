@@ -31,8 +31,10 @@ In bootstrap the teacher's seats are recorded instead, with the teacher's
 move as the label; with probability ``explore`` the move actually played is a
 random safe one, so the data also shows the teacher's answer in positions its
 own play would not reach (DAgger's point, cheaply). A teacher that scores its
-decisions (the search, ``act_scored``) also labels each position with its value
-for the recorded snake (:func:`.search.values`), in the expert's columns below
+decisions (``act_scored`` and ``values``: the search, whose values are its
+score's squashed lead over the best rival, :func:`.search.values`; the neural
+search, whose values are its root values) also labels each position with its
+value for the recorded snake, in the expert's columns below
 (the policy column one-hot on the teacher's move).
 
 With an ``expert`` (expert iteration, :mod:`.expert`) a share of the learner's
@@ -50,7 +52,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ouroboros.trainer.agents import search
 from ouroboros.trainer.agents.base import Player
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
@@ -296,11 +297,11 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
     teacher = codes == Seat.TEACHER
     tg = np.flatnonzero((seated & teacher).any(axis=1))
     if tg.size:
-        scores = None
+        valued = None
         if deciders.teacher_player is None:
             best = safety.choose(deciders.teacher.scores(config, state.select(tg)), rng)  # [n, S]
         else:
-            best, scores = _teacher_moves(config, state.select(tg), teacher[tg], deciders.teacher_player, rng)
+            best, valued = _teacher_moves(config, state.select(tg), teacher[tg], deciders.teacher_player, rng)
         played = best
         if deciders.explore > 0:
             rand = safety.choose(safe[tg].astype(np.float64), rng)
@@ -312,16 +313,17 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
             label = np.zeros(codes.shape, np.int8)
             label[tg] = best
             zero = np.zeros(g.size, np.float32)
-            targets = None if scores is None else _teacher_targets(codes.shape, tg, scores, g, s, label[g, s])
+            targets = None if valued is None else _teacher_targets(codes.shape, tg, valued, g, s, label[g, s])
             rows = _Rows(g, s, planes, mask, label[g, s], zero, zero, targets)
     return moves, rows
 
 
 def _teacher_moves(config: GameConfig, sub: BatchState, seats: np.ndarray, player: Player,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+                   rng: np.random.Generator) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """A teacher player's moves int8 [n, S] for the games of ``sub`` on its ``seats`` bool [n, S],
-    asked seat by seat, and the scores float64 [n, S] of a player that scores its decisions
-    (``act_scored``: the search; NaN where not searched), else None."""
+    asked seat by seat, and, from a player that scores its decisions (``act_scored`` and ``values``:
+    the search, the neural search), each seat's value of the position with where it is valid
+    (float32 [n, S], bool [n, S]), else None."""
     scored = getattr(player, "act_scored", None)
     moves = np.zeros(seats.shape, np.int8)
     scores = None if scored is None else np.full(seats.shape, np.nan)
@@ -330,15 +332,15 @@ def _teacher_moves(config: GameConfig, sub: BatchState, seats: np.ndarray, playe
             moves[:, seat] = player.act(config, sub, int(seat), rng)
         else:
             moves[:, seat], scores[:, seat] = scored(config, sub, int(seat), rng)
-    return moves, scores
+    return moves, (None if scores is None else player.values(scores))
 
 
-def _teacher_targets(shape: tuple[int, int], tg: np.ndarray, scores: np.ndarray, g: np.ndarray, s: np.ndarray,
-                     label: np.ndarray) -> expert.SearchTargets:
-    """The search teacher's targets for the recorded rows (g, s): its move (one-hot) and its value of the
-    position (:func:`.search.values` of the scores [len(tg), S] of the games ``tg``), where it searched."""
+def _teacher_targets(shape: tuple[int, int], tg: np.ndarray, valued: tuple[np.ndarray, np.ndarray], g: np.ndarray,
+                     s: np.ndarray, label: np.ndarray) -> expert.SearchTargets:
+    """The scoring teacher's targets for the recorded rows (g, s): its move (one-hot) and its value of
+    the position (``valued``: values [len(tg), S] and where valid, of the games ``tg``), where it searched."""
     value, valid = np.zeros(shape, np.float32), np.zeros(shape, bool)
-    value[tg], valid[tg] = search.values(scores)
+    value[tg], valid[tg] = valued
     searched = valid[g, s]
     policy = np.zeros((g.size, 4), np.float32)
     policy[np.flatnonzero(searched), label[searched]] = 1.0
