@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,8 @@ from .kube import controlplane
 from .kube import node_agent as node_agent_module
 
 pytestmark = pytest.mark.integration
+
+ARTIFACTS_PVC = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "artifacts-pvc.yaml"
 
 
 def _wait_for(predicate, timeout: float = 60, what: str = "condition"):
@@ -219,3 +223,26 @@ def test_pods_mounting_one_claim_share_its_files(kube_cluster, node_agent, names
 
     terminated = _job_pod(kube_cluster, namespace, "reader")["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["message"] == "weights"
+
+
+def test_a_deleted_namespace_holding_a_claim_finishes_deleting(kube_cluster, node_agent):
+    """A namespace with a PersistentVolumeClaim that a finished pod mounted goes away once deleted.
+    The claim carries the `kubernetes.io/pvc-protection` finalizer (the API server's admission puts
+    it on every claim); without the controller that removes it, such a namespace stays Terminating
+    and the namespace controller retries it, and every other one like it, until the session ends."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kube_cluster.kubectl("create", "namespace", name)
+    try:
+        kube_cluster.kubectl("apply", "-n", name, "-f", str(ARTIFACTS_PVC))
+        claim = json.loads(kube_cluster.kubectl("get", "pvc", "-n", name, "-o", "json").stdout)["items"][0]
+        assert "kubernetes.io/pvc-protection" in claim["metadata"]["finalizers"]
+        job = _job("mounter", "open('/var/lib/ouro/x', 'w').write('x')")
+        pod_spec = job["spec"]["template"]["spec"]
+        pod_spec["volumes"] = [{"name": "store", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}]
+        pod_spec["containers"][0]["volumeMounts"] = [{"name": "store", "mountPath": "/var/lib/ouro"}]
+        kube_cluster.kubectl("apply", "-n", name, "-f", "-", input=json.dumps(job))
+        kube_cluster.kubectl("wait", "-n", name, "--for=condition=Complete", "job/mounter", "--timeout=90s")
+    finally:
+        kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    _wait_for(lambda: kube_cluster.kubectl("get", "namespace", name, check=False).returncode != 0,
+              timeout=90, what=f"namespace {name} to finish deleting")

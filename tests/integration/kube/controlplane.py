@@ -39,6 +39,12 @@ CONTROLLERS = (
     "ttl-after-finished-controller",  # Job.spec.ttlSecondsAfterFinished
     "cronjob-controller",
     "clusterrole-aggregation-controller",  # admin/edit/view pick up aggregated rules
+    # The API server's StorageObjectInUseProtection admission puts the `kubernetes.io/pvc-protection`
+    # finalizer on every claim, and only this controller takes it off once no pod uses the claim.
+    # Without it every namespace holding a claim (each test's has one) stayed Terminating, and the
+    # namespace controller retried them all for the rest of the session: 114 such namespaces half an
+    # hour into a `make test` kept the API server at about half a core of LISTs and DELETEs.
+    "persistentvolumeclaim-protection-controller",
 )
 """kube-controller-manager controllers we run. No node-lifecycle controller: the
 test node has no kubelet heartbeats, and it would taint the node and evict pods."""
