@@ -45,8 +45,11 @@ class Game:
     ids: list[str]
 
 
-def get_field(obj: Any, key: str, path: str, kind, default=...,
-              bounds: tuple[int, int] = (-limits.INT32_MAX, limits.INT32_MAX)):
+INT32_BOUNDS = (-limits.INT32_MAX, limits.INT32_MAX)
+"""The integers :func:`get_field` accepts unless told otherwise (a signed 32-bit integer, but for its minimum)."""
+
+
+def get_field(obj: Any, key: str, path: str, kind, default=..., bounds: tuple[int, int] = INT32_BOUNDS):
     """`obj[key]` checked to be of `kind` (int excludes bool); `default` when absent, else
     InputError naming `path.key`. Every JSON reader of the project validates through this.
 

@@ -24,7 +24,7 @@ from ouroboros.trainer.engine import jsonio, limits, types
 
 DEFAULT_TIMEOUT_MS = 500
 """The engine's timeout when `game.timeout` is absent (the API's default)."""
-MAX_INT = 2**31 - 1
+MAX_INT = limits.INT32_MAX
 """Largest turn or timeout accepted (the engine stores numbers in fixed-width integers)."""
 
 
@@ -94,11 +94,11 @@ def _json_kind(value: Any) -> str:
             list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def _field(obj: dict, key: str, path: str, kind, default=..., bounds: tuple[int, int] | None = None):
+def _field(obj: dict, key: str, path: str, kind, default=..., bounds: tuple[int, int] = jsonio.INT32_BOUNDS):
     """jsonio's typed getter (strings checked to be valid Unicode; integers within ``bounds``,
-    inclusive, else jsonio's signed 32-bit range), with its InputError turned into RequestError(400)."""
+    inclusive), with its InputError turned into RequestError(400)."""
     try:
-        value = jsonio.get_field(obj, key, path, kind, default, **({"bounds": bounds} if bounds else {}))
+        value = jsonio.get_field(obj, key, path, kind, default, bounds)
         if isinstance(value, str):
             jsonio.check_text(value, f"{path}.{key}" if path else key)
         return value
