@@ -175,6 +175,20 @@ def test_registry_rejects_bad_specs(spec, message, tmp_path, monkeypatch):
         registry.make_player(spec)
 
 
+@pytest.mark.parametrize("content", [b"", b"# not a model\n" * 10, b"\x08\x07" + bytes(range(256))])
+@pytest.mark.parametrize("scheme", ["onnx:{}", "nsearch:model={}"])
+def test_a_file_onnxruntime_cannot_load_is_a_refused_spec(content, scheme, tmp_path):
+    """Empty, text, or protobuf-looking garbage: a SpecError (a ValueError every command reports as
+    bad input) naming the spec once, never onnxruntime's own exception types and their traceback."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    spec = scheme.format(path)
+    with pytest.raises(registry.SpecError) as caught:
+        registry.make_player(spec)
+    message = str(caught.value)
+    assert message.startswith(f"player {spec!r}: not a loadable ONNX model: ") and message.count("player ") == 1
+
+
 def test_registry_scheme_hook():
     registry.register_scheme("fixture", lambda arg: Greedy(name=f"fixture:{arg}"))
     try:

@@ -197,6 +197,10 @@ def test_ouro_train_sets_the_weight_and_refuses_one_out_of_range_or_without_a_se
     assert train.main(["--preset", "smoke", "--store", str(tmp_path), "--teacher", "nsearch:model=missing.onnx",
                        "--teacher-value-weight", "0.5"]) == 2  # the model is checked first
     assert "--teacher:" in capsys.readouterr().err
+    (tmp_path / "text.onnx").write_text("not a model")
+    assert train.main(["--preset", "smoke", "--store", str(tmp_path), "--teacher",
+                       f"nsearch:model={tmp_path / 'text.onnx'}"]) == 2  # exit 2, not an onnxruntime traceback
+    assert "not a loadable ONNX model" in capsys.readouterr().err
 
     for bad in ("1.5", "-0.1", "nan"):
         code = train.main(["--preset", "smoke", "--store", str(tmp_path), "--teacher", "search:ms=5",

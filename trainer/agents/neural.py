@@ -35,7 +35,9 @@ INPUT = "board"
 def inference_session(model: str | os.PathLike[str] | bytes, threads: int = 1) -> Any:
     """An onnxruntime CPU session set up as a game server runs it: ``threads`` intra-op
     threads (1 by default: on this CPU a second thread lowers p50 but raises p99),
-    sequential execution, every graph optimisation."""
+    sequential execution, every graph optimisation. ModelContractError (a ValueError,
+    so every command reports it as bad input) when onnxruntime cannot load ``model``:
+    not ONNX, empty, truncated, an unsupported operator."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -44,7 +46,10 @@ def inference_session(model: str | os.PathLike[str] | bytes, threads: int = 1) -
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     source = model if isinstance(model, bytes) else os.fspath(model)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types (none a ValueError) for every kind of garbage
+        raise ModelContractError(f"not a loadable ONNX model: {str(exc).splitlines()[0][:300]}") from None
 
 
 class ModelContractError(ValueError):
@@ -132,10 +137,7 @@ def check_model(model: str | os.PathLike[str] | bytes, game: str | GameKey | Non
     ModelContractError naming what is wrong (never a protobuf or onnxruntime
     traceback). Used before any version is registered or put in force.
     """
-    try:
-        session = inference_session(model)
-    except Exception as exc:  # onnxruntime raises its own exception types for every kind of garbage
-        raise ModelContractError(f"not a loadable ONNX model: {str(exc).splitlines()[0][:300]}") from None
+    session = inference_session(model)
     contract, channels, _, height, width = model_input(session)
     try:
         policy, value = session.run(["policy", "value"], {INPUT: np.zeros((1, channels, height, width), np.float32)})

@@ -161,7 +161,7 @@ def _onnx_player(path: str) -> Player:
     import os
 
     if path and not os.path.isfile(path):
-        raise SpecError(f"player 'onnx:{path}': no such model file: {path}")
+        raise SpecError(f"no such model file: {path}")  # make_player names the spec
     from ouroboros.trainer.agents import neural  # imported on first use: onnxruntime is heavy
 
     return neural.from_spec(path)
