@@ -258,6 +258,14 @@ def test_a_number_out_of_range_names_the_one_range(client, path, low, values):
         assert answer["error"].endswith(f"is outside {low}..2147483647"), answer["error"]
 
 
+def test_an_integer_too_long_to_read_is_refused_in_our_words(client):
+    """Past Python's 4,300-digit limit the JSON cannot be read at all: 400 on the body, and the
+    message says what is wrong without Python's advice to call sys.set_int_max_str_digits."""
+    got, answer, _ = client.call("POST", "/move", b'{"turn": ' + b"9" * 5000 + b"}")
+    assert got == 400 and answer["field"] == "body"
+    assert answer["error"] == "body: not valid JSON: an integer of more than 4300 digits"
+
+
 def test_end_needs_only_the_game_id(serve):
     srv = serve()
     c = Client(srv)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import zlib
 from typing import Any
 
@@ -80,8 +81,10 @@ def decode_body(body: bytes) -> dict:
                                         f"column {err.colno}") from None
     except RecursionError:
         raise RequestError(400, "body", "JSON nested too deeply") from None
-    except ValueError as err:  # e.g. an integer literal past Python's digit limit
-        raise RequestError(400, "body", f"not valid JSON: {err}") from None
+    except ValueError as err:  # an integer literal past Python's digit limit (no other ValueError is known)
+        limit = sys.get_int_max_str_digits()
+        why = f"an integer of more than {limit} digits" if "digits" in str(err) else str(err)
+        raise RequestError(400, "body", f"not valid JSON: {why}") from None
     if not isinstance(obj, dict):
         raise RequestError(400, "body", f"expected a JSON object, got {_json_kind(obj)}")
     return obj
