@@ -95,7 +95,7 @@ PRESETS: dict[str, Preset] = {
         ],
     ),
     "medium": Preset(
-        description="about 35 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
+        description="25 to 60 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
                     "games and 2.5x the reinforcement learning, aiming past the heuristic teacher",
         expected_minutes=35,
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
