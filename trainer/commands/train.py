@@ -54,8 +54,7 @@ class Preset(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    description: str = Field(description="What the preset is for.")
-    expected_minutes: float = Field(description="Measured (or, where said, estimated) wall time here.")
+    description: str = Field(description="What the preset is for, and its measured (or, where said, estimated) wall time here.")
     game: GameSpec = Field(default_factory=GameSpec, description="The game.")
     network: networks.NetworkConfig = Field(description="The network.")
     phases: list[pc.PhaseSettings] = Field(description="Phases, in order.")
@@ -69,7 +68,6 @@ _SIMPLE = dict(architecture="cnn_simple", attention_layers=0)
 PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         description="seconds: every phase end to end on a 7x7 board (tests)",
-        expected_minutes=0.5,
         game=GameSpec(width=7, height=7, max_turns=60),
         network=networks.NetworkConfig(**_SIMPLE, blocks=2, channels=16),
         phases=[
@@ -84,7 +82,6 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         description="10 to 20 minutes on 2 shared CPU cores: a champion that beats random-safe",
-        expected_minutes=9.5,
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
             pc.phase_settings(PhaseName.BOOTSTRAP, games=800, parallel_games=200, epochs=2,
@@ -97,7 +94,6 @@ PRESETS: dict[str, Preset] = {
     "medium": Preset(
         description="25 to 60 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
                     "games and 2.5x the reinforcement learning, aiming past the heuristic teacher",
-        expected_minutes=35,
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
             pc.phase_settings(PhaseName.BOOTSTRAP, games=2000, parallel_games=250, epochs=2,
@@ -111,7 +107,6 @@ PRESETS: dict[str, Preset] = {
     "long": Preset(
         description="about 8 hours on 2 CPU cores (estimated from benchmarks.training, not run): "
                     "the default attention network, aiming past the heuristic teacher",
-        expected_minutes=480,
         network=networks.NetworkConfig(),
         phases=[
             pc.phase_settings(PhaseName.BOOTSTRAP, games=4000, parallel_games=256, epochs=3),
