@@ -28,7 +28,16 @@ import pytest
 from .operator_support import OperatorProcess, apply, apply_crds, condition, get, items, wait_for
 
 pytestmark = pytest.mark.integration
-TOMORROW = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+# The operator counts fire times from the schedule's creationTimestamp, which is real time, up to the
+# test's clock. So the schedule fires daily at an hour half a day from the real time this module loads:
+# between a schedule's creation and FIRST (the first fire time, where every test's clock starts) the real
+# clock then never passes another fire time, whatever the time of day the suite runs. (A fixed 02:00
+# failed when the suite ran between midnight and 02:00: that night's 02:00 fell between creation and
+# the test's clock.)
+_LOADED = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+HOUR = (_LOADED.hour + 12) % 24
+CRON = f"0 {HOUR} * * *"
+FIRST = _LOADED + timedelta(hours=12)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +62,7 @@ class Clock:
 
 @pytest.fixture
 def clock(tmp_path):
-    return Clock(tmp_path / "clock", TOMORROW + timedelta(hours=1, minutes=59))
+    return Clock(tmp_path / "clock", FIRST - timedelta(minutes=1))
 
 
 @pytest.fixture
@@ -73,7 +82,7 @@ def operator(cluster, namespace, tmp_path, clock):
 
 def schedule(name="nightly", **spec):
     body = {
-        "schedules": ["0 2 * * *"],
+        "schedules": [CRON],
         "template": {"metadata": {"labels": {"team": "a"}},
                      "spec": {"champion": "main", "suspend": True, "game": {"width": 7, "height": 7},
                               "phases": [{"name": "self_play", "games": 2}]}},
@@ -105,18 +114,18 @@ def finish(cluster, namespace, run, phase="Succeeded", at=None):
 
 
 def stamp(day: int) -> str:
-    return (TOMORROW + timedelta(days=day, hours=2)).strftime("%Y%m%d%H%M")
+    return (FIRST + timedelta(days=day)).strftime("%Y%m%d%H%M")
 
 
 def test_a_schedule_fires_at_its_time_and_forbid_skips_while_a_run_is_active(cluster, namespace, operator, clock):
     operator()
     apply(cluster, namespace, schedule(concurrencyPolicy="Forbid"))
     st = wait_for(lambda: status(cluster, namespace).get("nextScheduleTime"), timeout=60, what="nextScheduleTime")
-    assert st == (TOMORROW + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert st == FIRST.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert runs(cluster, namespace) == []
-    clock.set(TOMORROW + timedelta(hours=2, seconds=3))
+    clock.set(FIRST + timedelta(seconds=3))
     first = f"nightly-{stamp(0)}"
-    wait_for(lambda: runs(cluster, namespace) == [first], timeout=60, what="the 02:00 run")
+    wait_for(lambda: runs(cluster, namespace) == [first], timeout=60, what="the first fire time's run")
     run = get(cluster, "trainingrun", namespace, first)
     owner = run["metadata"]["ownerReferences"][0]
     assert owner["kind"] == "TrainingSchedule" and owner["name"] == "nightly" and owner["controller"] is True
@@ -129,23 +138,23 @@ def test_a_schedule_fires_at_its_time_and_forbid_skips_while_a_run_is_active(clu
     table = cluster.kubectl("get", "trainingschedules", "-n", namespace).stdout
     header, row = table.splitlines()[:2]
     assert header.split()[:6] == ["NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE"]
-    assert "0 2 * * *" in row and first in row and "cron" in row
+    assert CRON in row and first in row and "cron" in row
     # the next night the run is still active: Forbid skips that time and says so
-    clock.set(TOMORROW + timedelta(days=1, hours=2, seconds=3))
+    clock.set(FIRST + timedelta(days=1, seconds=3))
     wait_for(lambda: "RunSkipped" in events(cluster, namespace), timeout=60, what="a RunSkipped event")
     assert runs(cluster, namespace) == [first]
     assert status(cluster, namespace)["lastScheduleTime"].startswith(
-        (TOMORROW + timedelta(days=1)).strftime("%Y-%m-%d"))
+        (FIRST + timedelta(days=1)).strftime("%Y-%m-%d"))
 
 
 def test_replace_deletes_the_active_run_and_starts_a_new_one(cluster, namespace, operator, clock):
     operator()
-    clock.set(TOMORROW + timedelta(hours=2, seconds=3))
+    clock.set(FIRST + timedelta(seconds=3))
     apply(cluster, namespace, schedule(concurrencyPolicy="Replace"))
-    # created at 02:00:03 of the test's clock but earlier in real time: the 02:00 time is after creation
+    # created 3 s after FIRST on the test's clock but earlier in real time: FIRST is after creation
     first = f"nightly-{stamp(0)}"
     wait_for(lambda: runs(cluster, namespace) == [first], timeout=60, what="the first run")
-    clock.set(TOMORROW + timedelta(days=1, hours=2, seconds=3))
+    clock.set(FIRST + timedelta(days=1, seconds=3))
     second = f"nightly-{stamp(1)}"
     wait_for(lambda: runs(cluster, namespace) == [second], timeout=60, what="the first run replaced by the second")
     assert "RunReplaced" in events(cluster, namespace)
@@ -155,7 +164,7 @@ def test_suspend_stops_it(cluster, namespace, operator, clock):
     operator()
     apply(cluster, namespace, schedule(suspend=True))
     wait_for(lambda: condition(status(cluster, namespace), "Suspended"), timeout=60, what="conditions")
-    clock.set(TOMORROW + timedelta(hours=2, seconds=3))
+    clock.set(FIRST + timedelta(seconds=3))
     wait_for(lambda: status(cluster, namespace).get("lastScheduleTime"), timeout=60, what="the time handled")
     st = status(cluster, namespace)
     assert runs(cluster, namespace) == [] and "nextScheduleTime" not in st
@@ -258,7 +267,7 @@ def test_history_limits_delete_old_runs_and_failures_stop_the_schedule(cluster, 
                                        failedRunsHistoryLimit=1, stopStrategy={"maxConsecutiveFailures": 2}))
     names = []
     for day in range(2):
-        clock.set(TOMORROW + timedelta(days=day, hours=2, seconds=3))
+        clock.set(FIRST + timedelta(days=day, seconds=3))
         names.append(f"nightly-{stamp(day)}")
         wait_for(lambda n=names[-1]: n in runs(cluster, namespace), timeout=60, what=names[-1])
         finish(cluster, namespace, names[-1], "Succeeded")
@@ -268,7 +277,7 @@ def test_history_limits_delete_old_runs_and_failures_stop_the_schedule(cluster, 
     assert "RunDeleted" in events(cluster, namespace)
     assert status(cluster, namespace)["lastSuccessfulTime"]
     for day in (2, 3):
-        clock.set(TOMORROW + timedelta(days=day, hours=2, seconds=3))
+        clock.set(FIRST + timedelta(days=day, seconds=3))
         name = f"nightly-{stamp(day)}"
         wait_for(lambda n=name: n in runs(cluster, namespace), timeout=60, what=name)
         finish(cluster, namespace, name, "Failed")
@@ -284,7 +293,7 @@ def test_an_operator_killed_and_restarted_creates_no_duplicate(cluster, namespac
     op = operator()
     apply(cluster, namespace, schedule(concurrencyPolicy="Allow", missedRunPolicy="RunOnce"))
     wait_for(lambda: status(cluster, namespace).get("nextScheduleTime"), timeout=60)
-    clock.set(TOMORROW + timedelta(hours=2, seconds=3))
+    clock.set(FIRST + timedelta(seconds=3))
     first = f"nightly-{stamp(0)}"
     wait_for(lambda: runs(cluster, namespace) == [first], timeout=60)
     op.kill()
@@ -299,7 +308,7 @@ def test_an_operator_killed_and_restarted_creates_no_duplicate(cluster, namespac
     assert [a["name"] for a in status(cluster, namespace)["active"]] == [first]
     # downtime over three nights: RunOnce starts one run, for the latest
     op.kill()
-    clock.set(TOMORROW + timedelta(days=3, hours=5))
+    clock.set(FIRST + timedelta(days=3, hours=3))
     op.start()
     wait_for(lambda: len(runs(cluster, namespace)) == 2, timeout=60, what="one run for the missed nights")
     subprocess.run(["sleep", "3"], check=True)
@@ -309,7 +318,7 @@ def test_an_operator_killed_and_restarted_creates_no_duplicate(cluster, namespac
 
 def test_an_expression_that_never_fires_is_refused_by_the_operator(cluster, namespace, operator):
     operator()
-    apply(cluster, namespace, schedule(schedules=["0 2 * * *", "0 0 30 2 *"]))
+    apply(cluster, namespace, schedule(schedules=[CRON, "0 0 30 2 *"]))
     cond = wait_for(lambda: condition(status(cluster, namespace), "Ready"), timeout=60, what="conditions")
     assert cond["status"] == "False" and cond["reason"] == "InvalidSchedule"
     assert "spec.schedules[1]" in cond["message"] and "never fires" in cond["message"]
