@@ -35,8 +35,7 @@ pytestmark = pytest.mark.integration
 # failed when the suite ran between midnight and 02:00: that night's 02:00 fell between creation and
 # the test's clock.)
 _LOADED = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-HOUR = (_LOADED.hour + 12) % 24
-CRON = f"0 {HOUR} * * *"
+CRON = f"0 {(_LOADED.hour + 12) % 24} * * *"
 FIRST = _LOADED + timedelta(hours=12)
 
 
