@@ -34,6 +34,7 @@ from ouroboros.contract.vocabulary import (
     HEURISTIC_PHASES,
     ApprovalMode,
     Architecture,
+    BootstrapPositions,
     BootstrapTeacher,
     PhaseName,
 )
@@ -176,6 +177,26 @@ class PhaseSpec(ApiModel):
                     ".teacherValueWeight",
                 ),
                 cel(
+                    "!has(self.positions) || self.name == 'bootstrap'",
+                    "positions applies only to the bootstrap phase",
+                    ".positions",
+                ),
+                cel(
+                    "!has(self.studentVisits) || self.name == 'bootstrap'",
+                    "studentVisits applies only to the bootstrap phase",
+                    ".studentVisits",
+                ),
+                cel(
+                    "!has(self.teacherPolicyWeight) || self.name == 'bootstrap'",
+                    "teacherPolicyWeight applies only to the bootstrap phase",
+                    ".teacherPolicyWeight",
+                ),
+                cel(
+                    "!has(self.studentVisits) || (has(self.positions) && self.positions == 'student')",
+                    "studentVisits needs positions: student (the teacher's own games have no student)",
+                    ".studentVisits",
+                ),
+                cel(
                     "self.name != 'evaluate' || (!has(self.epochs) && !has(self.learningRate) && !has(self.batchSize))",
                     "an evaluate phase does not train: leave epochs, learningRate and batchSize unset",
                     ".name",
@@ -242,6 +263,25 @@ class PhaseSpec(ApiModel):
         "game's outcome; 0: the outcome alone. Unset: 0.5.",
     )
 
+    positions: BootstrapPositions | None = Field(
+        default=None,
+        description="Bootstrap: whose games give the positions the teacher labels: teacher (its own games, 10% "
+        "of its moves random; the default) or student (the run's initialModel inside the neural search, "
+        "studentVisits descents a move, against the teacher, which labels every seat's positions with its "
+        "move and, teacher search, its value: DAgger). student needs spec.initialModel.",
+    )
+    student_visits: int | None = Field(
+        default=None, ge=1, le=4096,
+        description="Bootstrap with positions student: the neural search's descents per student move (a cap, "
+        "no clock: the same games on any machine). Unset: 48.",
+    )
+    teacher_policy_weight: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Bootstrap: the policy target is this share of the teacher's move, the rest the starting "
+        "network's own policy, which holds the policy near where it started (a KL term) while the value "
+        "learns the teacher's verdicts; 0: the value alone is taught. Unset: 1.",
+    )
+
     @model_validator(mode="after")
     def _rules(self) -> PhaseSpec:
         """Mirror of the CEL rules."""
@@ -255,6 +295,12 @@ class PhaseSpec(ApiModel):
             raise ValueError("teacherMoveMs needs teacher: search (the heuristic has no per-move budget)")
         if self.teacher_value_weight is not None and self.teacher is not BootstrapTeacher.SEARCH:
             raise ValueError("teacherValueWeight needs teacher: search (the heuristic does not score positions)")
+        for field, given in (("positions", self.positions), ("studentVisits", self.student_visits),
+                             ("teacherPolicyWeight", self.teacher_policy_weight)):
+            if given is not None and self.name != PhaseName.BOOTSTRAP:
+                raise ValueError(f"{field} applies only to the bootstrap phase")
+        if self.student_visits is not None and self.positions is not BootstrapPositions.STUDENT:
+            raise ValueError("studentVisits needs positions: student (the teacher's own games have no student)")
         if self.name == PhaseName.EVALUATE and (
             self.epochs is not None or self.learning_rate is not None or self.batch_size is not None
         ):

@@ -47,6 +47,17 @@ class BootstrapTeacher(StrEnum):
     """The compiled alpha-beta search player (``agents/search.py``), with a budget per move."""
 
 
+class BootstrapPositions(StrEnum):
+    """Whose games give the positions a bootstrap teacher labels."""
+
+    TEACHER = "teacher"
+    """The teacher's games against itself, 10% of its moves random (behaviour cloning)."""
+    STUDENT = "student"
+    """The run's starting network inside the neural search against the teacher, the teacher labelling every
+    seat: the student's own state distribution with the expert's labels (DAgger; Ross, Gordon and Bagnell,
+    "A Reduction of Imitation Learning and Structured Prediction to No-Regret Online Learning", 2011)."""
+
+
 class ApprovalMode(StrEnum):
     """Whether a candidate that passes the gate becomes champion at once or waits for a person
     (``Champion.spec.policy.approval``, copied into the run config)."""

@@ -26,7 +26,7 @@ from ouroboros.contract.schema import (
     cel,
     section,
 )
-from ouroboros.contract.vocabulary import PhaseName
+from ouroboros.contract.vocabulary import BootstrapPositions, PhaseName
 from ouroboros.operator.resources.common import Condition, Quantity, conditions_field
 
 
@@ -128,6 +128,11 @@ SPEC_RULES = [
         ".phases",
     ),
     cel(
+        "!self.phases.exists(p, has(p.positions) && p.positions == 'student') || has(self.initialModel)",
+        "positions: student needs spec.initialModel (the student whose games the teacher labels)",
+        ".initialModel",
+    ),
+    cel(
         "self.learner.replicas == 1 || self.selfPlayWorkers == 1",
         "spec.learner.replicas above 1 cannot be combined with spec.selfPlayWorkers above 1: a phase's Job "
         "is either a self-play fan-out or a DDP learner group",
@@ -207,6 +212,8 @@ class TrainingRunSpec(ApiModel):
             raise ValueError("the bootstrap phase must come first in spec.phases")
         if PhaseName.EVALUATE in names and names[-1] != PhaseName.EVALUATE:
             raise ValueError("the evaluate phase must come last in spec.phases")
+        if any(p.positions is BootstrapPositions.STUDENT for p in self.phases) and self.initial_model is None:
+            raise ValueError("positions: student needs spec.initialModel (the student whose games the teacher labels)")
         if self.learner.replicas > 1 and self.self_play_workers > 1:
             raise ValueError(
                 "spec.learner.replicas above 1 cannot be combined with spec.selfPlayWorkers above 1: a phase's "

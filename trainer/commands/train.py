@@ -40,7 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.promotion import GateVerdict, PromotionSpec, ReadinessSpec
 from ouroboros.contract.run import ExpertIterationSpec, InitialModelSpec
-from ouroboros.contract.vocabulary import EXPERT_ITERATION_PHASES, PhaseName, win_rate_vs
+from ouroboros.contract.vocabulary import (
+    EXPERT_ITERATION_PHASES,
+    BootstrapPositions,
+    PhaseName,
+    win_rate_vs,
+)
 from ouroboros.trainer.commands import _common
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import networks
@@ -162,6 +167,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="with a search teacher (search, search-v1, nsearch): the share of the search's value of a "
                         "position in bootstrap's value target, the rest the game's outcome (default 0.5; 0: the "
                         "outcome alone)")
+    p.add_argument("--positions", choices=[p.value for p in BootstrapPositions], default=None,
+                   help="whose games bootstrap's teacher labels: teacher (its own, the default) or student (the "
+                        "--initial-model inside the neural search against the teacher, every seat labelled by "
+                        "the teacher: DAgger)")
+    p.add_argument("--student-visits", type=int, default=None, metavar="N",
+                   help=f"with --positions student: the student's descents per move (default "
+                        f"{pc.DEFAULT_STUDENT_VISITS}; no clock)")
+    p.add_argument("--teacher-policy-weight", type=float, default=None, metavar="W",
+                   help="bootstrap's policy target: this share of the teacher's move, the rest the starting "
+                        "network's own policy (default 1; 0: hold the policy, teach the value alone)")
     p.add_argument("--imitate", default=None, metavar="PHASES",
                    help="comma-separated replay folders of the run that bootstrap also imitates "
                         "(e.g. imported, after `ouro data import --run RUN`)")
@@ -211,6 +226,27 @@ def initial_model(text: str | None) -> InitialModelSpec | None:
     return InitialModelSpec(onnx=url) if text.endswith(".onnx") else InitialModelSpec(checkpoint=url)
 
 
+def _student_options(args: argparse.Namespace) -> dict:
+    """The bootstrap settings of --positions, --student-visits and --teacher-policy-weight (only those
+    given); ValueError naming the option at the first problem."""
+    options: dict = {}
+    if args.positions is not None:
+        options["positions"] = BootstrapPositions(args.positions)
+        if options["positions"] is BootstrapPositions.STUDENT and not args.initial_model:
+            raise ValueError("--positions student: needs --initial-model (the student whose games the teacher labels)")
+    if args.student_visits is not None:
+        if options.get("positions") is not BootstrapPositions.STUDENT:
+            raise ValueError("--student-visits: needs --positions student (the teacher's own games have no student)")
+        if not 1 <= args.student_visits <= 4096:
+            raise ValueError(f"--student-visits: between 1 and 4096 descents a move, got {args.student_visits}")
+        options["student_visits"] = args.student_visits
+    if args.teacher_policy_weight is not None:
+        if not 0.0 <= args.teacher_policy_weight <= 1.0:  # NaN fails too
+            raise ValueError(f"--teacher-policy-weight: a share between 0 and 1, got {args.teacher_policy_weight}")
+        options["teacher_policy_weight"] = args.teacher_policy_weight
+    return options
+
+
 class _Usage(ValueError):
     """A problem with the command line or what it names: printed as ``ouro train: MESSAGE``, exit 2."""
 
@@ -250,6 +286,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         if weight is not None and not hasattr(teacher, "act_scored"):  # it would change nothing, silently
             raise ValueError("--teacher-value-weight: the teacher scores no position; it needs a search teacher "
                              "(--teacher search:ms=N, search-v1:ms=N or nsearch:model=M,ms=N)")
+        student = _student_options(args)
         imitated = tuple(shards.check_name(p.strip(), "--imitate folder")
                          for p in (args.imitate or "").split(",") if p.strip())
         expert_spec = expert_iteration(args.expert_iteration)
@@ -276,11 +313,11 @@ def _plan(args: argparse.Namespace) -> _Plan:
                      "(bring games in first: `ouro data import --run RUN`)")
     phases = []
     for phase in preset.phases:
-        if phase.kind is PhaseName.BOOTSTRAP and (args.teacher or args.imitate or weight is not None):
+        if phase.kind is PhaseName.BOOTSTRAP and (args.teacher or args.imitate or weight is not None or student):
             phase = phase.model_copy(update={"teacher": args.teacher or phase.teacher,
                                              "imitate_phases": imitated or phase.imitate_phases,
                                              "teacher_value_weight": phase.teacher_value_weight
-                                             if weight is None else weight})
+                                             if weight is None else weight, **student})
         if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
             phase = phase.model_copy(update={"expert_iteration": expert_spec})
         phases.append(phase)

@@ -4,12 +4,19 @@ Two restartable stages that meet in the store:
 
 1. **generate**: teacher-vs-teacher games, ``parallel_games`` at a time, each
    batch written as one replay shard whose cursor is the number of games
-   done. A restart continues after the last complete shard (game ``k`` always
+   done. With ``positions: student`` (DAgger) the run's starting network,
+   inside the neural search at ``student_visits`` descents a move, takes one
+   seat of each game (seat ``k mod snakes`` in game ``k``) and the teacher the
+   others, with no random moves; the teacher labels every seat's position, the
+   student's included, so the network learns the teacher's answers in the
+   positions its own play reaches (where the teacher's own games never go). A restart continues after the last complete shard (game ``k`` always
    has seed ``seed + k``), so no game is lost or recorded twice.
 2. **train**: imitation steps (:mod:`.imitation`) over the newest window of
    the phase's shards (and of ``imitate_phases``, e.g. games brought in by
    ``ouro data import``), ``epochs`` passes, checkpointed by a ResumableLoop: a
-   restart resumes at the checkpoint's step with the same priorities.
+   restart resumes at the checkpoint's step with the same priorities. With
+   ``teacher_policy_weight`` below 1 a frozen copy of the starting network
+   supplies the rest of each policy target.
 
 With a learner group (``learner.replicas`` > 1, :mod:`..distributed`), rank 0 plays
 the games while the other ranks wait; then every rank loads the same window and the
@@ -18,16 +25,18 @@ imitation steps run data-parallel, rank 0 alone writing checkpoints and the mode
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
 import numpy as np
 import torch
 
-from ouroboros.contract.vocabulary import Metric
+from ouroboros.contract.vocabulary import BootstrapPositions, Metric
+from ouroboros.trainer.agents import nsearch
 from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import game_config
-from ouroboros.trainer.learning import distributed, replay, shards
+from ouroboros.trainer.learning import distributed, onnx_export, replay, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import expert, imitation, runner, selfplay
 from ouroboros.trainer.observation import encoding
@@ -35,27 +44,52 @@ from ouroboros.trainer.observation import encoding
 SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "quality")
 
 
-def generate(ctx: runner.Context) -> tuple[int, int, float]:
-    """Play the teacher's games not yet in shards; returns (games, positions, seconds) played now."""
+def student(ctx: runner.Context) -> nsearch.NeuralSearch:
+    """The player of ``positions: student``: the run's initial model, exported to ONNX in memory, inside the
+    neural search at ``student_visits`` descents a move and no clock. ValueError without an initial model."""
+    if ctx.run.initial_model is None:
+        raise ValueError("bootstrap: positions student needs the run's initial model (spec.initialModel, "
+                         "--initial-model): the student whose games the teacher labels")
+    net = runner.initial_network(ctx).cpu().eval()
+    config = game_config(ctx.run.game)
+    model = onnx_export.optimise(onnx_export.to_onnx(net, config.height, config.width))
+    return nsearch.NeuralSearch(model, ms=0.0, visits=ctx.phase.student_visits, name="student")
+
+
+def generate(ctx: runner.Context) -> tuple[int, int, float, list[int]]:
+    """Play the games not yet in shards; returns (games, positions, seconds) played now and the student's
+    [wins, draws, losses] against the teacher in them (zeros with the teacher's own games)."""
     config = game_config(ctx.run.game)
     phase = ctx.phase
     producer = phase.teacher
     teacher = None if producer == "heuristic" else agents.make_player(producer)
+    pupil = student(ctx) if phase.positions is BootstrapPositions.STUDENT else None
     writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
                                  shard_rows=1 << 30, extra={"encoding": encoding.SHARD_LABEL, "producer": producer})
     done = int((writer.cursor or {}).get("games", 0)) if isinstance(writer.cursor, dict) else 0
     advance = ctx.reporter.task("bootstrap: teacher games", phase.games)
     advance(done)
     games = positions = 0
+    record = [0, 0, 0]
     started = time.monotonic()
     teachers = [selfplay.Seat.TEACHER] * config.n_snakes
+
+    def seats(game: int, rng: np.random.Generator) -> list[int]:
+        if pupil is None:
+            return teachers
+        return [selfplay.Seat.LEARNER if s == (done + game) % config.n_snakes else selfplay.Seat.TEACHER
+                for s in range(config.n_snakes)]
+
     while done < phase.games:
         n = min(phase.parallel_games, phase.games - done)
         rollout = selfplay.play(
             config, games=n, parallel=n, max_turns=ctx.run.game.max_turns,
-            seed=ctx.run.seed * 1_000_003 + done, assign=lambda i, rng: teachers,
+            seed=ctx.run.seed * 1_000_003 + done, assign=seats,
             rng=np.random.default_rng([ctx.run.seed, 0, done]), record_teacher=True,
-            explore=0.1, progress=advance, teacher_player=teacher)
+            explore=0.1 if pupil is None else 0.0, progress=advance, teacher_player=teacher,
+            student_player=pupil)
+        for result in rollout.results.values():  # the student's, against the teacher (none in its own games)
+            record = [a + b for a, b in zip(record, result, strict=True)]
         # a scoring teacher (the search) adds its values of the positions (imitation's value targets)
         cols = {k: rollout.columns[k] for k in SHARD_COLUMNS + expert.TARGET_COLUMNS if k in rollout.columns}
         cols["game_id"] = cols["game_id"] + done
@@ -65,7 +99,7 @@ def generate(ctx: runner.Context) -> tuple[int, int, float]:
         games += n
         positions += rollout.rows
         ctx.reporter.scalar("bootstrap/positions", positions, done)
-    return games, positions, time.monotonic() - started
+    return games, positions, time.monotonic() - started, record
 
 
 def run(ctx: runner.Context) -> runner.PhaseOutcome:
@@ -73,7 +107,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     started = time.monotonic()
     group = ctx.group
     # In a learner group rank 0 plays the teacher's games; the others wait, then read its shards.
-    games, positions, gen_seconds = generate(ctx) if group.writes else (0, 0, 0.0)
+    games, positions, gen_seconds, record = generate(ctx) if group.writes else (0, 0, 0.0, [0, 0, 0])
     group.barrier()
     phase = ctx.phase
     window = replay.ReplayConfig(window_positions=phase.replay_window, quality_threshold=0.0,
@@ -81,6 +115,8 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     sources = [ctx.name, *(shards.check_name(p, "imitate phase") for p in phase.imitate_phases)]
     buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, sources, window)
     net = runner.start_network(ctx)
+    # the rest of a policy target below teacher_policy_weight: the starting network's own policy, frozen
+    reference = copy.deepcopy(net).eval().requires_grad_(False) if phase.teacher_policy_weight < 1 else None
     replay.check_planes(buffer.columns, net.config.in_channels, f"{ctx.name} (replay of {', '.join(sources)})")
     optimizer = torch.optim.Adam(net.parameters(), lr=phase.learning_rate)
     steps = max(1, math.ceil(phase.epochs * len(buffer) / phase.batch_size))
@@ -88,7 +124,8 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     model = distributed.data_parallel(net, group)
     loop = ResumableLoop(
         ctx.checkpointer(),
-        lambda state, data, _: imitation.step(state, data, phase, ctx.run.seed, group, model, ctx.placement),
+        lambda state, data, _: imitation.step(state, data, phase, ctx.run.seed, group, model, ctx.placement,
+                                              reference),
         every=phase.checkpoint_every, config=phase)
     state = loop.restore(TrainState(net, optimizer))
     if state.data_state:
@@ -110,4 +147,8 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
     message = (f"bootstrap: {len(buffer)} teacher positions, {state.step} imitation steps, "
                f"accuracy {metrics[Metric.ACCURACY]:.2f}")
-    return runner.finish(ctx, net, metrics, files, message, started)
+    records = {}
+    if phase.positions is BootstrapPositions.STUDENT and sum(record):
+        message += f"; the student against the teacher {record[0]}-{record[1]}-{record[2]} (W-D-L, games played now)"
+        records[phase.teacher] = (record[0], record[1], record[2])
+    return runner.finish(ctx, net, metrics, files, message, started, records)

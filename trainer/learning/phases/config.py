@@ -23,12 +23,22 @@ from ouroboros.contract.run import (
     PhaseSpec,
     RunConfig,
 )
-from ouroboros.contract.vocabulary import EXPERT_ITERATION_PHASES, BootstrapTeacher, PhaseName
+from ouroboros.contract.vocabulary import (
+    EXPERT_ITERATION_PHASES,
+    BootstrapPositions,
+    BootstrapTeacher,
+    PhaseName,
+)
 from ouroboros.trainer.learning import networks
 
 DEFAULT_TEACHER_VALUE_WEIGHT = 0.5
 """The search's share of a bootstrap value target when a spec leaves ``teacherValueWeight`` unset: half
 verdict, half outcome, as expert iteration's ``value_weight`` (the README's *Value distillation* measured it)."""
+
+
+DEFAULT_STUDENT_VISITS = 48
+"""Descents per move of the student's neural search when a spec leaves ``studentVisits`` unset (about a quarter
+of what 100 ms gives a 6x32 network on one core: the student's games take little more than the teacher's)."""
 
 
 class PhaseSettings(BaseModel):
@@ -63,6 +73,16 @@ class PhaseSettings(BaseModel):
         DEFAULT_TEACHER_VALUE_WEIGHT, ge=0, le=1, description="Bootstrap: where the teacher scored a position "
         "(the search, `agents.search.values`; the neural search, its root value), the value target is this share of its value, the rest the game's "
         "outcome (`expert.value_target`); 0: the outcome alone. No effect with a teacher that does not score.")
+    positions: BootstrapPositions = Field(
+        BootstrapPositions.TEACHER, description="Bootstrap: whose games give the positions the teacher labels: "
+        "the teacher's own (10% of its moves random), or the run's initial model inside the neural search "
+        "against the teacher, every seat labelled by the teacher (DAgger; needs the run's initial_model).")
+    student_visits: int = Field(
+        DEFAULT_STUDENT_VISITS, ge=1, le=4096,
+        description="Bootstrap with positions student: the neural search's descents per student move (no clock).")
+    teacher_policy_weight: float = Field(
+        1.0, ge=0, le=1, description="Bootstrap: the policy target's share of the teacher's move; the rest is the "
+        "starting network's own policy (held near the start by a KL term); 0: only the value learns from the teacher.")
     imitate_phases: tuple[str, ...] = Field(
         (), description="Bootstrap: other replay folders of this run whose games join the imitation "
         "window, e.g. ('imported',) after `ouro data import --run RUN`; with games=0 only they are imitated.")
@@ -151,7 +171,8 @@ def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tupl
         heuristic_ratio=spec.heuristic_ratio, temperature=spec.temperature,
         replay_window=spec.replay_window, parallel_games=min(256, spec.games),
         expert_iteration=spec.expert_iteration, teacher=teacher_spec(spec),
-        teacher_value_weight=spec.teacher_value_weight)
+        teacher_value_weight=spec.teacher_value_weight, positions=spec.positions,
+        student_visits=spec.student_visits, teacher_policy_weight=spec.teacher_policy_weight)
     return run, phase
 
 

@@ -15,7 +15,13 @@ where they carry a search teacher's value of the position (``search_value``),
 the value target mixes it with the outcome (``teacher_value_weight``): a
 search's verdict on every position, where one game's result says little (two
 searches' duels mostly draw at the turn cap; with bootstrap's random moves they
-end by a move no search foresaw).
+end by a move no search foresaw). With ``teacher_policy_weight`` w below 1 the
+policy target is w of the teacher's move and 1 - w of a frozen reference
+network's own policy (the network the phase started from): cross-entropy to
+it is the KL divergence from it up to a constant, the term that holds a
+fine-tuned policy near its starting point (as RLHF's KL penalty to the
+reference model), so the value head can learn the teacher's verdicts without
+the policy drifting to the teacher's moves.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ VALUE_COLUMNS = ("search_value", "searched")
 
 def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed: int,
          group: distributed.Group = distributed.SINGLE, model: torch.nn.Module | None = None,
-         placement: device.Placement = device.CPU) -> dict[str, float]:
+         placement: device.Placement = device.CPU,
+         reference: torch.nn.Module | None = None) -> dict[str, float]:
     """One optimiser step on a batch of ``settings.batch_size`` rows (a ResumableLoop step_fn).
 
     planes [B, C, H, W] -> logits [B, 4] vs one-hot(move) [B, 4] (or the search's visit distribution
@@ -50,7 +57,13 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     (the DDP wrapper of ``state.model``) on its own slice (``learning.distributed``); the
     priorities and metrics cover all B rows. ``placement`` (``learning.device``): the batch is
     sampled and augmented on the CPU, moved to the network's device (pinned, non-blocking on
-    CUDA), the forward runs under its autocast (bf16, or fp32), the losses and the update in fp32."""
+    CUDA), the forward runs under its autocast (bf16, or fp32), the losses and the update in fp32.
+    ``reference`` (needed when ``settings.teacher_policy_weight`` < 1, ValueError otherwise): the frozen
+    network whose masked softmax [B, 4] makes up the rest of each policy target (module docstring);
+    the accuracy stays measured on the teacher's moves."""
+    mix = settings.teacher_policy_weight
+    if mix < 1 and reference is None:
+        raise ValueError(f"imitation: teacher_policy_weight {mix} < 1 needs the reference network")
     rng = step_rng(seed, state.step)
     soft = all(name in buffer.columns for name in SEARCH_COLUMNS)
     valued = settings.teacher_value_weight > 0 and all(name in buffer.columns for name in VALUE_COLUMNS)
@@ -68,8 +81,9 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     part = group.rows(n)
     planes, target = planes[part], target[part]
     put = placement.put
-    policy_target = put(torch.from_numpy(target[:, 0]))
+    policy_target = teacher_target = put(torch.from_numpy(target[:, 0]))
     allowed = put(torch.from_numpy(target[:, 1] > 0.5))
+    inputs = put(torch.from_numpy(planes))
     weights = put(torch.from_numpy(batch.weights[part]))
     value_target = cols["value"].astype(np.float32)
     if valued:  # the teacher's value of the position joins the game's outcome
@@ -79,8 +93,12 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     net, opt = state.model, state.optimizer
     net.train()
     with placement.autocasting():
-        logits, value = (model or net)(put(torch.from_numpy(planes)))
+        logits, value = (model or net)(inputs)
     logits, value = logits.float(), value.float()  # no-ops in fp32; under autocast the losses stay fp32
+    if mix < 1:
+        with torch.no_grad(), placement.autocasting():
+            held = torch.softmax(policy.masked_logits(reference(inputs)[0].float(), allowed), dim=1)
+        policy_target = mix * teacher_target + (1.0 - mix) * held
     logits = policy.masked_logits(logits, allowed)
     ce = -(policy_target * torch.log_softmax(logits, dim=1)).sum(1)
     err = value[:, 0] - outcome
@@ -92,7 +110,7 @@ def step(state: TrainState, buffer: ReplayBuffer, settings: PhaseSettings, seed:
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
     with torch.no_grad():  # one copy back to the host: the errors (priorities) and the metrics
-        correct = (logits.argmax(1) == policy_target.argmax(1)).float()
+        correct = (logits.argmax(1) == teacher_target.argmax(1)).float()
         host = torch.cat([err.detach(), torch.stack([policy_loss.detach(), value_loss.detach(), correct.sum()])])
         host = host.cpu().numpy()
     errors, (policy_value, value_value, correct_sum) = host[:-3], host[-3:].astype(np.float64)

@@ -37,6 +37,12 @@ search, whose values are its root values) also labels each position with its
 value for the recorded snake, in the expert's columns below
 (the policy column one-hot on the teacher's move).
 
+With a ``student_player`` the learner's seats are played by that player (the
+bootstrap's starting network inside the neural search) and, recording the
+teacher, the teacher labels the student's positions too: the student's own
+state distribution with the expert's labels, which is DAgger proper (Ross,
+Gordon and Bagnell 2011).
+
 With an ``expert`` (expert iteration, :mod:`.expert`) a share of the learner's
 moves is decided by the neural search over the rollout's network instead; those
 rows carry the search's visit distribution and value (columns
@@ -117,6 +123,7 @@ def play(
     progress: Callable[[int], None] | None = None,
     forward: inference.InferenceBackend = inference.InferenceBackend.ONNXRUNTIME,
     teacher_player: Player | None = None,
+    student_player: Player | None = None,
     expert_iteration: expert.ExpertIterationSpec | None = None,
     autocast: torch.dtype | None = None,
 ) -> Rollout:
@@ -128,7 +135,9 @@ def play(
     games that ended on a turn. ``forward``: what runs the networks (see `inference`: a
     frozen onnxruntime copy on the CPU by default; torch for networks on a GPU).
     ``teacher_player`` replaces the heuristic on the teacher's seats (any `Player`, e.g. the
-    search: its move, asked seat by seat, is the label). ``expert_iteration``: the learner's
+    search: its move, asked seat by seat, is the label). ``student_player`` plays the learner's
+    seats instead of a network (asked seat by seat; no ``learner`` then), and with ``record_teacher``
+    the teacher labels the student's positions as well as its own. ``expert_iteration``: the learner's
     moves are searched at that share, with targets recorded (:mod:`.expert`). Networks on a
     GPU play there (`inference.DeviceForward`), under ``autocast`` (torch.bfloat16 or None)."""
     solo = config.ruleset is Ruleset.SOLO
@@ -138,8 +147,10 @@ def play(
     searcher = None
     if expert_iteration is not None and learner is not None:
         searcher = expert.Expert(expert_iteration, learner)
+    if student_player is not None and learner is not None:
+        raise ValueError("play: the learner's seats take a learner network or a student player, not both")
     deciders = _Deciders(learner, tuple(snapshots), Heuristic(), temperature, explore, record_teacher,
-                         teacher_player, searcher)
+                         teacher_player, searcher, student_player)
     assign = _checked(assign, config.n_snakes, deciders)
     slots = _Slots.open(config, min(parallel, games), seed, assign, rng)
     record = _Record()
@@ -176,6 +187,14 @@ class _Deciders:
     """Plays the teacher's seats instead of the batched heuristic (asked seat by seat)."""
     expert: expert.Expert | None = None
     """Decides a share of the learner's moves by search and labels them (expert iteration)."""
+    student: Player | None = None
+    """Plays the learner's seats instead of a network (asked seat by seat); with ``record_teacher`` the
+    teacher labels them too (DAgger)."""
+
+    @property
+    def labelled(self) -> tuple[int, ...]:
+        """The controllers whose positions the teacher labels (with ``record_teacher``)."""
+        return (Seat.TEACHER, Seat.LEARNER) if self.student is not None else (Seat.TEACHER,)
 
 
 def _checked(assign: Assign, n_snakes: int, deciders: _Deciders) -> Assign:
@@ -187,8 +206,9 @@ def _checked(assign: Assign, n_snakes: int, deciders: _Deciders) -> Assign:
         if len(seats) != n_snakes:
             raise ValueError(f"assign({game}) gave {len(seats)} controllers for {n_snakes} seats")
         for seat, code in enumerate(seats):
-            if code == Seat.LEARNER and deciders.learner is None:
-                raise ValueError(f"assign({game}): seat {seat} is the learner's, but no learner network was given")
+            if code == Seat.LEARNER and deciders.learner is None and deciders.student is None:
+                raise ValueError(f"assign({game}): seat {seat} is the learner's, but no learner network or "
+                                 "student player was given")
             if not 0 <= code < Seat.SNAPSHOT + len(deciders.snapshots):
                 raise ValueError(f"assign({game}): seat {seat} has controller {code}, but only "
                                  f"{len(deciders.snapshots)} snapshots were given (snapshot k is {Seat.SNAPSHOT} + k)")
@@ -286,6 +306,12 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
             moves[g, s] = chosen
             if not deciders.record_teacher:
                 rows = _Rows(g, s, planes, mask, chosen, logp, d.value, targets)
+    if deciders.student is not None:
+        student = codes == Seat.LEARNER
+        sg = np.flatnonzero((seated & student).any(axis=1))
+        if sg.size:
+            moves[sg] = np.where(student[sg], _seat_moves(config, state.select(sg), student[sg],
+                                                          deciders.student, rng), moves[sg])
     for k, net in enumerate(deciders.snapshots):
         g, s = np.nonzero(seated & (codes == Seat.SNAPSHOT + k))
         if g.size:
@@ -295,20 +321,22 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
     if g.size:
         moves[g, s] = safety.choose(safe[g, s].astype(np.float64), rng)
     teacher = codes == Seat.TEACHER
-    tg = np.flatnonzero((seated & teacher).any(axis=1))
+    # the seats the teacher decides: its own, and with a student recorded, the student's (labels only)
+    asked = np.isin(codes, deciders.labelled) if deciders.record_teacher else teacher
+    tg = np.flatnonzero((seated & asked).any(axis=1))
     if tg.size:
         valued = None
         if deciders.teacher_player is None:
             best = safety.choose(deciders.teacher.scores(config, state.select(tg)), rng)  # [n, S]
         else:
-            best, valued = _teacher_moves(config, state.select(tg), teacher[tg], deciders.teacher_player, rng)
+            best, valued = _teacher_moves(config, state.select(tg), asked[tg], deciders.teacher_player, rng)
         played = best
         if deciders.explore > 0:
             rand = safety.choose(safe[tg].astype(np.float64), rng)
             played = np.where(rng.random(best.shape) < deciders.explore, rand, best)
         moves[tg] = np.where(teacher[tg], played, moves[tg])
         if deciders.record_teacher:
-            g, s = np.nonzero(seated & teacher)
+            g, s = np.nonzero(seated & asked)
             planes, mask = policy.observe(config, state, g, s, safe)
             label = np.zeros(codes.shape, np.int8)
             label[tg] = best
@@ -316,6 +344,17 @@ def _choose_moves(config: GameConfig, slots: _Slots, live: np.ndarray, deciders:
             targets = None if valued is None else _teacher_targets(codes.shape, tg, valued, g, s, label[g, s])
             rows = _Rows(g, s, planes, mask, label[g, s], zero, zero, targets)
     return moves, rows
+
+
+def _seat_moves(config: GameConfig, sub: BatchState, seats: np.ndarray, player: Player,
+                rng: np.random.Generator) -> np.ndarray:
+    """A player's moves int8 [n, S] for the games of ``sub`` on its ``seats`` bool [n, S], asked seat by seat
+    (0 elsewhere)."""
+    moves = np.zeros(seats.shape, np.int8)
+    for seat in np.flatnonzero(seats.any(axis=0)):
+        games = np.flatnonzero(seats[:, seat])
+        moves[games, seat] = player.act(config, sub.select(games), int(seat), rng)
+    return moves
 
 
 def _teacher_moves(config: GameConfig, sub: BatchState, seats: np.ndarray, player: Player,
