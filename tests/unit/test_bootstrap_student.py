@@ -186,8 +186,9 @@ def test_the_options_reach_the_phase_and_are_checked_where_they_apply():
 
 
 def test_ouro_train_passes_the_options_and_names_the_one_that_is_wrong(tmp_path, capsys):
+    smoke = train.PRESETS["smoke"].network
     start = tmp_path / "start.onnx"
-    start.write_bytes(onnx_export.to_onnx(networks.build_network(TINY_NET, seed=4), 7, 7))
+    start.write_bytes(onnx_export.to_onnx(networks.build_network(smoke, seed=4), 7, 7))
     base = ["--preset", "smoke", "--store", str(tmp_path), "--teacher", "search:ms=5"]
     args = train._parser().parse_args(base + ["--initial-model", str(start), "--positions", "student",
                                               "--student-visits", "8", "--teacher-policy-weight", "0"])
@@ -200,3 +201,8 @@ def test_ouro_train_passes_the_options_and_names_the_one_that_is_wrong(tmp_path,
                          (["--teacher-policy-weight", "nan"], "--teacher-policy-weight: a share between 0 and 1")]:
         assert train.main(base + extra) == 2
         assert words in capsys.readouterr().err
+    # a model of another board is refused before anything runs, naming the flag and what differs
+    board = tmp_path / "board.onnx"
+    board.write_bytes(onnx_export.to_onnx(networks.build_network(smoke, seed=4), 11, 11))
+    assert train.main(base + ["--initial-model", str(board), "--positions", "student"]) == 2
+    assert "--initial-model: initialModel.onnx" in capsys.readouterr().err

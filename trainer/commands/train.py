@@ -307,6 +307,13 @@ def _plan(args: argparse.Namespace) -> _Plan:
         field = str(problem["loc"][0]) if problem["loc"] else ""
         why = f"{args.device!r} is not auto, cpu, cuda or cuda:N" if field == "device" else problem["msg"]
         raise _Usage(f"--{field.replace('_', '-')}: {why}") from None
+    if initial is not None:  # a model of another board or architecture: refused now, not as a traceback later
+        from ouroboros.trainer.learning import initial as starting
+
+        try:
+            starting.load(ArtifactStore(store_url), initial, preset.network, preset.game)
+        except starting.InitialModelError as exc:
+            raise _Usage(f"--initial-model: {exc}") from None
     missing = [p for p in imitated if not shards.list_shards(ArtifactStore(store_url), run.run, p)]
     if missing:  # a typo would otherwise imitate nothing extra, silently
         raise _Usage(f"--imitate: no replay shards under runs/{run.run}/replay/{missing[0]}/ in {store_url} "

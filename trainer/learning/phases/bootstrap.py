@@ -145,7 +145,9 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     }
     ckpt = ctx.checkpointer().list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
-    message = (f"bootstrap: {len(buffer)} teacher positions, {state.step} imitation steps, "
+    labelled = "teacher positions" if phase.positions is BootstrapPositions.TEACHER else \
+        "positions of the student's games labelled by the teacher"
+    message = (f"bootstrap: {len(buffer)} {labelled}, {state.step} imitation steps, "
                f"accuracy {metrics[Metric.ACCURACY]:.2f}")
     records = {}
     if phase.positions is BootstrapPositions.STUDENT and sum(record):
