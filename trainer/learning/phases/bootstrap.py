@@ -36,7 +36,7 @@ from ouroboros.contract.vocabulary import BootstrapPositions, Metric
 from ouroboros.trainer.agents import nsearch
 from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import game_config
-from ouroboros.trainer.learning import distributed, onnx_export, replay, shards
+from ouroboros.trainer.learning import device, distributed, networks, onnx_export, replay, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import expert, imitation, runner, selfplay
 from ouroboros.trainer.observation import encoding
@@ -44,26 +44,28 @@ from ouroboros.trainer.observation import encoding
 SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "quality")
 
 
-def student(ctx: runner.Context) -> nsearch.NeuralSearch:
-    """The player of ``positions: student``: the run's initial model, exported to ONNX in memory, inside the
-    neural search at ``student_visits`` descents a move and no clock. ValueError without an initial model."""
+def student(ctx: runner.Context, net: networks.PolicyValueNet) -> nsearch.NeuralSearch:
+    """The player of ``positions: student``: ``net``, the phase's starting network (the run's initial
+    model), exported to ONNX in memory, inside the neural search at ``student_visits`` descents a move and
+    no clock. ValueError without an initial model."""
     if ctx.run.initial_model is None:
         raise ValueError("bootstrap: positions student needs the run's initial model (spec.initialModel, "
                          "--initial-model): the student whose games the teacher labels")
-    net = runner.initial_network(ctx).cpu().eval()
+    net = device.cpu_copy(net).eval()
     config = game_config(ctx.run.game)
     model = onnx_export.optimise(onnx_export.to_onnx(net, config.height, config.width))
     return nsearch.NeuralSearch(model, ms=0.0, visits=ctx.phase.student_visits, name="student")
 
 
-def generate(ctx: runner.Context) -> tuple[int, int, float, list[int]]:
-    """Play the games not yet in shards; returns (games, positions, seconds) played now and the student's
+def generate(ctx: runner.Context, net: networks.PolicyValueNet) -> tuple[int, int, float, list[int]]:
+    """Play the games not yet in shards (``net``: the starting network, the student with ``positions:
+    student``); returns (games, positions, seconds) played now and the student's
     [wins, draws, losses] against the teacher in them (zeros with the teacher's own games)."""
     config = game_config(ctx.run.game)
     phase = ctx.phase
     producer = phase.teacher
     teacher = None if producer == "heuristic" else agents.make_player(producer)
-    pupil = student(ctx) if phase.positions is BootstrapPositions.STUDENT else None
+    pupil = student(ctx, net) if phase.positions is BootstrapPositions.STUDENT else None
     writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
                                  shard_rows=1 << 30, extra={"encoding": encoding.SHARD_LABEL, "producer": producer})
     done = int((writer.cursor or {}).get("games", 0)) if isinstance(writer.cursor, dict) else 0
@@ -107,14 +109,14 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     started = time.monotonic()
     group = ctx.group
     # In a learner group rank 0 plays the teacher's games; the others wait, then read its shards.
-    games, positions, gen_seconds, record = generate(ctx) if group.writes else (0, 0, 0.0, [0, 0, 0])
+    net = runner.start_network(ctx)
+    games, positions, gen_seconds, record = generate(ctx, net) if group.writes else (0, 0, 0.0, [0, 0, 0])
     group.barrier()
     phase = ctx.phase
     window = replay.ReplayConfig(window_positions=phase.replay_window, quality_threshold=0.0,
                                  priority_alpha=0.3)
     sources = [ctx.name, *(shards.check_name(p, "imitate phase") for p in phase.imitate_phases)]
     buffer = replay.ReplayBuffer.load(ctx.store, ctx.run.run, sources, window)
-    net = runner.start_network(ctx)
     # the rest of a policy target below teacher_policy_weight: the starting network's own policy, frozen
     reference = copy.deepcopy(net).eval().requires_grad_(False) if phase.teacher_policy_weight < 1 else None
     replay.check_planes(buffer.columns, net.config.in_channels, f"{ctx.name} (replay of {', '.join(sources)})")
