@@ -32,6 +32,7 @@ from ouroboros.contract.schema import (
 from ouroboros.contract.vocabulary import (
     EXPERT_ITERATION_PHASES,
     HEURISTIC_PHASES,
+    TEACHER_PHASES,
     ApprovalMode,
     Architecture,
     BootstrapPositions,
@@ -162,37 +163,39 @@ class PhaseSpec(ApiModel):
                     ".expertIteration",
                 ),
                 cel(
-                    "(!has(self.teacher) && !has(self.teacherMoveMs)) || self.name == 'bootstrap'",
-                    "teacher and teacherMoveMs apply only to the bootstrap phase",
+                    "(!has(self.teacher) && !has(self.teacherMoveMs)) || self.name in ['bootstrap', 'distill']",
+                    "teacher and teacherMoveMs apply only to the bootstrap and distill phases",
                     ".teacher",
                 ),
                 cel(
-                    "!has(self.teacherMoveMs) || (has(self.teacher) && self.teacher == 'search')",
+                    "!has(self.teacherMoveMs) || (has(self.teacher) ? self.teacher == 'search' : self.name == 'distill')",
                     "teacherMoveMs needs teacher: search (the heuristic has no per-move budget)",
                     ".teacherMoveMs",
                 ),
                 cel(
-                    "!has(self.teacherValueWeight) || (has(self.teacher) && self.teacher == 'search')",
+                    "!has(self.teacherValueWeight) || (has(self.teacher) ? self.teacher == 'search' "
+                    ": self.name == 'distill')",
                     "teacherValueWeight needs teacher: search (the heuristic does not score positions)",
                     ".teacherValueWeight",
                 ),
                 cel(
                     "!has(self.positions) || self.name == 'bootstrap'",
-                    "positions applies only to the bootstrap phase",
+                    "positions applies only to the bootstrap phase (distill always labels the student's games)",
                     ".positions",
                 ),
                 cel(
-                    "!has(self.studentVisits) || self.name == 'bootstrap'",
-                    "studentVisits applies only to the bootstrap phase",
+                    "!has(self.studentVisits) || self.name in ['bootstrap', 'distill']",
+                    "studentVisits applies only to the bootstrap and distill phases",
                     ".studentVisits",
                 ),
                 cel(
-                    "!has(self.teacherPolicyWeight) || self.name == 'bootstrap'",
-                    "teacherPolicyWeight applies only to the bootstrap phase",
+                    "!has(self.teacherPolicyWeight) || self.name in ['bootstrap', 'distill']",
+                    "teacherPolicyWeight applies only to the bootstrap and distill phases",
                     ".teacherPolicyWeight",
                 ),
                 cel(
-                    "!has(self.studentVisits) || (has(self.positions) && self.positions == 'student')",
+                    "!has(self.studentVisits) || self.name == 'distill' || "
+                    "(has(self.positions) && self.positions == 'student')",
                     "studentVisits needs positions: student (the teacher's own games have no student)",
                     ".studentVisits",
                 ),
@@ -205,12 +208,12 @@ class PhaseSpec(ApiModel):
         },
     )
 
-    name: PhaseName = Field(description="Which phase: bootstrap, hybrid, self_play, continuous or evaluate.")
+    name: PhaseName = Field(description="Which phase: bootstrap, hybrid, self_play, distill, continuous or evaluate.")
     games: int = Field(
         default=1000,
         ge=1,
         le=10_000_000,
-        description="Games per iteration (training phases; bootstrap: in total); evaluate: unused (the "
+        description="Games per iteration (training phases; bootstrap, distill: in total); evaluate: unused (the "
         "gate's games, baselines' included, come from spec.promotion).",
     )
     epochs: int | None = Field(
@@ -249,16 +252,18 @@ class PhaseSpec(ApiModel):
     )
     teacher: BootstrapTeacher | None = Field(
         default=None,
-        description="Bootstrap: whose moves the network imitates: heuristic (the default, batched) or search "
-        "(the compiled alpha-beta search player, one game at a time, teacherMoveMs per move).",
+        description="Bootstrap, distill: whose moves the network imitates: heuristic (bootstrap's default, "
+        "batched) or search (distill's default: the compiled alpha-beta search player, one game at a time, "
+        "teacherMoveMs per move).",
     )
     teacher_move_ms: int | None = Field(
         default=None, ge=1, le=10_000,
-        description="Bootstrap with teacher search: the search's budget per move in milliseconds (default 20).",
+        description="Bootstrap, distill with teacher search: the search's budget per move in milliseconds "
+        "(default: bootstrap 20, distill 10).",
     )
     teacher_value_weight: float | None = Field(
         default=None, ge=0, le=1,
-        description="Bootstrap with teacher search: the value target of a searched position is this share of "
+        description="Bootstrap, distill with teacher search: the value target of a searched position is this share of "
         "the search's value of it (its score's lead over the best rival, squashed to [-1, 1]), the rest the "
         "game's outcome; 0: the outcome alone. Unset: 0.5.",
     )
@@ -268,18 +273,19 @@ class PhaseSpec(ApiModel):
         description="Bootstrap: whose games give the positions the teacher labels: teacher (its own games, 10% "
         "of its moves random; the default) or student (the run's initialModel inside the neural search, "
         "studentVisits descents a move, against the teacher, which labels every seat's positions with its "
-        "move and, teacher search, its value: DAgger). student needs spec.initialModel.",
+        "move and, teacher search, its value: DAgger). student needs spec.initialModel. A distill phase always "
+        "plays the student (the previous phase's network).",
     )
     student_visits: int | None = Field(
         default=None, ge=1, le=4096,
-        description="Bootstrap with positions student: the neural search's descents per student move (a cap, "
+        description="Bootstrap with positions student, distill: the neural search's descents per student move (a cap, "
         "no clock: the same games on any machine). Unset: 48.",
     )
     teacher_policy_weight: float | None = Field(
         default=None, ge=0, le=1,
-        description="Bootstrap: the policy target is this share of the teacher's move, the rest the starting "
-        "network's own policy, which holds the policy near where it started (a KL term) while the value "
-        "learns the teacher's verdicts; 0: the value alone is taught. Unset: 1.",
+        description="Bootstrap, distill: the policy target is this share of the teacher's move, the rest the "
+        "starting network's own policy, which holds the policy near where it started (a KL term) while the "
+        "value learns the teacher's verdicts; 0: the value alone is taught. Unset: bootstrap 1, distill 0.",
     )
 
     @model_validator(mode="after")
@@ -289,17 +295,20 @@ class PhaseSpec(ApiModel):
             raise ValueError("heuristicRatio applies only to the bootstrap and hybrid phases")
         if self.expert_iteration is not None and self.name not in EXPERT_ITERATION_PHASES:
             raise ValueError("expertIteration applies only to the self_play and continuous phases")
-        if (self.teacher is not None or self.teacher_move_ms is not None) and self.name != PhaseName.BOOTSTRAP:
-            raise ValueError("teacher and teacherMoveMs apply only to the bootstrap phase")
-        if self.teacher_move_ms is not None and self.teacher is not BootstrapTeacher.SEARCH:
+        if (self.teacher is not None or self.teacher_move_ms is not None) and self.name not in TEACHER_PHASES:
+            raise ValueError("teacher and teacherMoveMs apply only to the bootstrap and distill phases")
+        searching = self.teacher is BootstrapTeacher.SEARCH or (self.teacher is None and self.name == PhaseName.DISTILL)
+        if self.teacher_move_ms is not None and not searching:
             raise ValueError("teacherMoveMs needs teacher: search (the heuristic has no per-move budget)")
-        if self.teacher_value_weight is not None and self.teacher is not BootstrapTeacher.SEARCH:
+        if self.teacher_value_weight is not None and not searching:
             raise ValueError("teacherValueWeight needs teacher: search (the heuristic does not score positions)")
-        for field, given in (("positions", self.positions), ("studentVisits", self.student_visits),
-                             ("teacherPolicyWeight", self.teacher_policy_weight)):
-            if given is not None and self.name != PhaseName.BOOTSTRAP:
-                raise ValueError(f"{field} applies only to the bootstrap phase")
-        if self.student_visits is not None and self.positions is not BootstrapPositions.STUDENT:
+        if self.positions is not None and self.name != PhaseName.BOOTSTRAP:
+            raise ValueError("positions applies only to the bootstrap phase (distill always labels the student's games)")
+        for field, given in (("studentVisits", self.student_visits), ("teacherPolicyWeight", self.teacher_policy_weight)):
+            if given is not None and self.name not in TEACHER_PHASES:
+                raise ValueError(f"{field} applies only to the bootstrap and distill phases")
+        if (self.student_visits is not None and self.name != PhaseName.DISTILL
+                and self.positions is not BootstrapPositions.STUDENT):
             raise ValueError("studentVisits needs positions: student (the teacher's own games have no student)")
         if self.name == PhaseName.EVALUATE and (
             self.epochs is not None or self.learning_rate is not None or self.batch_size is not None

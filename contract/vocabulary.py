@@ -19,6 +19,10 @@ class PhaseName(StrEnum):
     BOOTSTRAP = "bootstrap"
     HYBRID = "hybrid"
     SELF_PLAY = "self_play"
+    DISTILL = "distill"
+    """The previous phase's network (or the run's initial model) plays inside the neural search against a
+    teacher (the search by default) that labels every seat's positions; the network learns those labels:
+    bootstrap's loop with ``positions: student`` (DAgger), after the phases it distils the search into."""
     CONTINUOUS = "continuous"
     EVALUATE = "evaluate"
 
@@ -29,13 +33,18 @@ class PhaseName(StrEnum):
 
 
 TRAINING_PHASES: tuple[PhaseName, ...] = tuple(p for p in PhaseName if p.trains)
-"""bootstrap, hybrid, self_play, continuous."""
+"""bootstrap, hybrid, self_play, distill, continuous."""
 
 HEURISTIC_PHASES: tuple[PhaseName, ...] = (PhaseName.BOOTSTRAP, PhaseName.HYBRID)
 """Phases where the heuristic teacher plays (``heuristicRatio`` applies)."""
 
 EXPERT_ITERATION_PHASES: tuple[PhaseName, ...] = (PhaseName.SELF_PLAY, PhaseName.CONTINUOUS)
 """Phases that can train from search (``expertIteration`` applies)."""
+
+TEACHER_PHASES: tuple[PhaseName, ...] = (PhaseName.BOOTSTRAP, PhaseName.DISTILL)
+"""Phases whose network learns a teacher's labels (``teacher``, ``teacherMoveMs``, ``teacherPolicyWeight``
+apply): bootstrap (the teacher's own games, or with ``positions: student`` the initial model's) and distill
+(the previous phase's network's own games: DAgger)."""
 
 
 class BootstrapTeacher(StrEnum):

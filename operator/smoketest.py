@@ -32,6 +32,10 @@ class Verdict(str, enum.Enum):
     FAILED = "Failed"
 
 
+TINY = {"distill": {"teacherMoveMs": 5, "studentVisits": 8}}
+"""Phases' own knobs on the tiny budget (distill's search teacher and student)."""
+
+
 def tiny_run(name: str) -> dict[str, Any]:
     """The manifest of a TrainingRun with every phase, a 7x7 duel and a tiny CPU budget."""
     return {
@@ -42,7 +46,8 @@ def tiny_run(name: str) -> dict[str, Any]:
             "champion": "helm-test",
             "game": {"ruleset": "standard", "width": 7, "height": 7, "snakes": 2},
             "model": {"architecture": "cnn_simple", "blocks": 1, "channels": 8},
-            "phases": [{"name": p, "games": 2} for p in ("bootstrap", "hybrid", "self_play", "continuous", "evaluate")],
+            "phases": [{"name": p, "games": 2, **TINY.get(p, {})}
+                       for p in ("bootstrap", "hybrid", "self_play", "distill", "continuous", "evaluate")],
             "resources": {"cpu": "500m", "memory": "1Gi"},
             "backoffLimit": 0,
             "activeDeadlineSeconds": 600,

@@ -173,7 +173,7 @@ TRAINING_RUN = CustomResource(
     short_names=("tr",),
     description=(
         "A TrainingRun trains a Battlesnake agent through a list of phases (bootstrap, hybrid, "
-        "self_play, continuous, evaluate), each run as a Kubernetes Job from the trainer image, "
+        "self_play, distill, continuous, evaluate), each run as a Kubernetes Job from the trainer image, "
         "and offers the result as a candidate to its Champion."
     ),
     spec=TrainingRunSpec,

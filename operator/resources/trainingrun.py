@@ -133,6 +133,18 @@ SPEC_RULES = [
         ".initialModel",
     ),
     cel(
+        "self.phases[0].name != 'distill' || has(self.initialModel)",
+        "a distill phase first in spec.phases needs spec.initialModel (the student whose games the teacher labels)",
+        ".initialModel",
+    ),
+    cel(
+        "!self.phases.exists(p, p.name == 'distill') || ['bootstrap', 'hybrid', 'self_play'].all(n, "
+        "self.phases.map(p, p.name).indexOf(n) < self.phases.map(p, p.name).indexOf('distill'))",
+        "the distill phase must come after bootstrap, hybrid and self_play in spec.phases (it distils the search "
+        "into the network they trained)",
+        ".phases",
+    ),
+    cel(
         "self.learner.replicas == 1 || self.selfPlayWorkers == 1",
         "spec.learner.replicas above 1 cannot be combined with spec.selfPlayWorkers above 1: a phase's Job "
         "is either a self-play fan-out or a DDP learner group",
@@ -214,6 +226,14 @@ class TrainingRunSpec(ApiModel):
             raise ValueError("the evaluate phase must come last in spec.phases")
         if any(p.positions is BootstrapPositions.STUDENT for p in self.phases) and self.initial_model is None:
             raise ValueError("positions: student needs spec.initialModel (the student whose games the teacher labels)")
+        if names[0] == PhaseName.DISTILL and self.initial_model is None:
+            raise ValueError("a distill phase first in spec.phases needs spec.initialModel (the student whose games "
+                             "the teacher labels)")
+        if PhaseName.DISTILL in names and any(
+                n in names[names.index(PhaseName.DISTILL):] for n in (PhaseName.BOOTSTRAP, PhaseName.HYBRID,
+                                                                     PhaseName.SELF_PLAY)):
+            raise ValueError("the distill phase must come after bootstrap, hybrid and self_play in spec.phases (it "
+                             "distils the search into the network they trained)")
         if self.learner.replicas > 1 and self.self_play_workers > 1:
             raise ValueError(
                 "spec.learner.replicas above 1 cannot be combined with spec.selfPlayWorkers above 1: a phase's "

@@ -15,7 +15,7 @@ from ouroboros.trainer.engine import types
 from ouroboros.trainer.evaluation import promotion
 from ouroboros.trainer.learning import networks
 from ouroboros.trainer.learning.phases import config as pc
-from ouroboros.trainer.learning.phases import reinforce
+from ouroboros.trainer.learning.phases import runner
 
 pytestmark = pytest.mark.unit
 
@@ -120,10 +120,10 @@ def test_elo_metrics_become_the_elo_series_with_the_opponent_label(key, series, 
 
 
 def test_rl_phases_report_the_pooled_win_rate_the_operator_reads():
-    rates = reinforce.win_rates({"heuristic": [3, 1, 4], "random-safe": [6, 0, 2]})
+    rates = runner.win_rates({"heuristic": [3, 1, 4], "random-safe": [6, 0, 2]})
     assert rates["winRateVsHeuristic"] == pytest.approx(3.5 / 8)
     assert rates[Metric.WIN_RATE] == pytest.approx(9.5 / 16)
-    assert reinforce.win_rates({}) == {}
+    assert runner.win_rates({}) == {}
 
 
 def test_max_turns_has_no_hidden_meaning():

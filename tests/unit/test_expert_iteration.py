@@ -220,7 +220,7 @@ def test_the_run_config_carries_the_options_to_the_phases():
     assert boot.teacher == "search:ms=15" and boot.expert_iteration is None
     assert selfp.expert_iteration == ExpertIterationSpec(visits=16, value_weight=0.25)
     default = pc.from_run_config(run_config([{"name": "bootstrap", "teacher": "search"}]), PhaseName.BOOTSTRAP)[1]
-    assert default.teacher == f"search:ms={pc.DEFAULT_TEACHER_MOVE_MS}"
+    assert default.teacher == f"search:ms={pc.DEFAULT_TEACHER_MOVE_MS[PhaseName.BOOTSTRAP]}"
     assert pc.from_run_config(run_config([{"name": "bootstrap"}]), PhaseName.BOOTSTRAP)[1].teacher == "heuristic"
 
 

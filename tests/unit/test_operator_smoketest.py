@@ -14,7 +14,8 @@ def test_the_tiny_run_is_a_valid_cpu_training_run_with_every_phase():
     manifest = smoketest.tiny_run("helm-test-abc")
     run = TrainingRun.model_validate({**manifest, "metadata": {
         **manifest["metadata"], "namespace": "ns", "uid": "u", "generation": 1}})
-    assert [p.name.value for p in run.spec.phases] == ["bootstrap", "hybrid", "self_play", "continuous", "evaluate"]
+    assert [p.name.value for p in run.spec.phases] == ["bootstrap", "hybrid", "self_play", "distill", "continuous",
+                                                       "evaluate"]
     assert run.spec.resources.gpu == 0 and run.spec.backoff_limit == 0
     assert run.spec.active_deadline_seconds == 600
 

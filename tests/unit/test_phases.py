@@ -218,7 +218,7 @@ def test_ouro_train_smoke_leaves_a_champion_and_tensorboard_logs(tmp_path, capsy
     assert code == 0 and torch.get_num_threads() == 1  # --threads 1 by default
     captured = capsys.readouterr()
     summary, _stderr = json.loads(captured.out), captured.err
-    assert [p["phase"] for p in summary["phases"]] == ["bootstrap", "hybrid", "self_play"]
+    assert [p["phase"] for p in summary["phases"]] == ["bootstrap", "hybrid", "self_play", "distill"]
     assert {s["opponent"] for s in summary["strength"]} == {"random-safe", "heuristic"}
     # the preset's gate plays the bare policy, so the duels did, and both records say so
     assert summary["player"] == "policy" and {s["player"] for s in summary["strength"]} == {"policy"}

@@ -1,4 +1,4 @@
-"""`ouro train --preset quick`: the main job: bootstrap -> hybrid -> self_play on this machine.
+"""`ouro train --preset quick`: the main job: bootstrap -> hybrid -> self_play (-> distill) on this machine.
 
 The phases run in-process through the same ``phases.execute`` that a
 Kubernetes Job's ``ouro phase`` runs, on a local artifact store (default
@@ -79,6 +79,8 @@ PRESETS: dict[str, Preset] = {
             pc.phase_settings(PhaseName.BOOTSTRAP, games=8, parallel_games=8, batch_size=64, epochs=1),
             pc.phase_settings(PhaseName.HYBRID, games=8, parallel_games=8, batch_size=64, epochs=1),
             pc.phase_settings(PhaseName.SELF_PLAY, games=8, parallel_games=8, batch_size=64, epochs=1),
+            pc.phase_settings(PhaseName.DISTILL, games=2, parallel_games=2, batch_size=64, epochs=1,
+                              teacher="search:ms=5", student_visits=8),
         ],
         eval_games=8,
         # tests: a short gate, and serving limits a loaded CI machine always meets
@@ -97,8 +99,9 @@ PRESETS: dict[str, Preset] = {
         ],
     ),
     "medium": Preset(
-        description="25 to 60 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
-                    "games and 2.5x the reinforcement learning, aiming past the heuristic teacher",
+        description="40 to 75 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
+                    "games and 2.5x the reinforcement learning, then one DAgger round (distill: 96 of its "
+                    "own games inside the neural search, labelled by the search), aiming past the search",
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
             pc.phase_settings(PhaseName.BOOTSTRAP, games=2000, parallel_games=250, epochs=2,
@@ -106,6 +109,7 @@ PRESETS: dict[str, Preset] = {
             pc.phase_settings(PhaseName.HYBRID, games=128, iterations=10, parallel_games=128,
                               heuristic_ratio=0.5),
             pc.phase_settings(PhaseName.SELF_PLAY, games=128, iterations=16, parallel_games=128),
+            pc.phase_settings(PhaseName.DISTILL, games=96, parallel_games=96),
         ],
         eval_games=400,
     ),

@@ -27,9 +27,10 @@ import jinja2
 
 from ouroboros.contract.progress import ProgressRecord, progress_prefix
 from ouroboros.contract.training_metrics import TrainingSeries, classify
+from ouroboros.contract.vocabulary import PhaseName
 from ouroboros.trainer.evaluation import stats
 
-PHASE_ORDER = ("bootstrap", "hybrid", "self_play", "continuous", "evaluate")
+PHASE_ORDER = tuple(p.value for p in PhaseName)
 
 
 class RunNotFoundError(LookupError):

@@ -39,6 +39,7 @@ from ouroboros.contract.progress import (
     ResourceUsage,
 )
 from ouroboros.contract.training_metrics import TrainingSeries, classify
+from ouroboros.contract.vocabulary import TEACHER_PHASES
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ Sink = Callable[[ProgressRecord], None]
 
 
 def planned_steps(kind: str, iterations: int, worker: int = 0) -> int:
-    """Long steps a phase announces: bootstrap plays then trains (2); an RL phase plays and trains
-    per iteration (2 x iterations); an extra self-play worker only plays once (1)."""
-    if kind == "bootstrap":
+    """Long steps a phase announces: bootstrap and distill play then train (2); an RL phase plays and
+    trains per iteration (2 x iterations); an extra self-play worker only plays once (1)."""
+    if kind in {p.value for p in TEACHER_PHASES}:
         return 2
     return 1 if worker > 0 else 2 * max(1, iterations)
 

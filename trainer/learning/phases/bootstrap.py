@@ -1,4 +1,4 @@
-"""The bootstrap phase: a teacher plays (the heuristic, or any player spec such as the search), the network imitates it.
+"""The bootstrap and distill phases: a teacher plays (the heuristic, or any player spec such as the search), the network imitates it.
 
 Two restartable stages that meet in the store:
 
@@ -9,8 +9,12 @@ Two restartable stages that meet in the store:
    seat of each game (seat ``k mod snakes`` in game ``k``) and the teacher the
    others, with no random moves; the teacher labels every seat's position, the
    student's included, so the network learns the teacher's answers in the
-   positions its own play reaches (where the teacher's own games never go). A restart continues after the last complete shard (game ``k`` always
-   has seed ``seed + k``), so no game is lost or recorded twice.
+   positions its own play reaches (where the teacher's own games never go).
+   The distill phase is this loop with ``positions: student`` after the
+   phases it distils the search into: its student is the network they left
+   (``runner.start_network``). A restart continues after the last complete
+   shard (game ``k`` always has seed ``seed + k``), so no game is lost or
+   recorded twice.
 2. **train**: imitation steps (:mod:`.imitation`) over the newest window of
    the phase's shards (and of ``imitate_phases``, e.g. games brought in by
    ``ouro data import``), ``epochs`` passes, checkpointed by a ResumableLoop: a
@@ -32,7 +36,7 @@ import time
 import numpy as np
 import torch
 
-from ouroboros.contract.vocabulary import BootstrapPositions, Metric
+from ouroboros.contract.vocabulary import BootstrapPositions, Metric, PhaseName
 from ouroboros.trainer.agents import nsearch
 from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import game_config
@@ -45,10 +49,11 @@ SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "
 
 
 def student(ctx: runner.Context, net: networks.PolicyValueNet) -> nsearch.NeuralSearch:
-    """The player of ``positions: student``: ``net``, the phase's starting network (the run's initial
-    model), exported to ONNX in memory, inside the neural search at ``student_visits`` descents a move and
-    no clock. ValueError without an initial model."""
-    if ctx.run.initial_model is None:
+    """The player of ``positions: student`` (and of distill): ``net``, the phase's starting network (bootstrap:
+    the run's initial model; distill: the previous phase's network), exported to ONNX in memory, inside the
+    neural search at ``student_visits`` descents a move and no clock. ValueError for a bootstrap phase
+    without an initial model."""
+    if ctx.phase.kind is PhaseName.BOOTSTRAP and ctx.run.initial_model is None:
         raise ValueError("bootstrap: positions student needs the run's initial model (spec.initialModel, "
                          "--initial-model): the student whose games the teacher labels")
     net = device.cpu_copy(net).eval()
@@ -69,7 +74,7 @@ def generate(ctx: runner.Context, net: networks.PolicyValueNet) -> tuple[int, in
     writer = shards.ReplayWriter(ctx.store, ctx.run.run, ctx.name, worker=ctx.run.worker,
                                  shard_rows=1 << 30, extra={"encoding": encoding.SHARD_LABEL, "producer": producer})
     done = int((writer.cursor or {}).get("games", 0)) if isinstance(writer.cursor, dict) else 0
-    advance = ctx.reporter.task("bootstrap: teacher games", phase.games)
+    advance = ctx.reporter.task(f"{ctx.name}: teacher games", phase.games)
     advance(done)
     games = positions = 0
     record = [0, 0, 0]
@@ -100,7 +105,7 @@ def generate(ctx: runner.Context, net: networks.PolicyValueNet) -> tuple[int, in
         done += n
         games += n
         positions += rollout.rows
-        ctx.reporter.scalar("bootstrap/positions", positions, done)
+        ctx.reporter.scalar(f"{ctx.name}/positions", positions, done)
     return games, positions, time.monotonic() - started, record
 
 
@@ -132,7 +137,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     state = loop.restore(TrainState(net, optimizer))
     if state.data_state:
         buffer.load_state_dict(state.data_state)
-    advance = ctx.reporter.task("bootstrap: imitation steps", steps)
+    advance = ctx.reporter.task(f"{ctx.name}: imitation steps", steps)
     advance(state.step)
     train_started = time.monotonic()
     first = state.step
@@ -149,10 +154,11 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
     labelled = "teacher positions" if phase.positions is BootstrapPositions.TEACHER else \
         "positions of the student's games labelled by the teacher"
-    message = (f"bootstrap: {len(buffer)} {labelled}, {state.step} imitation steps, "
+    message = (f"{ctx.name}: {len(buffer)} {labelled}, {state.step} imitation steps, "
                f"accuracy {metrics[Metric.ACCURACY]:.2f}")
     records = {}
     if phase.positions is BootstrapPositions.STUDENT and sum(record):
         message += f"; the student against the teacher {record[0]}-{record[1]}-{record[2]} (W-D-L, games played now)"
         records[phase.teacher] = (record[0], record[1], record[2])
+        metrics.update(runner.win_rates({phase.teacher: record}))
     return runner.finish(ctx, net, metrics, files, message, started, records)

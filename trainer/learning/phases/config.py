@@ -47,7 +47,7 @@ class PhaseSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: PhaseName = Field(description="Which training phase (not evaluate).")
-    games: int = Field(description="Games generated per iteration (bootstrap: in total).")
+    games: int = Field(description="Games generated per iteration (bootstrap, distill: in total).")
     iterations: int = Field(1, ge=1, description="Generate-then-train rounds (RL phases).")
     epochs: float = Field(description="Passes over the new data per round (imitation: over the window).")
     learning_rate: float = Field(description="Adam step size.")
@@ -67,8 +67,9 @@ class PhaseSettings(BaseModel):
     value_coef: float = Field(0.5, ge=0, description="Weight of the value loss.")
     checkpoint_every: int = Field(50, ge=1, description="Optimiser steps between checkpoints.")
     teacher: str = Field(
-        "heuristic", description="Bootstrap: the player whose moves are imitated, as a player spec "
-        "(`heuristic`, the batched default; `search:ms=20` imitates the search player, one game at a time).")
+        "heuristic", description="Bootstrap, distill: the player whose moves are imitated, as a player spec "
+        "(`heuristic`, bootstrap's batched default; `search:ms=20` imitates the search player, one game at a "
+        "time; distill's default `search:ms=10`).")
     teacher_value_weight: float = Field(
         DEFAULT_TEACHER_VALUE_WEIGHT, ge=0, le=1, description="Bootstrap: where the teacher scored a position "
         "(the search, `agents.search.values`; the neural search, its root value), the value target is this share of its value, the rest the game's "
@@ -76,12 +77,14 @@ class PhaseSettings(BaseModel):
     positions: BootstrapPositions = Field(
         BootstrapPositions.TEACHER, description="Bootstrap: whose games give the positions the teacher labels: "
         "the teacher's own (10% of its moves random), or the run's initial model inside the neural search "
-        "against the teacher, every seat labelled by the teacher (DAgger; needs the run's initial_model).")
+        "against the teacher, every seat labelled by the teacher (DAgger; needs the run's initial_model). "
+        "Distill: always student (the previous phase's network).")
     student_visits: int = Field(
         DEFAULT_STUDENT_VISITS, ge=1, le=4096,
-        description="Bootstrap with positions student: the neural search's descents per student move (no clock).")
+        description="Bootstrap with positions student, distill: the neural search's descents per student move "
+        "(no clock).")
     teacher_policy_weight: float = Field(
-        1.0, ge=0, le=1, description="Bootstrap: the policy target's share of the teacher's move; the rest is the "
+        1.0, ge=0, le=1, description="Bootstrap, distill: the policy target's share of the teacher's move; the rest is the "
         "starting network's own policy (held near the start by a KL term); 0: only the value learns from the teacher.")
     imitate_phases: tuple[str, ...] = Field(
         (), description="Bootstrap: other replay folders of this run whose games join the imitation "
@@ -101,6 +104,8 @@ class PhaseSettings(BaseModel):
         if self.expert_iteration is not None and self.kind not in EXPERT_ITERATION_PHASES:
             raise ValueError(f"expert_iteration applies only to the self_play and continuous phases, "
                              f"not {self.kind.value}")
+        if self.kind is PhaseName.DISTILL and self.positions is not BootstrapPositions.STUDENT:
+            raise ValueError("distill labels the student's own games: positions must be student")
         return self
 
 
@@ -108,6 +113,10 @@ PHASE_DEFAULTS: dict[PhaseName, dict] = {
     PhaseName.BOOTSTRAP: dict(epochs=2.0, learning_rate=2e-3, batch_size=256),
     PhaseName.HYBRID: dict(epochs=2.0, learning_rate=3e-4, batch_size=256, heuristic_ratio=0.5),
     PhaseName.SELF_PLAY: dict(epochs=2.0, learning_rate=3e-4, batch_size=256, league_ratio=0.3),
+    # the settings of the DAgger round measured in the README (*DAgger, the product*; 96 games there): the
+    # search at 10 ms labelling, the value taught and the policy held (teacher_policy_weight 0)
+    PhaseName.DISTILL: dict(epochs=3.0, learning_rate=5e-4, batch_size=256,
+                            teacher="search:ms=10", positions=BootstrapPositions.STUDENT, teacher_policy_weight=0.0),
     PhaseName.CONTINUOUS: dict(epochs=2.0, learning_rate=1e-4, batch_size=256, league_ratio=0.3),
 }
 
@@ -176,17 +185,19 @@ def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tupl
     return run, phase
 
 
-DEFAULT_TEACHER_MOVE_MS = 20
-"""The search teacher's budget per move when a spec leaves ``teacherMoveMs`` unset."""
+DEFAULT_TEACHER_MOVE_MS = {PhaseName.BOOTSTRAP: 20, PhaseName.DISTILL: 10}
+"""The search teacher's budget per move when a spec leaves ``teacherMoveMs`` unset. Distill's 10 ms is the
+measured DAgger round's: its 96 games took 12 minutes on 2 shared cores."""
 
 
 def teacher_spec(spec: PhaseSpec) -> str | None:
-    """The player spec of a bootstrap phase's ``teacher`` (None: the phase's default, the heuristic)."""
-    if spec.teacher is None:
+    """The player spec of a bootstrap or distill phase's ``teacher`` (None: the phase's default, the heuristic
+    for bootstrap, ``search:ms=10`` for distill)."""
+    if spec.teacher is None and spec.teacher_move_ms is None:
         return None
     if spec.teacher is BootstrapTeacher.HEURISTIC:
         return "heuristic"
-    return f"search:ms={spec.teacher_move_ms or DEFAULT_TEACHER_MOVE_MS}"
+    return f"search:ms={spec.teacher_move_ms or DEFAULT_TEACHER_MOVE_MS[spec.name]}"
 
 
 def _seed(text: str) -> int:

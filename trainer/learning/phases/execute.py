@@ -19,7 +19,7 @@ import logging
 import torch
 
 from ouroboros.contract.progress import PROGRESS_INTERVAL_SECONDS, progress_key
-from ouroboros.contract.vocabulary import PhaseName
+from ouroboros.contract.vocabulary import TEACHER_PHASES
 from ouroboros.trainer.artifacts.store import ArtifactStore
 from ouroboros.trainer.learning import device, distributed
 from ouroboros.trainer.learning.phases import bootstrap, reinforce, runner
@@ -70,6 +70,6 @@ def execute(run: RunSettings, phase: PhaseSettings, reporter: runner.Reporter | 
     log.info("%s: run %s, store %s, %s on %s", phase.kind.value, run.run, run.store, run.network.name,
              placement.describe())
     with recorder:
-        if phase.kind is PhaseName.BOOTSTRAP:
+        if phase.kind in TEACHER_PHASES:
             return bootstrap.run(ctx)
         return reinforce.run(ctx)

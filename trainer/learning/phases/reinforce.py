@@ -43,7 +43,7 @@ import time
 import numpy as np
 import torch
 
-from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
+from ouroboros.contract.vocabulary import Metric, PhaseName
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import distributed, replay, shards
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
@@ -238,7 +238,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         **{m: state.metrics[m] for m in (Metric.POLICY_LOSS, Metric.VALUE_LOSS, Metric.ENTROPY,
                                          Metric.SEARCH_POLICY_LOSS) if m in state.metrics},
         **({Metric.SEARCHED_FRACTION: tally.searched / tally.rows} if tally.rows and phase.expert_iteration else {}),
-        **win_rates(tally.results),
+        **runner.win_rates(tally.results),
     }
     ckpt = checkpointer.list()
     files = {"checkpoint": ctx.store.info(ckpt[-1][1])} if ckpt else {}
@@ -248,18 +248,6 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
                     f"{phase.expert_iteration.visits} visits)")
     records = {name: (w, d, lost) for name, (w, d, lost) in tally.results.items()}
     return runner.finish(ctx, net, metrics, files, message, started, records)
-
-
-def win_rates(totals: dict[str, list[int]]) -> dict[str, float]:
-    """Scores (wins + draws/2 per game) from W-D-L counts per opponent: one ``winRateVs<Opponent>``
-    each, and ``winRate`` over all of them pooled (the learner's games against anyone but itself)."""
-    def score(w: int, d: int, lost: int) -> float:
-        return (w + d / 2) / max(1, w + d + lost)
-
-    out = {win_rate_vs(name): score(*wdl) for name, wdl in totals.items()}
-    if totals:
-        out[Metric.WIN_RATE] = score(*(sum(t[i] for t in totals.values()) for i in range(3)))
-    return out
 
 
 def train(ctx: runner.Context, loop: ResumableLoop, state: TrainState, cols: dict, it: int) -> TrainState:

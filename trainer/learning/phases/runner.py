@@ -9,11 +9,13 @@ Artifacts of phase P of run R in the store::
     runs/R/models/P.onnx               the same network exported: the phase's candidate
 
 Start points: bootstrap from scratch, hybrid from bootstrap, self_play from
-hybrid (else bootstrap), continuous from the registry's champion (its
-version's metadata names the weights it was exported from). A run with an
-``initial_model`` (a registry version, an ONNX file, a checkpoint:
+hybrid (else bootstrap), distill from self_play (else hybrid, else bootstrap),
+continuous from the registry's champion (its version's metadata names the
+weights it was exported from; else distill, self_play, hybrid, bootstrap). A
+run with an ``initial_model`` (a registry version, an ONNX file, a checkpoint:
 ``learning.initial``) starts from it wherever it would start from scratch, and
-continuous takes it in place of the champion.
+continuous takes it in place of the champion. Distill never starts from
+scratch: with neither an earlier phase's model nor an initial model it fails.
 
 Devices: a phase trains and plays on ``Context.placement`` (``learning.device``:
 the CPU, or a GPU with bf16 autocast); :func:`start_network` puts the network
@@ -34,7 +36,7 @@ from typing import Protocol
 
 import torch
 
-from ouroboros.contract.vocabulary import PhaseName
+from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
 from ouroboros.trainer.learning import device, distributed, initial, networks, onnx_export
@@ -163,6 +165,8 @@ def _start_network(ctx: Context) -> networks.PolicyValueNet:
             if isinstance(meta.get("weights"), str):
                 log.info("continuous: starting from champion %s", state.version)
                 return load_weights(ctx.store, meta["weights"], meta.get("weights_sha256"))
+        earlier = (PhaseName.DISTILL, PhaseName.SELF_PLAY, PhaseName.HYBRID, PhaseName.BOOTSTRAP)
+    elif kind is PhaseName.DISTILL:
         earlier = (PhaseName.SELF_PLAY, PhaseName.HYBRID, PhaseName.BOOTSTRAP)
     elif kind is PhaseName.HYBRID:
         earlier = (PhaseName.BOOTSTRAP,)
@@ -173,6 +177,10 @@ def _start_network(ctx: Context) -> networks.PolicyValueNet:
         if ctx.store.exists(key):
             log.info("%s: starting from %s", kind.value, key)
             return load_weights(ctx.store, key)
+    if ctx.run.initial_model is None and kind is PhaseName.DISTILL:
+        raise ValueError(f"distill: no earlier phase's model in {ctx.store.url} (runs/{ctx.run.run}/models/) and no "
+                         "initial model: the student whose games the teacher labels (spec.initialModel, "
+                         "--initial-model)")
     if ctx.run.initial_model is None:
         log.warning("%s: no earlier model in %s; starting from a fresh network", kind.value, ctx.store.url)
     return initial_network(ctx)
@@ -185,6 +193,18 @@ def initial_network(ctx: Context) -> networks.PolicyValueNet:
     net = initial.load(ctx.store, ctx.run.initial_model, ctx.run.network, ctx.run.game)
     log.info("%s: starting from the initial model %s", ctx.name, ctx.run.initial_model.to_api())
     return net
+
+
+def win_rates(totals: dict[str, list[int]]) -> dict[str, float]:
+    """Scores (wins + draws/2 per game) from W-D-L counts per opponent: one ``winRateVs<Opponent>``
+    each, and ``winRate`` over all of them pooled (the learner's games against anyone but itself)."""
+    def score(w: int, d: int, lost: int) -> float:
+        return (w + d / 2) / max(1, w + d + lost)
+
+    out = {win_rate_vs(name): score(*wdl) for name, wdl in totals.items()}
+    if totals:
+        out[Metric.WIN_RATE] = score(*(sum(t[i] for t in totals.values()) for i in range(3)))
+    return out
 
 
 def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float],
