@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -139,9 +138,22 @@ def test_where_distill_may_stand_in_a_run(names, initial, words):
             TrainingRunSpec.model_validate(spec)
 
 
-def test_the_medium_preset_ends_with_one_dagger_round():
-    kinds = [p.kind for p in train.PRESETS["medium"].phases]
-    assert kinds == [PhaseName.BOOTSTRAP, PhaseName.HYBRID, PhaseName.SELF_PLAY, PhaseName.DISTILL]
-    distill = train.PRESETS["medium"].phases[-1]
-    assert (distill.games, distill.teacher, distill.teacher_policy_weight) == (96, "search:ms=10", 0.0)
-    assert np.isclose(distill.learning_rate, 5e-4)
+def test_ouro_train_distill_appends_replaces_or_drops_the_round(tmp_path, capsys):
+    def kinds_and_distill(*extra):
+        plan = train._plan(train._parser().parse_args(["--store", str(tmp_path), *extra]))
+        return [p.kind for p in plan.phases], next((p for p in plan.phases if p.kind is PhaseName.DISTILL), None)
+
+    rl = [PhaseName.BOOTSTRAP, PhaseName.HYBRID, PhaseName.SELF_PLAY]
+    kinds, distill = kinds_and_distill("--preset", "medium", "--distill", "96")
+    assert kinds == [*rl, PhaseName.DISTILL]
+    # the settings of the measured round: 96 games, search:ms=10 labelling, the value taught, the policy held
+    assert (distill.games, distill.parallel_games, distill.teacher, distill.teacher_policy_weight) == (
+        96, 96, "search:ms=10", 0.0)
+    assert (distill.epochs, distill.learning_rate) == (3.0, 5e-4)
+    assert kinds_and_distill("--preset", "medium") == (rl, None)  # not run unless asked
+    kinds, distill = kinds_and_distill("--preset", "smoke")  # smoke's tiny round: every phase in the tests
+    assert kinds == [*rl, PhaseName.DISTILL] and distill.games == 2
+    assert kinds_and_distill("--preset", "smoke", "--distill", "0") == (rl, None)
+    assert kinds_and_distill("--preset", "smoke", "--distill", "3")[1].games == 3
+    assert train.main(["--preset", "smoke", "--store", str(tmp_path), "--distill", "-1"]) == 2
+    assert "--distill: games between 0 and 10000000, got -1" in capsys.readouterr().err

@@ -1,5 +1,8 @@
 """`ouro train --preset quick`: the main job: bootstrap -> hybrid -> self_play (-> distill) on this machine.
 
+``--distill GAMES`` ends the run with a distill phase (DAgger: the self_play network's own games inside
+the neural search, labelled by the search; ``phases.bootstrap``); the smoke preset has a tiny one.
+
 The phases run in-process through the same ``phases.execute`` that a
 Kubernetes Job's ``ouro phase`` runs, on a local artifact store (default
 ``./runs/registry``, the model registry's default too). At the end the final
@@ -99,9 +102,8 @@ PRESETS: dict[str, Preset] = {
         ],
     ),
     "medium": Preset(
-        description="40 to 75 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
-                    "games and 2.5x the reinforcement learning, then one DAgger round (distill: 96 of its "
-                    "own games inside the neural search, labelled by the search), aiming past the search",
+        description="25 to 60 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
+                    "games and 2.5x the reinforcement learning, aiming past the heuristic teacher",
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
             pc.phase_settings(PhaseName.BOOTSTRAP, games=2000, parallel_games=250, epochs=2,
@@ -109,7 +111,6 @@ PRESETS: dict[str, Preset] = {
             pc.phase_settings(PhaseName.HYBRID, games=128, iterations=10, parallel_games=128,
                               heuristic_ratio=0.5),
             pc.phase_settings(PhaseName.SELF_PLAY, games=128, iterations=16, parallel_games=128),
-            pc.phase_settings(PhaseName.DISTILL, games=96, parallel_games=96),
         ],
         eval_games=400,
     ),
@@ -191,6 +192,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--initial-model", default=None, metavar="MODEL",
                    help="start from an existing network instead of a fresh one: registry:VERSION (in --store), "
                         "an ONNX file with the contract (.onnx), or a checkpoint (.pt); a path or a URL")
+    p.add_argument("--distill", type=int, default=None, metavar="GAMES",
+                   help="end with a distill phase of GAMES games (DAgger: the network's own games inside the "
+                        "neural search, labelled by search:ms=10; 96 in the README's measurements); 0: none "
+                        "(default: the preset's, a tiny one in smoke)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _common.add_preflight_options(p)
     p.add_argument("--progress-every", type=float, default=15.0, metavar="SECONDS",
@@ -294,6 +299,8 @@ def _plan(args: argparse.Namespace) -> _Plan:
         imitated = tuple(shards.check_name(p.strip(), "--imitate folder")
                          for p in (args.imitate or "").split(",") if p.strip())
         expert_spec = expert_iteration(args.expert_iteration)
+        if args.distill is not None and not 0 <= args.distill <= 10_000_000:
+            raise ValueError(f"--distill: games between 0 and 10000000, got {args.distill}")
         initial = initial_model(args.initial_model)
         gate_spec = preset.promotion if args.gate_player is None else \
             preset.promotion.with_served_player(args.gate_player, "--gate-player")
@@ -332,6 +339,11 @@ def _plan(args: argparse.Namespace) -> _Plan:
         if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
             phase = phase.model_copy(update={"expert_iteration": expert_spec})
         phases.append(phase)
+    if args.distill is not None:  # the preset's own distill phase is replaced (0: dropped)
+        phases = [p for p in phases if p.kind is not PhaseName.DISTILL]
+        if args.distill:
+            phases.append(pc.phase_settings(PhaseName.DISTILL, games=args.distill,
+                                            parallel_games=min(256, args.distill)))
     return _Plan(preset_name=args.preset, preset=preset, run=run, phases=phases, gate=gate_spec,
                  eval_games=args.eval_games or preset.eval_games)
 
