@@ -187,7 +187,7 @@ def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tupl
 
 DEFAULT_TEACHER_MOVE_MS = {PhaseName.BOOTSTRAP: 20, PhaseName.DISTILL: 10}
 """The search teacher's budget per move when a spec leaves ``teacherMoveMs`` unset. Distill's 10 ms is the
-measured DAgger round's: its 96 games took 12 minutes on 2 shared cores."""
+measured DAgger round's: its 96 games and their training took 12 minutes on 2 shared cores."""
 
 
 def teacher_spec(spec: PhaseSpec) -> str | None:
