@@ -109,6 +109,11 @@ class PhaseSettings(BaseModel):
         return self
 
 
+DEFAULT_TEACHER_MOVE_MS = {PhaseName.BOOTSTRAP: 20, PhaseName.DISTILL: 10}
+"""The search teacher's budget per move when a spec leaves ``teacherMoveMs`` unset. Distill's 10 ms is the
+measured DAgger round's: its 96 games and their training took 12 minutes on 2 shared cores."""
+
+
 PHASE_DEFAULTS: dict[PhaseName, dict] = {
     PhaseName.BOOTSTRAP: dict(epochs=2.0, learning_rate=2e-3, batch_size=256),
     PhaseName.HYBRID: dict(epochs=2.0, learning_rate=3e-4, batch_size=256, heuristic_ratio=0.5),
@@ -116,7 +121,7 @@ PHASE_DEFAULTS: dict[PhaseName, dict] = {
     # the settings of the DAgger round measured in the README (*DAgger, the product*; 96 games there): the
     # search at 10 ms labelling, the value taught and the policy held (teacher_policy_weight 0)
     PhaseName.DISTILL: dict(epochs=3.0, learning_rate=5e-4, batch_size=256,
-                            teacher="search:ms=10", positions=BootstrapPositions.STUDENT, teacher_policy_weight=0.0),
+                            teacher=f"search:ms={DEFAULT_TEACHER_MOVE_MS[PhaseName.DISTILL]}", positions=BootstrapPositions.STUDENT, teacher_policy_weight=0.0),
     PhaseName.CONTINUOUS: dict(epochs=2.0, learning_rate=1e-4, batch_size=256, league_ratio=0.3),
 }
 
@@ -183,11 +188,6 @@ def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tupl
         teacher_value_weight=spec.teacher_value_weight, positions=spec.positions,
         student_visits=spec.student_visits, teacher_policy_weight=spec.teacher_policy_weight)
     return run, phase
-
-
-DEFAULT_TEACHER_MOVE_MS = {PhaseName.BOOTSTRAP: 20, PhaseName.DISTILL: 10}
-"""The search teacher's budget per move when a spec leaves ``teacherMoveMs`` unset. Distill's 10 ms is the
-measured DAgger round's: its 96 games and their training took 12 minutes on 2 shared cores."""
 
 
 def teacher_spec(spec: PhaseSpec) -> str | None:
