@@ -245,7 +245,8 @@ def test_to_batch_round_trips_compact_positions():
 
 def test_player_specs(onnx_file):
     p = registry.make_player(f"nsearch:model={onnx_file},ms=20,c_puct=2,batch=4")
-    assert (p.ms, p.c_puct, p.batch, p.visits) == (20.0, 2.0, 4, 0)
+    assert (p.ms, p.c_puct, p.batch, p.visits, p.endgame) == (20.0, 2.0, 4, 0, 0.0)
+    assert registry.make_player(f"nsearch:model={onnx_file},endgame=0.25").endgame == 0.25
     for spec, words in [("nsearch:ms=20", "name the network"),
                         (f"nsearch:model={onnx_file},speed=3", "unknown option 'speed'"),
                         (f"nsearch:model={onnx_file},ms=fast", "ms='fast' is not a valid float"),
@@ -266,6 +267,10 @@ def test_player_specs(onnx_file):
     ("visits=-1", "visits must be >= 0"),
     ("batch=0", "batch must be >= 1, got 0"),
     ("ms=5,ms=10", "option 'ms' given twice"),
+    ("endgame=1.5", "endgame must be between 0 and 1, got 1.5"),  # a share of the board
+    ("endgame=-0.1", "endgame must be between 0 and 1"),
+    ("endgame=nan", "endgame must be between 0 and 1, got nan"),
+    ("endgame=0.3,ms=0,visits=8", "endgame hands the move to the alpha-beta within the time budget: set ms > 0"),
 ])
 def test_an_option_out_of_its_range_is_refused_naming_it(onnx_file, options, words):
     """Out-of-range options are refused when the player is built (`ouro serve` exits 2 before the
@@ -319,6 +324,52 @@ def test_server_plays_the_champion_inside_the_search(onnx_file, tmp_path):
     assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) == UP
     with pytest.raises(serving.PlayerUnavailable, match="unknown option"):
         serving.make_player("champion+nsearch:depth=3", source)
+
+
+# -- the hand-off to the alpha-beta (endgame) ---------------------------------------------------------
+
+def test_the_board_is_crowded_from_the_share_of_cells_the_living_bodies_fill():
+    """Two snakes of length 3 and 5 on 7x7 (49 cells) fill 8 cells: crowded from a share of 8/49
+    on, not at 9/49; a dead snake's body no longer counts; endgame 0 never hands off."""
+    g = game([[(3, 3), (3, 2), (3, 1)], [(6, 6), (6, 5), (6, 4), (6, 3), (6, 2)]])
+    assert nsearch.NeuralSearch(Neutral(), endgame=8 / 49).crowded(g.config, g.state).tolist() == [True]
+    assert nsearch.NeuralSearch(Neutral(), endgame=9 / 49).crowded(g.config, g.state).tolist() == [False]
+    assert nsearch.NeuralSearch(Neutral()).crowded(g.config, g.state).tolist() == [False]
+    g.state.alive[0, 1] = False
+    assert nsearch.NeuralSearch(Neutral(), endgame=3 / 49).crowded(g.config, g.state).tolist() == [True]
+    assert nsearch.NeuralSearch(Neutral(), endgame=4 / 49).crowded(g.config, g.state).tolist() == [False]
+
+
+@pytest.mark.parametrize(("endgame", "handed_off"), [(0.1, True), (0.5, False), (0.0, False)])
+def test_a_crowded_board_is_decided_by_the_alpha_beta_within_the_budget(monkeypatch, endgame, handed_off):
+    """Bodies of 9 cells on 7x7 (0.18 of the board): from endgame 0.1 the alpha-beta decides it,
+    with the player's own budget and seat, and its move is the one played; the network is never
+    asked. Under the share (0.5) and with the option off, the tree searches as before."""
+    from ouroboros.trainer.agents import search
+
+    search.compiled_available()  # its one warm-up call is not the player's
+    asked: list = []
+    for name in ("choose", "choose_compiled"):
+        real = getattr(search, name)
+
+        def spy(rules_, pos, me, seconds, *args, _real=real, **kw):
+            decision = _real(rules_, pos, me, seconds, *args, **kw)
+            asked.append((me, seconds, decision.move))
+            return decision
+
+        monkeypatch.setattr(search, name, spy)
+    g = game([[(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)], [(1, 1), (2, 1), (3, 1), (4, 1)]])
+    evaluator = Neutral()
+    player = nsearch.NeuralSearch(evaluator, ms=30, endgame=endgame)
+    moves, scores = player.act_scored(g.config, g.state, 1, np.random.default_rng(0))
+    from ouroboros.trainer.observation import safety
+
+    assert safety.safe_moves(g.config, g.state)[0, 1, moves[0]]
+    if handed_off:
+        assert [(me, seconds) for me, seconds, _ in asked] == [(1, 0.03)] and moves[0] == asked[0][2]
+        assert (player.handoffs, evaluator.calls, len(player.results)) == (1, 0, 0) and np.isnan(scores[0])
+    else:
+        assert asked == [] and player.handoffs == 0 and evaluator.calls > 0 and len(player.results) == 1
 
 
 # -- tree reuse across turns ---------------------------------------------------------------------------

@@ -45,6 +45,18 @@ the simulation cap (`visits`) runs out, or the caller hangs up; the answer is th
 root move with the most visits (ties: the higher mean value). With a
 simulation cap and no time limit the search is deterministic.
 
+**Hand-off to the alpha-beta.** With `endgame` set, a position whose living
+bodies fill at least that share of the board is not searched by the tree: the
+compiled alpha-beta of :mod:`.search` decides it, at the same budget. A
+crowded board is where a move's consequence is a matter of counting cells
+many turns ahead (who is cut off, whose space holds its length), which the
+alpha-beta's exact, deep tree settles and a few hundred network-guided
+descents do not; the open board before it is where the network's judgement
+of position pays. The combination is the pattern of engines that switch to
+exact solvers late in a game (endgame tablebases and solvers in chess and
+Othello engines); the share is a measured option, not a constant (README,
+*Strength*).
+
 **Garbage collection inside the budget.** A tree is thousands of small
 objects, and reuse keeps tens of thousands alive between moves; Python's
 cyclic collector walks all of them in a full pass, which took up to 250 ms in
@@ -160,18 +172,25 @@ class NeuralSearch:
     """Moves whose prior is below this fraction of the best move's are not searched."""
     reuse: bool = True
     """Keep the subtree of the joint move played as the next turn's root (see the module's docstring)."""
+    endgame: float = 0.0
+    """Hand-off: once the living snakes' bodies fill at least this share of the board's cells (0 to 1;
+    0: never), the compiled alpha-beta (:func:`.search.choose_compiled`) decides the move within the
+    same budget instead of the tree (see the module's docstring)."""
     name: str = "nsearch"
     results: list = dataclasses.field(default_factory=list, repr=False)
     """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
     kept: _KeptTrees = dataclasses.field(default_factory=lambda: _KeptTrees(MAX_KEPT_ROOTS, MAX_KEPT_NODES),
                                          repr=False)
     """The children of recent searches, by position, for tree reuse."""
+    handoffs: int = dataclasses.field(default=0, repr=False)
+    """Decisions the alpha-beta made under `endgame` (benchmarks read it)."""
 
     def __post_init__(self) -> None:
         # Each option's range, checked before the search runs: a NaN budget or c_puct compares
         # false with everything (the search would run unbudgeted or rank children arbitrarily), a
         # negative c_puct turns exploration into avoidance, and prune above 1 leaves no move at all.
-        for option, low, high in (("ms", 0.0, math.inf), ("c_puct", 0.0, math.inf), ("prune", 0.0, 1.0)):
+        for option, low, high in (("ms", 0.0, math.inf), ("c_puct", 0.0, math.inf), ("prune", 0.0, 1.0),
+                                  ("endgame", 0.0, 1.0)):
             value = getattr(self, option)
             if not (low <= value <= high and math.isfinite(value)):
                 bound = f"a finite number >= {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
@@ -182,6 +201,8 @@ class NeuralSearch:
             raise ValueError("nsearch: set a time budget (ms > 0) or a simulation cap (visits > 0)")
         if self.batch < 1:
             raise ValueError(f"nsearch: batch must be >= 1, got {self.batch}")
+        if self.endgame > 0 and self.ms <= 0:
+            raise ValueError("nsearch: endgame hands the move to the alpha-beta within the time budget: set ms > 0")
         if not hasattr(self.model, "evaluate"):
             from ouroboros.trainer.agents import neural
 
@@ -195,13 +216,17 @@ class NeuralSearch:
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """`act`'s moves [B] int8 and each decision's root value for `seat`, float64 [B] in [-1, 1]
         (:attr:`SearchResult.value`), NaN where nothing was searched (game over, snake out, one or no
-        move to choose from). A bootstrap teacher's protocol (``selfplay``): :meth:`values` turns a
+        move to choose from) and where the alpha-beta decided (`endgame`: its score is in points). A bootstrap teacher's protocol (``selfplay``): :meth:`values` turns a
         position's scores into value targets, as AlphaZero-style systems train the value on the
         search's root value (MuZero Reanalyse; Schrittwieser et al. 2021)."""
         moves = np.zeros(state.batch_size, np.int8)
         scores = np.full(state.batch_size, np.nan)
         over = state.game_over(config.ruleset is Ruleset.SOLO)
+        crowded = self.crowded(config, state)
         for g in np.flatnonzero(~over & state.alive[:, seat]):
+            if crowded[g]:
+                moves[g] = self.hand_off(config, state, int(g), seat).move
+                continue
             result = self.search(config, state, int(g), seat)
             moves[g] = result.move
             if result.simulations or result.reused:
@@ -210,6 +235,26 @@ class NeuralSearch:
             if len(self.results) > 10_000:
                 del self.results[:5_000]
         return moves, scores
+
+    def crowded(self, config: GameConfig, state: BatchState) -> np.ndarray:
+        """Which games the alpha-beta decides under `endgame`: bool [B], True where the living
+        snakes' lengths add up to at least ``endgame * width * height`` cells (all False when
+        `endgame` is 0)."""
+        if self.endgame <= 0:
+            return np.zeros(state.batch_size, bool)
+        bodies = np.where(state.alive, state.length, 0).sum(axis=1)
+        return bodies >= self.endgame * config.width * config.height
+
+    def hand_off(self, config: GameConfig, state: BatchState, game: int, seat: int):
+        """The compiled alpha-beta's :class:`.search.Decision` for snake `seat` of game `game`
+        within `ms` (or the caller's deadline, `agents.stopping`, if sooner), with the search
+        player's default weights, depth cap and focus; the python tree where numba is missing."""
+        from ouroboros.trainer.agents import search
+
+        decide = search.choose_compiled if search.compiled_available() else search.choose
+        self.handoffs += 1
+        return decide(compact.Rules.of(config, state, game), compact.from_batch(state, game), seat,
+                      self.ms / 1000.0)
 
     @staticmethod
     def values(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -544,13 +589,14 @@ def _flag(text: str) -> bool:
     return value in ("1", "true", "yes", "on")
 
 
-OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float, "reuse": _flag}
+OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float, "reuse": _flag,
+           "endgame": float}
 _KINDS = {_flag: "bool (1/0, true/false)"}
 """How an option's kind is named in an error, where its parser's name would not say."""
 
 
 def from_spec(text: str, model: object | None = None) -> NeuralSearch:
-    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1]`` player.
+    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X]`` player.
 
     M is an ONNX file, ``champion`` / ``champion:GAME`` (the registry's champion,
     $OURO_STORE or ./runs/registry) or ``registry:VERSION``; a `model` argument
