@@ -174,6 +174,11 @@ class ReadinessSpec(ApiModel):
     )
 
 
+ENDGAME_NEEDS = ("promotion.endgameShare needs player nsearch and moveBudgetMs > 0 "
+                 "(the alpha-beta decides within the time budget)")
+"""The rule on ``endgameShare`` (CEL and the model's own check say the same)."""
+
+
 class PromotionSpec(ApiModel):
     """How a candidate must beat the champion to replace it (the gate)."""
 
@@ -187,6 +192,8 @@ class PromotionSpec(ApiModel):
                     "promotion.baselines: each player may appear only once", ".baselines"),
                 cel("self.player != 'nsearch' || self.moveBudgetMs > 0 || self.maxVisits > 0",
                     "promotion.player nsearch needs a budget: moveBudgetMs > 0 or maxVisits > 0", ".moveBudgetMs"),
+                cel("!(self.endgameShare > 0) || (self.player == 'nsearch' && self.moveBudgetMs > 0)",
+                    ENDGAME_NEEDS, ".endgameShare"),
             ]
         },
     )
@@ -224,6 +231,12 @@ class PromotionSpec(ApiModel):
         description="Most search descents per move of the nsearch player (0: as many as moveBudgetMs allows); "
         "with moveBudgetMs 0 the gate's games are reproducible on any machine.",
     )
+    endgame_share: float = Field(
+        default=0.0, ge=0, le=1, allow_inf_nan=False,
+        description="Hand-off of the nsearch player: from this share of the board's cells filled by the living "
+        "snakes' bodies on, the compiled alpha-beta decides the move within moveBudgetMs (the `endgame` option of "
+        "`ouro serve --player champion+nsearch:endgame=X`); 0: never.",
+    )
     keep_games: bool = Field(
         default=True,
         description="Keep every gate game in the artifact store as evidence, in the official CLI's JSONL format "
@@ -239,27 +252,30 @@ class PromotionSpec(ApiModel):
     @property
     def served_player(self) -> str:
         """How this gate plays a model, in the words of ``ouro serve --player``: ``policy`` (``champion``)
-        or ``nsearch:ms=N`` with ``,visits=N`` when capped (``champion+nsearch:ms=N``); what strength
-        records (``strength.json``, a post-promotion check) name as their ``player``."""
+        or ``nsearch:ms=N`` with ``,visits=N`` when capped and ``,endgame=X`` when handing off
+        (``champion+nsearch:ms=N``); what strength records (``strength.json``, a post-promotion check)
+        name as their ``player``."""
         if self.player is GatePlayer.POLICY:
             return GatePlayer.POLICY.value
         budget = f"{GatePlayer.NSEARCH.value}:ms={self.move_budget_ms:g}"
-        return budget + (f",visits={self.max_visits}" if self.max_visits else "")
+        return (budget + (f",visits={self.max_visits}" if self.max_visits else "")
+                + (f",endgame={self.endgame_share:g}" if self.endgame_share else ""))
 
     def with_served_player(self, text: str, name: str = "player") -> PromotionSpec:
-        """This spec with ``player``, ``moveBudgetMs`` and ``maxVisits`` set from a served player's words.
+        """This spec with ``player``, ``moveBudgetMs``, ``maxVisits`` and ``endgameShare`` set from a served
+        player's words.
 
         ``text`` is what :attr:`served_player` prints or what ``ouro serve --player`` takes for the
         champion: ``policy`` or ``champion``; ``nsearch`` or ``champion+nsearch``, optionally followed by
-        ``:ms=N,visits=N`` (an option left out keeps this spec's value). Raises ValueError naming ``name``
+        ``:ms=N,visits=N,endgame=X`` (an option left out keeps this spec's value). Raises ValueError naming ``name``
         (the flag or field the text came from) and what is wrong with it: an unknown player or option, a
         value that is not a number or out of range, nsearch without any budget.
         """
         head, colon, rest = text.strip().partition(":")
         player = _SERVED_NAMES.get(head.strip())
         if player is None:
-            raise ValueError(f"{name}: unknown player {text!r} (expected policy, champion, nsearch[:ms=N,visits=N] "
-                             "or champion+nsearch[:ms=N,visits=N])")
+            raise ValueError(f"{name}: unknown player {text!r} (expected policy, champion, "
+                             "nsearch[:ms=N,visits=N,endgame=X] or champion+nsearch[:ms=N,visits=N,endgame=X])")
         if colon and player is GatePlayer.POLICY:
             raise ValueError(f"{name}: {head} takes no options, got {text!r}")
         update: dict[str, object] = {"player": player}
@@ -267,7 +283,7 @@ class PromotionSpec(ApiModel):
             key, eq, value = (part.strip() for part in item.partition("="))
             field = _SERVED_OPTIONS.get(key)
             if not eq or field is None:
-                raise ValueError(f"{name}: expected ms=N or visits=N in {text!r}, got {item!r}")
+                raise ValueError(f"{name}: expected ms=N, visits=N or endgame=X in {text!r}, got {item!r}")
             update[field] = value
         try:
             return type(self).model_validate({**self.model_dump(), **update})
@@ -289,13 +305,15 @@ class PromotionSpec(ApiModel):
             raise ValueError("promotion.baselines: each player may appear only once")
         if self.player is GatePlayer.NSEARCH and self.move_budget_ms <= 0 and self.max_visits <= 0:
             raise ValueError("promotion.player nsearch needs a budget: moveBudgetMs > 0 or maxVisits > 0")
+        if self.endgame_share > 0 and (self.player is not GatePlayer.NSEARCH or self.move_budget_ms <= 0):
+            raise ValueError(ENDGAME_NEEDS)
         return self
 
 
 _SERVED_NAMES = {"policy": GatePlayer.POLICY, "champion": GatePlayer.POLICY,
                  "nsearch": GatePlayer.NSEARCH, "champion+nsearch": GatePlayer.NSEARCH}
 """The words a served player is written in (``ouro serve --player`` and ``GatePlayer``'s values)."""
-_SERVED_OPTIONS = {"ms": "move_budget_ms", "visits": "max_visits"}
+_SERVED_OPTIONS = {"ms": "move_budget_ms", "visits": "max_visits", "endgame": "endgame_share"}
 """The nsearch options a served player sets, as ``ouro serve --player champion+nsearch`` spells them."""
 _SERVED_WORDS = {field: option for option, field in _SERVED_OPTIONS.items()}
 

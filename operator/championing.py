@@ -19,7 +19,7 @@ then picks at most one new Job to run:
    ``policy.postPromotionCheck.games`` > 0 (the Job rolls the registry back
    itself when the new champion scores under the threshold), both versions
    playing as ``policy.gate`` plays them (``player``, ``moveBudgetMs``,
-   ``maxVisits``): the way they are served.
+   ``maxVisits``, ``endgameShare``): the way they are served.
 
 Crash safety comes from names: each Job's name is a hash of its trigger (the
 run's uid, the Champion's generation and pinned version, the promoted version

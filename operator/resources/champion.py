@@ -32,13 +32,13 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 class PostPromotionCheck(ApiModel):
     """Games played right after a promotion; failing them rolls back automatically.
 
-    Both versions play the way ``policy.gate`` plays them (its ``player``, ``moveBudgetMs`` and
-    ``maxVisits``), which is the way they are served.
+    Both versions play the way ``policy.gate`` plays them (its ``player``, ``moveBudgetMs``,
+    ``maxVisits`` and ``endgameShare``), which is the way they are served.
     """
 
     games: int = Field(default=100, ge=0, le=100000,
                        description="Games against the previous champion, both playing as policy.gate plays them "
-                       "(player, moveBudgetMs, maxVisits); 0 disables.")
+                       "(player, moveBudgetMs, maxVisits, endgameShare); 0 disables.")
     min_win_rate: float = Field(
         default=0.45, ge=0, le=1, description="Score under which the promotion is rolled back."
     )

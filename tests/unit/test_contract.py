@@ -149,10 +149,27 @@ def test_the_served_player_is_the_gates_player_in_the_words_of_ouro_serve(text, 
     assert spec.games == PromotionSpec().games  # the rest of the gate is untouched
 
 
+def test_the_endgame_hand_off_is_part_of_the_served_player():
+    """`champion+nsearch:endgame=X` sets the gate's endgameShare, prints back, and reaches the gate's games."""
+    from pathlib import Path
+
+    from ouroboros.trainer.evaluation import promotion
+
+    spec = PromotionSpec().with_served_player("champion+nsearch:ms=100,endgame=0.25")
+    assert (spec.player.value, spec.move_budget_ms, spec.endgame_share) == ("nsearch", 100.0, 0.25)
+    assert spec.served_player == "nsearch:ms=100,endgame=0.25"
+    assert PromotionSpec().with_served_player(spec.served_player) == spec
+    assert promotion.player_spec(Path("/m.onnx"), spec) == "nsearch:model=/m.onnx,ms=100,visits=0,endgame=0.25"
+    assert PromotionSpec().with_served_player("nsearch").served_player == "nsearch:ms=100"  # 0: no hand-off
+
+
 @pytest.mark.parametrize(("text", "needle"), [
+    ("nsearch:endgame=1.5", "--gate-player: 'nsearch:endgame=1.5': endgame: Input should be less than or equal to 1"),
+    ("nsearch:endgame=nan", "endgame: Input should be a finite number"),
+    ("nsearch:ms=0,visits=8,endgame=0.25", "promotion.endgameShare needs player nsearch and moveBudgetMs > 0"),
     ("search:ms=40", "--gate-player: unknown player 'search:ms=40'"),
     ("policy:ms=40", "--gate-player: policy takes no options"),
-    ("nsearch:depth=3", "expected ms=N or visits=N in 'nsearch:depth=3', got 'depth=3'"),
+    ("nsearch:depth=3", "expected ms=N, visits=N or endgame=X in 'nsearch:depth=3', got 'depth=3'"),
     ("nsearch:ms", "got 'ms'"),
     ("nsearch:ms=fast", "--gate-player: 'nsearch:ms=fast': ms: Input should be a valid number"),
     ("nsearch:visits=-1", "visits: Input should be greater than or equal to 0"),

@@ -347,7 +347,7 @@ def test_ouro_train_plays_its_duels_and_gate_as_gate_player_says(tmp_path, capsy
     store = tmp_path / "store"
     base = ["--preset", "smoke", "--store", str(store), "--logdir", str(tmp_path / "tb"), "--eval-games", "2", "--json"]
     assert train.main([*base, "--run", "bad", "--gate-player", "nsearch:depth=2"]) == 2  # refused before any phase
-    assert "--gate-player: expected ms=N or visits=N" in capsys.readouterr().err and not (store / "runs/bad").exists()
+    assert "--gate-player: expected ms=N, visits=N or endgame=X" in capsys.readouterr().err and not (store / "runs/bad").exists()
     assert train.main([*base, "--run", "n", "--gate-player", "champion+nsearch:ms=0,visits=4"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["player"] == "nsearch:ms=0,visits=4"

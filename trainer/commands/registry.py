@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "0.05, no floor)")
     g.add_argument("--player", default=GatePlayer.POLICY.value, metavar="PLAYER",
                    help="how both sides play, as they are served: policy (`ouro serve --player champion`) or "
-                   "nsearch[:ms=N,visits=N] (`champion+nsearch:ms=N`), the options overriding --move-budget-ms "
+                   "nsearch[:ms=N,visits=N,endgame=X] (`champion+nsearch:ms=N`), the options overriding --move-budget-ms "
                    "and --max-visits (default: %(default)s)")
     g.add_argument("--move-budget-ms", type=float, default=100.0,
                    help="--player nsearch: milliseconds per move (default: %(default)s)")

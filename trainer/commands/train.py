@@ -160,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-games", type=int, default=None, help="duels per baseline at the end")
     p.add_argument("--gate-player", default=None, metavar="PLAYER",
                    help="how the final duels and the gate play the network, as it will be served: policy "
-                        "(`ouro serve --player champion`) or nsearch[:ms=N,visits=N] (`champion+nsearch:ms=N`); "
+                        "(`ouro serve --player champion`) or nsearch[:ms=N,visits=N,endgame=X] (`champion+nsearch:ms=N`); "
                         "default: the preset's promotion.player (policy)")
     promote = p.add_mutually_exclusive_group()
     promote.add_argument("--no-promote", action="store_true", help="register the model but leave the champion alone")

@@ -222,9 +222,10 @@ def _baselines(me: tm.Entrant, champion: tm.Entrant | None, spec: PromotionSpec,
 
 def player_spec(model: Path, spec: PromotionSpec) -> str:
     """The tournament player of a model file as ``spec.player`` says: ``onnx:PATH`` or
-    ``nsearch:model=PATH,ms=...,visits=...`` (the served search at the spec's budget)."""
+    ``nsearch:model=PATH,ms=...,visits=...[,endgame=X]`` (the served search at the spec's budget)."""
     if spec.player is GatePlayer.NSEARCH:
-        return f"nsearch:model={model},ms={spec.move_budget_ms:g},visits={spec.max_visits}"
+        handoff = f",endgame={spec.endgame_share:g}" if spec.endgame_share else ""
+        return f"nsearch:model={model},ms={spec.move_budget_ms:g},visits={spec.max_visits}{handoff}"
     return f"onnx:{model}"
 
 
