@@ -64,3 +64,30 @@ def test_players_pick_their_kernel():
     assert registry.make_player("search-v1").kernel is search.Kernel.PYTHON
     with pytest.raises(ValueError, match="'fortran' is not a valid Kernel"):
         registry.make_player("search:kernel=fortran")
+
+
+@pytest.mark.parametrize(("name", "config"), CASES, ids=[c[0] for c in CASES])
+def test_the_leaf_evaluation_is_its_terms_times_the_weights(name, config):
+    """`search.evaluation_terms` (what `benchmarks.eval_fit` fits weights on) reproduces the
+    search's own leaf score for any weights and gates, every ruleset."""
+    rng = np.random.default_rng(5)
+    checked = 0
+    for rules_, pos, alive in positions(config, turns=10 if config.ruleset is Ruleset.CONSTRICTOR else 25):
+        for me in np.flatnonzero(alive):
+            w = search.SearchWeights(**{n: float(rng.uniform(1, 500)) for n in search.LINEAR_TERMS},
+                                     length_cap=int(rng.integers(1, 6)), hungry_health=int(rng.integers(10, 100)))
+            terms = search.evaluation_terms(rules_, pos, int(me), w)
+            weights = np.array([getattr(w, n) for n in search.LINEAR_TERMS])
+            leaf = search._Search(rules_, int(me), w, np.inf, 2).evaluate(pos)
+            assert terms @ weights == pytest.approx(leaf, rel=1e-12, abs=1e-9), (name, int(me))
+            checked += 1
+    assert checked >= 2
+
+
+def test_evaluation_terms_refuse_a_snake_that_is_out():
+    rules_, pos, _ = positions(CASES[0][1], games=1)[0]
+    out = ([pos[0][0], None], pos[1])
+    with pytest.raises(ValueError, match="snake 1 is not alive"):
+        search.evaluation_terms(rules_, out, 1)
+    with pytest.raises(ValueError, match="snake 2 is not alive"):
+        search.evaluation_terms(rules_, pos, 2)

@@ -27,6 +27,7 @@ import dataclasses
 import enum
 import itertools
 import logging
+import math
 import threading
 import time
 
@@ -227,6 +228,31 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
         if time.perf_counter() - start > seconds * EARLY_STOP:
             break  # the next iteration (several times longer) would not finish
     return Decision(best, completed, top, search.nodes)
+
+
+
+LINEAR_TERMS = ("area", "length", "kill", "food", "starve", "trapped")
+"""The :class:`SearchWeights` fields the leaf evaluation is linear in; `length_cap` and
+`hungry_health` are gates (they decide which terms apply), not weights."""
+
+
+def evaluation_terms(rules: compact.Rules, pos: compact.Position, me: int,
+                     weights: SearchWeights | None = None) -> np.ndarray:
+    """The leaf evaluation of snake `me` (alive) split into its terms: float64 [6] in
+    :data:`LINEAR_TERMS` order, each the points one unit of that weight gives, signed (the
+    kill, starve and trapped terms are 0 or negative), so that for any values of those fields
+    the search's leaf score is ``terms @ [weights.area, weights.length, ...]`` (up to
+    rounding). The gates are read from `weights` (default :class:`SearchWeights`).
+    Fitting the weights to game outcomes from these terms is Texel's tuning method
+    (P. Texel, 2014; chessprogramming.org "Texel's Tuning Method"): `benchmarks.eval_fit`.
+    Raises ValueError when `me` is not a living snake of `pos`."""
+    snakes = pos[0]
+    if not 0 <= me < len(snakes) or snakes[me] is None:
+        raise ValueError(f"snake {me} is not alive in this position: no leaf evaluation")
+    gates = weights or SearchWeights()
+    zero = dataclasses.replace(gates, **{name: 0.0 for name in LINEAR_TERMS})
+    return np.array([_Search(rules, me, dataclasses.replace(zero, **{name: 1.0}), math.inf, 2).evaluate(pos)
+                     for name in LINEAR_TERMS], np.float64)
 
 
 _COMPILED: bool | None = None
