@@ -31,11 +31,11 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import subprocess
 import time
 
 import numpy as np
 
+from benchmarks import commit
 from ouroboros.trainer.agents import arena, compact, search
 from ouroboros.trainer.engine.types import GameConfig
 
@@ -107,11 +107,6 @@ def compare(rows: np.ndarray, results: np.ndarray, last: int) -> dict:
     return {"positions": int(keep.sum()), **{k: float(np.mean(v)) for k, v in losses.items()}, "halves": halves}
 
 
-def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    return out.stdout.strip() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.eval_fit", description=__doc__.split("\n\n")[0])
     parser.add_argument("--games", type=int, default=300, help="duels to play (split over the workers)")
@@ -125,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.games < 2 or args.workers < 1 or args.ms <= 0:
         parser.error("--games must be at least 2 (two halves), --workers at least 1, --ms above 0")
     windows = [int(v) for v in args.last.split(",")]
-    print(f"commit {_commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before", flush=True)
+    print(f"commit {commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before", flush=True)
     start = time.perf_counter()
     shares = np.array_split(np.arange(args.games), min(args.workers, args.games))
     with concurrent.futures.ProcessPoolExecutor(len(shares)) as pool:

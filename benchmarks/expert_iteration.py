@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import tempfile
 import time
 
 import torch
 
+from benchmarks import commit
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.run import ExpertIterationSpec, InitialModelSpec
 from ouroboros.contract.vocabulary import PhaseName
@@ -43,14 +43,6 @@ from ouroboros.trainer.learning.phases import config as pc
 from ouroboros.trainer.learning.phases import execute, runner
 
 NETWORK = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=4, channels=16)
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def train_arm(store: str, name: str, start_key: str, game: GameSpec, args, expert: ExpertIterationSpec | None):

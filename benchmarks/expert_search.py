@@ -24,20 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import time
 
 import numpy as np
 
+from benchmarks import commit
 from ouroboros.trainer.agents import nsearch
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.engine import maps, rules
 from ouroboros.trainer.engine.types import GameConfig
-
-
-def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    return out.stdout.strip() or "unknown"
 
 
 class _Counting:
@@ -112,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = statistics.median(timings["one at a time"]) / statistics.median(timings["lockstep"])
     same = outcome["one at a time"][0] == outcome["lockstep"][0]
     print(f"  lockstep is {ratio:.2f}x faster per search; identical results: {same}")
-    print(f"commit {_commit()}, {os.cpu_count()} CPUs, load {load_before:.2f} before and {os.getloadavg()[0]:.2f} after")
+    print(f"commit {commit()}, {os.cpu_count()} CPUs, load {load_before:.2f} before and {os.getloadavg()[0]:.2f} after")
     return 0 if same else 1
 
 

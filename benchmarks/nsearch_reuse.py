@@ -20,20 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import time
 import tracemalloc
 
 import numpy as np
 
+from benchmarks import commit
 from ouroboros.trainer.agents import arena, nsearch
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.evaluation import stats
-
-
-def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    return out.stdout.strip() or "unknown"
 
 
 def _describe(name: str, results: list[nsearch.SearchResult]) -> str:
@@ -92,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = (args.games + 1) // 2
     seeds = args.seed + np.repeat(np.arange(pairs), 2)
     print(f"nsearch tree reuse: {args.model}, {args.ms:g} ms per move, {len(seeds)} seat-swapped 11x11 duels, "
-          f"commit {_commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before")
+          f"commit {commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before")
     nodes, kept = tree_memory(args.model, args.memory_visits, args.seed)
     print(f"memory: one {args.memory_visits}-descent search keeps {nodes} nodes, {kept / 1e6:.2f} MB "
           f"({kept / max(nodes, 1) / 1e3:.2f} kB a node); a player keeps at most {nsearch.MAX_KEPT_ROOTS} "

@@ -230,7 +230,6 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
     return Decision(best, completed, top, search.nodes)
 
 
-
 LINEAR_TERMS = ("area", "length", "kill", "food", "starve", "trapped")
 """The :class:`SearchWeights` fields the leaf evaluation is linear in; `length_cap` and
 `hungry_health` are gates (they decide which terms apply), not weights."""
@@ -250,6 +249,8 @@ def evaluation_terms(rules: compact.Rules, pos: compact.Position, me: int,
     if not 0 <= me < len(snakes) or snakes[me] is None:
         raise ValueError(f"snake {me} is not alive in this position: no leaf evaluation")
     gates = weights or SearchWeights()
+    # One evaluation per term with that weight alone at 1: the search's own `evaluate`, untouched, so
+    # the terms cannot drift from what the search scores (and search-v1's hot path pays nothing).
     zero = dataclasses.replace(gates, **{name: 0.0 for name in LINEAR_TERMS})
     return np.array([_Search(rules, me, dataclasses.replace(zero, **{name: 1.0}), math.inf, 2).evaluate(pos)
                      for name in LINEAR_TERMS], np.float64)
