@@ -343,8 +343,9 @@ def test_the_board_is_crowded_from_the_share_of_cells_the_living_bodies_fill():
 @pytest.mark.parametrize(("endgame", "handed_off"), [(0.1, True), (0.5, False), (0.0, False)])
 def test_a_crowded_board_is_decided_by_the_alpha_beta_within_the_budget(monkeypatch, endgame, handed_off):
     """Bodies of 9 cells on 7x7 (0.18 of the board): from endgame 0.1 the alpha-beta decides it,
-    with the player's own budget and seat, and its move is the one played; the network is never
-    asked. Under the share (0.5) and with the option off, the tree searches as before."""
+    with the player's own budget and seat, and its move is the one played; the network is asked
+    once (its prior breaks ties). Under the share (0.5) and with the option off, the tree searches
+    as before."""
     from ouroboros.trainer.agents import search
 
     search.compiled_available()  # its one warm-up call is not the player's
@@ -365,11 +366,35 @@ def test_a_crowded_board_is_decided_by_the_alpha_beta_within_the_budget(monkeypa
     from ouroboros.trainer.observation import safety
 
     assert safety.safe_moves(g.config, g.state)[0, 1, moves[0]]
-    if handed_off:
-        assert [(me, seconds) for me, seconds, _ in asked] == [(1, 0.03)] and moves[0] == asked[0][2]
-        assert (player.handoffs, evaluator.calls, len(player.results)) == (1, 0, 0) and np.isnan(scores[0])
+    if handed_off:  # the budget less the one network call for the prior
+        assert [me for me, _, _ in asked] == [1] and 0 < asked[0][1] <= 0.03 and moves[0] == asked[0][2]
+        assert (player.handoffs, evaluator.calls, len(player.results)) == (1, 1, 0) and np.isnan(scores[0])
     else:
         assert asked == [] and player.handoffs == 0 and evaluator.calls > 0 and len(player.results) == 1
+
+
+class Favours(Neutral):
+    """An evaluator whose policy prefers one move (logit 2 against 0), value 0."""
+
+    def __init__(self, move: int) -> None:
+        super().__init__()
+        self.move = move
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, values = super().evaluate(planes)
+        logits[:, self.move] = 2.0
+        return logits, values
+
+
+@pytest.mark.parametrize("favourite", [LEFT, RIGHT])
+def test_the_network_breaks_the_alpha_betas_exact_ties(favourite):
+    """Our snake heads up against the top edge, the rival down against the bottom, both on the
+    middle column: LEFT and RIGHT are mirror images, so every depth of the alpha-beta scores them
+    exactly alike, and the move played is the one the network's policy prefers."""
+    g = game([[(3, 6), (3, 5), (3, 4)], [(3, 0), (3, 1), (3, 2)]])
+    player = nsearch.NeuralSearch(Favours(favourite), ms=30, endgame=0.01)
+    assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) == favourite
+    assert (player.handoffs, player.model.calls) == (1, 1)
 
 
 # -- tree reuse across turns ---------------------------------------------------------------------------

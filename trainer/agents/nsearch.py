@@ -247,14 +247,24 @@ class NeuralSearch:
 
     def hand_off(self, config: GameConfig, state: BatchState, game: int, seat: int):
         """The compiled alpha-beta's :class:`.search.Decision` for snake `seat` of game `game`
-        within `ms` (or the caller's deadline, `agents.stopping`, if sooner), with the search
-        player's default weights, depth cap and focus; the python tree where numba is missing."""
+        within `ms` (or the caller's deadline, `agents.stopping`, if sooner; the network call
+        below comes out of the same budget), with the search player's default weights, depth cap
+        and focus; the python tree where numba is missing. The network's policy at the root
+        (one call) breaks the alpha-beta's exact ties (`search.choose`'s `prior`): where its
+        evaluation cannot tell moves apart, the network chooses instead of the fixed move order."""
         from ouroboros.trainer.agents import search
 
+        start = time.perf_counter()
         decide = search.choose_compiled if search.compiled_available() else search.choose
         self.handoffs += 1
+        size = self.model._size(config) if hasattr(self.model, "_size") else None
+        with COLLECTOR.paused():
+            logits, _ = self.model.evaluate(encoding.encode(config, state.select(np.array([game])),
+                                                            np.array([seat]), size=size))
+        prior = np.exp(logits[0] - logits[0].max())
+        seconds = max(self.ms / 1000.0 - (time.perf_counter() - start), 0.0)
         return decide(compact.Rules.of(config, state, game), compact.from_batch(state, game), seat,
-                      self.ms / 1000.0)
+                      seconds, prior=(prior / prior.sum()).tolist())
 
     @staticmethod
     def values(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -200,9 +201,18 @@ class Decision:
 
 
 def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
-           max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None) -> Decision:
+           max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None,
+           prior: Sequence[float] | None = None) -> Decision:
     """Best move for snake `me` by iterative deepening within `seconds`, or by the caller's
-    deadline or hang-up (`agents.stopping`) if sooner: then the last completed iteration's."""
+    deadline or hang-up (`agents.stopping`) if sooner: then the last completed iteration's.
+
+    `prior`: a preference for each move, float [4] indexed by `Move` value (a policy network's
+    probabilities), that decides between moves whose scores tie exactly: the root then searches
+    each move with a window :data:`TIE_SLACK` points below the best so far, so a tie is two exact
+    scores, never a fail-low bound that equals the best. None: a tie goes to the move the
+    previous iteration ranked higher, as `search` has always played. ValueError if `prior` is
+    not 4 finite numbers.
+    """
     start = time.perf_counter()
     asked = stopping.current()
     deadline = asked.sooner(start + seconds)
@@ -213,14 +223,16 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
     options = search.safe_moves(snakes, me, search.obstacles(snakes))
     if len(options) <= 1:
         return Decision(options[0] if options else search.default_move(snakes[me]), 0, 0.0, 0)
+    rank, slack = _tie_break(prior)
+    options.sort(key=lambda m: -rank[m])
     best, completed, top = options[0], 0, 0.0
     for depth in range(1, max_depth + 1):
         try:
-            scores = search.root(pos, depth, options)
+            scores = search.root(pos, depth, options, slack)
         except _Timeout:
             break
         completed = depth
-        options.sort(key=lambda m: -scores[m])
+        options.sort(key=lambda m: (-scores[m], -rank[m]))
         best = options[0]
         top = scores[best]
         if top >= PROVEN or top <= -PROVEN or sum(scores[m] > -PROVEN for m in options) == 1:
@@ -278,7 +290,8 @@ def compiled_available() -> bool:
 
 
 def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
-                    max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None) -> Decision:
+                    max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None,
+                    prior: Sequence[float] | None = None) -> Decision:
     """`choose` with the tree compiled (search_kernel.py): the same decisions, more depth per second."""
     from ouroboros.trainer.agents import search_kernel as k
 
@@ -291,6 +304,8 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
     options = helper.safe_moves(snakes, me, helper.obstacles(snakes))
     if len(options) <= 1:
         return Decision(options[0] if options else helper.default_move(snakes[me]), 0, 0.0, 0)
+    rank, slack = _tie_break(prior)
+    options.sort(key=lambda m: -rank[m])
     arrays = _arrays(rules, focus, weights or SearchWeights())
     geo = rules.geo
     hist = np.zeros((len(snakes), 4), np.int64)
@@ -306,12 +321,12 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
         order = np.array(options, np.int64)
         scores = np.zeros(len(options))
         k.root(*arrays, geo.width, geo.height, hist, counters, deadline, *_position(rules, pos), me, depth,
-               order, scores)
+               order, scores, slack)
         if counters[k.ABORTED] or counters[k.LIMIT] == 0 or time.perf_counter() > deadline:
             break
         completed = depth
         by_move = dict(zip(options, scores.tolist(), strict=True))
-        options.sort(key=lambda m: -by_move[m])
+        options.sort(key=lambda m: (-by_move[m], -rank[m]))
         best = options[0]
         top = by_move[best]
         if top >= PROVEN or top <= -PROVEN or sum(by_move[m] > -PROVEN for m in options) == 1:
@@ -319,6 +334,21 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
         if time.perf_counter() - start > seconds * EARLY_STOP:
             break
     return Decision(best, completed, top, int(counters[k.NODES]))
+
+
+TIE_SLACK = 1e-6
+"""Points below the best root score at which `choose` searches the other moves when a prior breaks
+ties (scores are sums of float weights: exact ties are equal terms, not near misses)."""
+
+
+def _tie_break(prior: Sequence[float] | None) -> tuple[tuple[float, ...], float]:
+    """(rank by Move value, root slack) for `choose`: all zeros and no slack without a prior."""
+    if prior is None:
+        return (0.0,) * 4, 0.0
+    rank = tuple(float(p) for p in prior)
+    if len(rank) != 4 or not all(math.isfinite(p) for p in rank):
+        raise ValueError(f"search: prior must be 4 finite numbers (one per move), got {prior!r}")
+    return rank, TIE_SLACK
 
 
 def _stop_on(event: threading.Event, counters: np.ndarray, limit: int, deadline: float) -> None:
@@ -411,13 +441,15 @@ class _Search:
 
     # -- tree --------------------------------------------------------------------------
 
-    def root(self, pos, depth: int, options: list[int]) -> dict[int, float]:
-        """Score of each of our moves searched `depth` turns deep (fail-low scores are bounds)."""
+    def root(self, pos, depth: int, options: list[int], slack: float = 0.0) -> dict[int, float]:
+        """Score of each of our moves searched `depth` turns deep (fail-low scores are bounds;
+        with `slack` > 0 each later move is searched with alpha that many points below the best
+        so far, so a move that ties the best gets its exact score: search_kernel.root)."""
         alpha = -np.inf
         scores = {}
         for m in options:
             scores[m] = self.reply(pos, m, depth, alpha, np.inf, 0)
-            alpha = max(alpha, scores[m])
+            alpha = max(alpha, scores[m] - slack)
         return scores
 
     def node(self, pos, depth: int, alpha: float, beta: float, ply: int) -> float:

@@ -396,12 +396,14 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
 
 @njit(nogil=True)  # without the GIL: a hang-up watcher thread can set counters[LIMIT] meanwhile
 def root(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
-         body, length, health, alive, food, me, depth, options, scores):
-    """Scores of our `options` searched `depth` turns deep (fail-low scores are bounds)."""
+         body, length, health, alive, food, me, depth, options, scores, slack):
+    """Scores of our `options` searched `depth` turns deep (fail-low scores are bounds). Each move
+    after the first is searched with alpha `slack` points below the best score so far, so a move
+    that ties the best (slack > 0) gets its exact score, not a bound equal to it."""
     alpha = -INF
     for r in range(options.shape[0]):
         scores[r] = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
                            body, length, health, alive, food, me, depth, alpha, INF, 0, options[r])
         if counters[ABORTED]:
             return
-        alpha = max(alpha, scores[r])
+        alpha = max(alpha, scores[r] - slack)
