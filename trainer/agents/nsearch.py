@@ -57,9 +57,9 @@ exact solvers late in a game (endgame tablebases and solvers in chess and
 Othello engines); the share is a measured option, not a constant (README,
 *Strength*). The network still speaks there: its policy at the root (one
 call, inside the budget) decides between moves the alpha-beta scores exactly
-alike, which its coarse evaluation does often (about 3 decisions in 10 of
-`search` against itself at 20 ms had two or more moves tied at the top);
-`search` alone breaks such ties by its previous iteration's order.
+alike (3 to 6% of the positions of `search`'s games at depths 2 to 6,
+`python -m benchmarks.ties`); `search` alone breaks such ties by its previous
+iteration's order.
 
 **Garbage collection inside the budget.** A tree is thousands of small
 objects, and reuse keeps tens of thousands alive between moves; Python's
