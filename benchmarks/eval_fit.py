@@ -17,9 +17,9 @@ turn), a logistic model P(win) = sigmoid(terms @ w) without intercept (the
 duel is symmetric) is fitted by Newton's method (L2 1e-3) on the odd games and
 scored on the even ones, and the other way round. Prints the held-out log
 loss (nats per position, the mean of the two halves) of a constant 0.5, of the
-hand-set ``SearchWeights`` with only their scale fitted (one parameter), and
+default ``SearchWeights`` with only their scale fitted (one parameter), and
 of the refitted weights (one per term), then the refitted weights of each
-half scaled to ``area = 10`` (the hand-set scale) beside the hand-set ones:
+half scaled to ``area = 10`` (the defaults' scale) beside the defaults:
 how far apart the halves' weights lie is how little the games pin them down.
 Records the games, positions, time, commit, CPUs and load before and after.
 Positions of one game are strongly correlated: the number of games, not of
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{games} duels (11x11, search:ms={args.ms:g} both sides, --max-turns {args.max_turns}), "
           f"{len(rows):,} positions, {decisive} decisive, {time.perf_counter() - start:.0f} s", flush=True)
     hand = [getattr(search.SearchWeights(), name) for name in TERMS]
-    print("held-out log loss (nats/position): constant | hand-set weights, scale fitted | refitted")
-    print(f"weights (area = 10): {', '.join(TERMS)}; hand-set {hand}")
+    print("held-out log loss (nats/position): constant | default weights, scale fitted | refitted")
+    print(f"weights (area = 10): {', '.join(TERMS)}; default {hand}")
     for last in windows:
         got = compare(rows, results, last)
         label = f"last {last} turns" if last else "every turn"

@@ -7,6 +7,8 @@ own `jsonio`, so every test reads like the game it describes. Coordinates are
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -256,6 +258,9 @@ def test_search_v1_is_todays_search_under_its_own_name():
     v1 = registry.make_player("search-v1:ms=100,focus=3")
     assert isinstance(v1, search.SearchV1) and (v1.name, v1.ms, v1.focus) == ("search-v1:ms=100,focus=3", 100.0, 3)
     assert registry.make_player("search-v1").name == "search-v1"
+    # the refitted leaf weights are `search`'s; `search-v1` keeps the hand-set ones, options on top
+    assert v1.weights == search.HAND_SET != registry.make_player("search").weights == search.SearchWeights()
+    assert registry.make_player("search-v1:length=30").weights == dataclasses.replace(search.HAND_SET, length=30.0)
     g = game([[(2, 1), (3, 1), (4, 1), (5, 1)], [(0, 1), (0, 2), (0, 3)]])
     assert move_of(v1, g) == LEFT
 

@@ -65,24 +65,35 @@ class Kernel(str, enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class SearchWeights:
-    """The leaf evaluation, in points (a won game is 1e6)."""
+    """The leaf evaluation, in points (a won game is 1e6).
+
+    The defaults of `length`, `food` and `trapped` were refitted to game outcomes by Texel's
+    method (``python -m benchmarks.eval_fit``: a logistic fit of 300 duels' results on the
+    evaluation's terms, :func:`evaluation_terms`) and then won a 200-duel match against the
+    hand-set weights they replace (:data:`HAND_SET`, which `search-v1` keeps), 58.0% [51.1%,
+    64.6%] at 50 ms a move (README, *Strength*).
+    """
 
     area: float = 10.0
     """Per cell of Voronoi territory more than the best-placed opponent."""
-    length: float = 25.0
+    length: float = 210.0
     """Per segment longer than the longest opponent (clipped to +-`length_cap`)."""
     length_cap: int = 4
     """Length advantage beyond this earns nothing more."""
     kill: float = 300.0
     """Per opponent eliminated (free-for-all: fewer rivals is better)."""
-    food: float = 150.0
+    food: float = 270.0
     """Times 1 / (1 + distance to food in our territory) when hungry."""
     hungry_health: int = 50
     """Below this health (or when not the longest) the snake is hungry."""
     starve: float = 40.0
     """Per move that the nearest food lies beyond our remaining health."""
-    trapped: float = 400.0
+    trapped: float = 980.0
     """Times the fraction of our length that does not fit in our territory."""
+
+
+HAND_SET = SearchWeights(length=25.0, food=150.0, trapped=400.0)
+"""The leaf weights set by hand before the refit (to 2026-12-03): what `search-v1` plays."""
 
 
 @dataclasses.dataclass
@@ -179,9 +190,11 @@ class SearchV1(Search):
     Kept playable so that gains on both sides stay visible: a stronger
     `search` or a champion that beats `search` must also be measured against
     this fixed baseline, never only against a weakened one. When `Search`
-    gains options, this class pins them to the 2026-11-30 behaviour.
+    gains options or new defaults, this class pins them to the 2026-11-30
+    behaviour (the leaf weights: :data:`HAND_SET`).
     """
 
+    weights: SearchWeights = dataclasses.field(default_factory=lambda: HAND_SET)
     kernel: Kernel = Kernel.PYTHON
     name: str = "search-v1"
 
