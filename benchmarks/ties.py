@@ -8,8 +8,8 @@ asks the network's policy (``search.choose``'s ``prior``). This plays
 ``--games`` 11x11 duels of the compiled ``search`` against itself at ``--ms``
 per move (seeds from ``--seed``, ``--max-turns`` cap), takes every
 ``--every``-th turn's positions, and for each living snake with two or more
-safe moves searches each ``--depths`` depth to completion once per safe move
-with a prior favouring that move: the position has a tie at the top when the
+safe moves searches each ``--depths`` depth to completion four times, with a
+prior favouring each move in turn: the position has a tie at the top when the
 prior changes the move played (the prior decides only exact ties, so no tie,
 no change). Prints, per depth, the positions searched and the share with a
 tie, with a 95% Wilson interval (positions of one game are correlated: read

@@ -397,6 +397,16 @@ def test_the_network_breaks_the_alpha_betas_exact_ties(favourite):
     assert (player.handoffs, player.model.calls) == (1, 1)
 
 
+def test_a_policy_that_is_not_finite_leaves_the_alpha_betas_ties_to_it():
+    """NaN logits (a broken network) do not stop the hand-off: the alpha-beta's own order decides."""
+    g = game([[(3, 6), (3, 5), (3, 4)], [(3, 0), (3, 1), (3, 2)]])
+    broken = Favours(LEFT)
+    broken.evaluate = lambda planes: (np.full((len(planes), 4), np.nan, np.float32),
+                                      np.zeros((len(planes), 1), np.float32))
+    player = nsearch.NeuralSearch(broken, ms=30, endgame=0.01)
+    assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) in (LEFT, RIGHT)
+
+
 # -- tree reuse across turns ---------------------------------------------------------------------------
 
 REUSE_START = [[(3, 3), (3, 2), (3, 1)], [(5, 5), (5, 4), (5, 3)]]

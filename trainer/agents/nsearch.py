@@ -255,7 +255,8 @@ class NeuralSearch:
         below comes out of the same budget), with the search player's default weights, depth cap
         and focus; the python tree where numba is missing. The network's policy at the root
         (one call) breaks the alpha-beta's exact ties (`search.choose`'s `prior`): where its
-        evaluation cannot tell moves apart, the network chooses instead of the fixed move order."""
+        evaluation cannot tell moves apart, the network chooses instead of the previous
+        iteration's order (which also decides where the policy is not finite)."""
         from ouroboros.trainer.agents import search
 
         start = time.perf_counter()
@@ -265,10 +266,13 @@ class NeuralSearch:
         with COLLECTOR.paused():
             logits, _ = self.model.evaluate(encoding.encode(config, state.select(np.array([game])),
                                                             np.array([seat]), size=size))
-        prior = np.exp(logits[0] - logits[0].max())
+        prior = None
+        if np.isfinite(logits[0]).all():
+            odds = np.exp(logits[0] - logits[0].max())
+            prior = (odds / odds.sum()).tolist()
         seconds = max(self.ms / 1000.0 - (time.perf_counter() - start), 0.0)
         return decide(compact.Rules.of(config, state, game), compact.from_batch(state, game), seat,
-                      seconds, prior=(prior / prior.sum()).tolist())
+                      seconds, prior=prior)
 
     @staticmethod
     def values(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -233,10 +233,10 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
     search.stop = asked.hung_up
     seconds = deadline - start
     snakes = pos[0]
+    rank, slack = _tie_break(prior)
     options = search.safe_moves(snakes, me, search.obstacles(snakes))
     if len(options) <= 1:
         return Decision(options[0] if options else search.default_move(snakes[me]), 0, 0.0, 0)
-    rank, slack = _tie_break(prior)
     options.sort(key=lambda m: -rank[m])
     best, completed, top = options[0], 0, 0.0
     for depth in range(1, max_depth + 1):
@@ -314,10 +314,10 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
     seconds = deadline - start
     helper = _Search(rules, me, weights or SearchWeights(), deadline, focus)
     snakes, food = pos
+    rank, slack = _tie_break(prior)
     options = helper.safe_moves(snakes, me, helper.obstacles(snakes))
     if len(options) <= 1:
         return Decision(options[0] if options else helper.default_move(snakes[me]), 0, 0.0, 0)
-    rank, slack = _tie_break(prior)
     options.sort(key=lambda m: -rank[m])
     arrays = _arrays(rules, focus, weights or SearchWeights())
     geo = rules.geo
