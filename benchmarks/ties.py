@@ -37,9 +37,10 @@ def positions(games: int, ms: float, seed: int, max_turns: int, every: int) -> l
     taken: list = []
 
     def observe(state, live):
+        over = state.game_over(False)
         for g in live:
             g = int(g)
-            if state.turn[g] % every or state.game_over(False)[g]:
+            if state.turn[g] % every or over[g]:
                 continue
             rules_ = compact.Rules.of(config, state, g)
             pos = compact.from_batch(state, g)

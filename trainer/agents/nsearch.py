@@ -57,8 +57,8 @@ exact solvers late in a game (endgame tablebases and solvers in chess and
 Othello engines); the share is a measured option, not a constant (README,
 *Strength*). The network still speaks there: its policy at the root (one
 call, inside the budget) decides between moves the alpha-beta scores exactly
-alike (3 to 6% of the positions of `search`'s games at depths 2 to 6,
-`python -m benchmarks.ties`); `search` alone breaks such ties by its previous
+alike (3 to 6% of the positions of `search`'s games at depths 2 to 6 with
+the hand-set weights, `python -m benchmarks.ties`); `search` alone breaks such ties by its previous
 iteration's order.
 
 **Garbage collection inside the budget.** A tree is thousands of small
@@ -266,10 +266,7 @@ class NeuralSearch:
         with COLLECTOR.paused():
             logits, _ = self.model.evaluate(encoding.encode(config, state.select(np.array([game])),
                                                             np.array([seat]), size=size))
-        prior = None
-        if np.isfinite(logits[0]).all():
-            odds = np.exp(logits[0] - logits[0].max())
-            prior = (odds / odds.sum()).tolist()
+        prior = logits[0].tolist() if np.isfinite(logits[0]).all() else None  # ranks only: no softmax needed
         seconds = max(self.ms / 1000.0 - (time.perf_counter() - start), 0.0)
         return decide(compact.Rules.of(config, state, game), compact.from_batch(state, game), seat,
                       seconds, prior=prior)

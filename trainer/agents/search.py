@@ -220,7 +220,7 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
     deadline or hang-up (`agents.stopping`) if sooner: then the last completed iteration's.
 
     `prior`: a preference for each move, float [4] indexed by `Move` value (a policy network's
-    probabilities), that decides between moves whose scores tie exactly: the root then searches
+    logits or probabilities: only their order counts), that decides between moves whose scores tie exactly: the root then searches
     each move with a window :data:`TIE_SLACK` points below the best so far, so a tie is two exact
     scores, never a fail-low bound that equals the best. None: a tie goes to the move the
     previous iteration ranked higher, as `search` has always played. ValueError if `prior` is
