@@ -1,6 +1,6 @@
 """The strength ladder: every kind of player against every other, with intervals.
 
-    python -m benchmarks.strength [--games 20] [--budgets 100,400] [--ffa-games 40]
+    python -m benchmarks.strength [--games 20] [--budgets 100,400] [--ffa-games 40] [--endgame SHARE]
                                   [--players SPEC,...] [--model PATH] [--workers 1] [--json FILE]
 
 Two tables, both on 11x11 with the standard rules and map:
@@ -15,6 +15,12 @@ Two tables, both on 11x11 with the standard rules and map:
   seed) between the heuristic, search, the champion and champion+nsearch at
   the first budget: win rates, mean survival, and pairwise scores (who
   outlived whom).
+
+The champion with search plays as ``ouro serve --player champion+nsearch`` serves
+it: with ``--endgame SHARE`` it hands crowded positions (bodies filling that
+share of the board) to the compiled alpha-beta, as the served and gated
+champion does with ``endgameShare`` (:mod:`ouroboros.trainer.agents.nsearch`);
+0 (the default) searches every position with the tree.
 
 The champion is `--model` (an ONNX file with the contract), else the local
 registry's champion of standard-11x11-2p (`$OURO_STORE` or ./runs/registry);
@@ -49,23 +55,25 @@ from ouroboros.trainer.evaluation import tournament
 Z95 = 1.959964
 
 
-def line_up(budgets: list[int], model: str | None) -> list[tuple[str, str]]:
-    """(spec, display name) of the duel ladder."""
+def line_up(budgets: list[int], model: str | None, endgame: float = 0.0) -> list[tuple[str, str]]:
+    """(spec, display name) of the duel ladder; `endgame` is champion+nsearch's hand-off share (0: none)."""
     players = [("random-safe", "random-safe"), ("greedy", "greedy"), ("heuristic", "heuristic"),
                (f"search-v1:ms={budgets[0]}", f"search-v1 {budgets[0]}ms")]
     players += [(f"search:ms={ms}", f"search {ms}ms") for ms in budgets]
     if model:
         players.append((f"onnx:{model}", "champion policy"))
-        players += [(f"nsearch:model={model},ms={ms}", f"champion+nsearch {ms}ms") for ms in budgets]
+        handoff = f",endgame={endgame:g}" if endgame else ""
+        players += [(f"nsearch:model={model},ms={ms}{handoff}", f"champion+nsearch {ms}ms") for ms in budgets]
     return players
 
 
-def entrants(players: str | None, budgets: list[int], model: str | None) -> list[tuple[str, str]]:
+def entrants(players: str | None, budgets: list[int], model: str | None,
+             endgame: float = 0.0) -> list[tuple[str, str]]:
     """(spec, display name) of ``--players`` (split as `ouro evaluate` splits them, so that
     ``nsearch:model=M,ms=100`` stays one spec), else of the ladder."""
     if players:
         return [(s, s) for s in agent_registry.split_specs(players)]
-    return line_up(budgets, model)
+    return line_up(budgets, model, endgame)
 
 
 def model_problem(model: str) -> str | None:
@@ -113,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--games", type=int, default=20, help="duels per pairing, seats swapped (default: %(default)s)")
     p.add_argument("--budgets", default="100,400", help="search budgets in ms per move (default: %(default)s)")
     p.add_argument("--ffa-games", type=int, default=40, help="4-player games (0: none; default: %(default)s)")
+    p.add_argument("--endgame", type=float, default=0.0, metavar="SHARE",
+                   help="champion+nsearch hands positions whose bodies fill SHARE of the board to the alpha-beta, "
+                        "as served with endgameShare (0: never; default: %(default)s)")
     p.add_argument("--players", help="comma-separated specs instead of the ladder (duels only)")
     p.add_argument("--model", help="the champion as an ONNX file (default: the local registry's)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
@@ -122,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write everything as JSON")
     args = p.parse_args(argv)
     budgets = [int(b) for b in args.budgets.split(",")]
+    if not 0 <= args.endgame <= 1:
+        p.error(f"--endgame: a share of the board between 0 and 1, got {args.endgame:g}")
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or champion_model(folder)
         problem = model and model_problem(model)
@@ -131,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         where = machine()
         print(f"commit {where['commit']}, {where['cpus']} CPUs ({where['cpu']}), Python {where['python']}, "
               f"load {where['load_before']}, {where['time']}")
+        if model and args.endgame:
+            print(f"champion+nsearch hands positions whose bodies fill {args.endgame:.0%} of the board to the alpha-beta")
         if not model:
             print("champion: none (no --model and no champion in the local registry): neural players left out")
-        line = [tournament.Entrant(spec, name) for spec, name in entrants(args.players, budgets, model)]
+        line = [tournament.Entrant(spec, name) for spec, name in entrants(args.players, budgets, model, args.endgame)]
         settings = tournament.TournamentConfig(games=args.games, workers=args.workers, seed=args.seed,
                                                chunk_groups=1, max_turns=args.max_turns)
         duels = tournament.run(line, GameConfig(), settings)
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nload after: {where['load_after']}")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"machine": where, "budgets_ms": budgets, "max_turns": args.max_turns, "duels": duels.model_dump(mode="json"),
+            json.dump({"machine": where, "budgets_ms": budgets, "endgame": args.endgame, "max_turns": args.max_turns, "duels": duels.model_dump(mode="json"),
                        "ffa": ffa.model_dump(mode="json") if ffa else None}, out, indent=2)
     return 0
 

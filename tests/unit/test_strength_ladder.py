@@ -45,3 +45,19 @@ def test_a_model_too_small_for_11x11_is_refused_before_any_game(strength, tmp_pa
     junk.write_bytes(b"not a model")
     assert strength.main(["--model", str(junk), "--games", "2", "--ffa-games", "0"]) == 2
     assert "not a loadable ONNX model" in capsys.readouterr().err
+
+
+def test_the_champion_with_search_plays_the_served_hand_off(strength):
+    """--endgame plays champion+nsearch as `endgameShare` serves it; without it, the tree alone."""
+    served = dict((name, spec) for spec, name in strength.entrants(None, [100], "m.onnx", 0.25))
+    assert served["champion+nsearch 100ms"] == "nsearch:model=m.onnx,ms=100,endgame=0.25"
+    assert served["search 100ms"] == "search:ms=100" and served["champion policy"] == "onnx:m.onnx"
+    tree = dict((name, spec) for spec, name in strength.entrants(None, [100], "m.onnx"))
+    assert tree["champion+nsearch 100ms"] == "nsearch:model=m.onnx,ms=100"
+
+
+@pytest.mark.parametrize("share", ["-0.1", "1.5", "nan"])
+def test_an_endgame_share_off_the_board_is_refused(strength, share, capsys):
+    with pytest.raises(SystemExit) as stop:
+        strength.main(["--endgame", share, "--games", "1", "--ffa-games", "0"])
+    assert stop.value.code == 2 and "--endgame: a share of the board between 0 and 1" in capsys.readouterr().err
