@@ -16,7 +16,7 @@ import pytest
 
 from ouroboros.trainer.agents import compact, registry, search
 from ouroboros.trainer.agents.heuristic import Heuristic
-from ouroboros.trainer.engine import maps, rules
+from ouroboros.trainer.engine import jsonio, maps, rules
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Ruleset, RulesetSettings
 
 pytestmark = pytest.mark.unit
@@ -47,15 +47,17 @@ def positions(config: GameConfig, games: int = 3, turns: int = 25):
             for g in range(games) if not over[g]]
 
 
+@pytest.mark.parametrize("tails", [False, True], ids=["bodies are walls", "tails"])
 @pytest.mark.parametrize(("name", "config"), CASES, ids=[c[0] for c in CASES])
-def test_both_kernels_agree_at_every_depth(name, config):
+def test_both_kernels_agree_at_every_depth(name, config, tails):
     checked = 0
     turns = 10 if config.ruleset is Ruleset.CONSTRICTOR else 25  # constrictor boards fill fast
+    weights = search.SearchWeights(tails=tails)
     for rules_, pos, alive in positions(config, turns=turns):
         for me in np.flatnonzero(alive):
             for depth in (1, 2, 3):
-                slow = search.choose(rules_, pos, int(me), 1e6, max_depth=depth)
-                fast = search.choose_compiled(rules_, pos, int(me), 1e6, max_depth=depth)
+                slow = search.choose(rules_, pos, int(me), 1e6, max_depth=depth, weights=weights)
+                fast = search.choose_compiled(rules_, pos, int(me), 1e6, max_depth=depth, weights=weights)
                 assert fast == slow, (name, int(me), depth)
                 checked += slow.depth > 0
     assert checked >= 3  # enough positions had a real choice
@@ -112,6 +114,27 @@ def test_the_leaf_evaluation_is_its_terms_times_the_weights(name, config):
             assert terms @ weights == pytest.approx(leaf, rel=1e-12, abs=1e-9), (name, int(me))
             checked += 1
     assert checked >= 2
+
+
+def test_with_tails_a_wall_of_the_snakes_own_body_opens_as_it_moves():
+    """Snake 0's head is in a 3x3 corner pocket walled by its own 13-cell body: the plain count
+    finds 8 cells for 13 segments; with `tails` the wall's cells free as the body moves off them
+    (the one beside the pocket after 6 moves) and the pocket's territory takes the one the
+    rival cannot reach as soon, so less of the snake is trapped, and both kernels agree."""
+    board = {"width": 7, "height": 7, "hazards": [], "food": [], "snakes": [
+        {"id": "s0", "health": 100, "body": [{"x": x, "y": y} for x, y in
+                                             [(0, 2), (0, 3), (1, 3), (2, 3), (3, 3), (3, 2), (3, 1), (3, 0),
+                                              (4, 0), (5, 0), (6, 0), (6, 1), (6, 2)]]},
+        {"id": "s1", "health": 100, "body": [{"x": 5, "y": 5}, {"x": 5, "y": 6}, {"x": 6, "y": 6}]}]}
+    g = jsonio.parse_board(board, {"ruleset": Ruleset.STANDARD, "game_map": GameMap.EMPTY}, turn=10, seed=1)
+    rules_, pos = compact.Rules.of(g.config, g.state, 0), compact.from_batch(g.state, 0)
+    trapped = search.LINEAR_TERMS.index("trapped")
+    walls = search.evaluation_terms(rules_, pos, 0, search.SearchWeights(tails=False))
+    tails = search.evaluation_terms(rules_, pos, 0, search.SearchWeights(tails=True))
+    assert walls[trapped] == pytest.approx(-5 / 13) and tails[trapped] == pytest.approx(-4 / 13)
+    for weights in (search.SearchWeights(tails=False), search.SearchWeights(tails=True)):
+        slow = search.choose(rules_, pos, 0, 1e6, max_depth=4, weights=weights)
+        assert search.choose_compiled(rules_, pos, 0, 1e6, max_depth=4, weights=weights) == slow
 
 
 def test_evaluation_terms_refuse_a_snake_that_is_out():

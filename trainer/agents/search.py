@@ -92,6 +92,11 @@ class SearchWeights:
     """Per move that the nearest food lies beyond our remaining health."""
     trapped: float = 980.0
     """Times the fraction of our length that does not fit in our territory."""
+    tails: bool = False
+    """A gate: count territory through bodies as they move off. A body cell is free once its
+    body has left it (segment k of a length-n snake after n - k moves; growth from food on the
+    way is ignored) and goes to whoever's territory touches it then (two at once: neither).
+    False: every body but a moving tail is a wall for the whole count (search-v1's count)."""
 
 
 HAND_SET = SearchWeights(length=25.0, food=150.0, trapped=400.0)
@@ -258,8 +263,9 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
 
 
 LINEAR_TERMS = ("area", "length", "kill", "food", "starve", "trapped")
-"""The :class:`SearchWeights` fields the leaf evaluation is linear in; `length_cap` and
-`hungry_health` are gates (they decide which terms apply), not weights."""
+"""The :class:`SearchWeights` fields the leaf evaluation is linear in; `length_cap`,
+`hungry_health` and `tails` are gates (they decide which terms apply and how territory is
+counted), not weights."""
 
 
 def evaluation_terms(rules: compact.Rules, pos: compact.Position, me: int,
@@ -425,6 +431,24 @@ class _Search:
         """Cells that stay occupied after the coming move (bodies minus moving tails)."""
         return compact.obstacles(self.geo.bit, snakes)
 
+    def freeing(self, snakes, obstacles: int) -> dict[int, int]:
+        """Cells of `obstacles` that bodies leave within the count, by the move they leave on:
+        segment k of a length-n body after n - k moves (the one nearest the head, of a
+        stacked tail), heads excluded. {moves: cell bits}; `SearchWeights.tails`."""
+        bit = self.geo.bit
+        out: dict[int, int] = {}
+        seen = 0
+        for s in snakes:
+            if s is not None:
+                body = s[0]
+                n = len(body)
+                for k in range(1, n):
+                    b = bit[body[k]]
+                    if obstacles & b and not seen & b:
+                        seen |= b
+                        out[n - k] = out.get(n - k, 0) | b
+        return out
+
     def safe_moves(self, snakes, i: int, obstacles: int) -> list[int]:
         """Moves of snake i that stay on the board and off bodies, best history first."""
         bit, inside = self.geo.bit, self.geo.inside
@@ -537,30 +561,45 @@ class _Search:
         alive = [j for j, s in enumerate(snakes) if s is not None]
         fronts = [bit[snakes[j][0][0]] for j in alive]
         claimed = self.obstacles(snakes)
+        freeing = self.freeing(snakes, claimed) if w.tails else {}
+        heads = 0
         for f in fronts:
-            claimed |= f
+            heads |= f
+        claimed |= heads
         free = geo.inside & ~claimed
+        owned = list(fronts)
+        last_free = max(freeing, default=0)
         area = [0] * len(alive)
         mine = alive.index(me)
         food_dist = steps = 0
         while True:
             steps += 1
+            freed = freeing.get(steps, 0) & ~heads if freeing else 0
+            free |= freed
             seen = multi = 0
             grown = []
-            for f in fronts:
-                if f:
+            for k, f in enumerate(fronts):
+                if f or freed:
                     f = geo.dilate(f) if wraps else f | f << 1 | f >> 1 | f << stride | f >> stride
                     f &= free
+                    if freed:  # freed now: any of its territory beside it reaches it at this step
+                        o = owned[k]
+                        f |= (geo.dilate(o) if wraps else o | o << 1 | o >> 1 | o << stride | o >> stride) & freed
                     multi |= seen & f
                     seen |= f
                 grown.append(f)
             if not seen:
-                break
+                if steps >= last_free:
+                    break
+                fronts = [0] * len(fronts)
+                continue
             free &= ~seen
             fronts = [f & ~multi for f in grown]
             for k, f in enumerate(fronts):
                 if f:
                     area[k] += f.bit_count()
+                    if freeing:
+                        owned[k] |= f
             if not food_dist and fronts[mine] & food:
                 food_dist = steps
         body, _, health = snakes[me]

@@ -14,7 +14,7 @@ give the same move and score at every fixed depth on played positions.
 uint8 [P] over the engine's padded cells. The rules (`geo`) are `delta` int64
 [4] (cell offset per move), `wrap` int64 [P] (cell after wrapping), `inside`
 uint8 [P], `hazard` int16 [P] (entries per cell at the root) and `params`
-int64 [4] (wraps, constricts, hazard damage, focus). `weights` float64 [8]
+int64 [4] (wraps, constricts, hazard damage, focus). `weights` float64 [9]
 follows `search.SearchWeights` field order.
 
 **Time.** numba has no `time` module, so the kernel reads the monotonic
@@ -190,6 +190,32 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
     n_cells = food.shape[0]
     n_snakes = body.shape[0]
     taken = _obstacles(body, length, alive, n_cells)
+    # tails (weights[8]): a body cell is free once the body has moved off it (segment k of a
+    # length-n snake: after n - k moves), claimed then by whoever's territory touches it
+    frees = weights[8] != 0
+    free_at = np.zeros(n_cells, np.int64)
+    n_freed = 0
+    if frees:
+        for s in range(n_snakes):
+            if alive[s]:
+                n = length[s]
+                for k in range(1, n):
+                    c = body[s, k]
+                    if taken[c] and free_at[c] == 0:  # first (nearest the head) segment on c
+                        free_at[c] = n - k
+                        n_freed += 1
+    freed = np.empty(n_freed, np.int64)
+    if frees:
+        j = 0
+        for c in range(n_cells):
+            if free_at[c]:
+                freed[j] = c
+                j += 1
+                taken[c] = 0
+        freed = freed[np.argsort(free_at[freed], kind="mergesort")]
+    last_free = free_at[freed[n_freed - 1]] if n_freed else 0
+    next_free = 0
+    owner = np.full(n_cells, -1, np.int64)
     for c in range(n_cells):
         if not inside[c]:
             taken[c] = 1
@@ -206,6 +232,7 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
     mine = 0
     for k in range(n_living):
         frontier[k, 0] = body[living[k], 0]
+        owner[body[living[k], 0]] = k
         count[k] = 1
         if living[k] == me:
             mine = k
@@ -216,18 +243,33 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
     while True:
         steps += 1
         nt = 0
+        while next_free < n_freed and free_at[freed[next_free]] <= steps:
+            c = freed[next_free]  # freed now: any territory beside it reaches it at this step
+            next_free += 1
+            if taken[c]:
+                continue
+            for m in range(4):
+                o = owner[_target(delta, wrap, wraps, c, m)]
+                if o >= 0:
+                    if claim[c] == 0:
+                        touched[nt] = c
+                        nt += 1
+                    claim[c] |= 1 << o
         for k in range(n_living):
             for idx in range(count[k]):
                 c = frontier[k, idx]
                 for m in range(4):
                     nc = _target(delta, wrap, wraps, c, m)
-                    if not taken[nc]:
+                    if not taken[nc] and free_at[nc] <= steps:
                         if claim[nc] == 0:
                             touched[nt] = nc
                             nt += 1
                         claim[nc] |= 1 << k
         if nt == 0:
-            break
+            if steps >= last_free:
+                break
+            count[:] = 0
+            continue
         count[:] = 0
         for t in range(nt):
             c = touched[t]
@@ -239,6 +281,7 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
                 while (mask >> k) != 1:
                     k += 1
                 frontier[k, count[k]] = c
+                owner[c] = k
                 count[k] += 1
                 area[k] += 1
                 if k == mine and food_dist == 0 and food[c]:
