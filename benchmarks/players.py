@@ -11,8 +11,9 @@
 - depth: the search player's completed depth (turns) at its default 400 ms per
   move on 11x11 duels and 4-player positions, sampled from heuristic games at
   turns 5..120, for both kernels (python = search-v1, numba = search) on the
-  same positions, one after the other; positions with a single safe move (no
-  search) are left out.
+  same positions, one after the other, and the compiled one with the `tails`
+  count (`numba+tails`: bodies free as they move off, `SearchWeights.tails`);
+  positions with a single safe move (no search) are left out.
 - matches: win rates with Wilson 95% intervals: heuristic vs greedy and vs
   random-safe (duels, seats rotated), and search vs heuristic (duels at the
   search's `--match-ms` budget).
@@ -78,11 +79,14 @@ def bench_teacher(batches: list[int], turns: list[int], repeats: int) -> list[di
 
 
 def bench_depth(n_positions: int, ms: float) -> list[dict]:
-    """Both search kernels on the same positions: the compiled one against its Python peer."""
+    """Both search kernels on the same positions: the compiled one against its Python peer, and the
+    compiled one with the `tails` count against both."""
     out = []
     kernels = {"python": search.choose}
     if search.compiled_available():
         kernels["numba"] = search.choose_compiled
+        tails = search.SearchWeights(tails=True)
+        kernels["numba+tails"] = lambda *args: search.choose_compiled(*args, weights=tails)
     for snakes in (2, 4):
         config = GameConfig(11, 11, snakes)
         found = {k: ([], [], []) for k in kernels}  # depths, nodes, seconds
@@ -115,8 +119,9 @@ def bench_depth(n_positions: int, ms: float) -> list[dict]:
                    "max_depth": int(max(depths)), "nodes_per_s": float(sum(nodes) / sum(seconds)),
                    "mean_seconds": float(np.mean(seconds))}
             if kernel != "python":
-                row["nodes_per_s_vs_python"] = row["nodes_per_s"] / out[-1]["nodes_per_s"]
-            print(f"search   {kernel:<6} {snakes} snakes @ {ms:.0f} ms: mean depth {row['mean_depth']:.2f} "
+                python = next(r for r in out if r["snakes"] == snakes and r["kernel"] == "python")
+                row["nodes_per_s_vs_python"] = row["nodes_per_s"] / python["nodes_per_s"]
+            print(f"search   {kernel:<11} {snakes} snakes @ {ms:.0f} ms: mean depth {row['mean_depth']:.2f} "
                   f"(median {row['median_depth']:.0f}, {row['min_depth']}..{row['max_depth']}) over "
                   f"{len(depths)} positions, {row['nodes_per_s']:.0f} nodes/s"
                   + (f" ({row['nodes_per_s_vs_python']:.1f}x python)" if kernel != "python" else "")
