@@ -193,7 +193,7 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
     # tails (weights[8]): a body cell is free once the body has moved off it (segment k of a
     # length-n snake: after n - k moves), claimed then by whoever's territory touches it
     frees = weights[8] != 0
-    free_at = np.zeros(n_cells, np.int64)
+    free_at = np.zeros(n_cells if frees else 1, np.int64)  # off: nothing allocated, nothing read
     n_freed = 0
     if frees:
         for s in range(n_snakes):
@@ -215,7 +215,7 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
         freed = freed[np.argsort(free_at[freed], kind="mergesort")]
     last_free = free_at[freed[n_freed - 1]] if n_freed else 0
     next_free = 0
-    owner = np.full(n_cells, -1, np.int64)
+    owner = np.full(n_cells if frees else 1, -1, np.int64)
     for c in range(n_cells):
         if not inside[c]:
             taken[c] = 1
@@ -232,7 +232,8 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
     mine = 0
     for k in range(n_living):
         frontier[k, 0] = body[living[k], 0]
-        owner[body[living[k], 0]] = k
+        if frees:
+            owner[body[living[k], 0]] = k
         count[k] = 1
         if living[k] == me:
             mine = k
@@ -260,7 +261,7 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
                 c = frontier[k, idx]
                 for m in range(4):
                     nc = _target(delta, wrap, wraps, c, m)
-                    if not taken[nc] and free_at[nc] <= steps:
+                    if not taken[nc] and (not frees or free_at[nc] <= steps):
                         if claim[nc] == 0:
                             touched[nt] = nc
                             nt += 1
@@ -281,7 +282,8 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
                 while (mask >> k) != 1:
                     k += 1
                 frontier[k, count[k]] = c
-                owner[c] = k
+                if frees:
+                    owner[c] = k
                 count[k] += 1
                 area[k] += 1
                 if k == mine and food_dist == 0 and food[c]:
