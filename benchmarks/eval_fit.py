@@ -1,6 +1,6 @@
 """Does refitting the search's leaf-evaluation weights to game outcomes predict them better?
 
-    python -m benchmarks.eval_fit [--games 300] [--ms 10] [--workers 2] [--last 10,30,60,120,0]
+    python -m benchmarks.eval_fit [--games 300] [--ms 10] [--workers 2] [--last 10,30,60,120,0] [--tails]
 
 Texel's tuning method (P. Texel, 2014; chessprogramming.org "Texel's Tuning
 Method"), the classical first step of learning an alpha-beta's evaluation:
@@ -23,7 +23,9 @@ half scaled to ``area = 10`` (the defaults' scale) beside the defaults:
 how far apart the halves' weights lie is how little the games pin them down.
 Records the games, positions, time, commit, CPUs and load before and after.
 Positions of one game are strongly correlated: the number of games, not of
-positions, sets how much the figures can be trusted.
+positions, sets how much the figures can be trusted. ``--tails`` plays and fits with
+the `tails` count (``SearchWeights.tails``: bodies free as they move off), whose
+area and trapped terms count different cells.
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ COLUMNS = [search.LINEAR_TERMS.index(name) for name in TERMS]
 RESULT = {arena.WIN: 1.0, arena.DRAW: 0.5, arena.LOSS: 0.0}
 
 
-def play(seed: int, games: int, ms: float, max_turns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Plays `games` duels from `seed`; returns (rows float64 [N, 3 + len(TERMS)]: game index, turns
-    left to the game's end, seat, then the seat's terms; results float64 [N] in {0, 0.5, 1})."""
+def play(seed: int, games: int, ms: float, max_turns: int,
+         tails: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Plays `games` duels from `seed` (both sides the default weights, with the `tails` gate as
+    given); returns (rows float64 [N, 3 + len(TERMS)]: game index, turns left to the game's end,
+    seat, then the seat's terms; results float64 [N] in {0, 0.5, 1})."""
     config = GameConfig()
-    players = [search.Search(ms=ms), search.Search(ms=ms)]
+    weights = search.SearchWeights(tails=tails)
+    players = [search.Search(ms=ms, weights=weights), search.Search(ms=ms, weights=weights)]
     seen: list[tuple[int, int, int, np.ndarray]] = []
 
     def observe(state, live) -> None:
@@ -60,7 +65,7 @@ def play(seed: int, games: int, ms: float, max_turns: int) -> tuple[np.ndarray, 
             rules = compact.Rules.of(config, state, g)
             pos = compact.from_batch(state, g)
             for seat in np.flatnonzero(state.alive[g]):
-                terms = search.evaluation_terms(rules, pos, int(seat))
+                terms = search.evaluation_terms(rules, pos, int(seat), weights)
                 seen.append((g, int(state.turn[g]), int(seat), terms[COLUMNS]))
 
     result = arena.play_match(config, players, list(range(seed, seed + games)), np.random.default_rng(seed),
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-turns", type=int, default=500)
     parser.add_argument("--last", default="10,30,60,120,0",
                         help="windows: positions within this many turns of their game's end (0: all)")
+    parser.add_argument("--tails", action="store_true", help="play and fit with the tails count (search:tails=1)")
     args = parser.parse_args(argv)
     if args.games < 2 or args.workers < 1 or args.ms <= 0:
         parser.error("--games must be at least 2 (two halves), --workers at least 1, --ms above 0")
@@ -125,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     shares = np.array_split(np.arange(args.games), min(args.workers, args.games))
     with concurrent.futures.ProcessPoolExecutor(len(shares)) as pool:
         parts = list(pool.map(play, [args.seed + int(s[0]) for s in shares], [len(s) for s in shares],
-                              [args.ms] * len(shares), [args.max_turns] * len(shares)))
+                              [args.ms] * len(shares), [args.max_turns] * len(shares),
+                              [args.tails] * len(shares)))
     rows, results = [], []
     for share, (r, y) in zip(shares, parts, strict=True):
         r[:, 0] += share[0]  # game index over all workers
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, results = np.concatenate(rows), np.concatenate(results)
     games = np.unique(rows[:, 0]).size
     decisive = int(np.unique(rows[results != 0.5, 0]).size)
-    print(f"{games} duels (11x11, search:ms={args.ms:g} both sides, --max-turns {args.max_turns}), "
+    print(f"{games} duels (11x11, search:ms={args.ms:g}{',tails=1' if args.tails else ''} both sides, --max-turns {args.max_turns}), "
           f"{len(rows):,} positions, {decisive} decisive, {time.perf_counter() - start:.0f} s", flush=True)
     hand = [getattr(search.SearchWeights(), name) for name in TERMS]
     print("held-out log loss (nats/position): constant | default weights, scale fitted | refitted")
