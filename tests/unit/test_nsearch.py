@@ -247,6 +247,7 @@ def test_player_specs(onnx_file):
     p = registry.make_player(f"nsearch:model={onnx_file},ms=20,c_puct=2,batch=4")
     assert (p.ms, p.c_puct, p.batch, p.visits, p.endgame) == (20.0, 2.0, 4, 0, 0.0)
     assert registry.make_player(f"nsearch:model={onnx_file},endgame=0.25").endgame == 0.25
+    assert registry.make_player(f"nsearch:model={onnx_file},endgame=0.01,margin=20").margin == 20.0
     for spec, words in [("nsearch:ms=20", "name the network"),
                         (f"nsearch:model={onnx_file},speed=3", "unknown option 'speed'"),
                         (f"nsearch:model={onnx_file},ms=fast", "ms='fast' is not a valid float"),
@@ -271,6 +272,9 @@ def test_player_specs(onnx_file):
     ("endgame=-0.1", "endgame must be between 0 and 1"),
     ("endgame=nan", "endgame must be between 0 and 1, got nan"),
     ("endgame=0.3,ms=0,visits=8", "endgame hands the move to the alpha-beta within the time budget: set ms > 0"),
+    ("margin=20", "margin widens the hand-off's tie-break: set endgame > 0"),
+    ("endgame=0.2,margin=-1", "margin must be a finite number >= 0, got -1.0"),
+    ("endgame=0.2,margin=nan", "margin must be a finite number >= 0, got nan"),
 ])
 def test_an_option_out_of_its_range_is_refused_naming_it(onnx_file, options, words):
     """Out-of-range options are refused when the player is built (`ouro serve` exits 2 before the
@@ -395,6 +399,33 @@ def test_the_network_breaks_the_alpha_betas_exact_ties(favourite):
     player = nsearch.NeuralSearch(Favours(favourite), ms=30, endgame=0.01)
     assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) == favourite
     assert (player.handoffs, player.model.calls) == (1, 1)
+
+
+@pytest.mark.parametrize(("margin", "logits", "passed"), [(25.0, "finite", 25.0), (25.0, "nan", 0.0), (0.0, "finite", 0.0)])
+def test_the_margin_reaches_the_alpha_beta_with_the_policy(monkeypatch, margin, logits, passed):
+    """`margin` goes to the alpha-beta with the network's prior (search.choose's margin, tested there:
+    the prior picks among the moves within it of the best); without a usable prior, exact ties only."""
+    from ouroboros.trainer.agents import search
+
+    search.compiled_available()
+    asked: list = []
+    for name in ("choose", "choose_compiled"):
+        real = getattr(search, name)
+
+        def spy(*args, _real=real, **kw):
+            asked.append((kw.get("prior"), kw.get("margin")))
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(search, name, spy)
+    g = game([[(1, 3), (2, 3), (3, 3)], [(5, 0), (5, 1), (5, 2)]])
+    evaluator = Favours(LEFT)
+    if logits == "nan":
+        evaluator.evaluate = lambda planes: (np.full((len(planes), 4), np.nan, np.float32),
+                                             np.zeros((len(planes), 1), np.float32))
+    nsearch.NeuralSearch(evaluator, ms=20, endgame=0.01, margin=margin).act(g.config, g.state, 0,
+                                                                           np.random.default_rng(0))
+    [(prior, given)] = asked
+    assert given == passed and (prior is None) == (logits == "nan")
 
 
 def test_a_policy_that_is_not_finite_leaves_the_alpha_betas_ties_to_it():

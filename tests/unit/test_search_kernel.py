@@ -90,6 +90,59 @@ def test_a_prior_breaks_exact_ties_only(name, config):
         search.choose_compiled(rules_, pos, int(me), 1.0, prior=[0.5, float("nan"), 0, 0])
 
 
+def _minimax(rules_, pos, me: int, move: int, depth: int) -> float:
+    """The full-window score of `move` `depth` turns deep: in a duel, the minimax value, whatever the order."""
+    tree = search._Search(rules_, me, search.SearchWeights(), float("inf"), 2)
+    return tree.reply(pos, move, depth, -np.inf, np.inf, 0)
+
+
+def test_a_margin_lets_the_prior_pick_any_move_within_it_and_no_other():
+    """With `margin` the prior picks among the moves scored within it of the best: the move played
+    scores exactly what the search reports, at most `margin` below the best, the same in both kernels;
+    and a margin changes moves where exact ties alone would not."""
+    config, margin = GameConfig(11, 11, 2), 30.0
+    beyond_ties = checked = 0
+    for (rules_, pos, alive), depth in itertools.product(positions(config, games=6, turns=5), (1, 2, 3)):
+        for me in np.flatnonzero(alive):
+            plain = search.choose_compiled(rules_, pos, int(me), 1e6, max_depth=depth)
+            if plain.depth == 0 or abs(plain.score) >= search.PROVEN:
+                continue
+            for favourite in range(4):
+                prior = [0.1] * 4
+                prior[favourite] = 0.7
+                slow = search.choose(rules_, pos, int(me), 1e6, max_depth=depth, prior=prior, margin=margin)
+                fast = search.choose_compiled(rules_, pos, int(me), 1e6, max_depth=depth, prior=prior,
+                                              margin=margin)
+                tie = search.choose_compiled(rules_, pos, int(me), 1e6, max_depth=depth, prior=prior)
+                assert (fast.move, fast.score) == (slow.move, slow.score), (int(me), depth, favourite)
+                assert fast.score == _minimax(rules_, pos, int(me), fast.move, depth)  # exact, not a bound
+                assert plain.score - margin < fast.score <= plain.score
+                if fast.move != favourite:  # the favourite was not within the margin
+                    assert _minimax(rules_, pos, int(me), favourite, depth) <= plain.score - margin \
+                        or favourite not in _safe(rules_, pos, int(me))
+                beyond_ties += fast.move != tie.move
+                checked += 1
+    assert checked >= 20
+    assert beyond_ties >= 1  # the margin reached moves that do not tie the best exactly
+
+
+def _safe(rules_, pos, me: int) -> list[int]:
+    tree = search._Search(rules_, me, search.SearchWeights(), float("inf"), 2)
+    return tree.safe_moves(pos[0], me, tree.obstacles(pos[0]))
+
+
+def test_a_margin_is_refused_without_a_prior_or_out_of_range():
+    rules_, pos, _ = positions(GameConfig(11, 11, 2), games=1, turns=5)[0]
+    for bad, message in ((-1.0, "margin must be a finite number"), (float("nan"), "margin must be a finite number"),
+                         (float("inf"), "margin must be a finite number")):
+        for choose in (search.choose, search.choose_compiled):
+            with pytest.raises(ValueError, match=message):
+                choose(rules_, pos, 0, 1.0, prior=[1, 0, 0, 0], margin=bad)
+    for choose in (search.choose, search.choose_compiled):
+        with pytest.raises(ValueError, match="a margin needs a prior"):
+            choose(rules_, pos, 0, 1.0, margin=10.0)
+
+
 def test_players_pick_their_kernel():
     assert registry.make_player("search").kernel is search.Kernel.NUMBA
     assert registry.make_player("search:kernel=python").kernel is search.Kernel.PYTHON

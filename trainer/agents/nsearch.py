@@ -180,6 +180,10 @@ class NeuralSearch:
     """Hand-off: once the living snakes' bodies fill at least this share of the board's cells (0 to 1;
     0: never), the compiled alpha-beta (:func:`.search.choose_compiled`) decides the move within the
     same budget instead of the tree (see the module's docstring)."""
+    margin: float = 0.0
+    """Under `endgame`: the network's policy picks among the alpha-beta's moves scored within this
+    many points of the best (:func:`.search.choose`'s `margin`; 0: exact ties only; 10 points is one
+    cell of territory at the default weights)."""
     name: str = "nsearch"
     results: list = dataclasses.field(default_factory=list, repr=False)
     """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
@@ -194,7 +198,7 @@ class NeuralSearch:
         # false with everything (the search would run unbudgeted or rank children arbitrarily), a
         # negative c_puct turns exploration into avoidance, and prune above 1 leaves no move at all.
         for option, low, high in (("ms", 0.0, math.inf), ("c_puct", 0.0, math.inf), ("prune", 0.0, 1.0),
-                                  ("endgame", 0.0, 1.0)):
+                                  ("endgame", 0.0, 1.0), ("margin", 0.0, math.inf)):
             value = getattr(self, option)
             if not (low <= value <= high and math.isfinite(value)):
                 bound = f"a finite number >= {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
@@ -207,6 +211,8 @@ class NeuralSearch:
             raise ValueError(f"nsearch: batch must be >= 1, got {self.batch}")
         if self.endgame > 0 and self.ms <= 0:
             raise ValueError("nsearch: endgame hands the move to the alpha-beta within the time budget: set ms > 0")
+        if self.margin > 0 and self.endgame <= 0:
+            raise ValueError("nsearch: margin widens the hand-off's tie-break: set endgame > 0")
         if not hasattr(self.model, "evaluate"):
             from ouroboros.trainer.agents import neural
 
@@ -254,9 +260,11 @@ class NeuralSearch:
         within `ms` (or the caller's deadline, `agents.stopping`, if sooner; the network call
         below comes out of the same budget), with the search player's default weights, depth cap
         and focus; the python tree where numba is missing. The network's policy at the root
-        (one call) breaks the alpha-beta's exact ties (`search.choose`'s `prior`): where its
-        evaluation cannot tell moves apart, the network chooses instead of the previous
-        iteration's order (which also decides where the policy is not finite)."""
+        (one call) breaks the alpha-beta's exact ties (`search.choose`'s `prior`), and with
+        `margin` chooses among all the moves scored within it of the best: where the evaluation
+        cannot tell moves apart (or, with a margin, tells them apart by less), the network chooses
+        instead of the previous iteration's order (which also decides where the policy is not
+        finite)."""
         from ouroboros.trainer.agents import search
 
         start = time.perf_counter()
@@ -269,7 +277,7 @@ class NeuralSearch:
         prior = logits[0].tolist() if np.isfinite(logits[0]).all() else None  # ranks only: no softmax needed
         seconds = max(self.ms / 1000.0 - (time.perf_counter() - start), 0.0)
         return decide(compact.Rules.of(config, state, game), compact.from_batch(state, game), seat,
-                      seconds, prior=prior)
+                      seconds, prior=prior, margin=self.margin if prior is not None else 0.0)
 
     @staticmethod
     def values(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -605,13 +613,13 @@ def _flag(text: str) -> bool:
 
 
 OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float, "reuse": _flag,
-           "endgame": float}
+           "endgame": float, "margin": float}
 _KINDS = {_flag: "bool (1/0, true/false)"}
 """How an option's kind is named in an error, where its parser's name would not say."""
 
 
 def from_spec(text: str, model: object | None = None) -> NeuralSearch:
-    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X]`` player.
+    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X,margin=X]`` player.
 
     M is an ONNX file, ``champion`` / ``champion:GAME`` (the registry's champion,
     $OURO_STORE or ./runs/registry) or ``registry:VERSION``; a `model` argument

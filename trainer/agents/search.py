@@ -224,7 +224,7 @@ class Decision:
 
 def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
            max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None,
-           prior: Sequence[float] | None = None) -> Decision:
+           prior: Sequence[float] | None = None, margin: float = 0.0) -> Decision:
     """Best move for snake `me` by iterative deepening within `seconds`, or by the caller's
     deadline or hang-up (`agents.stopping`) if sooner: then the last completed iteration's.
 
@@ -232,8 +232,15 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
     logits or probabilities: only their order counts), that decides between moves whose scores tie exactly: the root then searches
     each move with a window :data:`TIE_SLACK` points below the best so far, so a tie is two exact
     scores, never a fail-low bound that equals the best. None: a tie goes to the move the
-    previous iteration ranked higher, as `search` has always played. ValueError if `prior` is
-    not 4 finite numbers.
+    previous iteration ranked higher, as `search` has always played.
+
+    `margin` (points, >= 0; needs a `prior`): the prior decides among every move scored within
+    `margin` of the best (more than ``best - margin``), not only exact ties: the root searches each
+    later move with alpha `margin` below the best so far, so those moves' scores are exact and any
+    other's is a bound at or below ``best - margin`` (:func:`near_best`). Where the best is a proven
+    win or loss, only exact ties. 10 points is one cell of territory at the default weights.
+    ValueError if `prior` is not 4 finite numbers or `margin` is negative, not finite or given
+    without a prior.
     """
     start = time.perf_counter()
     asked = stopping.current()
@@ -242,7 +249,7 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
     search.stop = asked.hung_up
     seconds = deadline - start
     snakes = pos[0]
-    rank, slack = _tie_break(prior)
+    rank, slack = _tie_break(prior, margin)
     options = search.safe_moves(snakes, me, search.obstacles(snakes))
     if len(options) <= 1:
         return Decision(options[0] if options else search.default_move(snakes[me]), 0, 0.0, 0)
@@ -255,8 +262,7 @@ def choose(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
             break
         completed = depth
         options.sort(key=lambda m: (-scores[m], -rank[m]))
-        best = options[0]
-        top = scores[best]
+        best, top = near_best(options, scores, rank, margin)
         if top >= PROVEN or top <= -PROVEN or sum(scores[m] > -PROVEN for m in options) == 1:
             break  # proven: deeper search cannot change the choice
         if time.perf_counter() - start > seconds * EARLY_STOP:
@@ -314,7 +320,7 @@ def compiled_available() -> bool:
 
 def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
                     max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None,
-                    prior: Sequence[float] | None = None) -> Decision:
+                    prior: Sequence[float] | None = None, margin: float = 0.0) -> Decision:
     """`choose` with the tree compiled (search_kernel.py): the same decisions, more depth per second."""
     from ouroboros.trainer.agents import search_kernel as k
 
@@ -324,7 +330,7 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
     seconds = deadline - start
     helper = _Search(rules, me, weights or SearchWeights(), deadline, focus)
     snakes, food = pos
-    rank, slack = _tie_break(prior)
+    rank, slack = _tie_break(prior, margin)
     options = helper.safe_moves(snakes, me, helper.obstacles(snakes))
     if len(options) <= 1:
         return Decision(options[0] if options else helper.default_move(snakes[me]), 0, 0.0, 0)
@@ -350,8 +356,7 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
         completed = depth
         by_move = dict(zip(options, scores.tolist(), strict=True))
         options.sort(key=lambda m: (-by_move[m], -rank[m]))
-        best = options[0]
-        top = by_move[best]
+        best, top = near_best(options, by_move, rank, margin)
         if top >= PROVEN or top <= -PROVEN or sum(by_move[m] > -PROVEN for m in options) == 1:
             break
         if time.perf_counter() - start > seconds * EARLY_STOP:
@@ -364,14 +369,33 @@ TIE_SLACK = 1e-6
 ties (scores are sums of float weights: exact ties are equal terms, not near misses)."""
 
 
-def _tie_break(prior: Sequence[float] | None) -> tuple[tuple[float, ...], float]:
-    """(rank by Move value, root slack) for `choose`: all zeros and no slack without a prior."""
+def _tie_break(prior: Sequence[float] | None, margin: float = 0.0) -> tuple[tuple[float, ...], float]:
+    """(rank by Move value, root slack) for `choose`: all zeros and no slack without a prior;
+    with one, the slack is `margin` or :data:`TIE_SLACK`, whichever is larger."""
+    if not (math.isfinite(margin) and margin >= 0):
+        raise ValueError(f"search: margin must be a finite number of points >= 0, got {margin!r}")
     if prior is None:
+        if margin > 0:
+            raise ValueError("search: a margin needs a prior to decide between the moves within it")
         return (0.0,) * 4, 0.0
     rank = tuple(float(p) for p in prior)
     if len(rank) != 4 or not all(math.isfinite(p) for p in rank):
         raise ValueError(f"search: prior must be 4 finite numbers (one per move), got {prior!r}")
-    return rank, TIE_SLACK
+    return rank, max(margin, TIE_SLACK)
+
+
+def near_best(options: Sequence[int], scores, rank: Sequence[float], margin: float) -> tuple[int, float]:
+    """(move, its score) among a root's scored `options` (sorted best score first; `scores` by move):
+    the highest `rank` among the moves that tie the best score or come within `margin` points of it
+    (more than ``best - margin``; the root searched them with alpha that far below the best so far,
+    so their scores are exact).
+    Where the best is proven (a forced win or loss), exact ties only: a margin never trades a win
+    for a later one or a loss for a sooner one. Ties of rank go to the higher score."""
+    top = scores[options[0]]
+    window = margin if abs(top) < PROVEN else 0.0
+    near = [m for m in options if scores[m] == top or scores[m] > top - window]
+    best = max(near, key=lambda m: (rank[m], scores[m]))  # max keeps the first of equals: the sort's order
+    return best, scores[best]
 
 
 def _stop_on(event: threading.Event, counters: np.ndarray, limit: int, deadline: float) -> None:
