@@ -275,6 +275,7 @@ def test_player_specs(onnx_file):
     ("margin=20", "margin widens the hand-off's tie-break: set endgame > 0"),
     ("endgame=0.2,margin=-1", "margin must be a finite number >= 0, got -1.0"),
     ("endgame=0.2,margin=nan", "margin must be a finite number >= 0, got nan"),
+    ("endgame=0.2,tiebreak=depth", "tiebreak must be one of policy, value, got 'depth'"),
 ])
 def test_an_option_out_of_its_range_is_refused_naming_it(onnx_file, options, words):
     """Out-of-range options are refused when the player is built (`ouro serve` exits 2 before the
@@ -426,6 +427,27 @@ def test_the_margin_reaches_the_alpha_beta_with_the_policy(monkeypatch, margin, 
                                                                            np.random.default_rng(0))
     [(prior, given)] = asked
     assert given == passed and (prior is None) == (logits == "nan")
+
+
+def test_the_value_tiebreak_ranks_each_move_by_its_worst_reply():
+    """tiebreak=value: UP meets the longer rival head to head if it comes down (-1 whatever the
+    network says), DOWN is our neck (unsafe, -2), LEFT and RIGHT get the value head's worst over the
+    rival's three replies (here 0.25 everywhere): one network call for the eight positions where both
+    snakes live on (UP's two others included)."""
+
+    class Quarter(Neutral):
+        def evaluate(self, planes):
+            logits, values = super().evaluate(planes)
+            self.rows = len(planes)
+            return logits, values + 0.25
+
+    g = game([[(3, 3), (3, 2), (3, 1)], [(3, 5), (3, 6), (4, 6), (5, 6)]])
+    player = nsearch.NeuralSearch(Quarter(), ms=20, endgame=0.01, margin=30, tiebreak="value")
+    rules_, pos = compact.Rules.of(g.config, g.state, 0), compact.from_batch(g.state, 0)
+    prior = player.value_prior(g.config, rules_, pos, 10, 0)
+    assert [prior[UP], prior[DOWN], prior[LEFT], prior[RIGHT]] == [-1.0, -2.0, 0.25, 0.25]
+    assert (player.model.calls, player.model.rows) == (1, 8)
+    assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) in (LEFT, RIGHT)
 
 
 def test_a_policy_that_is_not_finite_leaves_the_alpha_betas_ties_to_it():

@@ -184,6 +184,11 @@ class NeuralSearch:
     """Under `endgame`: the network's policy picks among the alpha-beta's moves scored within this
     many points of the best (:func:`.search.choose`'s `margin`; 0: exact ties only; 10 points is one
     cell of territory at the default weights)."""
+    tiebreak: str = "policy"
+    """Under `endgame`, what ranks the moves the alpha-beta leaves to the network (its exact ties, or
+    those within `margin`): ``policy``, the policy's logits at the root (one row); or ``value``, each
+    move's worst value head over the rivals' safe replies one turn on (paranoid, as the alpha-beta;
+    one call of up to 3 x 3^rivals rows)."""
     name: str = "nsearch"
     results: list = dataclasses.field(default_factory=list, repr=False)
     """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
@@ -211,6 +216,8 @@ class NeuralSearch:
             raise ValueError(f"nsearch: batch must be >= 1, got {self.batch}")
         if self.endgame > 0 and self.ms <= 0:
             raise ValueError("nsearch: endgame hands the move to the alpha-beta within the time budget: set ms > 0")
+        if self.tiebreak not in TIEBREAKS:
+            raise ValueError(f"nsearch: tiebreak must be one of {', '.join(TIEBREAKS)}, got {self.tiebreak!r}")
         if self.margin > 0 and self.endgame <= 0:
             raise ValueError("nsearch: margin widens the hand-off's tie-break: set endgame > 0")
         if not hasattr(self.model, "evaluate"):
@@ -270,14 +277,56 @@ class NeuralSearch:
         start = time.perf_counter()
         decide = search.choose_compiled if search.compiled_available() else search.choose
         self.handoffs += 1
-        size = self.model._size(config) if hasattr(self.model, "_size") else None
+        rules_, pos = compact.Rules.of(config, state, game), compact.from_batch(state, game)
         with COLLECTOR.paused():
-            logits, _ = self.model.evaluate(encoding.encode(config, state.select(np.array([game])),
-                                                            np.array([seat]), size=size))
-        prior = logits[0].tolist() if np.isfinite(logits[0]).all() else None  # ranks only: no softmax needed
+            if self.tiebreak == "value":
+                prior = self.value_prior(config, rules_, pos, int(state.turn[game]), seat)
+            else:
+                size = self.model._size(config) if hasattr(self.model, "_size") else None
+                logits, _ = self.model.evaluate(encoding.encode(config, state.select(np.array([game])),
+                                                                np.array([seat]), size=size))
+                prior = logits[0].tolist()  # ranks only: no softmax needed
+        if prior is not None and not all(math.isfinite(p) for p in prior):
+            prior = None
         seconds = max(self.ms / 1000.0 - (time.perf_counter() - start), 0.0)
-        return decide(compact.Rules.of(config, state, game), compact.from_batch(state, game), seat,
-                      seconds, prior=prior, margin=self.margin if prior is not None else 0.0)
+        return decide(rules_, pos, seat, seconds, prior=prior, margin=self.margin if prior is not None else 0.0)
+
+    def value_prior(self, config: GameConfig, rules_: compact.Rules, pos: compact.Position, turn: int,
+                    seat: int) -> list[float] | None:
+        """`tiebreak=value`'s ranking of snake `seat`'s moves, float [4] by Move value: for each safe
+        move, the lowest value the network gives `seat` over every joint reply of its living rivals'
+        safe moves (a rival without one moves up), one turn on: -1 where `seat` dies, +1 where it is
+        the last alive, the value head elsewhere (one call for all the positions); -2 for unsafe moves.
+        None with one or no safe move (the alpha-beta has no choice to make)."""
+        snakes = pos[0]
+        obstacles = compact.obstacles(rules_.geo.bit, snakes)
+        mine = _safe_moves(rules_, snakes[seat], obstacles)
+        if len(mine) <= 1:
+            return None
+        rivals = [i for i, s in enumerate(snakes) if s is not None and i != seat]
+        replies = list(itertools.product(*(_safe_moves(rules_, snakes[r], obstacles) or [0] for r in rivals)))
+        worst = {m: math.inf for m in mine}
+        asked: list[tuple[int, compact.Position]] = []
+        for m in mine:
+            for reply in replies:
+                joint = [0] * len(snakes)
+                joint[seat] = m
+                for r, t in zip(rivals, reply, strict=True):
+                    joint[r] = t
+                child = rules_.step(pos, joint)
+                if child[0][seat] is None:
+                    worst[m] = min(worst[m], -1.0)
+                elif all(s is None for i, s in enumerate(child[0]) if i != seat):
+                    worst[m] = min(worst[m], 1.0)
+                else:
+                    asked.append((m, child))
+        if asked:
+            size = self.model._size(config) if hasattr(self.model, "_size") else None
+            batch = compact.to_batch(rules_, [child for _, child in asked], [turn + 1] * len(asked))
+            _, values = self.model.evaluate(encoding.encode(config, batch, np.full(len(asked), seat), size=size))
+            for (m, _), v in zip(asked, values[:, 0].tolist(), strict=True):
+                worst[m] = min(worst[m], v)
+        return [worst.get(m, -2.0) for m in range(4)]
 
     @staticmethod
     def values(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -604,6 +653,10 @@ def _safe_moves(rules: compact.Rules, snake, obstacles: int) -> list[int]:
     return [m for m in range(4) if inside & bit[cells[m]] and not obstacles & bit[cells[m]]]
 
 
+TIEBREAKS = ("policy", "value")
+"""What ranks the hand-off's near-best moves (:attr:`NeuralSearch.tiebreak`)."""
+
+
 def _flag(text: str) -> bool:
     """A spec's boolean option: 1/true/yes/on or 0/false/no/off."""
     value = text.strip().lower()
@@ -613,13 +666,13 @@ def _flag(text: str) -> bool:
 
 
 OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float, "reuse": _flag,
-           "endgame": float, "margin": float}
+           "endgame": float, "margin": float, "tiebreak": str}
 _KINDS = {_flag: "bool (1/0, true/false)"}
 """How an option's kind is named in an error, where its parser's name would not say."""
 
 
 def from_spec(text: str, model: object | None = None) -> NeuralSearch:
-    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X,margin=X]`` player.
+    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X,margin=X,tiebreak=policy|value]`` player.
 
     M is an ONNX file, ``champion`` / ``champion:GAME`` (the registry's champion,
     $OURO_STORE or ./runs/registry) or ``registry:VERSION``; a `model` argument
