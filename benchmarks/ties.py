@@ -1,6 +1,7 @@
 """How often does the alpha-beta's root score two or more moves exactly alike?
 
     python -m benchmarks.ties [--games 6] [--ms 20] [--depths 2,4,6] [--every 3]
+    python -m benchmarks.ties --model M.onnx --margins 0,10,20,40 [--depths 5]
 
 Where it does, the move played is decided by something other than the
 evaluation: `search` keeps its previous iteration's order, nsearch's hand-off
@@ -15,6 +16,13 @@ no change). Prints, per depth, the positions searched and the share with a
 tie, with a 95% Wilson interval (positions of one game are correlated: read
 the interval as a lower bound on the uncertainty), then the commit, CPUs and
 load before and after.
+
+With ``--model``, it measures instead how often nsearch's hand-off plays
+another move than ``search`` would: for each depth, tiebreak (``policy``, the
+network's logits; ``value``, its worst value over the rival's replies,
+``NeuralSearch.value_prior``) and ``--margins`` value (points; 0: exact ties
+only), the share of positions with a choice where ``search.choose`` with that
+prior and margin changes the move (the network's reach over the game).
 """
 
 from __future__ import annotations
@@ -65,6 +73,30 @@ def tied(rules_, pos, seat: int, depth: int) -> bool | None:
     return len(chosen) > 1
 
 
+def changed(taken: list, model: str, depth: int, margins: list[float]) -> dict[tuple[str, float], list[bool]]:
+    """Per (tiebreak, margin), whether the network's prior changed the move of each position with a
+    choice (searched `depth` turns deep, not proven)."""
+    from ouroboros.trainer.agents import nsearch
+    from ouroboros.trainer.observation import encoding
+
+    player = nsearch.from_spec(f"model={model},ms=50,endgame=0.01")
+    config = GameConfig(11, 11, 2)
+    out: dict[tuple[str, float], list[bool]] = {(t, m): [] for t in nsearch.TIEBREAKS for m in margins}
+    for rules_, pos, seat in taken:
+        seat = int(seat)
+        plain = search.choose_compiled(rules_, pos, seat, 1e6, max_depth=depth)
+        if plain.depth == 0 or abs(plain.score) >= search.PROVEN:
+            continue
+        state = compact.to_batch(rules_, [pos], [0])
+        logits, _ = player.model.evaluate(encoding.encode(config, state, np.array([seat])))
+        priors = {"policy": logits[0].tolist(), "value": player.value_prior(config, rules_, pos, 0, seat)}
+        for (tiebreak, margin), seen in out.items():
+            decision = search.choose_compiled(rules_, pos, seat, 1e6, max_depth=depth, prior=priors[tiebreak],
+                                              margin=margin)
+            seen.append(decision.move != plain.move)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--games", type=int, default=6)
@@ -73,6 +105,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-turns", type=int, default=300)
+    parser.add_argument("--model", default=None, help="an ONNX network: measure how often its prior changes the move")
+    parser.add_argument("--margins", default="0,10,20,40", help="with --model: margins in points")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     start = time.perf_counter()
@@ -81,6 +115,13 @@ def main() -> None:
     print(f"{len(taken)} snake-positions from {args.games} duels of search:ms={args.ms:g} "
           f"(one turn in {args.every}, seeds {args.seed}..{args.seed + args.games - 1})")
     for depth in (int(d) for d in args.depths.split(",")):
+        if args.model:
+            for (tiebreak, margin), seen in changed(taken, args.model, depth,
+                                                    [float(m) for m in args.margins.split(",")]).items():
+                share = stats.wilson_interval(sum(seen), max(len(seen), 1))
+                print(f"depth {depth}: tiebreak={tiebreak} margin={margin:g}: the network changed "
+                      f"{sum(seen)} of {len(seen)} moves, {share.estimate:.1%} [{share.lower:.1%}, {share.upper:.1%}]")
+            continue
         results = [r for r in (tied(rules_, pos, seat, depth) for rules_, pos, seat in taken) if r is not None]
         if not results:
             print(f"depth {depth}: no position with a choice")
