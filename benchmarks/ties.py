@@ -77,7 +77,6 @@ def changed(taken: list, model: str, depth: int, margins: list[float]) -> dict[t
     """Per (tiebreak, margin), whether the network's prior changed the move of each position with a
     choice (searched `depth` turns deep, not proven)."""
     from ouroboros.trainer.agents import nsearch
-    from ouroboros.trainer.observation import encoding
 
     player = nsearch.from_spec(f"model={model},ms=50,endgame=0.01")
     config = GameConfig(11, 11, 2)
@@ -88,8 +87,7 @@ def changed(taken: list, model: str, depth: int, margins: list[float]) -> dict[t
         if plain.depth == 0 or abs(plain.score) >= search.PROVEN:
             continue
         state = compact.to_batch(rules_, [pos], [0])
-        logits, _ = player.model.evaluate(encoding.encode(config, state, np.array([seat])))
-        priors = {"policy": logits[0].tolist(), "value": player.value_prior(config, rules_, pos, 0, seat)}
+        priors = {t: player.root_prior(config, state, 0, seat, t) for t in nsearch.TIEBREAKS}
         for (tiebreak, margin), seen in out.items():
             decision = search.choose_compiled(rules_, pos, seat, 1e6, max_depth=depth, prior=priors[tiebreak],
                                               margin=margin)
