@@ -87,7 +87,7 @@ def changed(taken: list, model: str, depth: int, margins: list[float]) -> dict[t
         if plain.depth == 0 or abs(plain.score) >= search.PROVEN:
             continue
         state = compact.to_batch(rules_, [pos], [0])
-        priors = {t: player.root_prior(config, state, 0, seat, t) for t in nsearch.TIEBREAKS}
+        priors = {t: player.root_prior(config, state, 0, rules_, pos, seat, t) for t in nsearch.TIEBREAKS}
         for (tiebreak, margin), seen in out.items():
             decision = search.choose_compiled(rules_, pos, seat, 1e6, max_depth=depth, prior=priors[tiebreak],
                                               margin=margin)

@@ -281,20 +281,20 @@ class NeuralSearch:
         start = time.perf_counter()
         decide = search.choose_compiled if search.compiled_available() else search.choose
         self.handoffs += 1
+        rules_, pos = compact.Rules.of(config, state, game), compact.from_batch(state, game)
         with COLLECTOR.paused():
-            prior = self.root_prior(config, state, game, seat)
+            prior = self.root_prior(config, state, game, rules_, pos, seat)
         seconds = max(self.ms / 1000.0 - (time.perf_counter() - start), 0.0)
-        return decide(compact.Rules.of(config, state, game), compact.from_batch(state, game), seat, seconds,
-                      prior=prior, margin=self.margin if prior is not None else 0.0)
+        return decide(rules_, pos, seat, seconds, prior=prior, margin=self.margin if prior is not None else 0.0)
 
-    def root_prior(self, config: GameConfig, state: BatchState, game: int, seat: int,
-                   tiebreak: str | None = None) -> list[float] | None:
-        """The hand-off's ranking of snake `seat`'s moves in game `game`, float [4] by Move value,
-        by `tiebreak` (default the player's): the policy's logits (ranks only: no softmax), or
+    def root_prior(self, config: GameConfig, state: BatchState, game: int, rules_: compact.Rules,
+                   pos: compact.Position, seat: int, tiebreak: str | None = None) -> list[float] | None:
+        """The hand-off's ranking of snake `seat`'s moves in game `game` of `state` (`rules_`, `pos`: the
+        same game in the search's form, which the caller has already built), float [4] by Move value, by
+        `tiebreak` (default the player's): the policy's logits (ranks only: no softmax), or
         :meth:`value_prior`. None where it is not finite (a broken network) or there is no choice."""
         if (tiebreak or self.tiebreak) == "value":
-            prior = self.value_prior(config, compact.Rules.of(config, state, game), compact.from_batch(state, game),
-                                     int(state.turn[game]), seat)
+            prior = self.value_prior(config, rules_, pos, int(state.turn[game]), seat)
         else:
             size = self.model._size(config) if hasattr(self.model, "_size") else None
             logits, _ = self.model.evaluate(encoding.encode(config, state.select(np.array([game])),
