@@ -17,7 +17,9 @@ is proven (a forced win or loss).
 Two kernels run this one algorithm node for node (`Kernel`): `python`, the
 tree below on Python-integer bitboards (what `search-v1` plays), and `numba`,
 the same tree compiled (`search_kernel.py`), the default: about 50x the nodes
-per second, so the same budget looks turns deeper.
+per second, so the same budget looks turns deeper. The compiled kernel can add a
+learned correction to every leaf's score (`leafnet`: a small net trained on search
+games' outcomes, NNUE's shape; :mod:`.leafnet`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ouroboros.trainer.agents import compact, stopping
+from ouroboros.trainer.agents import compact, leafnet, stopping
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
 
@@ -104,7 +106,6 @@ class SearchWeights:
 HAND_SET = SearchWeights(length=25.0, food=150.0, trapped=400.0, tails=False)
 """The leaf weights set by hand before the refit (to 2026-12-03): what `search-v1` plays."""
 
-
 @dataclasses.dataclass
 class Search:
     """A `Player` that searches each game separately (per-game loop inside `act`)."""
@@ -119,6 +120,9 @@ class Search:
     kernel: Kernel = Kernel.NUMBA
     """python | numba: the tree's implementation (same moves at the same depth)."""
     name: str = "search"
+    leafnet: str = ""
+    """An ``.npz`` leaf net (:mod:`.leafnet`) whose correction is added to the count at every leaf
+    (numba kernel only; "": the count alone)."""
     depths: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=100_000))
     """Depth completed for recent searched decisions (benchmarks read it)."""
 
@@ -126,6 +130,9 @@ class Search:
         self.kernel = Kernel(self.kernel)
         if self.kernel is Kernel.NUMBA and not compiled_available():
             self.kernel = Kernel.PYTHON
+        self._net = leafnet.LeafNet.load(self.leafnet) if self.leafnet else None
+        if self._net is not None and self.kernel is not Kernel.NUMBA:
+            raise ValueError("search: a leaf net runs in the numba kernel only (kernel=numba, numba installed)")
 
     def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
         """Moves for `seat` in every game. Shape [B] int8."""
@@ -140,10 +147,11 @@ class Search:
         scores = np.full(state.batch_size, np.nan)
         over = state.game_over(config.ruleset is Ruleset.SOLO)
         decide = choose_compiled if self.kernel is Kernel.NUMBA else choose
+        extra = {"net": self._net} if self.leafnet else {}
         for g in np.flatnonzero(~over & state.alive[:, seat]):
             rules = compact.Rules.of(config, state, int(g))
             pos = compact.from_batch(state, int(g))
-            decision = decide(rules, pos, seat, self.ms / 1000.0, self.max_depth, self.focus, self.weights)
+            decision = decide(rules, pos, seat, self.ms / 1000.0, self.max_depth, self.focus, self.weights, **extra)
             if decision.depth > 0:
                 self.depths.append(decision.depth)
                 scores[g] = decision.score
@@ -320,10 +328,15 @@ def compiled_available() -> bool:
 
 def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, seconds: float,
                     max_depth: int = 48, focus: int = 2, weights: SearchWeights | None = None,
-                    prior: Sequence[float] | None = None, margin: float = 0.0) -> Decision:
-    """`choose` with the tree compiled (search_kernel.py): the same decisions, more depth per second."""
+                    prior: Sequence[float] | None = None, margin: float = 0.0,
+                    net: leafnet.LeafNet | None = None) -> Decision:
+    """`choose` with the tree compiled (search_kernel.py): the same decisions, more depth per second.
+    `net`: a leaf net added to the count at every leaf (:mod:`.leafnet`); ValueError if it was made
+    for another board size."""
     from ouroboros.trainer.agents import search_kernel as k
 
+    if net is not None:
+        net.check_board(rules.geo.board.n_cells)
     start = time.perf_counter()
     asked = stopping.current()
     deadline = asked.sooner(start + seconds)
@@ -335,7 +348,7 @@ def choose_compiled(rules: compact.Rules, pos: compact.Position, me: int, second
     if len(options) <= 1:
         return Decision(options[0] if options else helper.default_move(snakes[me]), 0, 0.0, 0)
     options.sort(key=lambda m: -rank[m])
-    arrays = _arrays(rules, focus, weights or SearchWeights())
+    arrays = _arrays(rules, focus, weights or SearchWeights(), net or leafnet.NONE)
     geo = rules.geo
     hist = np.zeros((len(snakes), 4), np.int64)
     counters = np.zeros(k.N_COUNTERS, np.int64)
@@ -407,8 +420,8 @@ def _stop_on(event: threading.Event, counters: np.ndarray, limit: int, deadline:
     threading.Thread(target=watch, name="search-hangup", daemon=True).start()
 
 
-def _arrays(rules: compact.Rules, focus: int, weights: SearchWeights) -> tuple:
-    """(delta, wrap, inside, hazard, params, weights) of search_kernel's layout."""
+def _arrays(rules: compact.Rules, focus: int, weights: SearchWeights, net: leafnet.LeafNet = leafnet.NONE) -> tuple:
+    """(delta, wrap, inside, hazard, params, weights, net) of search_kernel's layout."""
     geo = rules.geo
     n = geo.board.n_cells
     inside = np.zeros(n, np.uint8)
@@ -416,7 +429,7 @@ def _arrays(rules: compact.Rules, focus: int, weights: SearchWeights) -> tuple:
     params = np.array([int(geo.wraps), int(rules.constricts), rules.hazard_damage, focus], np.int64)
     w = np.array([getattr(weights, f.name) for f in dataclasses.fields(weights)], np.float64)
     return (np.array(geo.delta, np.int64), np.array(geo.wrap, np.int64), inside,
-            np.array(rules.hazard, np.int16), params, w)
+            np.array(rules.hazard, np.int16), params, w, net.kernel())
 
 
 def _position(rules: compact.Rules, pos: compact.Position) -> tuple:

@@ -15,7 +15,10 @@ uint8 [P] over the engine's padded cells. The rules (`geo`) are `delta` int64
 [4] (cell offset per move), `wrap` int64 [P] (cell after wrapping), `inside`
 uint8 [P], `hazard` int16 [P] (entries per cell at the root) and `params`
 int64 [4] (wraps, constricts, hazard damage, focus). `weights` float64 [9]
-follows `search.SearchWeights` field order.
+follows `search.SearchWeights` field order. `net` is a leaf net's arrays
+(`leafnet.LeafNet.kernel()`, hidden size 0: none): its correction is added to
+the count at every leaf (`_evaluate`), over inputs that `_leaf_inputs` lists
+and `leaf_inputs` returns dense for training.
 
 **Time.** numba has no `time` module, so the kernel reads the monotonic
 clock itself through libc's `clock_gettime` (ctypes; the same clock as
@@ -184,8 +187,10 @@ def _terminal(alive, me, ply):
 
 
 @njit(cache=True)
-def _evaluate(delta, wrap, inside, params, weights, width, height, body, length, health, alive, food, me):
-    """Voronoi territory, length, food and health from `me`'s point of view (search.evaluate)."""
+def _count(delta, wrap, inside, params, weights, width, height, body, length, health, alive, food, me, terr):
+    """Voronoi territory, length, food and health from `me`'s point of view (search.evaluate).
+    `terr` int8 [P] (or [1]: not recorded): set to 1 on `me`'s territory, 2 on a rival's."""
+    record = terr.shape[0] > 1
     wraps = params[0]
     n_cells = food.shape[0]
     n_snakes = body.shape[0]
@@ -286,6 +291,8 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
                     owner[c] = k
                 count[k] += 1
                 area[k] += 1
+                if record:
+                    terr[c] = 1 if k == mine else 2
                 if k == mine and food_dist == 0 and food[c]:
                     food_dist = steps
     w_area, w_length, length_cap, w_kill = weights[0], weights[1], weights[2], weights[3]
@@ -309,6 +316,105 @@ def _evaluate(delta, wrap, inside, params, weights, width, height, body, length,
     if area[mine] < my_len:
         score -= w_trapped * (my_len - area[mine]) / my_len
     return score
+
+
+LEAF_CHANNELS = 7
+"""Leaf net inputs per padded cell: own head, own body, rival heads, rival bodies, food, own territory,
+rival territory (counts: a stacked body cell counts twice); then LEAF_SCALARS scalars."""
+LEAF_SCALARS = 5
+
+
+@njit(cache=True)
+def _leaf_inputs(body, length, health, alive, food, me, terr, idx, scal):
+    """Fills idx with the active cell features (channel * P + cell) and scal [LEAF_SCALARS]; returns
+    how many of idx are used."""
+    n_cells = food.shape[0]
+    n = 0
+    rival_len = 0
+    rival_health = 0
+    rivals = 0
+    for s in range(body.shape[0]):
+        if not alive[s]:
+            continue
+        base = 0 if s == me else 2
+        idx[n] = base * n_cells + body[s, 0]
+        n += 1
+        for k in range(1, length[s]):
+            idx[n] = (base + 1) * n_cells + body[s, k]
+            n += 1
+        if s != me:
+            rivals += 1
+            rival_len = max(rival_len, length[s])
+            rival_health = max(rival_health, health[s])
+    for c in range(n_cells):
+        if food[c]:
+            idx[n] = 4 * n_cells + c
+            n += 1
+        if terr[c]:
+            idx[n] = (4 + terr[c]) * n_cells + c
+            n += 1
+    scal[0] = health[me] / 100.0
+    scal[1] = min(length[me], 64) / 64.0
+    scal[2] = max(-1.0, min(1.0, (length[me] - rival_len) / 8.0))
+    scal[3] = rival_health / 100.0
+    scal[4] = rivals / max(1, body.shape[0] - 1)
+    return n
+
+
+@njit(cache=True)
+def _leaf_net(net, body, length, health, alive, food, me, terr):
+    """The leaf net's correction in points: a clipped-ReLU MLP (NNUE's shape) over _leaf_inputs."""
+    w1, b1, w2, b2, w3, ws, nn = net
+    idx = np.empty(body.shape[0] * body.shape[1] + 2 * food.shape[0], np.int64)
+    scal = np.empty(LEAF_SCALARS, np.float64)
+    n = _leaf_inputs(body, length, health, alive, food, me, terr, idx, scal)
+    hidden = b1.shape[0]
+    h = b1.astype(np.float64)
+    for r in range(n):
+        row = w1[idx[r]]
+        for j in range(hidden):
+            h[j] += row[j]
+    for q in range(LEAF_SCALARS):
+        for j in range(hidden):
+            h[j] += ws[q, j] * scal[q]
+    for j in range(hidden):
+        h[j] = min(1.0, max(0.0, h[j]))
+    out = nn[1]
+    for i in range(hidden):
+        z = b2[i]
+        for j in range(hidden):
+            z += w2[i, j] * h[j]
+        out += w3[i] * min(1.0, max(0.0, z))
+    return nn[0] * out
+
+
+@njit(cache=True)
+def _evaluate(delta, wrap, inside, params, weights, net, width, height, body, length, health, alive, food, me):
+    """The leaf score: the count (_count), plus the leaf net's correction when `net` has one."""
+    on = net[1].shape[0] > 0
+    terr = np.zeros(food.shape[0] if on else 1, np.int8)
+    score = _count(delta, wrap, inside, params, weights, width, height, body, length, health, alive, food, me, terr)
+    if on:
+        score += _leaf_net(net, body, length, health, alive, food, me, terr)
+    return score
+
+
+@njit(cache=True)
+def leaf_inputs(delta, wrap, inside, params, weights, width, height, body, length, health, alive, food, me):
+    """(count score, dense leaf net inputs float32 [LEAF_CHANNELS * P + LEAF_SCALARS]) of one position:
+    what the leaf net reads there (training data)."""
+    n_cells = food.shape[0]
+    terr = np.zeros(n_cells, np.int8)
+    score = _count(delta, wrap, inside, params, weights, width, height, body, length, health, alive, food, me, terr)
+    idx = np.empty(body.shape[0] * body.shape[1] + 2 * n_cells, np.int64)
+    scal = np.empty(LEAF_SCALARS, np.float64)
+    n = _leaf_inputs(body, length, health, alive, food, me, terr, idx, scal)
+    dense = np.zeros(LEAF_CHANNELS * n_cells + LEAF_SCALARS, np.float32)
+    for r in range(n):
+        dense[idx[r]] += 1
+    for q in range(LEAF_SCALARS):
+        dense[LEAF_CHANNELS * n_cells + q] = scal[q]
+    return score, dense
 
 
 @njit(cache=True)
@@ -348,7 +454,7 @@ def _opponents(body, alive, me, depth, stride, focus, searched, scripted):
 
 
 @njit  # not cached: numba's cache of a self-recursive function crashed on reload (numba 0.68)
-def search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
+def search(delta, wrap, inside, hazard, params, weights, net, width, height, hist, counters, deadline,
            body, length, health, alive, food, me, depth, alpha, beta, ply, mine):
     """A max node (`mine` < 0: our choice at the start of a turn) or a min node (`mine`:
     our move; the searched opponents' joint reply, then the turn). Returns the score."""
@@ -364,7 +470,7 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
         if not np.isnan(term):
             return term
         if depth == 0:
-            return _evaluate(delta, wrap, inside, params, weights, width, height,
+            return _evaluate(delta, wrap, inside, params, weights, net, width, height,
                              body, length, health, alive, food, me)
         occ = _obstacles(body, length, alive, n_cells)
         options = np.empty(4, np.int64)
@@ -375,7 +481,7 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
         best = -INF
         for r in range(n_opt):
             m = options[r]
-            v = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
+            v = search(delta, wrap, inside, hazard, params, weights, net, width, height, hist, counters, deadline,
                        body, length, health, alive, food, me, depth, alpha, beta, ply, m)
             if counters[ABORTED]:
                 return 0.0
@@ -417,7 +523,7 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
             moves[searched[k]] = choices[k, idx[k]]
         nbody, nlen, nhealth, nalive, nfood = _step(delta, wrap, inside, hazard, params,
                                                     body, length, health, alive, food, moves)
-        v = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
+        v = search(delta, wrap, inside, hazard, params, weights, net, width, height, hist, counters, deadline,
                    nbody, nlen, nhealth, nalive, nfood, me, depth - 1, alpha, min(beta, worst), ply + 1, -1)
         if counters[ABORTED]:
             return 0.0
@@ -440,14 +546,14 @@ def search(delta, wrap, inside, hazard, params, weights, width, height, hist, co
 
 
 @njit(nogil=True)  # without the GIL: a hang-up watcher thread can set counters[LIMIT] meanwhile
-def root(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
+def root(delta, wrap, inside, hazard, params, weights, net, width, height, hist, counters, deadline,
          body, length, health, alive, food, me, depth, options, scores, slack):
     """Scores of our `options` searched `depth` turns deep (fail-low scores are bounds). Each move
     after the first is searched with alpha `slack` points below the best score so far, so a move
     that ties the best (slack > 0) gets its exact score, not a bound equal to it."""
     alpha = -INF
     for r in range(options.shape[0]):
-        scores[r] = search(delta, wrap, inside, hazard, params, weights, width, height, hist, counters, deadline,
+        scores[r] = search(delta, wrap, inside, hazard, params, weights, net, width, height, hist, counters, deadline,
                            body, length, health, alive, food, me, depth, alpha, INF, 0, options[r])
         if counters[ABORTED]:
             return

@@ -1,0 +1,121 @@
+"""Does a leaf net trained on search games' outcomes predict them better than the count? And write one.
+
+    python -m benchmarks.leaf_net [--games 320] [--ms 10] [--workers 2] [--seed 9000]
+                                  [--hidden 16] [--epochs 20] [--out leaf.npz] [--data DIR]
+
+Plays ``--games`` 11x11 duels of the compiled ``search`` against itself at ``--ms`` a move in
+``--workers`` processes (``trainer.learning.leaf.collect``: every living snake's leaf inputs and
+count at every turn, and its result), or reads them back from ``--data`` (``parts-*.npz`` written
+there by an earlier run with the same option). Then, held out by game parity (trained on the odd
+games and scored on the even ones, and the other way round), for windows of ``--last`` turns
+before each game's end (0: every turn), prints the log loss (nats per position, mean of the two
+halves) of the count with its logistic scale fitted and of the leaf model (count + net,
+``leaf.fit``), raw and with its scale refitted. With ``--out``, trains on every game and writes
+the net (:mod:`trainer.agents.leafnet`'s ``.npz``), which ``search:leafnet=PATH`` plays;
+whether it wins is for a match (``ouro evaluate --players "search:leafnet=PATH,search"``), not
+for this log loss. Records the games, positions, time, commit, CPUs and load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import glob
+import os
+import time
+
+import numpy as np
+
+from benchmarks import commit
+from benchmarks.eval_fit import fit as fit_scale
+from benchmarks.eval_fit import log_loss
+from ouroboros.trainer.learning import leaf
+
+
+def _collect(seed: int, games: int, ms: float, max_turns: int, path: str) -> str:
+    data = leaf.collect(seed, games, ms, max_turns)
+    np.savez(path, **{name: getattr(data, name) for name in ("inputs", "count", "result", "game", "left")})
+    return path
+
+
+def _load(paths: list[str]) -> leaf.LeafData:
+    parts = []
+    for path in paths:
+        with np.load(path) as z:
+            parts.append(leaf.LeafData(z["inputs"], z["count"], z["result"], z["game"], z["left"]))
+    return leaf.LeafData.concat(parts)
+
+
+def _windowed(score: np.ndarray, data: leaf.LeafData, last: int) -> float:
+    """Held-out log loss of sigmoid(s * score), s fitted on the other half, over the window."""
+    keep = (data.left <= last) if last else np.ones(len(score), bool)
+    odd = data.game % 2 == 1
+    losses = []
+    for train in (odd, ~odd):
+        s = fit_scale(score[keep & train][:, None], data.result[keep & train])
+        losses.append(log_loss(score[keep & ~train][:, None], data.result[keep & ~train], s))
+    return float(np.mean(losses))
+
+
+def _raw(logit: np.ndarray, data: leaf.LeafData, last: int) -> float:
+    keep = (data.left <= last) if last else np.ones(len(logit), bool)
+    return log_loss(logit[keep][:, None], data.result[keep], np.ones(1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.leaf_net", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--games", type=int, default=320, help="duels to play (split over the workers)")
+    parser.add_argument("--ms", type=float, default=10.0, help="search budget per move, both sides")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=9000)
+    parser.add_argument("--max-turns", type=int, default=500)
+    parser.add_argument("--hidden", type=int, default=16, help="the net's hidden width (both layers)")
+    parser.add_argument("--epochs", type=float, default=20.0)
+    parser.add_argument("--last", default="10,30,60,120,0",
+                        help="windows: positions within this many turns of their game's end (0: all)")
+    parser.add_argument("--data", default="", help="a folder: reuse its parts-*.npz, or write the games' there")
+    parser.add_argument("--out", default="", help="train on every game and write the net here (.npz)")
+    args = parser.parse_args(argv)
+    if args.games < 2 or args.workers < 1 or args.ms <= 0 or args.hidden < 1 or args.epochs <= 0:
+        parser.error("--games must be at least 2 (two halves), --workers and --hidden at least 1, "
+                     "--ms and --epochs above 0")
+    windows = [int(v) for v in args.last.split(",")]
+    print(f"commit {commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before", flush=True)
+    start = time.perf_counter()
+    saved = sorted(glob.glob(os.path.join(args.data, "parts-*.npz"))) if args.data else []
+    if saved:
+        data = _load(saved)
+        print(f"read {len(saved)} parts from {args.data}", flush=True)
+    else:
+        folder = args.data or os.path.join(os.environ.get("TMPDIR", "/tmp"), f"leaf-net-{os.getpid()}")
+        os.makedirs(folder, exist_ok=True)
+        shares = np.array_split(np.arange(args.games), min(args.workers, args.games))
+        with concurrent.futures.ProcessPoolExecutor(len(shares)) as pool:
+            paths = list(pool.map(_collect, [args.seed + int(s[0]) for s in shares], [len(s) for s in shares],
+                                  [args.ms] * len(shares), [args.max_turns] * len(shares),
+                                  [os.path.join(folder, f"parts-{args.seed + int(s[0])}.npz") for s in shares]))
+        data = _load(paths)
+    games = np.unique(data.game).size
+    print(f"{games} duels (11x11, search:ms={args.ms:g} both sides, --max-turns {args.max_turns}), "
+          f"{len(data.result):,} positions, {time.perf_counter() - start:.0f} s", flush=True)
+    odd = data.game % 2 == 1
+    held = np.zeros(len(data.result))
+    for train in (odd, ~odd):
+        model = leaf.fit(data, np.flatnonzero(train), hidden=args.hidden, epochs=args.epochs)
+        held[~train] = leaf.logits(model, data, np.flatnonzero(~train))
+    count = np.clip(data.count, -leaf.COUNT_CLIP, leaf.COUNT_CLIP)
+    print(f"held-out log loss (nats/position): count, scale fitted | leaf model raw | leaf model, scale "
+          f"refitted ({time.perf_counter() - start:.0f} s)")
+    for last in windows:
+        label = f"last {last} turns" if last else "every turn"
+        print(f"{label:>15}: {_windowed(count, data, last):.4f} | {_raw(held, data, last):.4f} | "
+              f"{_windowed(held, data, last):.4f}", flush=True)
+    if args.out:
+        net = leaf.fit(data, hidden=args.hidden, epochs=args.epochs).export()
+        net.save(args.out)
+        print(f"wrote {args.out}: hidden {args.hidden}, {net.nn[0]:.0f} points per logit", flush=True)
+    print(f"load {os.getloadavg()[0]:.1f} after, {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

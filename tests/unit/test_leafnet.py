@@ -1,0 +1,133 @@
+"""The search's leaf net: the kernel computes the documented function of the documented inputs,
+a net that says nothing leaves the search unchanged, a trained model exports to the kernel
+exactly, and bad files are refused with what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ouroboros.trainer.agents import compact, leafnet, registry, search
+from ouroboros.trainer.agents.heuristic import Heuristic
+from ouroboros.trainer.engine import maps, rules
+from ouroboros.trainer.engine.types import GameConfig
+
+pytestmark = pytest.mark.unit
+
+if not search.compiled_available():  # pragma: no cover - numba is in the trainer and serve extras
+    pytest.skip("numba is not installed", allow_module_level=True)
+
+from ouroboros.trainer.agents import search_kernel  # noqa: E402
+
+
+def random_net(cells: int, hidden: int = 8, seed: int = 0, scale: float = 1.0) -> leafnet.LeafNet:
+    rng = np.random.default_rng(seed)
+    return leafnet.LeafNet(rng.normal(0, 0.3, (7 * cells, hidden)), rng.normal(0, 0.3, hidden),
+                           rng.normal(0, 0.5, (hidden, hidden)), rng.normal(0, 0.3, hidden),
+                           rng.normal(0, 1.0, hidden), rng.normal(0, 0.5, (5, hidden)),
+                           np.array([scale * 100.0, 0.1]))
+
+
+def played(config: GameConfig, turns: int = 20, games: int = 3):
+    state = maps.new_games(config, np.arange(games) + 3)
+    rng = np.random.default_rng(1)
+    player = Heuristic()
+    for _ in range(turns):
+        moves = np.stack([player.act(config, state, s, rng) for s in range(config.n_snakes)], 1)
+        state = rules.step(config, state, moves)
+    over = state.game_over(False)
+    return [(compact.Rules.of(config, state, g), compact.from_batch(state, g), state.alive[g])
+            for g in range(games) if not over[g]]
+
+
+def by_formula(net: leafnet.LeafNet, dense: np.ndarray) -> float:
+    """The module docstring's formula, in numpy, on the dense inputs."""
+    cells = 7 * net.cells
+    h = np.clip(net.b1 + dense[:cells] @ net.w1 + dense[cells:] @ net.ws, 0, 1)
+    return float(net.nn[0] * (net.w3 @ np.clip(net.w2 @ h + net.b2, 0, 1) + net.nn[1]))
+
+
+@pytest.mark.parametrize("config", [GameConfig(11, 11, 2), GameConfig(11, 11, 4), GameConfig(7, 7, 2)],
+                         ids=["duel", "4 snakes", "7x7 duel"])
+def test_kernel_adds_the_documented_net_to_the_count(config):
+    checked = 0
+    for rules_, pos, alive in played(config):
+        net = random_net(rules_.geo.board.n_cells)
+        delta, wrap, inside, _, params, weights, kernel_net = search._arrays(rules_, 2, search.SearchWeights(), net)
+        position = search._position(rules_, pos)
+        for me in np.flatnonzero(alive):
+            count, dense = search_kernel.leaf_inputs(delta, wrap, inside, params, weights, rules_.geo.width,
+                                                     rules_.geo.height, *position, int(me))
+            bare = search_kernel._evaluate(delta, wrap, inside, params, weights, leafnet.NONE.kernel(),
+                                           rules_.geo.width, rules_.geo.height, *position, int(me))
+            full = search_kernel._evaluate(delta, wrap, inside, params, weights, kernel_net,
+                                           rules_.geo.width, rules_.geo.height, *position, int(me))
+            assert count == bare  # the count is untouched by recording its territory
+            assert full - bare == pytest.approx(by_formula(net, dense), rel=1e-6)  # inputs are float32
+            # the inputs are the documented ones: one head, the body, food, both territories
+            grid = dense[: 7 * net.cells].reshape(7, net.cells)
+            snakes, food = pos
+            assert grid[0].sum() == 1 and grid[0, snakes[me][0][0]] == 1
+            assert grid[1].sum() == len(snakes[me][0]) - 1
+            assert grid[2].sum() == sum(1 for i, s in enumerate(snakes) if s is not None and i != me)
+            assert grid[4].sum() == bin(food).count("1")
+            assert dense[-5] == pytest.approx(snakes[me][2] / 100)
+            checked += 1
+    assert checked >= 3
+
+
+def test_a_silent_net_leaves_the_search_as_it_was():
+    for rules_, pos, alive in played(GameConfig(11, 11, 2)):
+        silent = random_net(rules_.geo.board.n_cells)
+        silent = leafnet.LeafNet(silent.w1, silent.b1, silent.w2, silent.b2, np.zeros_like(silent.w3),
+                                 silent.ws, np.array([100.0, 0.0]))
+        for me in np.flatnonzero(alive):
+            plain = search.choose_compiled(rules_, pos, int(me), 1e6, max_depth=3)
+            with_net = search.choose_compiled(rules_, pos, int(me), 1e6, max_depth=3, net=silent)
+            assert (with_net.move, with_net.score, with_net.nodes) == (plain.move, plain.score, plain.nodes)
+
+
+def test_a_net_changes_what_the_search_scores():
+    rules_, pos, alive = played(GameConfig(11, 11, 2))[0]
+    loud = random_net(rules_.geo.board.n_cells, scale=50.0)
+    plain = search.choose_compiled(rules_, pos, 0, 1e6, max_depth=2)
+    with_net = search.choose_compiled(rules_, pos, 0, 1e6, max_depth=2, net=loud)
+    assert with_net.score != plain.score
+
+
+def test_a_trained_model_exports_to_the_kernel_exactly():
+    torch = pytest.importorskip("torch")
+    from ouroboros.trainer.learning import leaf
+
+    data = leaf.collect(seed=5, games=2, ms=2.0, max_turns=30)
+    assert data.inputs.shape[1] == 7 * 169 + 5 and len(data.result) == len(data.count) > 20
+    assert set(np.unique(data.result)) <= {0.0, 0.5, 1.0}
+    model = leaf.fit(data, hidden=4, epochs=2.0, batch=64)
+    net = model.export()
+    rows = np.arange(0, len(data.result), 7)
+    with torch.no_grad():
+        want = model.net(torch.from_numpy(data.inputs[rows].astype(np.float32))).double().numpy() * net.nn[0]
+    got = [by_formula(net, data.inputs[r].astype(np.float64)) for r in rows]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3 * net.nn[0])
+
+
+def test_bad_files_are_refused_with_what_is_wrong(tmp_path):
+    good = random_net(169)
+    path = tmp_path / "net.npz"
+    good.save(path)
+    assert leafnet.LeafNet.load(path).cells == 169
+    arrays = {k: getattr(good, k) for k in leafnet.KEYS}
+    for change, message in [({"nn": None}, "missing nn"), ({"w2": np.zeros((8, 7))}, "w2 has shape"),
+                            ({"b2": np.full(8, np.nan)}, "b2 holds values that are not finite"),
+                            ({"w1": np.zeros((100, 8))}, "not 7 channels")]:
+        bad = {k: v for k, v in {**arrays, **change}.items() if v is not None}
+        np.savez(tmp_path / "bad.npz", **bad)
+        with pytest.raises(ValueError, match=message):
+            leafnet.LeafNet.load(tmp_path / "bad.npz")
+    rules_, pos, _ = played(GameConfig(7, 7, 2))[0]
+    with pytest.raises(ValueError, match="169 padded cells, this one has 81"):
+        search.choose_compiled(rules_, pos, 0, 1.0, max_depth=1, net=good)
+    with pytest.raises(ValueError, match="numba kernel only"):
+        registry.make_player(f"search:kernel=python,leafnet={path}")
+    with pytest.raises(OSError):
+        registry.make_player(f"search:leafnet={tmp_path / 'missing.npz'}")

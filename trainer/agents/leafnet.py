@@ -1,0 +1,102 @@
+"""A learned correction to the alpha-beta's leaf score: a small net at every leaf, NNUE's shape.
+
+Strong chess engines put a small network inside the alpha-beta itself, evaluated at every
+leaf, instead of a big one consulted rarely (NNUE: Y. Nasu, "Efficiently Updatable Neural-
+Network-based Evaluation Functions for Computer Shogi", 2018; Stockfish since 2020): the search
+keeps its depth and the leaves get the network's judgement. This is that shape for
+`search`'s compiled tree (:mod:`.search_kernel`, ``_leaf_net``):
+
+    score = count + points * (w3 . crelu(W2 crelu(b1 + sum_{f active} W1[f] + Ws s) + b2) + b3)
+
+where `count` is the hand-made evaluation (Voronoi territory, length, food, health:
+:class:`.search.SearchWeights`), crelu is clip(x, 0, 1) as NNUE's, and the inputs are
+sparse: for each padded cell c (``rules.geo``'s layout, P cells) and channel k of
+:data:`CHANNELS`, feature ``k * P + c`` counts what is there (a stacked body cell counts twice),
+so the first layer is a sum of a few hundred rows of W1; `s` holds :data:`SCALARS`. Territory is
+the count's own Voronoi partition, recorded as it is counted. The net is trained to predict game
+outcomes from the count and these inputs (``python -m benchmarks.leaf_net``); `points` converts
+its logit to the count's points (100 / the count's fitted logistic scale per 100 points).
+
+File format: an ``.npz`` of float arrays w1 [7P, H], b1 [H], w2 [H, H], b2 [H], w3 [H],
+ws [5, H], nn [2] (points, b3), with P the padded cells of the board it was trained on
+(169 for 11x11).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+CHANNELS = ("own_head", "own_body", "rival_heads", "rival_bodies", "food", "own_territory",
+            "rival_territory")
+"""Input channels per padded cell, in order (search_kernel.LEAF_CHANNELS)."""
+SCALARS = ("own_health", "own_length", "length_lead", "rival_health", "rivals")
+"""Scalar inputs, in order: health / 100, min(length, 64) / 64, clip((length - longest rival's) / 8,
+-1, 1), the healthiest rival's health / 100, living rivals / (snakes - 1)."""
+KEYS = ("w1", "b1", "w2", "b2", "w3", "ws", "nn")
+
+
+@dataclasses.dataclass(frozen=True)
+class LeafNet:
+    """The arrays of a leaf net, float64, in the kernel's order (:data:`KEYS`)."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    w3: np.ndarray
+    ws: np.ndarray
+    nn: np.ndarray
+
+    def __post_init__(self) -> None:
+        hidden = self.b1.shape[0] if self.b1.ndim == 1 else -1
+        want = {"w1": (None, hidden), "b1": (hidden,), "w2": (hidden, hidden), "b2": (hidden,),
+                "w3": (hidden,), "ws": (len(SCALARS), hidden), "nn": (2,)}
+        for key, shape in want.items():
+            got = getattr(self, key).shape
+            if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got, strict=True)):
+                raise ValueError(f"leaf net: {key} has shape {got}, expected "
+                                 f"{tuple('F' if s is None else s for s in shape)} (H = {hidden} from b1)")
+            if not np.all(np.isfinite(getattr(self, key))):
+                raise ValueError(f"leaf net: {key} holds values that are not finite")
+        if self.w1.shape[0] % len(CHANNELS):
+            raise ValueError(f"leaf net: w1 has {self.w1.shape[0]} rows, not {len(CHANNELS)} channels x cells")
+
+    @property
+    def cells(self) -> int:
+        """Padded cells of the board the net reads (169 for 11x11)."""
+        return self.w1.shape[0] // len(CHANNELS)
+
+    def kernel(self) -> tuple:
+        """The tuple search_kernel's `net` argument takes."""
+        return tuple(getattr(self, key) for key in KEYS)
+
+    def check_board(self, n_cells: int) -> None:
+        """ValueError unless the net was made for a board of `n_cells` padded cells."""
+        if n_cells != self.cells:
+            raise ValueError(f"leaf net: made for a board of {self.cells} padded cells, this one has {n_cells}")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the ``.npz`` (the module's file format)."""
+        np.savez(path, **{key: getattr(self, key) for key in KEYS})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LeafNet:
+        """Reads an ``.npz``; ValueError naming the file and what is wrong (missing key, shape,
+        not finite), OSError when it cannot be read."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = [key for key in KEYS if key not in z.files]
+                if missing:
+                    raise ValueError(f"leaf net: missing {', '.join(missing)}")
+                arrays = {key: np.ascontiguousarray(z[key], np.float64) for key in KEYS}
+            return cls(**arrays)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+
+
+NONE = LeafNet(np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros(0), np.zeros(0),
+               np.zeros((len(SCALARS), 0)), np.zeros(2))
+"""No net (hidden size 0): the leaf score is the count alone."""

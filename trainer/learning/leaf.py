@@ -1,0 +1,171 @@
+"""Training the search's leaf net (:mod:`..agents.leafnet`) on the outcomes of search games.
+
+The data is what the leaf net will see: at every turn of duels between compiled `search`
+players, each living snake's count (the hand-made leaf score, in points) and its sparse leaf
+inputs (``search_kernel.leaf_inputs``, the same function the tree evaluates), labelled with
+that snake's result (1 won, 0.5 drawn, 0 lost). The model is the kernel's net plus the count
+as a skip input, a logistic model of the outcome:
+
+    P(win) = sigmoid(a * count / 100 + net(inputs))
+
+so the net learns what the count misses and `a` its scale; the kernel adds ``net * 100 / a``
+points to the count (`nn[0]`). Trained by Adam on binary cross-entropy with the board's
+eight symmetries as augmentation (a position's outcome does not change under them), cosine
+learning-rate decay, L2 weight decay. This is the "learn the evaluation from game outcomes"
+step that Texel's tuning (``benchmarks.eval_fit``) does for the count's linear weights, with a
+network: NNUE's evaluation trained on search games' results (Nasu 2018; Stockfish's nets
+are trained on search-labelled positions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from ouroboros.trainer.agents import arena, compact, leafnet, search, search_kernel
+from ouroboros.trainer.engine.types import GameConfig
+
+RESULT = {arena.WIN: 1.0, arena.DRAW: 0.5, arena.LOSS: 0.0}
+COUNT_CLIP = 20_000.0
+"""Counts are clipped to +-this (proven wins and losses are 1e6) before they enter the model."""
+
+
+@dataclasses.dataclass
+class LeafData:
+    """Positions of search games, one row per living snake per turn."""
+
+    inputs: np.ndarray
+    """float16 [N, 7P + 5]: dense leaf inputs (cell channels, then scalars)."""
+    count: np.ndarray
+    """float64 [N]: the count (points) of that snake there."""
+    result: np.ndarray
+    """float64 [N]: that snake's result, 1 / 0.5 / 0."""
+    game: np.ndarray
+    """int64 [N]: the game's seed (held-out splits go by game, never by position)."""
+    left: np.ndarray
+    """int64 [N]: turns from this position to its game's end."""
+
+    @staticmethod
+    def concat(parts: list[LeafData]) -> LeafData:
+        return LeafData(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(LeafData)))
+
+
+def collect(seed: int, games: int, ms: float, max_turns: int = 500,
+            weights: search.SearchWeights | None = None) -> LeafData:
+    """Plays `games` 11x11 duels of compiled `search` against itself (`ms` per move, seeds from
+    `seed`) and records every living snake's leaf inputs at every turn. RuntimeError without
+    numba (the inputs are the compiled kernel's)."""
+    if not search.compiled_available():
+        raise RuntimeError("leaf data needs the compiled search kernel (numba)")
+    config = GameConfig()
+    w = weights or search.SearchWeights()
+    players = [search.Search(ms=ms, weights=w), search.Search(ms=ms, weights=w)]
+    rows: list[tuple[int, int, int]] = []
+    inputs, counts = [], []
+
+    def observe(state, live) -> None:
+        over = state.game_over(False)
+        for g in map(int, live):
+            if over[g]:
+                continue
+            rules = compact.Rules.of(config, state, g)
+            pos = compact.from_batch(state, g)
+            delta, wrap, inside, _, params, weights_, _ = search._arrays(rules, 2, w)
+            position = search._position(rules, pos)
+            for seat in np.flatnonzero(state.alive[g]):
+                count, dense = search_kernel.leaf_inputs(delta, wrap, inside, params, weights_, rules.geo.width,
+                                                         rules.geo.height, *position, int(seat))
+                counts.append(count)
+                inputs.append(dense.astype(np.float16))
+                rows.append((g, int(state.turn[g]), int(seat)))
+
+    played = arena.play_match(config, players, list(range(seed, seed + games)), np.random.default_rng(seed),
+                              max_turns=max_turns, observer=observe)
+    meta = np.array(rows, np.int64).reshape(-1, 3)
+    return LeafData(np.stack(inputs), np.array(counts, np.float64),
+                    np.array([RESULT[arena.Outcome(int(played.outcome[g, s]))] for g, _, s in meta]),
+                    meta[:, 0] + seed, np.array([played.turns[g] - t for g, t, _ in meta], np.int64))
+
+
+class LeafModel(torch.nn.Module):
+    """The leaf net with the count as a skip input: logit = a * count / 100 + net(inputs)."""
+
+    def __init__(self, n_inputs: int, hidden: int):
+        super().__init__()
+        self.l1 = torch.nn.Linear(n_inputs, hidden)
+        self.l2 = torch.nn.Linear(hidden, hidden)
+        self.l3 = torch.nn.Linear(hidden, 1)
+        self.a = torch.nn.Parameter(torch.tensor(0.5))
+
+    def net(self, inputs: torch.Tensor) -> torch.Tensor:
+        z = torch.clamp(self.l1(inputs), 0, 1)
+        return self.l3(torch.clamp(self.l2(z), 0, 1))[:, 0]
+
+    def forward(self, inputs: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        return self.a * count / 100.0 + self.net(inputs)
+
+    def export(self) -> leafnet.LeafNet:
+        """The kernel's arrays (points per logit = 100 / a)."""
+        cells = self.l1.in_features - len(leafnet.SCALARS)
+        w1 = self.l1.weight.detach().double().numpy()
+        a = float(self.a.detach())
+        if a <= 0:
+            raise ValueError(f"leaf model: the count's scale came out {a:.4f} (not above 0): no points per logit")
+        return leafnet.LeafNet(w1[:, :cells].T.copy(), self.l1.bias.detach().double().numpy(),
+                               self.l2.weight.detach().double().numpy(), self.l2.bias.detach().double().numpy(),
+                               self.l3.weight.detach().double().numpy()[0], w1[:, cells:].T.copy(),
+                               np.array([100.0 / a, float(self.l3.bias.detach()[0])]))
+
+
+def _symmetry(inputs: torch.Tensor, cells: int, t: int) -> torch.Tensor:
+    """One of the square board's 8 symmetries applied to the cell channels of `inputs` [B, 7P + 5]."""
+    side = int(round(cells ** 0.5))
+    grid = inputs[:, : len(leafnet.CHANNELS) * cells].reshape(-1, len(leafnet.CHANNELS), side, side)
+    if t & 4:
+        grid = grid.transpose(-1, -2)
+    if t & 1:
+        grid = grid.flip(-1)
+    if t & 2:
+        grid = grid.flip(-2)
+    return torch.cat([grid.flatten(1), inputs[:, len(leafnet.CHANNELS) * cells:]], 1)
+
+
+def fit(data: LeafData, rows: np.ndarray | None = None, hidden: int = 16, epochs: float = 20.0,
+        lr: float = 1e-3, weight_decay: float = 1e-3, batch: int = 512, seed: int = 0) -> LeafModel:
+    """Trains a :class:`LeafModel` on `rows` of `data` (all when None); epochs over those rows.
+    The board must be square (the symmetries)."""
+    torch.manual_seed(seed)
+    rows = np.arange(len(data.result)) if rows is None else np.asarray(rows)
+    n_inputs = data.inputs.shape[1]
+    cells = (n_inputs - len(leafnet.SCALARS)) // len(leafnet.CHANNELS)
+    if int(round(cells ** 0.5)) ** 2 != cells:
+        raise ValueError(f"leaf data of {cells} padded cells: the symmetries need a square board")
+    model = LeafModel(n_inputs, hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = max(1, int(epochs * len(rows) / batch))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    rng = np.random.default_rng(seed)
+    count = torch.from_numpy(np.clip(data.count, -COUNT_CLIP, COUNT_CLIP).astype(np.float32))
+    result = torch.from_numpy(data.result.astype(np.float32))
+    for _ in range(steps):
+        b = rng.choice(rows, min(batch, len(rows)), replace=False)
+        x = _symmetry(torch.from_numpy(data.inputs[b].astype(np.float32)), cells, int(rng.integers(8)))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x, count[b]), result[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model
+
+
+def logits(model: LeafModel, data: LeafData, rows: np.ndarray) -> np.ndarray:
+    """The model's logit of a win at `rows` of `data`, float64 [len(rows)]."""
+    out = []
+    with torch.no_grad():
+        for part in np.array_split(np.asarray(rows), max(1, len(rows) // 8192)):
+            x = torch.from_numpy(data.inputs[part].astype(np.float32))
+            c = torch.from_numpy(np.clip(data.count[part], -COUNT_CLIP, COUNT_CLIP).astype(np.float32))
+            out.append(model(x, c).double().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
