@@ -32,9 +32,9 @@ from benchmarks.eval_fit import log_loss
 from ouroboros.trainer.learning import leaf
 
 
-def _collect(seed: int, games: int, ms: float, max_turns: int, path: str) -> str:
-    data = leaf.collect(seed, games, ms, max_turns)
-    np.savez(path, **{name: getattr(data, name) for name in ("inputs", "count", "result", "game", "left")})
+def _collect(seed: int, games: int, ms: float, max_turns: int, label_depth: int, path: str) -> str:
+    data = leaf.collect(seed, games, ms, max_turns, label_depth=label_depth)
+    np.savez(path, **{name: getattr(data, name) for name in ("inputs", "count", "result", "game", "left", "searched")})
     return path
 
 
@@ -42,7 +42,8 @@ def _load(paths: list[str]) -> leaf.LeafData:
     parts = []
     for path in paths:
         with np.load(path) as z:
-            parts.append(leaf.LeafData(z["inputs"], z["count"], z["result"], z["game"], z["left"]))
+            searched = z["searched"] if "searched" in z.files else np.full(len(z["result"]), np.nan)
+            parts.append(leaf.LeafData(z["inputs"], z["count"], z["result"], z["game"], z["left"], searched))
     return leaf.LeafData.concat(parts)
 
 
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-turns", type=int, default=500)
     parser.add_argument("--hidden", type=int, default=16, help="the net's hidden width (both layers)")
     parser.add_argument("--epochs", type=float, default=20.0)
+    parser.add_argument("--label-depth", type=int, default=0,
+                        help="also score every position by a search this many turns deep (a second label)")
+    parser.add_argument("--outcome-weight", type=float, default=1.0,
+                        help="train toward this x the result + the rest x the search score (needs --label-depth)")
     parser.add_argument("--last", default="10,30,60,120,0",
                         help="windows: positions within this many turns of their game's end (0: all)")
     parser.add_argument("--data", default="", help="a folder: reuse its parts-*.npz, or write the games' there")
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.games < 2 or args.workers < 1 or args.ms <= 0 or args.hidden < 1 or args.epochs <= 0:
         parser.error("--games must be at least 2 (two halves), --workers and --hidden at least 1, "
                      "--ms and --epochs above 0")
+    if not 0.0 <= args.outcome_weight <= 1.0 or args.label_depth < 0:
+        parser.error("--outcome-weight must lie in [0, 1] and --label-depth be at least 0")
     windows = [int(v) for v in args.last.split(",")]
     print(f"commit {commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before", flush=True)
     start = time.perf_counter()
@@ -93,15 +100,18 @@ def main(argv: list[str] | None = None) -> None:
         with concurrent.futures.ProcessPoolExecutor(len(shares)) as pool:
             paths = list(pool.map(_collect, [args.seed + int(s[0]) for s in shares], [len(s) for s in shares],
                                   [args.ms] * len(shares), [args.max_turns] * len(shares),
+                                  [args.label_depth] * len(shares),
                                   [os.path.join(folder, f"parts-{args.seed + int(s[0])}.npz") for s in shares]))
         data = _load(paths)
     games = np.unique(data.game).size
     print(f"{games} duels (11x11, search:ms={args.ms:g} both sides, --max-turns {args.max_turns}), "
+          f"{int(np.sum(~np.isnan(data.searched))):,} positions scored by a search, "
           f"{len(data.result):,} positions, {time.perf_counter() - start:.0f} s", flush=True)
     odd = data.game % 2 == 1
     held = np.zeros(len(data.result))
     for train in (odd, ~odd):
-        model = leaf.fit(data, np.flatnonzero(train), hidden=args.hidden, epochs=args.epochs)
+        model = leaf.fit(data, np.flatnonzero(train), hidden=args.hidden, epochs=args.epochs,
+                         outcome_weight=args.outcome_weight)
         held[~train] = leaf.logits(model, data, np.flatnonzero(~train))
     count = np.clip(data.count, -leaf.COUNT_CLIP, leaf.COUNT_CLIP)
     print(f"held-out log loss (nats/position): count, scale fitted | leaf model raw | leaf model, scale "
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{label:>15}: {_windowed(count, data, last):.4f} | {_raw(held, data, last):.4f} | "
               f"{_windowed(held, data, last):.4f}", flush=True)
     if args.out:
-        net = leaf.fit(data, hidden=args.hidden, epochs=args.epochs).export()
+        net = leaf.fit(data, hidden=args.hidden, epochs=args.epochs, outcome_weight=args.outcome_weight).export()
         net.save(args.out)
         print(f"wrote {args.out}: hidden {args.hidden}, {net.nn[0]:.0f} points per logit", flush=True)
     print(f"load {os.getloadavg()[0]:.1f} after, {time.perf_counter() - start:.0f} s")

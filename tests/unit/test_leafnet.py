@@ -131,3 +131,24 @@ def test_bad_files_are_refused_with_what_is_wrong(tmp_path):
         registry.make_player(f"search:kernel=python,leafnet={path}")
     with pytest.raises(OSError):
         registry.make_player(f"search:leafnet={tmp_path / 'missing.npz'}")
+
+
+def test_targets_blend_the_result_and_the_search_score():
+    pytest.importorskip("torch")
+    from ouroboros.trainer.learning import leaf
+
+    rng = np.random.default_rng(0)
+    count = rng.normal(0, 300, 400)
+    result = (rng.random(400) < 1 / (1 + np.exp(-count / 300))).astype(float)  # outcomes follow the count
+    searched = np.where(np.arange(400) % 4 == 0, np.nan, np.where(np.arange(400) % 2 == 0, 1e6, -1e6))
+    data = leaf.LeafData(np.zeros((400, 7 * 169 + 5), np.float16), count, result, np.arange(400),
+                         np.zeros(400, np.int64), searched)
+    rows = np.arange(400)
+    np.testing.assert_array_equal(leaf.targets(data, rows, 1.0), result)
+    only_search = leaf.targets(data, rows, 0.0)
+    unscored = np.isnan(searched)
+    np.testing.assert_array_equal(only_search[unscored], result[unscored])  # no search score: the result
+    assert np.all(only_search[~unscored & (searched > 0)] > 0.99)  # a won search: a win, in the count's scale
+    assert np.all(only_search[~unscored & (searched < 0)] < 0.01)
+    half = leaf.targets(data, rows, 0.5)
+    np.testing.assert_allclose(half, 0.5 * result + 0.5 * only_search)

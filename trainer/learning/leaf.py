@@ -46,6 +46,9 @@ class LeafData:
     """int64 [N]: the game's seed (held-out splits go by game, never by position)."""
     left: np.ndarray
     """int64 [N]: turns from this position to its game's end."""
+    searched: np.ndarray
+    """float64 [N]: the score (points) of a fixed-depth search of that snake there (`collect`'s
+    `label_depth`); NaN where none ran (depth 0, or one safe move: nothing to search)."""
 
     @staticmethod
     def concat(parts: list[LeafData]) -> LeafData:
@@ -53,17 +56,19 @@ class LeafData:
 
 
 def collect(seed: int, games: int, ms: float, max_turns: int = 500,
-            weights: search.SearchWeights | None = None) -> LeafData:
+            weights: search.SearchWeights | None = None, label_depth: int = 0) -> LeafData:
     """Plays `games` 11x11 duels of compiled `search` against itself (`ms` per move, seeds from
-    `seed`) and records every living snake's leaf inputs at every turn. RuntimeError without
-    numba (the inputs are the compiled kernel's)."""
+    `seed`) and records every living snake's leaf inputs at every turn, and with `label_depth`
+    the score of a search of that many turns from there (a second label: what a deeper look
+    says, as chess nets are trained on search scores). RuntimeError without numba (the inputs
+    are the compiled kernel's)."""
     if not search.compiled_available():
         raise RuntimeError("leaf data needs the compiled search kernel (numba)")
     config = GameConfig()
     w = weights or search.SearchWeights()
     players = [search.Search(ms=ms, weights=w), search.Search(ms=ms, weights=w)]
     rows: list[tuple[int, int, int]] = []
-    inputs, counts = [], []
+    inputs, counts, searched = [], [], []
 
     def observe(state, live) -> None:
         over = state.game_over(False)
@@ -78,6 +83,11 @@ def collect(seed: int, games: int, ms: float, max_turns: int = 500,
                 count, dense = search_kernel.leaf_inputs(delta, wrap, inside, params, weights_, rules.geo.width,
                                                          rules.geo.height, *position, int(seat))
                 counts.append(count)
+                if label_depth:
+                    looked = search.choose_compiled(rules, pos, int(seat), 1e6, max_depth=label_depth, weights=w)
+                    searched.append(looked.score if looked.depth == label_depth else np.nan)
+                else:
+                    searched.append(np.nan)
                 inputs.append(dense.astype(np.float16))
                 rows.append((g, int(state.turn[g]), int(seat)))
 
@@ -86,7 +96,8 @@ def collect(seed: int, games: int, ms: float, max_turns: int = 500,
     meta = np.array(rows, np.int64).reshape(-1, 3)
     return LeafData(np.stack(inputs), np.array(counts, np.float64),
                     np.array([RESULT[arena.Outcome(int(played.outcome[g, s]))] for g, _, s in meta]),
-                    meta[:, 0] + seed, np.array([played.turns[g] - t for g, t, _ in meta], np.int64))
+                    meta[:, 0] + seed, np.array([played.turns[g] - t for g, t, _ in meta], np.int64),
+                    np.array(searched, np.float64))
 
 
 class LeafModel(torch.nn.Module):
@@ -132,10 +143,36 @@ def _symmetry(inputs: torch.Tensor, cells: int, t: int) -> torch.Tensor:
     return torch.cat([grid.flatten(1), inputs[:, len(leafnet.CHANNELS) * cells:]], 1)
 
 
+def targets(data: LeafData, rows: np.ndarray, outcome_weight: float = 1.0) -> np.ndarray:
+    """What :func:`fit` trains toward at `rows`, float64 in [0, 1]: `outcome_weight` x the result +
+    (1 - it) x sigmoid(s x searched / 100), with s the count's logistic scale fitted to the results
+    of those rows (so search scores and counts speak the same units); the result alone where no
+    search score was recorded. The blend of game result and search score is the `lambda` of
+    Stockfish's NNUE trainer."""
+    result = data.result[rows]
+    if outcome_weight >= 1.0:
+        return result
+    count = np.clip(data.count[rows], -COUNT_CLIP, COUNT_CLIP) / 100.0
+    s = _scale(count, result)
+    searched = np.clip(data.searched[rows], -COUNT_CLIP, COUNT_CLIP) / 100.0
+    soft = np.where(np.isnan(searched), result, 1.0 / (1.0 + np.exp(-s * np.nan_to_num(searched))))
+    return outcome_weight * result + (1.0 - outcome_weight) * soft
+
+
+def _scale(x: np.ndarray, y: np.ndarray, steps: int = 50) -> float:
+    """The logistic scale s of P(y) = sigmoid(s x), no intercept, by Newton's method."""
+    s = 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-s * x))
+        s -= float(np.sum((p - y) * x)) / max(float(np.sum(p * (1 - p) * x * x)), 1e-12)
+    return s
+
+
 def fit(data: LeafData, rows: np.ndarray | None = None, hidden: int = 16, epochs: float = 20.0,
-        lr: float = 1e-3, weight_decay: float = 1e-3, batch: int = 512, seed: int = 0) -> LeafModel:
-    """Trains a :class:`LeafModel` on `rows` of `data` (all when None); epochs over those rows.
-    The board must be square (the symmetries)."""
+        lr: float = 1e-3, weight_decay: float = 1e-3, batch: int = 512, seed: int = 0,
+        outcome_weight: float = 1.0) -> LeafModel:
+    """Trains a :class:`LeafModel` on `rows` of `data` (all when None); epochs over those rows,
+    toward :func:`targets`. The board must be square (the symmetries)."""
     torch.manual_seed(seed)
     rows = np.arange(len(data.result)) if rows is None else np.asarray(rows)
     n_inputs = data.inputs.shape[1]
@@ -148,7 +185,8 @@ def fit(data: LeafData, rows: np.ndarray | None = None, hidden: int = 16, epochs
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     rng = np.random.default_rng(seed)
     count = torch.from_numpy(np.clip(data.count, -COUNT_CLIP, COUNT_CLIP).astype(np.float32))
-    result = torch.from_numpy(data.result.astype(np.float32))
+    result = torch.zeros(len(data.result))
+    result[torch.from_numpy(rows)] = torch.from_numpy(targets(data, rows, outcome_weight).astype(np.float32))
     for _ in range(steps):
         b = rng.choice(rows, min(batch, len(rows)), replace=False)
         x = _symmetry(torch.from_numpy(data.inputs[b].astype(np.float32)), cells, int(rng.integers(8)))
