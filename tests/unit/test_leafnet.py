@@ -20,6 +20,11 @@ if not search.compiled_available():  # pragma: no cover - numba is in the traine
 from ouroboros.trainer.agents import search_kernel  # noqa: E402
 
 
+def test_the_kernel_reads_the_inputs_the_module_documents():
+    assert len(leafnet.CHANNELS) == search_kernel.LEAF_CHANNELS
+    assert len(leafnet.SCALARS) == search_kernel.LEAF_SCALARS
+
+
 def random_net(cells: int, hidden: int = 8, seed: int = 0, scale: float = 1.0) -> leafnet.LeafNet:
     rng = np.random.default_rng(seed)
     return leafnet.LeafNet(rng.normal(0, 0.3, (7 * cells, hidden)), rng.normal(0, 0.3, hidden),

@@ -106,6 +106,7 @@ class SearchWeights:
 HAND_SET = SearchWeights(length=25.0, food=150.0, trapped=400.0, tails=False)
 """The leaf weights set by hand before the refit (to 2026-12-03): what `search-v1` plays."""
 
+
 @dataclasses.dataclass
 class Search:
     """A `Player` that searches each game separately (per-game loop inside `act`)."""
