@@ -1,12 +1,14 @@
 """Does a leaf net trained on search games' outcomes predict them better than the count? And write one.
 
-    python -m benchmarks.leaf_net [--games 320] [--ms 10] [--workers 2] [--seed 9000]
-                                  [--hidden 16] [--epochs 20] [--out leaf.npz] [--data DIR]
+    python -m benchmarks.leaf_net [--games 320] [--ms 10] [--workers 2] [--seed 9000] [--max-turns 500]
+                                  [--label-depth 0] [--outcome-weight 1] [--hidden 16] [--epochs 20]
+                                  [--last 10,30,60,120,0] [--out leaf.npz] [--data DIR]
 
 Plays ``--games`` 11x11 duels of the compiled ``search`` against itself at ``--ms`` a move in
 ``--workers`` processes (``trainer.learning.leaf.collect``: every living snake's leaf inputs and
-count at every turn, and its result), or reads them back from ``--data`` (``parts-*.npz`` written
-there by an earlier run with the same option). Then, held out by game parity (trained on the odd
+count at every turn, and its result; games that reach ``--max-turns`` are draws, 0.5), or reads
+them back from ``--data`` (``parts-*.npz`` written there by an earlier run with the same option;
+the game options are then ignored: the data says what was played). Then, held out by game parity (trained on the odd
 games and scored on the even ones, and the other way round), for windows of ``--last`` turns
 before each game's end (0: every turn), prints the log loss (nats per position, mean of the two
 halves) of the count with its logistic scale fitted and of the leaf model (count + net,
@@ -41,10 +43,29 @@ def _collect(seed: int, games: int, ms: float, max_turns: int, label_depth: int,
 def _load(paths: list[str]) -> leaf.LeafData:
     parts = []
     for path in paths:
-        with np.load(path) as z:
-            searched = z["searched"] if "searched" in z.files else np.full(len(z["result"]), np.nan)
-            parts.append(leaf.LeafData(z["inputs"], z["count"], z["result"], z["game"], z["left"], searched))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = [k for k in ("inputs", "count", "result", "game", "left") if k not in z.files]
+                if missing:
+                    raise ValueError(f"missing {', '.join(missing)}")
+                searched = z["searched"] if "searched" in z.files else np.full(len(z["result"]), np.nan)
+                parts.append(leaf.LeafData(z["inputs"], z["count"], z["result"], z["game"], z["left"], searched))
+        except OSError:
+            raise
+        except Exception as err:  # not an archive, or not this benchmark's
+            raise SystemExit(f"python -m benchmarks.leaf_net: {path} is not leaf data this benchmark wrote: "
+                             f"{err or type(err).__name__}") from None
     return leaf.LeafData.concat(parts)
+
+
+def _windows(text: str) -> list[int]:
+    try:
+        windows = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole turns") from None
+    if any(w < 0 for w in windows):
+        raise argparse.ArgumentTypeError(f"{text!r}: windows are turns >= 0 (0: every turn)")
+    return windows
 
 
 def _windowed(score: np.ndarray, data: leaf.LeafData, last: int) -> float:
@@ -76,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="also score every position by a search this many turns deep (a second label)")
     parser.add_argument("--outcome-weight", type=float, default=1.0,
                         help="train toward this x the result + the rest x the search score (needs --label-depth)")
-    parser.add_argument("--last", default="10,30,60,120,0",
+    parser.add_argument("--last", type=_windows, default="10,30,60,120,0",
                         help="windows: positions within this many turns of their game's end (0: all)")
     parser.add_argument("--data", default="", help="a folder: reuse its parts-*.npz, or write the games' there")
     parser.add_argument("--out", default="", help="train on every game and write the net here (.npz)")
@@ -86,13 +107,16 @@ def main(argv: list[str] | None = None) -> None:
                      "--ms and --epochs above 0")
     if not 0.0 <= args.outcome_weight <= 1.0 or args.label_depth < 0:
         parser.error("--outcome-weight must lie in [0, 1] and --label-depth be at least 0")
-    windows = [int(v) for v in args.last.split(",")]
+    if args.outcome_weight < 1.0 and not args.label_depth and not args.data:
+        parser.error("--outcome-weight below 1 needs --label-depth (search scores to blend with the results)")
+    windows = args.last
     print(f"commit {commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before", flush=True)
     start = time.perf_counter()
     saved = sorted(glob.glob(os.path.join(args.data, "parts-*.npz"))) if args.data else []
     if saved:
         data = _load(saved)
-        print(f"read {len(saved)} parts from {args.data}", flush=True)
+        print(f"read {len(saved)} parts from {args.data} (--games, --seed, --ms, --max-turns and "
+              f"--label-depth are what they were played with, not these flags)", flush=True)
     else:
         folder = args.data or os.path.join(os.environ.get("TMPDIR", "/tmp"), f"leaf-net-{os.getpid()}")
         os.makedirs(folder, exist_ok=True)
@@ -104,9 +128,15 @@ def main(argv: list[str] | None = None) -> None:
                                   [os.path.join(folder, f"parts-{args.seed + int(s[0])}.npz") for s in shares]))
         data = _load(paths)
     games = np.unique(data.game).size
-    print(f"{games} duels (11x11, search:ms={args.ms:g} both sides, --max-turns {args.max_turns}), "
+    played = "read back" if saved else f"search:ms={args.ms:g} both sides, --max-turns {args.max_turns}"
+    print(f"{games} duels (11x11, {played}), "
           f"{int(np.sum(~np.isnan(data.searched))):,} positions scored by a search, "
           f"{len(data.result):,} positions, {time.perf_counter() - start:.0f} s", flush=True)
+    if args.outcome_weight < 1.0 and np.isnan(data.searched).all():
+        raise SystemExit("python -m benchmarks.leaf_net: --outcome-weight below 1, but no position carries a "
+                         "search score (the data was played without --label-depth)")
+    if np.all(data.result == 0.5):
+        print("warning: every game was drawn (the turn cap?): the outcomes teach the net nothing", flush=True)
     odd = data.game % 2 == 1
     held = np.zeros(len(data.result))
     for train in (odd, ~odd):

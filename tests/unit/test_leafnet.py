@@ -129,6 +129,20 @@ def test_bad_files_are_refused_with_what_is_wrong(tmp_path):
         np.savez(tmp_path / "bad.npz", **bad)
         with pytest.raises(ValueError, match=message):
             leafnet.LeafNet.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "bad.npz", **{**arrays, "nn": np.array([-5.0, 0.0])})
+    with pytest.raises(ValueError, match=r"nn\[0\] .* is -5, must be above 0"):
+        leafnet.LeafNet.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "bad.npz", **{**arrays, "b1": np.zeros((8, 1))})
+    with pytest.raises(ValueError, match=r"b1 has shape \(8, 1\), expected \(H,\)"):
+        leafnet.LeafNet.load(tmp_path / "bad.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "text.npz").write_text("not a net\n")
+    for name in ("empty.npz", "text.npz"):
+        with pytest.raises(ValueError, match=f"{name}: not an .npz of a leaf net's arrays"):
+            leafnet.LeafNet.load(tmp_path / name)
+    np.save(tmp_path / "one.npy", good.w1)
+    with pytest.raises(ValueError, match="a single .npy array, not an .npz"):
+        leafnet.LeafNet.load(tmp_path / "one.npy")
     rules_, pos, _ = played(GameConfig(7, 7, 2))[0]
     with pytest.raises(ValueError, match="169 padded cells, this one has 81"):
         search.choose_compiled(rules_, pos, 0, 1.0, max_depth=1, net=good)

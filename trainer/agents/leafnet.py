@@ -14,8 +14,9 @@ sparse: for each padded cell c (``rules.geo``'s layout, P cells) and channel k o
 :data:`CHANNELS`, feature ``k * P + c`` counts what is there (a stacked body cell counts twice),
 so the first layer is a sum of a few hundred rows of W1; `s` holds :data:`SCALARS`. Territory is
 the count's own Voronoi partition, recorded as it is counted. The net is trained to predict game
-outcomes from the count and these inputs (``python -m benchmarks.leaf_net``); `points` converts
-its logit to the count's points (100 / the count's fitted logistic scale per 100 points).
+outcomes from the count and these inputs (``python -m benchmarks.leaf_net``); `points` (> 0)
+converts its logit to the count's points: the model is P(win) = sigmoid(a x count / 100 + net),
+so one unit of net output is worth 100 / a points of count.
 
 Measured (README, *Strength*): trained on 320 search games' outcomes, `search:leafnet=` played
 level with `search` at 50 ms over 200 duels (51.0% [44.1%, 57.8%]); trained also on 4-turn
@@ -55,18 +56,24 @@ class LeafNet:
     nn: np.ndarray
 
     def __post_init__(self) -> None:
-        hidden = self.b1.shape[0] if self.b1.ndim == 1 else -1
-        want = {"w1": (None, hidden), "b1": (hidden,), "w2": (hidden, hidden), "b2": (hidden,),
+        if self.b1.ndim != 1:
+            raise ValueError(f"leaf net: b1 has shape {self.b1.shape}, expected (H,): one bias per hidden unit")
+        hidden = self.b1.shape[0]
+        want = {"w1": (None, hidden), "w2": (hidden, hidden), "b2": (hidden,),
                 "w3": (hidden,), "ws": (len(SCALARS), hidden), "nn": (2,)}
         for key, shape in want.items():
             got = getattr(self, key).shape
             if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got, strict=True)):
                 raise ValueError(f"leaf net: {key} has shape {got}, expected "
                                  f"{tuple('F' if s is None else s for s in shape)} (H = {hidden} from b1)")
+        for key in KEYS:
             if not np.all(np.isfinite(getattr(self, key))):
                 raise ValueError(f"leaf net: {key} holds values that are not finite")
-        if self.w1.shape[0] % len(CHANNELS):
+        if self.w1.shape[0] % len(CHANNELS) or (hidden and not self.w1.shape[0]):
             raise ValueError(f"leaf net: w1 has {self.w1.shape[0]} rows, not {len(CHANNELS)} channels x cells")
+        if hidden and self.nn[0] <= 0:
+            raise ValueError(f"leaf net: nn[0] (points per unit of output) is {self.nn[0]:g}, must be above 0 "
+                             "(a net's correction is added to the count, never flipped)")
 
     @property
     def cells(self) -> int:
@@ -88,10 +95,18 @@ class LeafNet:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LeafNet:
-        """Reads an ``.npz``; ValueError naming the file and what is wrong (missing key, shape,
-        not finite), OSError when it cannot be read."""
+        """Reads an ``.npz``; ValueError naming the file and what is wrong (not an ``.npz``, a
+        missing key, a shape, values not finite), OSError when it cannot be opened."""
         try:
-            with np.load(path, allow_pickle=False) as z:
+            z = np.load(path, allow_pickle=False)
+        except OSError:
+            raise
+        except Exception as err:  # numpy's errors for a file that is not an archive vary (EOFError, ValueError...)
+            raise ValueError(f"{path}: not an .npz of a leaf net's arrays ({type(err).__name__})") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: a single .npy array, not an .npz of a leaf net's arrays ({', '.join(KEYS)})")
+        try:
+            with z:
                 missing = [key for key in KEYS if key not in z.files]
                 if missing:
                     raise ValueError(f"leaf net: missing {', '.join(missing)}")
