@@ -47,14 +47,15 @@ def _load(paths: list[str]) -> leaf.LeafData:
             with np.load(path, allow_pickle=False) as z:
                 missing = [k for k in ("inputs", "count", "result", "game", "left") if k not in z.files]
                 if missing:
-                    raise ValueError(f"missing {', '.join(missing)}")
+                    raise SystemExit(f"python -m benchmarks.leaf_net: {path} is not leaf data this benchmark "
+                                     f"wrote: missing {', '.join(missing)}")
                 searched = z["searched"] if "searched" in z.files else np.full(len(z["result"]), np.nan)
                 parts.append(leaf.LeafData(z["inputs"], z["count"], z["result"], z["game"], z["left"], searched))
         except OSError:
             raise
-        except Exception as err:  # not an archive, or not this benchmark's
+        except Exception as err:  # numpy's errors for what is not an archive vary (EOFError, ValueError...)
             raise SystemExit(f"python -m benchmarks.leaf_net: {path} is not leaf data this benchmark wrote: "
-                             f"{err or type(err).__name__}") from None
+                             f"not an .npz archive ({type(err).__name__})") from None
     return leaf.LeafData.concat(parts)
 
 
