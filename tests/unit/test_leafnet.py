@@ -61,8 +61,7 @@ def test_kernel_adds_the_documented_net_to_the_count(config):
         delta, wrap, inside, _, params, weights, kernel_net = search._arrays(rules_, 2, search.SearchWeights(), net)
         position = search._position(rules_, pos)
         for me in np.flatnonzero(alive):
-            count, dense = search_kernel.leaf_inputs(delta, wrap, inside, params, weights, rules_.geo.width,
-                                                     rules_.geo.height, *position, int(me))
+            count, dense = search.leaf_inputs(rules_, pos, int(me))
             bare = search_kernel._evaluate(delta, wrap, inside, params, weights, leafnet.NONE.kernel(),
                                            rules_.geo.width, rules_.geo.height, *position, int(me))
             full = search_kernel._evaluate(delta, wrap, inside, params, weights, kernel_net,

@@ -306,6 +306,18 @@ def evaluation_terms(rules: compact.Rules, pos: compact.Position, me: int,
                      for name in LINEAR_TERMS], np.float64)
 
 
+def leaf_inputs(rules: compact.Rules, pos: compact.Position, me: int,
+                weights: SearchWeights | None = None) -> tuple[float, np.ndarray]:
+    """(the count in points, the dense leaf net inputs float32 [7P + 5]) of living snake `me` at
+    `pos`: what the compiled tree's leaf net reads there (:mod:`.leafnet`; training data for
+    ``learning.leaf``). Needs numba (:func:`compiled_available`)."""
+    from ouroboros.trainer.agents import search_kernel as k
+
+    delta, wrap, inside, _, params, w, _ = _arrays(rules, 2, weights or SearchWeights())
+    return k.leaf_inputs(delta, wrap, inside, params, w, rules.geo.width, rules.geo.height,
+                         *_position(rules, pos), me)
+
+
 _COMPILED: bool | None = None
 
 

@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ouroboros.trainer.agents import arena, compact, leafnet, search, search_kernel
+from ouroboros.trainer.agents import arena, compact, leafnet, search
 from ouroboros.trainer.engine.types import GameConfig
 
 RESULT = {arena.WIN: 1.0, arena.DRAW: 0.5, arena.LOSS: 0.0}
@@ -77,11 +77,8 @@ def collect(seed: int, games: int, ms: float, max_turns: int = 500,
                 continue
             rules = compact.Rules.of(config, state, g)
             pos = compact.from_batch(state, g)
-            delta, wrap, inside, _, params, weights_, _ = search._arrays(rules, 2, w)
-            position = search._position(rules, pos)
             for seat in np.flatnonzero(state.alive[g]):
-                count, dense = search_kernel.leaf_inputs(delta, wrap, inside, params, weights_, rules.geo.width,
-                                                         rules.geo.height, *position, int(seat))
+                count, dense = search.leaf_inputs(rules, pos, int(seat), w)
                 counts.append(count)
                 if label_depth:
                     looked = search.choose_compiled(rules, pos, int(seat), 1e6, max_depth=label_depth, weights=w)
