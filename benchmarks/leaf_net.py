@@ -2,6 +2,7 @@
 
     python -m benchmarks.leaf_net [--games 320] [--ms 10] [--workers 2] [--seed 9000] [--max-turns 500]
                                   [--label-depth 0] [--outcome-weight 1] [--hidden 16] [--epochs 20]
+                                  [--spread 0]
                                   [--last 10,30,60,120,0] [--out leaf.npz] [--data DIR]
 
 Plays ``--games`` 11x11 duels of the compiled ``search`` against itself at ``--ms`` a move in
@@ -12,7 +13,8 @@ the game options are then ignored: the data says what was played). Then, held ou
 games and scored on the even ones, and the other way round), for windows of ``--last`` turns
 before each game's end (0: every turn), prints the log loss (nats per position, mean of the two
 halves) of the count with its logistic scale fitted and of the leaf model (count + net,
-``leaf.fit``), raw and with its scale refitted. With ``--out``, trains on every game and writes
+``leaf.fit``; ``--spread``: its penalty on the corrections' size), raw and with its scale refitted,
+and the spread of the held-out corrections in points (what the search would add to the count). With ``--out``, trains on every game and writes
 the net (:mod:`trainer.agents.leafnet`'s ``.npz``), which ``search:leafnet=PATH`` plays;
 whether it wins is for a match (``ouro evaluate --players "search:leafnet=PATH,search"``), not
 for this log loss. Records the games, positions, time, commit, CPUs and load.
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-turns", type=int, default=500)
     parser.add_argument("--hidden", type=int, default=16, help="the net's hidden width (both layers)")
     parser.add_argument("--epochs", type=float, default=20.0)
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="penalty on the mean squared correction (logits^2) while training")
     parser.add_argument("--label-depth", type=int, default=0,
                         help="also score every position by a search this many turns deep (a second label)")
     parser.add_argument("--outcome-weight", type=float, default=1.0,
@@ -103,9 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="", help="a folder: reuse its parts-*.npz, or write the games' there")
     parser.add_argument("--out", default="", help="train on every game and write the net here (.npz)")
     args = parser.parse_args(argv)
-    if args.games < 2 or args.workers < 1 or args.ms <= 0 or args.hidden < 1 or args.epochs <= 0:
+    if args.games < 2 or args.workers < 1 or args.ms <= 0 or args.hidden < 1 or args.epochs <= 0 \
+            or args.spread < 0:
         parser.error("--games must be at least 2 (two halves), --workers and --hidden at least 1, "
-                     "--ms and --epochs above 0")
+                     "--ms and --epochs above 0, --spread at least 0")
     if not 0.0 <= args.outcome_weight <= 1.0 or args.label_depth < 0:
         parser.error("--outcome-weight must lie in [0, 1] and --label-depth be at least 0")
     if args.outcome_weight < 1.0 and not args.label_depth and not args.data:
@@ -140,21 +145,29 @@ def main(argv: list[str] | None = None) -> None:
         print("warning: every game was drawn (the turn cap?): the outcomes teach the net nothing", flush=True)
     odd = data.game % 2 == 1
     held = np.zeros(len(data.result))
+    points = np.zeros(len(data.result))
+    count = np.clip(data.count, -leaf.COUNT_CLIP, leaf.COUNT_CLIP)
     for train in (odd, ~odd):
         model = leaf.fit(data, np.flatnonzero(train), hidden=args.hidden, epochs=args.epochs,
-                         outcome_weight=args.outcome_weight)
+                         outcome_weight=args.outcome_weight, spread=args.spread)
         held[~train] = leaf.logits(model, data, np.flatnonzero(~train))
-    count = np.clip(data.count, -leaf.COUNT_CLIP, leaf.COUNT_CLIP)
+        a = float(model.a.detach())
+        points[~train] = (held[~train] - a * count[~train] / 100.0) * 100.0 / a
     print(f"held-out log loss (nats/position): count, scale fitted | leaf model raw | leaf model, scale "
           f"refitted ({time.perf_counter() - start:.0f} s)")
     for last in windows:
         label = f"last {last} turns" if last else "every turn"
         print(f"{label:>15}: {_windowed(count, data, last):.4f} | {_raw(held, data, last):.4f} | "
               f"{_windowed(held, data, last):.4f}", flush=True)
+    p5, p50, p95 = np.percentile(points, [5, 50, 95])
+    print(f"held-out correction (what the search adds to the count): sd {points.std():.0f} points, "
+          f"p5 {p5:.0f}, median {p50:.0f}, p95 {p95:.0f}", flush=True)
     if args.out:
-        net = leaf.fit(data, hidden=args.hidden, epochs=args.epochs, outcome_weight=args.outcome_weight).export()
+        net = leaf.fit(data, hidden=args.hidden, epochs=args.epochs, outcome_weight=args.outcome_weight,
+                       spread=args.spread).export()
         net.save(args.out)
-        print(f"wrote {args.out}: hidden {args.hidden}, {net.nn[0]:.0f} points per logit", flush=True)
+        print(f"wrote {args.out}: hidden {args.hidden}, spread penalty {args.spread:g}, {net.nn[0]:.0f} points per "
+              f"logit", flush=True)
     print(f"load {os.getloadavg()[0]:.1f} after, {time.perf_counter() - start:.0f} s")
 
 

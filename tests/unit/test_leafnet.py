@@ -115,6 +115,22 @@ def test_a_trained_model_exports_to_the_kernel_exactly():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3 * net.nn[0])
 
 
+def test_the_spread_penalty_shrinks_the_corrections():
+    torch = pytest.importorskip("torch")
+    from ouroboros.trainer.learning import leaf
+
+    data = leaf.collect(seed=11, games=2, ms=2.0, max_turns=40)
+    x = torch.from_numpy(data.inputs.astype(np.float32))
+
+    def size(spread: float) -> float:
+        model = leaf.fit(data, hidden=8, epochs=4.0, batch=64, lr=1e-2, spread=spread)
+        with torch.no_grad():
+            return float(model.net(x).square().mean())
+
+    free, held = size(0.0), size(10.0)
+    assert held < free / 4, (held, free)
+
+
 def test_bad_files_are_refused_with_what_is_wrong(tmp_path):
     good = random_net(169)
     path = tmp_path / "net.npz"

@@ -167,9 +167,13 @@ def _scale(x: np.ndarray, y: np.ndarray, steps: int = 50) -> float:
 
 def fit(data: LeafData, rows: np.ndarray | None = None, hidden: int = 16, epochs: float = 20.0,
         lr: float = 1e-3, weight_decay: float = 1e-3, batch: int = 512, seed: int = 0,
-        outcome_weight: float = 1.0) -> LeafModel:
+        outcome_weight: float = 1.0, spread: float = 0.0) -> LeafModel:
     """Trains a :class:`LeafModel` on `rows` of `data` (all when None); epochs over those rows,
-    toward :func:`targets`. The board must be square (the symmetries)."""
+    toward :func:`targets`. The board must be square (the symmetries).
+
+    `spread`: a penalty of `spread` x the mean squared correction (logits^2) added to the loss, so
+    the net keeps a correction only where it pays for itself in log loss (a search maximises over
+    its leaves' errors: the corrections it does not need are noise it will exploit)."""
     torch.manual_seed(seed)
     rows = np.arange(len(data.result)) if rows is None else np.asarray(rows)
     n_inputs = data.inputs.shape[1]
@@ -187,7 +191,11 @@ def fit(data: LeafData, rows: np.ndarray | None = None, hidden: int = 16, epochs
     for _ in range(steps):
         b = rng.choice(rows, min(batch, len(rows)), replace=False)
         x = _symmetry(torch.from_numpy(data.inputs[b].astype(np.float32)), cells, int(rng.integers(8)))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x, count[b]), result[b])
+        correction = model.net(x)
+        logit = model.a * count[b] / 100.0 + correction
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, result[b])
+        if spread:
+            loss = loss + spread * torch.mean(correction * correction)
         opt.zero_grad()
         loss.backward()
         opt.step()
