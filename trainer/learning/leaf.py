@@ -174,6 +174,8 @@ def fit(data: LeafData, rows: np.ndarray | None = None, hidden: int = 16, epochs
     `spread`: a penalty of `spread` x the mean squared correction (logits^2) added to the loss, so
     the net keeps a correction only where it pays for itself in log loss (a search maximises over
     its leaves' errors: the corrections it does not need are noise it will exploit)."""
+    if spread < 0:
+        raise ValueError(f"leaf fit: spread {spread} is a penalty's weight and must be at least 0")
     torch.manual_seed(seed)
     rows = np.arange(len(data.result)) if rows is None else np.asarray(rows)
     n_inputs = data.inputs.shape[1]
