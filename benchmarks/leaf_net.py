@@ -15,8 +15,8 @@ before each game's end (0: every turn), prints the log loss (nats per position, 
 halves) of the count with its logistic scale fitted and of the leaf model (count + net,
 ``leaf.fit``; ``--spread``: its penalty on the corrections' size), raw and with its scale
 refitted, and the spread of the held-out corrections in points (what the search would add to
-the count). With ``--out``, trains on every game and writes the net (:mod:`trainer.agents.leafnet`'s ``.npz``), which ``search:leafnet=PATH`` plays;
-whether it wins is for a match (``ouro evaluate --players "search:leafnet=PATH,search"``), not
+the count). With ``--out``, trains on every game and writes the net
+(:mod:`trainer.agents.leafnet`'s ``.npz``), which ``search:leafnet=PATH`` plays; whether it wins is for a match (``ouro evaluate --players "search:leafnet=PATH,search"``), not
 for this log loss. Records the games, positions, time, commit, CPUs and load.
 """
 
