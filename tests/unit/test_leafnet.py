@@ -186,3 +186,71 @@ def test_targets_blend_the_result_and_the_search_score():
     assert np.all(only_search[~unscored & (searched < 0)] < 0.01)
     half = leaf.targets(data, rows, 0.5)
     np.testing.assert_allclose(half, 0.5 * result + 0.5 * only_search)
+
+
+def as_float32(net: leafnet.LeafNet) -> leafnet.LeafNet:
+    return leafnet.LeafNet(*(getattr(net, k).astype(np.float32).astype(np.float64) for k in leafnet.KEYS))
+
+
+def test_a_model_carries_its_leaf_net_in_its_metadata(tmp_path):
+    """`with_leaf_net` puts the net in an exported ONNX file's metadata, where onnxruntime reads it
+    back (`carried`), as float32; the graph, the contract and the other metadata stay; a model
+    without one carries None."""
+    import onnxruntime as ort
+
+    from ouroboros.trainer.learning import networks, onnx_export
+
+    model = networks.build_network(networks.NetworkConfig(architecture="cnn_simple", blocks=1, channels=8), seed=0)
+    plain = onnx_export.to_onnx(model, 7, 7)
+    net = random_net(81)
+    carrying = onnx_export.with_leaf_net(plain, net)
+    assert leafnet.carried(ort.InferenceSession(plain).get_modelmeta().custom_metadata_map) is None
+    meta = ort.InferenceSession(carrying).get_modelmeta().custom_metadata_map
+    back = leafnet.carried(meta)
+    for key in leafnet.KEYS:
+        np.testing.assert_array_equal(getattr(back, key), getattr(as_float32(net), key))
+    assert onnx_export.read_contract(carrying) == onnx_export.read_contract(plain)
+    other = random_net(81, seed=1)
+    again = leafnet.carried(ort.InferenceSession(onnx_export.with_leaf_net(carrying, other))
+                            .get_modelmeta().custom_metadata_map)
+    np.testing.assert_array_equal(again.w1, as_float32(other).w1)  # replaced, not added
+    with pytest.raises(ValueError, match="made for a board of 169 padded cells, this one has 81"):
+        onnx_export.with_leaf_net(plain, random_net(169))
+    with pytest.raises(ValueError, match="not an Ouroboros model"):
+        onnx_export.with_leaf_net(_bare_onnx(), net)
+
+
+def _bare_onnx() -> bytes:
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "bare",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    return helper.make_model(graph).SerializeToString()
+
+
+def _metadata_with(change) -> str:
+    import json
+
+    doc = json.loads(random_net(81).to_metadata())
+    change(doc)
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "is not JSON"),
+    ('[1, 2]', "format 'list', this trainer reads format 1"),
+    (_metadata_with(lambda d: d.update(format=2)), "format 2, this trainer reads format 1"),
+    (_metadata_with(lambda d: d.pop("arrays")), "no 'arrays' object"),
+    (_metadata_with(lambda d: d["arrays"].pop("w2")), "arrays.w2 is missing"),
+    (_metadata_with(lambda d: d["arrays"]["b1"].update(float32="%%%")), "arrays.b1 is not base64"),
+    (_metadata_with(lambda d: d["arrays"]["b1"].update(shape=["eight"])), "arrays.b1 is not base64 with a shape"),
+    (_metadata_with(lambda d: d["arrays"]["b1"].update(shape=[9])), r"arrays.b1 holds 8 values, its shape \[9\]"),
+    (_metadata_with(lambda d: d["arrays"]["b2"].update(
+        float32=__import__("base64").b64encode(np.full(8, np.inf, "<f4").tobytes()).decode())),
+     "b2 holds values that are not finite"),
+])
+def test_a_broken_carried_net_is_refused_with_what_is_wrong(text, message):
+    with pytest.raises(ValueError, match=message):
+        leafnet.carried({leafnet.METADATA_KEY: text})

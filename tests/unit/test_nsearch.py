@@ -608,3 +608,37 @@ def test_ouro_play_plays_the_champion_of_the_board_being_played(onnx_file, tmp_p
     assert play.main(["--players", "champion,heuristic", "--games", "1"]) == 2
     err = capsys.readouterr().err
     assert "no champion of standard-11x11-2p" in err and err.count("no champion") == 1
+
+
+def test_the_hand_off_plays_the_leaf_net_the_model_carries(onnx_file, tmp_path, monkeypatch):
+    """A model whose ONNX file carries a leaf net (`onnx_export.with_leaf_net`) hands its crowded
+    positions to the alpha-beta with that net at the leaves; with `leaf=0`, without a carried net, or
+    on a board the net was not made for (a 7x7 model padded onto 5x5), the alpha-beta counts alone."""
+    from ouroboros.trainer.agents import leafnet, search
+    from ouroboros.trainer.learning import onnx_export
+
+    if not search.compiled_available():  # pragma: no cover - numba is in the trainer and serve extras
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(0)
+    net = leafnet.LeafNet(rng.normal(0, 0.3, (7 * 81, 4)), rng.normal(0, 0.3, 4), rng.normal(0, 0.5, (4, 4)),
+                          rng.normal(0, 0.3, 4), rng.normal(0, 1.0, 4), rng.normal(0, 0.5, (5, 4)),
+                          np.array([100.0, 0.1]))
+    carrying = tmp_path / "carrying.onnx"
+    carrying.write_bytes(onnx_export.with_leaf_net(onnx_file.read_bytes(), net))
+    seen: list = []
+    real = search.choose_compiled
+
+    def spy(*args, net=None, **kw):
+        seen.append(net)
+        return real(*args, net=net, **kw)
+
+    monkeypatch.setattr(search, "choose_compiled", spy)
+    crowded = [[(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)], [(1, 1), (2, 1), (3, 1), (4, 1)]]
+    small = [[(1, 3), (2, 3), (3, 3), (4, 3)], [(1, 1), (2, 1), (3, 1)]]
+    for model, options, board in [(carrying, "", crowded), (carrying, ",leaf=0", crowded),
+                                  (onnx_file, "", crowded), (carrying, "", small)]:
+        g = game(board, size=7 if board is crowded else 5)
+        player = registry.make_player(f"nsearch:model={model},ms=20,endgame=0.1{options}")
+        player.act(g.config, g.state, 0, np.random.default_rng(0))
+    assert len(seen) == 4 and seen[1:] == [None, None, None]
+    np.testing.assert_array_equal(seen[0].w1, net.w1.astype(np.float32).astype(np.float64))

@@ -25,12 +25,22 @@ search scores it lost (30.0% over 40). So no player uses one by default.
 File format: an ``.npz`` of float arrays w1 [7P, H], b1 [H], w2 [H, H], b2 [H], w3 [H],
 ws [5, H], nn [2] (points, b3), with P the padded cells of the board it was trained on
 (169 for 11x11).
+
+**Carried by a model.** A champion's ONNX file may carry its leaf net in its ``metadata_props``
+under :data:`METADATA_KEY` (:meth:`LeafNet.to_metadata`: JSON, each array as little-endian
+float32, base64), so the net travels wherever the model does (registry, gate, Champion
+resource, server) under the model's own sha256; the neural search's hand-off to the alpha-beta
+plays it (:mod:`.nsearch`, ``leaf``). Readable in any language from the runtime's model
+metadata (onnxruntime: ``session.get_modelmeta().custom_metadata_map``).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -41,6 +51,9 @@ SCALARS = ("own_health", "own_length", "length_lead", "rival_health", "rivals")
 """Scalar inputs, in order: health / 100, min(length, 64) / 64, clip((length - longest rival's) / 8,
 -1, 1), the healthiest rival's health / 100, living rivals / (snakes - 1)."""
 KEYS = ("w1", "b1", "w2", "b2", "w3", "ws", "nn")
+METADATA_KEY = "leaf_net"
+"""The ONNX metadata key under which a model carries its leaf net (:meth:`LeafNet.to_metadata`)."""
+METADATA_FORMAT = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +106,50 @@ class LeafNet:
         """Writes the ``.npz`` (the module's file format)."""
         np.savez(path, **{key: getattr(self, key) for key in KEYS})
 
+    def to_metadata(self) -> str:
+        """The net as a model metadata value: JSON ``{"format": 1, "hidden": H, "cells": P, "arrays":
+        {KEY: {"shape": [...], "float32": BASE64}}}``, each array's values little-endian float32 in C
+        order (about 140 kB for H = 16 on 11x11). Float32 is what the net is trained in; the kernel
+        reads them back as float64."""
+        arrays = {key: {"shape": list(getattr(self, key).shape),
+                        "float32": base64.b64encode(np.ascontiguousarray(getattr(self, key), "<f4").tobytes())
+                        .decode("ascii")} for key in KEYS}
+        return json.dumps({"format": METADATA_FORMAT, "hidden": int(self.b1.shape[0]), "cells": self.cells,
+                           "arrays": arrays}, separators=(",", ":"))
+
+    @classmethod
+    def from_metadata(cls, text: str) -> LeafNet:
+        """The net :meth:`to_metadata` wrote; ValueError naming what is wrong (not JSON, another
+        format, a missing array, a size that does not match its shape, and the checks of the
+        constructor: shapes, values not finite)."""
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise ValueError(f"leaf net metadata ({METADATA_KEY!r}) is not JSON") from None
+        if not isinstance(doc, dict) or doc.get("format") != METADATA_FORMAT:
+            found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise ValueError(f"leaf net metadata: format {found!r}, this trainer reads format {METADATA_FORMAT}")
+        arrays = doc.get("arrays")
+        if not isinstance(arrays, dict):
+            raise ValueError("leaf net metadata: no 'arrays' object")
+        out = {}
+        for key in KEYS:
+            entry = arrays.get(key)
+            if not isinstance(entry, dict) or not isinstance(entry.get("shape"), list) \
+                    or not isinstance(entry.get("float32"), str):
+                raise ValueError(f"leaf net metadata: arrays.{key} is missing or lacks shape and float32")
+            try:
+                raw = base64.b64decode(entry["float32"], validate=True)
+                shape = tuple(int(d) for d in entry["shape"])
+            except (ValueError, TypeError):
+                raise ValueError(f"leaf net metadata: arrays.{key} is not base64 with a shape of integers") from None
+            values = np.frombuffer(raw, "<f4")
+            if any(d < 0 for d in shape) or values.size != int(np.prod(shape)):
+                raise ValueError(f"leaf net metadata: arrays.{key} holds {values.size} values, "
+                                 f"its shape {list(shape)} needs {int(np.prod(shape))}")
+            out[key] = values.reshape(shape).astype(np.float64)
+        return cls(**out)
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> LeafNet:
         """Reads an ``.npz``; ValueError naming the file and what is wrong (not an ``.npz``, a
@@ -114,6 +171,13 @@ class LeafNet:
             return cls(**arrays)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
+
+
+def carried(metadata: Mapping[str, str]) -> LeafNet | None:
+    """The leaf net a model's metadata carries (:data:`METADATA_KEY`), None when it carries none;
+    ValueError (:meth:`LeafNet.from_metadata`) when it carries a broken one."""
+    text = metadata.get(METADATA_KEY)
+    return None if text is None else LeafNet.from_metadata(text)
 
 
 NONE = LeafNet(np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros(0), np.zeros(0),

@@ -64,6 +64,9 @@ points of the best, and `tiebreak=value` ranks them by the value head one
 turn on instead of the policy; at 50 ms with every move handed off and the
 policy within 20 points, the `medium` network played level with `search`
 over 200 duels (51.5% [44.6%, 58.3%], README *Strength*), so both stay off.
+When the model's ONNX file carries a leaf net (:mod:`.leafnet`, metadata key
+``leaf_net``), the alpha-beta adds it to every leaf's count (`leaf`, on by
+default): the network's judgement inside the exact tree, NNUE's shape.
 
 **Garbage collection inside the budget.** A tree is thousands of small
 objects, and reuse keeps tens of thousands alive between moves; Python's
@@ -98,7 +101,7 @@ import time
 
 import numpy as np
 
-from ouroboros.trainer.agents import compact, stopping
+from ouroboros.trainer.agents import compact, leafnet, stopping
 from ouroboros.trainer.agents.collector import COLLECTOR
 from ouroboros.trainer.engine.state import BatchState
 from ouroboros.trainer.engine.types import GameConfig, Ruleset
@@ -188,6 +191,10 @@ class NeuralSearch:
     """Under `endgame`: the network's policy picks among the alpha-beta's moves scored within this
     many points of the best (:func:`.search.choose`'s `margin`; 0: exact ties only; 10 points is one
     cell of territory at the default weights)."""
+    leaf: bool = True
+    """Under `endgame`, the alpha-beta adds the model's leaf net (:mod:`.leafnet`; carried in the ONNX
+    file's metadata) to its leaf scores, when the model carries one made for the game's board size and
+    the compiled kernel runs; off: the hand-made count alone."""
     tiebreak: str = "policy"
     """Under `endgame`, what ranks the moves the alpha-beta leaves to the network (its exact ties, or
     those within `margin`): ``policy``, the policy's logits at the root (one row); or ``value``, each
@@ -228,6 +235,8 @@ class NeuralSearch:
             from ouroboros.trainer.agents import neural
 
             self.model = neural.OnnxPlayer(self.model, name="nsearch-model")
+        session = getattr(self.model, "session", None)
+        self._leaf_net = leafnet.carried(session.get_modelmeta().custom_metadata_map) if session else None
 
     def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
         """Moves for `seat` in every game. Shape [B] int8."""
@@ -285,7 +294,18 @@ class NeuralSearch:
         with COLLECTOR.paused():
             prior = self.root_prior(config, state, game, rules_, pos, seat)
         seconds = max(self.ms / 1000.0 - (time.perf_counter() - start), 0.0)
-        return decide(rules_, pos, seat, seconds, prior=prior, margin=self.margin if prior is not None else 0.0)
+        net = self.leaf_net(rules_.geo.board.n_cells) if decide is search.choose_compiled else None
+        extra = {"net": net} if net is not None else {}
+        return decide(rules_, pos, seat, seconds, prior=prior, margin=self.margin if prior is not None else 0.0,
+                      **extra)
+
+    def leaf_net(self, n_cells: int) -> leafnet.LeafNet | None:
+        """The leaf net the hand-off adds to the alpha-beta's leaves on a board of `n_cells` padded
+        cells: the model's (:attr:`leaf`), None when off, when the model carries none, or when it was
+        made for another board size (a model exported for 11x11 and served on 7x7 hands off on the count
+        alone rather than failing the move)."""
+        net = self._leaf_net
+        return net if self.leaf and net is not None and net.cells == n_cells else None
 
     def root_prior(self, config: GameConfig, state: BatchState, game: int, rules_: compact.Rules,
                    pos: compact.Position, seat: int, tiebreak: str | None = None) -> list[float] | None:
@@ -677,13 +697,14 @@ def _flag(text: str) -> bool:
 
 
 OPTIONS = {"ms": float, "visits": int, "c_puct": float, "batch": int, "prune": float, "reuse": _flag,
-           "endgame": float, "margin": float, "tiebreak": str}
+           "endgame": float, "margin": float, "leaf": _flag, "tiebreak": str}
 _KINDS = {_flag: "bool (1/0, true/false)"}
 """How an option's kind is named in an error, where its parser's name would not say."""
 
 
 def from_spec(text: str, model: object | None = None) -> NeuralSearch:
-    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X,margin=X,tiebreak=policy|value]`` player.
+    """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X,margin=X,leaf=0|1,
+    tiebreak=policy|value]`` player.
 
     M is an ONNX file, ``champion`` / ``champion:GAME`` (the registry's champion,
     $OURO_STORE or ./runs/registry) or ``registry:VERSION``; a `model` argument

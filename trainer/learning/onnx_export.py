@@ -31,6 +31,10 @@ as JSON, and readable from ``session.get_modelmeta().custom_metadata_map``):
 * output ``policy``: float32 ``[N, 4]`` move logits, UP, DOWN, LEFT, RIGHT.
 * output ``value``: float32 ``[N, 1]``, the expected outcome for the encoded
   snake in [-1, 1].
+* optional metadata ``leaf_net``: the search's leaf net
+  (:meth:`ouroboros.trainer.agents.leafnet.LeafNet.to_metadata`), which the
+  neural search's hand-off to the alpha-beta adds to its leaf scores
+  (:func:`with_leaf_net` puts one in; a phase does when its run has one).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from ouroboros.trainer.agents import leafnet
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
 from ouroboros.trainer.learning import networks
 from ouroboros.trainer.observation import encoding
@@ -267,7 +272,7 @@ def export(
             model = onnx.load_from_string(data)
             data = _with_metadata(model, extra, model.doc_string)
         proto = onnx.load_from_string(data)
-        sidecar = {p.key: p.value for p in proto.metadata_props if p.key != "contract"}
+        sidecar = {p.key: p.value for p in proto.metadata_props if p.key not in ("contract", leafnet.METADATA_KEY)}
         return store.put_bytes(path.name, data, {"onnx": sidecar})
 
     plain = to_onnx(net, height, width)
@@ -278,6 +283,19 @@ def export(
         assert calibration is not None
         result_int8 = put(sibling(out, "int8"), quantise_int8(plain, calibration))
     return ExportResult(result_fp32, result_opt, result_int8)
+
+
+def with_leaf_net(model_bytes: bytes, net: leafnet.LeafNet) -> bytes:
+    """An exported model's bytes carrying `net` in its metadata (key ``leaf_net``; one it carried
+    before is replaced); graph, contract and other metadata unchanged. ValueError for bytes that
+    are not an Ouroboros model (no contract) or a net made for another board than the contract's."""
+    model = onnx.load_from_string(model_bytes)
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "contract" not in meta:
+        raise ValueError("not an Ouroboros model: no 'contract' in its metadata")
+    height, width = json.loads(meta["contract"])["input"]["shape"][2:]
+    net.check_board((height + 2) * (width + 2))
+    return _with_metadata(model, {leafnet.METADATA_KEY: net.to_metadata()}, model.doc_string)
 
 
 def read_contract(path_or_bytes: str | Path | bytes) -> dict:
