@@ -200,6 +200,11 @@ class PhaseSpec(ApiModel):
                     ".studentVisits",
                 ),
                 cel(
+                    "!has(self.leafGames) || self.name == 'bootstrap'",
+                    "leafGames applies only to the bootstrap phase",
+                    ".leafGames",
+                ),
+                cel(
                     "self.name != 'evaluate' || (!has(self.epochs) && !has(self.learningRate) && !has(self.batchSize))",
                     "an evaluate phase does not train: leave epochs, learningRate and batchSize unset",
                     ".name",
@@ -287,6 +292,13 @@ class PhaseSpec(ApiModel):
         "starting network's own policy, which holds the policy near where it started (a KL term) while the "
         "value learns the teacher's verdicts; 0: the value alone is taught. Unset: bootstrap 1, distill 0.",
     )
+    leaf_games: int | None = Field(
+        default=None, ge=1, le=100_000,
+        description="Bootstrap: also play this many duels of the compiled search against itself (10 ms a move, the "
+        "run's board) and fit the search's leaf net to their outcomes; every later model of the run carries it in its "
+        "ONNX metadata (leaf_net) and the neural search's hand-off to the alpha-beta adds it to its leaf scores "
+        "(1,000 duels measured +94 Elo [+45, +144] for the search at 50 ms). Unset: no leaf net.",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> PhaseSpec:
@@ -310,6 +322,8 @@ class PhaseSpec(ApiModel):
         if (self.student_visits is not None and self.name != PhaseName.DISTILL
                 and self.positions is not BootstrapPositions.STUDENT):
             raise ValueError("studentVisits needs positions: student (the teacher's own games have no student)")
+        if self.leaf_games is not None and self.name != PhaseName.BOOTSTRAP:
+            raise ValueError("leafGames applies only to the bootstrap phase")
         if self.name == PhaseName.EVALUATE and (
             self.epochs is not None or self.learning_rate is not None or self.batch_size is not None
         ):

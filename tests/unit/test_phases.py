@@ -331,6 +331,7 @@ def test_ouro_train_gates_a_second_run_against_the_champion(tmp_path, capsys):
     (["--imitate", "imported"], "--imitate: no replay shards under runs/bad/replay/imported/"),  # silently none
     (["--imitate", "Bad/Name"], "invalid --imitate folder 'Bad/Name'"),
     (["--device", "gpu"], "--device: 'gpu' is not auto, cpu, cuda or cuda:N"),
+    (["--leaf-games", "-1"], "--leaf-games: games between 0 and 100000, got -1"),
 ])
 def test_ouro_train_refuses_a_bad_flag_before_any_phase_naming_it(tmp_path, capsys, argv, line):
     store = tmp_path / "store"
@@ -371,6 +372,33 @@ def test_bootstrap_can_imitate_the_search_player(tmp_path):
     assert outcome.metrics["games"] == 2 and outcome.metrics["positions"] == refs[0].meta.rows
     with pytest.raises(ValueError, match="unknown player 'serch'"):
         execute.execute(tiny_run(tmp_path / "b"), tiny_phase(PhaseName.BOOTSTRAP, games=2, teacher="serch"))
+
+
+def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path):
+    """leaf_games: bootstrap plays that many search games (in processes), fits the leaf net, stores it
+    (runs/R/models/leaf.npz), and its ONNX and every later phase's carry the same net in their metadata,
+    which the served neural search plays; a rerun keeps the stored net; other phases refuse the option."""
+    import onnxruntime as ort
+
+    from ouroboros.trainer.agents import leafnet, nsearch, search
+
+    if not search.compiled_available():  # pragma: no cover - numba is in the trainer extras
+        pytest.skip("numba is not installed")
+    run = tiny_run(tmp_path)
+    first = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
+    assert "leaf net from 2 search games" in first.message
+    store = ArtifactStore(run.store)
+    stored = leafnet.LeafNet.load(io.BytesIO(store.get_bytes("runs/t/models/leaf.npz")))
+    execute.execute(run, tiny_phase(PhaseName.HYBRID, games=2, iterations=1))
+    for phase in ("bootstrap", "hybrid"):
+        model = store.get_bytes(f"runs/t/models/{phase}.onnx")
+        carried = leafnet.carried(ort.InferenceSession(model).get_modelmeta().custom_metadata_map)
+        np.testing.assert_array_equal(carried.w1, stored.w1.astype(np.float32).astype(np.float64))
+        assert nsearch.NeuralSearch(model, ms=10, endgame=0.1).leaf_net(stored.cells) is not None
+    again = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
+    assert "leaf net kept from an earlier attempt" in again.message
+    with pytest.raises(ValueError, match="leaf_games applies only to the bootstrap phase, not hybrid"):
+        tiny_phase(PhaseName.HYBRID, leaf_games=2)
 
 
 def test_a_result_with_many_opponents_is_fitted_under_the_termination_message_limit():

@@ -40,6 +40,7 @@ import base64
 import dataclasses
 import json
 import os
+import typing
 from collections.abc import Mapping
 
 import numpy as np
@@ -151,17 +152,19 @@ class LeafNet:
         return cls(**out)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> LeafNet:
-        """Reads an ``.npz``; ValueError naming the file and what is wrong (not an ``.npz``, a
-        missing key, a shape, values not finite), OSError when it cannot be opened."""
+    def load(cls, path: str | os.PathLike | typing.BinaryIO, label: str = "") -> LeafNet:
+        """Reads an ``.npz`` (a path, or a binary file object); ValueError naming the file (`label`
+        when given) and what is wrong (not an ``.npz``, a missing key, a shape, values not finite),
+        OSError when it cannot be opened."""
+        label = label or str(path)
         try:
             z = np.load(path, allow_pickle=False)
         except OSError:
             raise
         except Exception as err:  # numpy's errors for a file that is not an archive vary (EOFError, ValueError...)
-            raise ValueError(f"{path}: not an .npz of a leaf net's arrays ({type(err).__name__})") from None
+            raise ValueError(f"{label}: not an .npz of a leaf net's arrays ({type(err).__name__})") from None
         if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError(f"{path}: a single .npy array, not an .npz of a leaf net's arrays ({', '.join(KEYS)})")
+            raise ValueError(f"{label}: a single .npy array, not an .npz of a leaf net's arrays ({', '.join(KEYS)})")
         try:
             with z:
                 missing = [key for key in KEYS if key not in z.files]
@@ -170,7 +173,7 @@ class LeafNet:
                 arrays = {key: np.ascontiguousarray(z[key], np.float64) for key in KEYS}
             return cls(**arrays)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+            raise ValueError(f"{label}: {err}") from None
 
 
 def carried(metadata: Mapping[str, str]) -> LeafNet | None:

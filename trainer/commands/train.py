@@ -102,12 +102,13 @@ PRESETS: dict[str, Preset] = {
         ],
     ),
     "medium": Preset(
-        description="25 to 60 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
-                    "games and 2.5x the reinforcement learning, aiming past the heuristic teacher",
+        description="60 to 120 minutes on 2 shared CPU cores: the quick network with 2.5x the teacher "
+                    "games and 2.5x the reinforcement learning, aiming past the heuristic teacher, and "
+                    "the search's leaf net from 1,000 search duels (about 40 minutes of them)",
         network=networks.NetworkConfig(**_SIMPLE, blocks=6, channels=32),
         phases=[
             pc.phase_settings(PhaseName.BOOTSTRAP, games=2000, parallel_games=250, epochs=2,
-                              batch_size=256, learning_rate=2e-3, replay_window=400_000),
+                              batch_size=256, learning_rate=2e-3, replay_window=400_000, leaf_games=1000),
             pc.phase_settings(PhaseName.HYBRID, games=128, iterations=10, parallel_games=128,
                               heuristic_ratio=0.5),
             pc.phase_settings(PhaseName.SELF_PLAY, games=128, iterations=16, parallel_games=128),
@@ -196,6 +197,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="end with a distill phase of GAMES games (DAgger: the network's own games inside the "
                         "neural search, labelled by search:ms=10; 96 in the README's measurements); 0: none "
                         "(default: the preset's, a tiny one in smoke)")
+    p.add_argument("--leaf-games", type=int, default=None, metavar="GAMES",
+                   help="bootstrap also plays GAMES duels of the compiled search (10 ms a move) and fits the "
+                        "search's leaf net, which every later model carries and champion+nsearch's hand-off "
+                        "plays; 0: none (default: the preset's, 1000 in medium)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _common.add_preflight_options(p)
     p.add_argument("--progress-every", type=float, default=15.0, metavar="SECONDS",
@@ -301,6 +306,8 @@ def _plan(args: argparse.Namespace) -> _Plan:
         expert_spec = expert_iteration(args.expert_iteration)
         if args.distill is not None and not 0 <= args.distill <= 10_000_000:
             raise ValueError(f"--distill: games between 0 and 10000000, got {args.distill}")
+        if args.leaf_games is not None and not 0 <= args.leaf_games <= 100_000:
+            raise ValueError(f"--leaf-games: games between 0 and 100000, got {args.leaf_games}")
         initial = initial_model(args.initial_model)
         gate_spec = preset.promotion if args.gate_player is None else \
             preset.promotion.with_served_player(args.gate_player, "--gate-player")
@@ -336,6 +343,8 @@ def _plan(args: argparse.Namespace) -> _Plan:
                                              "imitate_phases": imitated or phase.imitate_phases,
                                              "teacher_value_weight": phase.teacher_value_weight
                                              if weight is None else weight, **student})
+        if phase.kind is PhaseName.BOOTSTRAP and args.leaf_games is not None:
+            phase = phase.model_copy(update={"leaf_games": args.leaf_games})
         if expert_spec is not None and phase.kind in EXPERT_ITERATION_PHASES:
             phase = phase.model_copy(update={"expert_iteration": expert_spec})
         phases.append(phase)

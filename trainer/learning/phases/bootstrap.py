@@ -22,6 +22,14 @@ Two restartable stages that meet in the store:
    ``teacher_policy_weight`` below 1 a frozen copy of the starting network
    supplies the rest of each policy target.
 
+3. **leaf net** (``leaf_games`` > 0): ``leaf_games`` games of the compiled
+   search against itself at ``leaf.MOVE_MS`` a move, in one process per CPU
+   this process may run on, and a leaf net fitted to their outcomes
+   (:func:`..leaf.train`), written to ``runs/R/models/leaf.npz``; from then on
+   every model the run exports carries it (``runner.finish``). A restart after
+   it was written keeps it; one before plays the games again (the positions
+   are not stored: 1.6 GB for the measured 1,000 duels).
+
 With a learner group (``learner.replicas`` > 1, :mod:`..distributed`), rank 0 plays
 the games while the other ranks wait; then every rank loads the same window and the
 imitation steps run data-parallel, rank 0 alone writing checkpoints and the model.
@@ -30,7 +38,10 @@ imitation steps run data-parallel, rank 0 alone writing checkpoints and the mode
 from __future__ import annotations
 
 import copy
+import io
+import logging
 import math
+import os
 import time
 
 import numpy as np
@@ -40,10 +51,20 @@ from ouroboros.contract.vocabulary import BootstrapPositions, Metric, PhaseName
 from ouroboros.trainer.agents import nsearch
 from ouroboros.trainer.agents import registry as agents
 from ouroboros.trainer.engine.types import game_config
-from ouroboros.trainer.learning import device, distributed, networks, onnx_export, replay, shards
+from ouroboros.trainer.learning import (
+    device,
+    distributed,
+    leaf,
+    networks,
+    onnx_export,
+    replay,
+    shards,
+)
 from ouroboros.trainer.learning.checkpoint import ResumableLoop, TrainState
 from ouroboros.trainer.learning.phases import expert, imitation, runner, selfplay
 from ouroboros.trainer.observation import encoding
+
+log = logging.getLogger(__name__)
 
 SHARD_COLUMNS = ("planes", "move", "mask", "value", "game_id", "turn", "seat", "quality")
 
@@ -156,9 +177,32 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
         "positions of the student's games labelled by the teacher"
     message = (f"{ctx.name}: {len(buffer)} {labelled}, {state.step} imitation steps, "
                f"accuracy {metrics[Metric.ACCURACY]:.2f}")
+    if phase.leaf_games and group.writes and ctx.run.worker == 0:
+        message += "; " + train_leaf_net(ctx)
     records = {}
     if phase.positions is BootstrapPositions.STUDENT and sum(record):
         message += f"; the student against the teacher {record[0]}-{record[1]}-{record[2]} (W-D-L, games played now)"
         records[phase.teacher] = (record[0], record[1], record[2])
         metrics.update(runner.win_rates({phase.teacher: record}))
     return runner.finish(ctx, net, metrics, files, message, started, records)
+
+
+def train_leaf_net(ctx: runner.Context) -> str:
+    """Step 3 of the module docstring: the run's leaf net, unless the store holds it already; returns
+    what was done, for the phase's message."""
+    key = ctx.key("models", runner.LEAF_NET)
+    if ctx.store.exists(key):
+        net = runner.leaf_net(ctx)
+        return f"leaf net kept from an earlier attempt ({net.nn[0]:.0f} points per logit)"
+    config = game_config(ctx.run.game)
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    log.info("%s: %d search games at %g ms a move for the leaf net, %d processes", ctx.name,
+             ctx.phase.leaf_games, leaf.MOVE_MS, workers)
+    trained = leaf.train(config, ctx.phase.leaf_games, seed=ctx.run.seed * 1_000_003 + 900_000_000,
+                         max_turns=ctx.run.game.max_turns, workers=workers)
+    buffer = io.BytesIO()
+    trained.net.save(buffer)
+    ctx.store.put_bytes(key, buffer.getvalue(), {"run": ctx.run.run, "phase": ctx.name, "games": trained.games,
+                                                 "positions": trained.positions, "move_ms": leaf.MOVE_MS})
+    return (f"leaf net from {trained.games} search games ({trained.positions} positions, "
+            f"{trained.seconds:.0f} s, {trained.net.nn[0]:.0f} points per logit)")

@@ -91,6 +91,9 @@ class PhaseSettings(BaseModel):
         "window, e.g. ('imported',) after `ouro data import --run RUN`; with games=0 only they are imitated.")
     expert_iteration: ExpertIterationSpec | None = Field(
         None, description="self_play, continuous: train from search (see `.expert`); None: plain PPO.")
+    leaf_games: int = Field(
+        0, ge=0, description="Bootstrap: duels of the compiled search against itself whose outcomes train the "
+        "search's leaf net (`learning.leaf`), which every later model of the run carries; 0: none.")
 
     @field_validator("kind")
     @classmethod
@@ -104,6 +107,8 @@ class PhaseSettings(BaseModel):
         if self.expert_iteration is not None and self.kind not in EXPERT_ITERATION_PHASES:
             raise ValueError(f"expert_iteration applies only to the self_play and continuous phases, "
                              f"not {self.kind.value}")
+        if self.leaf_games and self.kind is not PhaseName.BOOTSTRAP:
+            raise ValueError(f"leaf_games applies only to the bootstrap phase, not {self.kind.value}")
         if self.kind is PhaseName.DISTILL and self.positions is not BootstrapPositions.STUDENT:
             raise ValueError("distill labels the student's own games: positions must be student")
         return self
@@ -186,7 +191,8 @@ def from_run_config(config: RunConfig, kind: PhaseName, worker: int = 0) -> tupl
         replay_window=spec.replay_window, parallel_games=min(256, spec.games),
         expert_iteration=spec.expert_iteration, teacher=teacher_spec(spec),
         teacher_value_weight=spec.teacher_value_weight, positions=spec.positions,
-        student_visits=spec.student_visits, teacher_policy_weight=spec.teacher_policy_weight)
+        student_visits=spec.student_visits, teacher_policy_weight=spec.teacher_policy_weight,
+        leaf_games=spec.leaf_games)
     return run, phase
 
 

@@ -7,6 +7,8 @@ Artifacts of phase P of run R in the store::
     runs/R/league/P-*.pt               snapshots self-play draws opponents from
     runs/R/models/P.pt                 the phase's final weights (what the next phase starts from)
     runs/R/models/P.onnx               the same network exported: the phase's candidate
+    runs/R/models/leaf.npz             the search's leaf net (bootstrap's ``leaf_games``), which every
+                                       later P.onnx carries in its metadata (``agents.leafnet``)
 
 Start points: bootstrap from scratch, hybrid from bootstrap, self_play from
 hybrid (else bootstrap), distill from self_play (else hybrid, else bootstrap),
@@ -37,6 +39,7 @@ from typing import Protocol
 import torch
 
 from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
+from ouroboros.trainer.agents import leafnet
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
 from ouroboros.trainer.learning import device, distributed, initial, networks, onnx_export
@@ -44,6 +47,9 @@ from ouroboros.trainer.learning.checkpoint import Checkpointer, TrainState
 from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 
 log = logging.getLogger(__name__)
+
+LEAF_NET = "leaf.npz"
+"""The run's leaf net under ``runs/R/models/`` (:func:`leaf_net`)."""
 
 
 class Reporter(Protocol):
@@ -222,10 +228,12 @@ def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float]
                             dict(records or {}))
     weights = save_weights(ctx.store, ctx.key("models", f"{ctx.name}.pt"), net, run=ctx.run.run, phase=ctx.name)
     net.eval()
+    carried = leaf_net(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
         onnx_export.export(device.cpu_copy(net), out, height=ctx.run.game.height, width=ctx.run.game.width,
-                           metadata={"run": ctx.run.run, "phase": ctx.name})
+                           metadata={"run": ctx.run.run, "phase": ctx.name,
+                                     **({leafnet.METADATA_KEY: carried.to_metadata()} if carried else {})})
         candidate = ctx.store.put_file(
             ctx.key("models", f"{ctx.name}.onnx"), out,
             {"run": ctx.run.run, "phase": ctx.name, "architecture": net.config.name,
@@ -233,6 +241,17 @@ def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float]
     files = {**artifacts, "weights": weights, "onnx": candidate}
     return PhaseOutcome(ctx.phase.kind, metrics, files, candidate, message, time.monotonic() - started,
                         dict(records or {}))
+
+
+def leaf_net(ctx: Context) -> leafnet.LeafNet | None:
+    """The run's leaf net (``runs/R/models/leaf.npz``, sha256-checked), None when it has none; the ONNX
+    candidate of every phase that finishes after it was written carries it. ArtifactError for a
+    corrupt file, ValueError for one that is not a leaf net: a phase fails rather than export a
+    model without the net its run trained."""
+    key = ctx.key("models", LEAF_NET)
+    if not ctx.store.exists(key):
+        return None
+    return leafnet.LeafNet.load(io.BytesIO(ctx.store.get_bytes(key)), label=ctx.store.uri(key))
 
 
 def register_candidate(store: ArtifactStore, candidate: ArtifactInfo, run: RunSettings,
