@@ -175,6 +175,28 @@ def test_a_model_that_disagrees_is_not_promotable(exports, parity_planes):
     assert any("picks the torch model's move on" in f for f in verdict.failures)
 
 
+def test_a_model_whose_leaf_net_does_not_load_is_not_promotable(exports, parity_planes, tmp_path):
+    """A leaf net in the metadata (`leaf_net`) that the served search could not load fails readiness,
+    naming it; the same model without it passes the same check."""
+    import onnx
+
+    from ouroboros.trainer.agents import leafnet
+
+    _, result, folder = exports("simple")
+    plain = (folder / result.fp32.key).read_bytes()
+    model = onnx.load_from_string(plain)
+    model.metadata_props.add(key=leafnet.METADATA_KEY, value='{"format": 1, "arrays": {}}')
+    (tmp_path / "broken.onnx").write_bytes(model.SerializeToString())
+    (tmp_path / "plain.onnx").write_bytes(plain)
+    roomy = readiness.ReadinessConfig(latency_calls=50, latency_rounds=1, warmup_calls=5,
+                                      thresholds=ReadinessSpec(max_p99_latency_ms=1000, max_peak_memory_mb=500))
+    broken = readiness.check(tmp_path / "broken.onnx", None, parity_planes[:100], roomy)
+    assert not broken.promotable
+    assert broken.failures == ["the leaf net in its metadata does not load: leaf net metadata: arrays.w1 is "
+                               "missing or lacks shape and float32"]
+    assert readiness.check(tmp_path / "plain.onnx", None, parity_planes[:100], roomy).promotable
+
+
 def test_onnx_player_plays_like_the_torch_player(exported):
     net, result, folder = exported
     onnx_player = neural.OnnxPlayer(folder / result.optimised.key)

@@ -254,3 +254,28 @@ def _metadata_with(change) -> str:
 def test_a_broken_carried_net_is_refused_with_what_is_wrong(text, message):
     with pytest.raises(ValueError, match=message):
         leafnet.carried({leafnet.METADATA_KEY: text})
+
+
+def test_ouro_export_puts_a_leaf_net_in_the_model(tmp_path, capsys):
+    """`ouro export --leaf-net NPZ`: the model carries it; a net for another board, a missing file and a
+    file that is not a net are refused (exit 2) naming the option."""
+    import onnxruntime as ort
+
+    from ouroboros.trainer.commands import export
+
+    base = ["--arch", "cnn_simple", "--random-init", "--blocks", "1", "--channels", "8", "--width", "7",
+            "--height", "7"]
+    random_net(81).save(tmp_path / "seven.npz")
+    assert export.main([*base, "--leaf-net", str(tmp_path / "seven.npz"), "--out", str(tmp_path / "m.onnx")]) == 0
+    for name in ("m.onnx", "m.opt.onnx"):
+        meta = ort.InferenceSession(str(tmp_path / name)).get_modelmeta().custom_metadata_map
+        assert leafnet.carried(meta).cells == 81
+    random_net(169).save(tmp_path / "eleven.npz")
+    (tmp_path / "junk.npz").write_text("junk")
+    for leaf, words in [("eleven.npz", "made for a board of 169 padded cells, this one has 81"),
+                        ("missing.npz", "No such file or directory"), ("junk.npz", "not an .npz of a leaf net")]:
+        capsys.readouterr()
+        assert export.main([*base, "--leaf-net", str(tmp_path / leaf), "--out", str(tmp_path / "n.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert f"ouro export: --leaf-net {tmp_path / leaf}: " in err and words in err, err
+    assert not (tmp_path / "n.onnx").exists()

@@ -2,6 +2,7 @@
 
     ouro export --checkpoint runs/r1/checkpoints/bootstrap/step-0000001000.pt --out champion.onnx
     ouro export --arch cnn_attention_residual --random-init --int8 --check --out /tmp/net.onnx
+    ouro export --checkpoint ... --leaf-net leaf.npz --out champion.onnx   # the model carries a leaf net
 
 Writes OUT (portable fp32), OUT's ``.opt.onnx`` (onnxruntime-optimised, the one
 to serve) and with ``--int8`` its ``.int8.onnx``, each atomically with a
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--positions", type=int, default=10_000, help="parity positions of --check")
     p.add_argument("--max-p99-ms", type=float, default=10.0, help="readiness latency limit")
     p.add_argument("--max-memory-mb", type=float, default=50.0, help="readiness memory limit")
+    p.add_argument("--leaf-net", type=Path, default=None, metavar="NPZ",
+                   help="a leaf net (python -m benchmarks.leaf_net --out) for the model to carry in its metadata "
+                        "(leaf_net), which champion+nsearch's hand-off to the alpha-beta plays")
     p.add_argument("--out", type=Path, required=True, help="output file, ending in .onnx")
     return p
 
@@ -98,6 +102,17 @@ def main(argv: list[str]) -> int:
             thresholds=ReadinessSpec(max_p99_latency_ms=args.max_p99_ms,
                                            max_peak_memory_mb=args.max_memory_mb),
         )
+        carried = {}
+        if args.leaf_net is not None:
+            from ouroboros.trainer.agents import leafnet
+            from ouroboros.trainer.engine.state import Board
+
+            try:
+                leaf = leafnet.LeafNet.load(args.leaf_net)
+                leaf.check_board(Board(args.width, args.height).n_cells)
+            except (ValueError, OSError) as e:
+                raise ValueError(f"--leaf-net {args.leaf_net}: {getattr(e, 'strerror', None) or e}") from None
+            carried = {leafnet.METADATA_KEY: leaf.to_metadata()}
     except (ValueError, ValidationError, FileNotFoundError) as e:
         print(f"ouro export: {e}", file=sys.stderr)
         return 2
@@ -108,7 +123,7 @@ def main(argv: list[str]) -> int:
     source = str(args.checkpoint) if args.checkpoint else f"random-init seed {args.seed}"
     result = onnx_export.export(
         net, args.out, height=args.height, width=args.width, int8=args.int8,
-        calibration=calibration, metadata={"source": source},
+        calibration=calibration, metadata={"source": source, **carried},
     )
     print(f"{config.name}: {networks.count_parameters(net):,} parameters")
     for info in result.files():

@@ -26,6 +26,8 @@ fails its thresholds; this module measures that report for an ONNX file:
   imports, the kernel's peak counter (VmHWM) is reset, and the peak is read at
   the end. The interpreter and the runtime library themselves are not counted:
   they are the server's fixed cost whatever the model.
+* **The leaf net** a model carries (metadata ``leaf_net``, :mod:`..agents.leafnet`) loads: a broken
+  one would fail every move ``champion+nsearch`` hands to the alpha-beta.
 
 A model that fails any check is not promotable, and the report says why.
 """
@@ -47,7 +49,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ouroboros.contract.promotion import ReadinessSpec
-from ouroboros.trainer.agents import neural
+from ouroboros.trainer.agents import leafnet, neural
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.agents.simple import RandomSafe
 from ouroboros.trainer.evaluation import gate
@@ -260,7 +262,8 @@ def check(
 ) -> Readiness:
     """The readiness verdict of one ONNX file. ``net`` is the torch network it was
     exported from (None skips parity: then the gate sees ``parity_ok=None``);
-    ``planes`` [N, C, H, W] are real positions (:func:`real_positions`)."""
+    ``planes`` [N, C, H, W] are real positions (:func:`real_positions`). A leaf net
+    in its metadata (``leaf_net``) that does not load is a failure too."""
     config = config or ReadinessConfig()
     meta = _metadata(model)  # one read of the file for both
     precision = meta.get("precision", "fp32")
@@ -288,6 +291,10 @@ def check(
             f"({measured.disagreements} of all {measured.positions:,} differ); "
             f"needs {measured.required:.0%}"
         )
+    try:  # a leaf net the served search could not load would fail every handed-off move
+        leafnet.carried(meta)
+    except ValueError as err:
+        failures.append(f"the leaf net in its metadata does not load: {err}")
     return Readiness(
         model=os.fspath(model), precision=precision, report=report, parity=measured,
         serving=serving, thresholds=config.thresholds, failures=failures,
