@@ -23,7 +23,7 @@ for this log loss. Records the games, positions, time, commit, CPUs and load.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import dataclasses
 import glob
 import os
 import time
@@ -33,13 +33,8 @@ import numpy as np
 from benchmarks import commit
 from benchmarks.eval_fit import fit as fit_scale
 from benchmarks.eval_fit import log_loss
+from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.learning import leaf
-
-
-def _collect(seed: int, games: int, ms: float, max_turns: int, label_depth: int, path: str) -> str:
-    data = leaf.collect(seed, games, ms, max_turns, label_depth=label_depth)
-    np.savez(path, **{name: getattr(data, name) for name in ("inputs", "count", "result", "game", "left", "searched")})
-    return path
 
 
 def _load(paths: list[str]) -> leaf.LeafData:
@@ -126,13 +121,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         folder = args.data or os.path.join(os.environ.get("TMPDIR", "/tmp"), f"leaf-net-{os.getpid()}")
         os.makedirs(folder, exist_ok=True)
-        shares = np.array_split(np.arange(args.games), min(args.workers, args.games))
-        with concurrent.futures.ProcessPoolExecutor(len(shares)) as pool:
-            paths = list(pool.map(_collect, [args.seed + int(s[0]) for s in shares], [len(s) for s in shares],
-                                  [args.ms] * len(shares), [args.max_turns] * len(shares),
-                                  [args.label_depth] * len(shares),
-                                  [os.path.join(folder, f"parts-{args.seed + int(s[0])}.npz") for s in shares]))
-        data = _load(paths)
+        parts = leaf.play(GameConfig(), args.games, args.seed, ms=args.ms, max_turns=args.max_turns,
+                          workers=args.workers, label_depth=args.label_depth)
+        for part in parts:  # named by their first game's seed, as --data reads them back
+            np.savez(os.path.join(folder, f"parts-{int(part.game.min())}.npz"),
+                     **{f.name: getattr(part, f.name) for f in dataclasses.fields(leaf.LeafData)})
+        data = leaf.LeafData.concat(parts)
     games = np.unique(data.game).size
     played = "read back" if saved else f"search:ms={args.ms:g} both sides, --max-turns {args.max_turns}"
     print(f"{games} duels (11x11, {played}), "
@@ -151,8 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         model = leaf.fit(data, np.flatnonzero(train), hidden=args.hidden, epochs=args.epochs,
                          outcome_weight=args.outcome_weight, spread=args.spread)
         held[~train] = leaf.logits(model, data, np.flatnonzero(~train))
-        a = float(model.a.detach())
-        points[~train] = (held[~train] - a * count[~train] / 100.0) * 100.0 / a
+        points[~train] = leaf.corrections(model, data, np.flatnonzero(~train))
     print(f"held-out log loss (nats/position): count, scale fitted | leaf model raw | leaf model, scale "
           f"refitted ({time.perf_counter() - start:.0f} s)")
     for last in windows:

@@ -115,8 +115,12 @@ class LeafModel(torch.nn.Module):
         z = torch.clamp(self.l1(inputs), 0, 1)
         return self.l3(torch.clamp(self.l2(z), 0, 1))[:, 0]
 
+    def skip(self, count: torch.Tensor) -> torch.Tensor:
+        """The count's part of the logit (count in points)."""
+        return self.a * count / 100.0
+
     def forward(self, inputs: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-        return self.a * count / 100.0 + self.net(inputs)
+        return self.skip(count) + self.net(inputs)
 
     def export(self) -> leafnet.LeafNet:
         """The kernel's arrays (points per logit = 100 / a)."""
@@ -198,7 +202,7 @@ def fit(data: LeafData, rows: np.ndarray | None = None, hidden: int = 16, epochs
         b = rng.choice(rows, min(batch, len(rows)), replace=False)
         x = _symmetry(torch.from_numpy(data.inputs[b].astype(np.float32)), cells, int(rng.integers(8)))
         correction = model.net(x)
-        logit = model.a * count[b] / 100.0 + correction
+        logit = model.skip(count[b]) + correction
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, result[b])
         if spread:
             loss = loss + spread * torch.mean(correction * correction)
@@ -211,12 +215,28 @@ def fit(data: LeafData, rows: np.ndarray | None = None, hidden: int = 16, epochs
 
 def logits(model: LeafModel, data: LeafData, rows: np.ndarray) -> np.ndarray:
     """The model's logit of a win at `rows` of `data`, float64 [len(rows)]."""
+    return _by_parts(rows, lambda part: model(*_tensors(data, part)))
+
+
+def corrections(model: LeafModel, data: LeafData, rows: np.ndarray) -> np.ndarray:
+    """What the search would add to the count at `rows` of `data`: the net's output in points
+    (x 100 / a, as the kernel adds it), float64 [len(rows)]."""
+    points = 100.0 / float(model.a.detach())
+    return _by_parts(rows, lambda part: model.net(_tensors(data, part)[0])) * points
+
+
+def _tensors(data: LeafData, part: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and clipped counts of rows `part`, float32."""
+    return (torch.from_numpy(data.inputs[part].astype(np.float32)),
+            torch.from_numpy(np.clip(data.count[part], -COUNT_CLIP, COUNT_CLIP).astype(np.float32)))
+
+
+def _by_parts(rows: np.ndarray, compute) -> np.ndarray:
+    """`compute(part)` over `rows` in parts of about 8,192, float64, concatenated."""
     out = []
     with torch.no_grad():
         for part in np.array_split(np.asarray(rows), max(1, len(rows) // 8192)):
-            x = torch.from_numpy(data.inputs[part].astype(np.float32))
-            c = torch.from_numpy(np.clip(data.count[part], -COUNT_CLIP, COUNT_CLIP).astype(np.float32))
-            out.append(model(x, c).double().numpy())
+            out.append(compute(part).double().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -251,18 +271,23 @@ def train(config: GameConfig, games: int, seed: int, *, ms: float = MOVE_MS, max
     if games < 1 or workers < 1:
         raise ValueError(f"leaf net: games ({games}) and workers ({workers}) must be at least 1")
     started = time.monotonic()
-    shares = [s for s in np.array_split(np.arange(games), min(workers, games)) if len(s)]
-    if len(shares) == 1:
-        parts = [collect(seed, games, ms, max_turns, config=config)]
-    else:
-        with concurrent.futures.ProcessPoolExecutor(len(shares),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            parts = list(pool.map(_collect_share, [(seed + int(s[0]), len(s), ms, max_turns, config) for s in shares]))
-    data = LeafData.concat(parts)
+    data = LeafData.concat(play(config, games, seed, ms=ms, max_turns=max_turns, workers=workers))
     net = fit(data, hidden=hidden, epochs=epochs, seed=seed % (2**31)).export()
     return Trained(net, games, len(data.result), time.monotonic() - started)
 
 
-def _collect_share(args: tuple) -> LeafData:
-    seed, games, ms, max_turns, config = args
-    return collect(seed, games, ms, max_turns, config=config)
+def play(config: GameConfig, games: int, seed: int, *, ms: float = MOVE_MS, max_turns: int = 500,
+         workers: int = 1, label_depth: int = 0) -> list[LeafData]:
+    """:func:`collect`'s games 0 to `games` - 1 (seeds from `seed`) split over `workers` processes
+    (spawned; this one alone when 1): one LeafData per process, in game order."""
+    shares = [s for s in np.array_split(np.arange(games), min(workers, games)) if len(s)]
+    jobs = [(seed + int(s[0]), len(s), ms, max_turns, label_depth, config) for s in shares]
+    if len(jobs) == 1:
+        return [_collect_share(jobs[0])]
+    with concurrent.futures.ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_collect_share, jobs))
+
+
+def _collect_share(job: tuple) -> LeafData:
+    seed, games, ms, max_turns, label_depth, config = job
+    return collect(seed, games, ms, max_turns, label_depth=label_depth, config=config)
