@@ -275,7 +275,9 @@ def test_player_specs(onnx_file):
     ("margin=20", "margin widens the hand-off's tie-break: set endgame > 0"),
     ("endgame=0.2,margin=-1", "margin must be a finite number >= 0, got -1.0"),
     ("endgame=0.2,margin=nan", "margin must be a finite number >= 0, got nan"),
-    ("endgame=0.2,tiebreak=depth", "tiebreak must be one of policy, value, got 'depth'"),
+    ("endgame=0.2,tiebreak=depth", "tiebreak must be one of policy, value, search, got 'depth'"),
+    ("endgame=0.2,margin=20,tiebreak=search", "margin hands near-best moves to the network: not with tiebreak=search"),
+    ("endgame=0.2,leaf=maybe", "option leaf='maybe' is not a valid bool"),
 ])
 def test_an_option_out_of_its_range_is_refused_naming_it(onnx_file, options, words):
     """Out-of-range options are refused when the player is built (`ouro serve` exits 2 before the
@@ -400,6 +402,21 @@ def test_the_network_breaks_the_alpha_betas_exact_ties(favourite):
     player = nsearch.NeuralSearch(Favours(favourite), ms=30, endgame=0.01)
     assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) == favourite
     assert (player.handoffs, player.model.calls) == (1, 1)
+
+
+def test_tiebreak_search_leaves_the_ties_to_the_alpha_beta_without_a_network_call():
+    """tiebreak=search: the same mirror position is decided as `search` decides it (its previous
+    iteration's order), whatever the policy prefers, and the network is not asked."""
+    from ouroboros.trainer.agents import compact, search
+
+    g = game([[(3, 6), (3, 5), (3, 4)], [(3, 0), (3, 1), (3, 2)]])
+    played = set()
+    for favourite in (LEFT, RIGHT):
+        player = nsearch.NeuralSearch(Favours(favourite), ms=30, endgame=0.01, tiebreak="search")
+        played.add(int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]))
+        assert (player.handoffs, player.model.calls) == (1, 0)
+    alone = search.choose_compiled(compact.Rules.of(g.config, g.state, 0), compact.from_batch(g.state, 0), 0, 0.03)
+    assert played == {alone.move}
 
 
 @pytest.mark.parametrize(("margin", "logits", "passed"), [(25.0, "finite", 25.0), (25.0, "nan", 0.0), (0.0, "finite", 0.0)])

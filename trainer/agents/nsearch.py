@@ -197,9 +197,10 @@ class NeuralSearch:
     the compiled kernel runs; off: the hand-made count alone."""
     tiebreak: str = "policy"
     """Under `endgame`, what ranks the moves the alpha-beta leaves to the network (its exact ties, or
-    those within `margin`): ``policy``, the policy's logits at the root (one row); or ``value``, each
+    those within `margin`): ``policy``, the policy's logits at the root (one row); ``value``, each
     move's worst value head over the rivals' safe replies one turn on (paranoid, as the alpha-beta;
-    one call of up to 3 x 3^rivals rows)."""
+    one call of up to 3 x 3^rivals rows); or ``search``, no network call: the alpha-beta breaks its
+    own ties by its previous iteration's order, as `search` does (`margin` must then be 0)."""
     name: str = "nsearch"
     results: list = dataclasses.field(default_factory=list, repr=False)
     """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
@@ -231,6 +232,8 @@ class NeuralSearch:
             raise ValueError(f"nsearch: tiebreak must be one of {', '.join(TIEBREAKS)}, got {self.tiebreak!r}")
         if self.margin > 0 and self.endgame <= 0:
             raise ValueError("nsearch: margin widens the hand-off's tie-break: set endgame > 0")
+        if self.margin > 0 and self.tiebreak == "search":
+            raise ValueError("nsearch: margin hands near-best moves to the network: not with tiebreak=search")
         if not hasattr(self.model, "evaluate"):
             from ouroboros.trainer.agents import neural
 
@@ -312,7 +315,10 @@ class NeuralSearch:
         """The hand-off's ranking of snake `seat`'s moves in game `game` of `state` (`rules_`, `pos`: the
         same game in the search's form, which the caller has already built), float [4] by Move value, by
         `tiebreak` (default the player's): the policy's logits (ranks only: no softmax), or
-        :meth:`value_prior`. None where it is not finite (a broken network) or there is no choice."""
+        :meth:`value_prior`. None where it is not finite (a broken network), where there is no choice,
+        and with ``search`` (the alpha-beta's own order)."""
+        if (tiebreak or self.tiebreak) == "search":
+            return None
         if (tiebreak or self.tiebreak) == "value":
             prior = self.value_prior(config, rules_, pos, int(state.turn[game]), seat)
         else:
@@ -684,7 +690,7 @@ def _safe_moves(rules: compact.Rules, snake, obstacles: int) -> list[int]:
     return [m for m in range(4) if inside & bit[cells[m]] and not obstacles & bit[cells[m]]]
 
 
-TIEBREAKS = ("policy", "value")
+TIEBREAKS = ("policy", "value", "search")
 """What ranks the hand-off's near-best moves (:attr:`NeuralSearch.tiebreak`)."""
 
 
@@ -704,7 +710,7 @@ _KINDS = {_flag: "bool (1/0, true/false)"}
 
 def from_spec(text: str, model: object | None = None) -> NeuralSearch:
     """The ``nsearch:model=M[,ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X,margin=X,leaf=0|1,
-    tiebreak=policy|value]`` player.
+    tiebreak=policy|value|search]`` player.
 
     M is an ONNX file, ``champion`` / ``champion:GAME`` (the registry's champion,
     $OURO_STORE or ./runs/registry) or ``registry:VERSION``; a `model` argument

@@ -38,7 +38,7 @@ CHAMPION = "champion"
 
 CHAMPION_SEARCH = "champion+nsearch"
 """The champion inside the neural-guided search (`agents/nsearch.py`):
-`champion+nsearch[:ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X,margin=X,tiebreak=policy|value]`."""
+`champion+nsearch[:ms=N,visits=N,c_puct=X,batch=N,prune=X,reuse=0|1,endgame=X,margin=X,leaf=0|1,tiebreak=policy|value|search]`."""
 
 BUDGETED = frozenset({"search", "search-v1", "nsearch", CHAMPION_SEARCH})
 """Players whose strength grows with thinking time (they take `ms=`)."""
