@@ -262,8 +262,8 @@ def train(config: GameConfig, games: int, seed: int, *, ms: float = MOVE_MS, max
     game k with seed ``seed + k``, in `workers` processes) and fits a leaf net to their outcomes
     (:func:`fit`, every position). The measured recipe: 1,000 11x11 duels at 10 ms a move, hidden
     16, 20 epochs (677,304 positions; 2,347 s of games on 2 cores and 215 s of fitting; README,
-    *Strength*). Memory: about 2.4 kB a position while it fits (the dense float16 inputs, 7P + 5
-    per row, and their copies). ValueError for a board that is not square (the fit's symmetries),
+    *Strength*). Memory: the dense float16 inputs, (7P + 5) x 2 bytes a position (2.4 kB on 11x11,
+    1.6 GB for those 1,000 duels), twice that while the processes' parts are joined. ValueError for a board that is not square (the fit's symmetries),
     RuntimeError without numba."""
     if config.width != config.height:
         raise ValueError(f"leaf net: the board is {config.width}x{config.height}; its training needs a square "
