@@ -176,8 +176,8 @@ def test_a_model_that_disagrees_is_not_promotable(exports, parity_planes):
 
 
 def test_a_model_whose_leaf_net_does_not_load_is_not_promotable(exports, parity_planes, tmp_path):
-    """A leaf net in the metadata (`leaf_net`) that the served search could not load fails readiness,
-    naming it; the same model without it passes the same check."""
+    """A leaf net in the metadata (`leaf_net`) that the served search could not load, or one made for
+    another board, fails readiness, naming it; the same model without it passes the same check."""
     import onnx
 
     from ouroboros.trainer.agents import leafnet
@@ -194,6 +194,14 @@ def test_a_model_whose_leaf_net_does_not_load_is_not_promotable(exports, parity_
     assert not broken.promotable
     assert broken.failures == ["the leaf net in its metadata does not load: leaf net metadata: arrays.w1 is "
                                "missing or lacks shape and float32"]
+    seven = leafnet.LeafNet(np.zeros((7 * 81, 2)), np.zeros(2), np.zeros((2, 2)), np.zeros(2), np.zeros(2),
+                            np.zeros((5, 2)), np.array([100.0, 0.0]))  # a net for 7x7 in an 11x11 model
+    model = onnx.load_from_string(plain)
+    model.metadata_props.add(key=leafnet.METADATA_KEY, value=seven.to_metadata())
+    (tmp_path / "other-board.onnx").write_bytes(model.SerializeToString())
+    other = readiness.check(tmp_path / "other-board.onnx", None, parity_planes[:100], roomy)
+    assert other.failures == ["the leaf net in its metadata does not load: leaf net: made for a board of 81 "
+                              "padded cells, this one has 169"]
     assert readiness.check(tmp_path / "plain.onnx", None, parity_planes[:100], roomy).promotable
 
 

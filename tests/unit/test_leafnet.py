@@ -247,6 +247,8 @@ def _metadata_with(change) -> str:
     (_metadata_with(lambda d: d["arrays"]["b1"].update(float32="%%%")), "arrays.b1 is not base64"),
     (_metadata_with(lambda d: d["arrays"]["b1"].update(shape=["eight"])), "arrays.b1 is not base64 with a shape"),
     (_metadata_with(lambda d: d["arrays"]["b1"].update(shape=[9])), r"arrays.b1 holds 8 values, its shape \[9\]"),
+    (_metadata_with(lambda d: d["arrays"]["b1"].update(shape=[float("inf")])), "arrays.b1 is not base64 with a shape"),
+    (_metadata_with(lambda d: d["arrays"]["b1"].update(shape=[8.0])), "arrays.b1 is not base64 with a shape"),
     (_metadata_with(lambda d: d["arrays"]["b2"].update(
         float32=__import__("base64").b64encode(np.full(8, np.inf, "<f4").tobytes()).decode())),
      "b2 holds values that are not finite"),
@@ -279,3 +281,55 @@ def test_ouro_export_puts_a_leaf_net_in_the_model(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"ouro export: --leaf-net {tmp_path / leaf}: " in err and words in err, err
     assert not (tmp_path / "n.onnx").exists()
+
+
+
+def synthetic(games: int, rows_per_game: int, learnable: bool, seed: int = 0):
+    """LeafData on 7x7 (81 padded cells) whose count says nothing; with `learnable` each game's
+    result is written in one input cell of its positions, else it is a coin toss."""
+    from ouroboros.trainer.learning import leaf
+
+    rng = np.random.default_rng(seed)
+    n = games * rows_per_game
+    game = np.repeat(np.arange(games), rows_per_game)
+    result = np.repeat(rng.integers(0, 2, games).astype(np.float64), rows_per_game)
+    inputs = (rng.random((n, 7 * 81 + 5)) < 0.05).astype(np.float16)
+    if learnable:
+        inputs[:, 5 * 81:6 * 81] = result[:, None]  # own territory everywhere when it won
+    return leaf.LeafData(inputs, rng.normal(0, 50, n), result, game, np.full(n, 10), np.full(n, np.nan))
+
+
+def test_a_net_is_adopted_only_when_it_predicts_held_out_games_better_than_the_count():
+    from ouroboros.trainer.learning import leaf
+
+    net, held, why = leaf.adopt(synthetic(40, 200, learnable=True), hidden=4)
+    assert net is not None and why == "" and held[1] < held[0] - 0.1
+    net, held, why = leaf.adopt(synthetic(40, 200, learnable=False), hidden=4)
+    assert net is None and held[1] >= held[0]
+    assert why.startswith("count + net predicted the held-out games no better than the count alone")
+    drawn = synthetic(4, 10, learnable=False)
+    drawn.result[:] = 0.5
+    assert leaf.adopt(drawn) == (None, None, "every game ended alike (result 0.5 for every snake): nothing to learn")
+
+
+def test_games_a_leaf_net_cannot_learn_from_are_refused_naming_why():
+    from ouroboros.trainer.engine.types import Ruleset
+    from ouroboros.trainer.learning import leaf
+
+    leaf.check_game(GameConfig(7, 7, 2))
+    with pytest.raises(ValueError, match="the board is 9x7; its training needs a square board"):
+        leaf.check_game(GameConfig(9, 7, 2))
+    with pytest.raises(ValueError, match="a solo game has no outcome to learn"):
+        leaf.check_game(GameConfig(7, 7, 1, ruleset=Ruleset.SOLO))
+
+
+def test_a_training_runs_leaf_games_reach_the_bootstrap_phase():
+    from ouroboros.contract.run import RunConfig
+    from ouroboros.contract.vocabulary import PhaseName
+    from ouroboros.trainer.learning.phases import config as pc
+
+    config = RunConfig.model_validate({
+        "run": {"name": "r", "namespace": "ns"}, "champion": "c", "game": {}, "model": {}, "storage": {},
+        "phases": [{"name": "bootstrap", "games": 10, "leafGames": 300}, {"name": "hybrid", "games": 10}]})
+    assert pc.from_run_config(config, PhaseName.BOOTSTRAP)[1].leaf_games == 300
+    assert pc.from_run_config(config, PhaseName.HYBRID)[1].leaf_games == 0

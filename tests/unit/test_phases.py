@@ -374,19 +374,29 @@ def test_bootstrap_can_imitate_the_search_player(tmp_path):
         execute.execute(tiny_run(tmp_path / "b"), tiny_phase(PhaseName.BOOTSTRAP, games=2, teacher="serch"))
 
 
-def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path):
+def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path, monkeypatch):
     """leaf_games: bootstrap plays that many search games (in processes), fits the leaf net, stores it
     (runs/R/models/leaf.npz), and its ONNX and every later phase's carry the same net in their metadata,
-    which the served neural search plays; a rerun keeps the stored net; other phases refuse the option."""
+    which the served neural search plays; a rerun keeps the stored net; a net the held-out check refuses
+    is neither stored nor carried; other phases, and boards the net cannot learn, are refused. (Whether
+    a net is worth carrying is `leaf.adopt`'s test; two tiny games here would not decide it.)"""
     import onnxruntime as ort
 
     from ouroboros.trainer.agents import leafnet, nsearch, search
+    from ouroboros.trainer.learning import leaf
 
     if not search.compiled_available():  # pragma: no cover - numba is in the trainer extras
         pytest.skip("numba is not installed")
+    fitted: list = []
+
+    def fit_all(data, **kw):
+        fitted.append(len(np.unique(data.game)))
+        return leaf.fit(data, hidden=4, epochs=1).export(), None, ""
+
+    monkeypatch.setattr(leaf, "adopt", fit_all)
     run = tiny_run(tmp_path)
     first = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
-    assert "leaf net from 2 search games" in first.message
+    assert "leaf net from 2 search games" in first.message and fitted == [2]
     store = ArtifactStore(run.store)
     stored = leafnet.LeafNet.load(io.BytesIO(store.get_bytes("runs/t/models/leaf.npz")))
     execute.execute(run, tiny_phase(PhaseName.HYBRID, games=2, iterations=1))
@@ -396,9 +406,22 @@ def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path):
         np.testing.assert_array_equal(carried.w1, stored.w1.astype(np.float32).astype(np.float64))
         assert nsearch.NeuralSearch(model, ms=10, endgame=0.1).leaf_net(stored.cells) is not None
     again = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
-    assert "leaf net kept from an earlier attempt" in again.message
+    assert "leaf net kept from an earlier attempt" in again.message and fitted == [2]
+
+    monkeypatch.setattr(leaf, "adopt", lambda data, **kw: (None, (0.69, 0.70), "no better than the count"))
+    other = tiny_run(tmp_path / "other")
+    refused = execute.execute(other, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
+    assert "no leaf net from 2 search games: no better than the count" in refused.message
+    store = ArtifactStore(other.store)
+    assert not store.exists("runs/t/models/leaf.npz")
+    model = store.get_bytes("runs/t/models/bootstrap.onnx")
+    assert leafnet.carried(ort.InferenceSession(model).get_modelmeta().custom_metadata_map) is None
     with pytest.raises(ValueError, match="leaf_games applies only to the bootstrap phase, not hybrid"):
         tiny_phase(PhaseName.HYBRID, leaf_games=2)
+    wide = tiny_run(tmp_path / "wide").model_copy(update={"game": GameSpec(width=9, height=7, max_turns=40)})
+    with pytest.raises(ValueError, match="the board is 9x7; its training needs a square board"):
+        execute.execute(wide, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
+    assert not ArtifactStore(wide.store).list("runs/t/replay/")  # refused before the teacher's games
 
 
 def test_a_result_with_many_opponents_is_fitted_under_the_termination_message_limit():

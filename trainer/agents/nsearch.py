@@ -238,8 +238,9 @@ class NeuralSearch:
             from ouroboros.trainer.agents import neural
 
             self.model = neural.OnnxPlayer(self.model, name="nsearch-model")
-        session = getattr(self.model, "session", None)
-        self._leaf_net = leafnet.carried(session.get_modelmeta().custom_metadata_map) if session else None
+        session = getattr(self.model, "session", None)  # a net is read only where it would play
+        used = session is not None and self.leaf and self.endgame > 0
+        self._leaf_net = leafnet.carried(session.get_modelmeta().custom_metadata_map) if used else None
 
     def act(self, config: GameConfig, state: BatchState, seat: int, rng: np.random.Generator) -> np.ndarray:
         """Moves for `seat` in every game. Shape [B] int8."""
@@ -282,12 +283,13 @@ class NeuralSearch:
         """The compiled alpha-beta's :class:`.search.Decision` for snake `seat` of game `game`
         within `ms` (or the caller's deadline, `agents.stopping`, if sooner; the network call
         below comes out of the same budget), with the search player's default weights, depth cap
-        and focus; the python tree where numba is missing. The network's policy at the root
-        (one call) breaks the alpha-beta's exact ties (`search.choose`'s `prior`), and with
-        `margin` chooses among all the moves scored within it of the best: where the evaluation
-        cannot tell moves apart (or, with a margin, tells them apart by less), the network chooses
-        instead of the previous iteration's order (which also decides where the policy is not
-        finite)."""
+        and focus, and the model's leaf net at its leaves (:meth:`leaf_net`); the python tree, and no
+        leaf net, where numba is missing. By `tiebreak`, the network's policy at the root (one call)
+        breaks the alpha-beta's exact ties (`search.choose`'s `prior`), and with `margin` chooses
+        among all the moves scored within it of the best: where the evaluation cannot tell moves
+        apart (or, with a margin, tells them apart by less), the network chooses instead of the
+        previous iteration's order (which also decides where the policy is not finite, and with
+        ``tiebreak=search``)."""
         from ouroboros.trainer.agents import search
 
         start = time.perf_counter()

@@ -26,8 +26,9 @@ fails its thresholds; this module measures that report for an ONNX file:
   imports, the kernel's peak counter (VmHWM) is reset, and the peak is read at
   the end. The interpreter and the runtime library themselves are not counted:
   they are the server's fixed cost whatever the model.
-* **The leaf net** a model carries (metadata ``leaf_net``, :mod:`..agents.leafnet`) loads: a broken
-  one would fail every move ``champion+nsearch`` hands to the alpha-beta.
+* **The leaf net** a model carries (metadata ``leaf_net``, :mod:`..agents.leafnet`) loads and was
+  made for the model's board: a broken one would fail every move ``champion+nsearch`` hands to the
+  alpha-beta, and one for another board would be left out of them unsaid.
 
 A model that fails any check is not promotable, and the report says why.
 """
@@ -291,8 +292,11 @@ def check(
             f"({measured.disagreements} of all {measured.positions:,} differ); "
             f"needs {measured.required:.0%}"
         )
-    try:  # a leaf net the served search could not load would fail every handed-off move
-        leafnet.carried(meta)
+    try:  # a leaf net the served search could not load, or one made for another board, plays no move
+        carried = leafnet.carried(meta)
+        if carried is not None and "contract" in meta:
+            height, width = json.loads(meta["contract"])["input"]["shape"][2:]
+            carried.check_board((height + 2) * (width + 2))
     except ValueError as err:
         failures.append(f"the leaf net in its metadata does not load: {err}")
     return Readiness(

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ouroboros.trainer.agents import arena, compact, leafnet, search
-from ouroboros.trainer.engine.types import GameConfig
+from ouroboros.trainer.engine.types import GameConfig, Ruleset
 
 RESULT = {arena.WIN: 1.0, arena.DRAW: 0.5, arena.LOSS: 0.0}
 COUNT_CLIP = 20_000.0
@@ -249,31 +249,82 @@ budget of the data behind the measured net (README, *Strength*)."""
 class Trained:
     """What :func:`train` made and from what."""
 
-    net: leafnet.LeafNet
+    net: leafnet.LeafNet | None
+    """None when the games taught nothing the count does not know (`why`)."""
     games: int
     positions: int
     seconds: float
-    """Wall-clock seconds, games and fit together."""
+    """Wall-clock seconds, games and fits together."""
+    held_out: tuple[float, float] | None = None
+    """Log loss (nats a position) on the even games of the count alone (its scale fitted) and of
+    count + net, both fitted on the odd games; None with fewer than two games."""
+    why: str = ""
+    """Why there is no net."""
 
 
 def train(config: GameConfig, games: int, seed: int, *, ms: float = MOVE_MS, max_turns: int = 500,
           workers: int = 1, hidden: int = 16, epochs: float = 20.0) -> Trained:
     """Plays `games` games of compiled `search` against itself on `config`'s board (:func:`collect`,
     game k with seed ``seed + k``, in `workers` processes) and fits a leaf net to their outcomes
-    (:func:`fit`, every position). The measured recipe: 1,000 11x11 duels at 10 ms a move, hidden
-    16, 20 epochs (677,304 positions; 2,347 s of games on 2 cores and 215 s of fitting; README,
-    *Strength*). Memory: the dense float16 inputs, (7P + 5) x 2 bytes a position (2.4 kB on 11x11,
-    1.6 GB for those 1,000 duels), twice that while the processes' parts are joined. ValueError for a board that is not square (the fit's symmetries),
-    RuntimeError without numba."""
-    if config.width != config.height:
-        raise ValueError(f"leaf net: the board is {config.width}x{config.height}; its training needs a square "
-                         "board (the eight symmetries)")
+    where :func:`adopt` finds it worth carrying. The measured recipe: 1,000 11x11 duels at 10 ms a
+    move, hidden 16, 20 epochs (677,304 positions; 2,347 s of games on 2 cores and 215 s a fit;
+    held out, every turn, 0.6614 against the count's 0.6773; README, *Strength*). Memory: the dense
+    float16 inputs, (7P + 5) x 2 bytes a position (2.4 kB on 11x11, 1.6 GB for those 1,000 duels),
+    twice that while the processes' parts are joined. ValueError for a game :func:`check_game`
+    refuses, RuntimeError without numba."""
+    check_game(config)
     if games < 1 or workers < 1:
         raise ValueError(f"leaf net: games ({games}) and workers ({workers}) must be at least 1")
     started = time.monotonic()
     data = LeafData.concat(play(config, games, seed, ms=ms, max_turns=max_turns, workers=workers))
-    net = fit(data, hidden=hidden, epochs=epochs, seed=seed % (2**31)).export()
-    return Trained(net, games, len(data.result), time.monotonic() - started)
+    net, held, why = adopt(data, hidden=hidden, epochs=epochs, seed=seed % (2**31))
+    return Trained(net, games, len(data.result), time.monotonic() - started, held, why)
+
+
+def adopt(data: LeafData, *, hidden: int = 16, epochs: float = 20.0,
+          seed: int = 0) -> tuple[leafnet.LeafNet | None, tuple[float, float] | None, str]:
+    """The leaf net fitted on all of `data` (:func:`fit`), if it is worth carrying: (net, held-out
+    log losses of the count and of count + net, why there is no net). First held out by game
+    parity: fitted on the odd games, count + net must predict the even games' outcomes better than
+    the count alone with its scale fitted on the same games (log loss), else no net (a net that
+    predicts no better only adds noise the search will exploit). No net either when every position
+    has the same result (every game drawn: the turn cap) or the count's fitted scale is not
+    positive. With games of one parity only, no held-out check (held-out losses None)."""
+    if np.all(data.result == data.result[0]):
+        return None, None, f"every game ended alike (result {data.result[0]:g} for every snake): nothing to learn"
+    held = None
+    odd = data.game % 2 == 1
+    if odd.any() and (~odd).any():
+        train_rows, test_rows = np.flatnonzero(odd), np.flatnonzero(~odd)
+        model = fit(data, train_rows, hidden=hidden, epochs=epochs, seed=seed)
+        count = np.clip(data.count, -COUNT_CLIP, COUNT_CLIP) / 100.0
+        scale = _scale(count[train_rows], data.result[train_rows])
+        held = (_log_loss(scale * count[test_rows], data.result[test_rows]),
+                _log_loss(logits(model, data, test_rows), data.result[test_rows]))
+        if not held[1] < held[0]:
+            return None, held, (f"count + net predicted the held-out games no better than the count alone "
+                                f"(log loss {held[1]:.4f} against {held[0]:.4f})")
+    try:
+        return fit(data, hidden=hidden, epochs=epochs, seed=seed).export(), held, ""
+    except ValueError as err:  # the count's scale came out <= 0
+        return None, held, str(err)
+
+
+def check_game(config: GameConfig) -> None:
+    """ValueError unless a leaf net can be trained for `config`'s game: a square board (the fit's
+    symmetries) and rivals to win against (not solo); RuntimeError without numba."""
+    if config.width != config.height:
+        raise ValueError(f"leaf net: the board is {config.width}x{config.height}; its training needs a square "
+                         "board (the eight symmetries)")
+    if config.n_snakes < 2 or config.ruleset is Ruleset.SOLO:
+        raise ValueError("leaf net: a solo game has no outcome to learn (it needs 2 or more snakes)")
+    if not search.compiled_available():
+        raise RuntimeError("leaf net: its games need the compiled search kernel (numba)")
+
+
+def _log_loss(logit: np.ndarray, result: np.ndarray) -> float:
+    """Mean binary cross-entropy of sigmoid(logit) against results in [0, 1], nats."""
+    return float(np.mean(result * np.logaddexp(0.0, -logit) + (1.0 - result) * np.logaddexp(0.0, logit)))
 
 
 def play(config: GameConfig, games: int, seed: int, *, ms: float = MOVE_MS, max_turns: int = 500,

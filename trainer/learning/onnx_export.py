@@ -34,7 +34,8 @@ as JSON, and readable from ``session.get_modelmeta().custom_metadata_map``):
 * optional metadata ``leaf_net``: the search's leaf net
   (:meth:`ouroboros.trainer.agents.leafnet.LeafNet.to_metadata`), which the
   neural search's hand-off to the alpha-beta adds to its leaf scores
-  (:func:`with_leaf_net` puts one in; a phase does when its run has one).
+  (:func:`export`'s metadata carries it where a run has one, ``runner.finish``;
+  :func:`with_leaf_net` puts one into an exported file).
 """
 
 from __future__ import annotations

@@ -24,11 +24,14 @@ Two restartable stages that meet in the store:
 
 3. **leaf net** (``leaf_games`` > 0): ``leaf_games`` games of the compiled
    search against itself at ``leaf.MOVE_MS`` a move, in one process per CPU
-   this process may run on, and a leaf net fitted to their outcomes
-   (:func:`..leaf.train`), written to ``runs/R/models/leaf.npz``; from then on
-   every model the run exports carries it (``runner.finish``). A restart after
-   it was written keeps it; one before plays the games again (the positions
-   are not stored: 1.6 GB for the measured 1,000 duels).
+   this process may use (joblib's count: the pod's CPU limit included), and a
+   leaf net fitted to their outcomes (:func:`..leaf.train`, which makes none
+   when, held out, it predicts no better than the count), written to
+   ``runs/R/models/leaf.npz``; from then on every model the run exports
+   carries it (``runner.finish``). A restart after it was written keeps it;
+   one before plays the games again (the positions are not stored: 1.6 GB
+   for the measured 1,000 duels). A board that is not square, or a solo game,
+   is refused before the teacher's games.
 
 With a learner group (``learner.replicas`` > 1, :mod:`..distributed`), rank 0 plays
 the games while the other ranks wait; then every rank loads the same window and the
@@ -41,7 +44,6 @@ import copy
 import io
 import logging
 import math
-import os
 import time
 
 import numpy as np
@@ -134,6 +136,8 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     """Generate, then train; returns the phase's outcome (weights and ONNX candidate saved)."""
     started = time.monotonic()
     group = ctx.group
+    if ctx.phase.leaf_games:  # refused now, not after the teacher's games and the imitation
+        leaf.check_game(game_config(ctx.run.game))
     # In a learner group rank 0 plays the teacher's games; the others wait, then read its shards.
     net = runner.start_network(ctx)
     games, positions, gen_seconds, record = generate(ctx, net) if group.writes else (0, 0, 0.0, [0, 0, 0])
@@ -178,6 +182,7 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     message = (f"{ctx.name}: {len(buffer)} {labelled}, {state.step} imitation steps, "
                f"accuracy {metrics[Metric.ACCURACY]:.2f}")
     if phase.leaf_games and group.writes and ctx.run.worker == 0:
+        del buffer, reference  # the replay window's memory, before the leaf games take theirs
         message += "; " + train_leaf_net(ctx)
     records = {}
     if phase.positions is BootstrapPositions.STUDENT and sum(record):
@@ -194,15 +199,26 @@ def train_leaf_net(ctx: runner.Context) -> str:
     if ctx.store.exists(key):
         net = runner.leaf_net(ctx)
         return f"leaf net kept from an earlier attempt ({net.nn[0]:.0f} points per logit)"
-    config = game_config(ctx.run.game)
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    log.info("%s: %d search games at %g ms a move for the leaf net, %d processes", ctx.name,
-             ctx.phase.leaf_games, leaf.MOVE_MS, workers)
-    trained = leaf.train(config, ctx.phase.leaf_games, seed=ctx.run.seed * 1_000_003 + 900_000_000,
+    import joblib  # the CPUs this process may use, a pod's CPU limit (cgroup quota) included
+
+    games = ctx.phase.leaf_games
+    workers = max(1, min(joblib.cpu_count(), games))
+    log.info("%s: %d search games at %g ms a move for the leaf net, %d processes", ctx.name, games,
+             leaf.MOVE_MS, workers)
+    advance = ctx.reporter.task(f"{ctx.name}: leaf net games", games)
+    trained = leaf.train(game_config(ctx.run.game), games, seed=ctx.run.seed * 1_000_003 + 900_000_000,
                          max_turns=ctx.run.game.max_turns, workers=workers)
+    advance(games)
+    held = "" if trained.held_out is None else \
+        f"held-out log loss {trained.held_out[1]:.4f} against the count's {trained.held_out[0]:.4f}, "
+    if trained.net is None:
+        log.warning("%s: no leaf net: %s", ctx.name, trained.why)
+        return f"no leaf net from {trained.games} search games: {trained.why}"
     buffer = io.BytesIO()
     trained.net.save(buffer)
-    ctx.store.put_bytes(key, buffer.getvalue(), {"run": ctx.run.run, "phase": ctx.name, "games": trained.games,
-                                                 "positions": trained.positions, "move_ms": leaf.MOVE_MS})
-    return (f"leaf net from {trained.games} search games ({trained.positions} positions, "
+    ctx.store.put_bytes(key, buffer.getvalue(), {
+        "run": ctx.run.run, "phase": ctx.name, "games": trained.games, "positions": trained.positions,
+        "move_ms": leaf.MOVE_MS, **({"held_out_log_loss": {"count": trained.held_out[0], "net": trained.held_out[1]}}
+                                   if trained.held_out else {})})
+    return (f"leaf net from {trained.games} search games ({trained.positions} positions, {held}"
             f"{trained.seconds:.0f} s, {trained.net.nn[0]:.0f} points per logit)")
