@@ -377,7 +377,8 @@ def test_bootstrap_can_imitate_the_search_player(tmp_path):
 def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path, monkeypatch):
     """leaf_games: bootstrap plays that many search games (in processes), fits the leaf net, stores it
     (runs/R/models/leaf.npz), and its ONNX and every later phase's carry the same net in their metadata,
-    which the served neural search plays; a rerun keeps the stored net; a net the held-out check refuses
+    which the served neural search plays; a rerun keeps the stored net, or makes it again when it does not
+    load; a net the held-out check refuses
     is neither stored nor carried; other phases, and boards the net cannot learn, are refused. (Whether
     a net is worth carrying is `leaf.adopt`'s test; two tiny games here would not decide it.)"""
     import onnxruntime as ort
@@ -407,6 +408,9 @@ def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path, 
         assert nsearch.NeuralSearch(model, ms=10, endgame=0.1).leaf_net(stored.cells) is not None
     again = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
     assert "leaf net kept from an earlier attempt" in again.message and fitted == [2]
+    store.put_bytes("runs/t/models/leaf.npz", b"not a net")  # a stored net that does not load is made again
+    remade = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
+    assert "leaf net from 2 search games" in remade.message and fitted == [2, 2]
 
     monkeypatch.setattr(leaf, "adopt", lambda data, **kw: (None, (0.69, 0.70), "no better than the count"))
     other = tiny_run(tmp_path / "other")

@@ -52,6 +52,7 @@ import torch
 from ouroboros.contract.vocabulary import BootstrapPositions, Metric, PhaseName
 from ouroboros.trainer.agents import nsearch
 from ouroboros.trainer.agents import registry as agents
+from ouroboros.trainer.artifacts.store import ArtifactError
 from ouroboros.trainer.engine.types import game_config
 from ouroboros.trainer.learning import (
     device,
@@ -197,8 +198,11 @@ def train_leaf_net(ctx: runner.Context) -> str:
     what was done, for the phase's message."""
     key = ctx.key("models", runner.LEAF_NET)
     if ctx.store.exists(key):
-        net = runner.leaf_net(ctx)
-        return f"leaf net kept from an earlier attempt ({net.nn[0]:.0f} points per logit)"
+        try:
+            net = runner.leaf_net(ctx)
+            return f"leaf net kept from an earlier attempt ({net.nn[0]:.0f} points per logit)"
+        except (ArtifactError, ValueError) as err:  # corrupt or not a net: made again, never carried
+            log.warning("%s: the stored leaf net does not load (%s); playing its games again", ctx.name, err)
     import joblib  # the CPUs this process may use, a pod's CPU limit (cgroup quota) included
 
     games = ctx.phase.leaf_games
