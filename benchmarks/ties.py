@@ -80,14 +80,15 @@ def changed(taken: list, model: str, depth: int, margins: list[float]) -> dict[t
 
     player = nsearch.from_spec(f"model={model},ms=50,endgame=0.01")
     config = GameConfig(11, 11, 2)
-    out: dict[tuple[str, float], list[bool]] = {(t, m): [] for t in nsearch.TIEBREAKS for m in margins}
+    networked = [t for t in nsearch.TIEBREAKS if t != "search"]  # `search`: the alpha-beta's own order, no prior
+    out: dict[tuple[str, float], list[bool]] = {(t, m): [] for t in networked for m in margins}
     for rules_, pos, seat in taken:
         seat = int(seat)
         plain = search.choose_compiled(rules_, pos, seat, 1e6, max_depth=depth)
         if plain.depth == 0 or abs(plain.score) >= search.PROVEN:
             continue
         state = compact.to_batch(rules_, [pos], [0])
-        priors = {t: player.root_prior(config, state, 0, rules_, pos, seat, t) for t in nsearch.TIEBREAKS}
+        priors = {t: player.root_prior(config, state, 0, rules_, pos, seat, t) for t in networked}
         for (tiebreak, margin), seen in out.items():
             decision = search.choose_compiled(rules_, pos, seat, 1e6, max_depth=depth, prior=priors[tiebreak],
                                               margin=margin)

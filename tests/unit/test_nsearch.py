@@ -247,7 +247,7 @@ def test_player_specs(onnx_file):
     p = registry.make_player(f"nsearch:model={onnx_file},ms=20,c_puct=2,batch=4")
     assert (p.ms, p.c_puct, p.batch, p.visits, p.endgame) == (20.0, 2.0, 4, 0, 0.0)
     assert registry.make_player(f"nsearch:model={onnx_file},endgame=0.25").endgame == 0.25
-    assert registry.make_player(f"nsearch:model={onnx_file},endgame=0.01,margin=20").margin == 20.0
+    assert registry.make_player(f"nsearch:model={onnx_file},endgame=0.01,margin=20,tiebreak=policy").margin == 20.0
     for spec, words in [("nsearch:ms=20", "name the network"),
                         (f"nsearch:model={onnx_file},speed=3", "unknown option 'speed'"),
                         (f"nsearch:model={onnx_file},ms=fast", "ms='fast' is not a valid float"),
@@ -276,7 +276,7 @@ def test_player_specs(onnx_file):
     ("endgame=0.2,margin=-1", "margin must be a finite number >= 0, got -1.0"),
     ("endgame=0.2,margin=nan", "margin must be a finite number >= 0, got nan"),
     ("endgame=0.2,tiebreak=depth", "tiebreak must be one of policy, value, search, got 'depth'"),
-    ("endgame=0.2,margin=20,tiebreak=search", "margin hands near-best moves to the network: not with tiebreak=search"),
+    ("endgame=0.2,margin=20", "margin hands near-best moves to the network: set tiebreak=policy or tiebreak=value"),
     ("endgame=0.2,leaf=maybe", "option leaf='maybe' is not a valid bool"),
 ])
 def test_an_option_out_of_its_range_is_refused_naming_it(onnx_file, options, words):
@@ -350,9 +350,9 @@ def test_the_board_is_crowded_from_the_share_of_cells_the_living_bodies_fill():
 @pytest.mark.parametrize(("endgame", "handed_off"), [(0.1, True), (0.5, False), (0.0, False)])
 def test_a_crowded_board_is_decided_by_the_alpha_beta_within_the_budget(monkeypatch, endgame, handed_off):
     """Bodies of 9 cells on 7x7 (0.18 of the board): from endgame 0.1 the alpha-beta decides it,
-    with the player's own budget and seat, and its move is the one played; the network is asked
-    once (its prior breaks ties). Under the share (0.5) and with the option off, the tree searches
-    as before."""
+    with the player's own budget and seat, and its move is the one played; the network is not asked
+    (the alpha-beta breaks its own ties by default). Under the share (0.5) and with the option off,
+    the tree searches as before."""
     from ouroboros.trainer.agents import search
 
     search.compiled_available()  # its one warm-up call is not the player's
@@ -373,9 +373,9 @@ def test_a_crowded_board_is_decided_by_the_alpha_beta_within_the_budget(monkeypa
     from ouroboros.trainer.observation import safety
 
     assert safety.safe_moves(g.config, g.state)[0, 1, moves[0]]
-    if handed_off:  # the budget less the one network call for the prior
-        assert [me for me, _, _ in asked] == [1] and 0 < asked[0][1] <= 0.03 and moves[0] == asked[0][2]
-        assert (player.handoffs, evaluator.calls, len(player.results)) == (1, 1, 0) and np.isnan(scores[0])
+    if handed_off:  # the budget less the time it took to get there (a due collection may take it all)
+        assert [me for me, _, _ in asked] == [1] and 0 <= asked[0][1] <= 0.03 and moves[0] == asked[0][2]
+        assert (player.handoffs, evaluator.calls, len(player.results)) == (1, 0, 0) and np.isnan(scores[0])
     else:
         assert asked == [] and player.handoffs == 0 and evaluator.calls > 0 and len(player.results) == 1
 
@@ -399,20 +399,20 @@ def test_the_network_breaks_the_alpha_betas_exact_ties(favourite):
     middle column: LEFT and RIGHT are mirror images, so every depth of the alpha-beta scores them
     exactly alike, and the move played is the one the network's policy prefers."""
     g = game([[(3, 6), (3, 5), (3, 4)], [(3, 0), (3, 1), (3, 2)]])
-    player = nsearch.NeuralSearch(Favours(favourite), ms=30, endgame=0.01)
+    player = nsearch.NeuralSearch(Favours(favourite), ms=30, endgame=0.01, tiebreak="policy")
     assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) == favourite
     assert (player.handoffs, player.model.calls) == (1, 1)
 
 
-def test_tiebreak_search_leaves_the_ties_to_the_alpha_beta_without_a_network_call():
-    """tiebreak=search: the same mirror position is decided as `search` decides it (its previous
-    iteration's order), whatever the policy prefers, and the network is not asked."""
+def test_by_default_the_alpha_beta_breaks_its_own_ties_without_a_network_call():
+    """tiebreak=search, the default: the same mirror position is decided as `search` decides it (its
+    previous iteration's order), whatever the policy prefers, and the network is not asked."""
     from ouroboros.trainer.agents import compact, search
 
     g = game([[(3, 6), (3, 5), (3, 4)], [(3, 0), (3, 1), (3, 2)]])
     played = set()
     for favourite in (LEFT, RIGHT):
-        player = nsearch.NeuralSearch(Favours(favourite), ms=30, endgame=0.01, tiebreak="search")
+        player = nsearch.NeuralSearch(Favours(favourite), ms=30, endgame=0.01)
         played.add(int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]))
         assert (player.handoffs, player.model.calls) == (1, 0)
     alone = search.choose_compiled(compact.Rules.of(g.config, g.state, 0), compact.from_batch(g.state, 0), 0, 0.03)
@@ -440,7 +440,7 @@ def test_the_margin_reaches_the_alpha_beta_with_the_policy(monkeypatch, margin, 
     if logits == "nan":
         evaluator.evaluate = lambda planes: (np.full((len(planes), 4), np.nan, np.float32),
                                              np.zeros((len(planes), 1), np.float32))
-    nsearch.NeuralSearch(evaluator, ms=20, endgame=0.01, margin=margin).act(g.config, g.state, 0,
+    nsearch.NeuralSearch(evaluator, ms=20, endgame=0.01, margin=margin, tiebreak="policy").act(g.config, g.state, 0,
                                                                            np.random.default_rng(0))
     [(prior, given)] = asked
     assert given == passed and (prior is None) == (logits == "nan")
@@ -473,7 +473,7 @@ def test_a_policy_that_is_not_finite_leaves_the_alpha_betas_ties_to_it():
     broken = Favours(LEFT)
     broken.evaluate = lambda planes: (np.full((len(planes), 4), np.nan, np.float32),
                                       np.zeros((len(planes), 1), np.float32))
-    player = nsearch.NeuralSearch(broken, ms=30, endgame=0.01)
+    player = nsearch.NeuralSearch(broken, ms=30, endgame=0.01, tiebreak="policy")
     assert int(player.act(g.config, g.state, 0, np.random.default_rng(0))[0]) in (LEFT, RIGHT)
 
 

@@ -55,18 +55,21 @@ descents do not; the open board before it is where the network's judgement
 of position pays. The combination is the pattern of engines that switch to
 exact solvers late in a game (endgame tablebases and solvers in chess and
 Othello engines); the share is a measured option, not a constant (README,
-*Strength*). The network still speaks there: its policy at the root (one
-call, inside the budget) decides between moves the alpha-beta scores exactly
-alike (3 to 6% of the positions of `search`'s games at depths 2 to 6 with
-the hand-set weights, `python -m benchmarks.ties`); `search` alone breaks such ties by its previous
-iteration's order. `margin` widens that to the moves scored within that many
-points of the best, and `tiebreak=value` ranks them by the value head one
-turn on instead of the policy; at 50 ms with every move handed off and the
-policy within 20 points, the `medium` network played level with `search`
-over 200 duels (51.5% [44.6%, 58.3%], README *Strength*), so both stay off.
-When the model's ONNX file carries a leaf net (:mod:`.leafnet`, metadata key
-``leaf_net``), the alpha-beta adds it to every leaf's count (`leaf`, on by
-default): the network's judgement inside the exact tree, NNUE's shape.
+*Strength*). The network speaks there through its leaf net: when the
+model's ONNX file carries one (:mod:`.leafnet`, metadata key ``leaf_net``),
+the alpha-beta adds it to every leaf's count (`leaf`, on by default), the
+network's judgement inside the exact tree, NNUE's shape; with every move
+handed off (``endgame=0.01``) that won 62% over 200 duels against `search`
+at 50 ms (README, *Strength*). Moves the alpha-beta scores exactly alike
+(3 to 6% of the positions of `search`'s games at depths 2 to 6 with the
+hand-set weights, `python -m benchmarks.ties`) it orders as `search` does,
+by its previous iteration (`tiebreak=search`, the default); `tiebreak=policy`
+hands them to the policy at the root (one call inside the budget), and
+`margin` widens that to the moves scored within that many points of the best,
+`tiebreak=value` ranking them by the value head one turn on. Neither won: at
+50 ms with every move handed off and the policy within 20 points, the
+`medium` network played level with `search` over 200 duels (51.5% [44.6%,
+58.3%]), and with a leaf net the policy's ties screened 51.25% over 80.
 
 **Garbage collection inside the budget.** A tree is thousands of small
 objects, and reuse keeps tens of thousands alive between moves; Python's
@@ -195,12 +198,16 @@ class NeuralSearch:
     """Under `endgame`, the alpha-beta adds the model's leaf net (:mod:`.leafnet`; carried in the ONNX
     file's metadata) to its leaf scores, when the model carries one made for the game's board size and
     the compiled kernel runs; off: the hand-made count alone."""
-    tiebreak: str = "policy"
-    """Under `endgame`, what ranks the moves the alpha-beta leaves to the network (its exact ties, or
-    those within `margin`): ``policy``, the policy's logits at the root (one row); ``value``, each
-    move's worst value head over the rivals' safe replies one turn on (paranoid, as the alpha-beta;
-    one call of up to 3 x 3^rivals rows); or ``search``, no network call: the alpha-beta breaks its
-    own ties by its previous iteration's order, as `search` does (`margin` must then be 0)."""
+    tiebreak: str = "search"
+    """Under `endgame`, what ranks the moves the alpha-beta scores alike (its exact ties, or those
+    within `margin`): ``search`` (the default), no network call: the alpha-beta's own order (its
+    previous iteration's), as `search` breaks them (`margin` must then be 0); ``policy``, the
+    policy's logits at the root (one row); ``value``, each move's worst value head over the rivals'
+    safe replies one turn on (paranoid, as the alpha-beta; one call of up to 3 x 3^rivals rows).
+    ``search`` is the default because the network's choice never won: with the policy the hand-off
+    played level with `search` at 50 ms (exact ties, and within 20 points: 51.5% over 200), and with
+    a leaf net it screened 51.25% over 80 duels where the alpha-beta's own order scored 62% over 200
+    (README, *Strength*)."""
     name: str = "nsearch"
     results: list = dataclasses.field(default_factory=list, repr=False)
     """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
@@ -233,7 +240,8 @@ class NeuralSearch:
         if self.margin > 0 and self.endgame <= 0:
             raise ValueError("nsearch: margin widens the hand-off's tie-break: set endgame > 0")
         if self.margin > 0 and self.tiebreak == "search":
-            raise ValueError("nsearch: margin hands near-best moves to the network: not with tiebreak=search")
+            raise ValueError("nsearch: margin hands near-best moves to the network: set tiebreak=policy or "
+                             "tiebreak=value with it")
         if not hasattr(self.model, "evaluate"):
             from ouroboros.trainer.agents import neural
 
