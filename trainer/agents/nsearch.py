@@ -59,8 +59,9 @@ Othello engines); the share is a measured option, not a constant (README,
 model's ONNX file carries one (:mod:`.leafnet`, metadata key ``leaf_net``),
 the alpha-beta adds it to every leaf's count (`leaf`, on by default), the
 network's judgement inside the exact tree, NNUE's shape; with every move
-handed off (``endgame=0.01``) that won 62% over 200 duels against `search`
-at 50 ms (README, *Strength*). Moves the alpha-beta scores exactly alike
+handed off (``endgame=0.01``) the `medium` network with a net from 1,000
+search games beat `search` at 50 ms, 58.25% [51.3%, 64.9%] over 200 duels
+(README, *Strength*). Moves the alpha-beta scores exactly alike
 (3 to 6% of the positions of `search`'s games at depths 2 to 6 with the
 hand-set weights, `python -m benchmarks.ties`) it orders as `search` does,
 by its previous iteration (`tiebreak=search`, the default); `tiebreak=policy`
@@ -206,8 +207,8 @@ class NeuralSearch:
     safe replies one turn on (paranoid, as the alpha-beta; one call of up to 3 x 3^rivals rows).
     ``search`` is the default because the network's choice never won: with the policy the hand-off
     played level with `search` at 50 ms (exact ties, and within 20 points: 51.5% over 200), and with
-    a leaf net it screened 51.25% over 80 duels where the alpha-beta's own order scored 62% over 200
-    (README, *Strength*)."""
+    a leaf net it screened 51.25% over 80 duels where the alpha-beta's own order scored 58.25% over
+    200 (README, *Strength*)."""
     name: str = "nsearch"
     results: list = dataclasses.field(default_factory=list, repr=False)
     """Recent SearchResults (benchmarks and expert iteration read them; capped at 10,000)."""
