@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-memory-mb", type=float, default=50.0, help="readiness memory limit")
     p.add_argument("--leaf-net", type=Path, default=None, metavar="NPZ",
                    help="a leaf net (python -m benchmarks.leaf_net --out) for the model to carry in its metadata "
-                        "(leaf_net), which champion+nsearch's hand-off to the alpha-beta plays")
+                        "(leaf_net), which champion+nsearch:endgame=X plays in the moves it hands to the "
+                        "alpha-beta (endgame=0.01: every move)")
     p.add_argument("--out", type=Path, required=True, help="output file, ending in .onnx")
     return p
 

@@ -199,8 +199,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: the preset's, a tiny one in smoke)")
     p.add_argument("--leaf-games", type=int, default=None, metavar="GAMES",
                    help="bootstrap also plays GAMES duels of the compiled search (10 ms a move) and fits the "
-                        "search's leaf net, which every later model carries and champion+nsearch's hand-off "
-                        "plays; 0: none (default: the preset's, 1000 in medium)")
+                        "search's leaf net, which every later model carries and champion+nsearch:endgame=X "
+                        "plays in the moves it hands to the alpha-beta (endgame=0.01: every move); 0: none "
+                        "(default: the preset's, 1000 in medium)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _common.add_preflight_options(p)
     p.add_argument("--progress-every", type=float, default=15.0, metavar="SECONDS",
