@@ -23,7 +23,6 @@ for this log loss. Records the games, positions, time, commit, CPUs and load.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import glob
 import os
 import time
@@ -38,22 +37,10 @@ from ouroboros.trainer.learning import leaf
 
 
 def _load(paths: list[str]) -> leaf.LeafData:
-    parts = []
-    for path in paths:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                missing = [k for k in ("inputs", "count", "result", "game", "left") if k not in z.files]
-                if missing:
-                    raise SystemExit(f"python -m benchmarks.leaf_net: {path} is not leaf data this benchmark "
-                                     f"wrote: missing {', '.join(missing)}")
-                searched = z["searched"] if "searched" in z.files else np.full(len(z["result"]), np.nan)
-                parts.append(leaf.LeafData(z["inputs"], z["count"], z["result"], z["game"], z["left"], searched))
-        except OSError:
-            raise
-        except Exception as err:  # numpy's errors for what is not an archive vary (EOFError, ValueError...)
-            raise SystemExit(f"python -m benchmarks.leaf_net: {path} is not leaf data this benchmark wrote: "
-                             f"not an .npz archive ({type(err).__name__})") from None
-    return leaf.LeafData.concat(parts)
+    try:
+        return leaf.LeafData.concat([leaf.LeafData.load(path) for path in paths])
+    except ValueError as err:
+        raise SystemExit(f"python -m benchmarks.leaf_net: {err}") from None
 
 
 def _windows(text: str) -> list[int]:
@@ -124,8 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         parts = leaf.play(GameConfig(), args.games, args.seed, ms=args.ms, max_turns=args.max_turns,
                           workers=args.workers, label_depth=args.label_depth)
         for part in parts:  # named by their first game's seed, as --data reads them back
-            np.savez(os.path.join(folder, f"parts-{int(part.game.min())}.npz"),
-                     **{f.name: getattr(part, f.name) for f in dataclasses.fields(leaf.LeafData)})
+            part.save(os.path.join(folder, f"parts-{int(part.game.min())}.npz"))
         data = leaf.LeafData.concat(parts)
     games = np.unique(data.game).size
     played = "read back" if saved else f"search:ms={args.ms:g} both sides, --max-turns {args.max_turns}"

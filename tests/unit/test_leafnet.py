@@ -333,3 +333,31 @@ def test_a_training_runs_leaf_games_reach_the_bootstrap_phase():
         "phases": [{"name": "bootstrap", "games": 10, "leafGames": 300}, {"name": "hybrid", "games": 10}]})
     assert pc.from_run_config(config, PhaseName.BOOTSTRAP)[1].leaf_games == 300
     assert pc.from_run_config(config, PhaseName.HYBRID)[1].leaf_games == 0
+
+
+def test_leaf_data_round_trips_through_its_file_and_bad_files_are_refused(tmp_path):
+    """`LeafData.save` writes an .npz numpy reads, deflated (mostly zeros: far smaller than the arrays);
+    `load` gives back the same arrays, fills `searched` for files written before it, and refuses what is
+    not leaf data naming the file."""
+    import io
+
+    from ouroboros.trainer.learning import leaf
+
+    data = synthetic(10, 30, learnable=True)
+    buffer = io.BytesIO()
+    data.save(buffer)
+    assert len(buffer.getvalue()) < data.inputs.nbytes / 5
+    back = leaf.LeafData.load(io.BytesIO(buffer.getvalue()))
+    for name in ("inputs", "count", "result", "game", "left", "searched"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(data, name))
+    np.savez(tmp_path / "old.npz", inputs=data.inputs, count=data.count, result=data.result, game=data.game,
+             left=data.left)
+    assert np.isnan(leaf.LeafData.load(tmp_path / "old.npz").searched).all()
+    np.savez(tmp_path / "short.npz", inputs=data.inputs, count=data.count[:5], result=data.result, game=data.game,
+             left=data.left)
+    (tmp_path / "text.npz").write_text("not data")
+    np.savez(tmp_path / "other.npz", w1=np.zeros(3))
+    for name, words in [("short.npz", r"its arrays have \[5, 300\] rows"), ("text.npz", "not an .npz archive"),
+                        ("other.npz", "missing inputs, count, result, game, left")]:
+        with pytest.raises(ValueError, match=f"{name}: not leaf data: {words}"):
+            leaf.LeafData.load(tmp_path / name)

@@ -377,8 +377,8 @@ def test_bootstrap_can_imitate_the_search_player(tmp_path):
 def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path, monkeypatch):
     """leaf_games: bootstrap plays that many search games (in processes), fits the leaf net, stores it
     (runs/R/models/leaf.npz), and its ONNX and every later phase's carry the same net in their metadata,
-    which the served neural search plays; a rerun keeps the stored net, or makes it again when it does not
-    load; a net the held-out check refuses
+    which the served neural search plays; the games are stored as they are played; a rerun keeps the
+    stored net, or makes it again from the stored games when it does not load; a net the held-out check refuses
     is neither stored nor carried; other phases, and boards the net cannot learn, are refused. (Whether
     a net is worth carrying is `leaf.adopt`'s test; two tiny games here would not decide it.)"""
     import onnxruntime as ort
@@ -394,11 +394,20 @@ def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path, 
         fitted.append(len(np.unique(data.game)))
         return leaf.fit(data, hidden=4, epochs=1).export(), None, ""
 
+    played: list = []
+    real_play = leaf.play
+
+    def play(config, games, seed, **kw):
+        played.append(games)
+        return real_play(config, games, seed, **kw)
+
     monkeypatch.setattr(leaf, "adopt", fit_all)
+    monkeypatch.setattr(leaf, "play", play)
     run = tiny_run(tmp_path)
     first = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
-    assert "leaf net from 2 search games" in first.message and fitted == [2]
+    assert "leaf net from 2 search games" in first.message and fitted == [2] and played == [2]
     store = ArtifactStore(run.store)
+    assert store.list("runs/t/leaf/") == ["runs/t/leaf/games-0000000.npz"]  # the games, kept as played
     stored = leafnet.LeafNet.load(io.BytesIO(store.get_bytes("runs/t/models/leaf.npz")))
     execute.execute(run, tiny_phase(PhaseName.HYBRID, games=2, iterations=1))
     for phase in ("bootstrap", "hybrid"):
@@ -408,9 +417,10 @@ def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path, 
         assert nsearch.NeuralSearch(model, ms=10, endgame=0.1).leaf_net(stored.cells) is not None
     again = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
     assert "leaf net kept from an earlier attempt" in again.message and fitted == [2]
-    store.put_bytes("runs/t/models/leaf.npz", b"not a net")  # a stored net that does not load is made again
+    store.put_bytes("runs/t/models/leaf.npz", b"not a net")  # a stored net that does not load is made again,
     remade = execute.execute(run, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
     assert "leaf net from 2 search games" in remade.message and fitted == [2, 2]
+    assert played == [2]  # from the stored games: none played again
 
     monkeypatch.setattr(leaf, "adopt", lambda data, **kw: (None, (0.69, 0.70), "no better than the count"))
     other = tiny_run(tmp_path / "other")

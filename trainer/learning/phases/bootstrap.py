@@ -25,13 +25,16 @@ Two restartable stages that meet in the store:
 3. **leaf net** (``leaf_games`` > 0): ``leaf_games`` games of the compiled
    search against itself at ``leaf.MOVE_MS`` a move, in one process per CPU
    this process may use (joblib's count: the pod's CPU limit included), and a
-   leaf net fitted to their outcomes (:func:`..leaf.train`, which makes none
+   leaf net fitted to their outcomes (:func:`..leaf.adopt`, which makes none
    when, held out, it predicts no better than the count), written to
    ``runs/R/models/leaf.npz``; from then on every model the run exports
-   carries it (``runner.finish``). A restart after it was written keeps it;
-   one before plays the games again (the positions are not stored: 1.6 GB
-   for the measured 1,000 duels). A board that is not square, or a solo game,
-   is refused before the teacher's games.
+   carries it (``runner.finish``). The games are stored 100 at a time as they
+   are played (``runs/R/leaf/``, deflated: about 6 MB a hundred 11x11 duels),
+   so a restart replays at most one chunk; one after the net was written
+   keeps it. The positions take memory while the net is fitted: 2.4 kB each
+   on 11x11, 1.6 GB for the measured 1,000 duels, twice that while they are
+   joined. A board that is not square, or a solo game, is refused before the
+   teacher's games.
 
 With a learner group (``learner.replicas`` > 1, :mod:`..distributed`), rank 0 plays
 the games while the other ranks wait; then every rank loads the same window and the
@@ -193,6 +196,11 @@ def run(ctx: runner.Context) -> runner.PhaseOutcome:
     return runner.finish(ctx, net, metrics, files, message, started, records)
 
 
+LEAF_CHUNK = 100
+"""Leaf-net games played and stored together (``runs/R/leaf/games-FIRST.npz``): what a restart
+replays at most (about 2 minutes at 10 ms a move on 2 cores)."""
+
+
 def train_leaf_net(ctx: runner.Context) -> str:
     """Step 3 of the module docstring: the run's leaf net, unless the store holds it already; returns
     what was done, for the phase's message."""
@@ -202,27 +210,52 @@ def train_leaf_net(ctx: runner.Context) -> str:
             net = runner.leaf_net(ctx)
             return f"leaf net kept from an earlier attempt ({net.nn[0]:.0f} points per logit)"
         except (ArtifactError, ValueError) as err:  # corrupt or not a net: made again, never carried
-            log.warning("%s: the stored leaf net does not load (%s); playing its games again", ctx.name, err)
-    import joblib  # the CPUs this process may use, a pod's CPU limit (cgroup quota) included
-
-    games = ctx.phase.leaf_games
-    workers = max(1, min(joblib.cpu_count(), games))
-    log.info("%s: %d search games at %g ms a move for the leaf net, %d processes", ctx.name, games,
-             leaf.MOVE_MS, workers)
-    advance = ctx.reporter.task(f"{ctx.name}: leaf net games", games)
-    trained = leaf.train(game_config(ctx.run.game), games, seed=ctx.run.seed * 1_000_003 + 900_000_000,
-                         max_turns=ctx.run.game.max_turns, workers=workers)
-    advance(games)
-    held = "" if trained.held_out is None else \
-        f"held-out log loss {trained.held_out[1]:.4f} against the count's {trained.held_out[0]:.4f}, "
-    if trained.net is None:
-        log.warning("%s: no leaf net: %s", ctx.name, trained.why)
-        return f"no leaf net from {trained.games} search games: {trained.why}"
+            log.warning("%s: the stored leaf net does not load (%s); making it again", ctx.name, err)
+    started = time.monotonic()
+    data = _leaf_games(ctx)
+    net, held, why = leaf.adopt(data, seed=ctx.run.seed)
+    if net is None:
+        log.warning("%s: no leaf net: %s", ctx.name, why)
+        return f"no leaf net from {ctx.phase.leaf_games} search games: {why}"
     buffer = io.BytesIO()
-    trained.net.save(buffer)
+    net.save(buffer)
     ctx.store.put_bytes(key, buffer.getvalue(), {
-        "run": ctx.run.run, "phase": ctx.name, "games": trained.games, "positions": trained.positions,
-        "move_ms": leaf.MOVE_MS, **({"held_out_log_loss": {"count": trained.held_out[0], "net": trained.held_out[1]}}
-                                   if trained.held_out else {})})
-    return (f"leaf net from {trained.games} search games ({trained.positions} positions, {held}"
-            f"{trained.seconds:.0f} s, {trained.net.nn[0]:.0f} points per logit)")
+        "run": ctx.run.run, "phase": ctx.name, "games": ctx.phase.leaf_games, "positions": len(data.result),
+        "move_ms": leaf.MOVE_MS, **({"held_out_log_loss": {"count": held[0], "net": held[1]}} if held else {})})
+    scored = "" if held is None else f"held-out log loss {held[1]:.4f} against the count's {held[0]:.4f}, "
+    return (f"leaf net from {ctx.phase.leaf_games} search games ({len(data.result)} positions, {scored}"
+            f"{time.monotonic() - started:.0f} s, {net.nn[0]:.0f} points per logit)")
+
+
+def _leaf_games(ctx: runner.Context) -> leaf.LeafData:
+    """The run's leaf-net games, :data:`LEAF_CHUNK` at a time, each chunk stored as it is played
+    (``runs/R/leaf/games-FIRST.npz``, :meth:`..leaf.LeafData.save`) and read back instead of played
+    again on a restart (a chunk that does not load is played again). Game k has seed
+    ``run seed x 1,000,003 + 900,000,000 + k``; a chunk's games run in one process per CPU this
+    process may use (joblib's count: a pod's CPU limit included)."""
+    import joblib
+
+    games, config = ctx.phase.leaf_games, game_config(ctx.run.game)
+    seed = ctx.run.seed * 1_000_003 + 900_000_000
+    workers = max(1, min(joblib.cpu_count(), games))
+    advance = ctx.reporter.task(f"{ctx.name}: leaf net games", games)
+    parts = []
+    for first in range(0, games, LEAF_CHUNK):
+        n = min(LEAF_CHUNK, games - first)
+        key = ctx.key("leaf", f"games-{first:07d}.npz")
+        if ctx.store.exists(key):
+            try:
+                parts.append(leaf.LeafData.load(io.BytesIO(ctx.store.get_bytes(key)), label=ctx.store.uri(key)))
+                advance(n)
+                continue
+            except (ArtifactError, ValueError) as err:
+                log.warning("%s: %s does not load (%s); playing its games again", ctx.name, key, err)
+        part = leaf.LeafData.concat(leaf.play(config, n, seed + first, max_turns=ctx.run.game.max_turns,
+                                              workers=workers))
+        stored = io.BytesIO()
+        part.save(stored)
+        ctx.store.put_bytes(key, stored.getvalue(), {"run": ctx.run.run, "games": n, "first_seed": seed + first,
+                                                     "move_ms": leaf.MOVE_MS})
+        parts.append(part)
+        advance(n)
+    return leaf.LeafData.concat(parts)
