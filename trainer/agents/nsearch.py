@@ -192,9 +192,9 @@ class NeuralSearch:
     0: never), the compiled alpha-beta (:func:`.search.choose_compiled`) decides the move within the
     same budget instead of the tree (see the module's docstring)."""
     margin: float = 0.0
-    """Under `endgame`: the network's policy picks among the alpha-beta's moves scored within this
-    many points of the best (:func:`.search.choose`'s `margin`; 0: exact ties only; 10 points is one
-    cell of territory at the default weights)."""
+    """Under `endgame`, with `tiebreak` policy or value: the network picks among the alpha-beta's moves
+    scored within this many points of the best (:func:`.search.choose`'s `margin`; 0: exact ties only;
+    10 points is one cell of territory at the default weights)."""
     leaf: bool = True
     """Under `endgame`, the alpha-beta adds the model's leaf net (:mod:`.leafnet`; carried in the ONNX
     file's metadata) to its leaf scores, when the model carries one made for the game's board size and
