@@ -29,7 +29,7 @@ Two restartable stages that meet in the store:
    when, held out, it predicts no better than the count), written to
    ``runs/R/models/leaf.npz``; from then on every model the run exports
    carries it (``runner.finish``). The games are stored 100 at a time as they
-   are played (``runs/R/leaf/``, deflated: about 6 MB a hundred 11x11 duels),
+   are played (``runs/R/leaf/``, deflated: about 9 MB a hundred 11x11 duels),
    so a restart replays at most one chunk; one after the net was written
    keeps it. The positions take memory while the net is fitted: 2.4 kB each
    on 11x11, 1.6 GB for the measured 1,000 duels, twice that while they are
