@@ -53,6 +53,7 @@ from ouroboros.contract.promotion import ReadinessSpec
 from ouroboros.trainer.agents import leafnet, neural
 from ouroboros.trainer.agents.heuristic import Heuristic
 from ouroboros.trainer.agents.simple import RandomSafe
+from ouroboros.trainer.engine.state import Board
 from ouroboros.trainer.evaluation import gate
 from ouroboros.trainer.learning import positions
 from ouroboros.trainer.observation import encoding
@@ -264,7 +265,8 @@ def check(
     """The readiness verdict of one ONNX file. ``net`` is the torch network it was
     exported from (None skips parity: then the gate sees ``parity_ok=None``);
     ``planes`` [N, C, H, W] are real positions (:func:`real_positions`). A leaf net
-    in its metadata (``leaf_net``) that does not load is a failure too."""
+    in its metadata (``leaf_net``) that does not load, or was made for another board,
+    is a failure too."""
     config = config or ReadinessConfig()
     meta = _metadata(model)  # one read of the file for both
     precision = meta.get("precision", "fp32")
@@ -296,7 +298,7 @@ def check(
         carried = leafnet.carried(meta)
         if carried is not None and "contract" in meta:
             height, width = json.loads(meta["contract"])["input"]["shape"][2:]
-            carried.check_board((height + 2) * (width + 2))
+            carried.check_board(Board(width, height).n_cells)
     except ValueError as err:
         failures.append(f"the leaf net in its metadata does not load: {err}")
     return Readiness(

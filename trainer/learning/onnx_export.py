@@ -55,6 +55,7 @@ import torch
 
 from ouroboros.trainer.agents import leafnet
 from ouroboros.trainer.artifacts.store import ArtifactInfo, ArtifactStore
+from ouroboros.trainer.engine.state import Board
 from ouroboros.trainer.learning import networks
 from ouroboros.trainer.observation import encoding
 
@@ -295,7 +296,7 @@ def with_leaf_net(model_bytes: bytes, net: leafnet.LeafNet) -> bytes:
     if "contract" not in meta:
         raise ValueError("not an Ouroboros model: no 'contract' in its metadata")
     height, width = json.loads(meta["contract"])["input"]["shape"][2:]
-    net.check_board((height + 2) * (width + 2))
+    net.check_board(Board(width, height).n_cells)
     return _with_metadata(model, {leafnet.METADATA_KEY: net.to_metadata()}, model.doc_string)
 
 

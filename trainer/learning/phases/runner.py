@@ -9,6 +9,7 @@ Artifacts of phase P of run R in the store::
     runs/R/models/P.onnx               the same network exported: the phase's candidate
     runs/R/models/leaf.npz             the search's leaf net (bootstrap's ``leaf_games``), which every
                                        later P.onnx carries in its metadata (``agents.leafnet``)
+    runs/R/leaf/games-*.npz            the games it learned from, stored as they were played
 
 Start points: bootstrap from scratch, hybrid from bootstrap, self_play from
 hybrid (else bootstrap), distill from self_play (else hybrid, else bootstrap),
