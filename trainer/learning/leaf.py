@@ -336,15 +336,26 @@ def _log_loss(logit: np.ndarray, result: np.ndarray) -> float:
 
 
 def play(config: GameConfig, games: int, seed: int, *, ms: float = MOVE_MS, max_turns: int = 500,
-         workers: int = 1, label_depth: int = 0) -> list[LeafData]:
+         workers: int = 1, label_depth: int = 0,
+         pool: concurrent.futures.Executor | None = None) -> list[LeafData]:
     """:func:`collect`'s games 0 to `games` - 1 (seeds from `seed`) split over `workers` processes
-    (spawned; this one alone when 1): one LeafData per process, in game order."""
+    (this one alone when 1): one LeafData per process, in game order. `pool`: an executor of at
+    least `workers` processes to run them in (a caller that plays in chunks keeps one, so each
+    chunk does not spawn and import torch and numba again: :func:`processes`); else a pool is
+    spawned for this call."""
     shares = [s for s in np.array_split(np.arange(games), min(workers, games)) if len(s)]
     jobs = [(seed + int(s[0]), len(s), ms, max_turns, label_depth, config) for s in shares]
     if len(jobs) == 1:
         return [_collect_share(jobs[0])]
-    with concurrent.futures.ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+    if pool is not None:
         return list(pool.map(_collect_share, jobs))
+    with processes(len(jobs)) as own:
+        return list(own.map(_collect_share, jobs))
+
+
+def processes(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of `workers` spawned processes for :func:`play` (spawn: no forked torch or numba state)."""
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _collect_share(job: tuple) -> LeafData:
