@@ -254,3 +254,63 @@ def _checkpoint_bytes(net: networks.PolicyValueNet) -> bytes:
     buffer = io.BytesIO()
     torch.save(networks.checkpoint(net), buffer)
     return buffer.getvalue()
+
+
+def _leaf_net(cells: int, seed: int = 0):
+    from ouroboros.trainer.agents import leafnet
+
+    rng = np.random.default_rng(seed)
+    return leafnet.LeafNet(rng.normal(0, 0.3, (7 * cells, 4)), rng.normal(0, 0.3, 4), rng.normal(0, 0.5, (4, 4)),
+                           rng.normal(0, 0.3, 4), rng.normal(0, 1.0, 4), rng.normal(0, 0.5, (5, 4)),
+                           np.array([100.0, 0.1]))
+
+
+def _carried(model: bytes):
+    import onnxruntime as ort
+
+    from ouroboros.trainer.agents import leafnet
+
+    return leafnet.carried(ort.InferenceSession(model).get_modelmeta().custom_metadata_map)
+
+
+def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path):
+    """A run that trains no leaf net of its own exports every model with the one its initial model
+    (ONNX file or registry version) carries, so a champion trained on keeps the net it was served
+    with; a checkpoint carries none; a net that does not load, or was made for another board, fails
+    the phase naming the field rather than export a model without it."""
+    import onnx
+
+    net = _leaf_net(81)
+    given = onnx_export.with_leaf_net(onnx_export.to_onnx(trained_looking(SIMPLE, seed=5), 7, 7), net)
+    path = tmp_path / "given.onnx"
+    path.write_bytes(given)
+    run = pc.RunSettings(run="t", store=str(tmp_path / "store"), game=GAME, network=SIMPLE, seed=3,
+                         initial_model=train.initial_model(str(path)))
+    execute.execute(run, pc.phase_settings(PhaseName.SELF_PLAY, games=2, parallel_games=2, batch_size=16, epochs=1))
+    store = ArtifactStore(run.store)
+    np.testing.assert_array_equal(_carried(store.get_bytes("runs/t/models/self_play.onnx")).w1, _carried(given).w1)
+
+    reg = registry.Registry(store)
+    version = reg.register(given, architecture=SIMPLE.name, run="a", phase="self_play", game=str(GAME.key))
+    found = initial.leaf_net(store, InitialModelSpec(registry_version=version.id), GAME)
+    np.testing.assert_array_equal(found.w1, _carried(given).w1)
+    plain = tmp_path / "plain.onnx"
+    plain.write_bytes(onnx_export.to_onnx(trained_looking(SIMPLE), 7, 7))
+    assert initial.leaf_net(store, train.initial_model(str(plain)), GAME) is None
+    assert initial.leaf_net(store, InitialModelSpec(checkpoint="any.pt"), GAME) is None  # not even read
+
+    broken = onnx.load_from_string(onnx_export.to_onnx(trained_looking(SIMPLE), 7, 7))
+    broken.metadata_props.add(key="leaf_net", value="not json")
+    (tmp_path / "broken.onnx").write_bytes(broken.SerializeToString())
+    bad = run.model_copy(update={"run": "u", "initial_model": train.initial_model(str(tmp_path / "broken.onnx"))})
+    with pytest.raises(initial.InitialModelError,
+                       match=r"initialModel.onnx \(file://.*broken.onnx\): the leaf net in its metadata does not "
+                             r"load: leaf net metadata \('leaf_net'\) is not JSON"):
+        execute.execute(bad, pc.phase_settings(PhaseName.SELF_PLAY, games=2, parallel_games=2, batch_size=16,
+                                               epochs=1))
+    assert not store.list("runs/u/")  # refused before any game
+    wrong_board = onnx.load_from_string(onnx_export.to_onnx(trained_looking(SIMPLE), 7, 7))
+    wrong_board.metadata_props.add(key="leaf_net", value=_leaf_net(169).to_metadata())
+    (tmp_path / "wrong.onnx").write_bytes(wrong_board.SerializeToString())
+    with pytest.raises(initial.InitialModelError, match="made for a board of 169 padded cells, this one has 81"):
+        initial.leaf_net(store, train.initial_model(str(tmp_path / "wrong.onnx")), GAME)

@@ -49,8 +49,10 @@ from onnx import numpy_helper
 
 from ouroboros.contract.game import GameKey, GameSpec
 from ouroboros.contract.run import InitialModelSpec
+from ouroboros.trainer.agents import leafnet
 from ouroboros.trainer.artifacts import registry as model_registry
 from ouroboros.trainer.artifacts.store import ArtifactError, ArtifactStore
+from ouroboros.trainer.engine.state import Board
 from ouroboros.trainer.learning import networks, onnx_export
 from ouroboros.trainer.observation import encoding
 
@@ -78,6 +80,36 @@ def load(store: ArtifactStore, spec: InitialModelSpec, network: networks.Network
     if field == "onnx":
         return network_from_onnx(data, network, game, f"initialModel.onnx ({where})")
     return network_from_checkpoint(data, network, f"initialModel.checkpoint ({where})")
+
+
+def leaf_net(store: ArtifactStore, spec: InitialModelSpec, game: GameSpec) -> leafnet.LeafNet | None:
+    """The search's leaf net the initial model carries in its ONNX metadata (``agents.leafnet``), None
+    for a checkpoint or a model that carries none: a run that trains no net of its own hands it on
+    to every model it exports, so a champion trained on keeps the net it was served with.
+
+    Raises InitialModelError naming the field when the net does not load or was made for another
+    board than ``game``'s."""
+    if spec.checkpoint is not None:
+        return None
+    if spec.registry_version is not None:
+        field = f"initialModel.registryVersion ({spec.registry_version})"
+        try:
+            data = model_registry.Registry(store).load(spec.registry_version)
+        except model_registry.VersionNotFoundError:
+            raise InitialModelError(f"{field}: no such version in the registry at {store.url}") from None
+    else:
+        field = f"initialModel.onnx ({spec.onnx})"
+        data = read(store, spec.onnx, spec.sha256, "initialModel.onnx")
+    try:
+        meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+        net = leafnet.carried(meta)
+        if net is not None:
+            net.check_board(Board(game.width, game.height).n_cells)
+    except ValueError as exc:
+        raise InitialModelError(f"{field}: the leaf net in its metadata does not load: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise InitialModelError(f"{field}: not an ONNX file ({exc})") from None
+    return net
 
 
 def read(store: ArtifactStore, where: str, sha256: str | None, field: str) -> bytes:

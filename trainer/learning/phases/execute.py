@@ -21,7 +21,7 @@ import torch
 from ouroboros.contract.progress import PROGRESS_INTERVAL_SECONDS, progress_key
 from ouroboros.contract.vocabulary import TEACHER_PHASES
 from ouroboros.trainer.artifacts.store import ArtifactStore
-from ouroboros.trainer.learning import device, distributed
+from ouroboros.trainer.learning import device, distributed, initial
 from ouroboros.trainer.learning.phases import bootstrap, reinforce, runner
 from ouroboros.trainer.learning.phases.config import PhaseSettings, RunSettings
 from ouroboros.trainer.observability import progress, resources
@@ -69,6 +69,8 @@ def execute(run: RunSettings, phase: PhaseSettings, reporter: runner.Reporter | 
     ctx = runner.Context(run, phase, store, recorder, group, placement)
     log.info("%s: run %s, store %s, %s on %s", phase.kind.value, run.run, run.store, run.network.name,
              placement.describe())
+    if run.initial_model is not None:  # a leaf net it could not hand on fails the phase now, not after training
+        initial.leaf_net(store, run.initial_model, run.game)
     with recorder:
         if phase.kind in TEACHER_PHASES:
             return bootstrap.run(ctx)

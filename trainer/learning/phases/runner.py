@@ -8,7 +8,8 @@ Artifacts of phase P of run R in the store::
     runs/R/models/P.pt                 the phase's final weights (what the next phase starts from)
     runs/R/models/P.onnx               the same network exported: the phase's candidate
     runs/R/models/leaf.npz             the search's leaf net (bootstrap's ``leaf_games``), which every
-                                       later P.onnx carries in its metadata (``agents.leafnet``)
+                                       later P.onnx carries in its metadata (``agents.leafnet``); a
+                                       run without one hands on its initial model's, if it carries one
     runs/R/leaf/games-*.npz            the games it learned from, stored as they were played
 
 Start points: bootstrap from scratch, hybrid from bootstrap, self_play from
@@ -245,14 +246,17 @@ def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float]
 
 
 def leaf_net(ctx: Context) -> leafnet.LeafNet | None:
-    """The run's leaf net (``runs/R/models/leaf.npz``, sha256-checked), None when it has none; the ONNX
-    candidate of every phase that finishes after it was written carries it. ArtifactError for a
-    corrupt file, ValueError for one that is not a leaf net: a phase fails rather than export a
-    model without the net its run trained."""
+    """The run's leaf net (``runs/R/models/leaf.npz``, sha256-checked), else the one its initial model
+    carries (:func:`initial.leaf_net`), None when it has neither; the ONNX candidate of every phase
+    that finishes after it was written carries it. ArtifactError for a corrupt file, ValueError
+    (InitialModelError) for one that is not a leaf net: a phase fails rather than export a model
+    without the net its run trained or started from."""
     key = ctx.key("models", LEAF_NET)
-    if not ctx.store.exists(key):
-        return None
-    return leafnet.LeafNet.load(io.BytesIO(ctx.store.get_bytes(key)), label=ctx.store.uri(key))
+    if ctx.store.exists(key):
+        return leafnet.LeafNet.load(io.BytesIO(ctx.store.get_bytes(key)), label=ctx.store.uri(key))
+    if ctx.run.initial_model is not None:
+        return initial.leaf_net(ctx.store, ctx.run.initial_model, ctx.run.game)
+    return None
 
 
 def register_candidate(store: ArtifactStore, candidate: ArtifactInfo, run: RunSettings,
