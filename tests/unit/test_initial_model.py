@@ -275,8 +275,8 @@ def _carried(model: bytes):
 
 def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path):
     """A run that trains no leaf net of its own exports every model with the one its initial model
-    (ONNX file or registry version) carries, so a champion trained on keeps the net it was served
-    with; a checkpoint carries none; a net that does not load, or was made for another board, fails
+    (ONNX file or registry version) carries, and continuous with the champion's it started from, so
+    a champion trained on keeps the net it was served with; a checkpoint carries none; a net that does not load, or was made for another board, fails
     the phase naming the field rather than export a model without it."""
     import onnx
 
@@ -291,9 +291,16 @@ def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path):
     np.testing.assert_array_equal(_carried(store.get_bytes("runs/t/models/self_play.onnx")).w1, _carried(given).w1)
 
     reg = registry.Registry(store)
-    version = reg.register(given, architecture=SIMPLE.name, run="a", phase="self_play", game=str(GAME.key))
+    weights = runner.save_weights(store, "runs/a/models/self_play.pt", trained_looking(SIMPLE, seed=5))
+    version = reg.register(given, architecture=SIMPLE.name, run="a", phase="self_play", game=str(GAME.key),
+                           metadata={"weights": weights.key, "weights_sha256": weights.sha256})
     found = initial.leaf_net(store, InitialModelSpec(registry_version=version.id), GAME)
     np.testing.assert_array_equal(found.w1, _carried(given).w1)
+    # continuous starts from the champion's weights, and its model keeps the champion's net
+    reg.promote(str(GAME.key), version.id)
+    execute.execute(run.model_copy(update={"run": "c", "initial_model": None}),
+                    pc.phase_settings(PhaseName.CONTINUOUS, games=2, parallel_games=2, batch_size=16, epochs=1))
+    np.testing.assert_array_equal(_carried(store.get_bytes("runs/c/models/continuous.onnx")).w1, _carried(given).w1)
     plain = tmp_path / "plain.onnx"
     plain.write_bytes(onnx_export.to_onnx(trained_looking(SIMPLE), 7, 7))
     assert initial.leaf_net(store, train.initial_model(str(plain)), GAME) is None

@@ -9,7 +9,8 @@ Artifacts of phase P of run R in the store::
     runs/R/models/P.onnx               the same network exported: the phase's candidate
     runs/R/models/leaf.npz             the search's leaf net (bootstrap's ``leaf_games``), which every
                                        later P.onnx carries in its metadata (``agents.leafnet``); a
-                                       run without one hands on its initial model's, if it carries one
+                                       run without one hands on its initial model's (continuous: the
+                                       champion's it started from), if that carries one
     runs/R/leaf/games-*.npz            the games it learned from, stored as they were played
 
 Start points: bootstrap from scratch, hybrid from bootstrap, self_play from
@@ -40,6 +41,7 @@ from typing import Protocol
 
 import torch
 
+from ouroboros.contract.run import InitialModelSpec
 from ouroboros.contract.vocabulary import Metric, PhaseName, win_rate_vs
 from ouroboros.trainer.agents import leafnet
 from ouroboros.trainer.artifacts import registry as model_registry
@@ -107,6 +109,9 @@ class Context:
     """Rank 0 of 1 unless the learner runs as a DDP group (``learning.distributed``)."""
     placement: device.Placement = device.CPU
     """Where the phase's networks train and play, and in which precision (``learning.device``)."""
+    started_from: InitialModelSpec | None = None
+    """The model a continuous phase started from when the run names no initial model: the champion's
+    registry version (:func:`start_network` sets it; :func:`leaf_net` hands on its leaf net)."""
 
     def checkpointer(self) -> Checkpointer:
         """The phase's checkpoints; only rank 0 of a learner group writes them."""
@@ -172,6 +177,7 @@ def _start_network(ctx: Context) -> networks.PolicyValueNet:
             meta = reg.get(state.version).metadata
             if isinstance(meta.get("weights"), str):
                 log.info("continuous: starting from champion %s", state.version)
+                ctx.started_from = InitialModelSpec(registry_version=state.version)
                 return load_weights(ctx.store, meta["weights"], meta.get("weights_sha256"))
         earlier = (PhaseName.DISTILL, PhaseName.SELF_PLAY, PhaseName.HYBRID, PhaseName.BOOTSTRAP)
     elif kind is PhaseName.DISTILL:
@@ -247,16 +253,16 @@ def finish(ctx: Context, net: networks.PolicyValueNet, metrics: dict[str, float]
 
 def leaf_net(ctx: Context) -> leafnet.LeafNet | None:
     """The run's leaf net (``runs/R/models/leaf.npz``, sha256-checked), else the one its initial model
-    carries (:func:`initial.leaf_net`), None when it has neither; the ONNX candidate of every phase
+    carries (:func:`initial.leaf_net`), else, in a continuous phase started from the champion, the
+    champion's (:attr:`Context.started_from`); None when there is none; the ONNX candidate of every phase
     that finishes after it was written carries it. ArtifactError for a corrupt file, ValueError
     (InitialModelError) for one that is not a leaf net: a phase fails rather than export a model
     without the net its run trained or started from."""
     key = ctx.key("models", LEAF_NET)
     if ctx.store.exists(key):
         return leafnet.LeafNet.load(io.BytesIO(ctx.store.get_bytes(key)), label=ctx.store.uri(key))
-    if ctx.run.initial_model is not None:
-        return initial.leaf_net(ctx.store, ctx.run.initial_model, ctx.run.game)
-    return None
+    source = ctx.run.initial_model or ctx.started_from
+    return None if source is None else initial.leaf_net(ctx.store, source, ctx.run.game)
 
 
 def register_candidate(store: ArtifactStore, candidate: ArtifactInfo, run: RunSettings,
