@@ -208,17 +208,26 @@ def test_neural_server_plays_full_games(battlesnake_cli, servers, tmp_path):
         assert neural.stop() == 0
 
 
-def test_neural_search_server_plays_full_games_inside_the_timeout(battlesnake_cli, servers, tmp_path):
+@pytest.mark.parametrize("hand_off", [False, True], ids=["mcts", "alpha-beta-with-leaf-net"])
+def test_neural_search_server_plays_full_games_inside_the_timeout(battlesnake_cli, servers, tmp_path, hand_off):
     """`ouro serve --player nsearch:model=PATH` (a small untrained network inside the
     neural MCTS) thinks `timeout - margin` per move under the official CLI's 500 ms
-    timeout and never reaches it."""
+    timeout and never reaches it; so does the champion's served form, every move handed to
+    the alpha-beta with the leaf net the model carries in its metadata (`endgame=0.01`: a
+    random net of the 11x11 board's size, whose kernel the warm-up compiles)."""
     pytest.importorskip("torch")
+    from leafnets import random_net
+
     from ouroboros.trainer.learning import networks, onnx_export
 
     model = tmp_path / "net.onnx"
     config = networks.NetworkConfig(architecture="cnn_simple", attention_layers=0, blocks=2, channels=16)
     onnx_export.export(networks.build_network(config, seed=0), model)
-    nsearch = ServerProcess(f"nsearch:model={model}", tmp_path / "nsearch.log")
+    spec = f"nsearch:model={model}"
+    if hand_off:
+        model.write_bytes(onnx_export.with_leaf_net(model.read_bytes(), random_net(13 * 13)))
+        spec += ",endgame=0.01"
+    nsearch = ServerProcess(spec, tmp_path / "nsearch.log")
     try:
         records, output = play(battlesnake_cli, tmp_path / "out.jsonl",
                                [("M", nsearch.url), ("A", servers[0].url)], "standard", 31)
@@ -227,7 +236,7 @@ def test_neural_search_server_plays_full_games_inside_the_timeout(battlesnake_cl
         assert "budget 350 ms" in nsearch.log()
     finally:
         assert nsearch.stop() == 0
-    print(f"nsearch: {summary}")
+    print(f"nsearch (hand-off {hand_off}): {summary}")
 
 
 @pytest.mark.parametrize(("gametype", "snakes"), [("standard", 4), ("royale", 2), ("wrapped", 2)])

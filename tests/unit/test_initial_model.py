@@ -14,6 +14,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from leafnets import random_net
 
 from ouroboros.contract.game import GameSpec
 from ouroboros.contract.run import InitialModelSpec
@@ -256,15 +257,6 @@ def _checkpoint_bytes(net: networks.PolicyValueNet) -> bytes:
     return buffer.getvalue()
 
 
-def _leaf_net(cells: int, seed: int = 0):
-    from ouroboros.trainer.agents import leafnet
-
-    rng = np.random.default_rng(seed)
-    return leafnet.LeafNet(rng.normal(0, 0.3, (7 * cells, 4)), rng.normal(0, 0.3, 4), rng.normal(0, 0.5, (4, 4)),
-                           rng.normal(0, 0.3, 4), rng.normal(0, 1.0, 4), rng.normal(0, 0.5, (5, 4)),
-                           np.array([100.0, 0.1]))
-
-
 def _carried(model: bytes):
     import onnxruntime as ort
 
@@ -280,7 +272,7 @@ def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path):
     the phase naming the field rather than export a model without it."""
     import onnx
 
-    net = _leaf_net(81)
+    net = random_net(81)
     given = onnx_export.with_leaf_net(onnx_export.to_onnx(trained_looking(SIMPLE, seed=5), 7, 7), net)
     path = tmp_path / "given.onnx"
     path.write_bytes(given)
@@ -317,7 +309,7 @@ def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path):
                                                epochs=1))
     assert not store.list("runs/u/")  # refused before any game
     wrong_board = onnx.load_from_string(onnx_export.to_onnx(trained_looking(SIMPLE), 7, 7))
-    wrong_board.metadata_props.add(key="leaf_net", value=_leaf_net(169).to_metadata())
+    wrong_board.metadata_props.add(key="leaf_net", value=random_net(169).to_metadata())
     (tmp_path / "wrong.onnx").write_bytes(wrong_board.SerializeToString())
     with pytest.raises(initial.InitialModelError, match="made for a board of 169 padded cells, this one has 81"):
         initial.leaf_net(store, train.initial_model(str(tmp_path / "wrong.onnx")), GAME)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from leafnets import random_net
 
 from ouroboros.trainer.agents import compact, leafnet, registry, search
 from ouroboros.trainer.agents.heuristic import Heuristic
@@ -23,14 +24,6 @@ from ouroboros.trainer.agents import search_kernel  # noqa: E402
 def test_the_kernel_reads_the_inputs_the_module_documents():
     assert len(leafnet.CHANNELS) == search_kernel.LEAF_CHANNELS
     assert len(leafnet.SCALARS) == search_kernel.LEAF_SCALARS
-
-
-def random_net(cells: int, hidden: int = 8, seed: int = 0, scale: float = 1.0) -> leafnet.LeafNet:
-    rng = np.random.default_rng(seed)
-    return leafnet.LeafNet(rng.normal(0, 0.3, (7 * cells, hidden)), rng.normal(0, 0.3, hidden),
-                           rng.normal(0, 0.5, (hidden, hidden)), rng.normal(0, 0.3, hidden),
-                           rng.normal(0, 1.0, hidden), rng.normal(0, 0.5, (5, hidden)),
-                           np.array([scale * 100.0, 0.1]))
 
 
 def played(config: GameConfig, turns: int = 20, games: int = 3):

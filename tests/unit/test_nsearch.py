@@ -16,6 +16,7 @@ import threading
 
 import numpy as np
 import pytest
+from leafnets import random_net
 
 from ouroboros.contract.game import GameKey
 from ouroboros.trainer.agents import collector, compact, nsearch, registry, stopping
@@ -631,15 +632,12 @@ def test_the_hand_off_plays_the_leaf_net_the_model_carries(onnx_file, tmp_path, 
     """A model whose ONNX file carries a leaf net (`onnx_export.with_leaf_net`) hands its crowded
     positions to the alpha-beta with that net at the leaves; with `leaf=0`, without a carried net, or
     on a board the net was not made for (a 7x7 model padded onto 5x5), the alpha-beta counts alone."""
-    from ouroboros.trainer.agents import leafnet, search
+    from ouroboros.trainer.agents import search
     from ouroboros.trainer.learning import onnx_export
 
     if not search.compiled_available():  # pragma: no cover - numba is in the trainer and serve extras
         pytest.skip("numba is not installed")
-    rng = np.random.default_rng(0)
-    net = leafnet.LeafNet(rng.normal(0, 0.3, (7 * 81, 4)), rng.normal(0, 0.3, 4), rng.normal(0, 0.5, (4, 4)),
-                          rng.normal(0, 0.3, 4), rng.normal(0, 1.0, 4), rng.normal(0, 0.5, (5, 4)),
-                          np.array([100.0, 0.1]))
+    net = random_net(81, hidden=4)
     carrying = tmp_path / "carrying.onnx"
     carrying.write_bytes(onnx_export.with_leaf_net(onnx_file.read_bytes(), net))
     seen: list = []
