@@ -265,7 +265,7 @@ def _carried(model: bytes):
     return leafnet.carried(ort.InferenceSession(model).get_modelmeta().custom_metadata_map)
 
 
-def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path):
+def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path, capsys):
     """A run that trains no leaf net of its own exports every model with the one its initial model
     (ONNX file or registry version) carries, and continuous with the champion's it started from, so
     a champion trained on keeps the net it was served with; a checkpoint carries none; a net that does not load, or was made for another board, fails
@@ -308,6 +308,12 @@ def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path):
         execute.execute(bad, pc.phase_settings(PhaseName.SELF_PLAY, games=2, parallel_games=2, batch_size=16,
                                                epochs=1))
     assert not store.list("runs/u/")  # refused before any game
+    smoke = onnx.load_from_string(onnx_export.to_onnx(networks.build_network(train.PRESETS["smoke"].network), 7, 7))
+    smoke.metadata_props.add(key="leaf_net", value="not json")
+    (tmp_path / "smoke.onnx").write_bytes(smoke.SerializeToString())
+    argv = ["--preset", "smoke", "--store", str(tmp_path / "cli"), "--initial-model", str(tmp_path / "smoke.onnx")]
+    assert train.main(argv) == 2  # `ouro train` refuses it as a usage error, not a traceback
+    assert "--initial-model: initialModel.onnx" in capsys.readouterr().err and not (tmp_path / "cli").exists()
     wrong_board = onnx.load_from_string(onnx_export.to_onnx(trained_looking(SIMPLE), 7, 7))
     wrong_board.metadata_props.add(key="leaf_net", value=random_net(169).to_metadata())
     (tmp_path / "wrong.onnx").write_bytes(wrong_board.SerializeToString())

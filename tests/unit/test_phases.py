@@ -379,7 +379,7 @@ def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path, 
     (runs/R/models/leaf.npz), and its ONNX and every later phase's carry the same net in their metadata,
     which the served neural search plays; the games are stored as they are played; a rerun keeps the
     stored net, or makes it again from the stored games when it does not load; a net the held-out check refuses
-    is neither stored nor carried; other phases, and boards the net cannot learn, are refused. (Whether
+    is neither stored nor carried (the initial model's, if it carries one, is handed on instead, and said); other phases, and boards the net cannot learn, are refused. (Whether
     a net is worth carrying is `leaf.adopt`'s test; two tiny games here would not decide it.)"""
     import onnxruntime as ort
 
@@ -430,6 +430,16 @@ def test_bootstrap_trains_the_leaf_net_that_every_later_model_carries(tmp_path, 
     assert not store.exists("runs/t/models/leaf.npz")
     model = store.get_bytes("runs/t/models/bootstrap.onnx")
     assert leafnet.carried(ort.InferenceSession(model).get_modelmeta().custom_metadata_map) is None
+    # refused, in a run whose initial model carries a net: that one is handed on, and the message says so
+    given = tmp_path / "given.onnx"
+    given.write_bytes(ArtifactStore(run.store).get_bytes("runs/t/models/bootstrap.onnx"))
+    started = tiny_run(tmp_path / "started").model_copy(update={"initial_model": train.initial_model(str(given))})
+    inherited = execute.execute(started, tiny_phase(PhaseName.BOOTSTRAP, games=2, leaf_games=2))
+    assert "no leaf net from 2 search games: no better than the count; the initial model's is handed on" \
+        in inherited.message
+    model = ArtifactStore(started.store).get_bytes("runs/t/models/bootstrap.onnx")
+    carried = leafnet.carried(ort.InferenceSession(model).get_modelmeta().custom_metadata_map)
+    np.testing.assert_array_equal(carried.w1, stored.w1.astype(np.float32).astype(np.float64))
     with pytest.raises(ValueError, match="leaf_games applies only to the bootstrap phase, not hybrid"):
         tiny_phase(PhaseName.HYBRID, leaf_games=2)
     wide = tiny_run(tmp_path / "wide").model_copy(update={"game": GameSpec(width=9, height=7, max_turns=40)})

@@ -331,6 +331,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
         try:
             starting.load(ArtifactStore(store_url), initial, preset.network, preset.game)
+            starting.leaf_net(ArtifactStore(store_url), initial, preset.game)  # the net it would hand on
         except starting.InitialModelError as exc:
             raise _Usage(f"--initial-model: {exc}") from None
     missing = [p for p in imitated if not shards.list_shards(ArtifactStore(store_url), run.run, p)]

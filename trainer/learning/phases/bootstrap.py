@@ -217,7 +217,8 @@ def train_leaf_net(ctx: runner.Context) -> str:
     net, held, why = leaf.adopt(data, seed=ctx.run.seed)
     if net is None:
         log.warning("%s: no leaf net: %s", ctx.name, why)
-        return f"no leaf net from {ctx.phase.leaf_games} search games: {why}"
+        inherited = "; the initial model's is handed on" if runner.leaf_net(ctx) is not None else ""
+        return f"no leaf net from {ctx.phase.leaf_games} search games: {why}{inherited}"
     buffer = io.BytesIO()
     net.save(buffer)
     ctx.store.put_bytes(key, buffer.getvalue(), {
