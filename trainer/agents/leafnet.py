@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 import os
 import typing
 from collections.abc import Mapping
@@ -129,7 +130,7 @@ class LeafNet:
             doc = json.loads(text)
         except ValueError:
             raise ValueError(f"leaf net metadata ({METADATA_KEY!r}) is not JSON") from None
-        if not isinstance(doc, dict) or doc.get("format") != METADATA_FORMAT:
+        if not isinstance(doc, dict) or type(doc.get("format")) is not int or doc["format"] != METADATA_FORMAT:
             found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
             raise ValueError(f"leaf net metadata: format {found!r}, this trainer reads format {METADATA_FORMAT}")
         arrays = doc.get("arrays")
@@ -149,11 +150,15 @@ class LeafNet:
             except (ValueError, TypeError):
                 raise ValueError(f"leaf net metadata: arrays.{key} is not base64 with a shape of integers") from None
             values = np.frombuffer(raw, "<f4")
-            if any(d < 0 for d in shape) or values.size != int(np.prod(shape)):
+            if any(d < 0 for d in shape) or values.size != math.prod(shape):
                 raise ValueError(f"leaf net metadata: arrays.{key} holds {values.size} values, "
-                                 f"its shape {list(shape)} needs {int(np.prod(shape))}")
+                                 f"its shape {list(shape)} needs {math.prod(shape)}")
             out[key] = values.reshape(shape).astype(np.float64)
-        return cls(**out)
+        net = cls(**out)
+        for field, holds in (("hidden", int(net.b1.shape[0])), ("cells", net.cells)):
+            if field in doc and (type(doc[field]) is not int or doc[field] != holds):
+                raise ValueError(f"leaf net metadata: {field!r} says {doc[field]!r}, its arrays hold {holds}")
+        return net
 
     @classmethod
     def load(cls, path: str | os.PathLike | typing.BinaryIO, label: str = "") -> LeafNet:
