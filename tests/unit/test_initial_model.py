@@ -319,3 +319,6 @@ def test_a_run_hands_on_the_leaf_net_its_initial_model_carries(tmp_path, capsys)
     (tmp_path / "wrong.onnx").write_bytes(wrong_board.SerializeToString())
     with pytest.raises(initial.InitialModelError, match="made for a board of 169 padded cells, this one has 81"):
         initial.leaf_net(store, train.initial_model(str(tmp_path / "wrong.onnx")), GAME)
+    (tmp_path / "cut.onnx").write_bytes(given[: len(given) // 2])
+    with pytest.raises(initial.InitialModelError, match=r"initialModel.onnx \(file://.*cut.onnx\): not an ONNX file"):
+        initial.leaf_net(store, train.initial_model(str(tmp_path / "cut.onnx")), GAME)

@@ -102,13 +102,14 @@ def leaf_net(store: ArtifactStore, spec: InitialModelSpec, game: GameSpec) -> le
         data = read(store, spec.onnx, spec.sha256, "initialModel.onnx")
     try:
         meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise InitialModelError(f"{field}: not an ONNX file ({exc})") from None
+    try:
         net = leafnet.carried(meta)
         if net is not None:
             net.check_board(Board(game.width, game.height).n_cells)
     except ValueError as exc:
         raise InitialModelError(f"{field}: the leaf net in its metadata does not load: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise InitialModelError(f"{field}: not an ONNX file ({exc})") from None
     return net
 
 
