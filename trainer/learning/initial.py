@@ -93,10 +93,7 @@ def leaf_net(store: ArtifactStore, spec: InitialModelSpec, game: GameSpec) -> le
         return None
     if spec.registry_version is not None:
         field = f"initialModel.registryVersion ({spec.registry_version})"
-        try:
-            data = model_registry.Registry(store).load(spec.registry_version)
-        except model_registry.VersionNotFoundError:
-            raise InitialModelError(f"{field}: no such version in the registry at {store.url}") from None
+        data = model_registry.Registry(store).load(_version(store, spec.registry_version, field).id)
     else:
         field = f"initialModel.onnx ({spec.onnx})"
         data = read(store, spec.onnx, spec.sha256, "initialModel.onnx")
@@ -137,10 +134,7 @@ def _from_registry(store: ArtifactStore, version: str, network: networks.Network
                    game: GameSpec) -> networks.PolicyValueNet:
     field = f"initialModel.registryVersion ({version})"
     reg = model_registry.Registry(store)
-    try:
-        found = reg.get(version)
-    except model_registry.VersionNotFoundError:
-        raise InitialModelError(f"{field}: no such version in the registry at {store.url}") from None
+    found = _version(store, version, field)
     if found.game and GameKey.parse(found.game) != game.key:
         raise InitialModelError(f"{field}: the version was trained for {found.game}, the run plays {game.key}")
     weights = found.metadata.get("weights")
@@ -148,6 +142,13 @@ def _from_registry(store: ArtifactStore, version: str, network: networks.Network
         data = store.get_bytes(weights, expected_sha256=found.metadata.get("weights_sha256") or None)
         return network_from_checkpoint(data, network, field)
     return network_from_onnx(reg.load(version), network, game, field)
+
+
+def _version(store: ArtifactStore, version: str, field: str) -> model_registry.ModelVersion:
+    try:
+        return model_registry.Registry(store).get(version)
+    except model_registry.VersionNotFoundError:
+        raise InitialModelError(f"{field}: no such version in the registry at {store.url}") from None
 
 
 def network_from_checkpoint(data: bytes, network: networks.NetworkConfig, field: str) -> networks.PolicyValueNet:
