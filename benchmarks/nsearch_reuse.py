@@ -26,12 +26,12 @@ import tracemalloc
 import numpy as np
 
 from benchmarks import commit
-from ouroboros.trainer.agents import arena, nsearch
+from ouroboros.trainer.agents import arena, nsearch, puct
 from ouroboros.trainer.engine.types import GameConfig
 from ouroboros.trainer.evaluation import stats
 
 
-def _describe(name: str, results: list[nsearch.SearchResult]) -> str:
+def _describe(name: str, results: list[puct.SearchResult]) -> str:
     searched = [r for r in results if r.simulations or r.reused]
     new = statistics.median(r.simulations for r in searched)
     total = statistics.median(r.reused + r.simulations for r in searched)
@@ -60,7 +60,7 @@ def tree_memory(model: str, visits: int, seed: int) -> tuple[int, int]:
     state = midgame_states(config, 2, 40, seed)
     player = nsearch.NeuralSearch(model, ms=0, visits=visits, reuse=True)
     player.search(config, state, 1, 0)  # warm-up: the session's buffers
-    player.kept = type(player.kept)(nsearch.MAX_KEPT_ROOTS, nsearch.MAX_KEPT_NODES)
+    player.kept = type(player.kept)(puct.MAX_KEPT_ROOTS, puct.MAX_KEPT_NODES)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     player.search(config, state, 0, 0)
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
           f"commit {commit()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before")
     nodes, kept = tree_memory(args.model, args.memory_visits, args.seed)
     print(f"memory: one {args.memory_visits}-descent search keeps {nodes} nodes, {kept / 1e6:.2f} MB "
-          f"({kept / max(nodes, 1) / 1e3:.2f} kB a node); a player keeps at most {nsearch.MAX_KEPT_ROOTS} "
-          f"searches and {nsearch.MAX_KEPT_NODES} nodes")
+          f"({kept / max(nodes, 1) / 1e3:.2f} kB a node); a player keeps at most {puct.MAX_KEPT_ROOTS} "
+          f"searches and {puct.MAX_KEPT_NODES} nodes")
     if args.games <= 0:
         return 0
     started = time.monotonic()

@@ -19,7 +19,7 @@ import pytest
 from leafnets import random_net
 
 from ouroboros.contract.game import GameKey
-from ouroboros.trainer.agents import collector, compact, nsearch, registry, stopping
+from ouroboros.trainer.agents import collector, compact, nsearch, puct, registry, stopping
 from ouroboros.trainer.engine import jsonio, maps, rules
 from ouroboros.trainer.engine.types import GameConfig, GameMap, Move, Ruleset, RulesetSettings
 from ouroboros.trainer.serving import players as serving
@@ -68,7 +68,7 @@ def game(snakes, food=(), size=7, health=None) -> jsonio.Game:
     return jsonio.parse_board(board, kw, turn=10, seed=1)
 
 
-def decide(player: nsearch.NeuralSearch, g: jsonio.Game, seat: int = 0) -> nsearch.SearchResult:
+def decide(player: nsearch.NeuralSearch, g: jsonio.Game, seat: int = 0) -> puct.SearchResult:
     return player.search(g.config, g.state, 0, seat)
 
 
@@ -534,8 +534,8 @@ def test_a_whole_game_reuses_and_keeps_a_bounded_memory(onnx_file, monkeypatch, 
     the player stays within its bounds and plays on."""
     from ouroboros.trainer.agents import arena
 
-    monkeypatch.setattr(nsearch, "MAX_KEPT_ROOTS", roots)
-    monkeypatch.setattr(nsearch, "MAX_KEPT_NODES", nodes)
+    monkeypatch.setattr(puct, "MAX_KEPT_ROOTS", roots)
+    monkeypatch.setattr(puct, "MAX_KEPT_NODES", nodes)
     config = GameConfig(7, 7, 2, Ruleset.STANDARD, GameMap.STANDARD, NO_SPAWN)
     player = nsearch.NeuralSearch(str(onnx_file), ms=0, visits=48)
     assert (player.kept.limit, player.kept.max_nodes) == (roots, nodes)
