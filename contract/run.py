@@ -299,9 +299,10 @@ class PhaseSpec(ApiModel):
         "held-out games better than the search's count; every later model of the run carries it in its ONNX "
         "metadata (leaf_net) and champion+nsearch adds it to the alpha-beta's leaf scores where it hands moves off "
         "(endgameShare). 1,000 11x11 duels: served with every move handed off, against the search at 50 ms over 200 "
-        "duels, one such net scored 58.25% [51.3%, 64.9%], another (the medium preset's, seed 11) 46.75% [40.0%, "
-        "53.7%]; about 43 minutes on 2 cores, and the positions take 1.6 GB of memory, twice "
-        "that while they are joined. Unset: no leaf net.",
+        "duels, three such nets scored 58.25% [51.3%, 64.9%] (a benchmark's), 46.75% [40.0%, 53.7%] and 63.75% "
+        "[56.9%, 70.1%] (the medium preset's, seeds 11 and 12): the result varies with the games; about 43 "
+        "minutes on 2 cores, and the positions take 1.6 GB of memory, twice that while they are joined. Unset: "
+        "no leaf net.",
     )
 
     @model_validator(mode="after")

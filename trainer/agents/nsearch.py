@@ -26,9 +26,10 @@ model's ONNX file carries one (:mod:`.leafnet`, metadata key ``leaf_net``),
 the alpha-beta adds it to every leaf's count (`leaf`, on by default), the
 network's judgement inside the exact tree, NNUE's shape; with every move
 handed off (``endgame=0.01``) the `medium` network with a net from 1,000
-search games beat `search` at 50 ms, 58.25% [51.3%, 64.9%] over 200 duels,
-and with another such net (the preset's own, other seeds) scored 46.75%
-[40.0%, 53.7%] (README, *Strength*). Moves the alpha-beta scores exactly alike
+search games beat `search` at 50 ms, 58.25% [51.3%, 64.9%] over 200 duels;
+the preset's own runs' nets scored 46.75% [40.0%, 53.7%] (seed 11) and
+63.75% [56.9%, 70.1%] (seed 12): what a net is worth varies with its games
+(README, *Strength*). Moves the alpha-beta scores exactly alike
 (3 to 6% of the positions of `search`'s games at depths 2 to 6 with the
 hand-set weights, `python -m benchmarks.ties`) it orders as `search` does,
 by its previous iteration (`tiebreak=search`, the default); `tiebreak=policy`
