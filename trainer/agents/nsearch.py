@@ -101,7 +101,7 @@ class NeuralSearch:
     prune: float = 0.0
     """Moves whose prior is below this fraction of the best move's are not searched."""
     reuse: bool = True
-    """Keep the subtree of the joint move played as the next turn's root (see the module's docstring)."""
+    """Keep the subtree of the joint move played as the next turn's root (:mod:`.puct`'s docstring)."""
     endgame: float = 0.0
     """Hand-off: once the living snakes' bodies fill at least this share of the board's cells (0 to 1;
     0: never), the compiled alpha-beta (:func:`.search.choose_compiled`) decides the move within the
@@ -173,7 +173,7 @@ class NeuralSearch:
     def act_scored(self, config: GameConfig, state: BatchState, seat: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """`act`'s moves [B] int8 and each decision's root value for `seat`, float64 [B] in [-1, 1]
-        (:attr:`SearchResult.value`), NaN where nothing was searched (game over, snake out, one or no
+        (:attr:`.puct.SearchResult.value`), NaN where nothing was searched (game over, snake out, one or no
         move to choose from) and where the alpha-beta decided (`endgame`: its score is in points). A bootstrap teacher's protocol (``selfplay``): :meth:`values` turns a
         position's scores into value targets, as AlphaZero-style systems train the value on the
         search's root value (MuZero Reanalyse; Schrittwieser et al. 2021)."""
@@ -353,8 +353,6 @@ class NeuralSearch:
             if children:
                 self.kept.put(children)
         return result
-
-
 
 
 TIEBREAKS = ("policy", "value", "search")

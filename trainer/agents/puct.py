@@ -72,7 +72,6 @@ measured by ``benchmarks.nsearch_reuse``, and what bounds the collector's full p
 a 6x32 network's 11x11 duel)."""
 
 
-
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
     """What one search concluded, with the root statistics expert iteration reads."""
@@ -181,10 +180,10 @@ class KeptTrees:
 class Tree:
     """One decision's tree: the rules, the network, the root and the statistics."""
 
-    def __init__(self, owner: Guide, config: GameConfig, rules: compact.Rules, turn: int, me: int):
-        self.p, self.config, self.rules, self.turn, self.me = owner, config, rules, turn, me
+    def __init__(self, guide: Guide, config: GameConfig, rules: compact.Rules, turn: int, me: int):
+        self.guide, self.config, self.rules, self.turn, self.me = guide, config, rules, turn, me
         self.solo = config.ruleset is Ruleset.SOLO
-        self.size = owner.model._size(config) if hasattr(owner.model, "_size") else None
+        self.size = guide.model._size(config) if hasattr(guide.model, "_size") else None
         self.depth = self.evaluations = 0
 
     def run(self, root: Node, deadline: float, cap: int, hung_up: threading.Event | None = None) -> SearchResult:
@@ -202,7 +201,7 @@ class Tree:
                 began = time.perf_counter()
                 if began + last >= deadline:
                     break
-                sims += self.round(root, min(self.p.batch, cap - sims))
+                sims += self.round(root, min(self.guide.batch, cap - sims))
                 last = time.perf_counter() - began
         return self.result(sims, reused)
 
@@ -263,7 +262,7 @@ class Tree:
         """Select joint moves from `node` down to an unevaluated or finished node,
         adding a virtual loss on every move taken."""
         path = []
-        c = self.p.c_puct
+        c = self.guide.c_puct
         while node.terminal is None and node.value is not None:
             sq = math.sqrt(node.visits + 1)
             picks = []
@@ -329,7 +328,7 @@ class Tree:
 
     def expand(self, nodes: list[Node]) -> None:
         """Evaluate `nodes` with one network call: candidate moves, priors and values."""
-        logits, values = self.p.model.evaluate(self.planes(nodes))
+        logits, values = self.guide.model.evaluate(self.planes(nodes))
         self.apply(nodes, logits, values)
 
     def planes(self, nodes: list[Node]) -> np.ndarray:
@@ -359,9 +358,9 @@ class Tree:
                 z = [float(logits[at, m]) for m in moves]
                 top = max(z)
                 p = [math.exp(v - top) for v in z]
-                if self.p.prune > 0 and len(moves) > 1:
-                    moves = [m for m, v in zip(moves, p, strict=True) if v >= self.p.prune]
-                    p = [v for v in p if v >= self.p.prune]
+                if self.guide.prune > 0 and len(moves) > 1:
+                    moves = [m for m, v in zip(moves, p, strict=True) if v >= self.guide.prune]
+                    p = [v for v in p if v >= self.guide.prune]
                 total = sum(p)
                 moves_of.append(tuple(moves))
                 prior_of.append(tuple(v / total for v in p))
