@@ -93,7 +93,8 @@ def leaf_net(store: ArtifactStore, spec: InitialModelSpec, game: GameSpec) -> le
         return None
     if spec.registry_version is not None:
         field = f"initialModel.registryVersion ({spec.registry_version})"
-        data = model_registry.Registry(store).load(_version(store, spec.registry_version, field).id)
+        reg = model_registry.Registry(store)
+        data = reg.load(_version(reg, spec.registry_version, field).id)
     else:
         field = f"initialModel.onnx ({spec.onnx})"
         data = read(store, spec.onnx, spec.sha256, "initialModel.onnx")
@@ -134,7 +135,7 @@ def _from_registry(store: ArtifactStore, version: str, network: networks.Network
                    game: GameSpec) -> networks.PolicyValueNet:
     field = f"initialModel.registryVersion ({version})"
     reg = model_registry.Registry(store)
-    found = _version(store, version, field)
+    found = _version(reg, version, field)
     if found.game and GameKey.parse(found.game) != game.key:
         raise InitialModelError(f"{field}: the version was trained for {found.game}, the run plays {game.key}")
     weights = found.metadata.get("weights")
@@ -144,11 +145,12 @@ def _from_registry(store: ArtifactStore, version: str, network: networks.Network
     return network_from_onnx(reg.load(version), network, game, field)
 
 
-def _version(store: ArtifactStore, version: str, field: str) -> model_registry.ModelVersion:
+def _version(reg: model_registry.Registry, version: str, field: str) -> model_registry.ModelVersion:
+    """`version` of `reg`; InitialModelError naming `field` when the registry has no such version."""
     try:
-        return model_registry.Registry(store).get(version)
+        return reg.get(version)
     except model_registry.VersionNotFoundError:
-        raise InitialModelError(f"{field}: no such version in the registry at {store.url}") from None
+        raise InitialModelError(f"{field}: no such version in the registry at {reg.store.url}") from None
 
 
 def network_from_checkpoint(data: bytes, network: networks.NetworkConfig, field: str) -> networks.PolicyValueNet:
